@@ -1,0 +1,89 @@
+# lowbit: plain GNU Makefile. Nothing here downloads anything.
+#   make            library (static + shared) and the lowbit CLI
+#   make test       build and run every test program; ends with "N passed, N failed"
+#   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
+#   make bench      run the benchmarks under bench/
+#   make install PREFIX=/usr/local
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude -Isrc $(WARN)
+LDLIBS   = -lm -pthread
+VERSION  = 0.1.0
+
+# ISA variants are compiled with per-file flags and chosen at run time, so the
+# binary runs on any x86-64 (reference path) without -march=native.
+AVX2_FLAGS   = -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mavx2 -mfma -mf16c
+
+LIB_SRC   := $(sort $(wildcard src/*/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TEST_SRC  := $(sort $(wildcard tests/test_*.c))
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+FUZZ_SRC  := $(sort $(wildcard tests/fuzz_*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+FUZZERS   := $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%)
+
+STATIC = $(BUILD)/liblowbit.a
+SHARED = $(BUILD)/liblowbit.so
+CLI    = $(BUILD)/lowbit
+
+.PHONY: all test asan ubsan bench fuzz install clean
+all: $(STATIC) $(SHARED) $(CLI)
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(AVX2_FLAGS) -MMD -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(AVX512_FLAGS) -MMD -c $< -o $@
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDFLAGS) $(LDLIBS)
+$(CLI): $(TOOL_OBJ) $(STATIC)
+	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(STATIC) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c tests/harness.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+$(BUILD)/bench/%: bench/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+
+test: $(TESTS) $(CLI) $(FUZZERS)
+	@sh tests/run_tests.sh $(BUILD) $(TESTS)
+
+# Sanitizer builds live in their own build folders so they never mix objects.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" test
+ubsan:
+	$(MAKE) BUILD=build-ubsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=undefined" test
+
+bench: $(BENCHES) $(CLI)
+	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
+
+fuzz: $(FUZZERS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 $(STATIC) $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 include/lowbit.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lowbit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lowbit.pc
+
+clean:
+	rm -rf build build-asan build-ubsan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

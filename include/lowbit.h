@@ -1,0 +1,122 @@
+/* lowbit.h: the one public header of liblowbit.
+ *
+ * Conventions (see docs/api.md):
+ *  - every call that can fail returns lb_status (0 = LB_OK) and fills
+ *    out-parameters; lb_errmsg() then holds a message a person can act on
+ *    (file name, offset, what was expected). The message is per thread.
+ *  - the library never prints and never exits; logging goes through
+ *    lb_set_log().
+ *  - constructors are _load/_create, destructors _free accept NULL.
+ *  - enum values and on-disk ids are append-only.
+ */
+#ifndef LOWBIT_H
+#define LOWBIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LB_VERSION_STRING "0.1.0"
+
+/* ===================================================================== core */
+
+typedef enum lb_status {
+    LB_OK = 0,
+    LB_ERR_ARG = 1,         /* invalid argument or option */
+    LB_ERR_IO = 2,          /* a file could not be opened, read or written */
+    LB_ERR_FORMAT = 3,      /* a file's contents are malformed or truncated */
+    LB_ERR_NOMEM = 4,       /* allocation failed */
+    LB_ERR_UNSUPPORTED = 5, /* valid but not supported (architecture, dtype) */
+    LB_ERR_NOTFOUND = 6,    /* unknown name (format, method, tensor) */
+    LB_ERR_CORRUPT = 7,     /* checksum mismatch or inconsistent data */
+} lb_status;
+
+const char *lb_status_str(lb_status s);
+/* The message of the last failing call on this thread ("" when none). */
+const char *lb_errmsg(void);
+const char *lb_version(void);
+
+typedef enum lb_log_level { LB_LOG_DEBUG, LB_LOG_INFO, LB_LOG_WARN } lb_log_level;
+typedef void (*lb_log_fn)(lb_log_level level, const char *msg, void *user);
+/* Install a log callback (NULL silences the library, the default). */
+void lb_set_log(lb_log_fn fn, void *user);
+
+/* Progress callback used by long operations: done of total units. */
+typedef void (*lb_progress_fn)(int64_t done, int64_t total, const char *what, void *user);
+
+/* Instruction-set paths. Chosen once from cpuid; LOWBIT_ISA=ref|avx2|avx512
+ * in the environment forces one (a path the CPU lacks falls back to the best
+ * one it has). Results never depend on this choice. */
+typedef enum lb_isa { LB_ISA_REF = 0, LB_ISA_AVX2 = 1, LB_ISA_AVX512 = 2 } lb_isa;
+lb_isa lb_isa_active(void);
+lb_isa lb_isa_best(void);           /* best the CPU supports */
+const char *lb_isa_name(lb_isa isa);
+/* Force a path for this process (tests, benchmarks). Returns the path in use. */
+lb_isa lb_isa_set(lb_isa isa);
+
+/* Element types of tensors held in memory and in files. */
+typedef enum lb_dtype {
+    LB_DTYPE_F32 = 0, LB_DTYPE_F16 = 1, LB_DTYPE_BF16 = 2, LB_DTYPE_U8 = 3,
+    LB_DTYPE_I8 = 4, LB_DTYPE_I32 = 5, LB_DTYPE_I64 = 6, LB_DTYPE_U32 = 7,
+    LB_DTYPE_F64 = 8, LB_DTYPE_I16 = 9, LB_DTYPE_U16 = 10, LB_DTYPE_U64 = 11,
+} lb_dtype;
+size_t lb_dtype_size(lb_dtype t);
+const char *lb_dtype_name(lb_dtype t);   /* safetensors spelling: "F32", "BF16" ... */
+
+/* Scalar codecs: round-to-nearest-even; NaN stays NaN, overflow gives Inf. */
+uint16_t lb_f32_to_bf16(float x);
+float lb_bf16_to_f32(uint16_t h);
+uint16_t lb_f32_to_f16(float x);
+float lb_f16_to_f32(uint16_t h);
+void lb_f32_to_bf16_row(const float *x, uint16_t *y, int64_t n);
+void lb_bf16_to_f32_row(const uint16_t *x, float *y, int64_t n);
+void lb_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+void lb_f16_to_f32_row(const uint16_t *x, float *y, int64_t n);
+
+/* Thread pool: one per process is enough; work is split by output rows in a
+ * fixed order, so results never depend on the thread count. */
+typedef struct lb_pool lb_pool;
+typedef void (*lb_task_fn)(void *ctx, int64_t begin, int64_t end, int thread);
+/* n_threads <= 0 picks the number of online CPUs. */
+lb_status lb_pool_create(int n_threads, lb_pool **out);
+void lb_pool_free(lb_pool *p);
+int lb_pool_threads(const lb_pool *p);
+/* Run fn over [0, n) in contiguous chunks of at least `grain` items; blocks
+ * until done. A NULL pool runs everything on the calling thread. */
+void lb_pool_for(lb_pool *p, int64_t n, int64_t grain, lb_task_fn fn, void *ctx);
+
+/* Deterministic RNG (xoshiro256**, seeded through splitmix64). */
+typedef struct lb_rng { uint64_t s[4]; } lb_rng;
+void lb_rng_seed(lb_rng *r, uint64_t seed);
+uint64_t lb_rng_u64(lb_rng *r);
+double lb_rng_uniform(lb_rng *r);            /* [0, 1) */
+double lb_rng_normal(lb_rng *r);             /* standard normal */
+
+/* Monotonic wall clock in seconds. */
+double lb_time_now(void);
+
+/* ================================================================== formats */
+/* (src/formats: element codecs and block formats; see docs/formats.md) */
+
+/* =============================================================== transforms */
+/* (src/transforms: Hadamard and other orthogonal transforms) */
+
+/* ==================================================================== model */
+/* (src/model: loaders, tokenizers, forward pass) */
+
+/* ===================================================================== eval */
+/* (src/eval: perplexity, KL divergence, reports) */
+
+/* ================================================================= lossless */
+/* (src/lossless: entropy-coded BF16) */
+
+/* ==================================================================== quant */
+/* (src/quant: weight quantizers) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOWBIT_H */

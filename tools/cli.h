@@ -1,0 +1,43 @@
+/* cli.h: helpers shared by the lowbit subcommands (tools/ only; uses just
+ * the public header). Each command is `int cmd_x(int argc, char **argv)` with
+ * argv[0] naming the command; it returns the process exit status. */
+#ifndef LB_CLI_H
+#define LB_CLI_H
+
+#include "lowbit.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*fn)(int argc, char **argv);
+} cli_command;
+
+/* Print "lowbit <cmd>: <message>" to stderr and return 1 (use: return cli_fail(...)). */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Report a failed library call: "lowbit <cmd>: <lb_errmsg()>". Returns 1. */
+int cli_fail_status(const char *cmd, lb_status s);
+
+/* True when argv[*i] is `name`; stores the value of "--name V" or "--name=V"
+ * in *val (advancing *i). A missing value prints an error and sets *err. */
+bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *err);
+bool cli_flag(const char *arg, const char *name);
+bool cli_is_help(const char *arg);
+/* Parse numbers within [lo, hi]; print a clear error naming the option. */
+bool cli_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
+bool cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+
+/* Progress line on stderr, only when stderr is a terminal. Pass as the
+ * library's lb_progress_fn with user = command name. */
+void cli_progress(int64_t done, int64_t total, const char *what, void *user);
+void cli_progress_end(void);
+
+/* Read a whole file (for raw float32 tensors); returns NULL and prints on error. */
+void *cli_read_all(const char *cmd, const char *path, size_t *size);
+
+/* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */
+const char *cli_models_dir(void);
+
+#endif

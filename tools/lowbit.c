@@ -1,0 +1,83 @@
+/* lowbit.c: the command-line tool. `lowbit <command> [options]`; every
+ * command answers --help. Commands live in cmd_*.c beside this file and are
+ * listed once in the table below. */
+#include "cli.h"
+#include <string.h>
+
+static int cmd_help(int argc, char **argv);
+static int cmd_version(int argc, char **argv);
+static int cmd_info(int argc, char **argv);
+
+static const cli_command commands[] = {
+    {"help", "list commands, or show one command's help", cmd_help},
+    {"version", "print the version", cmd_version},
+    {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+};
+static const int n_commands = (int)(sizeof commands / sizeof *commands);
+
+static const cli_command *find(const char *name)
+{
+    for (int i = 0; i < n_commands; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "lowbit %s: smaller, faster transformer inference on CPUs\n\n"
+               "usage: lowbit <command> [options]   (lowbit <command> --help for details)\n\ncommands:\n",
+            lb_version());
+    for (int i = 0; i < n_commands; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment: LOWBIT_ISA=ref|avx2|avx512 forces a kernel path; "
+               "LOWBIT_MODELS / LOWBIT_DATA locate shared models and data.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) { usage(stdout); return 0; }
+    const cli_command *c = find(argv[1]);
+    if (!c) return cli_fail("help", "unknown command '%s' (see 'lowbit help')", argv[1]);
+    char *args[] = {argv[1], "--help", NULL};
+    return c->fn(2, args);
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    if (argc > 1 && cli_is_help(argv[1])) { printf("usage: lowbit version\nPrints the lowbit version.\n"); return 0; }
+    printf("lowbit %s\n", lb_version());
+    return 0;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            printf("usage: lowbit info [--json]\nShows the best instruction set of this CPU, the one in use "
+                   "(LOWBIT_ISA overrides) and the default thread count.\n");
+            return 0;
+        }
+        if (cli_flag(argv[i], "--json")) json = true;
+        else return cli_fail("info", "unknown option '%s'", argv[i]);
+    }
+    lb_pool *p = NULL;
+    lb_status s = lb_pool_create(0, &p);
+    if (s) return cli_fail_status("info", s);
+    int nt = lb_pool_threads(p);
+    lb_pool_free(p);
+    if (json)
+        printf("{\"version\": \"%s\", \"isa_best\": \"%s\", \"isa_active\": \"%s\", \"threads\": %d}\n",
+               lb_version(), lb_isa_name(lb_isa_best()), lb_isa_name(lb_isa_active()), nt);
+    else
+        printf("lowbit %s\nisa best:   %s\nisa active: %s\nthreads:    %d\n", lb_version(),
+               lb_isa_name(lb_isa_best()), lb_isa_name(lb_isa_active()), nt);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
+    const cli_command *c = find(argv[1]);
+    if (!c) return cli_fail(argv[1], "unknown command (see 'lowbit help')");
+    return c->fn(argc - 1, argv + 1);
+}
