@@ -107,6 +107,45 @@ double lb_time_now(void);
 /* ==================================================================== model */
 /* (src/model: loaders, tokenizers, forward pass) */
 
+typedef struct lb_model lb_model;
+
+/* Summary of a loaded model. */
+typedef struct lb_model_info {
+    char arch[32];            /* "llama", "mistral", "qwen2", "qwen3" */
+    char source[32];          /* "llama2c", "llama2c-v1", "safetensors", ... */
+    int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim, vocab_size, max_seq;
+    double rope_theta, norm_eps;
+    int tied_embeddings;
+    int64_t n_params;
+    size_t weight_bytes;      /* bytes of weight data as stored */
+} lb_model_info;
+
+/* Load a model: a llama2.c checkpoint (.bin, legacy or version 1) or a
+ * Hugging Face folder (config.json + model.safetensors or sharded
+ * model-*.safetensors with model.safetensors.index.json). Weights are mmap'd. */
+lb_status lb_model_load(const char *path, lb_model **out);
+void lb_model_free(lb_model *m);
+void lb_model_get_info(const lb_model *m, lb_model_info *info);
+
+typedef struct lb_tokenizer lb_tokenizer;
+/* Load a tokenizer: llama2.c tokenizer.bin, Hugging Face tokenizer.json, or
+ * a model folder holding tokenizer.json. */
+lb_status lb_tokenizer_load(const char *path, lb_tokenizer **out);
+void lb_tokenizer_free(lb_tokenizer *t);
+int64_t lb_tokenizer_vocab_size(const lb_tokenizer *t);
+int32_t lb_tokenizer_bos(const lb_tokenizer *t);   /* -1 when none */
+int32_t lb_tokenizer_eos(const lb_tokenizer *t);   /* -1 when none */
+/* Encode UTF-8 text (len bytes); *ids is malloc'd (free with free()). */
+lb_status lb_tokenizer_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos,
+                              int32_t **ids, int64_t *n_ids);
+/* Decode a whole sequence; *text is malloc'd and NUL-terminated. */
+lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t n_ids, char **text,
+                              size_t *len);
+/* The bytes token `id` contributes after token `prev` (streaming output):
+ * points *piece at tokenizer-owned or buf-held bytes, valid until the next call. */
+lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
+                             const char **piece, size_t *len);
+
 /* ===================================================================== eval */
 /* (src/eval: perplexity, KL divergence, reports) */
 

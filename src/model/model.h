@@ -1,0 +1,83 @@
+/* model.h: the in-memory model shared by the loaders (which fill it) and the
+ * forward pass (which reads it). Weights are borrowed views into mmap'd files
+ * whenever the file's layout allows; anything converted is owned by the model
+ * and freed with it.
+ *
+ * Weight matrices are row-major [out_features, in_features] (the PyTorch
+ * nn.Linear layout, also llama2.c's): y[r] = sum_c W[r, c] * x[c]. */
+#ifndef LB_MODEL_H
+#define LB_MODEL_H
+
+#include "core/core.h"
+
+typedef enum lb_arch {
+    LB_ARCH_LLAMA = 0,   /* llama2.c checkpoints and LlamaForCausalLM */
+    LB_ARCH_MISTRAL = 1, /* MistralForCausalLM (llama + sliding window, ignored at our lengths) */
+    LB_ARCH_QWEN2 = 2,   /* Qwen2ForCausalLM: q/k/v projections carry biases */
+    LB_ARCH_QWEN3 = 3,   /* Qwen3ForCausalLM: per-head RMSNorm on q and k before RoPE */
+} lb_arch;
+
+typedef enum lb_rope_layout {
+    LB_ROPE_INTERLEAVED = 0, /* llama2.c / Meta: rotate pairs (2i, 2i+1) of each head */
+    LB_ROPE_HALF = 1,        /* Hugging Face: rotate (i, i + head_dim/2) */
+} lb_rope_layout;
+
+typedef struct lb_config {
+    lb_arch arch;
+    int64_t dim;          /* hidden size */
+    int64_t hidden_dim;   /* MLP intermediate size */
+    int64_t n_layers;
+    int64_t n_heads;
+    int64_t n_kv_heads;   /* grouped-query attention: n_heads % n_kv_heads == 0 */
+    int64_t head_dim;     /* usually dim / n_heads; Qwen3 may differ */
+    int64_t vocab_size;
+    int64_t max_seq;      /* max positions (llama2.c seq_len / max_position_embeddings) */
+    float norm_eps;       /* RMSNorm epsilon (llama2.c: 1e-5) */
+    float rope_theta;     /* 10000 unless given */
+    lb_rope_layout rope_layout;
+    /* llama3 rope_scaling ("rope_type": "llama3"); off when rope_factor == 0 */
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_orig_max_pos;
+    bool tied_embeddings; /* lm_head shares tok_embed */
+    bool qkv_bias;        /* Qwen2 */
+    bool qk_norm;         /* Qwen3 */
+    int32_t bos_id, eos_id; /* -1 when unknown */
+} lb_config;
+
+/* A borrowed (or owned) view of one weight tensor. 1-D tensors have rows = 1.
+ * Quantized and losslessly packed weights (issues 4 and 5) extend this with
+ * a format descriptor; the forward pass must go through the matmul kernels
+ * rather than reading `data` directly, so that those can be added. */
+typedef struct lb_weight {
+    const void *data;   /* NULL when the tensor is absent (e.g. no bias) */
+    lb_dtype dtype;     /* F32, F16 or BF16 */
+    int64_t rows, cols;
+} lb_weight;
+
+typedef struct lb_layer_weights {
+    lb_weight attn_norm;          /* (dim) */
+    lb_weight wq;                 /* (n_heads * head_dim, dim) */
+    lb_weight wk, wv;             /* (n_kv_heads * head_dim, dim) */
+    lb_weight bq, bk, bv;         /* biases, Qwen2 only */
+    lb_weight q_norm, k_norm;     /* (head_dim), Qwen3 only */
+    lb_weight wo;                 /* (dim, n_heads * head_dim) */
+    lb_weight ffn_norm;           /* (dim) */
+    lb_weight w_gate, w_up;       /* (hidden_dim, dim)  SwiGLU: down(silu(gate x) * up x) */
+    lb_weight w_down;             /* (dim, hidden_dim) */
+} lb_layer_weights;
+
+struct lb_model {
+    lb_config cfg;
+    lb_weight tok_embed;          /* (vocab_size, dim) */
+    lb_weight final_norm;         /* (dim) */
+    lb_weight lm_head;            /* (vocab_size, dim); same data as tok_embed when tied */
+    lb_layer_weights *layers;     /* (n_layers) */
+    lb_map *maps;                 /* mapped files the views point into */
+    int n_maps;
+    void **owned;                 /* buffers owned by the model (converted tensors) */
+    int n_owned;
+    char *path;                   /* what was loaded */
+    char *source_format;          /* "llama2c", "llama2c-v1", "safetensors", ... */
+};
+
+#endif
