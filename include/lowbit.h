@@ -230,7 +230,114 @@ lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap);
 /* (src/lossless: entropy-coded BF16) */
 
 /* ==================================================================== quant */
-/* (src/quant: weight quantizers) */
+/* (src/quant: weight quantizers and quantized model files; docs/quant.md,
+ * docs/file-format.md)
+ *
+ * A quantizer (method) turns a float matrix W (rows x cols, row-major, the
+ * nn.Linear layout) into a packed matrix of one block format. Every method
+ * keeps the identity
+ *     W ~= dequant(packed) * diag(col_scale) * R,   R = blockdiag(T_b) diag(signs)
+ * (col_scale: SINQ, else absent = 1; R: the Hadamard rotation of the
+ * hadamard+* methods, else absent = I), so y = W x is computed online as
+ * dequant(packed) (col_scale .* (R x)). Methods are rows of one registry
+ * table (src/quant/registry.c); names are stable (written into files). */
+typedef struct lb_quantizer lb_quantizer;
+int lb_quantizer_count(void);
+const lb_quantizer *lb_quantizer_at(int i);             /* NULL when out of range */
+const lb_quantizer *lb_quantizer_find(const char *name); /* NULL when unknown */
+const char *lb_quantizer_name(const lb_quantizer *q);
+const char *lb_quantizer_describe(const lb_quantizer *q);
+
+/* The format named `name` with group size `group` (0 = as named). Accepts a
+ * registry name ("int4_g64_asym", "mxfp4") or, with a group, a family name
+ * "intK[_asym][_bf16]" ("int4_asym" + 64 -> "int4_g64_asym"). LB_ERR_ARG for a
+ * group that is not a power of two or that conflicts with the format's own
+ * block; LB_ERR_NOTFOUND for an unknown name. */
+lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_format **out);
+
+typedef struct lb_quantize_opts {
+    lb_scale_rule scale_rule;   /* the format's scale rule (LB_SCALE_MSE: searched scales) */
+    int64_t hadamard_block;     /* hadamard+*: largest rotation block (0 = 128); the block used is the
+                                   largest supported order dividing cols and <= this */
+    uint64_t seed;              /* hadamard+*: seed of the random signs */
+    int sinq_iters;             /* sinq: Sinkhorn iterations (0 = 16) */
+} lb_quantize_opts;
+
+/* A quantized matrix; every buffer is owned (free with lb_qmatrix_free). */
+typedef struct lb_qmatrix {
+    const lb_format *fmt;
+    const lb_quantizer *method;
+    int64_t rows, cols;
+    size_t row_bytes;           /* lb_format_row_bytes(fmt, cols) */
+    float tensor_scale;         /* NV per-tensor encode scale, else 1 */
+    uint8_t *packed;            /* (rows, row_bytes) */
+    float *col_scale;           /* (cols) or NULL */
+    int64_t hadamard_block;     /* 0 = no rotation */
+    uint64_t hadamard_seed;
+    int8_t *hadamard_signs;     /* (cols) or NULL */
+    double imbalance_before, imbalance_after;  /* sinq: mean over tiles of max std / min std */
+} lb_qmatrix;
+
+/* Quantize w (rows x cols) with method q into format f (opts may be NULL).
+ * LB_ERR_ARG when cols is not a multiple of the format's block (or of 2 for
+ * a rotation). */
+lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
+                             const float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
+/* w (rows x cols) <- the approximation of the original matrix (rotation and
+ * column scale undone). */
+lb_status lb_qmatrix_dequantize(const lb_qmatrix *m, float *w);
+void lb_qmatrix_free(lb_qmatrix *m);          /* frees the buffers, not m; NULL ok */
+
+/* Model-level quantization: every linear weight (q, k, v, o, gate, up,
+ * down) is quantized; embeddings, lm_head and norms keep their precision.
+ * Tensors matching a `keep` glob (fnmatch, on the Hugging Face name, e.g.
+ * "model.layers.0.*" or "*down_proj*") are kept too, and so is a linear
+ * whose cols do not divide the format's block (reported as such). */
+typedef struct lb_model_quant_opts {
+    const char *format;         /* see lb_quant_format_resolve */
+    int64_t group;              /* 0 = the format's own */
+    const char *method;         /* NULL = "rtn" */
+    lb_quantize_opts q;
+    const char *const *keep;    /* glob patterns */
+    int n_keep;
+    int n_threads;              /* <= 0: all CPUs; results never depend on it */
+    lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
+    void *progress_user;
+} lb_model_quant_opts;
+
+typedef struct lb_quant_tensor_info {
+    char name[96];              /* Hugging Face name ("model.layers.0.mlp.up_proj.weight") */
+    int64_t rows, cols;
+    char format[32];            /* block format, or the dtype ("F32") when kept */
+    char method[24];            /* "" when kept */
+    char status[32];            /* "quantized", "kept (--keep)", "kept (shape)", "kept (not linear)" */
+    double bits_per_weight;     /* everything stored for it, scales and column scales included */
+    size_t bytes;
+    double rel_err;             /* ||W - Q(W)||_F / ||W||_F (0 when kept) */
+    double imbalance_before, imbalance_after; /* sinq only */
+} lb_quant_tensor_info;
+
+typedef struct lb_quant_report {
+    lb_quant_tensor_info *tensors;
+    int64_t n_tensors, n_quantized, n_kept_linear;
+    double linear_bits_per_weight;  /* over all linear weights (kept ones at their dtype) */
+    double total_bits_per_weight;   /* over every weight of the model */
+    size_t total_bytes;
+    double seconds;
+} lb_quant_report;
+
+/* Quantize src into a new model *out (independent of src). rep may be NULL;
+ * free it with lb_quant_report_free. */
+lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *opts, lb_model **out,
+                            lb_quant_report *rep);
+void lb_quant_report_free(lb_quant_report *r);
+/* Write a model (dense, rotated or packed) as a self-contained lowbit
+ * safetensors file (docs/file-format.md). lb_model_load reads it back. No
+ * partial file is left on failure. */
+lb_status lb_model_save(const lb_model *m, const char *path);
+/* W (rows x cols floats) of a weight of m by Hugging Face name, dequantized
+ * into the original space; LB_ERR_NOTFOUND for an unknown name. */
+lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols);
 
 #ifdef __cplusplus
 }

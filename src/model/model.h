@@ -50,8 +50,22 @@ typedef struct lb_config {
  * rather than reading `data` directly, so that those can be added. */
 typedef struct lb_weight {
     const void *data;   /* NULL when the tensor is absent (e.g. no bias) */
-    lb_dtype dtype;     /* F32, F16 or BF16 */
+    lb_dtype dtype;     /* F32, F16 or BF16; U8 when packed */
     int64_t rows, cols;
+    /* Packed and rotated weights (issue 4, src/quant; docs/quant.md). All zero
+     * for a plain dense tensor. The weight stands for
+     *   W = dequant(data) * diag(col_scale) * R,  R = blockdiag(T_hb) diag(signs)
+     * so y = W x is dequant(data) (col_scale .* (R x)): rotate x (when
+     * hadamard_block > 0), scale it (when col_scale), then the format's dot
+     * product per row. fmt == NULL: data is dense (dtype) but may still be
+     * rotated/scaled. */
+    const lb_format *fmt;          /* block format of data (rows * row_bytes bytes) or NULL */
+    float tensor_scale;            /* NV per-tensor encode scale (1 otherwise) */
+    size_t row_bytes;              /* bytes per packed row */
+    const float *col_scale;        /* (cols) SINQ column scale, or NULL */
+    int64_t hadamard_block;        /* 0 = not rotated */
+    const int8_t *hadamard_signs;  /* (cols) random signs of R, or NULL (all +1) */
+    const char *method;            /* quantizer name (static string), NULL when dense */
 } lb_weight;
 
 typedef struct lb_layer_weights {

@@ -1,0 +1,81 @@
+/* quant.h: private side of the weight quantizers: the method descriptor (one
+ * row of the registry table in registry.c), the entry points of each method
+ * file, and the model-file helpers shared by the saver and the loader.
+ *
+ * A method fills an lb_qmatrix from a float matrix; the identity every
+ * method keeps is written at the quant section of lowbit.h:
+ *   W ~= dequant(packed) * diag(col_scale) * R. */
+#ifndef LB_QUANT_H
+#define LB_QUANT_H
+
+#include "model/model.h"
+
+/* Quantize w (rows x cols, float, already rotated when the method rotates)
+ * into out->packed (and out->col_scale); out->fmt/rows/cols/row_bytes are set. */
+typedef lb_status (*lb__quant_method_fn)(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+
+struct lb_quantizer {
+    const char *name;
+    const char *desc;
+    bool rotate;                 /* Hadamard-rotate the input space first */
+    lb__quant_method_fn quantize;
+};
+
+/* rtn.c, sinq.c: the base methods. */
+lb_status lb__rtn_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+lb_status lb__sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+
+/* sinq.c: the Sinkhorn column scale of one tile (rows x g columns of w with
+ * row stride ld): t[g] (> 0) and the imbalance (max std / min std over the
+ * tile's rows and columns) before and after. */
+void lb__sinq_tile(const float *w, int64_t rows, int64_t g, int64_t ld, int iters, float *t, double *imb_before,
+                   double *imb_after);
+
+/* hadamard.c: the rotation of a method with rotate = true: w (rows x cols)
+ * <- w R^T in place; sets out->hadamard_block / seed / signs (owned). */
+lb_status lb__quant_rotate(const lb_quantize_opts *o, float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
+/* x (n) <- R x for the rotation of a weight (block, signs). */
+lb_status lb__quant_rotate_vec(float *x, int64_t n, int64_t block, const int8_t *signs);
+/* y (rows x cols) <- y R, undoing the rotation of a dequantized matrix. */
+lb_status lb__quant_unrotate(float *w, int64_t rows, int64_t cols, int64_t block, const int8_t *signs);
+
+/* Storage of a packed matrix split into the safetensors tensors of
+ * docs/file-format.md: codes (rows, code_bytes), scales (rows, n_blocks) of
+ * scale_dtype, zero points (rows, n_blocks) U8 for asymmetric INT formats. */
+typedef struct lb__qsplit {
+    int64_t n_blocks, block;     /* blocks per row, elements per block */
+    size_t code_bytes;           /* per row */
+    size_t block_code_bytes;     /* per block */
+    int scale_bytes;             /* 1 (E8M0 / UE4M3) or 2 (F16 / BF16) */
+    lb_dtype scale_dtype;        /* U8, F16 or BF16 */
+    bool has_zero;
+} lb__qsplit;
+void lb__qsplit_plan(const lb_format *f, int64_t cols, lb__qsplit *p);
+/* One packed row <-> its codes, scales and zero points. */
+void lb__qsplit_row(const lb__qsplit *p, const uint8_t *row, uint8_t *codes, uint8_t *scales, uint8_t *zeros);
+void lb__qjoin_row(const lb__qsplit *p, const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
+                   uint8_t *row);
+
+/* The Hugging Face names of the weights of a model, in file order. */
+typedef struct lb__qname {
+    char name[96];
+    lb_weight *w;
+    bool vector;                 /* stored 1-D (norms, biases) */
+    bool linear;                 /* a projection the quantizers act on */
+} lb__qname;
+/* Fill up to cap entries (NULL weights skipped); returns the count. Tied
+ * lm_head is not listed. */
+int64_t lb__qnames(lb_model *m, lb__qname *out, int64_t cap);
+
+/* qload.c: true when the safetensors file at path carries lowbit metadata. */
+bool lb__qfile_is_lowbit(const char *path);
+/* Load a lowbit model file (written by lb_model_save) into m. */
+lb_status lb__qfile_load(const char *path, lb_model *m);
+/* Model-owned buffer (NULL + error on failure). */
+void *lb__model_own(lb_model *m, size_t n);
+
+/* Bytes a weight occupies in memory and in a file (data, scales, column
+ * scales, signs). */
+size_t lb__weight_bytes(const lb_weight *w);
+
+#endif
