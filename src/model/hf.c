@@ -400,17 +400,11 @@ static lb_status take_embeddings(hf_ctx *h)
     return take(h, "lm_head.weight", V, d, &m->lm_head);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 static lb_status check_all_used(const hf_ctx *h)
 {
     for (int i = 0; i < h->n_files; i++)
         for (int64_t t = 0; t < h->files[i].n_tensors; t++)
-            if (!h->used[i][t] && !ends_with(h->files[i].tensors[t].name, "rotary_emb.inv_freq"))
+            if (!h->used[i][t] && !lb__ends_with(h->files[i].tensors[t].name, "rotary_emb.inv_freq"))
                 return lb__err(LB_ERR_FORMAT, "%s: unexpected tensor '%s' (not part of this architecture's layout)",
                                h->files[i].what, h->files[i].tensors[t].name);
     return LB_OK;

@@ -219,12 +219,6 @@ static lb_status from_llama2c(insp *x, const lb_model *m)
     return LB_OK;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 static void insp_free(insp *x)
 {
     for (int f = 0; x->files && f < x->n_files; f++) LB_FREE(x->files[f].t);
@@ -264,7 +258,7 @@ lb_status lb_inspect(const char *path, int json, char **out)
         insp_free(&x);
         return s;
     }
-    if (ends_with(path, ".safetensors")) {
+    if (lb__ends_with(path, ".safetensors")) {
         lb_st_file f;
         if ((s = lb__st_open(path, &f))) return s;
         x.format = "safetensors";
@@ -275,7 +269,7 @@ lb_status lb_inspect(const char *path, int json, char **out)
         return s;
     }
     lb_model *m = NULL;
-    if (ends_with(path, ".json")) return lb__err(LB_ERR_ARG, "%s: inspect the model folder instead", path);
+    if (lb__ends_with(path, ".json")) return lb__err(LB_ERR_ARG, "%s: inspect the model folder instead", path);
     if ((s = lb_model_load(path, &m))) return s;
     x.format = m->source_format; x.cfg = &m->cfg;
     s = from_llama2c(&x, m);

@@ -16,6 +16,12 @@
 #define LB_MAX_VOCAB ((int64_t)1 << 24)
 #define LB_MAX_SEQ ((int64_t)1 << 26)
 
+static inline bool lb__ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
 /* A fresh zeroed model (NULL + LB_ERR_NOMEM message on failure). */
 lb_model *lb__model_new(void);
 /* Allocate m->layers for m->cfg.n_layers (zeroed). */
