@@ -198,6 +198,39 @@ lb_status lb_model_load(const char *path, lb_model **out);
 void lb_model_free(lb_model *m);
 void lb_model_get_info(const lb_model *m, lb_model_info *info);
 
+/* Synthetic models: a Hugging Face folder (config.json + model.safetensors)
+ * with seeded random weights (Gaussian, std `std`, like trained weights;
+ * norm weights 1), for benchmarks at real sizes without downloads. */
+typedef struct lb_synth_opts {
+    const char *arch;         /* "llama" (default), "mistral", "qwen2", "qwen3" */
+    int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads;
+    int64_t head_dim;         /* 0: dim / n_heads */
+    int64_t vocab_size, max_seq;
+    double rope_theta, norm_eps;
+    double rope_factor;       /* llama3 rope scaling; 0 = off */
+    double rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_orig_max_pos;
+    int tied_embeddings;
+    int32_t bos_id, eos_id;
+    lb_dtype dtype;           /* LB_DTYPE_F32, F16 or BF16 */
+    uint64_t seed;
+    double std;               /* weight standard deviation */
+} lb_synth_opts;
+
+/* Defaults (llama, stories110m sizes, f32, seed 1, std 0.02), or a named
+ * preset: "stories110m", "llama-3.2-1b". */
+lb_status lb_synth_preset(const char *name, lb_synth_opts *opts);
+/* Write the folder `dir` (created if missing; files replaced atomically).
+ * Streams: memory use is one small chunk, not the model. */
+lb_status lb_synth_write(const char *dir, const lb_synth_opts *opts, lb_progress_fn progress, void *user);
+
+/* What a model file or folder holds: its format, config, every tensor
+ * (name, dtype, shape, bytes, file offset) and the files' metadata, as
+ * readable text or, when json != 0, one JSON object. Accepts llama2.c .bin
+ * files, any .safetensors file, and Hugging Face folders (or their
+ * config.json). *out is malloc'd (free with free()). */
+lb_status lb_inspect(const char *path, int json, char **out);
+
 typedef struct lb_tokenizer lb_tokenizer;
 /* Load a tokenizer: llama2.c tokenizer.bin, Hugging Face tokenizer.json, or
  * a model folder holding tokenizer.json. */

@@ -40,4 +40,8 @@ void *cli_read_all(const char *cmd, const char *path, size_t *size);
 /* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */
 const char *cli_models_dir(void);
 
+/* model loaders (cmd_inspect.c, cmd_synth.c) */
+int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+
 #endif

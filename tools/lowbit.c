@@ -12,6 +12,8 @@ static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"inspect", "show what a model file or folder holds (format, config, tensors)", cmd_inspect},
+    {"synth", "write a model folder with seeded random weights (benchmark sizes)", cmd_synth},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
