@@ -40,4 +40,7 @@ void *cli_read_all(const char *cmd, const char *path, size_t *size);
 /* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */
 const char *cli_models_dir(void);
 
+/* transforms (tools/cmd_hadamard.c) */
+int cmd_hadamard(int argc, char **argv);
+
 #endif

@@ -12,6 +12,7 @@ static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"hadamard", "Hadamard plans for dimensions; apply the transform to a raw float32 file", cmd_hadamard},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 

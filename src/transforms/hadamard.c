@@ -117,11 +117,15 @@ lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, 
     if (m > 1 && !Hm) return LB_ERR_NOMEM;
     const lb__fwht_kernels *K = lb__fwht_for(lb_isa_active());
     float scale = block_scale(block);
+    if (!signs) {   /* blocks are contiguous across rows: one sweep */
+        row_blocks(K, a, rows * cols, m, p, Hm, scale);
+        return LB_OK;
+    }
     for (int64_t r = 0; r < rows; r++) {
         float *x = a + r * cols;
-        if (signs && !inverse) flip_signs(x, signs, cols);
+        if (!inverse) flip_signs(x, signs, cols);
         row_blocks(K, x, cols, m, p, Hm, scale);
-        if (signs && inverse) flip_signs(x, signs, cols);
+        if (inverse) flip_signs(x, signs, cols);
     }
     return LB_OK;
 }
