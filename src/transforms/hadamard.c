@@ -93,38 +93,53 @@ static void flip_rows(float *x, const int8_t *signs, int64_t b, int64_t cols)
             for (int64_t j = 0; j < cols; j++) x[i * cols + j] = -x[i * cols + j];
 }
 
-/* Transform one contiguous row of nb = cols / (m*p) blocks. */
-static void row_blocks(const lb__fwht_kernels *K, float *x, int64_t cols, int64_t m, int64_t p, const float *Hm,
-                       float scale)
+/* What one call needs: the kernels, the block split and the scale. */
+typedef struct had_job {
+    const lb__fwht_kernels *K;
+    const float *Hm;           /* H_m or H_m^T when m > 1 */
+    int64_t block, m, p;
+    float scale;
+} had_job;
+
+/* Validate a (rows, cols) call transforming along `dim` (named `what`). */
+static lb_status prepare(const char *fn, const char *what, const float *a, int64_t rows, int64_t cols, int64_t dim,
+                         int64_t block, int inverse, had_job *j)
 {
-    int64_t bs = m * p, nb = cols / bs;
-    if (m == 1) { K->blocks(x, p, nb, scale); return; }
-    if (p > 1) K->blocks(x, p, nb * m, 1.0f);
-    for (int64_t b = 0; b < nb; b++) K->small(x + b * bs, Hm, (int)m, p, p, scale);
+    if (!a || rows < 0 || cols < 1)
+        return lb__err(LB_ERR_ARG, "%s: bad matrix (data %s, rows=%lld, cols=%lld)", fn, a ? "set" : "NULL",
+                       (long long)rows, (long long)cols);
+    lb_status s = check_block(fn, what, dim, &block, &j->m, &j->p);
+    if (s) return s;
+    j->Hm = j->m > 1 ? lb__hadamard_small((int)j->m, inverse != 0) : NULL;
+    if (j->m > 1 && !j->Hm) return LB_ERR_NOMEM;
+    j->K = lb__fwht_for(lb_isa_active());
+    j->block = block;
+    j->scale = (float)(1.0 / sqrt((double)block));
+    return LB_OK;
 }
 
-static float block_scale(int64_t block) { return (float)(1.0 / sqrt((double)block)); }
+/* Transform the contiguous blocks of x (n floats, a multiple of the block). */
+static void contiguous_blocks(const had_job *j, float *x, int64_t n)
+{
+    int64_t nb = n / j->block;
+    if (j->m == 1) { j->K->blocks(x, j->p, nb, j->scale); return; }
+    if (j->p > 1) j->K->blocks(x, j->p, nb * j->m, 1.0f);
+    for (int64_t b = 0; b < nb; b++) j->K->small(x + b * j->block, j->Hm, (int)j->m, j->p, j->p, j->scale);
+}
 
 lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse)
 {
-    int64_t m = 1, p = 1;
-    if (!a || rows < 0 || cols < 1)
-        return lb__err(LB_ERR_ARG, "lb_hadamard_rows: bad matrix (data %s, rows=%lld, cols=%lld)", a ? "set" : "NULL",
-                       (long long)rows, (long long)cols);
-    lb_status s = check_block("lb_hadamard_rows", "cols", cols, &block, &m, &p);
+    had_job j;
+    lb_status s = prepare("lb_hadamard_rows", "cols", a, rows, cols, cols, block, inverse, &j);
     if (s) return s;
-    const float *Hm = m > 1 ? lb__hadamard_small((int)m, inverse != 0) : NULL;
-    if (m > 1 && !Hm) return LB_ERR_NOMEM;
-    const lb__fwht_kernels *K = lb__fwht_for(lb_isa_active());
-    float scale = block_scale(block);
     if (!signs) {   /* blocks are contiguous across rows: one sweep */
-        row_blocks(K, a, rows * cols, m, p, Hm, scale);
+        contiguous_blocks(&j, a, rows * cols);
         return LB_OK;
     }
     for (int64_t r = 0; r < rows; r++) {
         float *x = a + r * cols;
         if (!inverse) flip_signs(x, signs, cols);
-        row_blocks(K, x, cols, m, p, Hm, scale);
+        contiguous_blocks(&j, x, cols);
         if (inverse) flip_signs(x, signs, cols);
     }
     return LB_OK;
@@ -132,26 +147,20 @@ lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, 
 
 lb_status lb_hadamard_cols(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse)
 {
-    int64_t m = 1, p = 1;
-    if (!a || rows < 1 || cols < 1)
-        return lb__err(LB_ERR_ARG, "lb_hadamard_cols: bad matrix (data %s, rows=%lld, cols=%lld)", a ? "set" : "NULL",
-                       (long long)rows, (long long)cols);
-    lb_status s = check_block("lb_hadamard_cols", "rows", rows, &block, &m, &p);
+    had_job j;
+    lb_status s = prepare("lb_hadamard_cols", "rows", a, rows, cols, rows, block, inverse, &j);
     if (s) return s;
-    const float *Hm = m > 1 ? lb__hadamard_small((int)m, inverse != 0) : NULL;
-    if (m > 1 && !Hm) return LB_ERR_NOMEM;
-    const lb__fwht_kernels *K = lb__fwht_for(lb_isa_active());
-    float scale = block_scale(block);
-    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    int64_t m = j.m, p = j.p;
+    for (int64_t r0 = 0; r0 < rows; r0 += j.block) {
         float *x = a + r0 * cols;
-        if (signs && !inverse) flip_rows(x, signs + r0, block, cols);
-        if (m == 1) K->lanes(x, p, cols, cols, scale);
+        if (signs && !inverse) flip_rows(x, signs + r0, j.block, cols);
+        if (m == 1) j.K->lanes(x, p, cols, cols, j.scale);
         else {
             if (p > 1)
-                for (int64_t j = 0; j < m; j++) K->lanes(x + j * p * cols, p, cols, cols, 1.0f);
-            K->small(x, Hm, (int)m, p * cols, p * cols, scale);
+                for (int64_t k = 0; k < m; k++) j.K->lanes(x + k * p * cols, p, cols, cols, 1.0f);
+            j.K->small(x, j.Hm, (int)m, p * cols, p * cols, j.scale);
         }
-        if (signs && inverse) flip_rows(x, signs + r0, block, cols);
+        if (signs && inverse) flip_rows(x, signs + r0, j.block, cols);
     }
     return LB_OK;
 }
