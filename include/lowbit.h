@@ -108,7 +108,7 @@ double lb_time_now(void);
  *   T_n = (H_m (x) H_{2^k}) / sqrt(n),
  * H_{2^k} the Sylvester matrix (H[i][j] = (-1)^popcount(i & j)), m = 1 or
  * the order of a Paley matrix (lb_hadamard_small_orders: 12, 20, 28, 36, 44,
- * 60, 68, 76, 84, 108, 140, 148). T T^T = I; T = T^T only when m = 1. Such an
+ * 60, 68, 76, 84, 108, 124, 132, 140, 148). T T^T = I; T = T^T only when m = 1. Such an
  * n (2 <= n <= LB_HADAMARD_MAX_BLOCK) is a "supported order". Larger or other
  * even dimensions use a block-diagonal T (lb_hadamard_plan_for). Results are
  * bit-identical on every ISA path. */

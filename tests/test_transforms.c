@@ -40,7 +40,8 @@ static void paley(int q, int kind, int *H)
 
 static const struct { int m, q, kind; } expected_orders[] = {
     {12, 11, 1}, {20, 19, 1}, {28, 13, 2}, {36, 17, 2}, {44, 43, 1}, {60, 59, 1},
-    {68, 67, 1}, {76, 37, 2}, {84, 83, 1}, {108, 107, 1}, {140, 139, 1}, {148, 73, 2},
+    {68, 67, 1}, {76, 37, 2}, {84, 83, 1}, {108, 107, 1}, {124, 61, 2}, {132, 131, 1},
+    {140, 139, 1}, {148, 73, 2},
 };
 #define N_EXPECTED ((int)(sizeof expected_orders / sizeof *expected_orders))
 
@@ -111,7 +112,7 @@ static void fill_normal(float *x, int64_t n, lb_rng *r)
 
 /* Orders covering every power of two and products with every small order. */
 static const int64_t orders_small[] = {2, 4, 8, 16, 32, 64, 128, 12, 24, 48, 96, 20, 40, 80, 28, 56, 112, 36, 72,
-                                       44, 88, 60, 68, 76, 84, 108, 140, 148, 296};
+                                       44, 88, 60, 68, 76, 84, 108, 124, 132, 140, 148, 296};
 static const int64_t orders_big[] = {256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 384, 768, 1536, 3072, 2560,
                                      5120, 14336, 28672, 5632, 6912, 13824, 8960, 18944, 4864, 1152, 3840};
 #define COUNT(a) ((int)(sizeof a / sizeof *a))
@@ -437,7 +438,7 @@ static void test_plan(void)
         CHECK(lb_hadamard_supported(cases[t].block), "plan block %lld supported", (long long)cases[t].block);
     }
     CHECK(!lb_hadamard_supported(172) && !lb_hadamard_supported(6) && !lb_hadamard_supported(65536) &&
-              !lb_hadamard_supported(1) && !lb_hadamard_supported(52),
+              !lb_hadamard_supported(1) && !lb_hadamard_supported(52) && !lb_hadamard_supported(92 * 4),
           "unsupported orders");
 }
 

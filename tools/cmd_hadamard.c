@@ -15,7 +15,7 @@ static void help(void)
            "       lowbit hadamard IN OUT --cols C [--block B] [--seed S] [--inverse] [--along rows|cols] [--json]\n\n"
            "--plan: for each dimension N, the block-diagonal Hadamard lowbit uses: the largest supported\n"
            "  order dividing N (and <= B): 2^k, or 2^k*m with m a Paley order (12, 20, 28, 36, 44, 60, 68,\n"
-           "  76, 84, 108, 140, 148); 'exact' when one block covers N.\n"
+           "  76, 84, 108, 124, 132, 140, 148); 'exact' when one block covers N.\n"
            "IN OUT: IN is raw float32 (native byte order), rows of C values; OUT gets each row's blocks\n"
            "  transformed by R = blockdiag(T_B) D (orthonormal, T_B = H_m (x) H_2^k / sqrt(B)), D the\n"
            "  +-1 signs from --seed (none without it). --inverse applies R^T. --along cols transforms\n"

@@ -57,8 +57,8 @@ lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *o
 /* Describe the supported orders for error messages. */
 static const char *supported_text(void)
 {
-    return "supported block orders: 2^k (2..32768) and 2^k*m for m = 12, 20, 28, 36, 44, 60, 68, 76, 84, 108, 140, 148 "
-           "(up to 32768); lb_hadamard_plan_for() picks one for any even n";
+    return "supported block orders: 2^k (2..32768) and 2^k*m for m = 12, 20, 28, 36, 44, 60, 68, 76, 84, 108, 124, "
+           "132, 140, 148 (up to 32768); lb_hadamard_plan_for() picks one for any even n";
 }
 
 /* Validate `block` against a dimension `dim` named `what`; 0 picks the
