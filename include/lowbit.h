@@ -173,7 +173,54 @@ lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts,
 lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path);
 
 /* =============================================================== transforms */
-/* (src/transforms: Hadamard and other orthogonal transforms) */
+/* (src/transforms: Hadamard and other orthogonal transforms; docs/transforms.md)
+ *
+ * The orthonormal Hadamard transform of order n = m * 2^k is
+ *   T_n = (H_m (x) H_{2^k}) / sqrt(n),
+ * H_{2^k} the Sylvester matrix (H[i][j] = (-1)^popcount(i & j)), m = 1 or
+ * the order of a Paley matrix (lb_hadamard_small_orders: 12, 20, 28, 36, 44,
+ * 60, 68, 76, 84, 108, 124, 132, 140, 148). T T^T = I; T = T^T only when m = 1. Such an
+ * n (2 <= n <= LB_HADAMARD_MAX_BLOCK) is a "supported order". Larger or other
+ * even dimensions use a block-diagonal T (lb_hadamard_plan_for). Results are
+ * bit-identical on every ISA path. */
+#define LB_HADAMARD_MAX_BLOCK 32768
+
+typedef struct lb_hadamard_plan {
+    int64_t n;         /* the dimension asked about */
+    int64_t block;     /* order of each diagonal block; divides n */
+    int64_t m;         /* non-power-of-two factor of block: 1 or a small order */
+    int64_t pow2;      /* power-of-two factor: block = m * pow2 */
+    int64_t n_blocks;  /* n / block */
+    int exact;         /* 1 when block == n: one full-size Hadamard */
+} lb_hadamard_plan;
+
+/* The largest supported order dividing n and <= max_block (<= 0: no limit
+ * beyond LB_HADAMARD_MAX_BLOCK). LB_ERR_ARG for odd n or n < 2. */
+lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *out);
+/* 1 when n is a supported order (one full-size transform), else 0. */
+int lb_hadamard_supported(int64_t n);
+/* The small (Paley) orders m, ascending: fills up to cap, returns how many. */
+int lb_hadamard_small_orders(int64_t *out, int cap);
+
+/* x (n) <- T_n x in place; n must be a supported order. */
+lb_status lb_hadamard(float *x, int64_t n);
+/* x (n) <- T_n^T x: undoes lb_hadamard. */
+lb_status lb_hadamard_inverse(float *x, int64_t n);
+/* n random signs (+1 / -1) from lb_rng seeded with seed: the diagonal D of a
+ * randomized Hadamard R = T D. The caller keeps the seed to rebuild them. */
+lb_status lb_hadamard_signs(uint64_t seed, int64_t n, int8_t *signs);
+
+/* Row-major a (rows, cols): each row r <- R r with R = blockdiag(T_block) D,
+ * D = diag(signs) (signs: cols entries, < 0 flips; NULL = identity), i.e.
+ * a <- a R^T. inverse != 0 applies R^T (= D blockdiag(T_block^T)), undoing
+ * it. block must divide cols and be a supported order; 0 picks the plan's
+ * block for cols. For W (out, in) and x (in): rows(W, out, in, b, D, 0) and
+ * rows(x, 1, in, b, D, 0) give (W R^T)(R x) = W x. */
+lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
+/* The same along the column dimension (mixing rows): a <- R a with
+ * R = blockdiag(T_block) D over the rows (signs: rows entries); block must
+ * divide rows. */
+lb_status lb_hadamard_cols(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
 
 /* ==================================================================== model */
 /* (src/model: loaders, tokenizers, forward pass) */

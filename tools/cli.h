@@ -43,5 +43,7 @@ const char *cli_models_dir(void);
 /* model loaders (cmd_inspect.c, cmd_synth.c) */
 int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+/* transforms (tools/cmd_hadamard.c) */
+int cmd_hadamard(int argc, char **argv);
 
 #endif

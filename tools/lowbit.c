@@ -14,6 +14,7 @@ static const cli_command commands[] = {
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
     {"inspect", "show what a model file or folder holds (format, config, tensors)", cmd_inspect},
     {"synth", "write a model folder with seeded random weights (benchmark sizes)", cmd_synth},
+    {"hadamard", "Hadamard plans for dimensions; apply the transform to a raw float32 file", cmd_hadamard},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
