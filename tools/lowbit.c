@@ -7,11 +7,14 @@
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 static int cmd_info(int argc, char **argv);
+/* tokenizers (cmd_tokenize.c) */
+extern int cmd_tokenize(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"tokenize", "text to token ids (or --decode ids to text) with a model's tokenizer", cmd_tokenize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
