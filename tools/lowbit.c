@@ -7,6 +7,8 @@
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 static int cmd_info(int argc, char **argv);
+/* tokenizers (cmd_tokenize.c) */
+extern int cmd_tokenize(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
@@ -15,6 +17,7 @@ static const cli_command commands[] = {
     {"inspect", "show what a model file or folder holds (format, config, tensors)", cmd_inspect},
     {"synth", "write a model folder with seeded random weights (benchmark sizes)", cmd_synth},
     {"hadamard", "Hadamard plans for dimensions; apply the transform to a raw float32 file", cmd_hadamard},
+    {"tokenize", "text to token ids (or --decode ids to text) with a model's tokenizer", cmd_tokenize},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
