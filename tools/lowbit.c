@@ -12,6 +12,8 @@ static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"formats", "list the number formats (bits/weight, block size)", cmd_formats},
+    {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
