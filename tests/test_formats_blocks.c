@@ -8,6 +8,7 @@
  *  - zero blocks, Inf/NaN blocks, amax at the E8M0 and E4M3 limits
  *  - every ISA path bit-exact with the reference at awkward sizes */
 #include "harness.h"
+#include "formats/formats.h"
 
 static float h16(const uint8_t *p) { uint16_t h = (uint16_t)(p[0] | p[1] << 8); return lb_f16_to_f32(h); }
 static float hb16(const uint8_t *p) { uint16_t h = (uint16_t)(p[0] | p[1] << 8); return lb_bf16_to_f32(h); }
@@ -234,6 +235,24 @@ static void test_scale_limits(void)
     CHECK(p[9] == 2, "subnormal block scale %02x", p[9]);
 }
 
+/* The bit-trick UE4M3 encoder used for NV block scales equals the generic codec
+ * on every code's value, the midpoints and their neighbours, and a dense sweep. */
+static void test_ue4m3_fast(void)
+{
+    for (int c = 0; c < 0x7e; c++) {
+        float v = lb_elem_decode(LB_ELEM_UE4M3, (uint8_t)c), w = lb_elem_decode(LB_ELEM_UE4M3, (uint8_t)(c + 1));
+        float m = 0.5f * (v + w), t[] = {v, m, nextafterf(m, 0), nextafterf(m, 1e9f), w};
+        for (int i = 0; i < 5; i++)
+            CHECK(lb__ue4m3_encode_fast(t[i]) == lb_elem_encode(LB_ELEM_UE4M3, t[i]), "%a: %02x vs %02x", t[i],
+                  lb__ue4m3_encode_fast(t[i]), lb_elem_encode(LB_ELEM_UE4M3, t[i]));
+    }
+    for (uint32_t b = 0x30000000u; b < 0x44800000u; b += 997) {
+        float s; memcpy(&s, &b, 4);
+        CHECK(lb__ue4m3_encode_fast(s) == lb_elem_encode(LB_ELEM_UE4M3, s), "%a", s);
+    }
+    CHECK(lb__ue4m3_encode_fast(0) == 0 && lb__ue4m3_encode_fast(-1) == 0 && lb__ue4m3_encode_fast(1e30f) == 0x7e, "ends");
+}
+
 static const int64_t sizes[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 1023, 4096};
 
 static void test_isa_bitexact(void)
@@ -257,6 +276,9 @@ static void test_isa_bitexact(void)
                 memset(x + lb_format_block(f), 0, sizeof(float) * lb_format_block(f));
                 if (si % 2) x[2 * lb_format_block(f) + 1] = si % 4 == 1 ? NAN : -INFINITY;
             }
+            if (sizes[si] > 3)                   /* block 3: E2M1 grid points and ties, amax 6 */
+                for (int64_t i = 0; i < lb_format_block(f); i++)
+                    x[3 * lb_format_block(f) + i] = (float)(i % 25) * 0.25f * (i & 1 ? -1.0f : 1.0f);
             for (int rule = 0; rule < 2; rule++) {
                 lb_quant_opts o = {(lb_scale_rule)rule};
                 float t0, t1;
@@ -289,6 +311,7 @@ int main(int argc, char **argv)
     RUN(test_roundtrip_random);
     RUN(test_special_blocks);
     RUN(test_scale_limits);
+    RUN(test_ue4m3_fast);
     RUN(test_isa_bitexact);
     return TEST_DONE();
 }
