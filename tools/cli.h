@@ -45,5 +45,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 /* transforms (tools/cmd_hadamard.c) */
 int cmd_hadamard(int argc, char **argv);
+/* formats (tools/cmd_formats.c) */
+int cmd_formats(int argc, char **argv);
+int cmd_tensor(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const cli_command commands[] = {
     {"synth", "write a model folder with seeded random weights (benchmark sizes)", cmd_synth},
     {"hadamard", "Hadamard plans for dimensions; apply the transform to a raw float32 file", cmd_hadamard},
     {"tokenize", "text to token ids (or --decode ids to text) with a model's tokenizer", cmd_tokenize},
+    {"formats", "list the number formats (bits/weight, block size)", cmd_formats},
+    {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
