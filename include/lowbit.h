@@ -146,6 +146,42 @@ lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t
 lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
                              const char **piece, size_t *len);
 
+/* ---- forward pass (src/model/forward.c; docs/engine.md) */
+
+/* A session runs the model on a growing token sequence: it owns the thread
+ * pool, the activation buffers and the KV cache, all sized at creation (no
+ * allocation per token). Logits are bit-identical whatever the thread count,
+ * the ISA path and how the sequence is cut into lb_forward calls. */
+typedef struct lb_session lb_session;
+typedef struct lb_session_opts {
+    int n_threads;      /* <= 0: the number of online CPUs */
+    int64_t max_ctx;    /* KV cache length in positions; <= 0: the model's max_seq */
+    int64_t max_batch;  /* tokens per prefill step; <= 0: 64 */
+} lb_session_opts;
+/* The model must outlive the session. */
+lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out);
+void lb_session_free(lb_session *s);
+void lb_session_reset(lb_session *s);          /* back to position 0 */
+int64_t lb_session_pos(const lb_session *s);   /* tokens processed so far */
+int64_t lb_session_max_ctx(const lb_session *s);
+/* Process n tokens at the current position (prefill when n > 1, decode when
+ * n == 1). lb_forward writes the last token's logits [vocab] (logits may be
+ * NULL); lb_forward_all writes every token's logits [n, vocab]. */
+lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+
+/* ---- sampling (src/model/sample.c) */
+typedef struct lb_sampler lb_sampler;
+typedef struct lb_sampler_opts {
+    float temperature;  /* 0: argmax (lowest id on ties) */
+    float top_p;        /* nucleus in (0, 1]; 1 (or >= 1) disables */
+    uint64_t seed;
+} lb_sampler_opts;
+lb_status lb_sampler_create(int64_t vocab, const lb_sampler_opts *opts, lb_sampler **out);
+void lb_sampler_free(lb_sampler *s);
+/* Pick the next token from logits [vocab] (the array is overwritten). */
+int32_t lb_sample(lb_sampler *s, float *logits);
+
 /* ===================================================================== eval */
 /* (src/eval: perplexity, KL divergence, reports) */
 
