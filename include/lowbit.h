@@ -183,7 +183,61 @@ void lb_sampler_free(lb_sampler *s);
 int32_t lb_sample(lb_sampler *s, float *logits);
 
 /* ===================================================================== eval */
-/* (src/eval: perplexity, KL divergence, reports) */
+/* (src/eval: perplexity, KL divergence, reports; see docs/eval.md) */
+
+typedef enum lb_scoring {
+    LB_SCORE_HALF = 0,   /* llama.cpp: score positions ctx/2 .. ctx-2 of each chunk */
+    LB_SCORE_FULL = 1,   /* score every position 0 .. ctx-2 */
+} lb_scoring;
+
+typedef struct lb_ppl_opts {
+    int64_t ctx;            /* tokens per chunk (the first one replaced by bos) */
+    int64_t max_chunks;     /* <= 0: every whole chunk of the text */
+    lb_scoring scoring;
+    int n_threads;          /* <= 0: online CPUs */
+    int32_t bos;            /* replaces each chunk's first token; -1 keeps it */
+    uint64_t text_hash;     /* recorded in a saved base file (lb_eval_text_hash) */
+    const char *save_path;  /* when set, the log-probabilities are saved there (atomically) */
+    const char *model_name; /* recorded in a saved base file */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_ppl_opts;
+
+typedef struct lb_ppl_result {
+    int64_t n_chunks, n_scored;   /* chunks run, tokens scored */
+    double nll;                   /* mean negative log-likelihood (nats) */
+    double ppl, ppl_err;          /* exp(nll) and its standard error (llama.cpp's formula) */
+    double seconds, tokens_per_s; /* forward-pass tokens (all ctx of each chunk) per second */
+} lb_ppl_result;
+
+/* Perplexity of tokens[0..n) cut into non-overlapping chunks of opts->ctx. */
+lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const lb_ppl_opts *opts,
+                      lb_ppl_result *res);
+
+typedef struct lb_kld_opts {
+    int n_threads;
+    uint64_t text_hash;     /* nonzero: must equal the base file's text hash */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_kld_opts;
+
+typedef struct lb_kld_result {
+    int64_t n_chunks, n;          /* tokens compared */
+    double kld, kld_err;          /* mean KL(base || model) in nats and its standard error */
+    double kld_p50, kld_p90, kld_p99, kld_p999, kld_max;
+    double top1, top1_err;        /* fraction of positions with the same argmax */
+    double ppl, ppl_base;         /* this model's and the base's perplexity on the same tokens */
+    double ln_ppl_ratio, ln_ppl_ratio_err;   /* mean(nll - nll_base) and its standard error */
+    double ppl_ratio, ppl_ratio_err;         /* exp(ln_ppl_ratio) */
+    double seconds, tokens_per_s;
+} lb_kld_result;
+
+/* Rerun the base file's tokens (saved by lb_eval_ppl) and compare with its
+ * log-probabilities. */
+lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opts *opts, lb_kld_result *res);
+
+/* 64-bit FNV-1a of the text bytes (the text hash recorded in base files). */
+uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ================================================================= lossless */
 /* (src/lossless: entropy-coded BF16) */
