@@ -145,6 +145,12 @@ lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t
  * points *piece at tokenizer-owned or buf-held bytes, valid until the next call. */
 lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
                              const char **piece, size_t *len);
+/* Find the tokenizer that goes with a model path and write its path to buf:
+ * a folder's tokenizer.json (else tokenizer.bin, else the first tok*.bin);
+ * beside a llama2.c model file with vocabulary V: tok{V}.bin, tokenizer.bin,
+ * tokenizer.json, then the first tok*.bin. A .json path is returned as is.
+ * LB_ERR_NOTFOUND names the places searched. */
+lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap);
 
 /* ---- forward pass (src/model/forward.c; docs/engine.md) */
 
