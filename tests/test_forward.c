@@ -10,6 +10,7 @@
 #include "harness.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include <unistd.h>
 
 static lb_rng rng;
 #include "tmodel.h"
@@ -245,6 +246,76 @@ static void test_sampler(void)
     CHECK(lb_sampler_create(6, &(lb_sampler_opts){1, 0, 0}, &sm) == LB_ERR_ARG, "top_p 0 accepted");
 }
 
+/* ---- real models against the independent NumPy reference (tests/ref/model_ref.py) */
+
+static const char *find_python(void)
+{
+    static const char *cands[] = {NULL, "python3", "/usr/bin/python3"};
+    cands[0] = getenv("LOWBIT_PYTHON");
+    for (int i = 0; i < 3; i++) {
+        char cmd[512];
+        if (!cands[i] || !*cands[i]) continue;
+        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
+static void check_real_model(const char *py, const char *path)
+{
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    int64_t V = m->cfg.vocab_size, n = 40;
+    int32_t tok[40];
+    char cmd[4096], out[] = "/tmp/lb_model_ref.XXXXXX";
+    int fd = mkstemp(out);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    int k = snprintf(cmd, sizeof cmd, "%s tests/ref/model_ref.py '%s' %s", py, path, out);
+    for (int i = 0; i < n; i++) {
+        tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", tok[i]);
+    }
+    float *ref = malloc(sizeof(float) * (size_t)(n * V)), *got = malloc(sizeof(float) * (size_t)(n * V));
+    FILE *f = NULL;
+    int rc = system(cmd);
+    if (rc == 0) f = fopen(out, "rb");
+    size_t rd = f ? fread(ref, sizeof(float), (size_t)(n * V), f) : 0;
+    if (f) fclose(f);
+    remove(out);
+    CHECK(rd == (size_t)(n * V), "%s: reference failed (rc %d, %zu values)", path, rc, rd);
+    for (int isa = 0; isa < ISA_N() && rd == (size_t)(n * V); isa++)
+        for (int th = 1; th <= 2; th++) {
+            lb_isa_set((lb_isa)isa);
+            REQUIRE(run_chunks(m, th, 16, tok, n, th == 1 ? n : 7, got) == 0, "%s", lb_errmsg());
+            double worst = 0;
+            for (int64_t p = 0; p < n; p++) {
+                double mx = 1;
+                for (int64_t i = 0; i < V; i++) mx = fmax(mx, fabs(ref[p * V + i]));
+                for (int64_t i = 0; i < V; i++) worst = fmax(worst, fabs(got[p * V + i] - ref[p * V + i]) / mx);
+            }
+            CHECK(worst <= 1e-4, "%s isa %s threads %d: max error %.3g", path, lb_isa_name((lb_isa)isa), th, worst);
+            if (isa == 0 && th == 1) printf("%s: max error vs NumPy reference %.2e\n", path, worst);
+        }
+    lb_isa_set(lb_isa_best());
+    free(ref); free(got);
+    lb_model_free(m);
+}
+
+static void test_numpy_reference(void)
+{
+    const char *py = find_python();
+    if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); real-model reference check not run");
+    char a[1100], b[1024];
+    snprintf(a, sizeof a, "%s/stories260K/stories260K.bin", test_models_dir());
+    snprintf(b, sizeof b, "%s/tinystories-656k", test_models_dir());
+    if (!test_file_exists(a)) SKIP("%s absent", a);
+    check_real_model(py, a);
+    snprintf(a, sizeof a, "%s/config.json", b);
+    if (!test_file_exists(a)) SKIP("%s absent", a);
+    check_real_model(py, b);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -252,5 +323,6 @@ int main(int argc, char **argv)
     RUN(test_vs_reference_and_identity);
     RUN(test_last_logits_and_reset);
     RUN(test_sampler);
+    RUN(test_numpy_reference);
     return TEST_DONE();
 }

@@ -12,6 +12,8 @@ static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"run", "generate text with a model", cmd_run},
+    {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 

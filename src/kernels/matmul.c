@@ -50,10 +50,18 @@ static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref};
 static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2};
 static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512};
 
+/* cpuid is slow (a VM exit under virtualization): ask once. */
+static lb_isa best_isa(void)
+{
+    static _Atomic int best = -1;
+    int b = best;
+    if (b < 0) best = b = (int)lb_isa_best();
+    return (lb_isa)b;
+}
+
 const lb_kernels *lb__kernels_for(lb_isa isa)
 {
-    lb_isa best = lb_isa_best();
-    if (isa > best) isa = best;
+    if (isa > best_isa()) isa = best_isa();
     switch (isa) {
     case LB_ISA_AVX512: return &k_avx512;
     case LB_ISA_AVX2: return &k_avx2;
@@ -61,7 +69,15 @@ const lb_kernels *lb__kernels_for(lb_isa isa)
     }
 }
 
-const lb_kernels *lb__kernels(void) { return lb__kernels_for(lb_isa_active()); }
+/* lb_isa_active() is already clamped to what the CPU has. */
+const lb_kernels *lb__kernels(void)
+{
+    switch (lb_isa_active()) {
+    case LB_ISA_AVX512: return &k_avx512;
+    case LB_ISA_AVX2: return &k_avx2;
+    default: return &k_ref;
+    }
+}
 
 typedef struct {
     const lb_kernels *k;
@@ -80,7 +96,9 @@ static void matmul_task(void *ctx, int64_t b, int64_t e, int thread)
 void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
 {
     matmul_job j = {lb__kernels(), w, x, y, nt, xs, ys};
-    lb_pool_for(pool, w->rows, 16, matmul_task, &j);
+    /* at least ~64K multiply-adds per thread, or waking threads costs more */
+    int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w->cols * nt));
+    lb_pool_for(pool, w->rows, grain, matmul_task, &j);
 }
 
 void lb__weight_row(const lb_weight *w, int64_t r, float *out)
