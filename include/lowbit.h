@@ -303,8 +303,98 @@ lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, ch
  * LB_ERR_NOTFOUND names the places searched. */
 lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap);
 
+/* ---- forward pass (src/model/forward.c; docs/engine.md) */
+
+/* A session runs the model on a growing token sequence: it owns the thread
+ * pool, the activation buffers and the KV cache, all sized at creation (no
+ * allocation per token). Logits are bit-identical whatever the thread count,
+ * the ISA path and how the sequence is cut into lb_forward calls. */
+typedef struct lb_session lb_session;
+typedef struct lb_session_opts {
+    int n_threads;      /* <= 0: the number of online CPUs */
+    int64_t max_ctx;    /* KV cache length in positions; <= 0: the model's max_seq */
+    int64_t max_batch;  /* tokens per prefill step; <= 0: 64 */
+} lb_session_opts;
+/* The model must outlive the session. */
+lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out);
+void lb_session_free(lb_session *s);
+void lb_session_reset(lb_session *s);          /* back to position 0 */
+int64_t lb_session_pos(const lb_session *s);   /* tokens processed so far */
+int64_t lb_session_max_ctx(const lb_session *s);
+/* Process n tokens at the current position (prefill when n > 1, decode when
+ * n == 1). lb_forward writes the last token's logits [vocab] (logits may be
+ * NULL); lb_forward_all writes every token's logits [n, vocab]. */
+lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+
+/* ---- sampling (src/model/sample.c) */
+typedef struct lb_sampler lb_sampler;
+typedef struct lb_sampler_opts {
+    float temperature;  /* 0: argmax (lowest id on ties) */
+    float top_p;        /* nucleus in (0, 1]; 1 (or >= 1) disables */
+    uint64_t seed;
+} lb_sampler_opts;
+lb_status lb_sampler_create(int64_t vocab, const lb_sampler_opts *opts, lb_sampler **out);
+void lb_sampler_free(lb_sampler *s);
+/* Pick the next token from logits [vocab] (the array is overwritten). */
+int32_t lb_sample(lb_sampler *s, float *logits);
+
 /* ===================================================================== eval */
-/* (src/eval: perplexity, KL divergence, reports) */
+/* (src/eval: perplexity, KL divergence, reports; see docs/eval.md) */
+
+typedef enum lb_scoring {
+    LB_SCORE_HALF = 0,   /* llama.cpp: score positions ctx/2 .. ctx-2 of each chunk */
+    LB_SCORE_FULL = 1,   /* score every position 0 .. ctx-2 */
+} lb_scoring;
+
+typedef struct lb_ppl_opts {
+    int64_t ctx;            /* tokens per chunk (the first one replaced by bos) */
+    int64_t max_chunks;     /* <= 0: every whole chunk of the text */
+    lb_scoring scoring;
+    int n_threads;          /* <= 0: online CPUs */
+    int32_t bos;            /* replaces each chunk's first token; -1 keeps it */
+    uint64_t text_hash;     /* recorded in a saved base file (lb_eval_text_hash) */
+    const char *save_path;  /* when set, the log-probabilities are saved there (atomically) */
+    const char *model_name; /* recorded in a saved base file */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_ppl_opts;
+
+typedef struct lb_ppl_result {
+    int64_t n_chunks, n_scored;   /* chunks run, tokens scored */
+    double nll;                   /* mean negative log-likelihood (nats) */
+    double ppl, ppl_err;          /* exp(nll) and its standard error (llama.cpp's formula) */
+    double seconds, tokens_per_s; /* forward-pass tokens (all ctx of each chunk) per second */
+} lb_ppl_result;
+
+/* Perplexity of tokens[0..n) cut into non-overlapping chunks of opts->ctx. */
+lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const lb_ppl_opts *opts,
+                      lb_ppl_result *res);
+
+typedef struct lb_kld_opts {
+    int n_threads;
+    uint64_t text_hash;     /* nonzero: must equal the base file's text hash */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_kld_opts;
+
+typedef struct lb_kld_result {
+    int64_t n_chunks, n;          /* tokens compared */
+    double kld, kld_err;          /* mean KL(base || model) in nats and its standard error */
+    double kld_p50, kld_p90, kld_p99, kld_p999, kld_max;
+    double top1, top1_err;        /* fraction of positions with the same argmax */
+    double ppl, ppl_base;         /* this model's and the base's perplexity on the same tokens */
+    double ln_ppl_ratio, ln_ppl_ratio_err;   /* mean(nll - nll_base) and its standard error */
+    double ppl_ratio, ppl_ratio_err;         /* exp(ln_ppl_ratio) */
+    double seconds, tokens_per_s;
+} lb_kld_result;
+
+/* Rerun the base file's tokens (saved by lb_eval_ppl) and compare with its
+ * log-probabilities. */
+lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opts *opts, lb_kld_result *res);
+
+/* 64-bit FNV-1a of the text bytes (the text hash recorded in base files). */
+uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ================================================================= lossless */
 /* (src/lossless: entropy-coded BF16) */

@@ -48,5 +48,13 @@ int cmd_hadamard(int argc, char **argv);
 /* formats (tools/cmd_formats.c) */
 int cmd_formats(int argc, char **argv);
 int cmd_tensor(int argc, char **argv);
+/* engine (cmd_run.c, cmd_eval.c) */
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+/* Load a model and its tokenizer (found beside the model when tok_path is
+ * NULL) and check that the vocabularies agree; prints and returns 1 on error. */
+int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);
+/* Offset of the first byte that is not strict UTF-8, or len when valid. */
+size_t cli_utf8_check(const unsigned char *s, size_t len);
 
 #endif

@@ -20,6 +20,8 @@ static const cli_command commands[] = {
     {"tokenize", "text to token ids (or --decode ids to text) with a model's tokenizer", cmd_tokenize},
     {"formats", "list the number formats (bits/weight, block size)", cmd_formats},
     {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
+    {"run", "generate text with a model", cmd_run},
+    {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
