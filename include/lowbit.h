@@ -101,6 +101,77 @@ double lb_time_now(void);
 /* ================================================================== formats */
 /* (src/formats: element codecs and block formats; see docs/formats.md) */
 
+/* Element codecs: one value <-> one code (the low lb_elem_bits() bits of a
+ * byte). Encoding rounds to nearest, ties to even; finite overflow saturates
+ * to the largest finite value (OCP MX conversion rule); Inf saturates too,
+ * except E5M2 which keeps +-Inf; NaN gives the NaN code where one exists
+ * (E4M3 S.1111.111, E5M2, E8M0 0xFF, UE4M3 0x7F), else 0. Integers are
+ * two's complement (signed) or plain binary (unsigned); E8M0 and UE4M3
+ * encode x <= 0 as their smallest code. See docs/formats.md. */
+typedef enum lb_elem {
+    LB_ELEM_E4M3 = 0, LB_ELEM_E5M2 = 1, LB_ELEM_E2M3 = 2, LB_ELEM_E3M2 = 3, LB_ELEM_E2M1 = 4,
+    LB_ELEM_E8M0 = 5, LB_ELEM_UE4M3 = 6,
+    LB_ELEM_INT2 = 7, LB_ELEM_INT3 = 8, LB_ELEM_INT4 = 9, LB_ELEM_INT8 = 10,
+    LB_ELEM_UINT2 = 11, LB_ELEM_UINT3 = 12, LB_ELEM_UINT4 = 13, LB_ELEM_UINT8 = 14,
+    LB_ELEM_COUNT = 15
+} lb_elem;
+const char *lb_elem_name(lb_elem e);          /* "e4m3", "e2m1", "int4", ... */
+int lb_elem_bits(lb_elem e);                  /* code width: 4, 6, 7 (ue4m3), 8, 2, 3 */
+uint8_t lb_elem_encode(lb_elem e, float x);
+float lb_elem_decode(lb_elem e, uint8_t code); /* bits above lb_elem_bits are ignored */
+float lb_elem_max(lb_elem e);                 /* largest finite value */
+
+/* Block formats. Each is one row of one registry table (src/formats/
+ * registry.c). A tensor of rows x cols floats is packed row by row, each row
+ * into lb_format_row_bytes(f, cols) bytes, so row r starts at r * row_bytes.
+ * Block formats need cols % lb_format_block(f) == 0; per-row formats
+ * (block 0: int*_ch, ternary) take any cols. Layouts: docs/formats.md. */
+typedef struct lb_format lb_format;
+typedef enum lb_scale_rule {
+    LB_SCALE_FLOOR = 0, /* MX: 2^(floor(log2 amax) - emax_elem) (OCP; may clip); others: amax-based, nearest */
+    LB_SCALE_CEIL = 1,  /* MX: smallest power of two that never clips; NV: block scale rounded up */
+    LB_SCALE_MSE = 2,   /* per-block search over a few candidate scales, least squared error */
+} lb_scale_rule;
+typedef struct lb_quant_opts {
+    lb_scale_rule scale_rule;
+} lb_quant_opts;
+
+int lb_format_count(void);
+const lb_format *lb_format_at(int i);                 /* NULL when out of range */
+const lb_format *lb_format_find(const char *name);    /* NULL when unknown */
+const char *lb_format_name(const lb_format *f);
+const char *lb_format_describe(const lb_format *f);   /* one line for people */
+int64_t lb_format_block(const lb_format *f);          /* elements per block; 0 = one scale per row */
+double lb_format_bits_per_weight(const lb_format *f); /* storage bits per element (per-row: without the row scale) */
+size_t lb_format_row_bytes(const lb_format *f, int64_t cols);
+int lb_format_uses_tensor_scale(const lb_format *f);  /* 1 for nvfp4/nvint4 */
+/* Quantize x (rows x cols, row-major) into packed (rows * row_bytes bytes).
+ * opts may be NULL (floor rule). *tensor_scale receives the FP32 per-tensor
+ * encode scale of NV formats, 1 for the others (tensor_scale may be NULL for
+ * those). A block holding Inf or NaN gets a NaN scale and decodes to NaN. */
+lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
+                             int64_t cols, void *packed, float *tensor_scale);
+lb_status lb_format_dequantize(const lb_format *f, const void *packed, float tensor_scale, int64_t rows,
+                               int64_t cols, float *y);
+/* sum_i dequant(row)[i] * x[i] over one packed row; the summation order is
+ * fixed (16 lane partial sums, then a fixed tree), so every ISA path returns
+ * the same float. */
+float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols);
+
+/* Error of quantize + dequantize over x: mean squared error, QSNR in dB
+ * (10 log10(sum x^2 / sum err^2); +inf when exact) and max |error|. */
+typedef struct lb_quant_error { double mse, qsnr_db, max_abs; } lb_quant_error;
+lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
+                          int64_t cols, lb_quant_error *err);
+
+/* Packed tensor files (docs/formats.md "file layout"): a 64-byte header
+ * (magic "LBFQ", version, rows, cols, tensor scale, format name) then the
+ * packed rows. in_path holds raw little-endian float32; cols <= 0 means one
+ * row holding the whole file. Outputs appear only when complete. */
+lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts, const char *in_path,
+                                  int64_t cols, const char *out_path);
+lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path);
+
 /* =============================================================== transforms */
 /* (src/transforms: Hadamard and other orthogonal transforms) */
 
@@ -145,6 +216,12 @@ lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t
  * points *piece at tokenizer-owned or buf-held bytes, valid until the next call. */
 lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
                              const char **piece, size_t *len);
+/* Find the tokenizer that goes with a model path and write its path to buf:
+ * a folder's tokenizer.json (else tokenizer.bin, else the first tok*.bin);
+ * beside a llama2.c model file with vocabulary V: tok{V}.bin, tokenizer.bin,
+ * tokenizer.json, then the first tok*.bin. A .json path is returned as is.
+ * LB_ERR_NOTFOUND names the places searched. */
+lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap);
 
 /* ===================================================================== eval */
 /* (src/eval: perplexity, KL divergence, reports) */

@@ -1,0 +1,185 @@
+/* load.c: lb_model_load picks the loader from what the path is (a folder or
+ * config.json -> Hugging Face; a file -> llama2.c checkpoint), and the model's
+ * lifetime: the model owns its maps, converted buffers and layer array, and
+ * lb_model_free releases them all. */
+#include "model/loader.h"
+#include <sys/stat.h>
+
+lb_model *lb__model_new(void)
+{
+    lb_model *m = lb__zalloc(sizeof *m);
+    if (m) { m->cfg.bos_id = -1; m->cfg.eos_id = -1; }
+    return m;
+}
+
+lb_status lb__model_alloc_layers(lb_model *m)
+{
+    LB_ASSERT(!m->layers && m->cfg.n_layers > 0 && m->cfg.n_layers <= LB_MAX_LAYERS);
+    m->layers = lb__zalloc((size_t)m->cfg.n_layers * sizeof *m->layers);
+    return m->layers ? LB_OK : LB_ERR_NOMEM;
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = lb__alloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+lb_status lb__model_set_names(lb_model *m, const char *path, const char *source)
+{
+    LB_FREE(m->path); LB_FREE(m->source_format);
+    m->path = dup_str(path);
+    m->source_format = dup_str(source);
+    return m->path && m->source_format ? LB_OK : LB_ERR_NOMEM;
+}
+
+static lb_status bad(const char *what, const char *field, int64_t v, const char *why)
+{
+    return lb__err(LB_ERR_FORMAT, "%s: %s = %lld: %s", what, field, (long long)v, why);
+}
+
+static lb_status check_range(const char *what, const char *field, int64_t v, int64_t hi)
+{
+    if (v <= 0) return bad(what, field, v, "must be positive");
+    if (v > hi) return lb__err(LB_ERR_FORMAT, "%s: %s = %lld: too large (limit %lld)", what, field,
+                               (long long)v, (long long)hi);
+    return LB_OK;
+}
+
+lb_status lb__config_validate(const lb_config *c, const char *what)
+{
+    lb_status s;
+    if ((s = check_range(what, "dim", c->dim, LB_MAX_DIM)) ||
+        (s = check_range(what, "hidden_dim", c->hidden_dim, LB_MAX_DIM * 8)) ||
+        (s = check_range(what, "n_layers", c->n_layers, LB_MAX_LAYERS)) ||
+        (s = check_range(what, "n_heads", c->n_heads, LB_MAX_HEADS)) ||
+        (s = check_range(what, "n_kv_heads", c->n_kv_heads, LB_MAX_HEADS)) ||
+        (s = check_range(what, "head_dim", c->head_dim, LB_MAX_DIM)) ||
+        (s = check_range(what, "vocab_size", c->vocab_size, LB_MAX_VOCAB)) ||
+        (s = check_range(what, "max_seq", c->max_seq, LB_MAX_SEQ)))
+        return s;
+    if (c->n_heads % c->n_kv_heads)
+        return lb__err(LB_ERR_FORMAT, "%s: n_heads = %lld is not a multiple of n_kv_heads = %lld", what,
+                       (long long)c->n_heads, (long long)c->n_kv_heads);
+    if (c->head_dim % 2) return bad(what, "head_dim", c->head_dim, "must be even (RoPE rotates pairs)");
+    if (c->n_heads * c->head_dim > LB_MAX_DIM * 8)
+        return lb__err(LB_ERR_FORMAT, "%s: n_heads * head_dim = %lld: too large", what,
+                       (long long)(c->n_heads * c->head_dim));
+    if (!(c->norm_eps > 0 && c->norm_eps < 1)) return lb__err(LB_ERR_FORMAT, "%s: norm_eps = %g: must be in (0, 1)", what, (double)c->norm_eps);
+    if (!(c->rope_theta > 1 && c->rope_theta < 1e12f))
+        return lb__err(LB_ERR_FORMAT, "%s: rope_theta = %g: must be in (1, 1e12)", what, (double)c->rope_theta);
+    if (c->bos_id >= c->vocab_size || c->eos_id >= c->vocab_size)
+        return lb__err(LB_ERR_FORMAT, "%s: bos/eos token id (%d/%d) outside the vocabulary (%lld)", what,
+                       c->bos_id, c->eos_id, (long long)c->vocab_size);
+    return LB_OK;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The folder holding `path` (a config.json or .safetensors inside it). */
+static char *parent_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) return dup_str(".");
+    size_t n = (size_t)(slash - path);
+    char *d = lb__alloc(n + 2);
+    if (!d) return NULL;
+    if (n == 0) { d[0] = '/'; d[1] = 0; }
+    else { memcpy(d, path, n); d[n] = 0; }
+    return d;
+}
+
+static lb_status load_llama2c(const char *path, lb_model *m)
+{
+    m->maps = lb__zalloc(sizeof *m->maps);
+    if (!m->maps) return LB_ERR_NOMEM;
+    lb_status s = lb__map_file(path, &m->maps[0]);
+    if (s) return s;
+    m->n_maps = 1;
+    return lb__llama2c_parse(m->maps[0].data, m->maps[0].size, path, m);
+}
+
+lb_status lb_model_load(const char *path, lb_model **out)
+{
+    *out = NULL;
+    if (!path || !*path) return lb__err(LB_ERR_ARG, "lb_model_load: no path given");
+    struct stat st;
+    if (stat(path, &st) != 0) return lb__err(LB_ERR_IO, "%s: no such file or folder", path);
+    lb_model *m = lb__model_new();
+    if (!m) return LB_ERR_NOMEM;
+    lb_status s;
+    if (S_ISDIR(st.st_mode)) s = lb__hf_load(path, m);
+    else if (ends_with(path, ".json") || ends_with(path, ".safetensors")) {
+        char *dir = parent_dir(path);
+        s = dir ? lb__hf_load(dir, m) : LB_ERR_NOMEM;
+        LB_FREE(dir);
+    } else
+        s = load_llama2c(path, m);
+    if (s) { lb_model_free(m); return s; }
+    *out = m;
+    return LB_OK;
+}
+
+void lb_model_free(lb_model *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n_maps; i++) lb__unmap(&m->maps[i]);
+    LB_FREE(m->maps);
+    for (int i = 0; i < m->n_owned; i++) LB_FREE(m->owned[i]);
+    LB_FREE(m->owned);
+    LB_FREE(m->layers);
+    LB_FREE(m->path);
+    LB_FREE(m->source_format);
+    LB_FREE(m);
+}
+
+static int64_t numel(const lb_weight *w) { return w->data ? w->rows * w->cols : 0; }
+static size_t nbytes(const lb_weight *w) { return (size_t)numel(w) * lb_dtype_size(w->dtype); }
+
+/* Sum over every distinct weight of the model (a tied lm_head counts once). */
+static void count(const lb_model *m, int64_t *params, size_t *bytes)
+{
+    const lb_weight *top[3] = {&m->tok_embed, &m->final_norm, &m->lm_head};
+    *params = 0; *bytes = 0;
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && m->lm_head.data == m->tok_embed.data) continue;
+        *params += numel(top[i]); *bytes += nbytes(top[i]);
+    }
+    for (int64_t l = 0; m->layers && l < m->cfg.n_layers; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        const lb_weight *w[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->bq, &L->bk, &L->bv, &L->q_norm,
+                                &L->k_norm, &L->wo, &L->ffn_norm, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t k = 0; k < sizeof w / sizeof *w; k++) { *params += numel(w[k]); *bytes += nbytes(w[k]); }
+    }
+}
+
+static const char *arch_name(lb_arch a)
+{
+    switch (a) {
+    case LB_ARCH_LLAMA: return "llama";
+    case LB_ARCH_MISTRAL: return "mistral";
+    case LB_ARCH_QWEN2: return "qwen2";
+    case LB_ARCH_QWEN3: return "qwen3";
+    }
+    return "unknown";
+}
+
+void lb_model_get_info(const lb_model *m, lb_model_info *info)
+{
+    memset(info, 0, sizeof *info);
+    const lb_config *c = &m->cfg;
+    snprintf(info->arch, sizeof info->arch, "%s", arch_name(c->arch));
+    snprintf(info->source, sizeof info->source, "%s", m->source_format ? m->source_format : "");
+    info->dim = c->dim; info->hidden_dim = c->hidden_dim; info->n_layers = c->n_layers;
+    info->n_heads = c->n_heads; info->n_kv_heads = c->n_kv_heads; info->head_dim = c->head_dim;
+    info->vocab_size = c->vocab_size; info->max_seq = c->max_seq;
+    info->rope_theta = c->rope_theta; info->norm_eps = c->norm_eps;
+    info->tied_embeddings = c->tied_embeddings;
+    count(m, &info->n_params, &info->weight_bytes);
+}

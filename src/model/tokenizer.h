@@ -1,0 +1,157 @@
+/* tokenizer.h: private layout of lb_tokenizer, shared by tokenizer.c (common
+ * parts: string table, BPE merge engine, decode), tokenizer_llama2c.c
+ * (llama2.c tokenizer.bin) and tokenizer_hf.c (Hugging Face tokenizer.json).
+ * See docs/tokenizers.md for the algorithms. */
+#ifndef LB_TOKENIZER_H
+#define LB_TOKENIZER_H
+
+#include "core/core.h"
+
+typedef enum lb_tok_kind {
+    LB_TOK_LLAMA2C = 0,   /* score-driven merges over the whole text (llama2.c run.c) */
+    LB_TOK_HF_BPE = 1,    /* rank-driven merges per pre-token (tokenizers' BPE model) */
+} lb_tok_kind;
+
+/* Pre-tokenizer regex families we match by hand (tokenizer_regex.c). */
+typedef enum lb_tok_regex {
+    LB_RE_NONE = 0,
+    LB_RE_GPT2 = 1,       /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
+    LB_RE_LLAMA3 = 2,     /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+} lb_tok_regex;
+
+/* One pre-tokenizer step, applied in order (a Sequence is flattened). */
+typedef enum lb_pretok_type {
+    LB_PRE_SPLIT_REGEX = 0,   /* Split(Regex, Isolated) or ByteLevel(use_regex) */
+    LB_PRE_DIGITS = 1,        /* Digits: split digit runs (individual: each digit) */
+    LB_PRE_METASPACE = 2,     /* Metaspace(split = true): split before each replacement char */
+} lb_pretok_type;
+
+typedef struct lb_pretok {
+    lb_pretok_type type;
+    lb_tok_regex re;          /* SPLIT_REGEX */
+    int max_digits;           /* SPLIT_REGEX: \p{N}{1,k} (0 = unbounded) */
+    bool individual;          /* DIGITS */
+} lb_pretok;
+
+typedef struct lb_added_token {
+    char *content;
+    size_t len;
+    int32_t id;
+    bool special, lstrip, rstrip;
+} lb_added_token;
+
+/* Open-addressing hash from byte strings to ids (strings owned elsewhere). */
+typedef struct lb_strmap {
+    int32_t *slots;           /* (cap) id or -1 */
+    uint64_t cap;             /* power of two */
+} lb_strmap;
+
+/* Hash from a pair of ids to a merge (rank and resulting id). */
+typedef struct lb_pairmap {
+    uint64_t *keys;           /* (cap) (a << 32 | b) + 1, 0 = empty */
+    int32_t *rank, *merged;   /* (cap) */
+    uint64_t cap, count;
+} lb_pairmap;
+
+#define LB_TOK_MAX_PRETOK 8
+#define LB_TOK_MAX_REPLACE 4
+
+struct lb_tokenizer {
+    lb_tok_kind kind;
+    char *path;               /* what was loaded (for messages) */
+    int64_t n_vocab;          /* ids are 0 .. n_vocab-1; pieces may be NULL (holes) */
+    char **piece;             /* (n_vocab) raw piece text as stored (not NUL-safe: use piece_len) */
+    uint32_t *piece_len;      /* (n_vocab) */
+    float *score;             /* (n_vocab) llama2.c merge scores; NULL for HF */
+    lb_strmap map;            /* piece text -> id */
+    int32_t bos, eos, unk;    /* -1 when none */
+    int32_t byte_id[256];     /* id of "<0xNN>" or -1 */
+    int max_piece_len;
+    /* llama2.c */
+    int32_t space_id;         /* id of " " (the dummy prefix) or -1 */
+    /* Hugging Face BPE */
+    lb_pairmap merges;
+    bool byte_level;          /* pieces are GPT-2 byte-to-unicode strings */
+    bool byte_fallback, fuse_unk, ignore_merges;
+    bool add_prefix_space;    /* ByteLevel pre-tokenizer: prepend " " when missing */
+    /* normalizer: optional prepend, then string replacements */
+    char *prepend;            /* NULL when none */
+    int n_replace;
+    char *repl_from[LB_TOK_MAX_REPLACE], *repl_to[LB_TOK_MAX_REPLACE];
+    /* Metaspace pre-tokenizer (replaces ' ', may prepend, may split) */
+    bool metaspace;
+    char metaspace_char[8];   /* UTF-8 of the replacement, usually U+2581 */
+    int metaspace_prepend;    /* 0 never, 1 always, 2 first segment only */
+    int n_pretok;
+    lb_pretok pretok[LB_TOK_MAX_PRETOK];
+    /* added tokens matched literally before anything else */
+    int n_added;
+    lb_added_token *added;
+    int32_t *prefix_ids, *suffix_ids;   /* post-processor template around A */
+    int n_prefix, n_suffix;
+    /* decoder */
+    char *dec_replace_from, *dec_replace_to;  /* e.g. U+2581 -> " " */
+    bool dec_byte_fallback;   /* "<0xNN>" -> the byte */
+    int dec_strip_start;      /* leading spaces removed at the start of the text */
+    bool *is_special;         /* (n_vocab) added tokens marked special, or NULL */
+    char *owned_strings;      /* llama2.c: one block holding all pieces */
+};
+
+/* ---- tokenizer.c: shared pieces */
+uint64_t lb__tok_hash(const char *s, size_t n);
+lb_status lb__strmap_build(lb_tokenizer *t);            /* from piece/piece_len */
+int32_t lb__strmap_get(const lb_tokenizer *t, const char *s, size_t n);
+/* Id of the concatenation piece[a] + piece[b], or -1. */
+int32_t lb__strmap_get_pair(const lb_tokenizer *t, int32_t a, int32_t b);
+lb_status lb__pairmap_put(lb_pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t merged);
+bool lb__pairmap_get(const lb_pairmap *m, int32_t a, int32_t b, int32_t *rank, int32_t *merged);
+void lb__tok_free_fields(lb_tokenizer *t);
+
+/* BPE merge engine. Merges adjacent symbols of ids[0..n) in place, always
+ * taking the pair with the smallest key (ties: the leftmost pair) until no
+ * pair merges; writes the result back to ids and returns the new count.
+ * pair() says whether (a, b) merges, its key and resulting id. O(n log n). */
+typedef bool (*lb_pair_fn)(const lb_tokenizer *t, int32_t a, int32_t b, uint32_t *key, int32_t *merged);
+typedef struct lb_bpe_work {          /* scratch reused across calls */
+    int32_t *prev, *next;
+    struct lb_bpe_entry *heap;
+    size_t cap_sym, cap_heap;
+} lb_bpe_work;
+lb_status lb__bpe_merge(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, int32_t *ids, int64_t *n);
+void lb__bpe_work_free(lb_bpe_work *w);
+
+/* Growable id vector. */
+typedef struct lb_ids {
+    int32_t *v;
+    int64_t n, cap;
+    bool failed;
+} lb_ids;
+void lb__ids_push(lb_ids *a, int32_t id);
+
+/* Length of the UTF-8 unit starting at s[0] the way llama2.c groups bytes:
+ * one byte plus following continuation bytes, at most 4 in all. */
+size_t lb__utf8_group(const unsigned char *s, size_t n);
+
+/* ---- tokenizer_llama2c.c */
+lb_status lb__tokenizer_from_llama2c(const uint8_t *data, size_t size, const char *name, lb_tokenizer **out);
+lb_status lb__llama2c_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos, lb_ids *out);
+
+/* ---- tokenizer_hf.c. config_json (tokenizer_config.json text, may be NULL)
+ * supplies bos/eos names when the post-processor does not. */
+lb_status lb__tokenizer_from_hf_json(const char *json, size_t n, const char *name, const char *config_json,
+                                     size_t config_n, lb_tokenizer **out);
+lb_status lb__hf_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos, lb_ids *out);
+
+/* ---- tokenizer_regex.c: pre-tokenizer splitting. Calls emit(ctx, off, len)
+ * for consecutive pieces covering s[0..n). */
+typedef void (*lb_emit_fn)(void *ctx, size_t off, size_t len);
+void lb__pretok_split(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx);
+/* Unicode classes used by the patterns (tables generated from the Unicode
+ * database; see tests/ref/gen_unicode_tables.py). */
+bool lb__uni_is_letter(uint32_t c);
+bool lb__uni_is_number(uint32_t c);
+bool lb__uni_is_space(uint32_t c);
+/* Decode one UTF-8 code point; invalid bytes decode as U+FFFD of length 1. */
+size_t lb__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+#endif /* LB_TOKENIZER_H */

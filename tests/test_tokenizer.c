@@ -1,0 +1,298 @@
+/* test_tokenizer.c: tokenizers against an independent Python reference
+ * (tests/ref/tokenizer_ref.py), round trips on the eval texts, known ids,
+ * and bad input. */
+#include "harness.h"
+#include "model/tokenizer.h"
+#include <unistd.h>
+
+static char *path_in(char *buf, size_t cap, const char *root, const char *rel)
+{
+    snprintf(buf, cap, "%s/%s", root, rel);
+    return buf;
+}
+
+static char *read_text(const char *path, size_t limit, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *d = malloc(limit + 1);
+    *n = fread(d, 1, limit, f);
+    fclose(f);
+    d[*n] = 0;
+    return d;
+}
+
+static lb_tokenizer *load_model_tok(const char *rel)
+{
+    char p[1024];
+    path_in(p, sizeof p, test_models_dir(), rel);
+    if (!test_file_exists(p)) return NULL;
+    lb_tokenizer *t = NULL;
+    lb_status s = lb_tokenizer_load(p, &t);
+    CHECK(s == LB_OK, "load %s: %s", p, lb_errmsg());
+    return t;
+}
+
+/* decode(encode(text)) == text, with and without BOS. */
+static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const char *what)
+{
+    for (int bos = 0; bos < 2; bos++) {
+        int32_t *ids = NULL;
+        int64_t k = 0;
+        lb_status s = lb_tokenizer_encode(t, text, n, bos, &ids, &k);
+        CHECK(s == LB_OK, "%s: encode: %s", what, lb_errmsg());
+        if (s) return;
+        CHECK((k > 0 || (!n && !bos)) && k <= (int64_t)n + 2, "%s: %lld ids for %zu bytes", what, (long long)k, n);
+        if (bos && lb_tokenizer_bos(t) >= 0) CHECK(ids[0] == lb_tokenizer_bos(t), "%s: first id %d", what, ids[0]);
+        char *out = NULL;
+        size_t m = 0;
+        s = lb_tokenizer_decode(t, ids, k, &out, &m);
+        CHECK(s == LB_OK, "%s: decode: %s", what, lb_errmsg());
+        if (!s) {
+            size_t i = 0;
+            while (i < n && i < m && out[i] == text[i]) i++;
+            CHECK(m == n && i == n, "%s (bos %d): round trip differs at byte %zu (%zu vs %zu bytes): '%.40s' vs '%.40s'",
+                  what, bos, i, m, n, out + (i < m ? i : m), text + i);
+        }
+        /* streaming pieces give the same bytes */
+        lb_buf b = {0};
+        char buf[256];
+        for (int64_t j = 0; j < k && !s; j++) {
+            const char *p;
+            size_t pl;
+            s = lb_tokenizer_piece(t, j ? ids[j - 1] : -1, ids[j], buf, sizeof buf, &p, &pl);
+            lb__buf_put(&b, p, pl);
+        }
+        CHECK(s == LB_OK && out && b.len == m && !memcmp(b.data, out, m), "%s: pieces differ from decode", what);
+        lb__buf_free(&b);
+        free(out);
+        free(ids);
+    }
+}
+
+static int have_python(void)
+{
+    static int have = -1;
+    if (have < 0) have = system("python3 -c 'import unicodedata' >/dev/null 2>&1") == 0;
+    return have;
+}
+
+/* Runs the reference; returns malloc'd ids of the first (or only) line. */
+static int64_t run_ref(const char *tok, const char *textfile, int bos, int records, int32_t ***lines, int64_t **counts)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "python3 tests/ref/tokenizer_ref.py '%s' '%s'%s%s", tok, textfile,
+             bos ? " --bos" : "", records ? " --records" : "");
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    lb_buf out = {0};
+    char chunk[65536];
+    size_t k;
+    while ((k = fread(chunk, 1, sizeof chunk, f)) > 0) lb__buf_put(&out, chunk, k);
+    int rc = pclose(f);
+    lb__buf_put(&out, "", 1);
+    if (rc != 0) { lb__buf_free(&out); return -1; }
+    int64_t nl = 0;
+    for (size_t i = 0; i < out.len; i++) nl += out.data[i] == '\n';
+    *lines = calloc((size_t)nl + 1, sizeof **lines);
+    *counts = calloc((size_t)nl + 1, sizeof **counts);
+    char *p = out.data;
+    for (int64_t l = 0; l < nl; l++) {
+        char *e = strchr(p, '\n');
+        *e = 0;
+        int64_t c = 0, cap = 16;
+        int32_t *v = malloc((size_t)cap * 4);
+        for (char *q = p; *q;) {
+            char *end;
+            long x = strtol(q, &end, 10);
+            if (end == q) break;
+            if (c == cap) v = realloc(v, (size_t)(cap *= 2) * 4);
+            v[c++] = (int32_t)x;
+            q = end;
+        }
+        (*lines)[l] = v;
+        (*counts)[l] = c;
+        p = e + 1;
+    }
+    lb__buf_free(&out);
+    return nl;
+}
+
+static void free_lines(int32_t **lines, int64_t *counts, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) free(lines[i]);
+    free(lines);
+    free(counts);
+}
+
+static void compare_ids(const int32_t *a, int64_t na, const int32_t *b, int64_t nb, const char *what)
+{
+    int64_t i = 0;
+    while (i < na && i < nb && a[i] == b[i]) i++;
+    CHECK(na == nb && i == na, "%s: ids differ from the reference at %lld (%lld vs %lld ids): %d vs %d", what,
+          (long long)i, (long long)na, (long long)nb, i < na ? a[i] : -1, i < nb ? b[i] : -1);
+}
+
+/* Compares our ids with the reference's on the first `limit` bytes of a file. */
+static void check_vs_ref(lb_tokenizer *t, const char *tokpath, const char *textpath, size_t limit, int bos)
+{
+    size_t n;
+    char *text = read_text(textpath, limit, &n);
+    if (!text) return;
+    char tmp[] = "/tmp/lowbit_tok_XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0 || write(fd, text, n) != (ssize_t)n) { CHECK(0, "temp file"); free(text); return; }
+    close(fd);
+    int32_t **lines;
+    int64_t *counts;
+    int64_t nl = run_ref(tokpath, tmp, bos, 0, &lines, &counts);
+    CHECK(nl == 1, "reference failed on %s", textpath);
+    if (nl == 1) {
+        int32_t *ids;
+        int64_t k;
+        REQUIRE(lb_tokenizer_encode(t, text, n, bos, &ids, &k) == LB_OK, "encode: %s", lb_errmsg());
+        char what[2200];
+        snprintf(what, sizeof what, "%s on %zu bytes of %s", tokpath, n, textpath);
+        compare_ids(ids, k, lines[0], counts[0], what);
+        free(ids);
+    }
+    if (nl > 0) free_lines(lines, counts, nl);
+    unlink(tmp);
+    free(text);
+}
+
+/* Awkward strings, separated by 0x1E for the reference's --records mode. */
+static const char *const tricky[] = {
+    "", " ", "  ", "\n", "\n\n", "\t", " \t\n ", "a", "Hello world", "Hello, world!",
+    "  leading spaces", "trailing spaces   ", "tabs\tand\nnewlines\r\n", "it's don't I'LL we've",
+    "caf\xc3\xa9 na\xc3\xafve \xc3\x9c" "ber", "\xce\x93\xce\xb5\xce\xb9\xce\xac \xcf\x83\xce\xbf\xcf\x85",
+    "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82", "\xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c",
+    "emoji \xf0\x9f\x98\x80\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd!", "bytes \x01\x02\x7f", "bad utf8 \xff\xfe \xc3 \x80\x80 end",
+    "numbers 1234567 3.14159 -42", "supercalifragilisticexpialidocioussupercalifragilisticexpialidocious",
+    "<s> </s> <unk> <0x41>", "Once upon a time, there was a little girl named Lily.",
+    "a\xc2\xa0" "b\xe2\x80\x83" "c\xe3\x80\x80" "d", "x\r\ny\rz", "!!!???...,,,", "'s 'S 'll 'LL",
+};
+#define N_TRICKY (sizeof tricky / sizeof *tricky)
+
+static void check_tricky_vs_ref(lb_tokenizer *t, const char *tokpath)
+{
+    char tmp[] = "/tmp/lowbit_tok_XXXXXX";
+    int fd = mkstemp(tmp);
+    REQUIRE(fd >= 0, "temp file");
+    for (size_t i = 0; i < N_TRICKY; i++) {
+        if (i && write(fd, "\x1e", 1) != 1) break;
+        if (write(fd, tricky[i], strlen(tricky[i])) != (ssize_t)strlen(tricky[i])) break;
+    }
+    close(fd);
+    for (int bos = 0; bos < 2; bos++) {
+        int32_t **lines;
+        int64_t *counts;
+        int64_t nl = run_ref(tokpath, tmp, bos, 1, &lines, &counts);
+        CHECK(nl == (int64_t)N_TRICKY, "reference gave %lld lines for %zu strings", (long long)nl, N_TRICKY);
+        for (int64_t i = 0; i < nl && i < (int64_t)N_TRICKY; i++) {
+            int32_t *ids;
+            int64_t k;
+            CHECK(lb_tokenizer_encode(t, tricky[i], strlen(tricky[i]), bos, &ids, &k) == LB_OK, "encode");
+            char what[1400];
+            snprintf(what, sizeof what, "%s: tricky string %lld \"%.30s\" bos %d", tokpath, (long long)i, tricky[i], bos);
+            compare_ids(ids, k, lines[i], counts[i], what);
+            free(ids);
+        }
+        if (nl > 0) free_lines(lines, counts, nl);
+    }
+    unlink(tmp);
+}
+
+/* ------------------------------------------------------------ llama2.c */
+
+static const char *const eval_texts[] = {"tinystories/tinystories_val.txt", "wikitext2/wiki.test.raw"};
+
+static void round_trip_files(lb_tokenizer *t, const char *name)
+{
+    for (int f = 0; f < 2; f++) {
+        char p[1024];
+        size_t n;
+        char *text = read_text(path_in(p, sizeof p, test_data_dir(), eval_texts[f]), 4u << 20, &n);
+        if (!text) { SKIP("%s missing", p); }
+        char what[1200];
+        snprintf(what, sizeof what, "%s on %s", name, p);
+        check_round_trip(t, text, n, what);
+        free(text);
+    }
+}
+
+static void test_llama2c_load(void)
+{
+    lb_tokenizer *t = load_model_tok("stories260K/tok512.bin");
+    if (!t) SKIP("stories260K/tok512.bin missing");
+    CHECK(lb_tokenizer_vocab_size(t) == 512, "vocab %lld", (long long)lb_tokenizer_vocab_size(t));
+    CHECK(lb_tokenizer_bos(t) == 1 && lb_tokenizer_eos(t) == 2, "bos/eos");
+    lb_tokenizer_free(t);
+    t = load_model_tok("llama2c-tokenizer/tokenizer.bin");
+    if (!t) SKIP("llama2c-tokenizer/tokenizer.bin missing");
+    CHECK(lb_tokenizer_vocab_size(t) == 32000, "vocab %lld", (long long)lb_tokenizer_vocab_size(t));
+    lb_tokenizer_free(t);
+}
+
+/* Ids from the Llama 2 tokenizer everyone quotes: "Hello world" -> 1 15043 3186. */
+static void test_llama2c_known_ids(void)
+{
+    lb_tokenizer *t = load_model_tok("llama2c-tokenizer/tokenizer.bin");
+    if (!t) SKIP("llama2c-tokenizer/tokenizer.bin missing");
+    int32_t *ids;
+    int64_t n;
+    REQUIRE(lb_tokenizer_encode(t, "Hello world", 11, 1, &ids, &n) == LB_OK, "encode");
+    CHECK(n == 3 && ids[0] == 1 && ids[1] == 15043 && ids[2] == 3186, "got %lld ids: %d %d %d", (long long)n,
+          ids[0], n > 1 ? ids[1] : -1, n > 2 ? ids[2] : -1);
+    free(ids);
+    /* empty text: just BOS, or nothing */
+    REQUIRE(lb_tokenizer_encode(t, "", 0, 1, &ids, &n) == LB_OK, "encode empty");
+    CHECK(n == 1 && ids[0] == 1, "empty with BOS gave %lld ids", (long long)n);
+    free(ids);
+    REQUIRE(lb_tokenizer_encode(t, "", 0, 0, &ids, &n) == LB_OK, "encode empty");
+    CHECK(n == 0, "empty without BOS gave %lld ids", (long long)n);
+    free(ids);
+    /* a byte not in the vocabulary falls back to <0xNN> = byte + 3 */
+    REQUIRE(lb_tokenizer_encode(t, "\x01", 1, 0, &ids, &n) == LB_OK, "encode byte");
+    CHECK(n == 2 && ids[1] == 0x01 + 3, "byte fallback gave %lld ids, last %d", (long long)n, ids[n - 1]);
+    free(ids);
+    lb_tokenizer_free(t);
+}
+
+static void test_llama2c_round_trip(void)
+{
+    const char *toks[] = {"stories260K/tok512.bin", "llama2c-tokenizer/tokenizer.bin"};
+    for (int i = 0; i < 2; i++) {
+        lb_tokenizer *t = load_model_tok(toks[i]);
+        if (!t) SKIP("%s missing", toks[i]);
+        round_trip_files(t, toks[i]);
+        for (size_t k = 0; k < N_TRICKY; k++) check_round_trip(t, tricky[k], strlen(tricky[k]), tricky[k]);
+        lb_tokenizer_free(t);
+    }
+}
+
+static void test_llama2c_vs_reference(void)
+{
+    if (!have_python()) SKIP("python3 not found: reference comparison not run");
+    const char *toks[] = {"stories260K/tok512.bin", "llama2c-tokenizer/tokenizer.bin"};
+    for (int i = 0; i < 2; i++) {
+        char tp[1024], dp[1024];
+        lb_tokenizer *t = load_model_tok(toks[i]);
+        if (!t) SKIP("%s missing", toks[i]);
+        path_in(tp, sizeof tp, test_models_dir(), toks[i]);
+        for (int f = 0; f < 2; f++)
+            check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 12000, f);
+        check_tricky_vs_ref(t, tp);
+        lb_tokenizer_free(t);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    RUN(test_llama2c_load);
+    RUN(test_llama2c_known_ids);
+    RUN(test_llama2c_round_trip);
+    RUN(test_llama2c_vs_reference);
+    return TEST_DONE();
+}
