@@ -286,6 +286,33 @@ lb_status lb_bf16_packed_write(const lb_bf16_packed *p, void *buf, size_t cap);
 lb_status lb_bf16_packed_read(const void *blob, size_t size, const char *name, unsigned flags,
                               lb_bf16_packed **out);
 
+/* Packed model files: safetensors containers where every F32/BF16 tensor is
+ * replaced by a U8 tensor of the same name holding its blob, listed in the
+ * metadata ("lowbit.format": "lossless-bf16", "lowbit.lossless": JSON with
+ * each tensor's dtype and shape); other tensors are copied unchanged. See
+ * docs/file-format.md, section "lossless". */
+typedef struct lb_lossless_report {
+    int64_t n_files;          /* safetensors files processed */
+    int64_t n_tensors, n_packed, n_rounded, n_copied;  /* n_rounded: F32 tensors rounded to BF16 */
+    int64_t values;           /* values in packed tensors */
+    uint64_t bf16_bytes;      /* those values as BF16 */
+    uint64_t packed_bytes;    /* their blobs */
+    uint64_t in_bytes, out_bytes;  /* safetensors files read / written */
+} lb_lossless_report;
+
+/* Pack a safetensors file into a packed one, or a model folder into a new
+ * folder (each *.safetensors packed under its name, other files copied).
+ * F32 tensors are rounded to BF16 (round-to-nearest-even) first; BF16 is
+ * kept bit for bit; F16 tensors are refused (LB_ERR_UNSUPPORTED). Writes are
+ * atomic: on failure no output is left. rep may be NULL. */
+lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_pack_opts *opts, lb_pool *pool,
+                                 lb_progress_fn progress, void *user, lb_lossless_report *rep);
+/* The inverse: packed tensors come back as BF16 with their shapes, other
+ * tensors and metadata unchanged; for a BF16 source the tensor bytes are
+ * identical. */
+lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
+                                   void *user, lb_lossless_report *rep);
+
 /* ==================================================================== quant */
 /* (src/quant: weight quantizers) */
 

@@ -8,6 +8,8 @@
  * and every truncation is detected. */
 #include "harness.h"
 #include "lossless/lossless.h"
+#include "model/safetensors.h"
+#include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -577,6 +579,98 @@ static void test_corruption(void)
     free(c);
 }
 
+/* ---- packed model files */
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    uint8_t *d = NULL;
+    if (lb__read_file(path, &d, n)) return NULL;
+    return d;
+}
+
+/* F32 model -> pack -> unpack gives the RNE BF16 rounding of every tensor,
+ * computed here elementwise; BF16 -> pack -> unpack is the same file. */
+static void test_model_file(void)
+{
+    char src[512], a[64], b[64], c[64], d[64];
+    snprintf(src, sizeof src, "%s/tinystories-656k/model.safetensors", test_models_dir());
+    if (!test_file_exists(src)) SKIP("no %s", src);
+    snprintf(a, sizeof a, "/tmp/lb_ll_%d_a", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lb_ll_%d_b", (int)getpid());
+    snprintf(c, sizeof c, "/tmp/lb_ll_%d_c", (int)getpid());
+    snprintf(d, sizeof d, "/tmp/lb_ll_%d_d", (int)getpid());
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+    lb_lossless_report r;
+    lb_bf16_pack_opts o = {.stream_len = 5000};
+    REQUIRE(lb_lossless_pack_model(src, a, &o, pool, NULL, NULL, &r) == LB_OK, "pack: %s", lb_errmsg());
+    CHECK(r.n_packed == r.n_tensors && r.n_rounded == r.n_tensors && r.n_tensors > 0, "report %lld/%lld",
+          (long long)r.n_packed, (long long)r.n_tensors);
+    REQUIRE(lb_lossless_unpack_model(a, b, pool, NULL, NULL, &r) == LB_OK, "unpack: %s", lb_errmsg());
+    lb_st_file fs, fb;
+    REQUIRE(lb__st_open(src, &fs) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb__st_open(b, &fb) == LB_OK, "%s", lb_errmsg());
+    CHECK(fs.n_tensors == fb.n_tensors, "tensor count %lld vs %lld", (long long)fs.n_tensors, (long long)fb.n_tensors);
+    for (int64_t i = 0; i < fs.n_tensors && i < fb.n_tensors; i++) {
+        const lb_st_tensor *t = &fs.tensors[i], *u = &fb.tensors[i];
+        CHECK(!strcmp(t->name, u->name) && u->dtype == LB_DTYPE_BF16 && t->ndim == u->ndim &&
+              !memcmp(t->shape, u->shape, sizeof(int64_t) * (size_t)t->ndim), "tensor %lld: %s", (long long)i, t->name);
+        int64_t n = lb__st_numel(t), bad = 0;
+        for (int64_t k = 0; k < n && u->dtype == LB_DTYPE_BF16; k++) {
+            float f;
+            uint16_t h;
+            memcpy(&f, (const uint8_t *)t->data + 4 * k, 4);
+            memcpy(&h, (const uint8_t *)u->data + 2 * k, 2);
+            uint32_t bits = lb__f32_bits(f), rne = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;
+            bad += h != (uint16_t)rne;
+        }
+        CHECK(bad == 0, "%s: %lld values differ from the RNE rounding", t->name, (long long)bad);
+    }
+    CHECK(lb__st_meta(&fb, "lowbit.format") == NULL, "unpacked file still says it is packed");
+    CHECK(lb__st_meta(&fs, "format") && lb__st_meta(&fb, "format") && !strcmp(lb__st_meta(&fs, "format"), lb__st_meta(&fb, "format")),
+          "source metadata not kept");
+    lb__st_close(&fs);
+    lb__st_close(&fb);
+    /* BF16 source: a second round trip is byte-identical, tensor CRCs too */
+    REQUIRE(lb_lossless_pack_model(b, c, NULL, NULL, NULL, NULL, &r) == LB_OK, "pack bf16: %s", lb_errmsg());
+    CHECK(r.n_rounded == 0, "BF16 source reported as rounded");
+    REQUIRE(lb_lossless_unpack_model(c, d, pool, NULL, NULL, &r) == LB_OK, "unpack: %s", lb_errmsg());
+    size_t nb, nd;
+    uint8_t *xb = slurp(b, &nb), *xd = slurp(d, &nd);
+    CHECK(xb && xd && nb == nd && !memcmp(xb, xd, nb), "BF16 file not restored byte for byte");
+    if (!lb__st_open(b, &fb)) {
+        if (!lb__st_open(d, &fs)) {
+            for (int64_t i = 0; i < fb.n_tensors; i++)
+                CHECK(ref_crc32c(fb.tensors[i].data, fb.tensors[i].end - fb.tensors[i].begin) ==
+                      ref_crc32c(fs.tensors[i].data, fs.tensors[i].end - fs.tensors[i].begin), "crc of %s", fb.tensors[i].name);
+            lb__st_close(&fs);
+        }
+        lb__st_close(&fb);
+    }
+    free(xb);
+    free(xd);
+    /* packing a packed file, unpacking a plain one, a damaged packed file */
+    CHECK(lb_lossless_pack_model(a, d, NULL, NULL, NULL, NULL, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "already packed"),
+          "%s", lb_errmsg());
+    CHECK(lb_lossless_unpack_model(src, d, NULL, NULL, NULL, NULL) == LB_ERR_FORMAT && strstr(lb_errmsg(), "not a packed"),
+          "%s", lb_errmsg());
+    size_t na;
+    uint8_t *xa = slurp(a, &na);
+    if (xa) {
+        xa[na - 100] ^= 4;
+        FILE *f = fopen(c, "wb");
+        fwrite(xa, 1, na, f);
+        fclose(f);
+        unlink(d);
+        CHECK(lb_lossless_unpack_model(c, d, NULL, NULL, NULL, NULL) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"),
+              "damaged: %s", lb_errmsg());
+        CHECK(!test_file_exists(d), "failed unpack left %s behind", d);
+        free(xa);
+    }
+    unlink(a); unlink(b); unlink(c); unlink(d);
+    lb_pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -592,5 +686,6 @@ int main(int argc, char **argv)
     RUN(test_unpack_streams);
     RUN(test_bad_args);
     RUN(test_corruption);
+    RUN(test_model_file);
     return TEST_DONE();
 }

@@ -40,4 +40,8 @@ void *cli_read_all(const char *cmd, const char *path, size_t *size);
 /* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */
 const char *cli_models_dir(void);
 
+/* lossless (cmd_pack.c) */
+int cmd_pack(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+
 #endif

@@ -12,6 +12,8 @@ static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
+    {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
