@@ -397,7 +397,91 @@ lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opt
 uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ================================================================= lossless */
-/* (src/lossless: entropy-coded BF16) */
+/* (src/lossless: entropy-coded BF16, DFloat11-style; see docs/lossless.md)
+ * A BF16 tensor keeps its sign+mantissa bytes raw and Huffman-codes its
+ * exponent bytes (code lengths <= 12). It is cut into independent streams of
+ * stream_len elements, each with its exact bit length and a CRC-32C of its
+ * decoded BF16 bytes, so decoding is bit-exact, runs streams in parallel and
+ * can start at any stream. Typical weights pack to ~0.67 of their BF16 size. */
+
+typedef struct lb_bf16_packed lb_bf16_packed;
+
+#define LB_LOSSLESS_MAX_CODE_LEN 12     /* longest Huffman code allowed */
+#define LB_LOSSLESS_STREAM_LEN 65536    /* default elements per stream */
+
+typedef struct lb_bf16_pack_opts {
+    int64_t stream_len;   /* elements per stream, 1 .. 2^24 (0: 65536) */
+    int max_code_len;     /* Huffman length cap, 8 .. 12 (0: 12) */
+} lb_bf16_pack_opts;
+
+typedef struct lb_bf16_packed_info {
+    const char *name;     /* tensor name used in messages ("" when none) */
+    int64_t n;            /* elements */
+    int64_t stream_len, n_streams;
+    int n_symbols;        /* distinct exponent values (1: no Huffman bits at all) */
+    int longest_code;     /* longest code length in use (0 when n_symbols <= 1) */
+    uint8_t code_len[256];/* code length per exponent value, 0 = absent */
+    uint64_t exp_bits;    /* Huffman bits of all exponents (without padding) */
+    size_t blob_size;     /* bytes of the serialized form (lb_bf16_packed_write) */
+} lb_bf16_packed_info;
+
+/* Pack x[0..n) (BF16 bit patterns; any value incl. NaN, Inf, subnormals).
+ * `name` (may be NULL) is copied and used in error messages. opts may be
+ * NULL; pool may be NULL (one thread). */
+lb_status lb_bf16_pack(const uint16_t *x, int64_t n, const char *name, const lb_bf16_pack_opts *opts,
+                       lb_pool *pool, lb_bf16_packed **out);
+void lb_bf16_packed_free(lb_bf16_packed *p);
+void lb_bf16_packed_get_info(const lb_bf16_packed *p, lb_bf16_packed_info *info);
+
+/* Decode all n elements into out (n uint16), streams in parallel over pool,
+ * checking every stream's bit length and CRC. Bit-exact with the input. */
+lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool);
+
+#define LB_UNPACK_NOVERIFY 1u   /* skip the CRC (bit lengths are still checked) */
+/* Decode streams [first, first + count): out receives elements
+ * first*stream_len .. min((first+count)*stream_len, n). */
+lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
+                                 unsigned flags, lb_pool *pool);
+
+/* Serialized form: one self-contained byte blob (layout in docs/lossless.md). */
+size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p);
+/* Write the blob into buf[0..cap); cap must be >= lb_bf16_packed_blob_size. */
+lb_status lb_bf16_packed_write(const lb_bf16_packed *p, void *buf, size_t cap);
+
+#define LB_PACKED_BORROW 1u     /* keep pointers into blob instead of copying it */
+/* Read and fully validate a blob (header, code table, stream table, sizes;
+ * the CRCs are checked when decoding). Errors (LB_ERR_FORMAT for malformed
+ * or truncated, LB_ERR_CORRUPT for checksum mismatches) name `name`. With
+ * LB_PACKED_BORROW the blob must outlive *out (e.g. an mmap'd file). */
+lb_status lb_bf16_packed_read(const void *blob, size_t size, const char *name, unsigned flags,
+                              lb_bf16_packed **out);
+
+/* Packed model files: safetensors containers where every F32/BF16 tensor is
+ * replaced by a U8 tensor of the same name holding its blob, listed in the
+ * metadata ("lowbit.format": "lossless-bf16", "lowbit.lossless": JSON with
+ * each tensor's dtype and shape); other tensors are copied unchanged. See
+ * docs/file-format.md, section "lossless". */
+typedef struct lb_lossless_report {
+    int64_t n_files;          /* safetensors files processed */
+    int64_t n_tensors, n_packed, n_rounded, n_copied;  /* n_rounded: F32 tensors rounded to BF16 */
+    int64_t values;           /* values in packed tensors */
+    uint64_t bf16_bytes;      /* those values as BF16 */
+    uint64_t packed_bytes;    /* their blobs */
+    uint64_t in_bytes, out_bytes;  /* safetensors files read / written */
+} lb_lossless_report;
+
+/* Pack a safetensors file into a packed one, or a model folder into a new
+ * folder (each *.safetensors packed under its name, other files copied).
+ * F32 tensors are rounded to BF16 (round-to-nearest-even) first; BF16 is
+ * kept bit for bit; F16 tensors are refused (LB_ERR_UNSUPPORTED). Writes are
+ * atomic: on failure no output is left. rep may be NULL. */
+lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_pack_opts *opts, lb_pool *pool,
+                                 lb_progress_fn progress, void *user, lb_lossless_report *rep);
+/* The inverse: packed tensors come back as BF16 with their shapes, other
+ * tensors and metadata unchanged; for a BF16 source the tensor bytes are
+ * identical. */
+lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
+                                   void *user, lb_lossless_report *rep);
 
 /* ==================================================================== quant */
 /* (src/quant: weight quantizers) */

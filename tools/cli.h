@@ -56,5 +56,8 @@ int cmd_eval(int argc, char **argv);
 int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);
 /* Offset of the first byte that is not strict UTF-8, or len when valid. */
 size_t cli_utf8_check(const unsigned char *s, size_t len);
+/* lossless (cmd_pack.c) */
+int cmd_pack(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
 
 #endif

@@ -22,6 +22,8 @@ static const cli_command commands[] = {
     {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
     {"run", "generate text with a model", cmd_run},
     {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
+    {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
+    {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
