@@ -511,8 +511,8 @@ lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_form
 
 typedef struct lb_quantize_opts {
     lb_scale_rule scale_rule;   /* the format's scale rule (LB_SCALE_MSE: searched scales) */
-    int64_t hadamard_block;     /* hadamard+*: largest rotation block (0 = 128); the block used is the
-                                   largest supported order dividing cols and <= this */
+    int64_t hadamard_block;     /* hadamard+*: largest rotation block (0 = no limit); the block used is
+                                   the largest supported order dividing cols and <= this */
     uint64_t seed;              /* hadamard+*: seed of the random signs */
     int sinq_iters;             /* sinq: Sinkhorn iterations (0 = 16) */
 } lb_quantize_opts;

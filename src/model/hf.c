@@ -330,7 +330,7 @@ static lb_status take(hf_ctx *h, const char *name, int64_t rows, int64_t cols, l
                        got, (long long)cols);
     }
     h->used[fi][t - h->files[fi].tensors] = true;
-    *w = (lb_weight){t->data, t->dtype, rows ? rows : 1, cols};
+    *w = (lb_weight){.data = t->data, .dtype = t->dtype, .rows = rows ? rows : 1, .cols = cols};
     size_t es = lb_dtype_size(t->dtype);
     if ((uintptr_t)t->data % es) {
         lb_model *m = h->m;

@@ -37,7 +37,8 @@ static const char *arch_str(lb_arch a)
     return (unsigned)a < 4 ? n[a] : "?";
 }
 
-static void json_config(lb_buf *b, const lb_config *c)
+/* The config as one JSON object (also lowbit model files' "lowbit.config"). */
+void lb__config_json(lb_buf *b, const lb_config *c)
 {
     lb__buf_printf(b, "{\"arch\": \"%s\", \"dim\": %lld, \"hidden_dim\": %lld, \"n_layers\": %lld, \"n_heads\": %lld, "
                    "\"n_kv_heads\": %lld, \"head_dim\": %lld, \"vocab_size\": %lld, \"max_seq\": %lld, ",
@@ -100,7 +101,7 @@ static void emit_json(lb_buf *b, const insp *x)
     lb__buf_printf(b, "{\"path\": ");
     lb__buf_json_str(b, x->path);
     lb__buf_printf(b, ", \"format\": \"%s\", \"config\": ", x->format);
-    if (x->cfg) json_config(b, x->cfg); else lb__buf_printf(b, "null");
+    if (x->cfg) lb__config_json(b, x->cfg); else lb__buf_printf(b, "null");
     lb__buf_printf(b, ", \"n_tensors\": %lld, \"n_params\": %lld, \"tensor_bytes\": %llu, \"files\": [", (long long)n,
                    (long long)params, (unsigned long long)bytes);
     for (int f = 0; f < x->n_files; f++) {

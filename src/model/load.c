@@ -3,6 +3,7 @@
  * lifetime: the model owns its maps, converted buffers and layer array, and
  * lb_model_free releases them all. */
 #include "model/loader.h"
+#include "quant/quant.h"
 #include <sys/stat.h>
 
 lb_model *lb__model_new(void)
@@ -109,6 +110,8 @@ lb_status lb_model_load(const char *path, lb_model **out)
     if (!m) return LB_ERR_NOMEM;
     lb_status s;
     if (S_ISDIR(st.st_mode)) s = lb__hf_load(path, m);
+    else if (lb__ends_with(path, ".safetensors") && lb__qfile_is_lowbit(path))
+        s = lb__qfile_load(path, m);   /* a lowbit model file (src/quant/qload.c) */
     else if (lb__ends_with(path, ".json") || lb__ends_with(path, ".safetensors")) {
         char *dir = parent_dir(path);
         s = dir ? lb__hf_load(dir, m) : LB_ERR_NOMEM;

@@ -36,6 +36,9 @@ lb_status lb__llama2c_parse(const uint8_t *data, size_t size, const char *what, 
 /* True when the first bytes look like a llama2.c checkpoint (v1 magic). */
 bool lb__llama2c_is_v1(const uint8_t *data, size_t size);
 
+/* cfg as a JSON object (inspect.c; read back by lb__config_from_json). */
+void lb__config_json(lb_buf *b, const lb_config *c);
+
 /* Hugging Face config.json text -> cfg. */
 lb_status lb__hf_config_parse(const char *text, size_t n, const char *what, lb_config *cfg);
 /* DIR/config.json -> cfg. */

@@ -74,8 +74,9 @@ lb_status lb__qfile_load(const char *path, lb_model *m);
 /* Model-owned buffer (NULL + error on failure). */
 void *lb__model_own(lb_model *m, size_t n);
 
-/* Bytes a weight occupies in memory and in a file (data, scales, column
- * scales, signs). */
-size_t lb__weight_bytes(const lb_weight *w);
+/* Any weight (dense, packed, rotated) as F32 in the original space (rows x cols). */
+lb_status lb__weight_f32(const lb_weight *w, float *out);
+/* Bytes a weight occupies (data, scales, column scales, signs). */
+size_t lb__qweight_bytes(const lb_weight *w);
 
 #endif

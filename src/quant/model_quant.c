@@ -1,0 +1,378 @@
+/* model_quant.c: quantizing a whole model. Every linear weight (q, k, v, o,
+ * gate, up, down) goes through one method into one format; everything else
+ * (embeddings, lm_head, norms, biases) is copied at its precision. A linear
+ * is also kept when a --keep glob matches its Hugging Face name, or when its
+ * cols are not a multiple of the format's block ("kept (shape)"); the report
+ * says which and why. The linears of a layer are quantized in parallel
+ * (one tensor per task), each independently, so the result does not depend
+ * on the thread count. The new model owns every buffer. */
+#include "quant/quant.h"
+#include "kernels/kernels.h"
+#include "model/loader.h"
+#include <fnmatch.h>
+#include <math.h>
+
+/* ---------------------------------------------------------------- names */
+
+static void put_name(lb__qname *out, int64_t *n, int64_t cap, lb_weight *w, bool vector, bool linear,
+                     const char *name)
+{
+    if (*n < cap) {
+        snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
+        out[*n].w = w; out[*n].vector = vector; out[*n].linear = linear;
+    }
+    (*n)++;
+}
+
+int64_t lb__qnames(lb_model *m, lb__qname *out, int64_t cap)
+{
+    const lb_config *c = &m->cfg;
+    int64_t n = 0;
+    put_name(out, &n, cap, &m->tok_embed, false, false, "model.embed_tokens.weight");
+    for (int64_t l = 0; m->layers && l < c->n_layers; l++) {
+        lb_layer_weights *L = &m->layers[l];
+        struct { const char *s; lb_weight *w; bool vec, lin, on; } t[] = {
+            {"input_layernorm.weight", &L->attn_norm, true, false, true},
+            {"self_attn.q_proj.weight", &L->wq, false, true, true},
+            {"self_attn.k_proj.weight", &L->wk, false, true, true},
+            {"self_attn.v_proj.weight", &L->wv, false, true, true},
+            {"self_attn.q_proj.bias", &L->bq, true, false, c->qkv_bias},
+            {"self_attn.k_proj.bias", &L->bk, true, false, c->qkv_bias},
+            {"self_attn.v_proj.bias", &L->bv, true, false, c->qkv_bias},
+            {"self_attn.q_norm.weight", &L->q_norm, true, false, c->qk_norm},
+            {"self_attn.k_norm.weight", &L->k_norm, true, false, c->qk_norm},
+            {"self_attn.o_proj.weight", &L->wo, false, true, true},
+            {"post_attention_layernorm.weight", &L->ffn_norm, true, false, true},
+            {"mlp.gate_proj.weight", &L->w_gate, false, true, true},
+            {"mlp.up_proj.weight", &L->w_up, false, true, true},
+            {"mlp.down_proj.weight", &L->w_down, false, true, true},
+        };
+        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+            if (!t[i].on) continue;
+            char name[96];
+            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)l, t[i].s);
+            put_name(out, &n, cap, t[i].w, t[i].vec, t[i].lin, name);
+        }
+    }
+    put_name(out, &n, cap, &m->final_norm, true, false, "model.norm.weight");
+    if (!c->tied_embeddings) put_name(out, &n, cap, &m->lm_head, false, false, "lm_head.weight");
+    return n;
+}
+
+/* ------------------------------------------------------------ ownership */
+
+static lb_status adopt(lb_model *m, void *p)
+{
+    void **o = LB_REALLOC(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
+    if (!o) { LB_FREE(p); return lb__err(LB_ERR_NOMEM, "out of memory"); }
+    m->owned = o;
+    m->owned[m->n_owned++] = p;
+    return LB_OK;
+}
+
+void *lb__model_own(lb_model *m, size_t n)
+{
+    void *p = lb__alloc(n ? n : 1);
+    if (p && adopt(m, p)) return NULL;
+    return p;
+}
+
+size_t lb__qweight_bytes(const lb_weight *w)
+{
+    if (!w->data) return 0;
+    size_t n = w->fmt ? (size_t)w->rows * w->row_bytes : (size_t)(w->rows * w->cols) * lb_dtype_size(w->dtype);
+    if (w->fmt && lb_format_uses_tensor_scale(w->fmt)) n += sizeof(float);
+    if (w->col_scale) n += (size_t)w->cols * sizeof(float);
+    if (w->hadamard_signs) n += (size_t)w->cols;
+    return n;
+}
+
+/* A dense copy of w owned by m (same dtype). */
+static lb_status copy_dense(lb_model *m, const lb_weight *src, lb_weight *dst)
+{
+    *dst = *src;
+    size_t n = lb__qweight_bytes(src) - (src->col_scale ? (size_t)src->cols * 4 : 0) -
+               (src->hadamard_signs ? (size_t)src->cols : 0);
+    void *p = lb__model_own(m, n);
+    if (!p) return LB_ERR_NOMEM;
+    memcpy(p, src->data, n);
+    dst->data = p;
+    if (src->col_scale) {
+        float *c = lb__model_own(m, (size_t)src->cols * sizeof *c);
+        if (!c) return LB_ERR_NOMEM;
+        memcpy(c, src->col_scale, (size_t)src->cols * sizeof *c);
+        dst->col_scale = c;
+    }
+    if (src->hadamard_signs) {
+        int8_t *g = lb__model_own(m, (size_t)src->cols);
+        if (!g) return LB_ERR_NOMEM;
+        memcpy(g, src->hadamard_signs, (size_t)src->cols);
+        dst->hadamard_signs = g;
+    }
+    return LB_OK;
+}
+
+/* ------------------------------------------------------- dequantization */
+
+lb_status lb__weight_f32(const lb_weight *w, float *out)
+{
+    lb_status s = LB_OK;
+    if (w->fmt) s = lb_format_dequantize(w->fmt, w->data, w->tensor_scale, w->rows, w->cols, out);
+    else
+        for (int64_t r = 0; r < w->rows; r++) lb__weight_row(w, r, out + r * w->cols);
+    if (s) return s;
+    if (w->col_scale)
+        for (int64_t r = 0; r < w->rows; r++)
+            for (int64_t c = 0; c < w->cols; c++) out[r * w->cols + c] *= w->col_scale[c];
+    if (w->hadamard_block) s = lb__quant_unrotate(out, w->rows, w->cols, w->hadamard_block, w->hadamard_signs);
+    return s;
+}
+
+lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols)
+{
+    int64_t n = lb__qnames((lb_model *)m, NULL, 0);
+    lb__qname *names = lb__alloc((size_t)n * sizeof *names);
+    if (!names) return LB_ERR_NOMEM;
+    lb__qnames((lb_model *)m, names, n);
+    lb_status s = lb__err(LB_ERR_NOTFOUND, "%s: no weight named '%s'", m->path ? m->path : "model", name);
+    for (int64_t i = 0; i < n; i++) {
+        if (strcmp(names[i].name, name) || !names[i].w->data) continue;
+        const lb_weight *x = names[i].w;
+        if (rows) *rows = x->rows;
+        if (cols) *cols = x->cols;
+        s = w ? lb__weight_f32(x, w) : LB_OK;
+        break;
+    }
+    LB_FREE(names);
+    return s;
+}
+
+/* ---------------------------------------------------------- quantizing */
+
+typedef struct qjob {
+    const lb_weight *src;
+    lb_weight *dst;
+    lb_quant_tensor_info *info;
+    lb_status status;
+    char err[256];
+    lb_qmatrix q;
+} qjob;
+
+typedef struct qctx {
+    const lb_quantizer *method;
+    const lb_format *fmt;
+    const lb_quantize_opts *opts;
+    qjob *jobs;
+} qctx;
+
+static double rel_error(const float *w, const float *y, int64_t n)
+{
+    double se = 0, sw = 0;
+    for (int64_t i = 0; i < n; i++) { double e = (double)w[i] - y[i]; se += e * e; sw += (double)w[i] * w[i]; }
+    return sw > 0 ? sqrt(se / sw) : (se > 0 ? INFINITY : 0);
+}
+
+static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
+{
+    qctx *c = vctx;
+    for (int64_t i = b; i < e; i++) {
+        qjob *j = &c->jobs[i];
+        int64_t n = j->src->rows * j->src->cols;
+        float *w = lb__alloc((size_t)n * sizeof *w), *y = lb__alloc((size_t)n * sizeof *y);
+        lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
+        if (!s) s = lb_quantize_matrix(c->method, c->fmt, c->opts, w, j->src->rows, j->src->cols, &j->q);
+        if (!s) s = lb_qmatrix_dequantize(&j->q, y);
+        if (!s) j->info->rel_err = rel_error(w, y, n);
+        j->status = s;
+        if (s) snprintf(j->err, sizeof j->err, "%s: %s", j->info->name, lb_errmsg());
+        LB_FREE(w);
+        LB_FREE(y);
+    }
+}
+
+/* Move a finished job's buffers into the new model. */
+static lb_status install(lb_model *m, qjob *j)
+{
+    lb_qmatrix *q = &j->q;
+    lb_weight *d = j->dst;
+    *d = (lb_weight){.data = q->packed, .dtype = LB_DTYPE_U8, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
+                     .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes, .col_scale = q->col_scale,
+                     .hadamard_block = q->hadamard_block, .hadamard_signs = q->hadamard_signs,
+                     .method = lb_quantizer_name(q->method)};
+    void *bufs[3] = {q->packed, q->col_scale, q->hadamard_signs};
+    memset(q, 0, sizeof *q);
+    lb_status s = LB_OK;
+    for (int k = 0; k < 3; k++)
+        if (bufs[k]) { lb_status t = adopt(m, bufs[k]); s = s ? s : t; }
+    return s;
+}
+
+static bool keep_match(const lb_model_quant_opts *o, const char *name)
+{
+    for (int i = 0; i < o->n_keep; i++)
+        if (o->keep[i] && fnmatch(o->keep[i], name, 0) == 0) return true;
+    return false;
+}
+
+static void set_info(lb_quant_tensor_info *t, const char *name, const lb_weight *w, const char *status)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = w->rows; t->cols = w->cols;
+    snprintf(t->status, sizeof t->status, "%s", status);
+    snprintf(t->format, sizeof t->format, "%s", w->fmt ? lb_format_name(w->fmt) : lb_dtype_name(w->dtype));
+}
+
+static void finish_info(lb_quant_tensor_info *t, const lb_weight *w, const lb_qmatrix *q)
+{
+    t->bytes = lb__qweight_bytes(w);
+    t->bits_per_weight = 8.0 * (double)t->bytes / (double)(w->rows * w->cols);
+    snprintf(t->format, sizeof t->format, "%s", w->fmt ? lb_format_name(w->fmt) : lb_dtype_name(w->dtype));
+    if (w->method) snprintf(t->method, sizeof t->method, "%s", w->method);
+    if (q) { t->imbalance_before = q->imbalance_before; t->imbalance_after = q->imbalance_after; }
+}
+
+typedef struct qrun {
+    const lb_model *src;
+    lb_model *dst;
+    const lb_model_quant_opts *o;
+    qctx ctx;
+    lb__qname *sn, *dn;
+    int64_t n;
+    lb_quant_tensor_info *info;
+    lb_pool *pool;
+} qrun;
+
+/* Entries [i0, i1) of one layer (or the top-level tensors): copy what is
+ * kept, quantize the linears in parallel, install them. */
+static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
+{
+    int64_t nj = 0;
+    qjob *jobs = r->ctx.jobs;
+    int64_t B = lb_format_block(r->ctx.fmt);
+    for (int64_t i = i0; i < i1; i++) {
+        const lb_weight *w = r->sn[i].w;
+        lb_status s;
+        if (!w->data) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", r->sn[i].name);
+        if (r->sn[i].linear && (w->fmt || w->hadamard_block || w->col_scale))
+            return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already quantized or rotated; quantize the original "
+                           "model", r->src->path ? r->src->path : "model", r->sn[i].name);
+        const char *why = !r->sn[i].linear ? "kept (not linear)" : keep_match(r->o, r->sn[i].name) ? "kept (--keep)"
+                         : B && w->cols % B ? "kept (shape)" : NULL;
+        set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
+        if (why) {
+            if ((s = copy_dense(r->dst, w, r->dn[i].w))) return s;
+            finish_info(&r->info[i], r->dn[i].w, NULL);
+            continue;
+        }
+        jobs[nj++] = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i]};
+    }
+    lb_pool_for(r->pool, nj, 1, quant_task, &r->ctx);
+    lb_status s = LB_OK;
+    for (int64_t k = 0; k < nj; k++) {
+        if (!s && jobs[k].status) s = lb__err(jobs[k].status, "%s", jobs[k].err);
+        if (!s) {
+            lb_qmatrix q = jobs[k].q;
+            s = install(r->dst, &jobs[k]);
+            finish_info(jobs[k].info, jobs[k].dst, &q);
+        }
+        lb_qmatrix_free(&jobs[k].q);
+    }
+    return s;
+}
+
+static void summarize(lb_quant_report *rep, lb_quant_tensor_info *info, int64_t n)
+{
+    double lb = 0, le = 0, tb = 0, te = 0;
+    rep->tensors = info; rep->n_tensors = n;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)(info[i].rows * info[i].cols);
+        bool lin = strcmp(info[i].status, "kept (not linear)") != 0;
+        tb += (double)info[i].bytes; te += e;
+        if (lin) { lb += (double)info[i].bytes; le += e; }
+        if (!strcmp(info[i].status, "quantized")) rep->n_quantized++;
+        else if (lin) rep->n_kept_linear++;
+        rep->total_bytes += info[i].bytes;
+    }
+    rep->linear_bits_per_weight = le > 0 ? 8.0 * lb / le : 0;
+    rep->total_bits_per_weight = te > 0 ? 8.0 * tb / te : 0;
+}
+
+static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, const lb_format **f)
+{
+    const char *mname = o->method && *o->method ? o->method : "rtn";
+    *q = lb_quantizer_find(mname);
+    if (!*q) {
+        lb_buf b = {0};
+        for (int i = 0; i < lb_quantizer_count(); i++)
+            lb__buf_printf(&b, "%s%s", i ? ", " : "", lb_quantizer_name(lb_quantizer_at(i)));
+        lb_status s = lb__err(LB_ERR_NOTFOUND, "unknown method '%s' (known: %s)", mname, b.data ? b.data : "");
+        lb__buf_free(&b);
+        return s;
+    }
+    if ((unsigned)o->q.scale_rule > LB_SCALE_MSE)
+        return lb__err(LB_ERR_ARG, "unknown scale rule %d", (int)o->q.scale_rule);
+    return lb_quant_format_resolve(o->format, o->group, f);
+}
+
+static lb_status quantize_all(qrun *r)
+{
+    lb_status s = LB_OK;
+    int64_t i = 0, layers = r->src->cfg.n_layers, done = 0;
+    while (!s && i < r->n) {
+        const char *nm = r->sn[i].name;
+        int64_t j = i + 1;
+        if (!strncmp(nm, "model.layers.", 13)) {
+            size_t pre = (size_t)(strchr(nm + 13, '.') - nm) + 1;
+            while (j < r->n && !strncmp(r->sn[j].name, nm, pre)) j++;
+            s = run_range(r, i, j);
+            if (r->o->progress) r->o->progress(++done, layers, "layers", r->o->progress_user);
+        } else
+            s = run_range(r, i, j);
+        i = j;
+    }
+    return s;
+}
+
+lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, lb_model **out, lb_quant_report *rep)
+{
+    *out = NULL;
+    if (rep) memset(rep, 0, sizeof *rep);
+    if (!src || !o) return lb__err(LB_ERR_ARG, "lb_model_quantize: no model or options");
+    double t0 = lb_time_now();
+    qrun r = {.src = src, .o = o};
+    lb_status s = resolve(o, &r.ctx.method, &r.ctx.fmt);
+    if (s) return s;
+    r.ctx.opts = &o->q;
+    if (!(r.dst = lb__model_new())) return LB_ERR_NOMEM;
+    r.dst->cfg = src->cfg;
+    s = lb__model_alloc_layers(r.dst);
+    if (!s) s = lb__model_set_names(r.dst, src->path ? src->path : "", src->source_format ? src->source_format : "");
+    r.n = lb__qnames((lb_model *)src, NULL, 0);
+    r.sn = lb__zalloc((size_t)r.n * sizeof *r.sn);
+    r.dn = lb__zalloc((size_t)r.n * sizeof *r.dn);
+    r.info = lb__zalloc((size_t)r.n * sizeof *r.info);
+    r.ctx.jobs = lb__zalloc((size_t)r.n * sizeof *r.ctx.jobs);
+    if (!s && (!r.sn || !r.dn || !r.info || !r.ctx.jobs)) s = LB_ERR_NOMEM;
+    if (!s) s = lb_pool_create(o->n_threads, &r.pool);
+    if (!s) {
+        lb__qnames((lb_model *)src, r.sn, r.n);
+        lb__qnames(r.dst, r.dn, r.n);
+        s = quantize_all(&r);
+    }
+    if (!s && r.dst->cfg.tied_embeddings) r.dst->lm_head = r.dst->tok_embed;
+    lb_pool_free(r.pool);
+    LB_FREE(r.sn); LB_FREE(r.dn); LB_FREE(r.ctx.jobs);
+    if (s) { LB_FREE(r.info); lb_model_free(r.dst); return s; }
+    if (rep) { summarize(rep, r.info, r.n); rep->seconds = lb_time_now() - t0; }
+    else LB_FREE(r.info);
+    *out = r.dst;
+    return LB_OK;
+}
+
+void lb_quant_report_free(lb_quant_report *r)
+{
+    if (!r) return;
+    LB_FREE(r->tensors);
+    memset(r, 0, sizeof *r);
+}

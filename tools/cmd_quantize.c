@@ -1,0 +1,162 @@
+/* cmd_quantize.c: `lowbit quantize`: quantize every linear weight of a model
+ * with one method into one format and write a self-contained lowbit
+ * safetensors file; prints a per-tensor summary (text or JSON). */
+#include "cli.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_KEEP 64
+
+static void help(void)
+{
+    printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
+           "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse] [--keep PATTERN ...]\n"
+           "                        [--seed S] [--sinq-iters N] [--threads K] [--json]\n"
+           "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
+           "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
+           "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
+           "                    family with --group: int4, int4_asym, int8_bf16 ...\n"
+           "  --method M        rtn (default), sinq, hadamard+rtn, hadamard+sinq\n"
+           "  --group G         group size (a power of two) for the INT families\n"
+           "  --hadamard BLOCK  rotate each linear's input space with blocks of at most BLOCK (0 = whole row);\n"
+           "                    turns rtn/sinq into hadamard+rtn/hadamard+sinq\n"
+           "  --scale-rule R    block scale rule: floor (default), ceil, mse (searched)\n"
+           "  --keep PATTERN    keep tensors whose Hugging Face name matches the glob at original precision\n"
+           "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
+           "  --seed S          seed of the random Hadamard signs (default 1)\n"
+           "  --threads K       worker threads (default: all CPUs); the output does not depend on it\n"
+           "  --json            print the summary as one JSON object\n"
+           "Linears whose input size is not a multiple of the block are kept at original precision and\n"
+           "reported as 'kept (shape)'.\n");
+}
+
+static void print_text(const lb_quant_report *r, const char *out)
+{
+    printf("%-44s %-11s %-20s %-14s %-18s %8s %10s %9s\n", "tensor", "shape", "format", "method", "status", "bits/w",
+           "bytes", "rel.err");
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const lb_quant_tensor_info *t = &r->tensors[i];
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)t->rows, (long long)t->cols);
+        printf("%-44s %-11s %-20s %-14s %-18s %8.3f %10zu %9.5f\n", t->name, shape, t->format,
+               *t->method ? t->method : "-", t->status, t->bits_per_weight, t->bytes, t->rel_err);
+    }
+    printf("linears: %lld quantized, %lld kept; linear bits/weight %.3f; all weights %.3f bits/weight, %zu bytes; "
+           "%.2f s -> %s\n", (long long)r->n_quantized, (long long)r->n_kept_linear, r->linear_bits_per_weight,
+           r->total_bits_per_weight, r->total_bytes, r->seconds, out);
+}
+
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20) printf("\\u%04x", *s);
+        else putchar(*s);
+    }
+    putchar('"');
+}
+
+static void print_json(const lb_quant_report *r, const char *out, const char *fmt, const char *method)
+{
+    printf("{\"out\": "); json_str(out);
+    printf(", \"format\": "); json_str(fmt);
+    printf(", \"method\": "); json_str(method);
+    printf(", \"n_quantized\": %lld, \"n_kept_linear\": %lld, \"linear_bits_per_weight\": %.6g, "
+           "\"total_bits_per_weight\": %.6g, \"total_bytes\": %zu, \"seconds\": %.6g, \"tensors\": [",
+           (long long)r->n_quantized, (long long)r->n_kept_linear, r->linear_bits_per_weight,
+           r->total_bits_per_weight, r->total_bytes, r->seconds);
+    for (int64_t i = 0; i < r->n_tensors; i++) {
+        const lb_quant_tensor_info *t = &r->tensors[i];
+        printf("%s{\"name\": ", i ? ", " : "");
+        json_str(t->name);
+        printf(", \"shape\": [%lld, %lld], \"format\": ", (long long)t->rows, (long long)t->cols);
+        json_str(t->format);
+        printf(", \"method\": "); json_str(t->method);
+        printf(", \"status\": "); json_str(t->status);
+        printf(", \"bits_per_weight\": %.6g, \"bytes\": %zu, \"rel_err\": %.6g", t->bits_per_weight, t->bytes,
+               isfinite(t->rel_err) ? t->rel_err : -1.0);
+        if (t->imbalance_before > 0)
+            printf(", \"imbalance_before\": %.6g, \"imbalance_after\": %.6g", t->imbalance_before, t->imbalance_after);
+        printf("}");
+    }
+    printf("]}\n");
+}
+
+static bool parse_rule(const char *s, lb_scale_rule *r)
+{
+    if (!strcmp(s, "floor")) *r = LB_SCALE_FLOOR;
+    else if (!strcmp(s, "ceil")) *r = LB_SCALE_CEIL;
+    else if (!strcmp(s, "mse")) *r = LB_SCALE_MSE;
+    else return false;
+    return true;
+}
+
+/* "rtn" + --hadamard -> "hadamard+rtn". */
+static const char *with_rotation(const char *m, char *buf, size_t cap)
+{
+    if (!strncmp(m, "hadamard+", 9)) return m;
+    snprintf(buf, cap, "hadamard+%s", m);
+    return buf;
+}
+
+int cmd_quantize(int argc, char **argv)
+{
+    const char *in = NULL, *out = NULL, *v;
+    const char *keep[MAX_KEEP];
+    lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
+    bool json = false, err = false, rotate = false;
+    int64_t x;
+    for (int i = 1; i < argc && !err; i++) {
+        if (cli_is_help(argv[i])) { help(); return 0; }
+        if (cli_flag(argv[i], "--json")) json = true;
+        else if (cli_opt(argc, argv, &i, "--model", &v, &err)) in = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v, &err)) out = v;
+        else if (cli_opt(argc, argv, &i, "--format", &v, &err)) o.format = v;
+        else if (cli_opt(argc, argv, &i, "--method", &v, &err)) o.method = v;
+        else if (cli_opt(argc, argv, &i, "--group", &v, &err)) {
+            if (!err && !cli_int("quantize", "--group", v, 1, 1 << 20, &o.group)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--hadamard", &v, &err)) {
+            if (!err && !cli_int("quantize", "--hadamard", v, 0, 1 << 20, &o.q.hadamard_block)) return 1;
+            rotate = true;
+        } else if (cli_opt(argc, argv, &i, "--scale-rule", &v, &err)) {
+            if (!err && !parse_rule(v, &o.q.scale_rule))
+                return cli_fail("quantize", "--scale-rule must be floor, ceil or mse, got '%s'", v);
+        } else if (cli_opt(argc, argv, &i, "--keep", &v, &err)) {
+            if (err) break;
+            if (o.n_keep == MAX_KEEP) return cli_fail("quantize", "at most %d --keep patterns", MAX_KEEP);
+            keep[o.n_keep++] = v;
+        } else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) {
+            if (!err && !cli_int("quantize", "--seed", v, 0, INT64_MAX, &x)) return 1;
+            o.q.seed = (uint64_t)x;
+        } else if (cli_opt(argc, argv, &i, "--sinq-iters", &v, &err)) {
+            if (!err && !cli_int("quantize", "--sinq-iters", v, 1, 1000, &x)) return 1;
+            o.q.sinq_iters = (int)x;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+            if (!err && !cli_int("quantize", "--threads", v, 0, 1024, &x)) return 1;
+            o.n_threads = (int)x;
+        } else return cli_fail("quantize", "unknown option '%s'", argv[i]);
+    }
+    if (err) return 1;
+    if (!in || !out || !o.format)
+        return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
+    char mbuf[64];
+    if (rotate) o.method = with_rotation(o.method, mbuf, sizeof mbuf);
+    o.keep = keep;
+    o.progress = cli_progress;
+    o.progress_user = "quantize";
+    lb_model *m = NULL, *q = NULL;
+    lb_quant_report rep;
+    lb_status s = lb_model_load(in, &m);
+    if (!s) s = lb_model_quantize(m, &o, &q, &rep);
+    cli_progress_end();
+    lb_model_free(m);
+    if (!s) s = lb_model_save(q, out);
+    lb_model_free(q);
+    if (s) return cli_fail_status("quantize", s);
+    if (json) print_json(&rep, out, o.format, o.method);
+    else print_text(&rep, out);
+    lb_quant_report_free(&rep);
+    return 0;
+}
