@@ -327,7 +327,9 @@ static lb_status take_weight(qctx *q, const lb__qname *nm)
     lb_status s = LB_OK;
     if (meta && (s = parse_tmeta(q, pre, meta, &t))) return s;
     if (dense && packed) return lb__err(LB_ERR_FORMAT, "%s: both '%s' and '%s' are present", q->what, nm->name, pk);
-    if (!dense && !packed) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing", q->what, nm->name);
+    if (!dense && !packed)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing (neither dense nor packed as '%s')", q->what,
+                       nm->name, pk);
     if (packed && !meta)
         return lb__err(LB_ERR_FORMAT, "%s: '%s' has no metadata entry '%s'", q->what, pk, key);
     if (meta && (s = check_tmeta(q, pre, &t, w, packed))) return s;

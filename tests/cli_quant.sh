@@ -1,0 +1,29 @@
+#!/bin/sh
+# lowbit quantize: a real model end to end, the summary, bad input (unknown
+# format/method, non-power-of-two group, missing model) with no output left.
+. tests/cli_lib.sh
+M=${LOWBIT_MODELS:-../shared/models}
+expect_ok help $CLI quantize --help
+check help-usage grep -q usage "$T/out"
+if [ -f "$M/stories260K/stories260K.bin" ]; then
+    expect_ok q-rtn $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/a.safetensors" --format int4_asym --group 32
+    check q-summary grep -q "linears: 30 quantized, 5 kept" "$T/out"
+    check q-kept-shape grep -q "down_proj.weight.*kept (shape)" "$T/out"
+    check q-file test -s "$T/a.safetensors"
+    expect_ok q-json $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/b.safetensors" --format mxfp4 --hadamard 32 --scale-rule mse --json --keep '*layers.0.*'
+    check q-json-method grep -q '"method": "hadamard+rtn"' "$T/out"
+    check q-json-keep grep -q '"status": "kept (--keep)"' "$T/out"
+    expect_ok inspect $CLI inspect "$T/b.safetensors"
+    check inspect-packed grep -q "weight_packed" "$T/out"
+    expect_fail bad-format "unknown format 'int5'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int5
+    expect_fail bad-method "unknown method 'gptq'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method gptq
+    expect_fail bad-group "not a power of two" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 48
+    expect_fail bad-rule "scale-rule" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 32 --scale-rule best
+    check no-partial test ! -e "$T/c.safetensors"
+    check no-temp sh -c "! ls '$T' | grep -q tmp"
+else
+    echo "SKIP cli_quant: no stories260K in $M"; skip=$((skip + 1))
+fi
+expect_fail no-model "no such file" $CLI quantize --model "$T/none.bin" --out "$T/d.safetensors" --format mxfp4
+expect_fail missing-args "required" $CLI quantize --format mxfp4
+done_tests

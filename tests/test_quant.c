@@ -1,0 +1,447 @@
+/* test_quant.c: weight quantizers (src/quant) and lowbit model files.
+ * Real weights come from ../shared/models (SKIP when absent). References:
+ * lb_format_quantize for rtn (bit-exact), an explicit Sylvester Hadamard
+ * matrix for the rotation, planted column scales for SINQ, and a write ->
+ * load round trip compared bit for bit. */
+#include "harness.h"
+#include "quant/quant.h"
+#include "model/safetensors.h"
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char *model_path(const char *rel)
+{
+    static char p[4][1024];
+    static int k;
+    char *s = p[k++ & 3];
+    snprintf(s, 1024, "%s/%s", test_models_dir(), rel);
+    return s;
+}
+
+static const char *models[2] = {"stories260K/stories260K.bin", "tinystories-656k"};
+
+static lb_model *load(const char *rel)
+{
+    lb_model *m = NULL;
+    if (!test_file_exists(model_path(rel)) && strchr(rel, '.')) return NULL;
+    struct stat st;
+    if (stat(model_path(rel), &st) != 0) return NULL;
+    if (lb_model_load(model_path(rel), &m)) { fprintf(stderr, "load %s: %s\n", rel, lb_errmsg()); return NULL; }
+    return m;
+}
+
+/* A linear weight of m as F32 (owned). */
+static float *weight(lb_model *m, const char *name, int64_t *rows, int64_t *cols)
+{
+    if (lb_model_weight_f32(m, name, NULL, rows, cols)) return NULL;
+    float *w = malloc((size_t)(*rows * *cols) * sizeof *w);
+    if (w && lb_model_weight_f32(m, name, w, rows, cols)) { free(w); return NULL; }
+    return w;
+}
+
+static double rel_err(const float *a, const float *b, int64_t n)
+{
+    double e = 0, s = 0;
+    for (int64_t i = 0; i < n; i++) { e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]); s += (double)a[i] * a[i]; }
+    return sqrt(e / s);
+}
+
+static double qerr(const char *method, const char *fmt, const float *w, int64_t rows, int64_t cols, lb_qmatrix *keep)
+{
+    lb_qmatrix q;
+    lb_quantize_opts o = {.seed = 7};
+    const lb_format *f = lb_format_find(fmt);
+    if (lb_quantize_matrix(lb_quantizer_find(method), f, &o, w, rows, cols, &q)) return -1;
+    float *y = malloc((size_t)(rows * cols) * sizeof *y);
+    double e = lb_qmatrix_dequantize(&q, y) ? -1 : rel_err(w, y, rows * cols);
+    free(y);
+    if (keep) *keep = q; else lb_qmatrix_free(&q);
+    return e;
+}
+
+static void test_registry(void)
+{
+    const char *names[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
+    CHECK(lb_quantizer_count() == 4, "count %d", lb_quantizer_count());
+    for (int i = 0; i < 4; i++) {
+        const lb_quantizer *q = lb_quantizer_find(names[i]);
+        CHECK(q && !strcmp(lb_quantizer_name(q), names[i]) && *lb_quantizer_describe(q), "%s", names[i]);
+    }
+    CHECK(!lb_quantizer_find("gptq") && !lb_quantizer_find(NULL) && !lb_quantizer_at(4), "unknown");
+    const lb_format *f;
+    CHECK(!lb_quant_format_resolve("int4_asym", 64, &f) && f == lb_format_find("int4_g64_asym"), "family+group");
+    CHECK(!lb_quant_format_resolve("int8_bf16", 32, &f) && f == lb_format_find("int8_g32_bf16"), "bf16 family");
+    CHECK(!lb_quant_format_resolve("mxfp4", 0, &f) && f == lb_format_find("mxfp4"), "plain name");
+    CHECK(!lb_quant_format_resolve("mxfp4", 32, &f), "matching group");
+    CHECK(lb_quant_format_resolve("mxfp4", 64, &f) == LB_ERR_ARG && !f, "conflicting group");
+    CHECK(lb_quant_format_resolve("int4", 48, &f) == LB_ERR_ARG && strstr(lb_errmsg(), "power of two"), "%s",
+          lb_errmsg());
+    CHECK(lb_quant_format_resolve("int4", 256, &f) == LB_ERR_NOTFOUND, "no g256");
+    CHECK(lb_quant_format_resolve("fp5", 0, &f) == LB_ERR_NOTFOUND && strstr(lb_errmsg(), "fp5"), "%s", lb_errmsg());
+}
+
+/* rtn is exactly the format's quantizer, for each scale rule. */
+static void test_rtn_is_format(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED);
+    int64_t rows = 7, cols = 128;
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.02f;
+    const char *fmts[] = {"mxfp4", "nvfp4", "int4_g32_asym", "nf4", "int3_g64", "ternary", "int8_ch"};
+    for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++)
+        for (int rule = 0; rule < 3; rule++) {
+            const lb_format *f = lb_format_find(fmts[k]);
+            lb_quantize_opts o = {.scale_rule = (lb_scale_rule)rule};
+            lb_quant_opts fo = {(lb_scale_rule)rule};
+            lb_qmatrix q;
+            REQUIRE(!lb_quantize_matrix(lb_quantizer_find("rtn"), f, &o, w, rows, cols, &q), "%s", lb_errmsg());
+            size_t n = lb_format_row_bytes(f, cols) * (size_t)rows;
+            uint8_t *ref = malloc(n);
+            float g = 0;
+            lb_format_quantize(f, &fo, w, rows, cols, ref, &g);
+            CHECK(!memcmp(ref, q.packed, n) && g == q.tensor_scale && !q.col_scale && !q.hadamard_block, "%s rule %d",
+                  fmts[k], rule);
+            free(ref);
+            lb_qmatrix_free(&q);
+        }
+    free(w);
+}
+
+/* Planted column scales: W = diag(r) Z diag(c). SINQ's t must follow c. */
+static void test_sinq_planted(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 1);
+    int64_t rows = 256, g = 32;
+    float *w = malloc(sizeof(float) * (size_t)(rows * g)), t[32], c[32], rs[256];
+    for (int64_t j = 0; j < g; j++) c[j] = (float)exp(1.5 * lb_rng_normal(&r));
+    for (int64_t i = 0; i < rows; i++) rs[i] = (float)exp(0.5 * lb_rng_normal(&r));
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < g; j++) w[i * g + j] = rs[i] * (float)lb_rng_normal(&r) * c[j];
+    double ib, ia;
+    lb__sinq_tile(w, rows, g, g, 16, t, &ib, &ia);
+    CHECK(ia < ib && ia < 1.5, "imbalance %g -> %g", ib, ia);
+    double m = 0, v = 0, gm = 0;
+    for (int64_t j = 0; j < g; j++) { double l = log(t[j] / c[j]); m += l; v += l * l; gm += log(t[j]); }
+    m /= (double)g;
+    v = v / (double)g - m * m;
+    CHECK(sqrt(v) < 0.15, "log(t/c) spread %g: t does not follow the planted column scales", sqrt(v));
+    CHECK(fabs(gm / (double)g) < 1e-5, "t not normalized to geometric mean 1 (%g)", gm / (double)g);
+    free(w);
+}
+
+/* On real weights: imbalance drops, SINQ's error <= RTN's on average (INT4
+ * asym, equal group), int8 errors are tiny for every method. */
+static void test_sinq_real(void)
+{
+    int tested = 0;
+    for (int k = 0; k < 2; k++) {
+        lb_model *m = load(models[k]);
+        if (!m) continue;
+        tested++;
+        const char *ln[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                            "mlp.gate_proj", "mlp.up_proj"};
+        double er[2][2] = {{0}}, n = 0;
+        for (int64_t l = 0; l < m->cfg.n_layers; l++)
+            for (int t = 0; t < 6; t++) {
+                char name[96];
+                int64_t rows, cols;
+                snprintf(name, sizeof name, "model.layers.%lld.%s.weight", (long long)l, ln[t]);
+                float *w = weight(m, name, &rows, &cols);
+                REQUIRE(w, "%s", name);
+                const char *fm[2] = {"int4_g32_asym", "int4_g64_asym"};
+                for (int f = 0; f < 2; f++) {
+                    lb_qmatrix q;
+                    er[f][0] += qerr("rtn", fm[f], w, rows, cols, NULL);
+                    er[f][1] += qerr("sinq", fm[f], w, rows, cols, &q);
+                    CHECK(q.imbalance_after < q.imbalance_before, "%s %s imbalance %g -> %g", name, fm[f],
+                          q.imbalance_before, q.imbalance_after);
+                    lb_qmatrix_free(&q);
+                }
+                const char *all[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
+                for (int a = 0; a < 4; a++) {
+                    double e = qerr(all[a], "int8_g32", w, rows, cols, NULL);
+                    CHECK(e >= 0 && e < 0.01, "%s int8_g32 %s rel err %g", name, all[a], e);
+                }
+                n++;
+                free(w);
+            }
+        for (int f = 0; f < 2; f++)
+            CHECK(er[f][1] <= er[f][0], "%s g%d: mean rel err sinq %g > rtn %g", models[k], 32 << f, er[f][1] / n,
+                  er[f][0] / n);
+        lb_model_free(m);
+    }
+    if (!tested) SKIP("no models in %s", test_models_dir());
+}
+
+/* Explicit Sylvester Hadamard of order b (normalized), blocks along x. */
+static void ref_rotate(const float *x, int64_t n, int64_t b, const int8_t *signs, double *out)
+{
+    for (int64_t k = 0; k < n / b; k++)
+        for (int64_t i = 0; i < b; i++) {
+            double s = 0;
+            for (int64_t j = 0; j < b; j++)
+                s += (__builtin_popcountll((unsigned long long)(i & j)) & 1 ? -1.0 : 1.0) * signs[k * b + j] * x[k * b + j];
+            out[k * b + i] = s / sqrt((double)b);
+        }
+}
+
+/* y = W x equals dequant(packed) (R x) with R built independently. */
+static void test_rotation_identity(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 2);
+    int64_t rows = 9, cols = 128;
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols)), x[128], y[128 * 9];
+    double rx[128];
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r);
+    for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
+    const char *meth[2] = {"hadamard+rtn", "hadamard+sinq"};
+    int64_t blocks[2] = {32, 0};
+    for (int mi = 0; mi < 2; mi++)
+        for (int bi = 0; bi < 2; bi++) {
+            lb_qmatrix q;
+            lb_quantize_opts o = {.hadamard_block = blocks[bi], .seed = TEST_SEED};
+            REQUIRE(!lb_quantize_matrix(lb_quantizer_find(meth[mi]), lb_format_find("int8_g32"), &o, w, rows, cols, &q),
+                    "%s", lb_errmsg());
+            CHECK(q.hadamard_block == (blocks[bi] ? 32 : 128), "block %lld", (long long)q.hadamard_block);
+            ref_rotate(x, cols, q.hadamard_block, q.hadamard_signs, rx);
+            lb_qmatrix_dequantize(&q, y);
+            float *p = malloc(sizeof(float) * (size_t)(rows * cols));
+            lb_format_dequantize(q.fmt, q.packed, q.tensor_scale, rows, cols, p);
+            for (int64_t i = 0; i < rows; i++) {
+                double a = 0, b = 0, sc = 0;
+                for (int64_t c = 0; c < cols; c++) {
+                    a += (double)y[i * cols + c] * x[c];
+                    b += (double)p[i * cols + c] * (q.col_scale ? q.col_scale[c] : 1.0f) * rx[c];
+                    sc += fabs((double)w[i * cols + c] * x[c]);
+                }
+                CHECK(fabs(a - b) <= 1e-5 * sc, "%s row %lld: W x %g vs Q R x %g", meth[mi], (long long)i, a, b);
+            }
+            free(p);
+            lb_qmatrix_free(&q);
+        }
+    free(w);
+}
+
+static void test_bad_shapes(void)
+{
+    float w[6 * 48] = {0};
+    lb_qmatrix q;
+    CHECK(lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("mxfp4"), NULL, w, 6, 48, &q) == LB_ERR_ARG,
+          "48 cols into blocks of 32");
+    CHECK(lb_quantize_matrix(lb_quantizer_find("hadamard+rtn"), lb_format_find("int8_ch"), NULL, w, 6, 45, &q),
+          "odd cols cannot rotate");
+    CHECK(!q.packed && !q.col_scale && !q.hadamard_signs, "nothing left allocated");
+    CHECK(lb_quantize_matrix(lb_quantizer_find("sinq"), lb_format_find("int4_ch_asym"), NULL, w, 6, 48, &q) == LB_OK,
+          "per-row formats take any cols: %s", lb_errmsg());
+    lb_qmatrix_free(&q);
+}
+
+/* ------------------------------------------------------------ model level */
+
+static bool same_weight(const lb_weight *a, const lb_weight *b)
+{
+    if (a->rows != b->rows || a->cols != b->cols || a->fmt != b->fmt || a->hadamard_block != b->hadamard_block ||
+        !a->col_scale != !b->col_scale || !a->hadamard_signs != !b->hadamard_signs)
+        return false;
+    if (a->fmt) {
+        if (a->tensor_scale != b->tensor_scale || a->row_bytes != b->row_bytes) return false;
+        if (memcmp(a->data, b->data, a->row_bytes * (size_t)a->rows)) return false;
+    } else if (a->dtype != b->dtype || memcmp(a->data, b->data, (size_t)(a->rows * a->cols) * lb_dtype_size(a->dtype)))
+        return false;
+    if (a->col_scale && memcmp(a->col_scale, b->col_scale, (size_t)a->cols * 4)) return false;
+    if (a->hadamard_signs && memcmp(a->hadamard_signs, b->hadamard_signs, (size_t)a->cols)) return false;
+    return true;
+}
+
+static char tmpdir[256];
+static const char *tmp(const char *name)
+{
+    static char p[4][512];
+    static int k;
+    if (!*tmpdir) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/lowbit_tq.XXXXXX");
+        if (!mkdtemp(tmpdir)) return "/nonexistent/x";
+    }
+    char *s = p[k++ & 3];
+    snprintf(s, 512, "%s/%s", tmpdir, name);
+    return s;
+}
+
+/* quantize -> save -> load: every weight identical (packed bytes, scales,
+ * signs) and dequantized bit for bit equal. */
+static void test_roundtrip(void)
+{
+    const char *fmts[] = {"int4_g32_asym", "mxfp4", "nvfp4", "nf4", "int3_g32", "int8_ch_bf16", "ternary", "mxfp6_e3m2"};
+    const char *meth[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
+    int tested = 0;
+    for (int k = 0; k < 2; k++) {
+        lb_model *m = load(models[k]);
+        if (!m) continue;
+        tested++;
+        for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++) {
+            lb_model_quant_opts o = {.format = fmts[fi], .method = meth[fi % 4], .n_threads = 2,
+                                     .q = {.scale_rule = (lb_scale_rule)(fi % 3), .seed = 3}};
+            lb_model *q = NULL, *b = NULL;
+            lb_quant_report rep;
+            REQUIRE(!lb_model_quantize(m, &o, &q, &rep), "%s", lb_errmsg());
+            CHECK(rep.n_quantized > 0 || fi == 0, "%s: nothing quantized", fmts[fi]);
+            const char *path = tmp("rt.safetensors");
+            REQUIRE(!lb_model_save(q, path), "%s", lb_errmsg());
+            REQUIRE(!lb_model_load(path, &b), "%s", lb_errmsg());
+            CHECK(!memcmp(&q->cfg, &b->cfg, sizeof q->cfg), "config differs");
+            int64_t n = lb__qnames(q, NULL, 0);
+            lb__qname *na = calloc((size_t)n, sizeof *na), *nb = calloc((size_t)n, sizeof *nb);
+            lb__qnames(q, na, n);
+            lb__qnames(b, nb, n);
+            for (int64_t i = 0; i < n; i++) {
+                CHECK(same_weight(na[i].w, nb[i].w), "%s %s %s differs after the round trip", models[k], fmts[fi],
+                      na[i].name);
+                int64_t r, c;
+                lb_model_weight_f32(q, na[i].name, NULL, &r, &c);
+                float *x = malloc(sizeof(float) * (size_t)(r * c)), *y = malloc(sizeof(float) * (size_t)(r * c));
+                CHECK(!lb_model_weight_f32(q, na[i].name, x, &r, &c) && !lb_model_weight_f32(b, na[i].name, y, &r, &c) &&
+                      !memcmp(x, y, sizeof(float) * (size_t)(r * c)), "%s dequantized differs", na[i].name);
+                free(x); free(y);
+            }
+            free(na); free(nb);
+            lb_quant_report_free(&rep);
+            lb_model_free(b);
+            lb_model_free(q);
+        }
+        lb_model_free(m);
+    }
+    if (!tested) SKIP("no models in %s", test_models_dir());
+}
+
+/* Thread count, --keep and shape handling. */
+static void test_model_opts(void)
+{
+    lb_model *m = load(models[1]);
+    if (!m) SKIP("no tinystories-656k");
+    const char *keep[] = {"*down_proj*", "model.layers.1.self_attn.q_proj.weight"};
+    lb_model_quant_opts o = {.format = "int4_asym", .group = 64, .method = "sinq", .keep = keep, .n_keep = 2};
+    lb_model *a = NULL, *b = NULL;
+    lb_quant_report ra, rb;
+    o.n_threads = 1;
+    REQUIRE(!lb_model_quantize(m, &o, &a, &ra), "%s", lb_errmsg());
+    o.n_threads = 3;
+    REQUIRE(!lb_model_quantize(m, &o, &b, &rb), "%s", lb_errmsg());
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        CHECK(same_weight(&a->layers[l].w_up, &b->layers[l].w_up), "threads change the result");
+        CHECK(!a->layers[l].w_down.fmt && a->layers[l].w_down.dtype == LB_DTYPE_F32, "down_proj kept");
+    }
+    CHECK(!a->layers[1].wq.fmt && a->layers[0].wq.fmt, "exact-name keep");
+    int kept = 0;
+    for (int64_t i = 0; i < ra.n_tensors; i++) kept += !strcmp(ra.tensors[i].status, "kept (--keep)");
+    CHECK(kept == 3 && ra.n_kept_linear == 3 && ra.n_quantized == 11, "kept %d, report %lld/%lld", kept,
+          (long long)ra.n_kept_linear, (long long)ra.n_quantized);
+    CHECK(ra.linear_bits_per_weight > 4.5 && ra.linear_bits_per_weight < 32, "bits %g", ra.linear_bits_per_weight);
+    lb_quant_report_free(&ra); lb_quant_report_free(&rb);
+    lb_model_free(a); lb_model_free(b);
+    /* unknown names: clear errors */
+    lb_model *q = NULL;
+    lb_model_quant_opts bad = {.format = "int4_g32", .method = "gptq"};
+    CHECK(lb_model_quantize(m, &bad, &q, NULL) == LB_ERR_NOTFOUND && strstr(lb_errmsg(), "gptq") && !q, "%s", lb_errmsg());
+    bad = (lb_model_quant_opts){.format = "int5_g32"};
+    CHECK(lb_model_quantize(m, &bad, &q, NULL) == LB_ERR_NOTFOUND && !q, "%s", lb_errmsg());
+    lb_model_free(m);
+}
+
+/* Copy a safetensors file, dropping one tensor and/or replacing one metadata value. */
+static bool rewrite(const char *src, const char *dst, const char *drop, const char *key, const char *val)
+{
+    lb_st_file f;
+    if (lb__st_open(src, &f)) return false;
+    lb_st_writer *w = NULL;
+    lb_status s = lb__st_writer_open(dst, &w);
+    for (int64_t i = 0; !s && i < f.n_meta; i++)
+        s = lb__st_writer_meta(w, f.meta_keys[i], key && !strcmp(key, f.meta_keys[i]) ? val : f.meta_vals[i]);
+    for (int64_t i = 0; !s && i < f.n_tensors; i++)
+        if (!drop || strcmp(drop, f.tensors[i].name))
+            s = lb__st_writer_add(w, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape);
+    for (int64_t i = 0; !s && i < f.n_tensors; i++)
+        if (!drop || strcmp(drop, f.tensors[i].name))
+            s = lb__st_writer_write(w, f.tensors[i].data, (size_t)(f.tensors[i].end - f.tensors[i].begin));
+    if (!s) s = lb__st_writer_commit(w);
+    else lb__st_writer_abort(w);
+    lb__st_close(&f);
+    return s == LB_OK;
+}
+
+static void expect_bad(const char *path, const char *needle)
+{
+    lb_model *m = NULL;
+    lb_status s = lb_model_load(path, &m);
+    CHECK(s == LB_ERR_FORMAT && !m && strstr(lb_errmsg(), needle), "want '%s', got %d: %s", needle, s, lb_errmsg());
+    lb_model_free(m);
+}
+
+static void test_bad_files(void)
+{
+    lb_model *m = load(models[1]);
+    if (!m) SKIP("no tinystories-656k");
+    lb_model_quant_opts o = {.format = "int4_g32_asym", .method = "hadamard+sinq"};
+    lb_model *q = NULL;
+    REQUIRE(!lb_model_quantize(m, &o, &q, NULL), "%s", lb_errmsg());
+    const char *good = tmp("good.safetensors"), *bad = tmp("bad.safetensors");
+    REQUIRE(!lb_model_save(q, good), "%s", lb_errmsg());
+    const char *P = "model.layers.0.mlp.up_proj";
+    char n[128], key[128];
+    snprintf(key, sizeof key, "lowbit.tensor.%s", P);
+    const char *drops[] = {"weight_scale", "weight_zero_point", "weight_packed", "weight_col_scale", "hadamard_signs"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(n, sizeof n, "%s.%s", P, drops[i]);
+        REQUIRE(rewrite(good, bad, n, NULL, NULL), "rewrite");
+        expect_bad(bad, i == 2 ? "model.layers.0.mlp.up_proj.weight" : n);
+    }
+    lb_st_file f;
+    REQUIRE(!lb__st_open(good, &f), "%s", lb_errmsg());
+    char meta[1024];
+    snprintf(meta, sizeof meta, "%s", lb__st_meta(&f, key));
+    lb__st_close(&f);
+    struct { const char *from, *to, *needle; } edits[] = {
+        {"\"group\": 32", "\"group\": 64", "group 64"},
+        {"int4_g32_asym", "int4_g99_asym", "unknown format"},
+        {"\"method\": \"hadamard+sinq\"", "\"method\": \"magic\"", "unknown method"},
+        {"\"shape\": [384, 128]", "\"shape\": [384, 64]", "does not match"},
+        {"\"col_scale\": true", "\"col_scale\": false", "col_scale"},
+        {"\"transform\": \"hadamard\"", "\"transform\": \"none\"", "transform"},
+        {"\"transform\": \"hadamard\"", "\"transform\": \"fourier\"", "unknown transform"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        char *at = strstr(meta, edits[i].from), v[1024];
+        REQUIRE(at, "metadata lacks %s: %s", edits[i].from, meta);
+        snprintf(v, sizeof v, "%.*s%s%s", (int)(at - meta), meta, edits[i].to, at + strlen(edits[i].from));
+        REQUIRE(rewrite(good, bad, NULL, key, v), "rewrite");
+        expect_bad(bad, edits[i].needle);
+    }
+    REQUIRE(rewrite(good, bad, NULL, "lowbit.config", "{\"arch\": \"llama\"}"), "rewrite");
+    expect_bad(bad, "lowbit.config");
+    /* a failed save leaves nothing behind */
+    CHECK(lb_model_save(q, tmp("no/such/dir.safetensors")) != LB_OK, "save into a missing folder");
+    lb_model_free(q);
+    lb_model_free(m);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    RUN(test_registry);
+    RUN(test_rtn_is_format);
+    RUN(test_sinq_planted);
+    RUN(test_sinq_real);
+    RUN(test_rotation_identity);
+    RUN(test_bad_shapes);
+    RUN(test_roundtrip);
+    RUN(test_model_opts);
+    RUN(test_bad_files);
+    if (*tmpdir) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd)) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    return TEST_DONE();
+}
