@@ -548,12 +548,13 @@ void lb_qmatrix_free(lb_qmatrix *m);          /* frees the buffers, not m; NULL 
  * "model.layers.0.*" or "*down_proj*") are kept too, and so is a linear
  * whose cols do not divide the format's block (reported as such). */
 typedef struct lb_model_quant_opts {
-    const char *format;         /* see lb_quant_format_resolve */
+    const char *format;         /* see lb_quant_format_resolve; "f32" with hadamard+rtn: rotation only */
     int64_t group;              /* 0 = the format's own */
     const char *method;         /* NULL = "rtn" */
     lb_quantize_opts q;
     const char *const *keep;    /* glob patterns */
     int n_keep;
+    int quantize_embeddings;    /* 1: the token embedding (and an untied lm_head) are quantized too */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;

@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "quant/quant.h"
 #include "model/safetensors.h"
+#include "model/loader.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -426,6 +427,164 @@ static void test_bad_files(void)
     lb_model_free(m);
 }
 
+
+/* ------------------------------------------------------------- inference */
+
+static lb_weight as_weight(const lb_qmatrix *q)
+{
+    return (lb_weight){.data = q->packed, .dtype = LB_DTYPE_U8, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
+                       .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes, .col_scale = q->col_scale,
+                       .hadamard_block = q->hadamard_block, .hadamard_signs = q->hadamard_signs};
+}
+
+/* lb__linear against dequantize-then-multiply (double), and bit-identical
+ * across token counts (decode vs prefill), threads and ISA paths. */
+static void test_linear(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 3);
+    int64_t rows = 37, cols = 256, nt = 5;
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *wd = malloc(sizeof(float) * (size_t)(rows * cols));
+    float x[5 * 256], y1[5 * 37], y2[5 * 37], y3[5 * 37], y4[5 * 37];
+    float *scratch = malloc(sizeof(float) * (size_t)(cols * (nt + 8)));
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
+    for (int64_t i = 0; i < nt * cols; i++) x[i] = (float)lb_rng_normal(&r);
+    lb_pool *pool = NULL;
+    REQUIRE(!lb_pool_create(3, &pool), "pool");
+    const char *fmts[] = {"mxfp4", "nvfp4", "nvint4", "int4_g32_asym", "int4_g128", "int8_g32", "mxint8", "nf4",
+                          "int3_g64_asym", "mxfp8_e4m3", "ternary", "int2_ch"};
+    const char *meth[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
+    lb_isa best = lb_isa_best();
+    for (size_t f = 0; f < sizeof fmts / sizeof *fmts; f++)
+        for (int mi = 0; mi < 4; mi++) {
+            lb_qmatrix q;
+            lb_quantize_opts o = {.seed = 5, .hadamard_block = 64};
+            REQUIRE(!lb_quantize_matrix(lb_quantizer_find(meth[mi]), lb_format_find(fmts[f]), &o, w, rows, cols, &q),
+                    "%s", lb_errmsg());
+            lb_weight W = as_weight(&q);
+            lb_qmatrix_dequantize(&q, wd);
+            lb_isa_set(LB_ISA_REF);
+            lb__linear(NULL, &W, x, nt, cols, y1, rows, scratch);
+            lb_isa_set(best);
+            lb__linear(pool, &W, x, nt, cols, y2, rows, scratch);
+            for (int64_t t = 0; t < nt; t++) lb__linear(pool, &W, x + t * cols, 1, cols, y3 + t * rows, rows, scratch);
+            lb__linear(NULL, &W, x, 2, cols, y4, rows, scratch);
+            CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(y2, y3, sizeof y2) && !memcmp(y2, y4, 2 * rows * sizeof(float)),
+                  "%s %s: results differ across ISA / threads / batch", fmts[f], meth[mi]);
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t i = 0; i < rows; i++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t c = 0; c < cols; c++) {
+                        ref += (double)wd[i * cols + c] * x[t * cols + c];
+                        mag += fabs((double)wd[i * cols + c] * x[t * cols + c]);
+                    }
+                    CHECK(fabs(y2[t * rows + i] - ref) <= 2e-6 * mag + 1e-30, "%s %s t%lld r%lld: %g vs %g", fmts[f],
+                          meth[mi], (long long)t, (long long)i, y2[t * rows + i], ref);
+                }
+            lb_qmatrix_free(&q);
+        }
+    lb_pool_free(pool);
+    free(w); free(wd); free(scratch);
+}
+
+static float *logits_of(const lb_model *m, const int32_t *tok, int64_t n, int threads, int64_t batch)
+{
+    lb_session *s = NULL;
+    lb_session_opts so = {.n_threads = threads, .max_ctx = n, .max_batch = batch};
+    float *lg = malloc(sizeof(float) * (size_t)(n * m->cfg.vocab_size));
+    if (lb_session_create(m, &so, &s) || lb_forward_all(s, tok, n, lg)) {
+        fprintf(stderr, "forward: %s\n", lb_errmsg());
+        free(lg);
+        lg = NULL;
+    }
+    lb_session_free(s);
+    return lg;
+}
+
+static double max_rel(const float *a, const float *b, int64_t n)
+{
+    double d = 0, m = 0;
+    for (int64_t i = 0; i < n; i++) { d = fmax(d, fabs((double)a[i] - b[i])); m = fmax(m, fabs((double)b[i])); }
+    return d / m;
+}
+
+/* The same model with every weight dequantized to dense F32 (original space). */
+static lb_model *densify(lb_model *q)
+{
+    lb_model *d = lb__model_new();
+    d->cfg = q->cfg;
+    lb__model_alloc_layers(d);
+    int64_t n = lb__qnames(q, NULL, 0);
+    lb__qname *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    lb__qnames(q, a, n);
+    lb__qnames(d, b, n);
+    for (int64_t i = 0; i < n; i++) {
+        float *w = lb__model_own(d, sizeof(float) * (size_t)(a[i].w->rows * a[i].w->cols));
+        lb__weight_f32(a[i].w, w);
+        *b[i].w = (lb_weight){.data = w, .dtype = LB_DTYPE_F32, .rows = a[i].w->rows, .cols = a[i].w->cols};
+    }
+    if (d->cfg.tied_embeddings) d->lm_head = d->tok_embed;
+    free(a); free(b);
+    return d;
+}
+
+/* Rotation alone keeps the logits (1e-4 relative); packed inference equals
+ * the dense model of the dequantized weights and does not depend on
+ * threads, batch size (prefill vs decode) or ISA. */
+static void test_forward(void)
+{
+    int tested = 0;
+    int32_t tok[48];
+    for (int k = 0; k < 2; k++) {
+        lb_model *m = load(models[k]);
+        if (!m) continue;
+        tested++;
+        lb_rng r;
+        lb_rng_seed(&r, TEST_SEED + 4);
+        for (int i = 0; i < 48; i++) tok[i] = (int32_t)(lb_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
+        int64_t nl = 48 * m->cfg.vocab_size;
+        float *base = logits_of(m, tok, 48, 2, 16);
+        REQUIRE(base, "base logits");
+        int64_t blocks[2] = {0, 16};
+        for (int b = 0; b < 2; b++) {
+            lb_model_quant_opts o = {.format = "f32", .method = "hadamard+rtn", .q = {.hadamard_block = blocks[b], .seed = 9}};
+            lb_model *rot = NULL;
+            REQUIRE(!lb_model_quantize(m, &o, &rot, NULL), "%s", lb_errmsg());
+            CHECK(rot->layers[0].wq.hadamard_block > 0, "rotated");
+            float *lr = logits_of(rot, tok, 48, 2, 16);
+            REQUIRE(lr, "rotated logits");
+            double e = max_rel(lr, base, nl);
+            CHECK(e <= 1e-4, "%s: rotated model logits differ by %g relative", models[k], e);
+            free(lr);
+            lb_model_free(rot);
+        }
+        const char *fm[] = {"int4_g32_asym", "mxfp4", "nvfp4", "int8_g32"};
+        const char *me[] = {"hadamard+sinq", "rtn", "hadamard+rtn", "sinq"};
+        for (int f = 0; f < 4; f++) {
+            lb_model_quant_opts o = {.format = fm[f], .method = me[f], .quantize_embeddings = f == 1, .q = {.seed = 2}};
+            lb_model *q = NULL;
+            REQUIRE(!lb_model_quantize(m, &o, &q, NULL), "%s", lb_errmsg());
+            lb_model *d = densify(q);
+            float *l1 = logits_of(q, tok, 48, 1, 48), *l2 = logits_of(q, tok, 48, 3, 1), *l3 = logits_of(d, tok, 48, 2, 16);
+            lb_isa best = lb_isa_best();
+            lb_isa_set(LB_ISA_REF);
+            float *l4 = logits_of(q, tok, 48, 2, 7);
+            lb_isa_set(best);
+            REQUIRE(l1 && l2 && l3 && l4, "logits");
+            CHECK(!memcmp(l1, l2, sizeof(float) * (size_t)nl) && !memcmp(l1, l4, sizeof(float) * (size_t)nl),
+                  "%s %s: packed logits depend on threads / batch / ISA", models[k], fm[f]);
+            double e = max_rel(l1, l3, nl);
+            CHECK(e <= 1e-4, "%s %s %s: packed vs dequantized-dense logits differ by %g", models[k], fm[f], me[f], e);
+            free(l1); free(l2); free(l3); free(l4);
+            lb_model_free(d);
+            lb_model_free(q);
+        }
+        free(base);
+        lb_model_free(m);
+    }
+    if (!tested) SKIP("no models in %s", test_models_dir());
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -438,6 +597,8 @@ int main(int argc, char **argv)
     RUN(test_roundtrip);
     RUN(test_model_opts);
     RUN(test_bad_files);
+    RUN(test_linear);
+    RUN(test_forward);
     if (*tmpdir) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

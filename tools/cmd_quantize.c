@@ -12,11 +12,12 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse] [--keep PATTERN ...]\n"
-           "                        [--seed S] [--sinq-iters N] [--threads K] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--json]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
            "                    family with --group: int4, int4_asym, int8_bf16 ...\n"
+           "                    (f32 with --method hadamard+rtn: the rotation alone, no quantization)\n"
            "  --method M        rtn (default), sinq, hadamard+rtn, hadamard+sinq\n"
            "  --group G         group size (a power of two) for the INT families\n"
            "  --hadamard BLOCK  rotate each linear's input space with blocks of at most BLOCK (0 = whole row);\n"
@@ -24,6 +25,7 @@ static void help(void)
            "  --scale-rule R    block scale rule: floor (default), ceil, mse (searched)\n"
            "  --keep PATTERN    keep tensors whose Hugging Face name matches the glob at original precision\n"
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
+           "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
            "  --threads K       worker threads (default: all CPUs); the output does not depend on it\n"
            "  --json            print the summary as one JSON object\n"
@@ -111,6 +113,7 @@ int cmd_quantize(int argc, char **argv)
     for (int i = 1; i < argc && !err; i++) {
         if (cli_is_help(argv[i])) { help(); return 0; }
         if (cli_flag(argv[i], "--json")) json = true;
+        else if (cli_flag(argv[i], "--quantize-embeddings")) o.quantize_embeddings = 1;
         else if (cli_opt(argc, argv, &i, "--model", &v, &err)) in = v;
         else if (cli_opt(argc, argv, &i, "--out", &v, &err)) out = v;
         else if (cli_opt(argc, argv, &i, "--format", &v, &err)) o.format = v;

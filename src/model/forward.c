@@ -18,6 +18,7 @@
  * head or by output row, never inside a sum). */
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "quant/quant.h"
 #include <math.h>
 
 typedef struct layer_f32 {     /* small per-layer vectors converted once */
@@ -43,6 +44,7 @@ struct lb_session {
     float *scores;             /* (n_threads, max_ctx) */
     float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
     float *last;               /* (dim) final-normed last token */
+    float *qscratch;           /* lb__linear scratch for packed / rotated weights (src/quant), or NULL */
 };
 
 /* ---- validation */
@@ -54,7 +56,7 @@ static lb_status check_weight(const lb_weight *w, const char *name, int64_t l, i
         if (optional) return LB_OK;
         return lb__err(LB_ERR_FORMAT, "model: layer %lld: weight %s is missing", (long long)l, name);
     }
-    if (w->dtype != LB_DTYPE_F32 && w->dtype != LB_DTYPE_F16 && w->dtype != LB_DTYPE_BF16)
+    if (!w->fmt && w->dtype != LB_DTYPE_F32 && w->dtype != LB_DTYPE_F16 && w->dtype != LB_DTYPE_BF16)
         return lb__err(LB_ERR_UNSUPPORTED, "model: %s has dtype %s; the forward pass takes F32, F16, BF16", name,
                        lb_dtype_name(w->dtype));
     if (w->rows * w->cols != rows * cols || (rows > 1 && (w->rows != rows || w->cols != cols)))
@@ -187,6 +189,8 @@ lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_s
         st = convert_vectors(s);
     }
     if (!st) st = alloc_buffers(s);
+    size_t qn = st ? 0 : lb__linear_scratch(m, s->max_batch, s->n_threads);
+    if (qn && !(s->qscratch = lb__alloc_aligned(sizeof(float) * qn))) st = LB_ERR_NOMEM;
     if (st) {
         lb_session_free(s);
         return lb__err_prefix(st, "session: ");
@@ -207,7 +211,7 @@ void lb_session_free(lb_session *s)
     LB_FREE(s->lw);
     LB_FREE(s->final_norm);
     float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
-                     s->scores, s->key_cache, s->val_cache, s->last};
+                     s->scores, s->key_cache, s->val_cache, s->last, s->qscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
     LB_FREE(s);
 }
@@ -302,28 +306,35 @@ static void add_into(float *x, const float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* Every projection goes through src/quant's linear step, which handles
+ * packed, rotated and SINQ-scaled weights and hands dense ones to lb__matmul. */
+static void linear(lb_session *s, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    lb__linear(s->pool, w, x, nt, xs, y, ys, s->qscratch);
+}
+
 static void layer(lb_session *s, int64_t l, int64_t B)
 {
     const lb_config *c = &s->m->cfg;
     const lb_layer_weights *L = &s->m->layers[l];
     int64_t d = s->dim;
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].attn_norm, d, c->norm_eps);
-    lb__matmul(s->pool, &L->wq, s->h, B, d, s->q, s->q_dim);
-    lb__matmul(s->pool, &L->wk, s->h, B, d, s->kk, s->kv_dim);
-    lb__matmul(s->pool, &L->wv, s->h, B, d, s->vv, s->kv_dim);
+    linear(s, &L->wq, s->h, B, d, s->q, s->q_dim);
+    linear(s, &L->wk, s->h, B, d, s->kk, s->kv_dim);
+    linear(s, &L->wv, s->h, B, d, s->vv, s->kv_dim);
     for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
     attn_job j = {s, l};
     lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
-    lb__matmul(s->pool, &L->wo, s->att, B, s->q_dim, s->h, d);
+    linear(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
-    lb__matmul(s->pool, &L->w_gate, s->h, B, d, s->gate, s->hidden);
-    lb__matmul(s->pool, &L->w_up, s->h, B, d, s->up, s->hidden);
+    linear(s, &L->w_gate, s->h, B, d, s->gate, s->hidden);
+    linear(s, &L->w_up, s->h, B, d, s->up, s->hidden);
     for (int64_t i = 0; i < B * s->hidden; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
-    lb__matmul(s->pool, &L->w_down, s->gate, B, s->hidden, s->h, d);
+    linear(s, &L->w_down, s->gate, B, s->hidden, s->h, d);
     add_into(s->x, s->h, B * d);
 }
 
@@ -338,16 +349,16 @@ static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logit
 {
     const lb_model *m = s->m;
     int64_t d = s->dim;
-    for (int64_t t = 0; t < B; t++) lb__weight_row(&m->tok_embed, tok[t], s->x + t * d);
+    for (int64_t t = 0; t < B; t++) lb__qweight_row(&m->tok_embed, tok[t], s->x + t * d);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) layer(s, l, B);
     s->pos += B;
     if (!logits) return;
     if (all) {
         for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->final_norm, d, m->cfg.norm_eps);
-        lb__matmul(s->pool, out_weight(m), s->h, B, d, logits, s->vocab);
+        linear(s, out_weight(m), s->h, B, d, logits, s->vocab);
     } else {
         rmsnorm(s->k, s->last, s->x + (B - 1) * d, s->final_norm, d, m->cfg.norm_eps);
-        lb__matmul(s->pool, out_weight(m), s->last, 1, d, logits, s->vocab);
+        linear(s, out_weight(m), s->last, 1, d, logits, s->vocab);
     }
 }
 

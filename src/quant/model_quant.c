@@ -172,6 +172,21 @@ static double rel_error(const float *w, const float *y, int64_t n)
     return sw > 0 ? sqrt(se / sw) : (se > 0 ? INFINITY : 0);
 }
 
+/* Format "f32": the rotation alone, W R^T kept dense in F32 (q->packed
+ * holds the floats, q->fmt is NULL). */
+static lb_status rotate_only(const qctx *c, const float *w, int64_t rows, int64_t cols, lb_qmatrix *q)
+{
+    memset(q, 0, sizeof *q);
+    *q = (lb_qmatrix){.method = c->method, .rows = rows, .cols = cols, .tensor_scale = 1.0f};
+    float *r = lb__alloc((size_t)(rows * cols) * sizeof *r);
+    if (!r) return LB_ERR_NOMEM;
+    memcpy(r, w, (size_t)(rows * cols) * sizeof *r);
+    lb_status s = lb__quant_rotate(c->opts, r, rows, cols, q);
+    if (s) { LB_FREE(r); return s; }
+    q->packed = (uint8_t *)r;
+    return LB_OK;
+}
+
 static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
 {
     qctx *c = vctx;
@@ -180,8 +195,12 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
         int64_t n = j->src->rows * j->src->cols;
         float *w = lb__alloc((size_t)n * sizeof *w), *y = lb__alloc((size_t)n * sizeof *y);
         lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
-        if (!s) s = lb_quantize_matrix(c->method, c->fmt, c->opts, w, j->src->rows, j->src->cols, &j->q);
-        if (!s) s = lb_qmatrix_dequantize(&j->q, y);
+        if (!s && !c->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
+        else if (!s) s = lb_quantize_matrix(c->method, c->fmt, c->opts, w, j->src->rows, j->src->cols, &j->q);
+        if (!s && !c->fmt) {
+            memcpy(y, j->q.packed, (size_t)n * sizeof *y);
+            s = lb__quant_unrotate(y, j->q.rows, j->q.cols, j->q.hadamard_block, j->q.hadamard_signs);
+        } else if (!s) s = lb_qmatrix_dequantize(&j->q, y);
         if (!s) j->info->rel_err = rel_error(w, y, n);
         j->status = s;
         if (s) snprintf(j->err, sizeof j->err, "%s: %s", j->info->name, lb_errmsg());
@@ -195,7 +214,7 @@ static lb_status install(lb_model *m, qjob *j)
 {
     lb_qmatrix *q = &j->q;
     lb_weight *d = j->dst;
-    *d = (lb_weight){.data = q->packed, .dtype = LB_DTYPE_U8, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
+    *d = (lb_weight){.data = q->packed, .dtype = q->fmt ? LB_DTYPE_U8 : LB_DTYPE_F32, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
                      .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes, .col_scale = q->col_scale,
                      .hadamard_block = q->hadamard_block, .hadamard_signs = q->hadamard_signs,
                      .method = lb_quantizer_name(q->method)};
@@ -249,15 +268,18 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
 {
     int64_t nj = 0;
     qjob *jobs = r->ctx.jobs;
-    int64_t B = lb_format_block(r->ctx.fmt);
+    int64_t B = r->ctx.fmt ? lb_format_block(r->ctx.fmt) : 2;
     for (int64_t i = i0; i < i1; i++) {
         const lb_weight *w = r->sn[i].w;
         lb_status s;
         if (!w->data) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", r->sn[i].name);
-        if (r->sn[i].linear && (w->fmt || w->hadamard_block || w->col_scale))
+        if ((w->fmt || w->hadamard_block || w->col_scale) && (r->sn[i].linear || r->o->quantize_embeddings))
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already quantized or rotated; quantize the original "
                            "model", r->src->path ? r->src->path : "model", r->sn[i].name);
-        const char *why = !r->sn[i].linear ? "kept (not linear)" : keep_match(r->o, r->sn[i].name) ? "kept (--keep)"
+        bool emb = r->o->quantize_embeddings && (!strcmp(r->sn[i].name, "model.embed_tokens.weight") ||
+                                                 !strcmp(r->sn[i].name, "lm_head.weight"));
+        bool lin = r->sn[i].linear || emb;
+        const char *why = !lin ? "kept (not linear)" : keep_match(r->o, r->sn[i].name) ? "kept (--keep)"
                          : B && w->cols % B ? "kept (shape)" : NULL;
         set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
         if (why) {
@@ -312,6 +334,13 @@ static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, c
     }
     if ((unsigned)o->q.scale_rule > LB_SCALE_MSE)
         return lb__err(LB_ERR_ARG, "unknown scale rule %d", (int)o->q.scale_rule);
+    if (o->format && !strcmp(o->format, "f32")) {   /* rotation only */
+        *f = NULL;
+        if (strcmp(lb_quantizer_name(*q), "hadamard+rtn"))
+            return lb__err(LB_ERR_ARG, "format f32 (no quantization) goes only with method hadamard+rtn, "
+                           "the rotation alone");
+        return LB_OK;
+    }
     return lb_quant_format_resolve(o->format, o->group, f);
 }
 

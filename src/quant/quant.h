@@ -76,6 +76,17 @@ void *lb__model_own(lb_model *m, size_t n);
 
 /* Any weight (dense, packed, rotated) as F32 in the original space (rows x cols). */
 lb_status lb__weight_f32(const lb_weight *w, float *out);
+/* linear.c: y (nt tokens, row stride ys) = W x (row stride xs) for any
+ * weight (dense, rotated, SINQ-scaled, packed); scratch holds at least
+ * lb__linear_scratch(model, nt, threads of pool) floats (unused for plain
+ * dense weights, may then be NULL). Bit-identical across threads and ISAs. */
+void lb__linear(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys,
+                float *scratch);
+/* Floats of scratch lb__linear needs for any weight of m (0 when all dense). */
+size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads);
+/* Row r of any weight as F32 in the original space (embedding lookup). */
+void lb__qweight_row(const lb_weight *w, int64_t r, float *out);
+
 /* Bytes a weight occupies (data, scales, column scales, signs). */
 size_t lb__qweight_bytes(const lb_weight *w);
 
