@@ -101,8 +101,126 @@ double lb_time_now(void);
 /* ================================================================== formats */
 /* (src/formats: element codecs and block formats; see docs/formats.md) */
 
+/* Element codecs: one value <-> one code (the low lb_elem_bits() bits of a
+ * byte). Encoding rounds to nearest, ties to even; finite overflow saturates
+ * to the largest finite value (OCP MX conversion rule); Inf saturates too,
+ * except E5M2 which keeps +-Inf; NaN gives the NaN code where one exists
+ * (E4M3 S.1111.111, E5M2, E8M0 0xFF, UE4M3 0x7F), else 0. Integers are
+ * two's complement (signed) or plain binary (unsigned); E8M0 and UE4M3
+ * encode x <= 0 as their smallest code. See docs/formats.md. */
+typedef enum lb_elem {
+    LB_ELEM_E4M3 = 0, LB_ELEM_E5M2 = 1, LB_ELEM_E2M3 = 2, LB_ELEM_E3M2 = 3, LB_ELEM_E2M1 = 4,
+    LB_ELEM_E8M0 = 5, LB_ELEM_UE4M3 = 6,
+    LB_ELEM_INT2 = 7, LB_ELEM_INT3 = 8, LB_ELEM_INT4 = 9, LB_ELEM_INT8 = 10,
+    LB_ELEM_UINT2 = 11, LB_ELEM_UINT3 = 12, LB_ELEM_UINT4 = 13, LB_ELEM_UINT8 = 14,
+    LB_ELEM_COUNT = 15
+} lb_elem;
+const char *lb_elem_name(lb_elem e);          /* "e4m3", "e2m1", "int4", ... */
+int lb_elem_bits(lb_elem e);                  /* code width: 4, 6, 7 (ue4m3), 8, 2, 3 */
+uint8_t lb_elem_encode(lb_elem e, float x);
+float lb_elem_decode(lb_elem e, uint8_t code); /* bits above lb_elem_bits are ignored */
+float lb_elem_max(lb_elem e);                 /* largest finite value */
+
+/* Block formats. Each is one row of one registry table (src/formats/
+ * registry.c). A tensor of rows x cols floats is packed row by row, each row
+ * into lb_format_row_bytes(f, cols) bytes, so row r starts at r * row_bytes.
+ * Block formats need cols % lb_format_block(f) == 0; per-row formats
+ * (block 0: int*_ch, ternary) take any cols. Layouts: docs/formats.md. */
+typedef struct lb_format lb_format;
+typedef enum lb_scale_rule {
+    LB_SCALE_FLOOR = 0, /* MX: 2^(floor(log2 amax) - emax_elem) (OCP; may clip); others: amax-based, nearest */
+    LB_SCALE_CEIL = 1,  /* MX: smallest power of two that never clips; NV: block scale rounded up */
+    LB_SCALE_MSE = 2,   /* per-block search over a few candidate scales, least squared error */
+} lb_scale_rule;
+typedef struct lb_quant_opts {
+    lb_scale_rule scale_rule;
+} lb_quant_opts;
+
+int lb_format_count(void);
+const lb_format *lb_format_at(int i);                 /* NULL when out of range */
+const lb_format *lb_format_find(const char *name);    /* NULL when unknown */
+const char *lb_format_name(const lb_format *f);
+const char *lb_format_describe(const lb_format *f);   /* one line for people */
+int64_t lb_format_block(const lb_format *f);          /* elements per block; 0 = one scale per row */
+double lb_format_bits_per_weight(const lb_format *f); /* storage bits per element (per-row: without the row scale) */
+size_t lb_format_row_bytes(const lb_format *f, int64_t cols);
+int lb_format_uses_tensor_scale(const lb_format *f);  /* 1 for nvfp4/nvint4 */
+/* Quantize x (rows x cols, row-major) into packed (rows * row_bytes bytes).
+ * opts may be NULL (floor rule). *tensor_scale receives the FP32 per-tensor
+ * encode scale of NV formats, 1 for the others (tensor_scale may be NULL for
+ * those). A block holding Inf or NaN gets a NaN scale and decodes to NaN. */
+lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
+                             int64_t cols, void *packed, float *tensor_scale);
+lb_status lb_format_dequantize(const lb_format *f, const void *packed, float tensor_scale, int64_t rows,
+                               int64_t cols, float *y);
+/* sum_i dequant(row)[i] * x[i] over one packed row; the summation order is
+ * fixed (16 lane partial sums, then a fixed tree), so every ISA path returns
+ * the same float. */
+float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols);
+
+/* Error of quantize + dequantize over x: mean squared error, QSNR in dB
+ * (10 log10(sum x^2 / sum err^2); +inf when exact) and max |error|. */
+typedef struct lb_quant_error { double mse, qsnr_db, max_abs; } lb_quant_error;
+lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
+                          int64_t cols, lb_quant_error *err);
+
+/* Packed tensor files (docs/formats.md "file layout"): a 64-byte header
+ * (magic "LBFQ", version, rows, cols, tensor scale, format name) then the
+ * packed rows. in_path holds raw little-endian float32; cols <= 0 means one
+ * row holding the whole file. Outputs appear only when complete. */
+lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts, const char *in_path,
+                                  int64_t cols, const char *out_path);
+lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path);
+
 /* =============================================================== transforms */
-/* (src/transforms: Hadamard and other orthogonal transforms) */
+/* (src/transforms: Hadamard and other orthogonal transforms; docs/transforms.md)
+ *
+ * The orthonormal Hadamard transform of order n = m * 2^k is
+ *   T_n = (H_m (x) H_{2^k}) / sqrt(n),
+ * H_{2^k} the Sylvester matrix (H[i][j] = (-1)^popcount(i & j)), m = 1 or
+ * the order of a Paley matrix (lb_hadamard_small_orders: 12, 20, 28, 36, 44,
+ * 60, 68, 76, 84, 108, 124, 132, 140, 148). T T^T = I; T = T^T only when m = 1. Such an
+ * n (2 <= n <= LB_HADAMARD_MAX_BLOCK) is a "supported order". Larger or other
+ * even dimensions use a block-diagonal T (lb_hadamard_plan_for). Results are
+ * bit-identical on every ISA path. */
+#define LB_HADAMARD_MAX_BLOCK 32768
+
+typedef struct lb_hadamard_plan {
+    int64_t n;         /* the dimension asked about */
+    int64_t block;     /* order of each diagonal block; divides n */
+    int64_t m;         /* non-power-of-two factor of block: 1 or a small order */
+    int64_t pow2;      /* power-of-two factor: block = m * pow2 */
+    int64_t n_blocks;  /* n / block */
+    int exact;         /* 1 when block == n: one full-size Hadamard */
+} lb_hadamard_plan;
+
+/* The largest supported order dividing n and <= max_block (<= 0: no limit
+ * beyond LB_HADAMARD_MAX_BLOCK). LB_ERR_ARG for odd n or n < 2. */
+lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *out);
+/* 1 when n is a supported order (one full-size transform), else 0. */
+int lb_hadamard_supported(int64_t n);
+/* The small (Paley) orders m, ascending: fills up to cap, returns how many. */
+int lb_hadamard_small_orders(int64_t *out, int cap);
+
+/* x (n) <- T_n x in place; n must be a supported order. */
+lb_status lb_hadamard(float *x, int64_t n);
+/* x (n) <- T_n^T x: undoes lb_hadamard. */
+lb_status lb_hadamard_inverse(float *x, int64_t n);
+/* n random signs (+1 / -1) from lb_rng seeded with seed: the diagonal D of a
+ * randomized Hadamard R = T D. The caller keeps the seed to rebuild them. */
+lb_status lb_hadamard_signs(uint64_t seed, int64_t n, int8_t *signs);
+
+/* Row-major a (rows, cols): each row r <- R r with R = blockdiag(T_block) D,
+ * D = diag(signs) (signs: cols entries, < 0 flips; NULL = identity), i.e.
+ * a <- a R^T. inverse != 0 applies R^T (= D blockdiag(T_block^T)), undoing
+ * it. block must divide cols and be a supported order; 0 picks the plan's
+ * block for cols. For W (out, in) and x (in): rows(W, out, in, b, D, 0) and
+ * rows(x, 1, in, b, D, 0) give (W R^T)(R x) = W x. */
+lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
+/* The same along the column dimension (mixing rows): a <- R a with
+ * R = blockdiag(T_block) D over the rows (signs: rows entries); block must
+ * divide rows. */
+lb_status lb_hadamard_cols(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
 
 /* ==================================================================== model */
 /* (src/model: loaders, tokenizers, forward pass) */
@@ -126,6 +244,39 @@ typedef struct lb_model_info {
 lb_status lb_model_load(const char *path, lb_model **out);
 void lb_model_free(lb_model *m);
 void lb_model_get_info(const lb_model *m, lb_model_info *info);
+
+/* Synthetic models: a Hugging Face folder (config.json + model.safetensors)
+ * with seeded random weights (Gaussian, std `std`, like trained weights;
+ * norm weights 1), for benchmarks at real sizes without downloads. */
+typedef struct lb_synth_opts {
+    const char *arch;         /* "llama" (default), "mistral", "qwen2", "qwen3" */
+    int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads;
+    int64_t head_dim;         /* 0: dim / n_heads */
+    int64_t vocab_size, max_seq;
+    double rope_theta, norm_eps;
+    double rope_factor;       /* llama3 rope scaling; 0 = off */
+    double rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_orig_max_pos;
+    int tied_embeddings;
+    int32_t bos_id, eos_id;
+    lb_dtype dtype;           /* LB_DTYPE_F32, F16 or BF16 */
+    uint64_t seed;
+    double std;               /* weight standard deviation */
+} lb_synth_opts;
+
+/* Defaults (llama, stories110m sizes, f32, seed 1, std 0.02), or a named
+ * preset: "stories110m", "llama-3.2-1b". */
+lb_status lb_synth_preset(const char *name, lb_synth_opts *opts);
+/* Write the folder `dir` (created if missing; files replaced atomically).
+ * Streams: memory use is one small chunk, not the model. */
+lb_status lb_synth_write(const char *dir, const lb_synth_opts *opts, lb_progress_fn progress, void *user);
+
+/* What a model file or folder holds: its format, config, every tensor
+ * (name, dtype, shape, bytes, file offset) and the files' metadata, as
+ * readable text or, when json != 0, one JSON object. Accepts llama2.c .bin
+ * files, any .safetensors file, and Hugging Face folders (or their
+ * config.json). *out is malloc'd (free with free()). */
+lb_status lb_inspect(const char *path, int json, char **out);
 
 typedef struct lb_tokenizer lb_tokenizer;
 /* Load a tokenizer: llama2.c tokenizer.bin, Hugging Face tokenizer.json, or
@@ -246,7 +397,91 @@ lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opt
 uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ================================================================= lossless */
-/* (src/lossless: entropy-coded BF16) */
+/* (src/lossless: entropy-coded BF16, DFloat11-style; see docs/lossless.md)
+ * A BF16 tensor keeps its sign+mantissa bytes raw and Huffman-codes its
+ * exponent bytes (code lengths <= 12). It is cut into independent streams of
+ * stream_len elements, each with its exact bit length and a CRC-32C of its
+ * decoded BF16 bytes, so decoding is bit-exact, runs streams in parallel and
+ * can start at any stream. Typical weights pack to ~0.67 of their BF16 size. */
+
+typedef struct lb_bf16_packed lb_bf16_packed;
+
+#define LB_LOSSLESS_MAX_CODE_LEN 12     /* longest Huffman code allowed */
+#define LB_LOSSLESS_STREAM_LEN 65536    /* default elements per stream */
+
+typedef struct lb_bf16_pack_opts {
+    int64_t stream_len;   /* elements per stream, 1 .. 2^24 (0: 65536) */
+    int max_code_len;     /* Huffman length cap, 8 .. 12 (0: 12) */
+} lb_bf16_pack_opts;
+
+typedef struct lb_bf16_packed_info {
+    const char *name;     /* tensor name used in messages ("" when none) */
+    int64_t n;            /* elements */
+    int64_t stream_len, n_streams;
+    int n_symbols;        /* distinct exponent values (1: no Huffman bits at all) */
+    int longest_code;     /* longest code length in use (0 when n_symbols <= 1) */
+    uint8_t code_len[256];/* code length per exponent value, 0 = absent */
+    uint64_t exp_bits;    /* Huffman bits of all exponents (without padding) */
+    size_t blob_size;     /* bytes of the serialized form (lb_bf16_packed_write) */
+} lb_bf16_packed_info;
+
+/* Pack x[0..n) (BF16 bit patterns; any value incl. NaN, Inf, subnormals).
+ * `name` (may be NULL) is copied and used in error messages. opts may be
+ * NULL; pool may be NULL (one thread). */
+lb_status lb_bf16_pack(const uint16_t *x, int64_t n, const char *name, const lb_bf16_pack_opts *opts,
+                       lb_pool *pool, lb_bf16_packed **out);
+void lb_bf16_packed_free(lb_bf16_packed *p);
+void lb_bf16_packed_get_info(const lb_bf16_packed *p, lb_bf16_packed_info *info);
+
+/* Decode all n elements into out (n uint16), streams in parallel over pool,
+ * checking every stream's bit length and CRC. Bit-exact with the input. */
+lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool);
+
+#define LB_UNPACK_NOVERIFY 1u   /* skip the CRC (bit lengths are still checked) */
+/* Decode streams [first, first + count): out receives elements
+ * first*stream_len .. min((first+count)*stream_len, n). */
+lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
+                                 unsigned flags, lb_pool *pool);
+
+/* Serialized form: one self-contained byte blob (layout in docs/lossless.md). */
+size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p);
+/* Write the blob into buf[0..cap); cap must be >= lb_bf16_packed_blob_size. */
+lb_status lb_bf16_packed_write(const lb_bf16_packed *p, void *buf, size_t cap);
+
+#define LB_PACKED_BORROW 1u     /* keep pointers into blob instead of copying it */
+/* Read and fully validate a blob (header, code table, stream table, sizes;
+ * the CRCs are checked when decoding). Errors (LB_ERR_FORMAT for malformed
+ * or truncated, LB_ERR_CORRUPT for checksum mismatches) name `name`. With
+ * LB_PACKED_BORROW the blob must outlive *out (e.g. an mmap'd file). */
+lb_status lb_bf16_packed_read(const void *blob, size_t size, const char *name, unsigned flags,
+                              lb_bf16_packed **out);
+
+/* Packed model files: safetensors containers where every F32/BF16 tensor is
+ * replaced by a U8 tensor of the same name holding its blob, listed in the
+ * metadata ("lowbit.format": "lossless-bf16", "lowbit.lossless": JSON with
+ * each tensor's dtype and shape); other tensors are copied unchanged. See
+ * docs/file-format.md, section "lossless". */
+typedef struct lb_lossless_report {
+    int64_t n_files;          /* safetensors files processed */
+    int64_t n_tensors, n_packed, n_rounded, n_copied;  /* n_rounded: F32 tensors rounded to BF16 */
+    int64_t values;           /* values in packed tensors */
+    uint64_t bf16_bytes;      /* those values as BF16 */
+    uint64_t packed_bytes;    /* their blobs */
+    uint64_t in_bytes, out_bytes;  /* safetensors files read / written */
+} lb_lossless_report;
+
+/* Pack a safetensors file into a packed one, or a model folder into a new
+ * folder (each *.safetensors packed under its name, other files copied).
+ * F32 tensors are rounded to BF16 (round-to-nearest-even) first; BF16 is
+ * kept bit for bit; F16 tensors are refused (LB_ERR_UNSUPPORTED). Writes are
+ * atomic: on failure no output is left. rep may be NULL. */
+lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_pack_opts *opts, lb_pool *pool,
+                                 lb_progress_fn progress, void *user, lb_lossless_report *rep);
+/* The inverse: packed tensors come back as BF16 with their shapes, other
+ * tensors and metadata unchanged; for a BF16 source the tensor bytes are
+ * identical. */
+lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
+                                   void *user, lb_lossless_report *rep);
 
 /* ==================================================================== quant */
 /* (src/quant: weight quantizers) */

@@ -1,0 +1,166 @@
+/* bench_lossless.c: lossless BF16 codec: size vs BF16 beside zstd -19 and
+ * xz -9 on the same bytes, and decode throughput as a ratio to memcpy of the
+ * decoded size, at 1 and 2 threads, measured in the same run.
+ *
+ * Data: stories260K and tinystories-656k (float32 rounded to BF16, RNE) and
+ * a synthetic 110M-shape weight set: LOWBIT_BENCH_N values (default
+ * 110,000,000) drawn N(0, 0.02^2), seed 1. The command-line compressors are
+ * slow at these levels (~1-5 MB/s), so on the synthetic set they run on its
+ * first 8M values (16 MB); the data are i.i.d., so the ratio carries over,
+ * and our codec's ratio on the same 16 MB is printed beside them.
+ * Timings are noisy: the machine is shared. */
+#include "lowbit.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SUBSET 8000000
+
+static uint16_t *load_model(const char *path, int safetensors, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    uint64_t skip = 28;
+    fseek(f, 0, SEEK_SET);
+    if (safetensors && fread(&skip, 8, 1, f) == 1) skip += 8;
+    *n = (int64_t)(((uint64_t)size - skip) / 4);
+    float *w = malloc((size_t)*n * 4);
+    uint16_t *x = malloc((size_t)*n * 2);
+    fseek(f, (long)skip, SEEK_SET);
+    if (fread(w, 4, (size_t)*n, f) != (size_t)*n) { free(w); free(x); fclose(f); return NULL; }
+    fclose(f);
+    lb_f32_to_bf16_row(w, x, *n);
+    free(w);
+    return x;
+}
+
+/* Compressed size of `bytes` by a command-line tool, or 0 (SKIP). */
+static size_t external_size(const char *tool, const char *args, const void *data, size_t bytes)
+{
+    char path[] = "/tmp/lowbit_bench_XXXXXX", cmd[512];
+    int fd = mkstemp(path);
+    if (fd < 0) return 0;
+    FILE *f = fdopen(fd, "wb");
+    size_t ok = fwrite(data, 1, bytes, f);
+    fclose(f);
+    size_t out = 0;
+    snprintf(cmd, sizeof cmd, "command -v %s >/dev/null 2>&1 && %s %s -c '%s' | wc -c", tool, tool, args, path);
+    FILE *pp = ok == bytes ? popen(cmd, "r") : NULL;
+    if (pp) {
+        unsigned long long v = 0;
+        if (fscanf(pp, "%llu", &v) == 1) out = (size_t)v;
+        pclose(pp);
+    }
+    unlink(path);
+    return out;
+}
+
+static double packed_ratio(const uint16_t *x, int64_t n, lb_pool *pool, double *pack_s)
+{
+    lb_bf16_packed *p;
+    double t = lb_time_now();
+    if (lb_bf16_pack(x, n, "bench", NULL, pool, &p)) { fprintf(stderr, "pack: %s\n", lb_errmsg()); exit(1); }
+    if (pack_s) *pack_s = lb_time_now() - t;
+    double r = (double)lb_bf16_packed_blob_size(p) / (2.0 * (double)n);
+    lb_bf16_packed_free(p);
+    return r;
+}
+
+static void size_row(const char *name, const uint16_t *x, int64_t n, int64_t ext_n, lb_pool *pool)
+{
+    double pack_s;
+    double ours = packed_ratio(x, n, pool, &pack_s);
+    double ours_sub = ext_n < n ? packed_ratio(x, ext_n, pool, NULL) : ours;
+    size_t zs = external_size("zstd", "-19 -q", x, (size_t)ext_n * 2);
+    size_t xs = external_size("xz", "-9", x, (size_t)ext_n * 2);
+    char zb[32] = "SKIP", xb[32] = "SKIP";
+    if (zs) snprintf(zb, sizeof zb, "%.4f", (double)zs / (2.0 * (double)ext_n));
+    if (xs) snprintf(xb, sizeof xb, "%.4f", (double)xs / (2.0 * (double)ext_n));
+    printf("| %-22s | %11lld | %.4f | %.4f | %-8s | %-8s | %6.3f |\n", name, (long long)n, ours, ours_sub, zb, xb, pack_s);
+}
+
+static void speed_rows(const char *name, const uint16_t *x, int64_t n, lb_pool *pool2)
+{
+    lb_bf16_packed *p;
+    if (lb_bf16_pack(x, n, name, NULL, pool2, &p)) { fprintf(stderr, "pack: %s\n", lb_errmsg()); exit(1); }
+    lb_bf16_packed_info info;
+    lb_bf16_packed_get_info(p, &info);
+    uint16_t *out = malloc((size_t)n * 2), *src = malloc((size_t)n * 2);
+    memcpy(src, x, (size_t)n * 2);
+    int reps = n > 50000000 ? 3 : 10;
+    lb_isa best = lb_isa_best();
+    for (int threads = 1; threads <= 2; threads++) {
+        lb_pool *pool = threads == 1 ? NULL : pool2;
+        double mc = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t = lb_time_now();
+            memcpy(out, src, (size_t)n * 2); /* the baseline is one thread's memcpy */
+            t = lb_time_now() - t;
+            if (t < mc) mc = t;
+        }
+        for (int isa = (int)best; isa >= 0; isa -= (int)best ? (int)best : 1) {
+            lb_isa_set((lb_isa)isa);
+            for (int v = 0; v < 2; v++) {
+                double t = 1e30;
+                for (int r = 0; r < reps; r++) {
+                    double t0 = lb_time_now();
+                    lb_status s = lb_bf16_unpack_streams(p, 0, info.n_streams, out, v ? LB_UNPACK_NOVERIFY : 0, pool);
+                    double dt = lb_time_now() - t0;
+                    if (s) { fprintf(stderr, "unpack: %s\n", lb_errmsg()); exit(1); }
+                    if (dt < t) t = dt;
+                }
+                double gbs = 2.0 * (double)n / t / 1e9;
+                printf("| %-22s | %7s | %d | %-8s | %7.3f | %8.2f | %7.2f |\n", name, lb_isa_name((lb_isa)isa), threads,
+                       v ? "no CRC" : "CRC", gbs, t / mc, gbs / threads);
+            }
+            if (isa == 0) break;
+        }
+        lb_isa_set(best);
+    }
+    if (memcmp(out, x, (size_t)n * 2)) { fprintf(stderr, "bench: decode differs!\n"); exit(1); }
+    free(out);
+    free(src);
+    lb_bf16_packed_free(p);
+}
+
+int main(void)
+{
+    const char *md = getenv("LOWBIT_MODELS");
+    if (!md || !*md) md = "../shared/models";
+    int64_t nsyn = 110000000;
+    const char *envn = getenv("LOWBIT_BENCH_N");
+    if (envn && *envn) nsyn = atoll(envn);
+    char p1[512], p2[512];
+    snprintf(p1, sizeof p1, "%s/stories260K/stories260K.bin", md);
+    snprintf(p2, sizeof p2, "%s/tinystories-656k/model.safetensors", md);
+    int64_t n1 = 0, n2 = 0;
+    uint16_t *x1 = load_model(p1, 0, &n1), *x2 = load_model(p2, 1, &n2);
+    uint16_t *xs = malloc((size_t)nsyn * 2);
+    lb_rng r;
+    lb_rng_seed(&r, 1);
+    for (int64_t i = 0; i < nsyn; i++) xs[i] = lb_f32_to_bf16((float)(lb_rng_normal(&r) * 0.02));
+    lb_pool *pool2;
+    lb_pool_create(2, &pool2);
+
+    printf("lossless BF16 codec (isa %s; shared 2-core machine: timings are noisy)\n\n", lb_isa_name(lb_isa_best()));
+    printf("size as a fraction of BF16 (lower is better; 'ext set' = the bytes given to zstd/xz)\n\n");
+    printf("| data                   |      values | lowbit | lowbit ext set | zstd -19 | xz -9    | pack s |\n");
+    printf("|------------------------|-------------|--------|----------------|----------|----------|--------|\n");
+    if (x1) size_row("stories260K", x1, n1, n1, pool2); else printf("| stories260K | SKIP (no %s) |\n", p1);
+    if (x2) size_row("tinystories-656k", x2, n2, n2, pool2); else printf("| tinystories-656k | SKIP (no %s) |\n", p2);
+    char sname[64];
+    snprintf(sname, sizeof sname, "gauss0.02 %lldM", (long long)(nsyn / 1000000));
+    size_row(sname, xs, nsyn, nsyn < SUBSET ? nsyn : SUBSET, pool2);
+
+    printf("\ndecode throughput (GB/s of BF16 output; 'x memcpy' = decode time / memcpy time of the output, best of runs)\n\n");
+    printf("| data                   |     isa | T | checks   |    GB/s | x memcpy | GB/s/thr |\n");
+    printf("|------------------------|---------|---|----------|---------|----------|---------|\n");
+    if (x2) speed_rows("tinystories-656k", x2, n2, pool2);
+    speed_rows(sname, xs, nsyn, pool2);
+    lb_pool_free(pool2);
+    free(x1); free(x2); free(xs);
+    return 0;
+}

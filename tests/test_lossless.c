@@ -1,0 +1,691 @@
+/* test_lossless.c: the lossless BF16 codec (src/lossless).
+ *
+ * Independent references: a bitwise CRC-32C, a heap-free O(m^2) Huffman and
+ * a brute-force search over length vectors for the length-limited optimum,
+ * the exponent entropy computed here from a histogram. Round trips are
+ * bit-exact on real weights (stories260K, tinystories-656k rounded to BF16)
+ * and adversarial data, on every ISA path; every single-bit flip of a blob
+ * and every truncation is detected. */
+#include "harness.h"
+#include "lossless/lossless.h"
+#include "model/safetensors.h"
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+static uint32_t ref_crc32c(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint32_t c = ~0u;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+    }
+    return ~c;
+}
+
+static int n_isas(lb_isa *isas)
+{
+    int k = 0;
+    for (int i = LB_ISA_REF; i <= (int)lb_isa_best(); i++) isas[k++] = (lb_isa)i;
+    return k;
+}
+
+/* Pack, serialize, read back (copy and borrowed), unpack on every ISA with
+ * 1 and 2 threads; everything must equal x. Returns the packed tensor (the
+ * caller frees it) or NULL after a failed CHECK. */
+static lb_bf16_packed *round_trip(const uint16_t *x, int64_t n, int64_t stream_len, const char *what, lb_pool *pool)
+{
+    lb_bf16_pack_opts o = {.stream_len = stream_len};
+    lb_bf16_packed *p = NULL, *q = NULL, *b = NULL;
+    lb_status st = lb_bf16_pack(x, n, what, &o, pool, &p);
+    CHECK(st == LB_OK, "%s: pack: %s", what, lb_errmsg());
+    if (st) return NULL;
+    size_t sz = lb_bf16_packed_blob_size(p);
+    uint8_t *blob = malloc(sz + 1);
+    uint16_t *y = malloc(sizeof *y * (size_t)(n + 1));
+    CHECK(lb_bf16_packed_write(p, blob, sz) == LB_OK, "%s: write: %s", what, lb_errmsg());
+    st = lb_bf16_packed_read(blob, sz, what, 0, &q);
+    CHECK(st == LB_OK, "%s: read: %s", what, lb_errmsg());
+    st |= lb_bf16_packed_read(blob, sz, what, LB_PACKED_BORROW, &b);
+    CHECK(st == LB_OK, "%s: read borrowed: %s", what, lb_errmsg());
+    lb_isa isas[3], saved = lb_isa_active();
+    int ni = n_isas(isas);
+    for (int k = 0; k < ni && !st; k++) {
+        lb_isa_set(isas[k]);
+        const lb_bf16_packed *src[3] = {p, q, b};
+        for (int j = 0; j < 3; j++) {
+            memset(y, 0xA5, sizeof *y * (size_t)(n + 1));
+            lb_status s2 = lb_bf16_unpack(src[j], y, j == 1 ? NULL : pool);
+            CHECK(s2 == LB_OK, "%s: unpack (%s, copy %d): %s", what, lb_isa_name(isas[k]), j, lb_errmsg());
+            CHECK(n == 0 || !memcmp(x, y, sizeof *y * (size_t)n), "%s: round trip differs (%s, copy %d)", what,
+                  lb_isa_name(isas[k]), j);
+            CHECK(y[n] == 0xA5A5, "%s: wrote past the end", what);
+        }
+    }
+    lb_isa_set(saved);
+    lb_bf16_packed_free(q);
+    lb_bf16_packed_free(b);
+    free(blob);
+    free(y);
+    if (st) { lb_bf16_packed_free(p); return NULL; }
+    return p;
+}
+
+static double exp_entropy(const uint16_t *x, int64_t n, uint64_t *hist)
+{
+    memset(hist, 0, 256 * sizeof *hist);
+    for (int64_t i = 0; i < n; i++) hist[(x[i] >> 7) & 0xff]++;
+    double h = 0;
+    for (int e = 0; e < 256; e++)
+        if (hist[e]) h -= (double)hist[e] / (double)n * log2((double)hist[e] / (double)n);
+    return h;
+}
+
+/* Optimal (unlimited) Huffman cost sum w*len by repeated merging of the two
+ * smallest weights: each merge adds its weight to the total cost. */
+static uint64_t ref_huffman_cost(const uint64_t *freq, int nsym)
+{
+    uint64_t w[512];
+    int m = 0;
+    for (int i = 0; i < nsym; i++) if (freq[i]) w[m++] = freq[i];
+    uint64_t cost = 0;
+    while (m > 1) {
+        int a = 0, b = 1;
+        if (w[b] < w[a]) { a = 1; b = 0; }
+        for (int i = 2; i < m; i++) {
+            if (w[i] < w[a]) { b = a; a = i; }
+            else if (w[i] < w[b]) b = i;
+        }
+        uint64_t s = w[a] + w[b];
+        cost += s;
+        int lo = a < b ? a : b, hi = a < b ? b : a;
+        w[lo] = s;
+        w[hi] = w[--m];
+    }
+    return cost;
+}
+
+static uint64_t lens_cost(const uint64_t *freq, const uint8_t *len, int nsym)
+{
+    uint64_t c = 0;
+    for (int i = 0; i < nsym; i++) c += freq[i] * len[i];
+    return c;
+}
+
+static float *load_floats(const char *path, size_t skip_fixed, int safetensors, int64_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    size_t skip = skip_fixed;
+    if (safetensors) {
+        uint64_t hl = 0;
+        fseek(f, 0, SEEK_SET);
+        if (fread(&hl, 8, 1, f) != 1) { fclose(f); return NULL; }
+        skip = 8 + (size_t)hl;
+    }
+    *n = (int64_t)(((size_t)size - skip) / 4);
+    float *w = malloc((size_t)*n * 4 + 4);
+    fseek(f, (long)skip, SEEK_SET);
+    size_t got = fread(w, 4, (size_t)*n, f);
+    fclose(f);
+    if (got != (size_t)*n) { free(w); return NULL; }
+    return w;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_crc32c(void)
+{
+    const char *s = "123456789";
+    CHECK(ref_crc32c(s, 9) == 0xE3069283u, "reference check value %08x", ref_crc32c(s, 9));
+    CHECK(lb__crc32c(s, 9) == 0xE3069283u, "check value %08x", lb__crc32c(s, 9));
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED);
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)lb_rng_u64(&r);
+    for (size_t n = 0; n <= sizeof buf; n += 1 + n / 16) {
+        uint32_t want = ref_crc32c(buf + 1, n - (n > 0));
+        CHECK(~lb__crc32c_ref(~0u, buf + 1, n - (n > 0)) == want, "ref n=%zu", n);
+        if (lb_isa_best() >= LB_ISA_AVX2) CHECK(~lb__crc32c_avx2(~0u, buf + 1, n - (n > 0)) == want, "avx2 n=%zu", n);
+    }
+}
+
+/* split then merge every one of the 65536 BF16 codes, at an odd offset and
+ * awkward lengths so the SIMD tails run. */
+static void test_split_merge_exhaustive(void)
+{
+    uint16_t *x = malloc(65537 * 2), *y = malloc(65537 * 2);
+    uint8_t *e = malloc(65537), *sm = malloc(65537);
+    for (uint32_t i = 0; i < 65536; i++) x[i] = (uint16_t)i;
+    lb__bf16_split_ref(x, e, sm, 65536);
+    for (uint32_t i = 0; i < 65536; i++) {
+        int ee = (int)(i >> 7) & 0xff, ss = (int)(i >> 15), mm = (int)(i & 0x7f);
+        if (e[i] != ee || sm[i] != (ss << 7 | mm)) { CHECK(0, "split %04x", i); break; }
+    }
+    void (*fns[3])(const uint8_t *, const uint8_t *, uint16_t *, int64_t) = {lb__bf16_merge_ref, lb__bf16_merge_avx2,
+                                                                               lb__bf16_merge_avx512};
+    for (int k = 0; k <= (int)lb_isa_best(); k++) {
+        for (int64_t n = 0; n < 70; n++) {
+            memset(y, 0, 140 + 2);
+            fns[k](e + 1, sm + 1, y, n);
+            CHECK(!memcmp(y, x + 1, (size_t)n * 2) && y[n] == 0, "merge isa %d n=%lld", k, (long long)n);
+        }
+        fns[k](e, sm, y, 65536);
+        CHECK(!memcmp(x, y, 65536 * 2), "merge isa %d all codes", k);
+    }
+    free(x); free(y); free(e); free(sm);
+}
+
+/* Brute force: lengths non-increasing in weight (an optimal code has this
+ * form), every non-decreasing length vector in 1..cap with Kraft <= 1. */
+static uint64_t brute_cost(const uint64_t *w_desc, int m, int cap, uint8_t *l, int i, int min_l, double kraft)
+{
+    if (i == m) return 0;
+    uint64_t best = UINT64_MAX;
+    for (int len = min_l; len <= cap; len++) {
+        if (kraft + ldexp(1, -len) > 1.0 + 1e-12) continue;
+        l[i] = (uint8_t)len;
+        uint64_t rest = brute_cost(w_desc, m, cap, l, i + 1, len, kraft + ldexp(1, -len));
+        if (rest != UINT64_MAX && rest + w_desc[i] * (uint64_t)len < best) best = rest + w_desc[i] * (uint64_t)len;
+    }
+    return best;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void test_package_merge_vs_brute_force(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 1);
+    for (int trial = 0; trial < 300; trial++) {
+        int m = 2 + (int)(lb_rng_u64(&r) % 7);
+        uint64_t freq[9] = {0}, w[9];
+        for (int i = 0; i < m; i++) {
+            int skew = (int)(lb_rng_u64(&r) % 3);
+            freq[i] = skew == 0 ? 1 + lb_rng_u64(&r) % 10 : skew == 1 ? 1 + lb_rng_u64(&r) % 1000 : (uint64_t)1 << (lb_rng_u64(&r) % 20);
+            w[i] = freq[i];
+        }
+        qsort(w, (size_t)m, sizeof *w, cmp_desc);
+        int min_cap = 1;
+        while ((1 << min_cap) < m) min_cap++;
+        for (int cap = min_cap; cap <= 8; cap++) {
+            uint8_t len[9], l[9];
+            lb__huff_lengths(freq, m, cap, len);
+            double kr = 0;
+            int longest = 0;
+            for (int i = 0; i < m; i++) { kr += ldexp(1, -len[i]); if (len[i] > longest) longest = len[i]; }
+            CHECK(fabs(kr - 1.0) < 1e-12, "m=%d cap=%d: Kraft sum %g, want exactly 1", m, cap, kr);
+            CHECK(longest <= cap, "m=%d cap=%d: longest %d", m, cap, longest);
+            uint64_t want = brute_cost(w, m, cap, l, 0, 1, 0.0), got = lens_cost(freq, len, m);
+            CHECK(got == want, "m=%d cap=%d: package-merge cost %llu, optimum %llu", m, cap, (unsigned long long)got,
+                  (unsigned long long)want);
+            if (cap >= m - 1) CHECK(got == ref_huffman_cost(freq, m), "m=%d: unlimited cap should equal Huffman", m);
+        }
+    }
+}
+
+/* Large alphabets: with a generous cap package-merge equals Huffman; with a
+ * binding cap the cost is >= Huffman and the lengths respect the cap. */
+static void test_package_merge_large(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 2);
+    for (int trial = 0; trial < 40; trial++) {
+        uint64_t freq[256] = {0};
+        int m = 2 + (int)(lb_rng_u64(&r) % 255);
+        for (int i = 0; i < m; i++) freq[lb_rng_u64(&r) % 256] = 1 + (lb_rng_u64(&r) % 100000) * (trial % 2 ? 1 : (uint64_t)(lb_rng_u64(&r) % 1000));
+        uint8_t len[256];
+        uint64_t huff = ref_huffman_cost(freq, 256);
+        lb__huff_lengths(freq, 256, 32, len);
+        CHECK(lens_cost(freq, len, 256) == huff, "trial %d: cap 32 cost %llu vs Huffman %llu", trial,
+              (unsigned long long)lens_cost(freq, len, 256), (unsigned long long)huff);
+        lb__huff_lengths(freq, 256, 9, len);
+        CHECK(lb__huff_kraft12(len, 256) == 4096, "trial %d: cap 9 not complete", trial);
+        CHECK(lens_cost(freq, len, 256) >= huff, "trial %d: capped beats Huffman?", trial);
+    }
+}
+
+/* Canonical codes are prefix-free and decode back through the table. */
+static void test_decode_table(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 3);
+    uint64_t freq[256] = {0};
+    for (int i = 0; i < 256; i++) freq[i] = 1 + lb_rng_u64(&r) % 5000;
+    uint8_t len[256];
+    uint32_t code[256];
+    lb__huff_lengths(freq, 256, 12, len);
+    lb__huff_codes(len, 256, code);
+    uint64_t *tab = malloc(sizeof *tab * LB_HUFF_TABLE_SIZE);
+    lb__huff_build_table(len, tab);
+    int bad = 0;
+    for (int s = 0; s < 256; s++) {
+        for (int t = 0; t < 256; t++) {
+            if (s == t || len[t] < len[s]) continue;
+            if ((code[t] >> (len[t] - len[s])) == code[s]) bad++;  /* code s is a prefix of code t */
+        }
+        uint64_t e = tab[code[s] << (12 - len[s])];
+        CHECK((int)(e & 0xff) == s && (int)(e >> 59 & 15) == len[s] && (e >> 56 & 7) >= 1, "table entry of %d", s);
+    }
+    CHECK(bad == 0, "%d prefix collisions", bad);
+    free(tab);
+}
+
+static uint16_t gauss_bf16(lb_rng *r, double std)
+{
+    return lb_f32_to_bf16((float)(lb_rng_normal(r) * std));
+}
+
+/* Every length 0..1000 with several stream lengths. */
+static void test_every_length(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 4);
+    uint16_t *x = malloc(1001 * 2);
+    for (int i = 0; i < 1001; i++) x[i] = gauss_bf16(&r, 0.02);
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+    const int64_t sls[] = {1, 7, 64, 333, LB_LOSSLESS_STREAM_LEN};
+    for (int64_t n = 0; n <= 1000; n++) {
+        int64_t sl = sls[n % 5];
+        lb_bf16_packed *p = round_trip(x, n, sl, "lengths", n % 3 ? pool : NULL);
+        if (!p) { CHECK(0, "n=%lld stream_len=%lld", (long long)n, (long long)sl); break; }
+        lb_bf16_packed_free(p);
+    }
+    lb_pool_free(pool);
+    free(x);
+}
+
+static void test_adversarial(void)
+{
+    enum { N = 20000 };
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 5);
+    uint16_t *x = malloc(N * 2);
+    lb_bf16_packed_info info;
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+
+    /* one exponent value: no bits at all */
+    for (int i = 0; i < N; i++) x[i] = (uint16_t)(0x3f80 | (lb_rng_u64(&r) & 0x807f));
+    lb_bf16_packed *p = round_trip(x, N, 1000, "one-exponent", pool);
+    if (p) {
+        lb_bf16_packed_get_info(p, &info);
+        CHECK(info.exp_bits == 0 && info.n_symbols == 1, "constant exponent: %llu bits", (unsigned long long)info.exp_bits);
+        CHECK(info.blob_size == (size_t)(LB_BLOB_TABLES + 8 * 20 + N), "constant exponent blob %zu", info.blob_size);
+    }
+    lb_bf16_packed_free(p);
+
+    /* all 65536 codes (all 256 exponents, NaN, Inf, subnormals, +-0), shuffled */
+    uint16_t *all = malloc(65536 * 2);
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    for (int i = 65535; i > 0; i--) { int j = (int)(lb_rng_u64(&r) % (uint64_t)(i + 1)); uint16_t t = all[i]; all[i] = all[j]; all[j] = t; }
+    p = round_trip(all, 65536, 4096, "all-codes", pool);
+    if (p) { lb_bf16_packed_get_info(p, &info); CHECK(info.n_symbols == 256 && info.longest_code == 8, "uniform: %d symbols, longest %d", info.n_symbols, info.longest_code); }
+    lb_bf16_packed_free(p);
+    free(all);
+
+    /* special values only */
+    const uint16_t spec[] = {0x0000, 0x8000, 0x7f80, 0xff80, 0x7fc0, 0xffc1, 0x7f81, 0x0001, 0x807f, 0x0040, 0x3f80};
+    for (int i = 0; i < N; i++) x[i] = spec[lb_rng_u64(&r) % 11];
+    lb_bf16_packed_free(round_trip(x, N, 777, "specials", pool));
+
+    /* Fibonacci-like frequencies over 30 exponents: the unlimited Huffman code
+     * would be ~29 bits deep, so the cap of 12 binds */
+    {
+        int64_t n = 0;
+        uint64_t f1 = 1, f2 = 1;
+        uint16_t *fx = malloc(sizeof *fx * 3000000);
+        for (int e = 0; e < 30 && n < 2900000; e++) {
+            for (uint64_t k = 0; k < f1 && n < 2900000; k++) fx[n++] = (uint16_t)((e + 100) << 7 | (k & 0x7f));
+            uint64_t t = f1 + f2; f1 = f2; f2 = t;
+        }
+        for (int64_t i = n - 1; i > 0; i--) { int64_t j = (int64_t)(lb_rng_u64(&r) % (uint64_t)(i + 1)); uint16_t t = fx[i]; fx[i] = fx[j]; fx[j] = t; }
+        p = round_trip(fx, n, LB_LOSSLESS_STREAM_LEN, "fibonacci", pool);
+        if (p) {
+            lb_bf16_packed_get_info(p, &info);
+            uint64_t hist[256];
+            double h = exp_entropy(fx, n, hist);
+            uint8_t len[256];
+            lb__huff_lengths(hist, 256, 32, len);
+            CHECK(len[100] > 12 || len[101] > 12, "test data should need codes longer than 12 (%d)", len[100]);
+            CHECK(info.longest_code == 12, "cap: longest code %d", info.longest_code);
+            CHECK(info.exp_bits >= lens_cost(hist, len, 256), "capped code beats Huffman");
+            CHECK((double)info.exp_bits / (double)n >= h - 1e-9, "below entropy");
+            CHECK(info.exp_bits == lens_cost(hist, info.code_len, 256), "exp_bits disagrees with the code table");
+        }
+        lb_bf16_packed_free(p);
+        free(fx);
+    }
+    lb_pool_free(pool);
+    free(x);
+}
+
+/* Real weights: bit-exact, Huffman bound, deterministic across threads. */
+static void check_real(const char *path, size_t skip, int st)
+{
+    int64_t n;
+    float *w = load_floats(path, skip, st, &n);
+    if (!w) { printf("SKIP (no %s)\n", path); th_cur_skip = 1; return; }
+    uint16_t *x = malloc(sizeof *x * (size_t)n);
+    lb_f32_to_bf16_row(w, x, n);
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+    lb_bf16_packed *p = round_trip(x, n, LB_LOSSLESS_STREAM_LEN, path, pool);
+    lb_bf16_packed *p1 = NULL;
+    if (p) {
+        lb_bf16_packed_info info;
+        lb_bf16_packed_get_info(p, &info);
+        uint64_t hist[256];
+        double h = exp_entropy(x, n, hist), avg = (double)info.exp_bits / (double)n;
+        CHECK(avg >= h - 1e-9 && avg < h + 1, "%s: avg %.4f bits, entropy %.4f", path, avg, h);
+        uint64_t bound = LB_BLOB_TABLES + 9 * (uint64_t)info.n_streams + (uint64_t)n + (uint64_t)ceil((double)n * (h + 1) / 8);
+        CHECK(info.blob_size <= bound, "%s: blob %zu over the Huffman bound %llu", path, info.blob_size, (unsigned long long)bound);
+        printf("  %s: %lld values, exponent entropy %.3f bits, coded %.3f bits, %.4f of BF16\n", path, (long long)n, h, avg,
+               (double)info.blob_size / (2.0 * (double)n));
+        /* single-threaded pack gives the same blob */
+        lb_bf16_pack(x, n, path, NULL, NULL, &p1);
+        size_t sz = info.blob_size;
+        uint8_t *a = malloc(sz), *b = malloc(sz);
+        CHECK(p1 && lb_bf16_packed_blob_size(p1) == sz, "blob size depends on threads");
+        if (p1 && lb_bf16_packed_blob_size(p1) == sz) {
+            lb_bf16_packed_write(p, a, sz);
+            lb_bf16_packed_write(p1, b, sz);
+            CHECK(!memcmp(a, b, sz), "blob depends on thread count");
+        }
+        free(a); free(b);
+    }
+    lb_bf16_packed_free(p);
+    lb_bf16_packed_free(p1);
+    lb_pool_free(pool);
+    free(x);
+    free(w);
+}
+
+static void test_real_stories260k(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    check_real(path, 28, 0);
+}
+
+static void test_real_tinystories656k(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/tinystories-656k/model.safetensors", test_models_dir());
+    check_real(path, 0, 1);
+}
+
+/* Decoding a range of streams gives that slice. */
+static void test_unpack_streams(void)
+{
+    enum { N = 10007 };
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 6);
+    uint16_t *x = malloc(N * 2), *y = malloc(N * 2 + 2);
+    for (int i = 0; i < N; i++) x[i] = gauss_bf16(&r, 1.0);
+    lb_bf16_pack_opts o = {.stream_len = 1000};
+    lb_bf16_packed *p;
+    REQUIRE(lb_bf16_pack(x, N, "slices", &o, NULL, &p) == LB_OK, "%s", lb_errmsg());
+    for (int64_t f = 0; f <= 11; f++)
+        for (int64_t c = 0; f + c <= 11; c++) {
+            CHECK(lb_bf16_unpack_streams(p, f, c, y, c % 2 ? LB_UNPACK_NOVERIFY : 0, NULL) == LB_OK, "%s", lb_errmsg());
+            int64_t a = f * 1000, b = lb__min64((f + c) * 1000, N);
+            CHECK(b <= a || !memcmp(y, x + a, (size_t)(b - a) * 2), "streams [%lld,+%lld)", (long long)f, (long long)c);
+        }
+    CHECK(lb_bf16_unpack_streams(p, 5, 7, y, 0, NULL) == LB_ERR_ARG, "range past the end accepted");
+    CHECK(lb_bf16_unpack_streams(p, -1, 1, y, 0, NULL) == LB_ERR_ARG, "negative first accepted");
+    lb_bf16_packed_free(p);
+    free(x); free(y);
+}
+
+static void test_bad_args(void)
+{
+    uint16_t x[4] = {1, 2, 3, 4};
+    lb_bf16_packed *p = (lb_bf16_packed *)1;
+    lb_bf16_pack_opts o = {.stream_len = -3};
+    CHECK(lb_bf16_pack(x, 4, "t", &o, NULL, &p) == LB_ERR_ARG && !p, "negative stream length");
+    o = (lb_bf16_pack_opts){.max_code_len = 13};
+    CHECK(lb_bf16_pack(x, 4, "t", &o, NULL, &p) == LB_ERR_ARG, "cap 13");
+    CHECK(strstr(lb_errmsg(), "'t'") != NULL, "message names the tensor: %s", lb_errmsg());
+    CHECK(lb_bf16_pack(NULL, 4, "t", NULL, NULL, &p) == LB_ERR_ARG, "NULL data");
+    CHECK(lb_bf16_pack(x, -1, "t", NULL, NULL, &p) == LB_ERR_ARG, "negative n");
+    CHECK(lb_bf16_pack(x, 4, "t", NULL, NULL, &p) == LB_OK, "%s", lb_errmsg());
+    uint8_t small[16];
+    CHECK(lb_bf16_packed_write(p, small, sizeof small) == LB_ERR_ARG, "small buffer");
+    lb_bf16_packed_free(p);
+    lb_bf16_packed_free(NULL);
+}
+
+/* ---- corruption */
+
+static void fix_header_crc(uint8_t *b, int64_t n_streams)
+{
+    size_t end = LB_BLOB_TABLES + 8 * (size_t)n_streams;
+    uint8_t *tmp = malloc(end);
+    memcpy(tmp, b, 28);
+    memcpy(tmp + 28, b + 32, end - 32);
+    uint32_t c = ref_crc32c(tmp, end - 4);
+    for (int i = 0; i < 4; i++) b[28 + i] = (uint8_t)(c >> (8 * i));
+    free(tmp);
+}
+
+/* read + unpack; returns the first failing status */
+static lb_status try_blob(const uint8_t *b, size_t sz, uint16_t *y)
+{
+    lb_bf16_packed *q = NULL;
+    lb_status st = lb_bf16_packed_read(b, sz, "wq", LB_PACKED_BORROW, &q);
+    if (!st) st = lb_bf16_unpack(q, y, NULL);
+    lb_bf16_packed_free(q);
+    return st;
+}
+
+static void test_corruption(void)
+{
+    enum { N = 700 };
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 7);
+    uint16_t x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = gauss_bf16(&r, 0.05);
+    lb_bf16_pack_opts o = {.stream_len = 256};
+    lb_bf16_packed *p;
+    REQUIRE(lb_bf16_pack(x, N, "wq", &o, NULL, &p) == LB_OK, "%s", lb_errmsg());
+    size_t sz = lb_bf16_packed_blob_size(p);
+    uint8_t *b = malloc(sz), *c = malloc(sz);
+    lb_bf16_packed_write(p, b, sz);
+    REQUIRE(try_blob(b, sz, y) == LB_OK, "clean blob: %s", lb_errmsg());
+
+    /* every truncation */
+    int missed = 0;
+    for (size_t k = 0; k < sz; k++) {
+        lb_status st = try_blob(b, k, y);
+        if (st != LB_ERR_FORMAT) missed++;
+    }
+    CHECK(missed == 0, "%d truncations not reported as LB_ERR_FORMAT", missed);
+    memcpy(c, b, sz);
+    CHECK(try_blob(b, sz - 1, y) == LB_ERR_FORMAT && strstr(lb_errmsg(), "'wq'") && strstr(lb_errmsg(), "truncated"),
+          "message: %s", lb_errmsg());
+
+    /* every single-bit flip */
+    missed = 0;
+    for (size_t bit = 0; bit < sz * 8; bit++) {
+        memcpy(c, b, sz);
+        c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        lb_status st = try_blob(c, sz, y);
+        if (st != LB_ERR_FORMAT && st != LB_ERR_CORRUPT && st != LB_ERR_UNSUPPORTED) {
+            if (missed++ < 5) fprintf(stderr, "  undetected flip at byte %zu bit %zu (status %d)\n", bit / 8, bit % 8, st);
+        }
+    }
+    CHECK(missed == 0, "%d of %zu bit flips undetected", missed, sz * 8);
+
+    /* a flipped sign+mantissa byte: the message names tensor and stream */
+    memcpy(c, b, sz);
+    size_t tables_end = LB_BLOB_TABLES + 8 * 3;
+    c[tables_end + 300] ^= 0x10;
+    CHECK(try_blob(c, sz, y) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "'wq'") && strstr(lb_errmsg(), "stream 1 of 3"),
+          "message: %s", lb_errmsg());
+
+    /* bad code table with a valid header CRC: incomplete code, too long code */
+    memcpy(c, b, sz);
+    int e0 = -1;
+    for (int e = 0; e < 256 && e0 < 0; e++) if (c[32 + e]) e0 = e;
+    c[32 + e0]++;
+    fix_header_crc(c, 3);
+    CHECK(try_blob(c, sz, y) == LB_ERR_FORMAT && strstr(lb_errmsg(), "bad code table") && strstr(lb_errmsg(), "'wq'"),
+          "incomplete code: %s", lb_errmsg());
+    memcpy(c, b, sz);
+    c[32 + e0] = 13;
+    fix_header_crc(c, 3);
+    CHECK(try_blob(c, sz, y) == LB_ERR_FORMAT, "13-bit code accepted");
+
+    /* lying stream table: sizes that do not add up, and two streams' bit
+     * counts swapped (sum kept) */
+    memcpy(c, b, sz);
+    c[LB_BLOB_TABLES] += 8;   /* stream 0: one byte longer */
+    fix_header_crc(c, 3);
+    CHECK(try_blob(c, sz, y) == LB_ERR_FORMAT, "longer stream 0 accepted");
+    memcpy(c, b, sz);
+    uint32_t b0, b1;
+    memcpy(&b0, c + LB_BLOB_TABLES, 4);
+    memcpy(&b1, c + LB_BLOB_TABLES + 8, 4);
+    if (b0 != b1) {
+        memcpy(c + LB_BLOB_TABLES, &b1, 4);
+        memcpy(c + LB_BLOB_TABLES + 8, &b0, 4);
+        fix_header_crc(c, 3);
+        lb_status st = try_blob(c, sz, y);
+        CHECK(st == LB_ERR_CORRUPT || st == LB_ERR_FORMAT, "swapped stream sizes accepted");
+    }
+    /* element count that disagrees with the stream count */
+    memcpy(c, b, sz);
+    c[8] = (uint8_t)(N - 300);
+    c[9] = (uint8_t)((N - 300) >> 8);
+    fix_header_crc(c, 3);
+    CHECK(try_blob(c, sz, y) == LB_ERR_FORMAT && strstr(lb_errmsg(), "streams"), "n: %s", lb_errmsg());
+    /* a huge element count must not overflow anything */
+    memcpy(c, b, sz);
+    memset(c + 8, 0xff, 8);
+    fix_header_crc(c, 3);
+    CHECK(try_blob(c, sz, y) == LB_ERR_FORMAT, "huge n");
+    CHECK(try_blob(b, 0, y) == LB_ERR_FORMAT, "empty blob");
+    lb_bf16_packed_free(p);
+    free(b);
+    free(c);
+}
+
+/* ---- packed model files */
+
+static uint8_t *slurp(const char *path, size_t *n)
+{
+    uint8_t *d = NULL;
+    if (lb__read_file(path, &d, n)) return NULL;
+    return d;
+}
+
+/* F32 model -> pack -> unpack gives the RNE BF16 rounding of every tensor,
+ * computed here elementwise; BF16 -> pack -> unpack is the same file. */
+static void test_model_file(void)
+{
+    char src[512], a[64], b[64], c[64], d[64];
+    snprintf(src, sizeof src, "%s/tinystories-656k/model.safetensors", test_models_dir());
+    if (!test_file_exists(src)) SKIP("no %s", src);
+    snprintf(a, sizeof a, "/tmp/lb_ll_%d_a", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lb_ll_%d_b", (int)getpid());
+    snprintf(c, sizeof c, "/tmp/lb_ll_%d_c", (int)getpid());
+    snprintf(d, sizeof d, "/tmp/lb_ll_%d_d", (int)getpid());
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+    lb_lossless_report r;
+    lb_bf16_pack_opts o = {.stream_len = 5000};
+    REQUIRE(lb_lossless_pack_model(src, a, &o, pool, NULL, NULL, &r) == LB_OK, "pack: %s", lb_errmsg());
+    CHECK(r.n_packed == r.n_tensors && r.n_rounded == r.n_tensors && r.n_tensors > 0, "report %lld/%lld",
+          (long long)r.n_packed, (long long)r.n_tensors);
+    REQUIRE(lb_lossless_unpack_model(a, b, pool, NULL, NULL, &r) == LB_OK, "unpack: %s", lb_errmsg());
+    lb_st_file fs, fb;
+    REQUIRE(lb__st_open(src, &fs) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb__st_open(b, &fb) == LB_OK, "%s", lb_errmsg());
+    CHECK(fs.n_tensors == fb.n_tensors, "tensor count %lld vs %lld", (long long)fs.n_tensors, (long long)fb.n_tensors);
+    for (int64_t i = 0; i < fs.n_tensors && i < fb.n_tensors; i++) {
+        const lb_st_tensor *t = &fs.tensors[i], *u = &fb.tensors[i];
+        CHECK(!strcmp(t->name, u->name) && u->dtype == LB_DTYPE_BF16 && t->ndim == u->ndim &&
+              !memcmp(t->shape, u->shape, sizeof(int64_t) * (size_t)t->ndim), "tensor %lld: %s", (long long)i, t->name);
+        int64_t n = lb__st_numel(t), bad = 0;
+        for (int64_t k = 0; k < n && u->dtype == LB_DTYPE_BF16; k++) {
+            float f;
+            uint16_t h;
+            memcpy(&f, (const uint8_t *)t->data + 4 * k, 4);
+            memcpy(&h, (const uint8_t *)u->data + 2 * k, 2);
+            uint32_t bits = lb__f32_bits(f), rne = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;
+            bad += h != (uint16_t)rne;
+        }
+        CHECK(bad == 0, "%s: %lld values differ from the RNE rounding", t->name, (long long)bad);
+    }
+    CHECK(lb__st_meta(&fb, "lowbit.format") == NULL, "unpacked file still says it is packed");
+    CHECK(lb__st_meta(&fs, "format") && lb__st_meta(&fb, "format") && !strcmp(lb__st_meta(&fs, "format"), lb__st_meta(&fb, "format")),
+          "source metadata not kept");
+    lb__st_close(&fs);
+    lb__st_close(&fb);
+    /* BF16 source: a second round trip is byte-identical, tensor CRCs too */
+    REQUIRE(lb_lossless_pack_model(b, c, NULL, NULL, NULL, NULL, &r) == LB_OK, "pack bf16: %s", lb_errmsg());
+    CHECK(r.n_rounded == 0, "BF16 source reported as rounded");
+    REQUIRE(lb_lossless_unpack_model(c, d, pool, NULL, NULL, &r) == LB_OK, "unpack: %s", lb_errmsg());
+    size_t nb, nd;
+    uint8_t *xb = slurp(b, &nb), *xd = slurp(d, &nd);
+    CHECK(xb && xd && nb == nd && !memcmp(xb, xd, nb), "BF16 file not restored byte for byte");
+    if (!lb__st_open(b, &fb)) {
+        if (!lb__st_open(d, &fs)) {
+            for (int64_t i = 0; i < fb.n_tensors; i++)
+                CHECK(ref_crc32c(fb.tensors[i].data, fb.tensors[i].end - fb.tensors[i].begin) ==
+                      ref_crc32c(fs.tensors[i].data, fs.tensors[i].end - fs.tensors[i].begin), "crc of %s", fb.tensors[i].name);
+            lb__st_close(&fs);
+        }
+        lb__st_close(&fb);
+    }
+    free(xb);
+    free(xd);
+    /* packing a packed file, unpacking a plain one, a damaged packed file */
+    CHECK(lb_lossless_pack_model(a, d, NULL, NULL, NULL, NULL, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "already packed"),
+          "%s", lb_errmsg());
+    CHECK(lb_lossless_unpack_model(src, d, NULL, NULL, NULL, NULL) == LB_ERR_FORMAT && strstr(lb_errmsg(), "not a packed"),
+          "%s", lb_errmsg());
+    size_t na;
+    uint8_t *xa = slurp(a, &na);
+    if (xa) {
+        xa[na - 100] ^= 4;
+        FILE *f = fopen(c, "wb");
+        fwrite(xa, 1, na, f);
+        fclose(f);
+        unlink(d);
+        CHECK(lb_lossless_unpack_model(c, d, NULL, NULL, NULL, NULL) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"),
+              "damaged: %s", lb_errmsg());
+        CHECK(!test_file_exists(d), "failed unpack left %s behind", d);
+        free(xa);
+    }
+    unlink(a); unlink(b); unlink(c); unlink(d);
+    lb_pool_free(pool);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    RUN(test_crc32c);
+    RUN(test_split_merge_exhaustive);
+    RUN(test_package_merge_vs_brute_force);
+    RUN(test_package_merge_large);
+    RUN(test_decode_table);
+    RUN(test_every_length);
+    RUN(test_adversarial);
+    RUN(test_real_stories260k);
+    RUN(test_real_tinystories656k);
+    RUN(test_unpack_streams);
+    RUN(test_bad_args);
+    RUN(test_corruption);
+    RUN(test_model_file);
+    return TEST_DONE();
+}
