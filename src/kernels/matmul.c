@@ -58,18 +58,9 @@ static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref, lb__axpy_ref}
 static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2, lb__axpy_avx2};
 static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512, lb__axpy_avx512};
 
-/* cpuid is slow (a VM exit under virtualization): ask once. */
-static lb_isa best_isa(void)
-{
-    static _Atomic int best = -1;
-    int b = best;
-    if (b < 0) best = b = (int)lb_isa_best();
-    return (lb_isa)b;
-}
-
 const lb_kernels *lb__kernels_for(lb_isa isa)
 {
-    if (isa > best_isa()) isa = best_isa();
+    if (isa > lb_isa_best()) isa = lb_isa_best();
     switch (isa) {
     case LB_ISA_AVX512: return &k_avx512;
     case LB_ISA_AVX2: return &k_avx2;
