@@ -446,7 +446,7 @@ static void test_linear(void)
     int64_t rows = 37, cols = 256, nt = 5;
     float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *wd = malloc(sizeof(float) * (size_t)(rows * cols));
     float x[5 * 256], y1[5 * 37], y2[5 * 37], y3[5 * 37], y4[5 * 37];
-    float *scratch = malloc(sizeof(float) * (size_t)(cols * (nt + 8)));
+    float *scratch = malloc(sizeof(float) * (size_t)(cols * (3 * nt + 8)));
     for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
     for (int64_t i = 0; i < nt * cols; i++) x[i] = (float)lb_rng_normal(&r);
     lb_pool *pool = NULL;
@@ -471,6 +471,17 @@ static void test_linear(void)
             lb__linear(NULL, &W, x, 2, cols, y4, rows, scratch);
             CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(y2, y3, sizeof y2) && !memcmp(y2, y4, 2 * rows * sizeof(float)),
                   "%s %s: results differ across ISA / threads / batch", fmts[f], meth[mi]);
+            {   /* three weights in one pass (the second one dense) give the same bits */
+                lb_weight D = {.data = w, .dtype = LB_DTYPE_F32, .rows = rows, .cols = cols};
+                const lb_weight *ws[3] = {&W, &D, &W};
+                float z[3][5 * 37], zd[5 * 37];
+                float *ys[3] = {z[0], z[1], z[2]};
+                int64_t yst[3] = {rows, rows, rows};
+                lb__linear_n(pool, 3, ws, x, nt, cols, ys, yst, scratch);
+                lb__linear(pool, &D, x, nt, cols, zd, rows, NULL);
+                CHECK(!memcmp(z[0], y2, sizeof y2) && !memcmp(z[2], y2, sizeof y2) && !memcmp(z[1], zd, sizeof zd),
+                      "%s %s: lb__linear_n differs from single products", fmts[f], meth[mi]);
+            }
             for (int64_t t = 0; t < nt; t++)
                 for (int64_t i = 0; i < rows; i++) {
                     double ref = 0, mag = 0;

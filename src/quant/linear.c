@@ -36,7 +36,7 @@ size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads)
         const lb_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) max_cols(w[i], &cols, &any);
     }
-    return any ? (size_t)(cols * (max_batch + n_threads)) : 0;
+    return any ? (size_t)(cols * (3 * max_batch + n_threads)) : 0;   /* q, k, v inputs + row buffers */
 }
 
 void lb__qweight_row(const lb_weight *w, int64_t r, float *out)
@@ -49,48 +49,111 @@ void lb__qweight_row(const lb_weight *w, int64_t r, float *out)
     if (w->hadamard_block) lb__quant_unrotate(out, 1, w->cols, w->hadamard_block, w->hadamard_signs);
 }
 
+#define LINEAR_MAX_N 3
+
+typedef struct qmm_part {
+    const lb_weight *w;
+    const float *x;          /* transformed input (or the caller's) */
+    int64_t xs, row0;        /* input row stride; first row in the joint row range */
+    float *y;
+    int64_t ys;
+} qmm_part;
+
 typedef struct qmm_job {
     const lb_kernels *k;
-    const lb_weight *w;
-    const float *x;
-    float *y, *rowbuf;
-    int64_t nt, xs, ys;
+    qmm_part p[LINEAR_MAX_N];
+    int n;
+    int64_t nt, max_cols;
+    float *rowbuf;           /* (threads, max_cols) */
 } qmm_job;
 
-static void qmm_task(void *ctx, int64_t b, int64_t e, int thread)
+/* Rows [r0, r1) of one packed weight. */
+static void packed_rows(const qmm_job *j, const qmm_part *p, int64_t r0, int64_t r1, int thread)
 {
-    const qmm_job *j = ctx;
-    const lb_weight *w = j->w;
-    for (int64_t r = b; r < e; r++) {
+    const lb_weight *w = p->w;
+    for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         if (j->nt <= 2) {
             for (int64_t t = 0; t < j->nt; t++)
-                j->y[t * j->ys + r] = lb_format_dot(w->fmt, row, w->tensor_scale, j->x + t * j->xs, w->cols);
+                p->y[t * p->ys + r] = lb_format_dot(w->fmt, row, w->tensor_scale, p->x + t * p->xs, w->cols);
             continue;
         }
-        float *buf = j->rowbuf + (int64_t)thread * w->cols;
+        float *buf = j->rowbuf + (int64_t)thread * j->max_cols;
         lb_format_dequantize(w->fmt, row, w->tensor_scale, 1, w->cols, buf);
-        for (int64_t t = 0; t < j->nt; t++) j->y[t * j->ys + r] = j->k->dot(buf, j->x + t * j->xs, w->cols);
+        for (int64_t t = 0; t < j->nt; t++) p->y[t * p->ys + r] = j->k->dot(buf, p->x + t * p->xs, w->cols);
     }
+}
+
+/* Rows [b, e) of the weights laid end to end. */
+static void qmm_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    const qmm_job *j = ctx;
+    for (int i = 0; i < j->n; i++) {
+        const qmm_part *p = &j->p[i];
+        int64_t lo = lb__max64(b, p->row0) - p->row0, hi = lb__min64(e, p->row0 + p->w->rows) - p->row0;
+        if (lo >= hi) continue;
+        if (p->w->fmt) packed_rows(j, p, lo, hi, thread);
+        else j->k->matmul_rows(p->w, lo, hi, p->x, j->nt, p->xs, p->y, p->ys);
+    }
+}
+
+/* x' = col_scale .* (R x) for each token, into dst (row stride = cols). */
+static void transform_input(const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *dst)
+{
+    int64_t n = w->cols;
+    for (int64_t t = 0; t < nt; t++) memcpy(dst + t * n, x + t * xs, sizeof(float) * (size_t)n);
+    if (w->hadamard_block) lb_hadamard_rows(dst, nt, n, w->hadamard_block, w->hadamard_signs, 0);
+    if (w->col_scale)
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t c = 0; c < n; c++) dst[t * n + c] *= w->col_scale[c];
+}
+
+/* Same rotation and scale as an earlier weight: its transformed input can be shared. */
+static int same_transform(const qmm_job *j, int i)
+{
+    const lb_weight *a = j->p[i].w;
+    for (int k = 0; k < i; k++) {
+        const lb_weight *b = j->p[k].w;
+        if (b->cols == a->cols && b->hadamard_block == a->hadamard_block && b->col_scale == a->col_scale &&
+            (b->hadamard_signs == a->hadamard_signs ||
+             (b->hadamard_signs && a->hadamard_signs && !memcmp(a->hadamard_signs, b->hadamard_signs, (size_t)a->cols))))
+            return k;
+    }
+    return -1;
+}
+
+void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                  float *const *y, const int64_t *ys, float *scratch)
+{
+    bool plain = true;
+    for (int i = 0; i < n; i++) plain = plain && !w[i]->fmt && !transformed(w[i]);
+    if (plain || n > LINEAR_MAX_N) {
+        if (plain) { lb__matmul_n(pool, n, w, x, nt, xs, y, ys); return; }
+        for (int i = 0; i < n; i++) lb__linear_n(pool, 1, &w[i], x, nt, xs, &y[i], &ys[i], scratch);
+        return;
+    }
+    qmm_job j = {.k = lb__kernels(), .n = n, .nt = nt};
+    int64_t rows = 0, used = 0;
+    for (int i = 0; i < n; i++) j.max_cols = lb__max64(j.max_cols, w[i]->cols);
+    for (int i = 0; i < n; i++) {
+        qmm_part *p = &j.p[i];
+        *p = (qmm_part){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
+        rows += w[i]->rows;
+        if (!transformed(w[i])) continue;
+        int k = same_transform(&j, i);
+        if (k >= 0 && j.p[k].x != x) { p->x = j.p[k].x; p->xs = j.p[k].xs; continue; }
+        transform_input(w[i], x, nt, xs, scratch + used);
+        p->x = scratch + used;
+        p->xs = w[i]->cols;
+        used += nt * w[i]->cols;
+    }
+    j.rowbuf = scratch + used;
+    int64_t grain = lb__max64(4, ((int64_t)1 << 16) / lb__max64(1, j.max_cols * nt));
+    lb_pool_for(pool, rows, grain, qmm_task, &j);
 }
 
 void lb__linear(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys,
                 float *scratch)
 {
-    if (!w->fmt && !transformed(w)) { lb__matmul(pool, w, x, nt, xs, y, ys); return; }
-    const float *in = x;
-    int64_t n = w->cols, is = xs;
-    if (transformed(w)) {
-        for (int64_t t = 0; t < nt; t++) memcpy(scratch + t * n, x + t * xs, sizeof(float) * (size_t)n);
-        if (w->hadamard_block) lb_hadamard_rows(scratch, nt, n, w->hadamard_block, w->hadamard_signs, 0);
-        if (w->col_scale)
-            for (int64_t t = 0; t < nt; t++)
-                for (int64_t c = 0; c < n; c++) scratch[t * n + c] *= w->col_scale[c];
-        in = scratch;
-        is = n;
-    }
-    if (!w->fmt) { lb__matmul(pool, w, in, nt, is, y, ys); return; }
-    qmm_job j = {lb__kernels(), w, in, y, scratch + nt * n, nt, is, ys};
-    int64_t grain = lb__max64(4, ((int64_t)1 << 16) / lb__max64(1, n * nt));
-    lb_pool_for(pool, w->rows, grain, qmm_task, &j);
+    lb__linear_n(pool, 1, &w, x, nt, xs, &y, &ys, scratch);
 }

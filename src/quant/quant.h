@@ -82,6 +82,11 @@ lb_status lb__weight_f32(const lb_weight *w, float *out);
  * dense weights, may then be NULL). Bit-identical across threads and ISAs. */
 void lb__linear(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys,
                 float *scratch);
+/* Several weights sharing one input in one parallel pass (n <= 3 fused):
+ * y[i] (row stride ys[i]) = W_i x. Inputs with the same rotation are
+ * transformed once. */
+void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                  float *const *y, const int64_t *ys, float *scratch);
 /* Floats of scratch lb__linear needs for any weight of m (0 when all dense). */
 size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads);
 /* Row r of any weight as F32 in the original space (embedding lookup). */
