@@ -61,5 +61,6 @@ int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
 /* quant (cmd_quantize.c, cmd_bench_quant.c) */
 int cmd_quantize(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

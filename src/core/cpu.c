@@ -16,7 +16,7 @@ static uint64_t xgetbv0(void)
 }
 #endif
 
-bool lb__cpu_has_avx2(void)
+static bool probe_avx2(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
@@ -31,11 +31,11 @@ bool lb__cpu_has_avx2(void)
 #endif
 }
 
-bool lb__cpu_has_avx512(void)
+static bool probe_avx512(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     unsigned a, b, c, d;
-    if (!lb__cpu_has_avx2()) return false;
+    if (!probe_avx2()) return false;
     if ((xgetbv0() & 0xe6) != 0xe6) return false;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
     bool f = b & (1u << 16), dq = b & (1u << 17), bw = b & (1u << 30), vl = b & (1u << 31);
@@ -46,6 +46,24 @@ bool lb__cpu_has_avx512(void)
 #else
     return false;
 #endif
+}
+
+/* cpuid is a VM exit under virtualization and these are asked per call by
+ * some kernels (e.g. the FWHT dispatch): probe once. */
+bool lb__cpu_has_avx2(void)
+{
+    static _Atomic int has = -1;
+    int h = atomic_load(&has);
+    if (h < 0) atomic_store(&has, h = probe_avx2());
+    return h;
+}
+
+bool lb__cpu_has_avx512(void)
+{
+    static _Atomic int has = -1;
+    int h = atomic_load(&has);
+    if (h < 0) atomic_store(&has, h = probe_avx512());
+    return h;
 }
 
 static _Atomic int isa_active = -1;

@@ -1,0 +1,352 @@
+/* cmd_bench_quant.c: `lowbit bench quant`: the methods x formats table.
+ * For each (method, format) the model is quantized in memory (timed), saved
+ * (file size), then scored against the unquantized model on the same text:
+ * perplexity, mean KL divergence and top-1 agreement (the engine's KL
+ * machinery, with the unquantized log-probabilities saved once as the
+ * base), and greedy generation tokens/s. Writes markdown, JSON and an SVG
+ * plot (KL divergence vs bits/weight) to --out. Without --text only sizes and
+ * speeds are measured (the synthetic-model speed check). */
+#include "cli.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAXL 64
+
+static const char *def_methods[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
+static const char *def_formats[] = {"int4_g32", "int4_g32_asym", "int4_g64", "int4_g64_asym", "int4_g128",
+                                    "int4_g128_asym", "mxfp4", "mxfp4:mse", "nvfp4", "nvint4", "nf4", "mxint8",
+                                    "mxfp8_e4m3", "int8_g32", "int3_g32_asym", "int2_g32_asym"};
+
+typedef struct row {
+    char method[32], format[40];
+    double bits_linear, bits_total, size_mb, ppl, dppl, kld, kld_err, top1, qsec, gen_tps, prompt_tps;
+    int64_t n_quant, n_kept;
+    bool failed;
+    char err[200];
+} row;
+
+typedef struct bopts {
+    const char *model, *text, *tok, *out;
+    int64_t ctx, chunks, gen;
+    int threads;
+    bool json, quant_emb;
+    const char *methods[MAXL], *formats[MAXL];
+    int n_methods, n_formats;
+} bopts;
+
+static void help(void)
+{
+    printf("usage: lowbit bench quant --model M [--text FILE] [--ctx N] [--chunks K] [--out DIR]\n"
+           "                          [--methods a,b,..] [--formats x,y,..] [--gen N] [--threads K]\n"
+           "                          [--quantize-embeddings] [--tokenizer T] [--json]\n"
+           "Quantizes M with every method x format and measures bits/weight, file size, perplexity and its\n"
+           "change, mean KL divergence and top-1 agreement against the unquantized model on FILE (ctx N,\n"
+           "default 256; K chunks, default 20), quantization time and greedy generation tokens/s (N tokens,\n"
+           "default 64). Writes DIR/quant.md, DIR/quant.json and DIR/quant.svg (default DIR: bench-quant).\n"
+           "  --methods  default rtn,sinq,hadamard+rtn,hadamard+sinq\n"
+           "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
+           "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
+           "             (floor, ceil, mse); 'f32' is the unquantized model itself\n"
+           "Without --text only sizes and speeds are measured.\n");
+}
+
+static int split_list(const char *s, const char **out, int cap, char *buf, size_t bufcap)
+{
+    snprintf(buf, bufcap, "%s", s);
+    int n = 0;
+    for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
+    return n;
+}
+
+static double file_mb(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+}
+
+/* Greedy decode speed: prompt of 1 token, then gen tokens one at a time. */
+static lb_status gen_speed(const lb_model *m, int64_t gen, int threads, double *tps, double *ptps)
+{
+    lb_model_info info;
+    lb_model_get_info(m, &info);
+    lb_session *s = NULL;
+    lb_session_opts so = {.n_threads = threads, .max_ctx = gen + 2, .max_batch = 64};
+    lb_status st = lb_session_create(m, &so, &s);
+    float *lg = st ? NULL : malloc(sizeof(float) * (size_t)info.vocab_size);
+    if (!st && !lg) st = LB_ERR_NOMEM;
+    int32_t tok = 1;
+    double t0 = lb_time_now();
+    if (!st) st = lb_forward(s, &tok, 1, lg);
+    double t1 = lb_time_now();
+    for (int64_t i = 0; !st && i < gen; i++) {
+        int32_t best = 0;
+        for (int64_t v = 1; v < info.vocab_size; v++) if (lg[v] > lg[best]) best = (int32_t)v;
+        st = lb_forward(s, &best, 1, lg);
+    }
+    double t2 = lb_time_now();
+    *ptps = 1.0 / (t1 - t0);
+    *tps = (double)gen / (t2 - t1);
+    free(lg);
+    lb_session_free(s);
+    return st;
+}
+
+typedef struct base {
+    int32_t *tok;
+    int64_t n;
+    double ppl;
+    char path[1024];
+} base;
+
+static void parse_format(const char *spec, char *name, size_t cap, lb_scale_rule *rule)
+{
+    snprintf(name, cap, "%s", spec);
+    *rule = LB_SCALE_FLOOR;
+    char *c = strchr(name, ':');
+    if (!c) return;
+    *c = 0;
+    if (!strcmp(c + 1, "mse")) *rule = LB_SCALE_MSE;
+    else if (!strcmp(c + 1, "ceil")) *rule = LB_SCALE_CEIL;
+}
+
+static void run_one(const bopts *o, const lb_model *m, const base *b, const char *method, const char *fspec, row *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->format, sizeof r->format, "%s", fspec);
+    char fname[40], path[1100];
+    lb_scale_rule rule;
+    parse_format(fspec, fname, sizeof fname, &rule);
+    lb_model_quant_opts qo = {.format = fname, .method = method, .quantize_embeddings = o->quant_emb,
+                              .n_threads = o->threads, .q = {.scale_rule = rule, .seed = 1}};
+    lb_model *q = NULL;
+    lb_quant_report rep;
+    bool dense = !strcmp(fname, "f32");
+    lb_status s = dense ? LB_OK : lb_model_quantize(m, &qo, &q, &rep);
+    const lb_model *use = dense ? m : q;
+    snprintf(path, sizeof path, "%s/tmp_model.safetensors", o->out);
+    if (!s && !dense) {
+        r->bits_linear = rep.linear_bits_per_weight; r->bits_total = rep.total_bits_per_weight;
+        r->qsec = rep.seconds; r->n_quant = rep.n_quantized; r->n_kept = rep.n_kept_linear;
+        lb_quant_report_free(&rep);
+    } else if (!s) { r->bits_linear = r->bits_total = 32; }
+    if (!s) s = lb_model_save(use, path);
+    if (!s) { r->size_mb = file_mb(path); remove(path); }
+    if (!s && o->text) {
+        lb_kld_opts ko = {.n_threads = o->threads};
+        lb_kld_result kr;
+        s = lb_eval_kld(use, b->path, &ko, &kr);
+        if (!s) { r->kld = kr.kld; r->kld_err = kr.kld_err; r->top1 = kr.top1; r->ppl = kr.ppl; r->dppl = kr.ppl - kr.ppl_base; }
+    }
+    for (int rep_i = 0; !s && o->gen > 0 && rep_i < 3; rep_i++) {   /* best of 3: the machine is shared */
+        double tps, ptps;
+        s = gen_speed(use, o->gen, o->threads, &tps, &ptps);
+        if (!s && tps > r->gen_tps) { r->gen_tps = tps; r->prompt_tps = ptps; }
+    }
+    if (s) { r->failed = true; snprintf(r->err, sizeof r->err, "%s", lb_errmsg()); }
+    lb_model_free(q);
+}
+
+/* ------------------------------------------------------------- outputs */
+
+static void write_md(FILE *f, const bopts *o, const base *b, const row *rows, int n)
+{
+    fprintf(f, "model `%s`", o->model);
+    if (o->text) fprintf(f, ", text `%s` (ctx %lld, %lld chunks), unquantized PPL %.4f", o->text, (long long)o->ctx,
+                         (long long)o->chunks, b->ppl);
+    fprintf(f, "\n\n| method | format | linears q/kept | bits/w (linears) | bits/w (all) | file MB | PPL | dPPL | mean KLD | "
+               "top-1 %% | quant s | gen tok/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        if (r->failed) { fprintf(f, "| %s | %s | failed: %s ||||||||||\n", r->method, r->format, r->err); continue; }
+        fprintf(f, "| %s | %s | %lld/%lld | %.3f | %.3f | %.3f |", r->method, r->format, (long long)r->n_quant,
+                (long long)r->n_kept, r->bits_linear, r->bits_total, r->size_mb);
+        if (o->text) fprintf(f, " %.4f | %+.4f | %.5f ± %.5f | %.2f |", r->ppl, r->dppl, r->kld, r->kld_err, 100 * r->top1);
+        else fprintf(f, " - | - | - | - |");
+        fprintf(f, " %.3f | %.1f |\n", r->qsec, r->gen_tps);
+    }
+}
+
+static void write_json(FILE *f, const bopts *o, const base *b, const row *rows, int n)
+{
+    fprintf(f, "{\"model\": \"%s\", \"text\": \"%s\", \"ctx\": %lld, \"chunks\": %lld, \"ppl_base\": %.6g, \"rows\": [",
+            o->model, o->text ? o->text : "", (long long)o->ctx, (long long)o->chunks, b->ppl);
+    for (int i = 0; i < n; i++) {
+        const row *r = &rows[i];
+        fprintf(f, "%s\n {\"method\": \"%s\", \"format\": \"%s\", \"failed\": %s, \"bits_linear\": %.6g, "
+                   "\"bits_total\": %.6g, \"file_mb\": %.6g, \"ppl\": %.6g, \"dppl\": %.6g, \"kld\": %.6g, "
+                   "\"kld_err\": %.6g, \"top1\": %.6g, \"quant_s\": %.6g, \"gen_tps\": %.6g, \"n_quantized\": %lld, "
+                   "\"n_kept\": %lld}", i ? "," : "", r->method, r->format, r->failed ? "true" : "false", r->bits_linear,
+                r->bits_total, r->size_mb, r->ppl, r->dppl, r->kld, r->kld_err, r->top1, r->qsec, r->gen_tps,
+                (long long)r->n_quant, (long long)r->n_kept);
+    }
+    fprintf(f, "\n]}\n");
+}
+
+/* KL divergence (log scale) against bits/weight of the linears, one colour per method. */
+static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
+{
+    static const char *col[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    double W = 720, H = 460, L = 70, R = 170, T = 30, B = 50;
+    double xmin = 1e9, xmax = 0, ymin = 1e9, ymax = 0;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].failed || rows[i].kld <= 0) continue;
+        xmin = fmin(xmin, rows[i].bits_linear); xmax = fmax(xmax, rows[i].bits_linear);
+        ymin = fmin(ymin, rows[i].kld); ymax = fmax(ymax, rows[i].kld);
+    }
+    if (xmax <= xmin) { xmin = 0; xmax = 32; }
+    if (ymax <= ymin) { ymin = 1e-4; ymax = 1; }
+    double lx0 = floor(log10(ymin)), lx1 = ceil(log10(ymax));
+    if (lx1 <= lx0) lx1 = lx0 + 1;
+    xmin = floor(xmin) - 0.5; xmax = ceil(xmax) + 0.5;
+#define PX(x) (L + ((x) - xmin) / (xmax - xmin) * (W - L - R))
+#define PY(y) (H - B - (log10(y) - lx0) / (lx1 - lx0) * (H - T - B))
+    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
+               "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+    fprintf(f, "<text x=\"%.0f\" y=\"18\" font-size=\"13\">mean KL divergence vs bits/weight: %s</text>\n", L,
+            strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model);
+    for (double e = lx0; e <= lx1; e++) {
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", L, W - R, PY(pow(10, e)), PY(pow(10, e)));
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%g</text>\n", L - 4, PY(pow(10, e)) + 4, e);
+    }
+    for (double x = ceil(xmin); x <= xmax; x++) {
+        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", PX(x), PX(x), T, H - B);
+        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(x), H - B + 14, x);
+    }
+    fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">bits per weight (linear layers)</text>\n",
+            (L + W - R) / 2, H - 12);
+    fprintf(f, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">mean KLD (nats)</text>\n",
+            (T + H - B) / 2);
+    for (int mi = 0; mi < o->n_methods; mi++) {
+        const char *c = col[mi % 6];
+        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
+                W - R + 16, T + 10 + 16.0 * mi, c, W - R + 26, T + 14 + 16.0 * mi, o->methods[mi]);
+        for (int i = 0; i < n; i++) {
+            if (rows[i].failed || rows[i].kld <= 0 || strcmp(rows[i].method, o->methods[mi])) continue;
+            fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" fill-opacity=\"0.8\"><title>%s %s: "
+                       "%.3f bits, KLD %.5f</title></circle>\n", PX(rows[i].bits_linear), PY(rows[i].kld), c,
+                    rows[i].method, rows[i].format, rows[i].bits_linear, rows[i].kld);
+            if (mi == 0)
+                fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"9\" fill=\"#555\">%s</text>\n",
+                        PX(rows[i].bits_linear) + 5, PY(rows[i].kld) - 4, rows[i].format);
+        }
+    }
+#undef PX
+#undef PY
+    fprintf(f, "</svg>\n");
+}
+
+static int write_outputs(const bopts *o, const base *b, const row *rows, int n)
+{
+    const char *ext[3] = {"md", "json", "svg"};
+    for (int k = 0; k < 3; k++) {
+        if (k == 2 && !o->text) continue;
+        char path[1100];
+        snprintf(path, sizeof path, "%s/quant.%s", o->out, ext[k]);
+        FILE *f = fopen(path, "w");
+        if (!f) return cli_fail("bench", "%s: cannot write: %s", path, strerror(errno));
+        if (k == 0) write_md(f, o, b, rows, n);
+        else if (k == 1) write_json(f, o, b, rows, n);
+        else write_svg(f, o, rows, n);
+        if (fclose(f)) return cli_fail("bench", "%s: write error", path);
+    }
+    return 0;
+}
+
+/* Tokenize the text, score the unquantized model and save its log-probabilities. */
+static int make_base(const bopts *o, const lb_model *m, const lb_tokenizer *t, base *b)
+{
+    size_t len;
+    char *text = cli_read_all("bench", o->text, &len);
+    if (!text) return 1;
+    lb_status s = lb_tokenizer_encode(t, text, len, 1, &b->tok, &b->n);
+    free(text);
+    if (s) return cli_fail_status("bench", s);
+    snprintf(b->path, sizeof b->path, "%s/base.logprobs", o->out);
+    lb_ppl_opts po = {.ctx = o->ctx, .max_chunks = o->chunks, .n_threads = o->threads, .bos = lb_tokenizer_bos(t),
+                      .save_path = b->path, .model_name = o->model};
+    lb_ppl_result pr;
+    s = lb_eval_ppl(m, b->tok, b->n, &po, &pr);
+    if (s) return cli_fail_status("bench", s);
+    b->ppl = pr.ppl;
+    return 0;
+}
+
+static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
+{
+    bool err = false;
+    const char *v;
+    int64_t x;
+    for (int i = 2; i < argc && !err; i++) {
+        if (cli_is_help(argv[i])) { help(); return -1; }
+        if (cli_flag(argv[i], "--json")) o->json = true;
+        else if (cli_flag(argv[i], "--quantize-embeddings")) o->quant_emb = true;
+        else if (cli_opt(argc, argv, &i, "--model", &v, &err)) o->model = v;
+        else if (cli_opt(argc, argv, &i, "--text", &v, &err)) o->text = v;
+        else if (cli_opt(argc, argv, &i, "--tokenizer", &v, &err)) o->tok = v;
+        else if (cli_opt(argc, argv, &i, "--out", &v, &err)) o->out = v;
+        else if (cli_opt(argc, argv, &i, "--methods", &v, &err)) { if (!err) o->n_methods = split_list(v, o->methods, MAXL, mb, 1024); }
+        else if (cli_opt(argc, argv, &i, "--formats", &v, &err)) { if (!err) o->n_formats = split_list(v, o->formats, MAXL, fb, 2048); }
+        else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) { if (!err && !cli_int("bench", "--ctx", v, 8, 1 << 20, &o->ctx)) return 1; }
+        else if (cli_opt(argc, argv, &i, "--chunks", &v, &err)) { if (!err && !cli_int("bench", "--chunks", v, 1, 1 << 20, &o->chunks)) return 1; }
+        else if (cli_opt(argc, argv, &i, "--gen", &v, &err)) { if (!err && !cli_int("bench", "--gen", v, 0, 1 << 16, &o->gen)) return 1; }
+        else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+            if (!err && !cli_int("bench", "--threads", v, 0, 1024, &x)) return 1;
+            o->threads = (int)x;
+        } else return cli_fail("bench", "unknown option '%s'", argv[i]);
+    }
+    if (err) return 1;
+    if (!o->model) return cli_fail("bench", "--model is required (see lowbit bench quant --help)");
+    return 0;
+}
+
+static int bench_quant(int argc, char **argv)
+{
+    bopts o = {.out = "bench-quant", .ctx = 256, .chunks = 20, .gen = 64};
+    char mb[1024], fb[2048];
+    int rc = parse(argc, argv, &o, mb, fb);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!o.n_methods) { o.n_methods = 4; for (int i = 0; i < 4; i++) o.methods[i] = def_methods[i]; }
+    if (!o.n_formats) {
+        o.n_formats = (int)(sizeof def_formats / sizeof *def_formats);
+        for (int i = 0; i < o.n_formats; i++) o.formats[i] = def_formats[i];
+    }
+    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) return cli_fail("bench", "%s: cannot create: %s", o.out, strerror(errno));
+    lb_model *m = NULL;
+    lb_tokenizer *t = NULL;
+    base b = {0};
+    if (o.text) { if (cli_load_model_tok("bench", o.model, o.tok, &m, &t)) return 1; }
+    else { lb_status s = lb_model_load(o.model, &m); if (s) return cli_fail_status("bench", s); }
+    if (o.text && make_base(&o, m, t, &b)) { lb_model_free(m); lb_tokenizer_free(t); return 1; }
+    int n = 0;
+    row *rows = calloc((size_t)(o.n_methods * o.n_formats + 1), sizeof *rows);
+    run_one(&o, m, &b, "none", "f32", &rows[n++]);
+    for (int fi = 0; rows && fi < o.n_formats; fi++)
+        for (int mi = 0; mi < o.n_methods; mi++) {
+            cli_progress(n, o.n_methods * o.n_formats + 1, o.formats[fi], "bench quant");
+            run_one(&o, m, &b, o.methods[mi], o.formats[fi], &rows[n++]);
+        }
+    cli_progress_end();
+    rc = rows ? write_outputs(&o, &b, rows, n) : cli_fail("bench", "out of memory");
+    if (!rc) { if (o.json) write_json(stdout, &o, &b, rows, n); else write_md(stdout, &o, &b, rows, n); }
+    if (o.text) remove(b.path);
+    free(rows);
+    free(b.tok);
+    lb_tokenizer_free(t);
+    lb_model_free(m);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) {
+        printf("usage: lowbit bench quant [options]   (lowbit bench quant --help)\n"
+               "Benchmarks: quant = the quantization methods x formats table.\n");
+        return argc < 2 ? 1 : 0;
+    }
+    if (!strcmp(argv[1], "quant")) return bench_quant(argc, argv);
+    return cli_fail("bench", "unknown benchmark '%s' (known: quant)", argv[1]);
+}
