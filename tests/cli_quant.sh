@@ -15,6 +15,7 @@ if [ -f "$M/stories260K/stories260K.bin" ]; then
     check q-json-keep grep -q '"status": "kept (--keep)"' "$T/out"
     expect_ok inspect $CLI inspect "$T/b.safetensors"
     check inspect-packed grep -q "weight_packed" "$T/out"
+    check inspect-summary grep -q "self_attn.q_proj *mxfp4 *hadamard+rtn *32 H32" "$T/out"
     expect_fail bad-format "unknown format 'int5'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int5
     expect_fail bad-method "unknown method 'gptq'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method gptq
     expect_fail bad-group "not a power of two" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 48

@@ -5,6 +5,7 @@
  * layers.N.attention.wq.weight, ...). */
 #include "model/loader.h"
 #include "model/safetensors.h"
+#include "quant/quant.h"
 #include <sys/stat.h>
 
 typedef struct insp_tensor {
@@ -142,7 +143,9 @@ static void emit_text(lb_buf *b, const insp *x)
     for (int f = 0; f < x->n_files; f++) {
         const insp_file *F = &x->files[f];
         lb__buf_printf(b, "\nfile:    %s (%zu bytes, header %zu bytes)\n", F->path, F->size, F->header);
-        for (int64_t i = 0; i < F->n_meta; i++) lb__buf_printf(b, "  metadata %s = %s\n", F->mk[i], F->mv[i]);
+        bool q = lb__qfile_describe(b, F->mk, F->mv, F->n_meta);   /* quantized weights (src/quant) */
+        for (int64_t i = 0; i < F->n_meta; i++)
+            if (!q || strncmp(F->mk[i], "lowbit.tensor.", 14)) lb__buf_printf(b, "  metadata %s = %s\n", F->mk[i], F->mv[i]);
         lb__buf_printf(b, "  %-48s %-5s %-16s %12s %12s\n", "name", "dtype", "shape", "bytes", "offset");
         for (int64_t i = 0; i < F->n; i++) {
             char sh[160];

@@ -71,6 +71,10 @@ int64_t lb__qnames(lb_model *m, lb__qname *out, int64_t cap);
 bool lb__qfile_is_lowbit(const char *path);
 /* Load a lowbit model file (written by lb_model_save) into m. */
 lb_status lb__qfile_load(const char *path, lb_model *m);
+/* For `lowbit inspect`: when the metadata is a lowbit model file's, append
+ * a table of its packed / rotated weights (format, method, group, transform,
+ * bits/weight) to b and return true. */
+bool lb__qfile_describe(lb_buf *b, const char **keys, const char **vals, int64_t n);
 /* Model-owned buffer (NULL + error on failure). */
 void *lb__model_own(lb_model *m, size_t n);
 
