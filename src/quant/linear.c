@@ -57,6 +57,8 @@ typedef struct qmm_part {
     int64_t xs, row0;        /* input row stride; first row in the joint row range */
     float *y;
     int64_t ys;
+    lb__qdot_fn fast;        /* AVX-512 row kernel, or NULL: lb_format_dot */
+    const float *tab;
 } qmm_part;
 
 typedef struct qmm_job {
@@ -71,6 +73,18 @@ typedef struct qmm_job {
 static void packed_rows(const qmm_job *j, const qmm_part *p, int64_t r0, int64_t r1, int thread)
 {
     const lb_weight *w = p->w;
+    if (j->nt <= 2 && p->fast) {   /* AVX-512 kernel, 4 rows at a time */
+        float o[4];
+        for (int64_t r = r0; r < r1; r += 4) {
+            int nr = (int)lb__min64(4, r1 - r);
+            const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+            for (int64_t t = 0; t < j->nt; t++) {
+                p->fast(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->x + t * p->xs, w->cols, p->tab, o);
+                for (int k = 0; k < nr; k++) p->y[t * p->ys + r + k] = o[k];
+            }
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
         if (j->nt <= 2) {
@@ -139,6 +153,7 @@ void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
         qmm_part *p = &j.p[i];
         *p = (qmm_part){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
         rows += w[i]->rows;
+        if (w[i]->fmt && lb_isa_active() >= LB_ISA_AVX512) p->fast = lb__qdot_avx512(w[i]->fmt, &p->tab);
         if (!transformed(w[i])) continue;
         int k = same_transform(&j, i);
         if (k >= 0 && j.p[k].x != x) { p->x = j.p[k].x; p->xs = j.p[k].xs; continue; }

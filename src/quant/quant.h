@@ -91,6 +91,14 @@ void lb__linear(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, i
  * transformed once. */
 void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
                   float *const *y, const int64_t *ys, float *scratch);
+/* Fused dequantize-and-dot of nr (<= 4) consecutive packed rows (row stride
+ * rb) with x into out[nr] (qdot_avx512.c); each result is bit-identical with
+ * lb_format_dot; tab is the value table lb__qdot_avx512 returns. */
+typedef void (*lb__qdot_fn)(const lb_format *f, float ts, const uint8_t *rows, size_t rb, int nr, const float *x,
+                            int64_t cols, const float *tab, float *out);
+/* The AVX-512 row kernel for f, or NULL when f has none (then lb_format_dot).
+ * Call only when the AVX-512 path is active. */
+lb__qdot_fn lb__qdot_avx512(const lb_format *f, const float **tab);
 /* Floats of scratch lb__linear needs for any weight of m (0 when all dense). */
 size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads);
 /* Row r of any weight as F32 in the original space (embedding lookup). */
