@@ -590,6 +590,18 @@ void lb_quant_report_free(lb_quant_report *r);
  * safetensors file (docs/file-format.md). lb_model_load reads it back. No
  * partial file is left on failure. */
 lb_status lb_model_save(const lb_model *m, const char *path);
+/* Output error of each linear of q (a quantized copy of m) on real
+ * activations: rel_err = ||X W^T - X Q^T||_F / ||X W^T||_F where X holds the
+ * inputs m itself gives that linear on tokens[0..n) (one sequence, with the
+ * quantized product computed by the inference path). q, k, v, gate, up and
+ * down of every layer are measured (o_proj is not). *out is malloc'd. */
+typedef struct lb_quant_layer_error {
+    char name[96];
+    int quantized;              /* 0: kept at original precision (error 0 up to rounding) */
+    double rel_err;
+} lb_quant_layer_error;
+lb_status lb_quant_layer_errors(const lb_model *m, const lb_model *q, const int32_t *tokens, int64_t n,
+                                lb_quant_layer_error **out, int64_t *n_out);
 /* W (rows x cols floats) of a weight of m by Hugging Face name, dequantized
  * into the original space; LB_ERR_NOTFOUND for an unknown name. */
 lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols);

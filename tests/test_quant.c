@@ -596,6 +596,50 @@ static void test_forward(void)
     if (!tested) SKIP("no models in %s", test_models_dir());
 }
 
+/* Per-layer output errors: ~0 for the rotation alone; layer 0's q_proj
+ * against an independent computation of its real input
+ * (attn_norm .* rmsnorm(embedding)) and the dequantized weight. */
+static void test_layer_errors(void)
+{
+    lb_model *m = load(models[1]);
+    if (!m) SKIP("no tinystories-656k");
+    int32_t tok[40];
+    for (int i = 0; i < 40; i++) tok[i] = (int32_t)((i * 37 + 5) % m->cfg.vocab_size);
+    lb_model_quant_opts ro = {.format = "f32", .method = "hadamard+rtn"}, qo = {.format = "int4_g32_asym", .method = "sinq"};
+    lb_model *rot = NULL, *q = NULL;
+    REQUIRE(!lb_model_quantize(m, &ro, &rot, NULL) && !lb_model_quantize(m, &qo, &q, NULL), "%s", lb_errmsg());
+    lb_quant_layer_error *e = NULL;
+    int64_t n = 0;
+    REQUIRE(!lb_quant_layer_errors(m, rot, tok, 40, &e, &n), "%s", lb_errmsg());
+    CHECK(n == 6 * m->cfg.n_layers, "%lld entries", (long long)n);
+    for (int64_t i = 0; i < n; i++) CHECK(e[i].quantized && e[i].rel_err < 1e-5, "%s: %g", e[i].name, e[i].rel_err);
+    free(e);
+    REQUIRE(!lb_quant_layer_errors(m, q, tok, 40, &e, &n), "%s", lb_errmsg());
+    CHECK(!strcmp(e[0].name, "model.layers.0.self_attn.q_proj.weight"), "%s", e[0].name);
+    int64_t d = m->cfg.dim, rows, cols;
+    float *w = weight(m, e[0].name, &rows, &cols), *wq = weight(q, e[0].name, &rows, &cols);
+    float *emb = malloc(sizeof(float) * (size_t)d), *g = malloc(sizeof(float) * (size_t)d);
+    lb_model_weight_f32(m, "model.layers.0.input_layernorm.weight", g, NULL, NULL);
+    double se = 0, sy = 0;
+    for (int t = 0; t < 40; t++) {
+        const float *E = (const float *)m->tok_embed.data + (int64_t)tok[t] * d;
+        double ss = 0;
+        for (int64_t i = 0; i < d; i++) ss += (double)E[i] * E[i];
+        double sc = 1.0 / sqrt(ss / (double)d + m->cfg.norm_eps);
+        for (int64_t i = 0; i < d; i++) emb[i] = (float)(E[i] * sc * g[i]);
+        for (int64_t r = 0; r < rows; r++) {
+            double a = 0, b = 0;
+            for (int64_t c = 0; c < cols; c++) { a += (double)w[r * cols + c] * emb[c]; b += (double)wq[r * cols + c] * emb[c]; }
+            se += (a - b) * (a - b); sy += a * a;
+        }
+    }
+    double ref = sqrt(se / sy);
+    CHECK(fabs(e[0].rel_err - ref) <= 0.01 * ref, "q_proj output error %g, independent %g", e[0].rel_err, ref);
+    CHECK(e[0].rel_err > 0.01 && e[0].rel_err < 0.3, "%g", e[0].rel_err);
+    free(e); free(w); free(wq); free(emb); free(g);
+    lb_model_free(rot); lb_model_free(q); lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -610,6 +654,7 @@ int main(int argc, char **argv)
     RUN(test_bad_files);
     RUN(test_linear);
     RUN(test_forward);
+    RUN(test_layer_errors);
     if (*tmpdir) {
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

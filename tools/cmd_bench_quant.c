@@ -22,7 +22,7 @@ static const char *def_formats[] = {"int4_g32", "int4_g32_asym", "int4_g64", "in
 
 typedef struct row {
     char method[32], format[40];
-    double bits_linear, bits_total, size_mb, ppl, dppl, kld, kld_err, top1, qsec, gen_tps, prompt_tps;
+    double bits_linear, bits_total, size_mb, ppl, dppl, kld, kld_err, top1, qsec, gen_tps, prompt_tps, layer_err;
     int64_t n_quant, n_kept;
     bool failed;
     char err[200];
@@ -45,7 +45,8 @@ static void help(void)
            "Quantizes M with every method x format and measures bits/weight, file size, perplexity and its\n"
            "change, mean KL divergence and top-1 agreement against the unquantized model on FILE (ctx N,\n"
            "default 256; K chunks, default 20), quantization time and greedy generation tokens/s (N tokens,\n"
-           "default 64). Writes DIR/quant.md, DIR/quant.json and DIR/quant.svg (default DIR: bench-quant).\n"
+           "default 64), and the mean output error of the quantized linears on the first N tokens' real\n"
+           "activations (lb_quant_layer_errors; q, k, v, gate, up, down). Writes DIR/quant.md, DIR/quant.json and DIR/quant.svg (default DIR: bench-quant).\n"
            "  --methods  default rtn,sinq,hadamard+rtn,hadamard+sinq\n"
            "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
            "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
@@ -141,6 +142,14 @@ static void run_one(const bopts *o, const lb_model *m, const base *b, const char
         s = lb_eval_kld(use, b->path, &ko, &kr);
         if (!s) { r->kld = kr.kld; r->kld_err = kr.kld_err; r->top1 = kr.top1; r->ppl = kr.ppl; r->dppl = kr.ppl - kr.ppl_base; }
     }
+    if (!s && o->text && !dense) {   /* per-layer output error on the first ctx tokens */
+        lb_quant_layer_error *e = NULL;
+        int64_t ne = 0, cnt = 0;
+        s = lb_quant_layer_errors(m, q, b->tok, b->n < o->ctx ? b->n : o->ctx, &e, &ne);
+        for (int64_t i = 0; !s && i < ne; i++) if (e[i].quantized) { r->layer_err += e[i].rel_err; cnt++; }
+        if (cnt) r->layer_err /= (double)cnt;
+        free(e);
+    }
     for (int rep_i = 0; !s && o->gen > 0 && rep_i < 3; rep_i++) {   /* best of 3: the machine is shared */
         double tps, ptps;
         s = gen_speed(use, o->gen, o->threads, &tps, &ptps);
@@ -158,14 +167,15 @@ static void write_md(FILE *f, const bopts *o, const base *b, const row *rows, in
     if (o->text) fprintf(f, ", text `%s` (ctx %lld, %lld chunks), unquantized PPL %.4f", o->text, (long long)o->ctx,
                          (long long)o->chunks, b->ppl);
     fprintf(f, "\n\n| method | format | linears q/kept | bits/w (linears) | bits/w (all) | file MB | PPL | dPPL | mean KLD | "
-               "top-1 %% | quant s | gen tok/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+               "top-1 %% | layer err | quant s | gen tok/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
-        if (r->failed) { fprintf(f, "| %s | %s | failed: %s ||||||||||\n", r->method, r->format, r->err); continue; }
+        if (r->failed) { fprintf(f, "| %s | %s | failed: %s |||||||||||\n", r->method, r->format, r->err); continue; }
         fprintf(f, "| %s | %s | %lld/%lld | %.3f | %.3f | %.3f |", r->method, r->format, (long long)r->n_quant,
                 (long long)r->n_kept, r->bits_linear, r->bits_total, r->size_mb);
-        if (o->text) fprintf(f, " %.4f | %+.4f | %.5f ± %.5f | %.2f |", r->ppl, r->dppl, r->kld, r->kld_err, 100 * r->top1);
-        else fprintf(f, " - | - | - | - |");
+        if (o->text) fprintf(f, " %.4f | %+.4f | %.5f ± %.5f | %.2f | %.5f |", r->ppl, r->dppl, r->kld, r->kld_err,
+                             100 * r->top1, r->layer_err);
+        else fprintf(f, " - | - | - | - | - |");
         fprintf(f, " %.3f | %.1f |\n", r->qsec, r->gen_tps);
     }
 }
@@ -178,9 +188,9 @@ static void write_json(FILE *f, const bopts *o, const base *b, const row *rows, 
         const row *r = &rows[i];
         fprintf(f, "%s\n {\"method\": \"%s\", \"format\": \"%s\", \"failed\": %s, \"bits_linear\": %.6g, "
                    "\"bits_total\": %.6g, \"file_mb\": %.6g, \"ppl\": %.6g, \"dppl\": %.6g, \"kld\": %.6g, "
-                   "\"kld_err\": %.6g, \"top1\": %.6g, \"quant_s\": %.6g, \"gen_tps\": %.6g, \"n_quantized\": %lld, "
+                   "\"kld_err\": %.6g, \"top1\": %.6g, \"layer_err\": %.6g, \"quant_s\": %.6g, \"gen_tps\": %.6g, \"n_quantized\": %lld, "
                    "\"n_kept\": %lld}", i ? "," : "", r->method, r->format, r->failed ? "true" : "false", r->bits_linear,
-                r->bits_total, r->size_mb, r->ppl, r->dppl, r->kld, r->kld_err, r->top1, r->qsec, r->gen_tps,
+                r->bits_total, r->size_mb, r->ppl, r->dppl, r->kld, r->kld_err, r->top1, r->layer_err, r->qsec, r->gen_tps,
                 (long long)r->n_quant, (long long)r->n_kept);
     }
     fprintf(f, "\n]}\n");
