@@ -95,6 +95,41 @@ static lb_status gen_speed(const lb_model *m, int64_t gen, int threads, double *
     return st;
 }
 
+/* Memory read bandwidth (GB/s): best of 3 parallel sums over 512 MB. */
+typedef struct bw_job { const float *a; int64_t n; double part[256]; } bw_job;
+static void bw_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    bw_job *j = ctx;
+    for (int64_t c = b; c < e; c++) {
+        float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (int64_t i = c * (j->n / 256); i < (c + 1) * (j->n / 256); i += 4) {
+            s0 += j->a[i]; s1 += j->a[i + 1]; s2 += j->a[i + 2]; s3 += j->a[i + 3];
+        }
+        j->part[c] = s0 + s1 + s2 + s3;
+    }
+}
+
+static double read_bandwidth(int threads)
+{
+    int64_t n = (int64_t)1 << 27;
+    bw_job *j = calloc(1, sizeof *j);
+    float *a = malloc(sizeof(float) * (size_t)n);
+    lb_pool *p = NULL;
+    if (!j || !a || lb_pool_create(threads, &p)) { free(j); free(a); return 0; }
+    for (int64_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    j->a = a; j->n = n;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = lb_time_now();
+        lb_pool_for(p, 256, 1, bw_task, j);
+        double gbs = (double)n * 4 / (lb_time_now() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    lb_pool_free(p);
+    free(a); free(j);
+    return best;
+}
+
 typedef struct base {
     int32_t *tok;
     int64_t n;
@@ -334,6 +369,7 @@ static int bench_quant(int argc, char **argv)
     int n = 0;
     row *rows = calloc((size_t)(o.n_methods * o.n_formats + 1), sizeof *rows);
     run_one(&o, m, &b, "none", "f32", &rows[n++]);
+    double bw = !o.text && o.gen > 0 ? read_bandwidth(o.threads) : 0;
     for (int fi = 0; rows && fi < o.n_formats; fi++)
         for (int mi = 0; mi < o.n_methods; mi++) {
             cli_progress(n, o.n_methods * o.n_formats + 1, o.formats[fi], "bench quant");
@@ -342,6 +378,16 @@ static int bench_quant(int argc, char **argv)
     cli_progress_end();
     rc = rows ? write_outputs(&o, &b, rows, n) : cli_fail("bench", "out of memory");
     if (!rc) { if (o.json) write_json(stdout, &o, &b, rows, n); else write_md(stdout, &o, &b, rows, n); }
+    if (!rc && bw > 0 && !o.json) {   /* speed mode: ratios to FP32 and the bandwidth bound */
+        printf("\nmemory read bandwidth %.1f GB/s (%d threads, best of 3)\n\n| method | format | file / f32 | gen tok/s "
+               "| speed-up vs f32 | GB/s of weights | fraction of bound |\n|---|---|---:|---:|---:|---:|---:|\n",
+               bw, o.threads);
+        for (int i = 0; i < n; i++)
+            if (!rows[i].failed)
+                printf("| %s | %s | %.3f | %.1f | %.2fx | %.1f | %.2f |\n", rows[i].method, rows[i].format,
+                       rows[i].size_mb / rows[0].size_mb, rows[i].gen_tps, rows[i].gen_tps / rows[0].gen_tps,
+                       rows[i].size_mb * rows[i].gen_tps / 1e3, rows[i].size_mb * rows[i].gen_tps / 1e3 / bw);
+    }
     if (o.text) remove(b.path);
     free(rows);
     free(b.tok);

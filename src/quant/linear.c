@@ -59,6 +59,7 @@ typedef struct qmm_part {
     int64_t ys;
     lb__qdot_fn fast;        /* AVX-512 row kernel, or NULL: lb_format_dot */
     const float *tab;
+    float nvd[128];          /* NV formats: ue4m3(code) / tensor_scale */
 } qmm_part;
 
 typedef struct qmm_job {
@@ -79,7 +80,7 @@ static void packed_rows(const qmm_job *j, const qmm_part *p, int64_t r0, int64_t
             int nr = (int)lb__min64(4, r1 - r);
             const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
             for (int64_t t = 0; t < j->nt; t++) {
-                p->fast(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->x + t * p->xs, w->cols, p->tab, o);
+                p->fast(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->x + t * p->xs, w->cols, p->tab, p->nvd, o);
                 for (int k = 0; k < nr; k++) p->y[t * p->ys + r + k] = o[k];
             }
         }
@@ -154,6 +155,8 @@ void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
         *p = (qmm_part){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
         rows += w[i]->rows;
         if (w[i]->fmt && lb_isa_active() >= LB_ISA_AVX512) p->fast = lb__qdot_avx512(w[i]->fmt, &p->tab);
+        if (p->fast && lb_format_uses_tensor_scale(w[i]->fmt))
+            for (int c = 0; c < 128; c++) p->nvd[c] = lb_elem_decode(LB_ELEM_UE4M3, (uint8_t)c) / w[i]->tensor_scale;
         if (!transformed(w[i])) continue;
         int k = same_transform(&j, i);
         if (k >= 0 && j.p[k].x != x) { p->x = j.p[k].x; p->xs = j.p[k].xs; continue; }

@@ -93,9 +93,10 @@ void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
                   float *const *y, const int64_t *ys, float *scratch);
 /* Fused dequantize-and-dot of nr (<= 4) consecutive packed rows (row stride
  * rb) with x into out[nr] (qdot_avx512.c); each result is bit-identical with
- * lb_format_dot; tab is the value table lb__qdot_avx512 returns. */
+ * lb_format_dot; tab is the value table lb__qdot_avx512 returns, nvd (NV
+ * formats) the 128 block multipliers ue4m3(c) / ts. */
 typedef void (*lb__qdot_fn)(const lb_format *f, float ts, const uint8_t *rows, size_t rb, int nr, const float *x,
-                            int64_t cols, const float *tab, float *out);
+                            int64_t cols, const float *tab, const float *nvd, float *out);
 /* The AVX-512 row kernel for f, or NULL when f has none (then lb_format_dot).
  * Call only when the AVX-512 path is active. */
 lb__qdot_fn lb__qdot_avx512(const lb_format *f, const float **tab);
