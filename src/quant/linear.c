@@ -75,9 +75,9 @@ static void packed_rows(const qmm_job *j, const qmm_part *p, int64_t r0, int64_t
 {
     const lb_weight *w = p->w;
     if (j->nt <= 2 && p->fast) {   /* AVX-512 kernel, 4 rows at a time */
-        float o[4];
-        for (int64_t r = r0; r < r1; r += 4) {
-            int nr = (int)lb__min64(4, r1 - r);
+        float o[8];
+        for (int64_t r = r0; r < r1; r += 8) {
+            int nr = (int)lb__min64(8, r1 - r);
             const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
             for (int64_t t = 0; t < j->nt; t++) {
                 p->fast(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->x + t * p->xs, w->cols, p->tab, p->nvd, o);

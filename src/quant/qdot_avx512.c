@@ -89,12 +89,12 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
     bool asym = f->asym;
-    __m512 t4 = k == K_TAB4 ? _mm512_loadu_ps(tab) : _mm512_setzero_ps(), acc[4], vd[4], vz[4];
-#pragma GCC unroll 4
+    __m512 t4 = k == K_TAB4 ? _mm512_loadu_ps(tab) : _mm512_setzero_ps(), acc[8], vd[8], vz[8];
+#pragma GCC unroll 8
     for (int r = 0; r < NR; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / B; b++) {
         const uint8_t *blk = in + (size_t)b * bb;
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < NR; r++) {   /* the rows are streams from memory: fetch ahead */
             _mm_prefetch((const char *)(blk + (size_t)r * rb + 2048), _MM_HINT_T0);
             float z, d = blk_d(f, ts, blk + (size_t)r * rb, nvd, &z);
@@ -104,7 +104,7 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
         int64_t i = 0;
         for (; k == K_TAB4 && i + 32 <= B; i += 32) {   /* 32 codes per 16-byte load */
             __m512 x0 = _mm512_loadu_ps(x + b * B + i), x1 = _mm512_loadu_ps(x + b * B + i + 16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < NR; r++) {
                 __m128i c = _mm_loadu_si128((const __m128i *)(blk + (size_t)r * rb + sb + i / 2)), m = _mm_set1_epi8(0x0f);
                 __m128i lo = _mm_and_si128(c, m), hi = _mm_and_si128(_mm_srli_epi16(c, 4), m);
@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
         }
         for (; i < B; i += 16) {
             __m512 xv = _mm512_loadu_ps(x + b * B + i);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < NR; r++) {
                 __m512 v = values16(blk + (size_t)r * rb + sb, i, k, t4, tab);
                 if (asym) v = _mm512_sub_ps(v, vz[r]);
@@ -125,7 +125,7 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < NR; r++) out[r] = finish(acc[r]);
 }
 
@@ -133,7 +133,8 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
     static void name(const lb_format *f, float ts, const uint8_t *in, size_t rb, int nr, const float *x,             \
                      int64_t cols, const float *tab, const float *nvd, float *out)                                  \
     {                                                                                                                \
-        if (nr == 4) rows_impl(f, ts, in, rb, x, cols, tab, nvd, out, 4, k);                                         \
+        if (nr == 8) rows_impl(f, ts, in, rb, x, cols, tab, nvd, out, 8, k);                                         \
+        else if (nr == 4) rows_impl(f, ts, in, rb, x, cols, tab, nvd, out, 4, k);                                    \
         else for (int r = 0; r < nr; r++) rows_impl(f, ts, in + (size_t)r * rb, rb, x, cols, tab, nvd, out + r, 1, k); \
     }
 ROWS_FN(rows_tab4, K_TAB4)
