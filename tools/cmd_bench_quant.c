@@ -386,8 +386,7 @@ static int bench_quant(int argc, char **argv)
                "the bound below is the larger\n", bw, o.threads, f32_gbs);
         bw = bw > f32_gbs ? bw : f32_gbs;
         printf("\n| method | format | file / f32 | gen tok/s "
-               "| speed-up vs f32 | GB/s of weights | fraction of bound |\n|---|---|---:|---:|---:|---:|---:|\n",
-               bw, o.threads);
+               "| speed-up vs f32 | GB/s of weights | fraction of bound |\n|---|---|---:|---:|---:|---:|---:|\n");
         for (int i = 0; i < n; i++)
             if (!rows[i].failed)
                 printf("| %s | %s | %.3f | %.1f | %.2fx | %.1f | %.2f |\n", rows[i].method, rows[i].format,
