@@ -233,6 +233,14 @@ static void write_json(FILE *f, const bopts *o, const base *b, const row *rows, 
     fprintf(f, "\n]}\n");
 }
 
+/* A row on the plot: one of the methods, something quantized, a measurable KLD. */
+static bool drawn(const bopts *o, const row *r)
+{
+    bool m = false;
+    for (int i = 0; i < o->n_methods; i++) m = m || !strcmp(o->methods[i], r->method);
+    return m && !r->failed && r->n_quant > 0 && r->kld > 1e-7;
+}
+
 /* KL divergence (log scale) against bits/weight of the linears, one colour per method. */
 static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
 {
@@ -240,7 +248,7 @@ static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
     double W = 720, H = 460, L = 70, R = 170, T = 30, B = 50;
     double xmin = 1e9, xmax = 0, ymin = 1e9, ymax = 0;
     for (int i = 0; i < n; i++) {
-        if (rows[i].failed || rows[i].kld <= 0) continue;
+        if (!drawn(o, &rows[i])) continue;
         xmin = fmin(xmin, rows[i].bits_linear); xmax = fmax(xmax, rows[i].bits_linear);
         ymin = fmin(ymin, rows[i].kld); ymax = fmax(ymax, rows[i].kld);
     }
@@ -272,7 +280,7 @@ static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                 W - R + 16, T + 10 + 16.0 * mi, c, W - R + 26, T + 14 + 16.0 * mi, o->methods[mi]);
         for (int i = 0; i < n; i++) {
-            if (rows[i].failed || rows[i].kld <= 0 || strcmp(rows[i].method, o->methods[mi])) continue;
+            if (!drawn(o, &rows[i]) || strcmp(rows[i].method, o->methods[mi])) continue;
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\" fill-opacity=\"0.8\"><title>%s %s: "
                        "%.3f bits, KLD %.5f</title></circle>\n", PX(rows[i].bits_linear), PY(rows[i].kld), c,
                     rows[i].method, rows[i].format, rows[i].bits_linear, rows[i].kld);
