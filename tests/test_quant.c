@@ -430,12 +430,7 @@ static void test_bad_files(void)
 
 /* ------------------------------------------------------------- inference */
 
-static lb_weight as_weight(const lb_qmatrix *q)
-{
-    return (lb_weight){.data = q->packed, .dtype = LB_DTYPE_U8, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
-                       .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes, .col_scale = q->col_scale,
-                       .hadamard_block = q->hadamard_block, .hadamard_signs = q->hadamard_signs};
-}
+static lb_weight as_weight(const lb_qmatrix *q) { return lb__qmatrix_weight(q); }
 
 /* lb__linear against dequantize-then-multiply (double), and bit-identical
  * across token counts (decode vs prefill), threads and ISA paths. */

@@ -197,10 +197,7 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
         lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
         if (!s && !c->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
         else if (!s) s = lb_quantize_matrix(c->method, c->fmt, c->opts, w, j->src->rows, j->src->cols, &j->q);
-        if (!s && !c->fmt) {
-            memcpy(y, j->q.packed, (size_t)n * sizeof *y);
-            s = lb__quant_unrotate(y, j->q.rows, j->q.cols, j->q.hadamard_block, j->q.hadamard_signs);
-        } else if (!s) s = lb_qmatrix_dequantize(&j->q, y);
+        if (!s) { lb_weight v = lb__qmatrix_weight(&j->q); s = lb__weight_f32(&v, y); }
         if (!s) j->info->rel_err = rel_error(w, y, n);
         j->status = s;
         if (s) snprintf(j->err, sizeof j->err, "%s: %s", j->info->name, lb_errmsg());
@@ -214,10 +211,7 @@ static lb_status install(lb_model *m, qjob *j)
 {
     lb_qmatrix *q = &j->q;
     lb_weight *d = j->dst;
-    *d = (lb_weight){.data = q->packed, .dtype = q->fmt ? LB_DTYPE_U8 : LB_DTYPE_F32, .rows = q->rows, .cols = q->cols, .fmt = q->fmt,
-                     .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes, .col_scale = q->col_scale,
-                     .hadamard_block = q->hadamard_block, .hadamard_signs = q->hadamard_signs,
-                     .method = lb_quantizer_name(q->method)};
+    *d = lb__qmatrix_weight(q);
     void *bufs[3] = {q->packed, q->col_scale, q->hadamard_signs};
     memset(q, 0, sizeof *q);
     lb_status s = LB_OK;

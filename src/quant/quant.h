@@ -21,6 +21,16 @@ struct lb_quantizer {
     lb__quant_method_fn quantize;
 };
 
+/* The weight view of a quantized matrix (buffers stay the matrix's; a NULL
+ * format means rotation only, dense F32 in packed). */
+static inline lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
+{
+    return (lb_weight){.data = q->packed, .dtype = q->fmt ? LB_DTYPE_U8 : LB_DTYPE_F32, .rows = q->rows,
+                       .cols = q->cols, .fmt = q->fmt, .tensor_scale = q->tensor_scale, .row_bytes = q->row_bytes,
+                       .col_scale = q->col_scale, .hadamard_block = q->hadamard_block,
+                       .hadamard_signs = q->hadamard_signs, .method = q->method ? q->method->name : NULL};
+}
+
 /* rtn.c, sinq.c: the base methods. */
 lb_status lb__rtn_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);

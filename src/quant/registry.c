@@ -107,11 +107,6 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
 
 lb_status lb_qmatrix_dequantize(const lb_qmatrix *m, float *w)
 {
-    lb_status s = lb_format_dequantize(m->fmt, m->packed, m->tensor_scale, m->rows, m->cols, w);
-    if (s) return s;
-    if (m->col_scale)
-        for (int64_t r = 0; r < m->rows; r++)
-            for (int64_t c = 0; c < m->cols; c++) w[r * m->cols + c] *= m->col_scale[c];
-    if (m->hadamard_block) s = lb__quant_unrotate(w, m->rows, m->cols, m->hadamard_block, m->hadamard_signs);
-    return s;
+    lb_weight v = lb__qmatrix_weight(m);
+    return lb__weight_f32(&v, w);
 }
