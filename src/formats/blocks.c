@@ -86,14 +86,6 @@ uint16_t lb__scale16_encode(lb__sdtype sd, float s)
     return (h & 0x7c00) == 0x7c00 && !isnan(s) ? (uint16_t)((h & 0x8000) | 0x7bff) : h;
 }
 
-uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule)
-{
-    float s = a / elmax * g;
-    uint8_t c = lb__ue4m3_encode_fast(s);
-    if (ceil_rule && c < 0x7e && lb__elem_lut(LB_ELEM_UE4M3)[c] < s) c++;
-    return c;
-}
-
 float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr)
 {
     uint16_t h = lb__scale16_encode(f->sd, amax / lb_elem_max(f->elem));
@@ -145,7 +137,7 @@ static float mx_maxval(const lb_format *f)
 
 static void nv_encode(const lb_format *f, uint8_t sc, float g, const float *x, int64_t n, uint8_t *out)
 {
-    float inv = lb__nv_inv(sc, g);
+    float inv = lb__nv_inv(sc, g, lb__elem_lut(LB_ELEM_UE4M3));
     out[0] = sc;
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = lb_elem_encode(f->elem, x[i] * inv);
@@ -221,7 +213,7 @@ static void encode_param(const lb_format *f, bool ceil_rule, float g, int p_int,
     }
     case LB__FAM_NV: {
         float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
-        int c = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, ceil_rule) + p_int;
+        int c = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, ceil_rule, lb__elem_lut(LB_ELEM_UE4M3)) + p_int;
         nv_encode(f, (uint8_t)(c < 0 ? 0 : c > 0x7e ? 0x7e : c), g, x, n, out);
         break;
     }
@@ -330,4 +322,14 @@ static float dot_row_ref(const lb_format *f, float tscale, const uint8_t *in, co
     return lb__reduce16(acc);
 }
 
-const lb__fmt_kernels lb__ref_kernels = {quant_row_ref, dequant_row_ref, dot_row_ref};
+static uint32_t finite_amax_ref(const float *x, int64_t n)
+{
+    uint32_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
+        if (b < 0x7f800000u && b > m) m = b;
+    }
+    return m;
+}
+
+const lb__fmt_kernels lb__ref_kernels = {quant_row_ref, dequant_row_ref, dot_row_ref, finite_amax_ref};

@@ -35,10 +35,13 @@ typedef void (*lb__quant_fn)(const lb_format *f, lb_scale_rule rule, float tscal
                              uint8_t *out);
 typedef void (*lb__dequant_fn)(const lb_format *f, float tscale, const uint8_t *in, int64_t cols, float *y);
 typedef float (*lb__dot_fn)(const lb_format *f, float tscale, const uint8_t *in, const float *x, int64_t cols);
+/* max |x| over the finite values of x[0..n) as raw FP32 bits (NV tensor scale). */
+typedef uint32_t (*lb__amax_fn)(const float *x, int64_t n);
 typedef struct lb__fmt_kernels {
     lb__quant_fn quant;           /* floor/ceil rules only; MSE always runs the reference */
     lb__dequant_fn dequant;
     lb__dot_fn dot;
+    lb__amax_fn finite_amax;
 } lb__fmt_kernels;
 
 struct lb_format {
@@ -106,12 +109,19 @@ static inline uint8_t lb__ue4m3_encode_fast(float s)
     uint32_t c = (b >> 20) - ((127u - 7u) << 3);
     return (uint8_t)(c > 0x7e ? 0x7e : c);
 }
-/* NV block scale code (UE4M3) for block amax a and tensor encode scale g. */
-uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule);
-/* Element inverse of an NV block: g / ue4m3(sc), 0 for a zero scale. */
-static inline float lb__nv_inv(uint8_t sc, float g)
+/* NV block scale code (UE4M3) for block amax a and tensor encode scale g:
+ * a / elmax * g rounded to nearest (ceil rule: up). lut = UE4M3 values. */
+static inline uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule, const float *lut)
 {
-    float sd = lb__elem_lut(LB_ELEM_UE4M3)[sc];
+    float s = a / elmax * g;
+    uint8_t c = lb__ue4m3_encode_fast(s);
+    if (ceil_rule && c < 0x7e && lut[c] < s) c++;
+    return c;
+}
+/* Element inverse of an NV block: g / ue4m3(sc), 0 for a zero scale. */
+static inline float lb__nv_inv(uint8_t sc, float g, const float *lut)
+{
+    float sd = lut[sc];
     return sd > 0.0f ? g / sd : 0.0f;
 }
 /* INT block headers: write the scale (and zero point) of a block, return

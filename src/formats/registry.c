@@ -7,9 +7,9 @@
 #include "formats/formats.h"
 
 #define NO_SIMD {NULL, NULL}
-#define MXFP4_SIMD {&lb__mxfp4_avx2, NULL}
-#define NV4_SIMD {&lb__nv4_avx2, NULL}
-#define INT4_SIMD {&lb__int4_avx2, NULL}
+#define MXFP4_SIMD {&lb__mxfp4_avx2, &lb__mxfp4_avx512}
+#define NV4_SIMD {&lb__nv4_avx2, &lb__nv4_avx512}
+#define INT4_SIMD {&lb__int4_avx2, &lb__int4_avx512}
 
 /* name, description, family, element, block (0 = per row), asym, scale storage, emax, SIMD kernels */
 static const lb_format formats[] = {
@@ -153,15 +153,17 @@ static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
     return LB_OK;
 }
 
+static lb__amax_fn pick_amax(const lb_format *f)
+{
+    for (int l = 2; l > 0; l--) if (kern_at(f, l)->finite_amax) return kern_at(f, l)->finite_amax;
+    return lb__ref_kernels.finite_amax;
+}
+
 /* NV per-tensor encode scale: elmax * 448 / amax over the finite values,
  * capped at 2^100 so block inverses stay finite; 1 for an all-zero tensor. */
 static float nv_tensor_scale(const lb_format *f, const float *x, int64_t n)
 {
-    uint32_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
-        if (b < 0x7f800000u && b > m) m = b;
-    }
+    uint32_t m = pick_amax(f)(x, n);
     if (!m) return 1.0f;
     float g = (f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f) * 448.0f / lb__bits_f32(m);
     return g < 0x1p100f ? g : 0x1p100f;

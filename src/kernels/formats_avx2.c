@@ -158,6 +158,7 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
     const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
     for (int64_t b = 0; b < cols / B; b++, x += B, out += bb) {
         __m256i am = _mm256_setzero_si256();
         __m256 mn = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
@@ -174,8 +175,8 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
             out[0] = (uint8_t)(e + 127);
             inv = lb__pow2f(-e);
         } else if (f->fam == LB__FAM_NV) {
-            out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL);
-            inv = lb__nv_inv(out[0], g);
+            out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL, ue4m3);
+            inv = lb__nv_inv(out[0], g, ue4m3);
         } else if (k == V_UINT4) {
             inv = lb__int_asym_setup(f, hmin_ps(mn), hmax_ps(mx), out, &zf);
         } else {
@@ -199,6 +200,23 @@ static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const flo
     }
 }
 
-const lb__fmt_kernels lb__mxfp4_avx2 = {quant_row, dequant_row, dot_row};
-const lb__fmt_kernels lb__nv4_avx2 = {quant_row, dequant_row, dot_row};
-const lb__fmt_kernels lb__int4_avx2 = {quant_row, dequant_row, dot_row};
+static uint32_t finite_amax(const float *x, int64_t n)
+{
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    __m256i m = _mm256_setzero_si256();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i b = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), absm);
+        m = _mm256_max_epu32(m, _mm256_andnot_si256(_mm256_cmpgt_epi32(b, _mm256_sub_epi32(inf, _mm256_set1_epi32(1))), b));
+    }
+    uint32_t r = hmax_u32(m);
+    for (; i < n; i++) {
+        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
+        if (b < 0x7f800000u && b > r) r = b;
+    }
+    return r;
+}
+
+const lb__fmt_kernels lb__mxfp4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__nv4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__int4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};

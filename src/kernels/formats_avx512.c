@@ -1,0 +1,180 @@
+/* formats_avx512.c: AVX-512 row kernels for MXFP4, NVFP4, NVINT4 and INT4
+ * groups; the same operations as formats_avx2.c on 16 lanes, so one vector
+ * holds the dot product's 16 partial sums. Bit-exact with the reference
+ * (src/formats/blocks.c). E2M1 decodes with one vpermps over the signed
+ * 16-entry table; it encodes by counting the rounding thresholds |v| passes
+ * (>0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5; ties go to the even code). */
+#include "formats/formats.h"
+#include <immintrin.h>
+
+typedef enum vkind { V_E2M1, V_INT4, V_UINT4 } vkind;
+
+static vkind kind_of(const lb_format *f)
+{
+    return f->elem == LB_ELEM_E2M1 ? V_E2M1 : f->asym ? V_UINT4 : V_INT4;
+}
+
+/* 16 codes from 8 bytes (element 2j = low nibble of byte j) as int32 lanes. */
+static inline __m512i load16(const uint8_t *p)
+{
+    __m128i v = _mm_loadl_epi64((const __m128i *)p), m = _mm_set1_epi8(0x0f);
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m)));
+}
+
+static inline __m512 value16(__m512i c, vkind k, __m512 z)
+{
+    if (k == V_E2M1) {
+        const __m512 lut = _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+                                          -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
+        return _mm512_permutexvar_ps(c, lut);
+    }
+    if (k == V_INT4) return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(c, 28), 28));
+    return _mm512_sub_ps(_mm512_cvtepi32_ps(c), z);
+}
+
+static inline __attribute__((always_inline)) void dequant_impl(const lb_format *f, float ts, const uint8_t *in,
+                                                               int64_t cols, float *y, vkind k)
+{
+    int64_t B = f->block;
+    size_t bb = lb__block_bytes(f, B);
+    int sb = lb__scale_bytes(f);
+    for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
+        float z, d = lb__block_d(f, ts, in, &z);
+        __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
+        for (int64_t i = 0; i < B; i += 16)
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(value16(load16(in + sb + i / 2), k, vz), vd));
+    }
+}
+
+static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
+{
+    switch (kind_of(f)) {
+    case V_E2M1: dequant_impl(f, ts, in, cols, y, V_E2M1); break;
+    case V_INT4: dequant_impl(f, ts, in, cols, y, V_INT4); break;
+    case V_UINT4: dequant_impl(f, ts, in, cols, y, V_UINT4); break;
+    }
+}
+
+static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, float ts, const uint8_t *in,
+                                                            const float *x, int64_t cols, vkind k)
+{
+    int64_t B = f->block;
+    size_t bb = lb__block_bytes(f, B);
+    int sb = lb__scale_bytes(f);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
+        float z, d = lb__block_d(f, ts, in, &z);
+        __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
+        for (int64_t i = 0; i < B; i += 16)
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(value16(load16(in + sb + i / 2), k, vz), vd),
+                                  _mm512_loadu_ps(x + i), acc);
+    }
+    float a[16];
+    _mm512_storeu_ps(a, acc);
+    return lb__reduce16(a);
+}
+
+static float dot_row(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols)
+{
+    switch (kind_of(f)) {
+    case V_E2M1: return dot_impl(f, ts, in, x, cols, V_E2M1);
+    case V_INT4: return dot_impl(f, ts, in, x, cols, V_INT4);
+    default: return dot_impl(f, ts, in, x, cols, V_UINT4);
+    }
+}
+
+/* ---- quantize */
+static inline __m512i encode16(__m512 v, vkind k, __m512 z)
+{
+    if (k == V_E2M1) {
+        __m512 a = _mm512_abs_ps(v);
+        __m512i c = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+#define STEP(t, op) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(t), op), c, one)
+        STEP(0.25f, _CMP_GT_OQ); STEP(0.75f, _CMP_GE_OQ); STEP(1.25f, _CMP_GT_OQ); STEP(1.75f, _CMP_GE_OQ);
+        STEP(2.5f, _CMP_GT_OQ); STEP(3.5f, _CMP_GE_OQ); STEP(5.0f, _CMP_GT_OQ);
+#undef STEP
+        return _mm512_or_si512(c, _mm512_slli_epi32(_mm512_srli_epi32(_mm512_castps_si512(v), 31), 3));
+    }
+    __m512 q = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (k == V_INT4) {
+        q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-7.0f)), _mm512_set1_ps(7.0f));
+        return _mm512_and_si512(_mm512_cvtps_epi32(q), _mm512_set1_epi32(15));
+    }
+    q = _mm512_add_ps(q, z);
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(15.0f));
+    return _mm512_cvtps_epi32(q);
+}
+
+/* 16 codes (int32 < 16) -> 8 bytes: each 64-bit lane holds a pair. */
+static inline void pack16(__m512i c, uint8_t *out)
+{
+    __m512i t = _mm512_or_si512(c, _mm512_srli_epi64(c, 28));
+    _mm_storel_epi64((__m128i *)out, _mm512_cvtepi64_epi8(t));
+}
+
+static inline __attribute__((always_inline)) void quant_impl(const lb_format *f, lb_scale_rule rule, float g,
+                                                             const float *x, int64_t cols, uint8_t *out, vkind k)
+{
+    int64_t B = f->block;
+    size_t bb = lb__block_bytes(f, B);
+    int sb = lb__scale_bytes(f);
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+    const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
+    for (int64_t b = 0; b < cols / B; b++, x += B, out += bb) {
+        __m512i am = _mm512_setzero_si512();
+        __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
+        for (int64_t i = 0; i < B; i += 16) {
+            __m512 v = _mm512_loadu_ps(x + i);
+            am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_castps_si512(v), absm));
+            if (k == V_UINT4) { mn = _mm512_min_ps(v, mn); mx = _mm512_max_ps(v, mx); }
+        }
+        uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
+        if (ab >= 0x7f800000u) { lb__quant_block_ref(f, rule, g, x, B, out); continue; }
+        float inv, zf = 0.0f;
+        if (f->fam == LB__FAM_MX) {
+            int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
+            out[0] = (uint8_t)(e + 127);
+            inv = lb__pow2f(-e);
+        } else if (f->fam == LB__FAM_NV) {
+            out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL, ue4m3);
+            inv = lb__nv_inv(out[0], g, ue4m3);
+        } else if (k == V_UINT4) {
+            inv = lb__int_asym_setup(f, _mm512_reduce_min_ps(mn), _mm512_reduce_max_ps(mx), out, &zf);
+        } else {
+            inv = lb__int_sym_setup(f, lb__bits_f32(ab), out);
+        }
+        __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
+        for (int64_t i = 0; i < B; i += 16)
+            pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), out + sb + i / 2);
+    }
+}
+
+static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
+{
+    switch (kind_of(f)) {
+    case V_E2M1: quant_impl(f, rule, g, x, cols, out, V_E2M1); break;
+    case V_INT4: quant_impl(f, rule, g, x, cols, out, V_INT4); break;
+    case V_UINT4: quant_impl(f, rule, g, x, cols, out, V_UINT4); break;
+    }
+}
+
+static uint32_t finite_amax(const float *x, int64_t n)
+{
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    __m512i m = _mm512_setzero_si512();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i b = _mm512_and_si512(_mm512_loadu_si512(x + i), absm);
+        m = _mm512_mask_max_epu32(m, _mm512_cmplt_epu32_mask(b, inf), m, b);
+    }
+    uint32_t r = (uint32_t)_mm512_reduce_max_epu32(m);
+    for (; i < n; i++) {
+        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
+        if (b < 0x7f800000u && b > r) r = b;
+    }
+    return r;
+}
+
+const lb__fmt_kernels lb__mxfp4_avx512 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__nv4_avx512 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__int4_avx512 = {quant_row, dequant_row, dot_row, finite_amax};
