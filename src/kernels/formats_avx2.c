@@ -151,42 +151,65 @@ static inline void pack16(__m256i c0, __m256i c1, uint8_t *out)
     _mm_storel_epi64((__m128i *)out, _mm_packus_epi16(p, p));
 }
 
+/* Block header (scale bytes) of one finite block; returns the element
+ * inverse and the zero point. Blocks with Inf/NaN return false. */
+static inline __attribute__((always_inline)) bool block_head(const lb_format *f, lb_scale_rule rule, float g,
+                                                             const float *x, uint8_t *out, vkind k, const float *ue4m3,
+                                                             float *inv, float *zf)
+{
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
+    __m256i am = _mm256_setzero_si256();
+    __m256 mn = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
+    for (int64_t i = 0; i < f->block; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        am = _mm256_max_epu32(am, _mm256_and_si256(_mm256_castps_si256(v), absm));
+        if (k == V_UINT4) { mn = _mm256_min_ps(v, mn); mx = _mm256_max_ps(v, mx); }
+    }
+    uint32_t ab = hmax_u32(am);
+    *zf = 0.0f;
+    if (ab >= 0x7f800000u) return false;
+    if (f->fam == LB__FAM_MX) {
+        int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
+        out[0] = (uint8_t)(e + 127);
+        *inv = lb__pow2f(-e);
+    } else if (f->fam == LB__FAM_NV) {
+        out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL, ue4m3);
+        *inv = lb__nv_inv(out[0], g, ue4m3);
+    } else if (k == V_UINT4) {
+        *inv = lb__int_asym_setup(f, hmin_ps(mn), hmax_ps(mx), out, zf);
+    } else {
+        *inv = lb__int_sym_setup(f, lb__bits_f32(ab), out);
+    }
+    return true;
+}
+
+/* Two passes over chunks of blocks: all headers first, then all elements, so
+ * the scalar scale arithmetic of neighbouring blocks overlaps instead of
+ * forming one long dependency chain per block. */
 static inline __attribute__((always_inline)) void quant_impl(const lb_format *f, lb_scale_rule rule, float g,
                                                              const float *x, int64_t cols, uint8_t *out, vkind k)
 {
-    int64_t B = f->block;
+    enum { CH = 64 };
+    int64_t B = f->block, nb = cols / B;
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
-    const __m256i absm = _mm256_set1_epi32(0x7fffffff);
     const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
-    for (int64_t b = 0; b < cols / B; b++, x += B, out += bb) {
-        __m256i am = _mm256_setzero_si256();
-        __m256 mn = _mm256_setzero_ps(), mx = _mm256_setzero_ps();
-        for (int64_t i = 0; i < B; i += 8) {
-            __m256 v = _mm256_loadu_ps(x + i);
-            am = _mm256_max_epu32(am, _mm256_and_si256(_mm256_castps_si256(v), absm));
-            if (k == V_UINT4) { mn = _mm256_min_ps(v, mn); mx = _mm256_max_ps(v, mx); }
-        }
-        uint32_t ab = hmax_u32(am);
-        if (ab >= 0x7f800000u) { lb__quant_block_ref(f, rule, g, x, B, out); continue; }
-        float inv, zf = 0.0f;
-        if (f->fam == LB__FAM_MX) {
-            int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
-            out[0] = (uint8_t)(e + 127);
-            inv = lb__pow2f(-e);
-        } else if (f->fam == LB__FAM_NV) {
-            out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL, ue4m3);
-            inv = lb__nv_inv(out[0], g, ue4m3);
-        } else if (k == V_UINT4) {
-            inv = lb__int_asym_setup(f, hmin_ps(mn), hmax_ps(mx), out, &zf);
-        } else {
-            inv = lb__int_sym_setup(f, lb__bits_f32(ab), out);
-        }
-        __m256 vi = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
-        for (int64_t i = 0; i < B; i += 16) {
-            __m256i c0 = encode8(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), k, vz);
-            __m256i c1 = encode8(_mm256_mul_ps(_mm256_loadu_ps(x + i + 8), vi), k, vz);
-            pack16(c0, c1, out + sb + i / 2);
+    float inv[CH], zf[CH];
+    bool ok[CH];
+    for (int64_t c0 = 0; c0 < nb; c0 += CH) {
+        int64_t cnt = lb__min64(CH, nb - c0);
+        for (int64_t j = 0; j < cnt; j++)
+            ok[j] = block_head(f, rule, g, x + (c0 + j) * B, out + (c0 + j) * bb, k, ue4m3, &inv[j], &zf[j]);
+        for (int64_t j = 0; j < cnt; j++) {
+            const float *xb = x + (c0 + j) * B;
+            uint8_t *ob = out + (c0 + j) * bb;
+            if (!ok[j]) { lb__quant_block_ref(f, rule, g, xb, B, ob); continue; }
+            __m256 vi = _mm256_set1_ps(inv[j]), vz = _mm256_set1_ps(zf[j]);
+            for (int64_t i = 0; i < B; i += 16) {
+                __m256i c0v = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vi), k, vz);
+                __m256i c1v = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 8), vi), k, vz);
+                pack16(c0v, c1v, ob + sb + i / 2);
+            }
         }
     }
 }
