@@ -45,7 +45,8 @@ static double ratio(job *j, void (*fn)(void *), double t_memcpy, lb_isa isa)
 {
     lb_isa_set(isa);
     double one = best_time(1, fn, j);                 /* also the warm-up */
-    double t = one > 0.3 ? one : best_time(reps_for(one) + 1, fn, j);
+    int reps = reps_for(one);
+    double t = one > 0.3 ? one : best_time(reps < 2 ? 2 : reps, fn, j);
     t = t < one ? t : one;
     return t_memcpy / t;
 }
