@@ -66,16 +66,6 @@ static inline uint32_t get_code(const uint8_t *p, int64_t i, int k)
     return v & ((1u << k) - 1);
 }
 
-void lb__pack_codes(const uint8_t *codes, int64_t n, int k, uint8_t *out)
-{
-    memset(out, 0, (size_t)((n * k + 7) / 8));
-    for (int64_t i = 0; i < n; i++) put_code(out, i, k, codes[i]);
-}
-void lb__unpack_codes(const uint8_t *in, int64_t n, int k, uint8_t *codes)
-{
-    for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)get_code(in, i, k);
-}
-
 uint16_t lb__scale16_encode(lb__sdtype sd, float s)
 {
     if (sd == LB__SD_BF16) {

@@ -64,8 +64,6 @@ extern const lb__fmt_kernels lb__int4_avx2, lb__int4_avx512;
 /* ---- layout */
 int lb__scale_bytes(const lb_format *f);
 size_t lb__block_bytes(const lb_format *f, int64_t n);   /* one block of n elements */
-void lb__pack_codes(const uint8_t *codes, int64_t n, int k, uint8_t *out);
-void lb__unpack_codes(const uint8_t *in, int64_t n, int k, uint8_t *codes);
 
 /* ---- shared scale arithmetic (reference and SIMD must agree bit for bit) */
 /* max |x| as raw FP32 bits (>= 0x7f800000 means the block holds Inf/NaN). */
@@ -148,6 +146,27 @@ static inline float lb__block_d(const lb_format *f, float tscale, const uint8_t 
         if (f->asym) *zero = (float)blk[2];
         return lb__scale16_decode(f->sd, lb__rd16(blk));
     }
+}
+
+/* Header of a finite 4-bit block for the SIMD quantizers (MX, NV, INT4
+ * sym/asym), from its amax bits and its min(x, 0) / max(x, 0) (asym):
+ * writes the scale bytes, returns the element inverse, sets *zero. */
+static inline float lb__head4(const lb_format *f, lb_scale_rule rule, float g, uint32_t ab, float mn, float mx,
+                              uint8_t *out, const float *ue4m3, float *zero)
+{
+    *zero = 0.0f;
+    if (f->fam == LB__FAM_MX) {
+        int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
+        out[0] = (uint8_t)(e + 127);
+        return lb__pow2f(-e);
+    }
+    if (f->fam == LB__FAM_NV) {
+        float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
+        out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, rule == LB_SCALE_CEIL, ue4m3);
+        return lb__nv_inv(out[0], g, ue4m3);
+    }
+    if (f->asym) return lb__int_asym_setup(f, mn, mx, out, zero);
+    return lb__int_sym_setup(f, lb__bits_f32(ab), out);
 }
 
 /* The fixed dot-product reduction: lanes i and i+8, then i+4, i+2, i+1. */

@@ -118,7 +118,8 @@ size_t lb_format_row_bytes(const lb_format *f, int64_t cols)
     return (size_t)(cols / f->block) * lb__block_bytes(f, f->block);
 }
 
-/* The kernels of the active ISA, falling back member by member. */
+/* The kernels of the active ISA, falling back member by member (a NULL
+ * member of an ISA's table means "use the next lower path"). */
 static const lb__fmt_kernels *kern_at(const lb_format *f, int level)
 {
     lb_isa isa = lb_isa_active();
@@ -126,21 +127,8 @@ static const lb__fmt_kernels *kern_at(const lb_format *f, int level)
     if (level >= 1 && isa >= LB_ISA_AVX2 && f->simd[0]) return f->simd[0];
     return &lb__ref_kernels;
 }
-static lb__quant_fn pick_quant(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->quant) return kern_at(f, l)->quant;
-    return lb__ref_kernels.quant;
-}
-static lb__dequant_fn pick_dequant(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->dequant) return kern_at(f, l)->dequant;
-    return lb__ref_kernels.dequant;
-}
-static lb__dot_fn pick_dot(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->dot) return kern_at(f, l)->dot;
-    return lb__ref_kernels.dot;
-}
+#define PICK(f, member) (kern_at(f, 2)->member ? kern_at(f, 2)->member \
+                         : kern_at(f, 1)->member ? kern_at(f, 1)->member : lb__ref_kernels.member)
 
 static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
 {
@@ -153,17 +141,11 @@ static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
     return LB_OK;
 }
 
-static lb__amax_fn pick_amax(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->finite_amax) return kern_at(f, l)->finite_amax;
-    return lb__ref_kernels.finite_amax;
-}
-
 /* NV per-tensor encode scale: elmax * 448 / amax over the finite values,
  * capped at 2^100 so block inverses stay finite; 1 for an all-zero tensor. */
 static float nv_tensor_scale(const lb_format *f, const float *x, int64_t n)
 {
-    uint32_t m = pick_amax(f)(x, n);
+    uint32_t m = PICK(f, finite_amax)(x, n);
     if (!m) return 1.0f;
     float g = (f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f) * 448.0f / lb__bits_f32(m);
     return g < 0x1p100f ? g : 0x1p100f;
@@ -179,7 +161,7 @@ lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, cons
     if ((unsigned)rule > LB_SCALE_MSE) return lb__err(LB_ERR_ARG, "%s: unknown scale rule %d", f->name, (int)rule);
     float g = f->fam == LB__FAM_NV ? nv_tensor_scale(f, x, rows * cols) : 1.0f;
     if (tensor_scale) *tensor_scale = g;
-    lb__quant_fn q = rule == LB_SCALE_MSE ? lb__ref_kernels.quant : pick_quant(f);
+    lb__quant_fn q = rule == LB_SCALE_MSE ? lb__ref_kernels.quant : PICK(f, quant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) q(f, rule, g, x + r * cols, cols, (uint8_t *)packed + (size_t)r * rb);
     return LB_OK;
@@ -191,7 +173,7 @@ lb_status lb_format_dequantize(const lb_format *f, const void *packed, float ten
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
     if ((!y || !packed) && rows) return lb__err(LB_ERR_ARG, "%s: NULL buffer", f->name);
-    lb__dequant_fn d = pick_dequant(f);
+    lb__dequant_fn d = PICK(f, dequant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) d(f, tensor_scale, (const uint8_t *)packed + (size_t)r * rb, cols, y + r * cols);
     return LB_OK;
@@ -200,7 +182,7 @@ lb_status lb_format_dequantize(const lb_format *f, const void *packed, float ten
 float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols)
 {
     LB_ASSERT(f && cols > 0 && (!f->block || cols % f->block == 0));
-    return pick_dot(f)(f, tensor_scale, packed_row, x, cols);
+    return PICK(f, dot)(f, tensor_scale, packed_row, x, cols);
 }
 
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,

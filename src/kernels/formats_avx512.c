@@ -129,18 +129,9 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
     *zf = 0.0f;
     if (ab >= 0x7f800000u) return false;
-    if (f->fam == LB__FAM_MX) {
-        int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
-        out[0] = (uint8_t)(e + 127);
-        *inv = lb__pow2f(-e);
-    } else if (f->fam == LB__FAM_NV) {
-        out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, k == V_E2M1 ? 6.0f : 7.0f, rule == LB_SCALE_CEIL, ue4m3);
-        *inv = lb__nv_inv(out[0], g, ue4m3);
-    } else if (k == V_UINT4) {
-        *inv = lb__int_asym_setup(f, _mm512_reduce_min_ps(mn), _mm512_reduce_max_ps(mx), out, zf);
-    } else {
-        *inv = lb__int_sym_setup(f, lb__bits_f32(ab), out);
-    }
+    float lo = 0.0f, hi = 0.0f;
+    if (k == V_UINT4) { lo = _mm512_reduce_min_ps(mn); hi = _mm512_reduce_max_ps(mx); }
+    *inv = lb__head4(f, rule, g, ab, lo, hi, out, ue4m3, zf);
     return true;
 }
 
