@@ -184,4 +184,9 @@ static inline float lb__reduce16(const float a[16])
 void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, const float *x, int64_t n,
                          uint8_t *out);
 
+/* Check a packed tensor file image (registry.c): *f NULL takes the format
+ * named in the header. On success data + 64 holds rows packed rows. */
+lb_status lb__fq_parse(const lb_format **f, const uint8_t *data, size_t size, const char *what, int64_t *rows,
+                       int64_t *cols, float *tscale);
+
 #endif

@@ -267,36 +267,45 @@ out:
     return s;
 }
 
+lb_status lb__fq_parse(const lb_format **fp, const uint8_t *data, size_t size, const char *what, int64_t *rows_out,
+                       int64_t *cols_out, float *ts_out)
+{
+    uint64_t rows, cols;
+    uint32_t ver, rb32;
+    float g;
+    char name[33] = {0};
+    if (size < HDR || memcmp(data, "LBFQ", 4))
+        return lb__err(LB_ERR_FORMAT, "%s: not a lowbit packed tensor (no LBFQ header)", what);
+    memcpy(&ver, data + 4, 4); memcpy(&rows, data + 8, 8); memcpy(&cols, data + 16, 8);
+    memcpy(&g, data + 24, 4); memcpy(&rb32, data + 28, 4); memcpy(name, data + 32, 32);
+    if (ver != 1) return lb__err(LB_ERR_FORMAT, "%s: header version %u not supported", what, ver);
+    const lb_format *f = *fp ? *fp : lb_format_find(name);
+    if (!f) return lb__err(LB_ERR_FORMAT, "%s: unknown format '%s'", what, name);
+    if (strcmp(name, f->name)) return lb__err(LB_ERR_FORMAT, "%s: holds format '%s', not '%s'", what, name, f->name);
+    if (cols == 0 || cols > ((uint64_t)1 << 40) || rows > ((uint64_t)1 << 40) || (f->block && cols % f->block) ||
+        rb32 == 0 || rb32 != lb_format_row_bytes(f, (int64_t)cols) || (size - HDR) / rb32 != rows ||
+        (size - HDR) % rb32)
+        return lb__err(LB_ERR_FORMAT, "%s: header (%llu x %llu, %u bytes/row) does not match the file size %zu", what,
+                       (unsigned long long)rows, (unsigned long long)cols, rb32, size);
+    *fp = f;
+    *rows_out = (int64_t)rows;
+    *cols_out = (int64_t)cols;
+    *ts_out = g;
+    return LB_OK;
+}
+
 lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path)
 {
     if (!f) return lb__err(LB_ERR_ARG, "no format given");
     lb_map m;
     lb_status s = lb__map_file(in_path, &m);
     if (s) return s;
-    uint64_t rows, cols;
-    uint32_t ver, rb32;
+    int64_t rows, cols;
     float g;
-    char name[33] = {0};
-    if (m.size < HDR || memcmp(m.data, "LBFQ", 4)) {
-        s = lb__err(LB_ERR_FORMAT, "%s: not a lowbit packed tensor (no LBFQ header)", in_path);
-        goto out;
-    }
-    memcpy(&ver, m.data + 4, 4); memcpy(&rows, m.data + 8, 8); memcpy(&cols, m.data + 16, 8);
-    memcpy(&g, m.data + 24, 4); memcpy(&rb32, m.data + 28, 4); memcpy(name, m.data + 32, 32);
-    if (ver != 1) { s = lb__err(LB_ERR_FORMAT, "%s: header version %u not supported", in_path, ver); goto out; }
-    if (strcmp(name, f->name)) {
-        s = lb__err(LB_ERR_FORMAT, "%s: holds format '%s', not '%s'", in_path, name, f->name);
-        goto out;
-    }
-    if (cols == 0 || cols > ((uint64_t)1 << 40) || rows > ((uint64_t)1 << 40) || (f->block && cols % f->block) ||
-        rb32 != lb_format_row_bytes(f, (int64_t)cols) || (m.size - HDR) / rb32 != rows || (m.size - HDR) % rb32) {
-        s = lb__err(LB_ERR_FORMAT, "%s: header (%llu x %llu, %u bytes/row) does not match the file size %zu",
-                    in_path, (unsigned long long)rows, (unsigned long long)cols, rb32, m.size);
-        goto out;
-    }
-    float *y = lb__alloc((size_t)(rows * cols) * sizeof *y);
-    if (!y) { s = LB_ERR_NOMEM; goto out; }
-    s = lb_format_dequantize(f, m.data + HDR, g, (int64_t)rows, (int64_t)cols, y);
+    s = lb__fq_parse(&f, m.data, m.size, in_path, &rows, &cols, &g);
+    float *y = s ? NULL : lb__alloc((size_t)(rows * cols) * sizeof *y + 1);
+    if (!s && !y) s = LB_ERR_NOMEM;
+    if (!s) s = lb_format_dequantize(f, m.data + HDR, g, rows, cols, y);
     lb_outfile o;
     if (!s) s = lb__out_open(out_path, &o);
     if (!s) {
@@ -305,7 +314,6 @@ lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, con
         else lb__out_abort(&o);
     }
     LB_FREE(y);
-out:
     lb__unmap(&m);
     return s;
 }
