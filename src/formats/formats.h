@@ -150,9 +150,10 @@ static inline float lb__block_d(const lb_format *f, float tscale, const uint8_t 
 
 /* Header of a finite 4-bit block for the SIMD quantizers (MX, NV, INT4
  * sym/asym), from its amax bits and its min(x, 0) / max(x, 0) (asym):
- * writes the scale bytes, returns the element inverse, sets *zero. */
+ * writes the scale bytes, returns the element inverse, sets *zero.
+ * nv_inv_tab[c] = lb__nv_inv(c, g, ue4m3) for the 128 UE4M3 codes (NV only). */
 static inline float lb__head4(const lb_format *f, lb_scale_rule rule, float g, uint32_t ab, float mn, float mx,
-                              uint8_t *out, const float *ue4m3, float *zero)
+                              uint8_t *out, const float *ue4m3, const float *nv_inv_tab, float *zero)
 {
     *zero = 0.0f;
     if (f->fam == LB__FAM_MX) {
@@ -163,7 +164,7 @@ static inline float lb__head4(const lb_format *f, lb_scale_rule rule, float g, u
     if (f->fam == LB__FAM_NV) {
         float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
         out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, rule == LB_SCALE_CEIL, ue4m3);
-        return lb__nv_inv(out[0], g, ue4m3);
+        return nv_inv_tab[out[0]];          /* = lb__nv_inv(out[0], g, ue4m3), precomputed per row */
     }
     if (f->asym) return lb__int_asym_setup(f, mn, mx, out, zero);
     return lb__int_sym_setup(f, lb__bits_f32(ab), out);

@@ -32,14 +32,28 @@ static inline __m512 value16(__m512i c, vkind k, __m512 z)
     return _mm512_sub_ps(_mm512_cvtepi32_ps(c), z);
 }
 
+/* Per-row tables of the NV block multipliers (see formats_avx2.c). */
+static void nv_table(const float *ue4m3, float v, bool inverse, float *tab)
+{
+    __m512 vv = _mm512_set1_ps(v), zero = _mm512_setzero_ps();
+    for (int c = 0; c < 128; c += 16) {
+        __m512 l = _mm512_loadu_ps(ue4m3 + c);
+        __m512 t = inverse ? _mm512_maskz_div_ps(_mm512_cmp_ps_mask(l, zero, _CMP_GT_OQ), vv, l)
+                           : _mm512_div_ps(l, vv);
+        _mm512_storeu_ps(tab + c, t);
+    }
+}
+
 static inline __attribute__((always_inline)) void dequant_impl(const lb_format *f, float ts, const uint8_t *in,
                                                                int64_t cols, float *y, vkind k)
 {
     int64_t B = f->block;
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
+    float dtab[128];
+    if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
-        float z, d = lb__block_d(f, ts, in, &z);
+        float z, d = f->fam == LB__FAM_NV ? (z = 0.0f, dtab[in[0] & 0x7f]) : lb__block_d(f, ts, in, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
         for (int64_t i = 0; i < B; i += 16)
             _mm512_storeu_ps(y + i, _mm512_mul_ps(value16(load16(in + sb + i / 2), k, vz), vd));
@@ -62,8 +76,10 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
     __m512 acc = _mm512_setzero_ps();
+    float dtab[128];
+    if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
-        float z, d = lb__block_d(f, ts, in, &z);
+        float z, d = f->fam == LB__FAM_NV ? (z = 0.0f, dtab[in[0] & 0x7f]) : lb__block_d(f, ts, in, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
         for (int64_t i = 0; i < B; i += 16)
             acc = _mm512_fmadd_ps(_mm512_mul_ps(value16(load16(in + sb + i / 2), k, vz), vd),
@@ -116,7 +132,7 @@ static inline void pack16(__m512i c, uint8_t *out)
  * inverse and the zero point. Blocks with Inf/NaN return false. */
 static inline __attribute__((always_inline)) bool block_head(const lb_format *f, lb_scale_rule rule, float g,
                                                              const float *x, uint8_t *out, vkind k, const float *ue4m3,
-                                                             float *inv, float *zf)
+                                                             const float *invtab, float *inv, float *zf)
 {
     const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     __m512i am = _mm512_setzero_si512();
@@ -131,7 +147,7 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     if (ab >= 0x7f800000u) return false;
     float lo = 0.0f, hi = 0.0f;
     if (k == V_UINT4) { lo = _mm512_reduce_min_ps(mn); hi = _mm512_reduce_max_ps(mx); }
-    *inv = lb__head4(f, rule, g, ab, lo, hi, out, ue4m3, zf);
+    *inv = lb__head4(f, rule, g, ab, lo, hi, out, ue4m3, invtab, zf);
     return true;
 }
 
@@ -144,12 +160,13 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
     const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
-    float inv[CH], zf[CH];
+    float inv[CH], zf[CH], invtab[128];
+    if (f->fam == LB__FAM_NV) nv_table(ue4m3, g, true, invtab);
     bool ok[CH];
     for (int64_t c0 = 0; c0 < nb; c0 += CH) {
         int64_t cnt = lb__min64(CH, nb - c0);
         for (int64_t j = 0; j < cnt; j++)
-            ok[j] = block_head(f, rule, g, x + (c0 + j) * B, out + (c0 + j) * bb, k, ue4m3, &inv[j], &zf[j]);
+            ok[j] = block_head(f, rule, g, x + (c0 + j) * B, out + (c0 + j) * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
         for (int64_t j = 0; j < cnt; j++) {
             const float *xb = x + (c0 + j) * B;
             uint8_t *ob = out + (c0 + j) * bb;
