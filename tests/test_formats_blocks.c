@@ -262,7 +262,8 @@ static void test_isa_bitexact(void)
     lb_rng r;
     lb_rng_seed(&r, TEST_SEED ^ 0x15a);
     const char *names[] = {"mxfp4", "nvfp4", "nvint4", "int4_g32", "int4_g64", "int4_g128", "int4_g32_asym",
-                           "int4_g128_asym", "int4_g64_bf16", "int4_g32_asym_bf16"};
+                           "int4_g128_asym", "int4_g64_bf16", "int4_g32_asym_bf16", "mxint8", "nf4", "int8_g32",
+                           "int8_g128", "int8_g64_asym", "int8_g32_asym_bf16", "int8_g128_bf16"};
     for (size_t ni = 0; ni < sizeof names / sizeof *names; ni++) {
         const lb_format *f = lb_format_find(names[ni]);
         REQUIRE(f, "%s", names[ni]);
@@ -276,6 +277,9 @@ static void test_isa_bitexact(void)
                 memset(x + lb_format_block(f), 0, sizeof(float) * lb_format_block(f));
                 if (si % 2) x[2 * lb_format_block(f) + 1] = si % 4 == 1 ? NAN : -INFINITY;
             }
+            if (sizes[si] > 4 && !strcmp(names[ni], "nf4"))   /* block 4: scale 1, every NF4 midpoint (a tie) */
+                for (int64_t i = 0; i < lb_format_block(f); i++)
+                    x[4 * lb_format_block(f) + i] = i == 0 ? 1.0f : 0.5f * (lb__nf4_table[i % 15] + lb__nf4_table[i % 15 + 1]);
             if (sizes[si] > 3)                   /* block 3: E2M1 grid points and ties, amax 6 */
                 for (int64_t i = 0; i < lb_format_block(f); i++)
                     x[3 * lb_format_block(f) + i] = (float)(i % 25) * 0.25f * (i & 1 ? -1.0f : 1.0f);

@@ -57,9 +57,10 @@ struct lb_format {
 };
 
 extern const lb__fmt_kernels lb__ref_kernels;
-extern const lb__fmt_kernels lb__mxfp4_avx2, lb__mxfp4_avx512;
-extern const lb__fmt_kernels lb__nv4_avx2, lb__nv4_avx512;
-extern const lb__fmt_kernels lb__int4_avx2, lb__int4_avx512;
+/* SIMD row kernels (src/kernels/formats_avx2.c, formats_avx512.c) for the
+ * formats whose elements are E2M1, NF4, INT4/UINT4 or INT8/UINT8 in blocks
+ * of a multiple of 16: mxfp4, mxint8, nvfp4, nvint4, nf4, int4_g*, int8_g*. */
+extern const lb__fmt_kernels lb__simd_avx2, lb__simd_avx512;
 
 /* ---- layout */
 int lb__scale_bytes(const lb_format *f);
@@ -126,6 +127,16 @@ static inline float lb__nv_inv(uint8_t sc, float g, const float *lut)
  * the element inverse 1/d (0 when d is 0). Symmetric from amax, asymmetric
  * from min(x, 0) and max(x, 0); *zero receives the zero point as a float. */
 float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr);
+/* FP16/BF16 scale s (NF4: the absmax) written to hdr; returns 1/d (0 if d is 0). */
+float lb__absmax_setup(const lb_format *f, float s, uint8_t *hdr);
+/* QLoRA NormalFloat4 values (blocks.c); codes round to the nearest entry,
+ * ties to the lower one: code = number of midpoints 0.5f*(t[j]+t[j+1]) < v. */
+extern const float lb__nf4_table[16];
+/* Largest element value of an MX format (MXINT8: 127/64). */
+static inline float lb__mx_maxval(const lb_format *f)
+{
+    return f->elem == LB_ELEM_INT8 ? 127.0f / 64.0f : lb_elem_max(f->elem);
+}
 float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero);
 /* FP16/BF16 scale storage: encode saturates to the largest finite value. */
 uint16_t lb__scale16_encode(lb__sdtype sd, float s);
@@ -148,26 +159,30 @@ static inline float lb__block_d(const lb_format *f, float tscale, const uint8_t 
     }
 }
 
-/* Header of a finite 4-bit block for the SIMD quantizers (MX, NV, INT4
- * sym/asym), from its amax bits and its min(x, 0) / max(x, 0) (asym):
- * writes the scale bytes, returns the element inverse, sets *zero.
- * nv_inv_tab[c] = lb__nv_inv(c, g, ue4m3) for the 128 UE4M3 codes (NV only). */
-static inline float lb__head4(const lb_format *f, lb_scale_rule rule, float g, uint32_t ab, float mn, float mx,
-                              uint8_t *out, const float *ue4m3, const float *nv_inv_tab, float *zero)
+/* Header of a finite block for the SIMD quantizers (MX, NV, INT sym/asym,
+ * NF4), from its amax bits and its min(x, 0) / max(x, 0) (asym): writes the
+ * scale bytes, returns the element inverse, sets *zero. nv_inv_tab[c] =
+ * lb__nv_inv(c, g, ue4m3) for the 128 UE4M3 codes (NV only). */
+static inline float lb__head_simd(const lb_format *f, lb_scale_rule rule, float g, uint32_t ab, float mn, float mx,
+                                  uint8_t *out, const float *ue4m3, const float *nv_inv_tab, float *zero)
 {
     *zero = 0.0f;
-    if (f->fam == LB__FAM_MX) {
-        int e = lb__mx_exp(ab, f->emax, lb_elem_max(f->elem), rule == LB_SCALE_CEIL);
+    switch (f->fam) {
+    case LB__FAM_MX: {
+        int e = lb__mx_exp(ab, f->emax, lb__mx_maxval(f), rule == LB_SCALE_CEIL);
         out[0] = (uint8_t)(e + 127);
         return lb__pow2f(-e);
     }
-    if (f->fam == LB__FAM_NV) {
+    case LB__FAM_NV: {
         float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
         out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, rule == LB_SCALE_CEIL, ue4m3);
-        return nv_inv_tab[out[0]];          /* = lb__nv_inv(out[0], g, ue4m3), precomputed per row */
+        return nv_inv_tab[out[0]];
     }
-    if (f->asym) return lb__int_asym_setup(f, mn, mx, out, zero);
-    return lb__int_sym_setup(f, lb__bits_f32(ab), out);
+    case LB__FAM_NF4: return lb__absmax_setup(f, lb__bits_f32(ab), out);
+    default:
+        if (f->asym) return lb__int_asym_setup(f, mn, mx, out, zero);
+        return lb__int_sym_setup(f, lb__bits_f32(ab), out);
+    }
 }
 
 /* The fixed dot-product reduction: lanes i and i+8, then i+4, i+2, i+1. */

@@ -1,45 +1,78 @@
-/* formats_avx2.c: AVX2 row kernels for the 4-bit formats MXFP4, NVFP4,
- * NVINT4 and INT4 groups (symmetric and asymmetric). Bit-exact with the
- * reference in src/formats/blocks.c: the same scalar block headers (shared
- * helpers in formats.h), the same float operations per element, and the dot
- * product's 16 lanes (two vectors of 8) reduced by lb__reduce16.
+/* formats_avx2.c: AVX2 row kernels (quantize with the floor/ceil rules,
+ * dequantize, dot) for MXFP4, NVFP4, NVINT4, MXINT8, NF4 and the INT4/INT8
+ * group formats. Bit-exact with the reference in src/formats/blocks.c: the
+ * block headers come from the shared scalar helpers in formats.h, elements
+ * go through the same float operations, and the dot product keeps the 16
+ * lanes of the reference order in two vectors of 8, reduced by lb__reduce16.
  *
- * 4-bit codes: element 2j is the low nibble of byte j. 16 codes (8 bytes)
- * are widened to two vectors of 8 int32. E2M1 decodes through a magnitude
- * table (vpermps) and the sign bit; it encodes by counting the rounding
- * thresholds |v| passes (ties go to the even code):
- *   >0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5  -> codes 1..7 = 0.5 1 1.5 2 3 4 6 */
+ * 4-bit codes: element 2j is the low nibble of byte j; 16 codes (8 bytes)
+ * widen to two vectors of 8 int32. 16-entry tables (E2M1, NF4) decode with
+ * two vpermps and a blend on code bit 3. E2M1 encodes by counting the
+ * rounding thresholds |v| passes (>0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5,
+ * ties to the even code), NF4 by counting the midpoints below v (ties to
+ * the lower entry). */
 #include "formats/formats.h"
 #include <immintrin.h>
 
-typedef enum vkind { V_E2M1, V_INT4, V_UINT4 } vkind;
+typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8 } vkind;
 
 static vkind kind_of(const lb_format *f)
 {
-    return f->elem == LB_ELEM_E2M1 ? V_E2M1 : f->asym ? V_UINT4 : V_INT4;
+    if (f->elem == LB_ELEM_E2M1) return V_E2M1;
+    if (f->fam == LB__FAM_NF4) return V_NF4;
+    if (f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8) return V_MXINT8;
+    if (f->elem == LB_ELEM_INT8) return V_INT8;
+    if (f->elem == LB_ELEM_UINT8) return V_UINT8;
+    return f->asym ? V_UINT4 : V_INT4;
 }
+static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8; }
+static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
 
-static inline void load16(const uint8_t *p, __m256i *a, __m256i *b)
+/* Codes i..i+15 of a block's element bytes as two vectors of 8 int32. */
+static inline void codes16(const uint8_t *p, int64_t i, vkind k, __m256i *a, __m256i *b)
 {
-    __m128i v = _mm_loadl_epi64((const __m128i *)p), m = _mm_set1_epi8(0x0f);
-    __m128i e = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    __m128i e;
+    if (is8(k)) {
+        e = _mm_loadu_si128((const __m128i *)(p + i));
+        if (k != V_UINT8) { *a = _mm256_cvtepi8_epi32(e); *b = _mm256_cvtepi8_epi32(_mm_srli_si128(e, 8)); return; }
+    } else {
+        __m128i v = _mm_loadl_epi64((const __m128i *)(p + i / 2)), m = _mm_set1_epi8(0x0f);
+        e = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+    }
     *a = _mm256_cvtepu8_epi32(e);
     *b = _mm256_cvtepu8_epi32(_mm_srli_si128(e, 8));
 }
 
-static inline __m256 value8(__m256i c, vkind k, __m256 z)
+typedef struct tab16 { __m256 lo, hi; } tab16;
+
+static inline tab16 table16(vkind k)
 {
-    if (k == V_E2M1) {
-        const __m256 mag = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
-        __m256i s = _mm256_slli_epi32(_mm256_srli_epi32(c, 3), 31);
-        return _mm256_xor_ps(_mm256_permutevar8x32_ps(mag, c), _mm256_castsi256_ps(s));
+    tab16 t;
+    if (k == V_NF4) {
+        t.lo = _mm256_loadu_ps(lb__nf4_table);
+        t.hi = _mm256_loadu_ps(lb__nf4_table + 8);
+    } else {
+        t.lo = _mm256_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f);
+        t.hi = _mm256_setr_ps(-0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
     }
-    if (k == V_INT4) return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(c, 28), 28));
-    return _mm256_sub_ps(_mm256_cvtepi32_ps(c), z);
+    return t;
 }
 
-/* Per-row tables of the NV block multipliers, computed with the same
- * divisions as the reference (lut / ts for decode, g / lut for encode). */
+static inline __m256 value8(__m256i c, vkind k, __m256 z, tab16 t)
+{
+    switch (k) {
+    case V_E2M1: case V_NF4:
+        return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.lo, c), _mm256_permutevar8x32_ps(t.hi, c),
+                                _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)));
+    case V_INT4: return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(c, 28), 28));
+    case V_INT8: return _mm256_cvtepi32_ps(c);
+    case V_MXINT8: return _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(0x1p-6f));
+    default: return _mm256_sub_ps(_mm256_cvtepi32_ps(c), z);   /* asym */
+    }
+}
+
+/* Per-row table of the NV block multipliers: the reference's divisions
+ * lut / ts (decode) or g / lut (encode, 0 for a zero scale), 8 at a time. */
 static void nv_table(const float *ue4m3, float v, bool inverse, float *tab)
 {
     __m256 vv = _mm256_set1_ps(v), zero = _mm256_setzero_ps();
@@ -51,6 +84,12 @@ static void nv_table(const float *ue4m3, float v, bool inverse, float *tab)
     }
 }
 
+static inline float block_mul(const lb_format *f, float ts, const uint8_t *in, const float *dtab, float *z)
+{
+    if (f->fam == LB__FAM_NV) { *z = 0.0f; return dtab[in[0] & 0x7f]; }
+    return lb__block_d(f, ts, in, z);
+}
+
 static inline __attribute__((always_inline)) void dequant_impl(const lb_format *f, float ts, const uint8_t *in,
                                                                int64_t cols, float *y, vkind k)
 {
@@ -59,24 +98,16 @@ static inline __attribute__((always_inline)) void dequant_impl(const lb_format *
     int sb = lb__scale_bytes(f);
     float dtab[128];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
+    tab16 t = table16(k);
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
-        float z, d = f->fam == LB__FAM_NV ? (z = 0.0f, dtab[in[0] & 0x7f]) : lb__block_d(f, ts, in, &z);
+        float z, d = block_mul(f, ts, in, dtab, &z);
         __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z);
         for (int64_t i = 0; i < B; i += 16) {
             __m256i c0, c1;
-            load16(in + sb + i / 2, &c0, &c1);
-            _mm256_storeu_ps(y + i, _mm256_mul_ps(value8(c0, k, vz), vd));
-            _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(value8(c1, k, vz), vd));
+            codes16(in + sb, i, k, &c0, &c1);
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(value8(c0, k, vz, t), vd));
+            _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(value8(c1, k, vz, t), vd));
         }
-    }
-}
-
-static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
-{
-    switch (kind_of(f)) {
-    case V_E2M1: dequant_impl(f, ts, in, cols, y, V_E2M1); break;
-    case V_INT4: dequant_impl(f, ts, in, cols, y, V_INT4); break;
-    case V_UINT4: dequant_impl(f, ts, in, cols, y, V_UINT4); break;
     }
 }
 
@@ -86,32 +117,23 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     int64_t B = f->block;
     size_t bb = lb__block_bytes(f, B);
     int sb = lb__scale_bytes(f);
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    float dtab[128];
+    float dtab[128], acc[16];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
+    tab16 t = table16(k);
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
-        float z, d = f->fam == LB__FAM_NV ? (z = 0.0f, dtab[in[0] & 0x7f]) : lb__block_d(f, ts, in, &z);
+        float z, d = block_mul(f, ts, in, dtab, &z);
         __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z);
         for (int64_t i = 0; i < B; i += 16) {
             __m256i c0, c1;
-            load16(in + sb + i / 2, &c0, &c1);
-            a0 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c0, k, vz), vd), _mm256_loadu_ps(x + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c1, k, vz), vd), _mm256_loadu_ps(x + i + 8), a1);
+            codes16(in + sb, i, k, &c0, &c1);
+            a0 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c0, k, vz, t), vd), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c1, k, vz, t), vd), _mm256_loadu_ps(x + i + 8), a1);
         }
     }
-    float acc[16];
     _mm256_storeu_ps(acc, a0);
     _mm256_storeu_ps(acc + 8, a1);
     return lb__reduce16(acc);
-}
-
-static float dot_row(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols)
-{
-    switch (kind_of(f)) {
-    case V_E2M1: return dot_impl(f, ts, in, x, cols, V_E2M1);
-    case V_INT4: return dot_impl(f, ts, in, x, cols, V_INT4);
-    default: return dot_impl(f, ts, in, x, cols, V_UINT4);
-    }
 }
 
 /* ---- quantize */
@@ -139,37 +161,47 @@ static inline float hmax_ps(__m256 v)
 
 static inline __m256i encode8(__m256 v, vkind k, __m256 z)
 {
+    __m256i c = _mm256_setzero_si256();
+#define COUNT(x, t, op) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(t), op)))
     if (k == V_E2M1) {
         __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-        __m256i c = _mm256_setzero_si256();
-#define GT(t) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GT_OQ)))
-#define GE(t) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(a, _mm256_set1_ps(t), _CMP_GE_OQ)))
-        GT(0.25f); GE(0.75f); GT(1.25f); GE(1.75f); GT(2.5f); GE(3.5f); GT(5.0f);
-#undef GT
-#undef GE
+        COUNT(a, 0.25f, _CMP_GT_OQ); COUNT(a, 0.75f, _CMP_GE_OQ); COUNT(a, 1.25f, _CMP_GT_OQ);
+        COUNT(a, 1.75f, _CMP_GE_OQ); COUNT(a, 2.5f, _CMP_GT_OQ); COUNT(a, 3.5f, _CMP_GE_OQ); COUNT(a, 5.0f, _CMP_GT_OQ);
         return _mm256_or_si256(c, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_castps_si256(v), 31), 3));
     }
-    __m256 q = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    if (k == V_INT4) {
-        q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(-7.0f)), _mm256_set1_ps(7.0f));
-        return _mm256_and_si256(_mm256_cvtps_epi32(q), _mm256_set1_epi32(15));
+    if (k == V_NF4) {
+        for (int j = 0; j < 15; j++) COUNT(v, 0.5f * (lb__nf4_table[j] + lb__nf4_table[j + 1]), _CMP_GT_OQ);
+        return c;
     }
-    q = _mm256_add_ps(q, z);
-    q = _mm256_min_ps(_mm256_max_ps(q, _mm256_setzero_ps()), _mm256_set1_ps(15.0f));
-    return _mm256_cvtps_epi32(q);
+#undef COUNT
+    if (k == V_MXINT8) v = _mm256_mul_ps(v, _mm256_set1_ps(64.0f));
+    __m256 q = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    if (is_asym(k)) {
+        q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, z), _mm256_setzero_ps()),
+                          _mm256_set1_ps(k == V_UINT8 ? 255.0f : 15.0f));
+        return _mm256_cvtps_epi32(q);
+    }
+    float qm = is8(k) ? 127.0f : 7.0f;
+    q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(-qm)), _mm256_set1_ps(qm));
+    return is8(k) ? _mm256_cvtps_epi32(q) : _mm256_and_si256(_mm256_cvtps_epi32(q), _mm256_set1_epi32(15));
 }
 
-/* 16 codes (two vectors of 8 int32 < 16) -> 8 bytes, element 2j in the low nibble. */
-static inline void pack16(__m256i c0, __m256i c1, uint8_t *out)
+/* 16 codes (two vectors of 8 int32) -> 8 bytes of 4-bit pairs or 16 bytes. */
+static inline void pack16(__m256i c0, __m256i c1, uint8_t *p, int64_t i, vkind k)
 {
+    if (is8(k)) {   /* signed codes saturate-pack exactly in [-127, 127]; unsigned in [0, 255] */
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(c0, c1), 0xd8);
+        __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+        _mm_storeu_si128((__m128i *)(p + i), k == V_UINT8 ? _mm_packus_epi16(lo, hi) : _mm_packs_epi16(lo, hi));
+        return;
+    }
     __m256i w = _mm256_permute4x64_epi64(_mm256_packus_epi32(c0, c1), 0xd8);  /* 16-bit, in order */
     w = _mm256_and_si256(_mm256_or_si256(w, _mm256_srli_epi32(w, 12)), _mm256_set1_epi32(0xff));
-    __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
-    _mm_storel_epi64((__m128i *)out, _mm_packus_epi16(p, p));
+    __m128i q = _mm_packus_epi32(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+    _mm_storel_epi64((__m128i *)(p + i / 2), _mm_packus_epi16(q, q));
 }
 
-/* Block header (scale bytes) of one finite block; returns the element
- * inverse and the zero point. Blocks with Inf/NaN return false. */
+/* Header of one block; false for a block holding Inf/NaN. */
 static inline __attribute__((always_inline)) bool block_head(const lb_format *f, lb_scale_rule rule, float g,
                                                              const float *x, uint8_t *out, vkind k, const float *ue4m3,
                                                              const float *invtab, float *inv, float *zf)
@@ -180,14 +212,14 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     for (int64_t i = 0; i < f->block; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);
         am = _mm256_max_epu32(am, _mm256_and_si256(_mm256_castps_si256(v), absm));
-        if (k == V_UINT4) { mn = _mm256_min_ps(v, mn); mx = _mm256_max_ps(v, mx); }
+        if (is_asym(k)) { mn = _mm256_min_ps(v, mn); mx = _mm256_max_ps(v, mx); }
     }
     uint32_t ab = hmax_u32(am);
     *zf = 0.0f;
     if (ab >= 0x7f800000u) return false;
     float lo = 0.0f, hi = 0.0f;
-    if (k == V_UINT4) { lo = hmin_ps(mn); hi = hmax_ps(mx); }
-    *inv = lb__head4(f, rule, g, ab, lo, hi, out, ue4m3, invtab, zf);
+    if (is_asym(k)) { lo = hmin_ps(mn); hi = hmax_ps(mx); }
+    *inv = lb__head_simd(f, rule, g, ab, lo, hi, out, ue4m3, invtab, zf);
     return true;
 }
 
@@ -203,8 +235,8 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
     int sb = lb__scale_bytes(f);
     const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
     float inv[CH], zf[CH], invtab[128];
-    if (f->fam == LB__FAM_NV) nv_table(ue4m3, g, true, invtab);
     bool ok[CH];
+    if (f->fam == LB__FAM_NV) nv_table(ue4m3, g, true, invtab);
     for (int64_t c0 = 0; c0 < nb; c0 += CH) {
         int64_t cnt = lb__min64(CH, nb - c0);
         for (int64_t j = 0; j < cnt; j++)
@@ -215,31 +247,47 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
             if (!ok[j]) { lb__quant_block_ref(f, rule, g, xb, B, ob); continue; }
             __m256 vi = _mm256_set1_ps(inv[j]), vz = _mm256_set1_ps(zf[j]);
             for (int64_t i = 0; i < B; i += 16) {
-                __m256i c0v = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vi), k, vz);
-                __m256i c1v = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 8), vi), k, vz);
-                pack16(c0v, c1v, ob + sb + i / 2);
+                __m256i e0 = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i), vi), k, vz);
+                __m256i e1 = encode8(_mm256_mul_ps(_mm256_loadu_ps(xb + i + 8), vi), k, vz);
+                pack16(e0, e1, ob + sb, i, k);
             }
         }
     }
 }
 
+/* One specialised copy of each kernel per element kind. */
+#define KIND_SWITCH(call) \
+    switch (kind_of(f)) { \
+    case V_E2M1: call(V_E2M1); case V_NF4: call(V_NF4); case V_INT4: call(V_INT4); case V_UINT4: call(V_UINT4); \
+    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); default: call(V_MXINT8); }
+
+static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
+{
+#define CALL(K) dequant_impl(f, ts, in, cols, y, K); return;
+    KIND_SWITCH(CALL)
+#undef CALL
+}
+static float dot_row(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols)
+{
+#define CALL(K) return dot_impl(f, ts, in, x, cols, K);
+    KIND_SWITCH(CALL)
+#undef CALL
+}
 static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
 {
-    switch (kind_of(f)) {
-    case V_E2M1: quant_impl(f, rule, g, x, cols, out, V_E2M1); break;
-    case V_INT4: quant_impl(f, rule, g, x, cols, out, V_INT4); break;
-    case V_UINT4: quant_impl(f, rule, g, x, cols, out, V_UINT4); break;
-    }
+#define CALL(K) quant_impl(f, rule, g, x, cols, out, K); return;
+    KIND_SWITCH(CALL)
+#undef CALL
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
 {
-    const __m256i absm = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff), lim = _mm256_set1_epi32(0x7f7fffff);
     __m256i m = _mm256_setzero_si256();
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256i b = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), absm);
-        m = _mm256_max_epu32(m, _mm256_andnot_si256(_mm256_cmpgt_epi32(b, _mm256_sub_epi32(inf, _mm256_set1_epi32(1))), b));
+        m = _mm256_max_epu32(m, _mm256_andnot_si256(_mm256_cmpgt_epi32(b, lim), b));   /* drop Inf/NaN */
     }
     uint32_t r = hmax_u32(m);
     for (; i < n; i++) {
@@ -249,6 +297,4 @@ static uint32_t finite_amax(const float *x, int64_t n)
     return r;
 }
 
-const lb__fmt_kernels lb__mxfp4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
-const lb__fmt_kernels lb__nv4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
-const lb__fmt_kernels lb__int4_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__simd_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
