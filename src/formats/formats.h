@@ -61,6 +61,8 @@ extern const lb__fmt_kernels lb__ref_kernels;
  * formats whose elements are E2M1, NF4, INT4/UINT4 or INT8/UINT8 in blocks
  * of a multiple of 16: mxfp4, mxint8, nvfp4, nvint4, nf4, int4_g*, int8_g*. */
 extern const lb__fmt_kernels lb__simd_avx2, lb__simd_avx512;
+/* Dequantize and dot only (FP8 elements through a 256-entry table): mxfp8_*. */
+extern const lb__fmt_kernels lb__simd_fp8_avx2, lb__simd_fp8_avx512;
 
 /* ---- layout */
 int lb__scale_bytes(const lb_format *f);

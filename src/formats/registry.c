@@ -8,11 +8,12 @@
 
 #define NO_SIMD {NULL, NULL}
 #define SIMD {&lb__simd_avx2, &lb__simd_avx512}
+#define SIMD_FP8 {&lb__simd_fp8_avx2, &lb__simd_fp8_avx512}
 
 /* name, description, family, element, block (0 = per row), asym, scale storage, emax, SIMD kernels */
 static const lb_format formats[] = {
-    {"mxfp8_e4m3", "OCP MXFP8: 32 x E4M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E4M3, 32, false, LB__SD_E8M0, 8, NO_SIMD},
-    {"mxfp8_e5m2", "OCP MXFP8: 32 x E5M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E5M2, 32, false, LB__SD_E8M0, 15, NO_SIMD},
+    {"mxfp8_e4m3", "OCP MXFP8: 32 x E4M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E4M3, 32, false, LB__SD_E8M0, 8, SIMD_FP8},
+    {"mxfp8_e5m2", "OCP MXFP8: 32 x E5M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E5M2, 32, false, LB__SD_E8M0, 15, SIMD_FP8},
     {"mxfp6_e2m3", "OCP MXFP6: 32 x E2M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M3, 32, false, LB__SD_E8M0, 2, NO_SIMD},
     {"mxfp6_e3m2", "OCP MXFP6: 32 x E3M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E3M2, 32, false, LB__SD_E8M0, 4, NO_SIMD},
     {"mxfp4", "OCP MXFP4: 32 x E2M1, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M1, 32, false, LB__SD_E8M0, 2, SIMD},

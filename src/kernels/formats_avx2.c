@@ -14,18 +14,19 @@
 #include "formats/formats.h"
 #include <immintrin.h>
 
-typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8 } vkind;
+typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8, V_LUT256 } vkind;
 
 static vkind kind_of(const lb_format *f)
 {
     if (f->elem == LB_ELEM_E2M1) return V_E2M1;
     if (f->fam == LB__FAM_NF4) return V_NF4;
     if (f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8) return V_MXINT8;
+    if (f->elem == LB_ELEM_E4M3 || f->elem == LB_ELEM_E5M2) return V_LUT256;
     if (f->elem == LB_ELEM_INT8) return V_INT8;
     if (f->elem == LB_ELEM_UINT8) return V_UINT8;
     return f->asym ? V_UINT4 : V_INT4;
 }
-static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8; }
+static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8 || k == V_LUT256; }
 static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
 
 /* Codes i..i+15 of a block's element bytes as two vectors of 8 int32. */
@@ -34,7 +35,11 @@ static inline void codes16(const uint8_t *p, int64_t i, vkind k, __m256i *a, __m
     __m128i e;
     if (is8(k)) {
         e = _mm_loadu_si128((const __m128i *)(p + i));
-        if (k != V_UINT8) { *a = _mm256_cvtepi8_epi32(e); *b = _mm256_cvtepi8_epi32(_mm_srli_si128(e, 8)); return; }
+        if (k != V_UINT8 && k != V_LUT256) {
+            *a = _mm256_cvtepi8_epi32(e);
+            *b = _mm256_cvtepi8_epi32(_mm_srli_si128(e, 8));
+            return;
+        }
     } else {
         __m128i v = _mm_loadl_epi64((const __m128i *)(p + i / 2)), m = _mm_set1_epi8(0x0f);
         e = _mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
@@ -43,11 +48,13 @@ static inline void codes16(const uint8_t *p, int64_t i, vkind k, __m256i *a, __m
     *b = _mm256_cvtepu8_epi32(_mm_srli_si128(e, 8));
 }
 
-typedef struct tab16 { __m256 lo, hi; } tab16;
+/* Decode tables: 16 entries in two registers (E2M1, NF4) or 256 in memory (FP8). */
+typedef struct tab16 { __m256 lo, hi; const float *lut; } tab16;
 
-static inline tab16 table16(vkind k)
+static inline tab16 table16(const lb_format *f, vkind k)
 {
     tab16 t;
+    t.lut = k == V_LUT256 ? lb__elem_lut(f->elem) : NULL;
     if (k == V_NF4) {
         t.lo = _mm256_loadu_ps(lb__nf4_table);
         t.hi = _mm256_loadu_ps(lb__nf4_table + 8);
@@ -64,6 +71,7 @@ static inline __m256 value8(__m256i c, vkind k, __m256 z, tab16 t)
     case V_E2M1: case V_NF4:
         return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.lo, c), _mm256_permutevar8x32_ps(t.hi, c),
                                 _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)));
+    case V_LUT256: return _mm256_i32gather_ps(t.lut, c, 4);
     case V_INT4: return _mm256_cvtepi32_ps(_mm256_srai_epi32(_mm256_slli_epi32(c, 28), 28));
     case V_INT8: return _mm256_cvtepi32_ps(c);
     case V_MXINT8: return _mm256_mul_ps(_mm256_cvtepi32_ps(c), _mm256_set1_ps(0x1p-6f));
@@ -98,7 +106,7 @@ static inline __attribute__((always_inline)) void dequant_impl(const lb_format *
     int sb = lb__scale_bytes(f);
     float dtab[128];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
-    tab16 t = table16(k);
+    tab16 t = table16(f, k);
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z);
@@ -119,7 +127,7 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     int sb = lb__scale_bytes(f);
     float dtab[128], acc[16];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
-    tab16 t = table16(k);
+    tab16 t = table16(f, k);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
@@ -259,7 +267,7 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
 #define KIND_SWITCH(call) \
     switch (kind_of(f)) { \
     case V_E2M1: call(V_E2M1); case V_NF4: call(V_NF4); case V_INT4: call(V_INT4); case V_UINT4: call(V_UINT4); \
-    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); default: call(V_MXINT8); }
+    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); case V_LUT256: call(V_LUT256); default: call(V_MXINT8); }
 
 static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
 {
@@ -275,9 +283,15 @@ static float dot_row(const lb_format *f, float ts, const uint8_t *in, const floa
 }
 static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
 {
-#define CALL(K) quant_impl(f, rule, g, x, cols, out, K); return;
-    KIND_SWITCH(CALL)
-#undef CALL
+    switch (kind_of(f)) {   /* FP8 (V_LUT256) has no SIMD quantizer: its table has quant = NULL */
+    case V_E2M1: quant_impl(f, rule, g, x, cols, out, V_E2M1); return;
+    case V_NF4: quant_impl(f, rule, g, x, cols, out, V_NF4); return;
+    case V_INT4: quant_impl(f, rule, g, x, cols, out, V_INT4); return;
+    case V_UINT4: quant_impl(f, rule, g, x, cols, out, V_UINT4); return;
+    case V_INT8: quant_impl(f, rule, g, x, cols, out, V_INT8); return;
+    case V_UINT8: quant_impl(f, rule, g, x, cols, out, V_UINT8); return;
+    default: quant_impl(f, rule, g, x, cols, out, V_MXINT8); return;
+    }
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
@@ -298,3 +312,4 @@ static uint32_t finite_amax(const float *x, int64_t n)
 }
 
 const lb__fmt_kernels lb__simd_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__simd_fp8_avx2 = {NULL, dequant_row, dot_row, NULL};

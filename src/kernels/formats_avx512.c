@@ -13,18 +13,19 @@
 #include "formats/formats.h"
 #include <immintrin.h>
 
-typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8 } vkind;
+typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8, V_LUT256 } vkind;
 
 static vkind kind_of(const lb_format *f)
 {
     if (f->elem == LB_ELEM_E2M1) return V_E2M1;
     if (f->fam == LB__FAM_NF4) return V_NF4;
     if (f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8) return V_MXINT8;
+    if (f->elem == LB_ELEM_E4M3 || f->elem == LB_ELEM_E5M2) return V_LUT256;
     if (f->elem == LB_ELEM_INT8) return V_INT8;
     if (f->elem == LB_ELEM_UINT8) return V_UINT8;
     return f->asym ? V_UINT4 : V_INT4;
 }
-static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8; }
+static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8 || k == V_LUT256; }
 static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
 
 /* Codes i..i+15 of a block's element bytes as int32 lanes (INT8 sign-extended). */
@@ -32,16 +33,20 @@ static inline __m512i codes16(const uint8_t *p, int64_t i, vkind k)
 {
     if (is8(k)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
-        return k == V_UINT8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v);
+        return k == V_UINT8 || k == V_LUT256 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v);
     }
     __m128i v = _mm_loadl_epi64((const __m128i *)(p + i / 2)), m = _mm_set1_epi8(0x0f);
     return _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m)));
 }
 
-static inline __m512 value16(__m512i c, vkind k, __m512 z, __m512 tab)
+/* Decode tables: 16 entries in a register (E2M1, NF4) or 256 in memory (FP8). */
+typedef struct tabs { __m512 t16; const float *lut; } tabs;
+
+static inline __m512 value16(__m512i c, vkind k, __m512 z, tabs tab)
 {
     switch (k) {
-    case V_E2M1: case V_NF4: return _mm512_permutexvar_ps(c, tab);
+    case V_E2M1: case V_NF4: return _mm512_permutexvar_ps(c, tab.t16);
+    case V_LUT256: return _mm512_i32gather_ps(c, tab.lut, 4);
     case V_INT4: return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(c, 28), 28));
     case V_INT8: return _mm512_cvtepi32_ps(c);
     case V_MXINT8: return _mm512_mul_ps(_mm512_cvtepi32_ps(c), _mm512_set1_ps(0x1p-6f));
@@ -49,11 +54,13 @@ static inline __m512 value16(__m512i c, vkind k, __m512 z, __m512 tab)
     }
 }
 
-static inline __m512 table16(vkind k)
+static inline tabs tables(const lb_format *f, vkind k)
 {
-    if (k == V_NF4) return _mm512_loadu_ps(lb__nf4_table);
-    return _mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
-                          -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f);
+    tabs t = {_mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
+                             -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f), NULL};
+    if (k == V_NF4) t.t16 = _mm512_loadu_ps(lb__nf4_table);
+    if (k == V_LUT256) t.lut = lb__elem_lut(f->elem);
+    return t;
 }
 
 /* Per-row table of the NV block multipliers: the reference's divisions
@@ -84,7 +91,7 @@ static inline __attribute__((always_inline)) void dequant_impl(const lb_format *
     int sb = lb__scale_bytes(f);
     float dtab[128];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
-    __m512 tab = table16(k);
+    tabs tab = tables(f, k);
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
@@ -101,7 +108,8 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     int sb = lb__scale_bytes(f);
     float dtab[128], a[16];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
-    __m512 tab = table16(k), acc = _mm512_setzero_ps();
+    tabs tab = tables(f, k);
+    __m512 acc = _mm512_setzero_ps();
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
@@ -205,7 +213,7 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
 #define KIND_SWITCH(call) \
     switch (kind_of(f)) { \
     case V_E2M1: call(V_E2M1); case V_NF4: call(V_NF4); case V_INT4: call(V_INT4); case V_UINT4: call(V_UINT4); \
-    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); default: call(V_MXINT8); }
+    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); case V_LUT256: call(V_LUT256); default: call(V_MXINT8); }
 
 static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
 {
@@ -221,9 +229,15 @@ static float dot_row(const lb_format *f, float ts, const uint8_t *in, const floa
 }
 static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
 {
-#define CALL(K) quant_impl(f, rule, g, x, cols, out, K); return;
-    KIND_SWITCH(CALL)
-#undef CALL
+    switch (kind_of(f)) {   /* FP8 (V_LUT256) has no SIMD quantizer: its table has quant = NULL */
+    case V_E2M1: quant_impl(f, rule, g, x, cols, out, V_E2M1); return;
+    case V_NF4: quant_impl(f, rule, g, x, cols, out, V_NF4); return;
+    case V_INT4: quant_impl(f, rule, g, x, cols, out, V_INT4); return;
+    case V_UINT4: quant_impl(f, rule, g, x, cols, out, V_UINT4); return;
+    case V_INT8: quant_impl(f, rule, g, x, cols, out, V_INT8); return;
+    case V_UINT8: quant_impl(f, rule, g, x, cols, out, V_UINT8); return;
+    default: quant_impl(f, rule, g, x, cols, out, V_MXINT8); return;
+    }
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
@@ -244,3 +258,4 @@ static uint32_t finite_amax(const float *x, int64_t n)
 }
 
 const lb__fmt_kernels lb__simd_avx512 = {quant_row, dequant_row, dot_row, finite_amax};
+const lb__fmt_kernels lb__simd_fp8_avx512 = {NULL, dequant_row, dot_row, NULL};
