@@ -10,23 +10,8 @@
  * vpermps. E2M1 encodes by counting the rounding thresholds |v| passes
  * (>0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5, ties to the even code), NF4 by
  * counting the midpoints below v (ties to the lower entry). */
-#include "formats/formats.h"
+#include "kernels/formats_simd.h"
 #include <immintrin.h>
-
-typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8, V_LUT256 } vkind;
-
-static vkind kind_of(const lb_format *f)
-{
-    if (f->elem == LB_ELEM_E2M1) return V_E2M1;
-    if (f->fam == LB__FAM_NF4) return V_NF4;
-    if (f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8) return V_MXINT8;
-    if (f->elem == LB_ELEM_E4M3 || f->elem == LB_ELEM_E5M2) return V_LUT256;
-    if (f->elem == LB_ELEM_INT8) return V_INT8;
-    if (f->elem == LB_ELEM_UINT8) return V_UINT8;
-    return f->asym ? V_UINT4 : V_INT4;
-}
-static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8 || k == V_LUT256; }
-static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
 
 /* Codes i..i+15 of a block's element bytes as int32 lanes (INT8 sign-extended). */
 static inline __m512i codes16(const uint8_t *p, int64_t i, vkind k)
@@ -160,7 +145,6 @@ static inline void pack16(__m512i c, uint8_t *p, int64_t i, vkind k)
     _mm_storel_epi64((__m128i *)(p + i / 2), _mm512_cvtepi64_epi8(t));
 }
 
-/* Header of one block; false for a block holding Inf/NaN. */
 static inline __attribute__((always_inline)) bool block_head(const lb_format *f, lb_scale_rule rule, float g,
                                                              const float *x, uint8_t *out, vkind k, const float *ue4m3,
                                                              const float *invtab, float *inv, float *zf)
@@ -182,62 +166,13 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     return true;
 }
 
-/* Two passes over chunks of blocks (headers, then elements); see formats_avx2.c. */
-static inline __attribute__((always_inline)) void quant_impl(const lb_format *f, lb_scale_rule rule, float g,
-                                                             const float *x, int64_t cols, uint8_t *out, vkind k)
+/* Elements of one finite block: codes = encode(x * inv). */
+static inline __attribute__((always_inline)) void encode_block(const lb_format *f, const float *x, uint8_t *codes,
+                                                               float inv, float zf, vkind k)
 {
-    enum { CH = 64 };
-    int64_t B = f->block, nb = cols / B;
-    size_t bb = lb__block_bytes(f, B);
-    int sb = lb__scale_bytes(f);
-    const float *ue4m3 = lb__elem_lut(LB_ELEM_UE4M3);
-    float inv[CH], zf[CH], invtab[128];
-    bool ok[CH];
-    if (f->fam == LB__FAM_NV) nv_table(ue4m3, g, true, invtab);
-    for (int64_t c0 = 0; c0 < nb; c0 += CH) {
-        int64_t cnt = lb__min64(CH, nb - c0);
-        for (int64_t j = 0; j < cnt; j++)
-            ok[j] = block_head(f, rule, g, x + (c0 + j) * B, out + (c0 + j) * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
-        for (int64_t j = 0; j < cnt; j++) {
-            const float *xb = x + (c0 + j) * B;
-            uint8_t *ob = out + (c0 + j) * bb;
-            if (!ok[j]) { lb__quant_block_ref(f, rule, g, xb, B, ob); continue; }
-            __m512 vi = _mm512_set1_ps(inv[j]), vz = _mm512_set1_ps(zf[j]);
-            for (int64_t i = 0; i < B; i += 16)
-                pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(xb + i), vi), k, vz), ob + sb, i, k);
-        }
-    }
-}
-
-/* One specialised copy of each kernel per element kind. */
-#define KIND_SWITCH(call) \
-    switch (kind_of(f)) { \
-    case V_E2M1: call(V_E2M1); case V_NF4: call(V_NF4); case V_INT4: call(V_INT4); case V_UINT4: call(V_UINT4); \
-    case V_INT8: call(V_INT8); case V_UINT8: call(V_UINT8); case V_LUT256: call(V_LUT256); default: call(V_MXINT8); }
-
-static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y)
-{
-#define CALL(K) dequant_impl(f, ts, in, cols, y, K); return;
-    KIND_SWITCH(CALL)
-#undef CALL
-}
-static float dot_row(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols)
-{
-#define CALL(K) return dot_impl(f, ts, in, x, cols, K);
-    KIND_SWITCH(CALL)
-#undef CALL
-}
-static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
-{
-    switch (kind_of(f)) {   /* FP8 (V_LUT256) has no SIMD quantizer: its table has quant = NULL */
-    case V_E2M1: quant_impl(f, rule, g, x, cols, out, V_E2M1); return;
-    case V_NF4: quant_impl(f, rule, g, x, cols, out, V_NF4); return;
-    case V_INT4: quant_impl(f, rule, g, x, cols, out, V_INT4); return;
-    case V_UINT4: quant_impl(f, rule, g, x, cols, out, V_UINT4); return;
-    case V_INT8: quant_impl(f, rule, g, x, cols, out, V_INT8); return;
-    case V_UINT8: quant_impl(f, rule, g, x, cols, out, V_UINT8); return;
-    default: quant_impl(f, rule, g, x, cols, out, V_MXINT8); return;
-    }
+    __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
+    for (int64_t i = 0; i < f->block; i += 16)
+        pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), codes, i, k);
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
