@@ -243,6 +243,10 @@ lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts,
     }
     rows = n / cols;
     size_t rb = lb_format_row_bytes(f, cols), total = rb * (size_t)rows;
+    if (rb > UINT32_MAX) {
+        s = lb__err(LB_ERR_UNSUPPORTED, "%s: a packed row of %zu bytes does not fit the file header", in_path, rb);
+        goto out;
+    }
     uint8_t *p = lb__alloc(total);
     if (!p) { s = LB_ERR_NOMEM; goto out; }
     float g = 1.0f;
