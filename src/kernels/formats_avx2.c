@@ -215,6 +215,16 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     return true;
 }
 
+static inline __attribute__((always_inline)) void chunk_heads(const lb_format *f, lb_scale_rule rule, float g,
+                                                              const float *x, uint8_t *out, int64_t cnt, vkind k,
+                                                              const float *ue4m3, const float *invtab, bool *ok,
+                                                              float *inv, float *zf)
+{
+    size_t bb = lb__block_bytes(f, f->block);
+    for (int64_t j = 0; j < cnt; j++)
+        ok[j] = block_head(f, rule, g, x + j * f->block, out + j * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
+}
+
 /* Elements of one finite block: codes = encode(x * inv). */
 static inline __attribute__((always_inline)) void encode_block(const lb_format *f, const float *x, uint8_t *codes,
                                                                float inv, float zf, vkind k)

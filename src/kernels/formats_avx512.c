@@ -166,6 +166,117 @@ static inline __attribute__((always_inline)) bool block_head(const lb_format *f,
     return true;
 }
 
+/* UE4M3 code of 16 finite s >= 0 (lb__ue4m3_encode_fast on each lane). */
+static inline __m512i ue4m3_encode16(__m512 s)
+{
+    __m512i sub = _mm512_cvtps_epi32(_mm512_roundscale_ps(_mm512_mul_ps(s, _mm512_set1_ps(512.0f)),
+                                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512i b = _mm512_castps_si512(s);
+    b = _mm512_add_epi32(b, _mm512_add_epi32(_mm512_set1_epi32(0x7ffff),
+                                             _mm512_and_si512(_mm512_srli_epi32(b, 20), _mm512_set1_epi32(1))));
+    __m512i c = _mm512_min_epi32(_mm512_sub_epi32(_mm512_srli_epi32(b, 20), _mm512_set1_epi32(120 << 3)),
+                                 _mm512_set1_epi32(0x7e));
+    c = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(s, _mm512_set1_ps(0x1p-6f), _CMP_LT_OQ), c, sub);
+    return _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(s, _mm512_setzero_ps(), _CMP_GT_OQ), c);
+}
+
+/* FP16/BF16 encoding of 16 finite scales, saturating like lb__scale16_encode;
+ * *sd receives the decoded values. Returns the codes in int32 lanes. */
+static inline __m512i scale16_encode16(lb__sdtype sd_type, __m512 s, __m512 *sd)
+{
+    __m512i h, sat;
+    if (sd_type == LB__SD_BF16) {
+        __m512i u = _mm512_castps_si512(s);
+        u = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                 _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+        h = _mm512_srli_epi32(u, 16);
+        __mmask16 inf = _mm512_cmpeq_epi32_mask(_mm512_and_si512(h, _mm512_set1_epi32(0x7f80)), _mm512_set1_epi32(0x7f80));
+        sat = _mm512_or_si512(_mm512_and_si512(h, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7f7f));
+        h = _mm512_mask_mov_epi32(h, inf, sat);
+        *sd = _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+        return h;
+    }
+    h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __mmask16 inf = _mm512_cmpeq_epi32_mask(_mm512_and_si512(h, _mm512_set1_epi32(0x7c00)), _mm512_set1_epi32(0x7c00));
+    sat = _mm512_or_si512(_mm512_and_si512(h, _mm512_set1_epi32(0x8000)), _mm512_set1_epi32(0x7bff));
+    h = _mm512_mask_mov_epi32(h, inf, sat);
+    *sd = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+    return h;
+}
+
+/* Headers of up to 64 blocks. MX headers are integer work per block; NV,
+ * INT and NF4 headers (divisions, FP16/BF16/UE4M3 rounding) run 16 blocks
+ * per vector with the same operations as the scalar helpers. */
+static inline __attribute__((always_inline)) void chunk_heads(const lb_format *f, lb_scale_rule rule, float g,
+                                                              const float *x, uint8_t *out, int64_t cnt, vkind k,
+                                                              const float *ue4m3, const float *invtab, bool *ok,
+                                                              float *inv, float *zf)
+{
+    size_t bb = lb__block_bytes(f, f->block);
+    if (f->fam == LB__FAM_MX) {
+        for (int64_t j = 0; j < cnt; j++)
+            ok[j] = block_head(f, rule, g, x + j * f->block, out + j * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
+        return;
+    }
+    uint32_t ab[64];
+    float lo[64], hi[64];
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+    for (int64_t j = 0; j < cnt; j++) {
+        const float *xb = x + j * f->block;
+        __m512i am = _mm512_setzero_si512();
+        __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
+        for (int64_t i = 0; i < f->block; i += 16) {
+            __m512 v = _mm512_loadu_ps(xb + i);
+            am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_castps_si512(v), absm));
+            if (is_asym(k)) { mn = _mm512_min_ps(v, mn); mx = _mm512_max_ps(v, mx); }
+        }
+        ab[j] = (uint32_t)_mm512_reduce_max_epu32(am);
+        if (is_asym(k)) { lo[j] = _mm512_reduce_min_ps(mn); hi[j] = _mm512_reduce_max_ps(mx); }
+    }
+    float qmax = lb_elem_max(f->elem);
+    for (int64_t j0 = 0; j0 < cnt; j0 += 16) {
+        __mmask16 live = cnt - j0 >= 16 ? 0xffff : (__mmask16)((1u << (cnt - j0)) - 1);
+        __m512i A = _mm512_maskz_loadu_epi32(live, ab + j0);
+        __mmask16 fin = _mm512_mask_cmplt_epu32_mask(live, A, _mm512_set1_epi32(0x7f800000));
+        __m512 a = _mm512_castsi512_ps(_mm512_maskz_mov_epi32(fin, A)), vinv, vz = _mm512_setzero_ps();
+        __m512i hdr;
+        if (f->fam == LB__FAM_NV) {
+            __m512 s = _mm512_mul_ps(_mm512_div_ps(a, _mm512_set1_ps(k == V_E2M1 ? 6.0f : 7.0f)), _mm512_set1_ps(g));
+            hdr = ue4m3_encode16(s);
+            if (rule == LB_SCALE_CEIL) {
+                __mmask16 up = _mm512_cmplt_epi32_mask(hdr, _mm512_set1_epi32(0x7e)) &
+                               _mm512_cmp_ps_mask(_mm512_i32gather_ps(hdr, ue4m3, 4), s, _CMP_LT_OQ);
+                hdr = _mm512_mask_add_epi32(hdr, up, hdr, _mm512_set1_epi32(1));
+            }
+            vinv = _mm512_i32gather_ps(hdr, invtab, 4);
+        } else {
+            __m512 s, sd, lov = _mm512_maskz_loadu_ps(fin, lo + j0);
+            if (f->fam == LB__FAM_NF4) s = a;
+            else if (is_asym(k)) s = _mm512_div_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(fin, hi + j0), lov),
+                                                   _mm512_set1_ps(qmax));
+            else s = _mm512_div_ps(a, _mm512_set1_ps(qmax));
+            hdr = scale16_encode16(f->sd, s, &sd);
+            vinv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(sd, _mm512_setzero_ps(), _CMP_GT_OQ), _mm512_set1_ps(1.0f), sd);
+            if (is_asym(k)) {
+                vz = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), lov), vinv),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                vz = _mm512_min_ps(_mm512_max_ps(vz, _mm512_setzero_ps()), _mm512_set1_ps(qmax));
+            }
+        }
+        uint32_t h[16];
+        _mm512_storeu_si512(h, hdr);
+        _mm512_mask_storeu_ps(inv + j0, live, vinv);
+        _mm512_mask_storeu_ps(zf + j0, live, vz);
+        for (int i = 0; i < 16 && j0 + i < cnt; i++) {
+            uint8_t *o = out + (j0 + i) * bb;
+            ok[j0 + i] = (fin >> i) & 1;
+            if (f->fam == LB__FAM_NV) o[0] = (uint8_t)h[i];
+            else lb__wr16(o, (uint16_t)h[i]);
+            if (is_asym(k)) o[2] = (uint8_t)zf[j0 + i];
+        }
+    }
+}
+
 /* Elements of one finite block: codes = encode(x * inv). */
 static inline __attribute__((always_inline)) void encode_block(const lb_format *f, const float *x, uint8_t *codes,
                                                                float inv, float zf, vkind k)

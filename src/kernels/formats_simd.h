@@ -25,10 +25,12 @@ static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
 
 static inline void dequant_impl(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y, vkind k);
 static inline float dot_impl(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols, vkind k);
-/* Per-ISA pieces of the quantizer: the header of one block (false for a
- * block holding Inf/NaN), the elements of one block, the NV inverse table. */
-static inline bool block_head(const lb_format *f, lb_scale_rule rule, float g, const float *x, uint8_t *out, vkind k,
-                              const float *ue4m3, const float *invtab, float *inv, float *zf);
+/* Per-ISA pieces of the quantizer: the headers of cnt consecutive blocks
+ * (ok[j] false for a block holding Inf/NaN; inv[j], zf[j] its element
+ * inverse and zero point), the elements of one block, the NV inverse table. */
+static inline void chunk_heads(const lb_format *f, lb_scale_rule rule, float g, const float *x, uint8_t *out,
+                               int64_t cnt, vkind k, const float *ue4m3, const float *invtab, bool *ok, float *inv,
+                               float *zf);
 static inline void encode_block(const lb_format *f, const float *x, uint8_t *codes, float inv, float zf, vkind k);
 static void nv_table(const float *ue4m3, float v, bool inverse, float *tab);
 
@@ -48,8 +50,7 @@ static inline __attribute__((always_inline)) void quant_impl(const lb_format *f,
     if (f->fam == LB__FAM_NV) nv_table(ue4m3, g, true, invtab);
     for (int64_t c0 = 0; c0 < nb; c0 += CH) {
         int64_t cnt = lb__min64(CH, nb - c0);
-        for (int64_t j = 0; j < cnt; j++)
-            ok[j] = block_head(f, rule, g, x + (c0 + j) * B, out + (c0 + j) * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
+        chunk_heads(f, rule, g, x + c0 * B, out + c0 * bb, cnt, k, ue4m3, invtab, ok, inv, zf);
         for (int64_t j = 0; j < cnt; j++) {
             if (ok[j]) encode_block(f, x + (c0 + j) * B, out + (c0 + j) * bb + sb, inv[j], zf[j], k);
             else lb__quant_block_ref(f, rule, g, x + (c0 + j) * B, B, out + (c0 + j) * bb);
