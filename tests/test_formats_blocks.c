@@ -263,7 +263,8 @@ static void test_isa_bitexact(void)
     lb_rng_seed(&r, TEST_SEED ^ 0x15a);
     const char *names[] = {"mxfp4", "nvfp4", "nvint4", "int4_g32", "int4_g64", "int4_g128", "int4_g32_asym",
                            "int4_g128_asym", "int4_g64_bf16", "int4_g32_asym_bf16", "mxint8", "nf4", "int8_g32",
-                           "int8_g128", "int8_g64_asym", "int8_g32_asym_bf16", "int8_g128_bf16", "mxfp8_e4m3", "mxfp8_e5m2"};
+                           "int8_g128", "int8_g64_asym", "int8_g32_asym_bf16", "int8_g128_bf16", "mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e3m2",
+                           "int2_g32", "int2_g128_asym", "int3_g32", "int3_g64_asym", "int3_g128_bf16"};
     for (size_t ni = 0; ni < sizeof names / sizeof *names; ni++) {
         const lb_format *f = lb_format_find(names[ni]);
         REQUIRE(f, "%s", names[ni]);

@@ -63,6 +63,8 @@ extern const lb__fmt_kernels lb__ref_kernels;
 extern const lb__fmt_kernels lb__simd_avx2, lb__simd_avx512;
 /* Dequantize and dot only (FP8 elements through a 256-entry table): mxfp8_*. */
 extern const lb__fmt_kernels lb__simd_fp8_avx2, lb__simd_fp8_avx512;
+/* Dequantize and dot only (2-, 3-, 6-bit codes gathered): int2/int3 groups, mxfp6_*. */
+extern const lb__fmt_kernels lb__simd_bits_avx2, lb__simd_bits_avx512;
 
 /* ---- layout */
 int lb__scale_bytes(const lb_format *f);

@@ -15,9 +15,19 @@
 #include <immintrin.h>
 
 /* Codes i..i+15 of a block's element bytes as two vectors of 8 int32. */
-static inline void codes16(const uint8_t *p, int64_t i, vkind k, __m256i *a, __m256i *b)
+static inline void codes16(const uint8_t *p, int64_t i, vkind k, int kb, __m256i bitbase, __m256i *a, __m256i *b)
 {
     __m128i e;
+    if (is_bits(k)) {   /* lane l reads 4 bytes at bit kb*(i+l) (bitbase = kb*l) and shifts */
+        __m256i m = _mm256_set1_epi32((1 << kb) - 1), seven = _mm256_set1_epi32(7);
+        __m256i b0 = _mm256_add_epi32(bitbase, _mm256_set1_epi32(kb * (int)i));
+        __m256i b1 = _mm256_add_epi32(b0, _mm256_set1_epi32(kb * 8));
+        __m256i w0 = _mm256_i32gather_epi32((const int *)p, _mm256_srli_epi32(b0, 3), 1);
+        __m256i w1 = _mm256_i32gather_epi32((const int *)p, _mm256_srli_epi32(b1, 3), 1);
+        *a = _mm256_and_si256(_mm256_srlv_epi32(w0, _mm256_and_si256(b0, seven)), m);
+        *b = _mm256_and_si256(_mm256_srlv_epi32(w1, _mm256_and_si256(b1, seven)), m);
+        return;
+    }
     if (is8(k)) {
         e = _mm_loadu_si128((const __m128i *)(p + i));
         if (k != V_UINT8 && k != V_LUT256) {
@@ -39,7 +49,7 @@ typedef struct tab16 { __m256 lo, hi; const float *lut; } tab16;
 static inline tab16 table16(const lb_format *f, vkind k)
 {
     tab16 t;
-    t.lut = k == V_LUT256 ? lb__elem_lut(f->elem) : NULL;
+    t.lut = k == V_LUT256 || k == V_BITS_LUT ? lb__elem_lut(f->elem) : NULL;
     if (k == V_NF4) {
         t.lo = _mm256_loadu_ps(lb__nf4_table);
         t.hi = _mm256_loadu_ps(lb__nf4_table + 8);
@@ -50,9 +60,14 @@ static inline tab16 table16(const lb_format *f, vkind k)
     return t;
 }
 
-static inline __m256 value8(__m256i c, vkind k, __m256 z, tab16 t)
+static inline __m256 value8(__m256i c, vkind k, __m256 z, tab16 t, int kb)
 {
     switch (k) {
+    case V_BITS_S: {
+        __m128i sh = _mm_cvtsi32_si128(32 - kb);
+        return _mm256_cvtepi32_ps(_mm256_sra_epi32(_mm256_sll_epi32(c, sh), sh));
+    }
+    case V_BITS_LUT: return _mm256_i32gather_ps(t.lut, c, 4);
     case V_E2M1: case V_NF4:
         return _mm256_blendv_ps(_mm256_permutevar8x32_ps(t.lo, c), _mm256_permutevar8x32_ps(t.hi, c),
                                 _mm256_castsi256_ps(_mm256_slli_epi32(c, 28)));
@@ -92,14 +107,18 @@ static inline __attribute__((always_inline)) void dequant_impl(const lb_format *
     float dtab[128];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     tab16 t = table16(f, k);
+    int kb = lb_elem_bits(f->elem);
+    __m256i bitbase = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kb));
+    uint8_t pad[136];
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z);
+        const uint8_t *cp = block_codes(in + sb, b == cols / B - 1, k, bb - (size_t)sb, pad);
         for (int64_t i = 0; i < B; i += 16) {
             __m256i c0, c1;
-            codes16(in + sb, i, k, &c0, &c1);
-            _mm256_storeu_ps(y + i, _mm256_mul_ps(value8(c0, k, vz, t), vd));
-            _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(value8(c1, k, vz, t), vd));
+            codes16(cp, i, k, kb, bitbase, &c0, &c1);
+            _mm256_storeu_ps(y + i, _mm256_mul_ps(value8(c0, k, vz, t, kb), vd));
+            _mm256_storeu_ps(y + i + 8, _mm256_mul_ps(value8(c1, k, vz, t, kb), vd));
         }
     }
 }
@@ -114,14 +133,18 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     tab16 t = table16(f, k);
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int kb = lb_elem_bits(f->elem);
+    __m256i bitbase = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(kb));
+    uint8_t pad[136];
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m256 vd = _mm256_set1_ps(d), vz = _mm256_set1_ps(z);
+        const uint8_t *cp = block_codes(in + sb, b == cols / B - 1, k, bb - (size_t)sb, pad);
         for (int64_t i = 0; i < B; i += 16) {
             __m256i c0, c1;
-            codes16(in + sb, i, k, &c0, &c1);
-            a0 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c0, k, vz, t), vd), _mm256_loadu_ps(x + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c1, k, vz, t), vd), _mm256_loadu_ps(x + i + 8), a1);
+            codes16(cp, i, k, kb, bitbase, &c0, &c1);
+            a0 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c0, k, vz, t, kb), vd), _mm256_loadu_ps(x + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_mul_ps(value8(c1, k, vz, t, kb), vd), _mm256_loadu_ps(x + i + 8), a1);
         }
     }
     _mm256_storeu_ps(acc, a0);
@@ -256,3 +279,4 @@ static uint32_t finite_amax(const float *x, int64_t n)
 
 const lb__fmt_kernels lb__simd_avx2 = {quant_row, dequant_row, dot_row, finite_amax};
 const lb__fmt_kernels lb__simd_fp8_avx2 = {NULL, dequant_row, dot_row, NULL};
+const lb__fmt_kernels lb__simd_bits_avx2 = {NULL, dequant_row, dot_row, NULL};

@@ -13,9 +13,16 @@
 #include "kernels/formats_simd.h"
 #include <immintrin.h>
 
-/* Codes i..i+15 of a block's element bytes as int32 lanes (INT8 sign-extended). */
-static inline __m512i codes16(const uint8_t *p, int64_t i, vkind k)
+/* Codes i..i+15 of a block's element bytes as int32 lanes (INT8 sign-extended).
+ * V_BITS: lane l reads 4 bytes at bit kb*(i+l) (bitbase = kb*l) and shifts. */
+static inline __m512i codes16(const uint8_t *p, int64_t i, vkind k, int kb, __m512i bitbase)
 {
+    if (is_bits(k)) {
+        __m512i bit = _mm512_add_epi32(bitbase, _mm512_set1_epi32(kb * (int)i));
+        __m512i w = _mm512_i32gather_epi32(_mm512_srli_epi32(bit, 3), p, 1);
+        return _mm512_and_si512(_mm512_srlv_epi32(w, _mm512_and_si512(bit, _mm512_set1_epi32(7))),
+                                _mm512_set1_epi32((1 << kb) - 1));
+    }
     if (is8(k)) {
         __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
         return k == V_UINT8 || k == V_LUT256 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v);
@@ -27,9 +34,14 @@ static inline __m512i codes16(const uint8_t *p, int64_t i, vkind k)
 /* Decode tables: 16 entries in a register (E2M1, NF4) or 256 in memory (FP8). */
 typedef struct tabs { __m512 t16; const float *lut; } tabs;
 
-static inline __m512 value16(__m512i c, vkind k, __m512 z, tabs tab)
+static inline __m512 value16(__m512i c, vkind k, __m512 z, tabs tab, int kb)
 {
     switch (k) {
+    case V_BITS_S: {
+        __m128i sh = _mm_cvtsi32_si128(32 - kb);
+        return _mm512_cvtepi32_ps(_mm512_sra_epi32(_mm512_sll_epi32(c, sh), sh));
+    }
+    case V_BITS_LUT: return _mm512_i32gather_ps(c, tab.lut, 4);
     case V_E2M1: case V_NF4: return _mm512_permutexvar_ps(c, tab.t16);
     case V_LUT256: return _mm512_i32gather_ps(c, tab.lut, 4);
     case V_INT4: return _mm512_cvtepi32_ps(_mm512_srai_epi32(_mm512_slli_epi32(c, 28), 28));
@@ -44,7 +56,7 @@ static inline tabs tables(const lb_format *f, vkind k)
     tabs t = {_mm512_setr_ps(0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
                              -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f), NULL};
     if (k == V_NF4) t.t16 = _mm512_loadu_ps(lb__nf4_table);
-    if (k == V_LUT256) t.lut = lb__elem_lut(f->elem);
+    if (k == V_LUT256 || k == V_BITS_LUT) t.lut = lb__elem_lut(f->elem);
     return t;
 }
 
@@ -77,11 +89,16 @@ static inline __attribute__((always_inline)) void dequant_impl(const lb_format *
     float dtab[128];
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     tabs tab = tables(f, k);
+    int kb = lb_elem_bits(f->elem);
+    __m512i bitbase = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(kb));
+    uint8_t pad[136];
     for (int64_t b = 0; b < cols / B; b++, in += bb, y += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
+        const uint8_t *cp = block_codes(in + sb, b == cols / B - 1, k, bb - (size_t)sb, pad);
         for (int64_t i = 0; i < B; i += 16)
-            _mm512_storeu_ps(y + i, _mm512_mul_ps(value16(codes16(in + sb, i, k), k, vz, tab), vd));
+            _mm512_storeu_ps(y + i, _mm512_mul_ps(value16(codes16(cp, i, k, kb, bitbase), k, vz, tab, kb), vd));
     }
 }
 
@@ -95,11 +112,16 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
     if (f->fam == LB__FAM_NV) nv_table(lb__elem_lut(LB_ELEM_UE4M3), ts, false, dtab);
     tabs tab = tables(f, k);
     __m512 acc = _mm512_setzero_ps();
+    int kb = lb_elem_bits(f->elem);
+    __m512i bitbase = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(kb));
+    uint8_t pad[136];
     for (int64_t b = 0; b < cols / B; b++, in += bb, x += B) {
         float z, d = block_mul(f, ts, in, dtab, &z);
         __m512 vd = _mm512_set1_ps(d), vz = _mm512_set1_ps(z);
+        const uint8_t *cp = block_codes(in + sb, b == cols / B - 1, k, bb - (size_t)sb, pad);
         for (int64_t i = 0; i < B; i += 16)
-            acc = _mm512_fmadd_ps(_mm512_mul_ps(value16(codes16(in + sb, i, k), k, vz, tab), vd),
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(value16(codes16(cp, i, k, kb, bitbase), k, vz, tab, kb), vd),
                                   _mm512_loadu_ps(x + i), acc);
     }
     _mm512_storeu_ps(a, acc);
@@ -305,3 +327,4 @@ static uint32_t finite_amax(const float *x, int64_t n)
 
 const lb__fmt_kernels lb__simd_avx512 = {quant_row, dequant_row, dot_row, finite_amax};
 const lb__fmt_kernels lb__simd_fp8_avx512 = {NULL, dequant_row, dot_row, NULL};
+const lb__fmt_kernels lb__simd_bits_avx512 = {NULL, dequant_row, dot_row, NULL};

@@ -8,10 +8,16 @@
 
 #include "formats/formats.h"
 
-typedef enum vkind { V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8, V_LUT256 } vkind;
+/* V_BITS_*: 2-, 3- and 6-bit codes read with a gather (dequantize/dot only):
+ * signed INT, asymmetric UINT, or FP6 through its 64-entry table. */
+typedef enum vkind {
+    V_E2M1, V_NF4, V_INT4, V_UINT4, V_INT8, V_UINT8, V_MXINT8, V_LUT256, V_BITS_S, V_BITS_U, V_BITS_LUT
+} vkind;
 
 static inline vkind kind_of(const lb_format *f)
 {
+    int kb = lb_elem_bits(f->elem);
+    if (kb != 4 && kb != 8) return f->fam == LB__FAM_MX ? V_BITS_LUT : f->asym ? V_BITS_U : V_BITS_S;
     if (f->elem == LB_ELEM_E2M1) return V_E2M1;
     if (f->fam == LB__FAM_NF4) return V_NF4;
     if (f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8) return V_MXINT8;
@@ -22,6 +28,17 @@ static inline vkind kind_of(const lb_format *f)
 }
 static inline bool is8(vkind k) { return k == V_INT8 || k == V_UINT8 || k == V_MXINT8 || k == V_LUT256; }
 static inline bool is_asym(vkind k) { return k == V_UINT4 || k == V_UINT8; }
+static inline bool is_bits(vkind k) { return k == V_BITS_S || k == V_BITS_U || k == V_BITS_LUT; }
+
+/* The code bytes of block b of a row, or, for gathered codes in the last
+ * block, a copy padded so that 4-byte reads never pass the row's end. */
+static inline const uint8_t *block_codes(const uint8_t *codes, bool last, vkind k, size_t n, uint8_t *pad)
+{
+    if (!is_bits(k) || !last) return codes;
+    memcpy(pad, codes, n);
+    memset(pad + n, 0, 4);
+    return pad;
+}
 
 static inline void dequant_impl(const lb_format *f, float ts, const uint8_t *in, int64_t cols, float *y, vkind k);
 static inline float dot_impl(const lb_format *f, float ts, const uint8_t *in, const float *x, int64_t cols, vkind k);
@@ -69,6 +86,9 @@ static void dequant_row(const lb_format *f, float ts, const uint8_t *in, int64_t
     case V_UINT8: dequant_impl(f, ts, in, cols, y, V_UINT8); return;
     case V_MXINT8: dequant_impl(f, ts, in, cols, y, V_MXINT8); return;
     case V_LUT256: dequant_impl(f, ts, in, cols, y, V_LUT256); return;
+    case V_BITS_S: dequant_impl(f, ts, in, cols, y, V_BITS_S); return;
+    case V_BITS_U: dequant_impl(f, ts, in, cols, y, V_BITS_U); return;
+    case V_BITS_LUT: dequant_impl(f, ts, in, cols, y, V_BITS_LUT); return;
     }
 }
 
@@ -82,11 +102,14 @@ static float dot_row(const lb_format *f, float ts, const uint8_t *in, const floa
     case V_INT8: return dot_impl(f, ts, in, x, cols, V_INT8);
     case V_UINT8: return dot_impl(f, ts, in, x, cols, V_UINT8);
     case V_MXINT8: return dot_impl(f, ts, in, x, cols, V_MXINT8);
+    case V_BITS_S: return dot_impl(f, ts, in, x, cols, V_BITS_S);
+    case V_BITS_U: return dot_impl(f, ts, in, x, cols, V_BITS_U);
+    case V_BITS_LUT: return dot_impl(f, ts, in, x, cols, V_BITS_LUT);
     default: return dot_impl(f, ts, in, x, cols, V_LUT256);
     }
 }
 
-/* FP8 (V_LUT256) has no SIMD quantizer: its kernel table has quant = NULL. */
+/* FP8 and the V_BITS kinds have no SIMD quantizer: their kernel table has quant = NULL. */
 static void quant_row(const lb_format *f, lb_scale_rule rule, float g, const float *x, int64_t cols, uint8_t *out)
 {
     switch (kind_of(f)) {
