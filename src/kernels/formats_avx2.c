@@ -1,10 +1,11 @@
 /* formats_avx2.c: AVX2 row kernels (quantize with the floor/ceil rules,
  * dequantize, dot) for MXFP4, NVFP4, NVINT4, MXINT8, NF4 and the INT4/INT8
  * group formats; dequantize and dot for MXFP8, MXFP6 and the INT2/INT3
- * groups (codes read with gathers). Bit-exact with the reference in src/formats/blocks.c: the
- * block headers come from the shared scalar helpers in formats.h, elements
- * go through the same float operations, and the dot product keeps the 16
- * lanes of the reference order in two vectors of 8, reduced by lb__reduce16.
+ * groups (codes read with gathers). Bit-exact with the reference in
+ * src/formats/blocks.c: the block headers come from the shared scalar
+ * helpers in formats.h, elements go through the same float operations, and
+ * the dot product keeps the 16 lanes of the reference order in two vectors
+ * of 8, reduced by lb__reduce16.
  *
  * 4-bit codes: element 2j is the low nibble of byte j; 16 codes (8 bytes)
  * widen to two vectors of 8 int32. 16-entry tables (E2M1, NF4) decode with

@@ -1,8 +1,8 @@
 /* formats_avx512.c: AVX-512 row kernels (quantize with the floor/ceil rules,
  * dequantize, dot) for MXFP4, NVFP4, NVINT4, MXINT8, NF4 and the INT4/INT8
  * group formats; dequantize and dot for MXFP8, MXFP6 and the INT2/INT3
- * groups (codes read with gathers). The same operations as formats_avx2.c on 16 lanes, so one
- * vector holds the dot product's 16 partial sums. Bit-exact with the
+ * groups (codes read with gathers). The same operations as formats_avx2.c
+ * on 16 lanes, so one vector holds the dot product's 16 partial sums. Bit-exact with the
  * reference (src/formats/blocks.c): block headers come from the shared
  * scalar helpers, elements go through the same float operations.
  *
