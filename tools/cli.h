@@ -80,7 +80,9 @@ int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant
                              int64_t cols, int64_t block, bool seeded, uint64_t seed, const char *out);
 int tensor_dequantize(const char *cmd, const lb_format *f, const char *in, int64_t block, bool seeded,
                       uint64_t seed, const char *out);
-/* study (tools/cmd_bench.c, tools/bench_formats.c): `lowbit bench` and its sub-benches */
+/* study (tools/cmd_bench.c): `lowbit bench <name>` dispatches to sub-benches
+ * (argv[0] = the bench name): tools/study_formats.c */
 int cmd_bench(int argc, char **argv);
+int bench_formats(int argc, char **argv);
 
 #endif
