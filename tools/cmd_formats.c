@@ -41,8 +41,8 @@ int cmd_formats(int argc, char **argv)
     return 0;
 }
 
-/* Options of `lowbit tensor`. A transform stage (--hadamard N, from the
- * transforms module) belongs here and in apply_transform() below. */
+/* Options of `lowbit tensor`. The --hadamard stage lives in
+ * tools/tensor_hadamard.c. */
 typedef struct tensor_opts {
     const char *format, *rule;
     int64_t cols;
