@@ -1,4 +1,5 @@
-/* cmd_bench_quant.c: `lowbit bench quant`: the methods x formats table.
+/* cmd_bench_quant.c: `lowbit bench quant` (a row of tools/cmd_bench.c): the
+ * methods x formats table.
  * For each (method, format) the model is quantized in memory (timed), saved
  * (file size), then scored against the unquantized model on the same text:
  * perplexity, mean KL divergence and top-1 agreement (the engine's KL
@@ -335,7 +336,7 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
     bool err = false;
     const char *v;
     int64_t x;
-    for (int i = 2; i < argc && !err; i++) {
+    for (int i = 1; i < argc && !err; i++) {
         if (cli_is_help(argv[i])) { help(); return -1; }
         if (cli_flag(argv[i], "--json")) o->json = true;
         else if (cli_flag(argv[i], "--quantize-embeddings")) o->quant_emb = true;
@@ -358,7 +359,7 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
     return 0;
 }
 
-static int bench_quant(int argc, char **argv)
+int bench_quant(int argc, char **argv)
 {
     bopts o = {.out = "bench-quant", .ctx = 256, .chunks = 20, .gen = 64};
     char mb[1024], fb[2048];
@@ -407,15 +408,4 @@ static int bench_quant(int argc, char **argv)
     lb_tokenizer_free(t);
     lb_model_free(m);
     return rc;
-}
-
-int cmd_bench(int argc, char **argv)
-{
-    if (argc < 2 || cli_is_help(argv[1])) {
-        printf("usage: lowbit bench quant [options]   (lowbit bench quant --help)\n"
-               "Benchmarks: quant = the quantization methods x formats table.\n");
-        return argc < 2 ? 1 : 0;
-    }
-    if (!strcmp(argv[1], "quant")) return bench_quant(argc, argv);
-    return cli_fail("bench", "unknown benchmark '%s' (known: quant)", argv[1]);
 }
