@@ -147,11 +147,12 @@ static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant
     free(x);
     if (rc) return rc;
     if (s) return cli_fail_status("tensor", s);
-    if (o->json)
-        printf("{\"format\": \"%s\", \"values\": %lld, \"hadamard\": %lld, \"mse\": %.9g, \"qsnr_db\": %.6g, "
-               "\"max_abs_err\": %.9g}\n", lb_format_name(f), (long long)n, (long long)o->hadamard, e.mse,
+    if (o->json) {
+        printf("{\"format\": \"%s\", \"values\": %lld, ", lb_format_name(f), (long long)n);
+        if (o->hadamard) printf("\"hadamard\": %lld, ", (long long)o->hadamard);
+        printf("\"mse\": %.9g, \"qsnr_db\": %.6g, \"max_abs_err\": %.9g}\n", e.mse,
                isinf(e.qsnr_db) ? 999.0 : e.qsnr_db, e.max_abs);
-    else {
+    } else {
         printf("format:      %s\nvalues:      %lld\n", lb_format_name(f), (long long)n);
         if (o->hadamard) printf("hadamard:    %lld\n", (long long)o->hadamard);
         printf("mse:         %.6g\nqsnr:        %.3f dB\nmax abs err: %.6g\n", e.mse, e.qsnr_db, e.max_abs);
