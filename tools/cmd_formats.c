@@ -126,6 +126,13 @@ static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const
     return s ? cli_fail_status("tensor", s) : 0;
 }
 
+static const char *json_num(char buf[32], double v)
+{
+    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
 static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q)
 {
     size_t size = 0;
@@ -147,11 +154,12 @@ static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant
     free(x);
     if (rc) return rc;
     if (s) return cli_fail_status("tensor", s);
-    if (o->json) {
+    if (o->json) {   /* JSON has no Inf/NaN: a lossless QSNR (+inf) or a NaN input prints null */
+        char a[32], b[32], c[32];
         printf("{\"format\": \"%s\", \"values\": %lld, ", lb_format_name(f), (long long)n);
         if (o->hadamard) printf("\"hadamard\": %lld, ", (long long)o->hadamard);
-        printf("\"mse\": %.9g, \"qsnr_db\": %.6g, \"max_abs_err\": %.9g}\n", e.mse,
-               isinf(e.qsnr_db) ? 999.0 : e.qsnr_db, e.max_abs);
+        printf("\"mse\": %s, \"qsnr_db\": %s, \"max_abs_err\": %s}\n", json_num(a, e.mse), json_num(b, e.qsnr_db),
+               json_num(c, e.max_abs));
     } else {
         printf("format:      %s\nvalues:      %lld\n", lb_format_name(f), (long long)n);
         if (o->hadamard) printf("hadamard:    %lld\n", (long long)o->hadamard);
