@@ -111,6 +111,13 @@ static int pick(const tensor_opts *o, const lb_format **f, lb_quant_opts *q)
     return 0;
 }
 
+static const char *json_num(char buf[32], double v)
+{
+    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
 /* error --hadamard: the round trip through the rotation, measured against x. */
 static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q, const float *x,
                                  int64_t rows, int64_t cols, lb_quant_error *e)
@@ -124,13 +131,6 @@ static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const
     free(y);
     free(signs);
     return s ? cli_fail_status("tensor", s) : 0;
-}
-
-static const char *json_num(char buf[32], double v)
-{
-    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
-    else snprintf(buf, 32, "null");
-    return buf;
 }
 
 static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q)
