@@ -161,6 +161,8 @@ float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_sca
 /* Error of quantize + dequantize over x: mean squared error, QSNR in dB
  * (10 log10(sum x^2 / sum err^2); +inf when exact) and max |error|. */
 typedef struct lb_quant_error { double mse, qsnr_db, max_abs; } lb_quant_error;
+/* The same three measures between an original x and its reconstruction y. */
+void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_error *err);
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                           int64_t cols, lb_quant_error *err);
 

@@ -127,7 +127,7 @@ static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const
     float *y = malloc((size_t)(rows * cols) * sizeof *y);
     lb_status s = y && (signs || !o->hadamard_seeded) ? cli_hadamard_roundtrip(f, q, x, rows, cols, o->hadamard, signs, y)
                                                       : LB_ERR_NOMEM;
-    if (!s) cli_error_stats(x, y, rows * cols, e);
+    if (!s) lb_quant_error_between(x, y, rows * cols, e);
     free(y);
     free(signs);
     return s ? cli_fail_status("tensor", s) : 0;
