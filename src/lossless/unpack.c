@@ -87,28 +87,40 @@ typedef struct {
     uint32_t crc;
 } stream_result;
 
-/* Decode stream s into out (its first element at out[0]). */
-static int decode_stream(const lb_bf16_packed *p, int64_t s, uint16_t *out, bool verify, merge_fn merge,
-                         stream_result *r)
+/* Decode elements [lo, hi) of stream s into out[0 .. hi-lo). Exponents are
+ * decoded from the stream's start; only the window is merged. The bit count
+ * and padding are checked when the window reaches the stream's end, the CRC
+ * when it is the whole stream and verify is set. */
+static int decode_window(const lb_bf16_packed *p, int64_t s, int64_t lo, int64_t hi, uint16_t *out, bool verify,
+                         merge_fn merge, stream_result *r)
 {
     int64_t cnt = lb__stream_count(p, s);
     const uint8_t *sm = p->sm + s * p->stream_len;
     uint8_t exp[CHUNK + 16];
     bitreader br = {p->payload, (size_t)p->off[s], (size_t)p->off[p->n_streams], 0, 0};
     uint32_t crc = ~0u;
-    for (int64_t done = 0; done < cnt; done += CHUNK) {
-        int64_t k = lb__min64(CHUNK, cnt - done);
+    verify = verify && lo == 0 && hi == cnt;
+    for (int64_t done = 0; done < hi; done += CHUNK) {
+        int64_t k = lb__min64(CHUNK, cnt - done), a = lb__max64(lo, done), b = lb__min64(hi, done + k);
         if (p->kind == LB_KIND_CONSTANT) memset(exp, p->const_exp, (size_t)k);
         else decode_exps(p->table, &br, exp, k);
-        merge(exp, sm + done, out + done, k);
-        if (verify) crc = lb__crc32c_update(crc, out + done, (size_t)k * 2);
+        if (a >= b) continue;
+        merge(exp + (a - done), sm + a, out + (a - lo), b - a);
+        if (verify) crc = lb__crc32c_update(crc, out + (a - lo), (size_t)(b - a) * 2);
     }
     r->bits_used = (uint64_t)(br.pos - p->off[s]) * 8 - (uint64_t)br.nb;
     r->crc = ~crc;
+    if (hi < cnt) return OK;
     if (r->bits_used != p->nbits[s]) return BAD_BITS;
     if (p->nbits[s] % 8 && p->payload[p->off[s + 1] - 1] & ((1u << (8 - p->nbits[s] % 8)) - 1)) return BAD_PAD;
     if (verify && r->crc != p->crc[s]) return BAD_CRC;
     return OK;
+}
+
+static int decode_stream(const lb_bf16_packed *p, int64_t s, uint16_t *out, bool verify, merge_fn merge,
+                         stream_result *r)
+{
+    return decode_window(p, s, 0, lb__stream_count(p, s), out, verify, merge, r);
 }
 
 typedef struct {
@@ -160,6 +172,50 @@ lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t
     int64_t bad = atomic_load(&c.bad);
     if (bad != INT64_MAX) return stream_error(p, first + bad, out + bad * p->stream_len, c.merge);
     return LB_OK;
+}
+
+typedef struct {
+    const lb_bf16_packed *p;
+    int64_t begin, end;       /* elements */
+    uint16_t *out;            /* element begin goes to out[0] */
+    bool verify;
+    merge_fn merge;
+    _Atomic int64_t bad;
+} range_ctx;
+
+static void range_task(void *vctx, int64_t b, int64_t e, int thread)
+{
+    range_ctx *c = vctx;
+    int64_t sl = c->p->stream_len, s0 = c->begin / sl;
+    for (int64_t i = b; i < e; i++) {
+        int64_t s = s0 + i, lo = lb__max64(c->begin - s * sl, 0), hi = lb__min64(c->end - s * sl, lb__stream_count(c->p, s));
+        stream_result r;
+        if (decode_window(c->p, s, lo, hi, c->out + (s * sl + lo - c->begin), c->verify, c->merge, &r) == OK) continue;
+        int64_t cur = atomic_load(&c->bad);
+        while (s < cur && !atomic_compare_exchange_weak(&c->bad, &cur, s)) {}
+    }
+}
+
+lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
+                               lb_pool *pool)
+{
+    if (!p || (!out && count > 0)) return lb__err(LB_ERR_ARG, "lb_bf16_unpack_range: NULL argument");
+    if (begin < 0 || count < 0 || begin > p->n || count > p->n - begin)
+        return lb__err(LB_ERR_ARG, "tensor '%s': elements [%lld, +%lld) outside 0..%lld", lb__packed_name(p),
+                       (long long)begin, (long long)count, (long long)p->n);
+    if (!count) return LB_OK;
+    range_ctx c = {.p = p, .begin = begin, .end = begin + count, .out = out, .verify = !(flags & LB_UNPACK_NOVERIFY),
+                   .merge = pick_merge()};
+    atomic_init(&c.bad, INT64_MAX);
+    int64_t s0 = begin / p->stream_len, s1 = (begin + count - 1) / p->stream_len + 1;
+    lb_pool_for(s1 - s0 > 1 ? pool : NULL, s1 - s0, 1, range_task, &c);
+    int64_t bad = atomic_load(&c.bad);
+    if (bad == INT64_MAX) return LB_OK;
+    uint16_t *tmp = lb__alloc(sizeof *tmp * (size_t)p->stream_len);
+    if (!tmp) return LB_ERR_NOMEM;
+    lb_status st = stream_error(p, bad, tmp, c.merge);
+    LB_FREE(tmp);
+    return st;
 }
 
 lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool)
