@@ -173,7 +173,54 @@ lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts,
 lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path);
 
 /* =============================================================== transforms */
-/* (src/transforms: Hadamard and other orthogonal transforms) */
+/* (src/transforms: Hadamard and other orthogonal transforms; docs/transforms.md)
+ *
+ * The orthonormal Hadamard transform of order n = m * 2^k is
+ *   T_n = (H_m (x) H_{2^k}) / sqrt(n),
+ * H_{2^k} the Sylvester matrix (H[i][j] = (-1)^popcount(i & j)), m = 1 or
+ * the order of a Paley matrix (lb_hadamard_small_orders: 12, 20, 28, 36, 44,
+ * 60, 68, 76, 84, 108, 124, 132, 140, 148). T T^T = I; T = T^T only when m = 1. Such an
+ * n (2 <= n <= LB_HADAMARD_MAX_BLOCK) is a "supported order". Larger or other
+ * even dimensions use a block-diagonal T (lb_hadamard_plan_for). Results are
+ * bit-identical on every ISA path. */
+#define LB_HADAMARD_MAX_BLOCK 32768
+
+typedef struct lb_hadamard_plan {
+    int64_t n;         /* the dimension asked about */
+    int64_t block;     /* order of each diagonal block; divides n */
+    int64_t m;         /* non-power-of-two factor of block: 1 or a small order */
+    int64_t pow2;      /* power-of-two factor: block = m * pow2 */
+    int64_t n_blocks;  /* n / block */
+    int exact;         /* 1 when block == n: one full-size Hadamard */
+} lb_hadamard_plan;
+
+/* The largest supported order dividing n and <= max_block (<= 0: no limit
+ * beyond LB_HADAMARD_MAX_BLOCK). LB_ERR_ARG for odd n or n < 2. */
+lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *out);
+/* 1 when n is a supported order (one full-size transform), else 0. */
+int lb_hadamard_supported(int64_t n);
+/* The small (Paley) orders m, ascending: fills up to cap, returns how many. */
+int lb_hadamard_small_orders(int64_t *out, int cap);
+
+/* x (n) <- T_n x in place; n must be a supported order. */
+lb_status lb_hadamard(float *x, int64_t n);
+/* x (n) <- T_n^T x: undoes lb_hadamard. */
+lb_status lb_hadamard_inverse(float *x, int64_t n);
+/* n random signs (+1 / -1) from lb_rng seeded with seed: the diagonal D of a
+ * randomized Hadamard R = T D. The caller keeps the seed to rebuild them. */
+lb_status lb_hadamard_signs(uint64_t seed, int64_t n, int8_t *signs);
+
+/* Row-major a (rows, cols): each row r <- R r with R = blockdiag(T_block) D,
+ * D = diag(signs) (signs: cols entries, < 0 flips; NULL = identity), i.e.
+ * a <- a R^T. inverse != 0 applies R^T (= D blockdiag(T_block^T)), undoing
+ * it. block must divide cols and be a supported order; 0 picks the plan's
+ * block for cols. For W (out, in) and x (in): rows(W, out, in, b, D, 0) and
+ * rows(x, 1, in, b, D, 0) give (W R^T)(R x) = W x. */
+lb_status lb_hadamard_rows(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
+/* The same along the column dimension (mixing rows): a <- R a with
+ * R = blockdiag(T_block) D over the rows (signs: rows entries); block must
+ * divide rows. */
+lb_status lb_hadamard_cols(float *a, int64_t rows, int64_t cols, int64_t block, const int8_t *signs, int inverse);
 
 /* ==================================================================== model */
 /* (src/model: loaders, tokenizers, forward pass) */
@@ -197,6 +244,39 @@ typedef struct lb_model_info {
 lb_status lb_model_load(const char *path, lb_model **out);
 void lb_model_free(lb_model *m);
 void lb_model_get_info(const lb_model *m, lb_model_info *info);
+
+/* Synthetic models: a Hugging Face folder (config.json + model.safetensors)
+ * with seeded random weights (Gaussian, std `std`, like trained weights;
+ * norm weights 1), for benchmarks at real sizes without downloads. */
+typedef struct lb_synth_opts {
+    const char *arch;         /* "llama" (default), "mistral", "qwen2", "qwen3" */
+    int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads;
+    int64_t head_dim;         /* 0: dim / n_heads */
+    int64_t vocab_size, max_seq;
+    double rope_theta, norm_eps;
+    double rope_factor;       /* llama3 rope scaling; 0 = off */
+    double rope_low_freq_factor, rope_high_freq_factor;
+    int64_t rope_orig_max_pos;
+    int tied_embeddings;
+    int32_t bos_id, eos_id;
+    lb_dtype dtype;           /* LB_DTYPE_F32, F16 or BF16 */
+    uint64_t seed;
+    double std;               /* weight standard deviation */
+} lb_synth_opts;
+
+/* Defaults (llama, stories110m sizes, f32, seed 1, std 0.02), or a named
+ * preset: "stories110m", "llama-3.2-1b". */
+lb_status lb_synth_preset(const char *name, lb_synth_opts *opts);
+/* Write the folder `dir` (created if missing; files replaced atomically).
+ * Streams: memory use is one small chunk, not the model. */
+lb_status lb_synth_write(const char *dir, const lb_synth_opts *opts, lb_progress_fn progress, void *user);
+
+/* What a model file or folder holds: its format, config, every tensor
+ * (name, dtype, shape, bytes, file offset) and the files' metadata, as
+ * readable text or, when json != 0, one JSON object. Accepts llama2.c .bin
+ * files, any .safetensors file, and Hugging Face folders (or their
+ * config.json). *out is malloc'd (free with free()). */
+lb_status lb_inspect(const char *path, int json, char **out);
 
 typedef struct lb_tokenizer lb_tokenizer;
 /* Load a tokenizer: llama2.c tokenizer.bin, Hugging Face tokenizer.json, or
@@ -223,8 +303,98 @@ lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, ch
  * LB_ERR_NOTFOUND names the places searched. */
 lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap);
 
+/* ---- forward pass (src/model/forward.c; docs/engine.md) */
+
+/* A session runs the model on a growing token sequence: it owns the thread
+ * pool, the activation buffers and the KV cache, all sized at creation (no
+ * allocation per token). Logits are bit-identical whatever the thread count,
+ * the ISA path and how the sequence is cut into lb_forward calls. */
+typedef struct lb_session lb_session;
+typedef struct lb_session_opts {
+    int n_threads;      /* <= 0: the number of online CPUs */
+    int64_t max_ctx;    /* KV cache length in positions; <= 0: the model's max_seq */
+    int64_t max_batch;  /* tokens per prefill step; <= 0: 64 */
+} lb_session_opts;
+/* The model must outlive the session. */
+lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out);
+void lb_session_free(lb_session *s);
+void lb_session_reset(lb_session *s);          /* back to position 0 */
+int64_t lb_session_pos(const lb_session *s);   /* tokens processed so far */
+int64_t lb_session_max_ctx(const lb_session *s);
+/* Process n tokens at the current position (prefill when n > 1, decode when
+ * n == 1). lb_forward writes the last token's logits [vocab] (logits may be
+ * NULL); lb_forward_all writes every token's logits [n, vocab]. */
+lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+
+/* ---- sampling (src/model/sample.c) */
+typedef struct lb_sampler lb_sampler;
+typedef struct lb_sampler_opts {
+    float temperature;  /* 0: argmax (lowest id on ties) */
+    float top_p;        /* nucleus in (0, 1]; 1 (or >= 1) disables */
+    uint64_t seed;
+} lb_sampler_opts;
+lb_status lb_sampler_create(int64_t vocab, const lb_sampler_opts *opts, lb_sampler **out);
+void lb_sampler_free(lb_sampler *s);
+/* Pick the next token from logits [vocab] (the array is overwritten). */
+int32_t lb_sample(lb_sampler *s, float *logits);
+
 /* ===================================================================== eval */
-/* (src/eval: perplexity, KL divergence, reports) */
+/* (src/eval: perplexity, KL divergence, reports; see docs/eval.md) */
+
+typedef enum lb_scoring {
+    LB_SCORE_HALF = 0,   /* llama.cpp: score positions ctx/2 .. ctx-2 of each chunk */
+    LB_SCORE_FULL = 1,   /* score every position 0 .. ctx-2 */
+} lb_scoring;
+
+typedef struct lb_ppl_opts {
+    int64_t ctx;            /* tokens per chunk (the first one replaced by bos) */
+    int64_t max_chunks;     /* <= 0: every whole chunk of the text */
+    lb_scoring scoring;
+    int n_threads;          /* <= 0: online CPUs */
+    int32_t bos;            /* replaces each chunk's first token; -1 keeps it */
+    uint64_t text_hash;     /* recorded in a saved base file (lb_eval_text_hash) */
+    const char *save_path;  /* when set, the log-probabilities are saved there (atomically) */
+    const char *model_name; /* recorded in a saved base file */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_ppl_opts;
+
+typedef struct lb_ppl_result {
+    int64_t n_chunks, n_scored;   /* chunks run, tokens scored */
+    double nll;                   /* mean negative log-likelihood (nats) */
+    double ppl, ppl_err;          /* exp(nll) and its standard error (llama.cpp's formula) */
+    double seconds, tokens_per_s; /* forward-pass tokens (all ctx of each chunk) per second */
+} lb_ppl_result;
+
+/* Perplexity of tokens[0..n) cut into non-overlapping chunks of opts->ctx. */
+lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const lb_ppl_opts *opts,
+                      lb_ppl_result *res);
+
+typedef struct lb_kld_opts {
+    int n_threads;
+    uint64_t text_hash;     /* nonzero: must equal the base file's text hash */
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_kld_opts;
+
+typedef struct lb_kld_result {
+    int64_t n_chunks, n;          /* tokens compared */
+    double kld, kld_err;          /* mean KL(base || model) in nats and its standard error */
+    double kld_p50, kld_p90, kld_p99, kld_p999, kld_max;
+    double top1, top1_err;        /* fraction of positions with the same argmax */
+    double ppl, ppl_base;         /* this model's and the base's perplexity on the same tokens */
+    double ln_ppl_ratio, ln_ppl_ratio_err;   /* mean(nll - nll_base) and its standard error */
+    double ppl_ratio, ppl_ratio_err;         /* exp(ln_ppl_ratio) */
+    double seconds, tokens_per_s;
+} lb_kld_result;
+
+/* Rerun the base file's tokens (saved by lb_eval_ppl) and compare with its
+ * log-probabilities. */
+lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opts *opts, lb_kld_result *res);
+
+/* 64-bit FNV-1a of the text bytes (the text hash recorded in base files). */
+uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ================================================================= lossless */
 /* (src/lossless: entropy-coded BF16, DFloat11-style; see docs/lossless.md)

@@ -143,6 +143,7 @@ static void test_llama2c_both_layouts(void)
         }
     }
     CHECK(present == 3 + 5 * 9, "present weights %d", present);
+    CHECK(ma->n_owned == 0 && mb->n_owned == 0, "weights were copied instead of mapped");
     /* the legacy file's first embedding float sits right after the 28-byte header */
     CHECK((const uint8_t *)ma->tok_embed.data == ma->maps[0].data + 28, "legacy embedding offset");
     CHECK((const uint8_t *)mb->layers[0].attn_norm.data == mb->maps[0].data + 256, "v1 first tensor offset");
@@ -447,6 +448,7 @@ static void test_hf_tinystories(void)
     for (int i = 0; i < nw; i++)
         if (ws[i]->data) { present++; CHECK(in_map(m, ws[i]) && ws[i]->dtype == LB_DTYPE_F32, "weight %d not a view", i); }
     CHECK(present == 3 + 2 * 9, "present %d", present);
+    CHECK(m->n_owned == 0, "weights were copied instead of mapped");
     CHECK(m->layers[1].wk.rows == 64 && m->layers[1].wk.cols == 128 && m->layers[0].w_down.cols == 384, "shapes");
     lb_model *m2 = NULL;   /* config.json and model.safetensors paths load the folder */
     CHECK(lb_model_load(models_file(TS656 "/config.json"), &m2) == LB_OK, "%s", lb_errmsg());
@@ -653,6 +655,185 @@ static void test_hf_tensor_sets(void)
     free(config); free(cfg);
 }
 
+/* ------------------------------------------------------------------ synth */
+
+static lb_synth_opts tiny_opts(const char *arch)
+{
+    lb_synth_opts o;
+    lb_synth_preset(NULL, &o);
+    o.arch = arch; o.dim = 48; o.hidden_dim = 80; o.n_layers = 2; o.n_heads = 6; o.n_kv_heads = 2;
+    o.vocab_size = 97; o.max_seq = 64; o.seed = TEST_SEED;
+    return o;
+}
+
+/* Load a synthesized folder and check every weight against the options. */
+static void check_synth(const char *dir, const lb_synth_opts *o, lb_arch arch)
+{
+    lb_model *m = NULL;
+    lb_status s = lb_model_load(dir, &m);
+    REQUIRE(s == LB_OK, "%s: %s", dir, lb_errmsg());
+    const lb_config *c = &m->cfg;
+    int64_t hd = o->head_dim ? o->head_dim : o->dim / o->n_heads, q = o->n_heads * hd, kv = o->n_kv_heads * hd;
+    CHECK(c->arch == arch && c->dim == o->dim && c->hidden_dim == o->hidden_dim && c->n_layers == o->n_layers, "dims");
+    CHECK(c->n_heads == o->n_heads && c->n_kv_heads == o->n_kv_heads && c->head_dim == hd, "heads");
+    CHECK(c->vocab_size == o->vocab_size && c->max_seq == o->max_seq && c->tied_embeddings == (bool)o->tied_embeddings, "vocab");
+    CHECK(c->rope_theta == (float)o->rope_theta && c->norm_eps == (float)o->norm_eps, "theta/eps");
+    CHECK(c->qkv_bias == (arch == LB_ARCH_QWEN2) && c->qk_norm == (arch == LB_ARCH_QWEN3), "bias/norm flags");
+    CHECK(o->tied_embeddings ? m->lm_head.data == m->tok_embed.data : m->lm_head.data != m->tok_embed.data, "tying");
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        struct { const lb_weight *w; int64_t r, cl; bool on; } e[] = {
+            {&L->attn_norm, 1, o->dim, true}, {&L->wq, q, o->dim, true}, {&L->wk, kv, o->dim, true},
+            {&L->wv, kv, o->dim, true}, {&L->wo, o->dim, q, true}, {&L->ffn_norm, 1, o->dim, true},
+            {&L->w_gate, o->hidden_dim, o->dim, true}, {&L->w_up, o->hidden_dim, o->dim, true},
+            {&L->w_down, o->dim, o->hidden_dim, true}, {&L->bq, 1, q, arch == LB_ARCH_QWEN2},
+            {&L->bk, 1, kv, arch == LB_ARCH_QWEN2}, {&L->bv, 1, kv, arch == LB_ARCH_QWEN2},
+            {&L->q_norm, 1, hd, arch == LB_ARCH_QWEN3}, {&L->k_norm, 1, hd, arch == LB_ARCH_QWEN3},
+        };
+        for (size_t k = 0; k < sizeof e / sizeof *e; k++) {
+            if (!e[k].on) { CHECK(e[k].w->data == NULL, "layer %lld weight %zu should be absent", (long long)l, k); continue; }
+            CHECK(e[k].w->data && e[k].w->rows == e[k].r && e[k].w->cols == e[k].cl && e[k].w->dtype == o->dtype,
+                  "layer %lld weight %zu: %lld x %lld dtype %d", (long long)l, k, (long long)e[k].w->rows,
+                  (long long)e[k].w->cols, e[k].w->dtype);
+            if (e[k].w->data) CHECK(in_map(m, e[k].w), "not a view");
+        }
+    }
+    lb_model_free(m);
+}
+
+static double weight_at(const lb_weight *w, int64_t i)
+{
+    if (w->dtype == LB_DTYPE_F32) return ((const float *)w->data)[i];
+    uint16_t h = ((const uint16_t *)w->data)[i];
+    return w->dtype == LB_DTYPE_BF16 ? lb_bf16_to_f32(h) : lb_f16_to_f32(h);
+}
+
+static void test_synth_archs(void)
+{
+    const char *archs[] = {"llama", "mistral", "qwen2", "qwen3"};
+    lb_arch ids[] = {LB_ARCH_LLAMA, LB_ARCH_MISTRAL, LB_ARCH_QWEN2, LB_ARCH_QWEN3};
+    lb_dtype dts[] = {LB_DTYPE_F32, LB_DTYPE_BF16, LB_DTYPE_F16, LB_DTYPE_BF16};
+    for (int a = 0; a < 4; a++) {
+        lb_synth_opts o = tiny_opts(archs[a]);
+        o.dtype = dts[a];
+        o.tied_embeddings = a % 2;
+        if (ids[a] == LB_ARCH_QWEN3) o.head_dim = 16;   /* n_heads * head_dim != dim, as in Qwen3 */
+        const char *dir = tmp_path(archs[a]);
+        REQUIRE(lb_synth_write(dir, &o, NULL, NULL) == LB_OK, "%s: %s", archs[a], lb_errmsg());
+        check_synth(dir, &o, ids[a]);
+    }
+}
+
+/* Weights are N(0, 0.02^2), norms exactly 1, bytes fixed by the seed. */
+static void test_synth_values(void)
+{
+    lb_synth_opts o = tiny_opts("llama");
+    o.dim = 256; o.hidden_dim = 512; o.n_heads = 8; o.n_kv_heads = 8; o.n_layers = 1; o.vocab_size = 1000;
+    const char *a = tmp_path("sv_a"), *b = tmp_path("sv_b"), *c = tmp_path("sv_c");
+    REQUIRE(lb_synth_write(a, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_synth_write(b, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    o.seed ^= 1;
+    REQUIRE(lb_synth_write(c, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    char p[3][512];
+    size_t n[3];
+    uint8_t *d[3];
+    const char *dirs[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p[i], sizeof p[i], "%s/model.safetensors", dirs[i]);
+        d[i] = read_all(p[i], &n[i]);
+    }
+    REQUIRE(d[0] && d[1] && d[2], "read");
+    CHECK(n[0] == n[1] && !memcmp(d[0], d[1], n[0]), "same seed, different bytes");
+    CHECK(n[0] == n[2] && memcmp(d[0], d[2], n[0]), "different seed, same bytes");
+    for (int i = 0; i < 3; i++) free(d[i]);
+    lb_model *m = NULL;
+    REQUIRE(lb_model_load(a, &m) == LB_OK, "%s", lb_errmsg());
+    const lb_weight *ws[] = {&m->tok_embed, &m->layers[0].wq, &m->layers[0].w_down};
+    for (int k = 0; k < 3; k++) {
+        int64_t cnt = ws[k]->rows * ws[k]->cols;
+        double s1 = 0, s2 = 0, s4 = 0;
+        for (int64_t i = 0; i < cnt; i++) { double v = weight_at(ws[k], i); s1 += v; s2 += v * v; s4 += v * v * v * v; }
+        double mean = s1 / (double)cnt, var = s2 / (double)cnt - mean * mean, kurt = s4 / (double)cnt / (var * var);
+        /* sampling error of the std is ~ 0.02 / sqrt(2 n) (< 1% here); kurtosis of a Gaussian is 3 */
+        CHECK(fabs(mean) < 4 * 0.02 / sqrt((double)cnt), "weight %d mean %g", k, mean);
+        CHECK(fabs(sqrt(var) - 0.02) < 0.0006, "weight %d std %g", k, sqrt(var));
+        CHECK(fabs(kurt - 3) < 0.2, "weight %d kurtosis %g (not Gaussian)", k, kurt);
+    }
+    for (int64_t i = 0; i < 256; i++)
+        CHECK(weight_at(&m->final_norm, i) == 1.0 && weight_at(&m->layers[0].attn_norm, i) == 1.0, "norm %lld", (long long)i);
+    lb_model_free(m);
+}
+
+static void test_synth_presets(void)
+{
+    lb_synth_opts o;
+    REQUIRE(lb_synth_preset("llama-3.2-1b", &o) == LB_OK, "preset");
+    CHECK(o.dim == 2048 && o.n_layers == 16 && o.n_heads == 32 && o.n_kv_heads == 8 && o.hidden_dim == 8192 &&
+          o.vocab_size == 128256 && o.rope_theta == 500000 && o.tied_embeddings, "llama-3.2-1b sizes");
+    /* shrunk copy (same rope settings) through the writer and loader */
+    o.dim = 64; o.hidden_dim = 96; o.n_layers = 1; o.n_heads = 4; o.n_kv_heads = 1; o.vocab_size = 300;
+    o.bos_id = 1; o.eos_id = 2;
+    const char *dir = tmp_path("l32");
+    REQUIRE(lb_synth_write(dir, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    lb_model *m = NULL;
+    REQUIRE(lb_model_load(dir, &m) == LB_OK, "%s", lb_errmsg());
+    CHECK(m->cfg.rope_factor == 32 && m->cfg.rope_low_freq_factor == 1 && m->cfg.rope_high_freq_factor == 4 &&
+          m->cfg.rope_orig_max_pos == 8192 && m->cfg.rope_theta == 500000 && m->cfg.max_seq == 131072, "llama3 rope");
+    lb_model_free(m);
+    REQUIRE(lb_synth_preset("stories110m", &o) == LB_OK, "preset");
+    CHECK(o.dim == 768 && o.n_layers == 12 && o.n_heads == 12 && o.hidden_dim == 2048 && o.vocab_size == 32000, "110m");
+    CHECK(lb_synth_preset("gpt-5", &o) == LB_ERR_NOTFOUND && strstr(lb_errmsg(), "gpt-5"), "unknown preset");
+    lb_synth_opts bad = tiny_opts("llama");
+    bad.n_heads = 5;
+    CHECK(lb_synth_write(tmp_path("bad1"), &bad, NULL, NULL) == LB_ERR_FORMAT, "heads not dividing dim accepted");
+    bad = tiny_opts("gpt2");
+    CHECK(lb_synth_write(tmp_path("bad2"), &bad, NULL, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "gpt2"), "arch");
+    bad = tiny_opts("llama");
+    bad.dtype = LB_DTYPE_I8;
+    CHECK(lb_synth_write(tmp_path("bad3"), &bad, NULL, NULL) == LB_ERR_ARG, "dtype");
+    CHECK(!test_file_exists(tmp_path("bad1/config.json")) && !test_file_exists(tmp_path("bad1/model.safetensors")),
+          "files left behind after a refused synth");
+}
+
+/* ---------------------------------------------------------------- inspect */
+
+static void test_inspect(void)
+{
+    lb_synth_opts o = tiny_opts("qwen3");
+    o.head_dim = 16;
+    const char *dir = tmp_path("insp");
+    REQUIRE(lb_synth_write(dir, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    char *t = NULL;
+    REQUIRE(lb_inspect(dir, 1, &t) == LB_OK, "%s", lb_errmsg());
+    lb_json *j = NULL;
+    REQUIRE(lb__json_parse(t, strlen(t), "inspect", &j) == LB_OK, "inspect --json is not JSON: %s", lb_errmsg());
+    /* expected tensor count: embed + norm + lm_head(tied: no) + per layer 9 + 2 q/k norms */
+    int64_t nt = 0, np = 0;
+    CHECK(lb__json_int(j, "n_tensors", &nt) && nt == 2 + 2 * 11, "n_tensors %lld", (long long)nt);
+    int64_t hd = 16, q = 6 * hd, kv = 2 * hd;
+    int64_t want = 97 * 48 + 48 + 2 * (2 * 48 + q * 48 + 2 * kv * 48 + 48 * q + 3 * 80 * 48 + 2 * hd);
+    CHECK(lb__json_int(j, "n_params", &np) && np == want, "n_params %lld want %lld", (long long)np, (long long)want);
+    const lb_json *cfg = lb__json_get(j, "config");
+    int64_t v;
+    CHECK(cfg && lb__json_int(cfg, "head_dim", &v) && v == 16, "config head_dim");
+    CHECK(lb__json_str(j, "format") && !strcmp(lb__json_str(j, "format"), "hf-safetensors"), "format");
+    lb__json_free(j);
+    free(t);
+    REQUIRE(lb_inspect(dir, 0, &t) == LB_OK, "%s", lb_errmsg());
+    CHECK(strstr(t, "model.layers.1.self_attn.k_norm.weight") && strstr(t, "qwen3"), "text lists tensors: %s", t);
+    free(t);
+    const char *bin = models_file(S260_LEGACY);
+    if (test_file_exists(bin)) {
+        REQUIRE(lb_inspect(bin, 1, &t) == LB_OK, "%s", lb_errmsg());
+        CHECK(lb__json_parse(t, strlen(t), "inspect", &j) == LB_OK, "json");
+        CHECK(lb__json_int(j, "n_params", &np) && np == 260032, "llama2c n_params %lld", (long long)np);
+        CHECK(strstr(t, "\"layers.4.feed_forward.w3.weight\"") && strstr(t, "\"offset\": 28}"), "llama2c names/offsets");
+        lb__json_free(j);
+        free(t);
+    }
+    CHECK(lb_inspect(tmp_path("nothing"), 0, &t) == LB_ERR_IO && t == NULL, "missing path");
+}
+
 static void test_load_missing(void)
 {
     expect_fail(tmp_path("does-not-exist.bin"), LB_ERR_IO, NULL);
@@ -678,6 +859,10 @@ int main(int argc, char **argv)
     RUN(test_hf_truncated);
     RUN(test_hf_bad_config);
     RUN(test_hf_tensor_sets);
+    RUN(test_synth_archs);
+    RUN(test_synth_values);
+    RUN(test_synth_presets);
+    RUN(test_inspect);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

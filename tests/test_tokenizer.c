@@ -33,16 +33,23 @@ static lb_tokenizer *load_model_tok(const char *rel)
     return t;
 }
 
+/* Set for tokenizers whose decoder strips the space their encoder prepends
+ * (a text's own leading space is then lost, as in Hugging Face). */
+static int rt_lose_leading_space;
+
 /* decode(encode(text)) == text, with and without BOS. */
 static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const char *what)
 {
+    const char *want = text;
+    size_t wn = n;
+    if (rt_lose_leading_space && n && text[0] == ' ') { want++; wn--; }
     for (int bos = 0; bos < 2; bos++) {
         int32_t *ids = NULL;
         int64_t k = 0;
         lb_status s = lb_tokenizer_encode(t, text, n, bos, &ids, &k);
         CHECK(s == LB_OK, "%s: encode: %s", what, lb_errmsg());
         if (s) return;
-        CHECK((k > 0 || (!n && !bos)) && k <= (int64_t)n + 2, "%s: %lld ids for %zu bytes", what, (long long)k, n);
+        CHECK((k > 0 || (!n && (!bos || lb_tokenizer_bos(t) < 0))) && k <= (int64_t)n + 2, "%s: %lld ids for %zu bytes", what, (long long)k, n);
         if (bos && lb_tokenizer_bos(t) >= 0) CHECK(ids[0] == lb_tokenizer_bos(t), "%s: first id %d", what, ids[0]);
         char *out = NULL;
         size_t m = 0;
@@ -50,9 +57,9 @@ static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const 
         CHECK(s == LB_OK, "%s: decode: %s", what, lb_errmsg());
         if (!s) {
             size_t i = 0;
-            while (i < n && i < m && out[i] == text[i]) i++;
-            CHECK(m == n && i == n, "%s (bos %d): round trip differs at byte %zu (%zu vs %zu bytes): '%.40s' vs '%.40s'",
-                  what, bos, i, m, n, out + (i < m ? i : m), text + i);
+            while (i < wn && i < m && out[i] == want[i]) i++;
+            CHECK(m == wn && i == wn, "%s (bos %d): round trip differs at byte %zu (%zu vs %zu bytes): '%.40s' vs '%.40s'",
+                  what, bos, i, m, wn, out + (i < m ? i : m), want + i);
         }
         /* streaming pieces give the same bytes */
         lb_buf b = {0};
@@ -287,6 +294,259 @@ static void test_llama2c_vs_reference(void)
     }
 }
 
+
+/* ------------------------------------------------------------ Hugging Face */
+
+/* Pre-tokenizer splits on examples whose result is known from GPT-2 and
+ * Llama 3 (pieces joined with '|'). */
+typedef struct { lb_buf b; const char *s; } split_acc;
+static void on_split(void *ctx, size_t off, size_t len)
+{
+    split_acc *a = ctx;
+    if (a->b.len) lb__buf_put(&a->b, "|", 1);
+    lb__buf_put(&a->b, a->s + off, len);
+}
+
+static void check_split(lb_pretok p, const char *in, const char *want)
+{
+    split_acc a = {{0}, in};
+    lb__pretok_split(&p, in, strlen(in), on_split, &a);
+    lb__buf_put(&a.b, "", 1);
+    CHECK(!strcmp(a.b.data, want), "split \"%s\": got \"%s\" want \"%s\"", in, a.b.data, want);
+    lb__buf_free(&a.b);
+}
+
+static void test_pretok_patterns(void)
+{
+    lb_pretok g = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_GPT2};
+    lb_pretok l = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 3};
+    lb_pretok q = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 1};
+    check_split(g, "Hello world! It's 2024.", "Hello| world|!| It|'s| 2024|.");
+    check_split(g, "  hello", " | hello");
+    check_split(g, "a  \n  b", "a|  \n | b");
+    check_split(g, "x   ", "x|   ");
+    check_split(g, "I'LL don't", "I|'|LL| don|'t");
+    check_split(g, "caf\xc3\xa9 \xce\xb1\xce\xb2 \xe4\xbd\xa0\xe5\xa5\xbd!?", "caf\xc3\xa9| \xce\xb1\xce\xb2| \xe4\xbd\xa0\xe5\xa5\xbd|!?");
+    check_split(l, "Hello 123456 world", "Hello| |123|456| world");
+    check_split(l, "I'LL don't", "I|'LL| don|'t");
+    check_split(l, "a  \n  b", "a|  \n| | b");
+    check_split(l, "\n\nHello", "\n\n|Hello");
+    check_split(l, "(word) ...\n\nx", "(word|)| ...\n\n|x");
+    check_split(l, "\tword", "\tword");
+    check_split(q, "12345", "1|2|3|4|5");
+    lb_pretok d = {.type = LB_PRE_DIGITS, .individual = true};
+    check_split(d, "ab12 3", "ab|1|2| |3");
+    d.individual = false;
+    check_split(d, "ab12 3", "ab|12| |3");
+    CHECK(lb__uni_is_letter(0x4F60) && lb__uni_is_letter(0x3B1) && lb__uni_is_letter(0x416) && !lb__uni_is_letter('1'),
+          "letter classes");
+    CHECK(lb__uni_is_number(0x663) && lb__uni_is_number(0xBD) && !lb__uni_is_number('a'), "number classes");
+}
+
+/* Expected decode(encode(text)) for a tokenizer without byte fallback: each
+ * run of characters that are not single-character tokens becomes "<unk>". */
+static char *expect_with_unk(lb_tokenizer *t, const char *text, size_t n, size_t *m)
+{
+    lb_buf b = {0};
+    bool in_unk = false;
+    for (size_t i = 0; i < n;) {
+        uint32_t c;
+        size_t k = lb__utf8_decode((const unsigned char *)text + i, n - i, &c);
+        bool ok = text[i] == ' ' || lb__strmap_get(t, text + i, k) >= 0;
+        if (ok) lb__buf_put(&b, text + i, k);
+        else if (!in_unk) lb__buf_put(&b, "<unk>", 5);
+        in_unk = !ok;
+        i += k;
+    }
+    lb__buf_put(&b, "", 1);
+    *m = b.len - 1;
+    return b.data;
+}
+
+static void test_hf_656k(void)
+{
+    lb_tokenizer *t = load_model_tok("tinystories-656k");
+    if (!t) SKIP("tinystories-656k missing");
+    CHECK(lb_tokenizer_vocab_size(t) == 2048, "vocab %lld", (long long)lb_tokenizer_vocab_size(t));
+    CHECK(lb_tokenizer_bos(t) == 1 && lb_tokenizer_eos(t) == 2, "bos %d eos %d", lb_tokenizer_bos(t), lb_tokenizer_eos(t));
+    int32_t *ids;
+    int64_t n;
+    REQUIRE(lb_tokenizer_encode(t, "", 0, 1, &ids, &n) == LB_OK, "encode");
+    CHECK(n == 1 && ids[0] == 1, "empty text with BOS: %lld ids", (long long)n);
+    free(ids);
+    /* the special token's literal text is matched whole */
+    REQUIRE(lb_tokenizer_encode(t, "a<|end_story|>", 14, 0, &ids, &n) == LB_OK, "encode");
+    CHECK(n >= 2 && ids[n - 1] == 2, "special token literal: last id %d", ids[n - 1]);
+    free(ids);
+    for (int f = 0; f < 2; f++) {
+        char p[1024];
+        size_t len, m;
+        char *text = read_text(path_in(p, sizeof p, test_data_dir(), eval_texts[f]), 4u << 20, &len);
+        if (!text) SKIP("%s missing", p);
+        char *want = expect_with_unk(t, text, len, &m);
+        REQUIRE(lb_tokenizer_encode(t, text, len, 1, &ids, &n) == LB_OK, "encode %s", p);
+        char *out;
+        size_t k;
+        REQUIRE(lb_tokenizer_decode(t, ids, n, &out, &k) == LB_OK, "decode");
+        size_t i = 0;
+        while (i < k && i < m && out[i] == want[i]) i++;
+        CHECK(k == m && i == m, "%s: round trip (unknown characters as <unk>) differs at byte %zu: '%.30s' vs '%.30s'",
+              p, i, out + i, want + i);
+        free(out); free(ids); free(want); free(text);
+    }
+    if (have_python()) {
+        char tp[1024], dp[1024];
+        path_in(tp, sizeof tp, test_models_dir(), "tinystories-656k/tokenizer.json");
+        for (int f = 0; f < 2; f++) check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 6000, f);
+        check_tricky_vs_ref(t, tp);
+    } else {
+        printf("SKIP test_hf_656k: python3 not found: reference comparison not run\n");
+    }
+    lb_tokenizer_free(t);
+}
+
+/* Byte-level (GPT-2, Llama 3, Qwen2 patterns), digits and Metaspace
+ * tokenizers trained by tests/ref/make_test_tokenizers.py. */
+static void test_hf_synthetic(void)
+{
+    if (!have_python()) SKIP("python3 not found: synthetic tokenizers not built");
+    char dir[] = "/tmp/lowbit_toks_XXXXXX", cmd[4096], d0[1024], d1[1024];
+    REQUIRE(mkdtemp(dir), "mkdtemp");
+    path_in(d0, sizeof d0, test_data_dir(), eval_texts[0]);
+    path_in(d1, sizeof d1, test_data_dir(), eval_texts[1]);
+    if (!test_file_exists(d0) || !test_file_exists(d1)) SKIP("eval texts missing");
+    snprintf(cmd, sizeof cmd, "python3 tests/ref/make_test_tokenizers.py %s '%s' '%s'", dir, d0, d1);
+    REQUIRE(system(cmd) == 0, "%s failed", cmd);
+    static const char *const kinds[] = {"gpt2", "llama3", "qwen2", "digits", "metaspace"};
+    for (int k = 0; k < 5; k++) {
+        char tp[1200], tj[1300];
+        snprintf(tp, sizeof tp, "%s/%s", dir, kinds[k]);
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", tp);
+        lb_tokenizer *t = NULL;
+        CHECK(lb_tokenizer_load(tp, &t) == LB_OK, "load %s: %s", tp, lb_errmsg());
+        if (!t) continue;
+        for (int f = 0; f < 2; f++) check_vs_ref(t, tj, f ? d1 : d0, 5000, f);
+        check_tricky_vs_ref(t, tj);
+        /* ByteLevel with add_prefix_space adds a space that its decoder keeps (as in Hugging Face) */
+        bool exact = strcmp(kinds[k], "digits") != 0;
+        rt_lose_leading_space = !strcmp(kinds[k], "metaspace");
+        if (exact) round_trip_files(t, kinds[k]);
+        for (size_t i = 0; exact && i < N_TRICKY; i++) check_round_trip(t, tricky[i], strlen(tricky[i]), tricky[i]);
+        rt_lose_leading_space = 0;
+        lb_tokenizer_free(t);
+        unlink(tj);
+        rmdir(tp);
+    }
+    rmdir(dir);
+}
+
+/* ------------------------------------------------------------ bad input */
+
+static void expect_bin_error(const uint8_t *d, size_t n, const char *what)
+{
+    lb_tokenizer *t = NULL;
+    lb_status s = lb__tokenizer_from_llama2c(d, n, "bad.bin", &t);
+    CHECK(s != LB_OK && !t, "%s: accepted", what);
+    CHECK(strstr(lb_errmsg(), "bad.bin") != NULL, "%s: message lacks the file name: %s", what, lb_errmsg());
+    lb_tokenizer_free(t);
+}
+
+static size_t put_rec(uint8_t *d, size_t at, float score, int32_t len, const char *s)
+{
+    memcpy(d + at, &score, 4);
+    memcpy(d + at + 4, &len, 4);
+    memcpy(d + at + 8, s, strlen(s));
+    return at + 8 + strlen(s);
+}
+
+static void test_bad_llama2c(void)
+{
+    uint8_t d[256];
+    int32_t mx = 8;
+    memcpy(d, &mx, 4);
+    size_t n = put_rec(d, 4, 0, 5, "<unk>");
+    n = put_rec(d, n, 0, 3, "<s>");
+    size_t ok = put_rec(d, n, 0, 4, "</s>");
+    lb_tokenizer *t = NULL;
+    CHECK(lb__tokenizer_from_llama2c(d, ok, "good.bin", &t) == LB_OK && t && lb_tokenizer_vocab_size(t) == 3,
+          "three tokens: %s", lb_errmsg());
+    lb_tokenizer_free(t);
+    expect_bin_error(d, 2, "too short");
+    expect_bin_error(d, ok - 1, "last piece cut");
+    expect_bin_error(d, ok + 3, "half a record header");
+    expect_bin_error(d, n, "two tokens");
+    size_t bad = put_rec(d, n, 0, -4, "");
+    expect_bin_error(d, bad, "negative length");
+    bad = put_rec(d, n, 0, 1000, "");
+    expect_bin_error(d, bad, "length past the end");
+    bad = put_rec(d, n, 0, INT32_MAX, "");
+    expect_bin_error(d, bad, "huge length");
+}
+
+static void expect_json_error(const char *json, lb_status want, const char *needle)
+{
+    lb_tokenizer *t = NULL;
+    lb_status s = lb__tokenizer_from_hf_json(json, strlen(json), "bad/tokenizer.json", NULL, 0, &t);
+    CHECK(s == want && !t, "%.60s: status %d, want %d (%s)", json, s, want, lb_errmsg());
+    CHECK(strstr(lb_errmsg(), "bad/tokenizer.json") && strstr(lb_errmsg(), needle), "message '%s' lacks '%s'",
+          lb_errmsg(), needle);
+    lb_tokenizer_free(t);
+}
+
+static void test_bad_hf_json(void)
+{
+    expect_json_error("{}", LB_ERR_FORMAT, "model");
+    expect_json_error("[1]", LB_ERR_FORMAT, "object");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"merges\": []}}", LB_ERR_FORMAT, "vocab");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", LB_ERR_FORMAT, "merges");
+    expect_json_error("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", LB_ERR_UNSUPPORTED, "Unigram");
+    expect_json_error("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"a\": 0}}}", LB_ERR_UNSUPPORTED, "WordPiece");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a c\"]}}",
+                      LB_ERR_FORMAT, "not in the vocabulary");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
+                      LB_ERR_FORMAT, "not in the vocabulary");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", LB_ERR_FORMAT,
+                      "two different");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                      "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}", LB_ERR_UNSUPPORTED, "Whitespace");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
+                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}}",
+                      LB_ERR_UNSUPPORTED, "pattern");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", LB_ERR_FORMAT, "merge 0");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []", LB_ERR_FORMAT, "JSON");
+    /* a tiny valid one: no unk, no byte fallback: an unknown character is an error, not a crash */
+    const char *ok = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [[\"a\", \"b\"]]}}";
+    lb_tokenizer *t = NULL;
+    REQUIRE(lb__tokenizer_from_hf_json(ok, strlen(ok), "ok.json", NULL, 0, &t) == LB_OK, "%s", lb_errmsg());
+    int32_t *ids;
+    int64_t n;
+    CHECK(lb_tokenizer_encode(t, "abab", 4, 0, &ids, &n) == LB_OK && n == 2 && ids[0] == 2 && ids[1] == 2, "abab");
+    free(ids);
+    CHECK(lb_tokenizer_encode(t, "abc", 3, 0, &ids, &n) == LB_ERR_FORMAT, "unknown character accepted");
+    CHECK(lb_tokenizer_bos(t) == -1, "no bos");
+    CHECK(lb_tokenizer_decode(t, (int32_t[]){2, 7}, 2, &(char *){NULL}, NULL) == LB_ERR_ARG, "id 7 decoded");
+    lb_tokenizer_free(t);
+}
+
+static void test_load_errors(void)
+{
+    lb_tokenizer *t = NULL;
+    CHECK(lb_tokenizer_load("/nonexistent/tokenizer.bin", &t) == LB_ERR_IO && !t, "missing file");
+    CHECK(strstr(lb_errmsg(), "/nonexistent/tokenizer.bin") != NULL, "message: %s", lb_errmsg());
+    char buf[256];
+    CHECK(lb_tokenizer_find("/tmp", buf, sizeof buf) == LB_ERR_NOTFOUND || test_file_exists("/tmp/tokenizer.json") ||
+          test_file_exists("/tmp/tokenizer.bin"), "find in /tmp");
+    char p[1024];
+    path_in(p, sizeof p, test_models_dir(), "stories260K/stories260K.bin");
+    if (!test_file_exists(p)) SKIP("stories260K missing");
+    REQUIRE(lb_tokenizer_find(p, buf, sizeof buf) == LB_OK, "find: %s", lb_errmsg());
+    CHECK(strstr(buf, "tok512.bin") != NULL, "found %s", buf);
+    path_in(p, sizeof p, test_models_dir(), "tinystories-656k");
+    REQUIRE(lb_tokenizer_find(p, buf, sizeof buf) == LB_OK, "find: %s", lb_errmsg());
+    CHECK(strstr(buf, "tokenizer.json") != NULL, "found %s", buf);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -294,5 +554,11 @@ int main(int argc, char **argv)
     RUN(test_llama2c_known_ids);
     RUN(test_llama2c_round_trip);
     RUN(test_llama2c_vs_reference);
+    RUN(test_pretok_patterns);
+    RUN(test_hf_656k);
+    RUN(test_hf_synthetic);
+    RUN(test_bad_llama2c);
+    RUN(test_bad_hf_json);
+    RUN(test_load_errors);
     return TEST_DONE();
 }

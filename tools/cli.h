@@ -40,6 +40,22 @@ void *cli_read_all(const char *cmd, const char *path, size_t *size);
 /* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */
 const char *cli_models_dir(void);
 
+/* model loaders (cmd_inspect.c, cmd_synth.c) */
+int cmd_inspect(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
+/* transforms (tools/cmd_hadamard.c) */
+int cmd_hadamard(int argc, char **argv);
+/* formats (tools/cmd_formats.c) */
+int cmd_formats(int argc, char **argv);
+int cmd_tensor(int argc, char **argv);
+/* engine (cmd_run.c, cmd_eval.c) */
+int cmd_run(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+/* Load a model and its tokenizer (found beside the model when tok_path is
+ * NULL) and check that the vocabularies agree; prints and returns 1 on error. */
+int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);
+/* Offset of the first byte that is not strict UTF-8, or len when valid. */
+size_t cli_utf8_check(const unsigned char *s, size_t len);
 /* lossless (cmd_pack.c) */
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);

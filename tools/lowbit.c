@@ -7,11 +7,21 @@
 static int cmd_help(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
 static int cmd_info(int argc, char **argv);
+/* tokenizers (cmd_tokenize.c) */
+extern int cmd_tokenize(int argc, char **argv);
 
 static const cli_command commands[] = {
     {"help", "list commands, or show one command's help", cmd_help},
     {"version", "print the version", cmd_version},
     {"info", "show the CPU paths and thread count lowbit will use", cmd_info},
+    {"inspect", "show what a model file or folder holds (format, config, tensors)", cmd_inspect},
+    {"synth", "write a model folder with seeded random weights (benchmark sizes)", cmd_synth},
+    {"hadamard", "Hadamard plans for dimensions; apply the transform to a raw float32 file", cmd_hadamard},
+    {"tokenize", "text to token ids (or --decode ids to text) with a model's tokenizer", cmd_tokenize},
+    {"formats", "list the number formats (bits/weight, block size)", cmd_formats},
+    {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
+    {"run", "generate text with a model", cmd_run},
+    {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
     {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
     {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
 };

@@ -89,9 +89,30 @@ uint16_t lb__scale16_encode(lb__sdtype sd, float s)
 uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule)
 {
     float s = a / elmax * g;
-    uint8_t c = lb_elem_encode(LB_ELEM_UE4M3, s);
-    if (ceil_rule && c < 0x7e && lb_elem_decode(LB_ELEM_UE4M3, c) < s) c++;
+    uint8_t c = lb__ue4m3_encode_fast(s);
+    if (ceil_rule && c < 0x7e && lb__elem_lut(LB_ELEM_UE4M3)[c] < s) c++;
     return c;
+}
+
+float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr)
+{
+    uint16_t h = lb__scale16_encode(f->sd, amax / lb_elem_max(f->elem));
+    float sd = lb__scale16_decode(f->sd, h);
+    lb__wr16(hdr, h);
+    return sd > 0.0f ? 1.0f / sd : 0.0f;
+}
+
+float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero)
+{
+    float qmax = lb_elem_max(f->elem);
+    uint16_t h = lb__scale16_encode(f->sd, (mx - mn) / qmax);
+    float sd = lb__scale16_decode(f->sd, h), inv = sd > 0.0f ? 1.0f / sd : 0.0f;
+    float z = rintf(-mn * inv);
+    z = z < 0.0f ? 0.0f : z > qmax ? qmax : z;
+    lb__wr16(hdr, h);
+    hdr[2] = (uint8_t)z;
+    *zero = z;
+    return inv;
 }
 
 /* ---- per-family encoders for one block with a given parameter:
@@ -124,7 +145,7 @@ static float mx_maxval(const lb_format *f)
 
 static void nv_encode(const lb_format *f, uint8_t sc, float g, const float *x, int64_t n, uint8_t *out)
 {
-    float sd = lb_elem_decode(LB_ELEM_UE4M3, sc), inv = sd > 0.0f ? g / sd : 0.0f;
+    float inv = lb__nv_inv(sc, g);
     out[0] = sc;
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = lb_elem_encode(f->elem, x[i] * inv);
@@ -137,11 +158,9 @@ static void int_encode(const lb_format *f, float mul, const float *x, int64_t n,
 {
     int k = lb_elem_bits(f->elem);
     uint32_t mask = (1u << k) - 1;
+    float qmax = int_qmax(f);
     if (!f->asym) {
-        float qmax = int_qmax(f), amax = lb__bits_f32(lb__amax_bits(x, n)) * mul;
-        uint16_t h = lb__scale16_encode(f->sd, amax / qmax);
-        float sd = lb__scale16_decode(f->sd, h), inv = sd > 0.0f ? 1.0f / sd : 0.0f;
-        lb__wr16(out, h);
+        float inv = lb__int_sym_setup(f, lb__bits_f32(lb__amax_bits(x, n)) * mul, out);
         for (int64_t i = 0; i < n; i++) {
             float q = rintf(x[i] * inv);
             q = q < -qmax ? -qmax : q > qmax ? qmax : q;
@@ -149,15 +168,9 @@ static void int_encode(const lb_format *f, float mul, const float *x, int64_t n,
         }
         return;
     }
-    float mn = 0.0f, mx = 0.0f, qmax = int_qmax(f);
+    float mn = 0.0f, mx = 0.0f, z;
     for (int64_t i = 0; i < n; i++) { mn = x[i] < mn ? x[i] : mn; mx = x[i] > mx ? x[i] : mx; }
-    mn *= mul; mx *= mul;
-    uint16_t h = lb__scale16_encode(f->sd, (mx - mn) / qmax);
-    float sd = lb__scale16_decode(f->sd, h), inv = sd > 0.0f ? 1.0f / sd : 0.0f;
-    float z = rintf(-mn * inv);
-    z = z < 0.0f ? 0.0f : z > qmax ? qmax : z;
-    lb__wr16(out, h);
-    out[2] = (uint8_t)z;
+    float inv = lb__int_asym_setup(f, mn * mul, mx * mul, out, &z);
     for (int64_t i = 0; i < n; i++) {
         float q = rintf(x[i] * inv) + z;
         q = q < 0.0f ? 0.0f : q > qmax ? qmax : q;
@@ -265,25 +278,12 @@ void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, c
     else encode_param(f, rule == LB_SCALE_CEIL, tscale, 0, 1.0f, x, n, out);
 }
 
-/* Multiplier d and zero point of a block (see the top of the file). */
-static float block_d(const lb_format *f, float tscale, const uint8_t *blk, float *zero)
-{
-    *zero = 0.0f;
-    switch (f->sd) {
-    case LB__SD_E8M0: return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127);
-    case LB__SD_UE4M3: return lb_elem_decode(LB_ELEM_UE4M3, blk[0]) / tscale;
-    default:
-        if (f->asym) *zero = (float)blk[2];
-        return lb__scale16_decode(f->sd, lb__rd16(blk));
-    }
-}
-
 /* Decode elements [i0, i0+cnt) of a block of n elements into y. */
 static void decode_block(const lb_format *f, float tscale, const uint8_t *blk, int64_t i0, int64_t cnt, int64_t n,
                          float *y)
 {
     (void)n;
-    float z, d = block_d(f, tscale, blk, &z);
+    float z, d = lb__block_d(f, tscale, blk, &z);
     const uint8_t *codes = blk + lb__scale_bytes(f);
     const float *lut = f->fam == LB__FAM_NF4 ? nf4_table : lb__elem_lut(f->elem);
     int k = lb_elem_bits(f->elem);

@@ -75,7 +75,11 @@ static inline uint32_t lb__amax_bits(const float *x, int64_t n)
     }
     return m;
 }
-static inline float lb__pow2f(int e) { return ldexpf(1.0f, e); }  /* exact for e in [-149, 127] */
+/* 2^e, exact for e in [-149, 127] (subnormal below -126). */
+static inline float lb__pow2f(int e)
+{
+    return e >= -126 ? lb__bits_f32((uint32_t)(e + 127) << 23) : lb__bits_f32(1u << (e + 149));
+}
 
 /* MX shared exponent for a finite amax (bits): OCP floor(log2 amax) - emax,
  * or the smallest exponent that never clips (ceil); clamped to E8M0's range
@@ -91,8 +95,30 @@ static inline int lb__mx_exp(uint32_t amax_bits, int emax, float maxval, bool ce
     return e > 127 ? 127 : e;
 }
 
+/* UE4M3 encode of a finite s by bit arithmetic (nearest, ties to even,
+ * saturating at 448, s <= 0 -> 0); equals lb_elem_encode(LB_ELEM_UE4M3, s). */
+static inline uint8_t lb__ue4m3_encode_fast(float s)
+{
+    if (!(s > 0.0f)) return 0;
+    if (s < 0x1p-6f) return (uint8_t)rintf(s * 512.0f);        /* subnormal grid 2^-9 (8 = 2^-6) */
+    uint32_t b = lb__f32_bits(s);
+    b += 0x7ffffu + ((b >> 20) & 1);                           /* round to 3 mantissa bits */
+    uint32_t c = (b >> 20) - ((127u - 7u) << 3);
+    return (uint8_t)(c > 0x7e ? 0x7e : c);
+}
 /* NV block scale code (UE4M3) for block amax a and tensor encode scale g. */
 uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule);
+/* Element inverse of an NV block: g / ue4m3(sc), 0 for a zero scale. */
+static inline float lb__nv_inv(uint8_t sc, float g)
+{
+    float sd = lb__elem_lut(LB_ELEM_UE4M3)[sc];
+    return sd > 0.0f ? g / sd : 0.0f;
+}
+/* INT block headers: write the scale (and zero point) of a block, return
+ * the element inverse 1/d (0 when d is 0). Symmetric from amax, asymmetric
+ * from min(x, 0) and max(x, 0); *zero receives the zero point as a float. */
+float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr);
+float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero);
 /* FP16/BF16 scale storage: encode saturates to the largest finite value. */
 uint16_t lb__scale16_encode(lb__sdtype sd, float s);
 static inline float lb__scale16_decode(lb__sdtype sd, uint16_t h)
@@ -101,6 +127,18 @@ static inline float lb__scale16_decode(lb__sdtype sd, uint16_t h)
 }
 static inline uint16_t lb__rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
 static inline void lb__wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+/* Decode multiplier d of a block and its zero point (see blocks.c). */
+static inline float lb__block_d(const lb_format *f, float tscale, const uint8_t *blk, float *zero)
+{
+    *zero = 0.0f;
+    switch (f->sd) {
+    case LB__SD_E8M0: return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127);
+    case LB__SD_UE4M3: return lb__elem_lut(LB_ELEM_UE4M3)[blk[0] & 0x7f] / tscale;
+    default:
+        if (f->asym) *zero = (float)blk[2];
+        return lb__scale16_decode(f->sd, lb__rd16(blk));
+    }
+}
 
 /* The fixed dot-product reduction: lanes i and i+8, then i+4, i+2, i+1. */
 static inline float lb__reduce16(const float a[16])

@@ -7,9 +7,9 @@
 #include "formats/formats.h"
 
 #define NO_SIMD {NULL, NULL}
-#define MXFP4_SIMD NO_SIMD
-#define NV4_SIMD NO_SIMD
-#define INT4_SIMD NO_SIMD
+#define MXFP4_SIMD {&lb__mxfp4_avx2, NULL}
+#define NV4_SIMD {&lb__nv4_avx2, NULL}
+#define INT4_SIMD {&lb__int4_avx2, NULL}
 
 /* name, description, family, element, block (0 = per row), asym, scale storage, emax, SIMD kernels */
 static const lb_format formats[] = {

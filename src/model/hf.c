@@ -284,6 +284,22 @@ static lb_status open_weights(hf_ctx *h)
     return s;
 }
 
+lb_status lb__hf_open_files(const char *dir, lb_st_file **files, int *n)
+{
+    hf_ctx h = {dir, NULL, NULL, 0, NULL};
+    lb_status s = open_weights(&h);
+    for (int i = 0; i < h.n_files; i++) LB_FREE(h.used[i]);
+    LB_FREE(h.used);
+    if (s) {
+        for (int i = 0; i < h.n_files; i++) lb__st_close(&h.files[i]);
+        LB_FREE(h.files);
+        h.files = NULL; h.n_files = 0;
+    }
+    *files = h.files;
+    *n = h.n_files;
+    return s;
+}
+
 static const lb_st_tensor *find(hf_ctx *h, const char *name, int *file)
 {
     for (int i = 0; i < h->n_files; i++) {
@@ -389,23 +405,17 @@ static lb_status take_embeddings(hf_ctx *h)
     return take(h, "lm_head.weight", V, d, &m->lm_head);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 static lb_status check_all_used(const hf_ctx *h)
 {
     for (int i = 0; i < h->n_files; i++)
         for (int64_t t = 0; t < h->files[i].n_tensors; t++)
-            if (!h->used[i][t] && !ends_with(h->files[i].tensors[t].name, "rotary_emb.inv_freq"))
+            if (!h->used[i][t] && !lb__ends_with(h->files[i].tensors[t].name, "rotary_emb.inv_freq"))
                 return lb__err(LB_ERR_FORMAT, "%s: unexpected tensor '%s' (not part of this architecture's layout)",
                                h->files[i].what, h->files[i].tensors[t].name);
     return LB_OK;
 }
 
-static lb_status read_config(const char *dir, lb_config *cfg)
+lb_status lb__hf_read_config(const char *dir, lb_config *cfg)
 {
     char *path = join(dir, "config.json");
     if (!path) return LB_ERR_NOMEM;
@@ -421,7 +431,7 @@ static lb_status read_config(const char *dir, lb_config *cfg)
 lb_status lb__hf_load(const char *dir, lb_model *m)
 {
     hf_ctx h = {dir, NULL, NULL, 0, m};
-    lb_status s = read_config(dir, &m->cfg);
+    lb_status s = lb__hf_read_config(dir, &m->cfg);
     if (!s) s = open_weights(&h);
     if (!s) s = lb__model_alloc_layers(m);
     if (!s) s = take_embeddings(&h);

@@ -77,12 +77,6 @@ lb_status lb__config_validate(const lb_config *c, const char *what)
     return LB_OK;
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
-}
-
 /* The folder holding `path` (a config.json or .safetensors inside it). */
 static char *parent_dir(const char *path)
 {
@@ -116,7 +110,7 @@ lb_status lb_model_load(const char *path, lb_model **out)
     if (!m) return LB_ERR_NOMEM;
     lb_status s;
     if (S_ISDIR(st.st_mode)) s = lb__hf_load(path, m);
-    else if (ends_with(path, ".json") || ends_with(path, ".safetensors")) {
+    else if (lb__ends_with(path, ".json") || lb__ends_with(path, ".safetensors")) {
         char *dir = parent_dir(path);
         s = dir ? lb__hf_load(dir, m) : LB_ERR_NOMEM;
         LB_FREE(dir);

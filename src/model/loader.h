@@ -16,6 +16,12 @@
 #define LB_MAX_VOCAB ((int64_t)1 << 24)
 #define LB_MAX_SEQ ((int64_t)1 << 26)
 
+static inline bool lb__ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
 /* A fresh zeroed model (NULL + LB_ERR_NOMEM message on failure). */
 lb_model *lb__model_new(void);
 /* Allocate m->layers for m->cfg.n_layers (zeroed). */
@@ -32,6 +38,13 @@ bool lb__llama2c_is_v1(const uint8_t *data, size_t size);
 
 /* Hugging Face config.json text -> cfg. */
 lb_status lb__hf_config_parse(const char *text, size_t n, const char *what, lb_config *cfg);
+/* DIR/config.json -> cfg. */
+lb_status lb__hf_read_config(const char *dir, lb_config *cfg);
+/* Open the weight files of a folder (model.safetensors or the shards its
+ * index names); *files is an array of *n opened files (lb__st_close each,
+ * then free the array). Needs safetensors.h for lb_st_file. */
+struct lb_st_file;
+lb_status lb__hf_open_files(const char *dir, struct lb_st_file **files, int *n);
 /* Hugging Face model folder (config.json + safetensors). */
 lb_status lb__hf_load(const char *dir, lb_model *m);
 

@@ -247,8 +247,7 @@ void lb__tok_free_fields(lb_tokenizer *t)
         for (int64_t i = 0; i < t->n_vocab; i++) LB_FREE(t->piece[i]);
     LB_FREE(t->piece); LB_FREE(t->piece_len); LB_FREE(t->score); LB_FREE(t->map.slots);
     LB_FREE(t->merges.keys); LB_FREE(t->merges.rank); LB_FREE(t->merges.merged);
-    LB_FREE(t->prepend);
-    for (int i = 0; i < t->n_replace; i++) { LB_FREE(t->repl_from[i]); LB_FREE(t->repl_to[i]); }
+    for (int i = 0; i < t->n_norm; i++) { LB_FREE(t->norm[i].from); LB_FREE(t->norm[i].to); }
     for (int i = 0; i < t->n_added; i++) LB_FREE(t->added[i].content);
     LB_FREE(t->added); LB_FREE(t->prefix_ids); LB_FREE(t->suffix_ids);
     LB_FREE(t->dec_replace_from); LB_FREE(t->dec_replace_to); LB_FREE(t->is_special);
@@ -401,7 +400,7 @@ static lb_status render(const lb_tokenizer *t, int32_t id, bool at_start, char *
         size_t m = lb__utf8_decode((const unsigned char *)p + i, n - i, &c);
         const char *src = p + i;
         size_t sn = m;
-        int byte = t->byte_level ? byte_of_char(c) : -1;
+        int byte = t->dec_byte_level ? byte_of_char(c) : -1;
         if (byte >= 0) { src = (const char *)&all_bytes[byte]; sn = 1; }
         else if (t->dec_replace_from && strlen(t->dec_replace_from) <= n - i &&
                  !memcmp(p + i, t->dec_replace_from, strlen(t->dec_replace_from))) {

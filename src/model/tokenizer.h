@@ -19,11 +19,13 @@ typedef enum lb_tok_regex {
     LB_RE_LLAMA3 = 2,     /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
 } lb_tok_regex;
 
-/* One pre-tokenizer step, applied in order (a Sequence is flattened). */
+/* One pre-tokenizer step, applied in order (a Sequence is flattened); each
+ * step works on every piece the previous steps produced. */
 typedef enum lb_pretok_type {
-    LB_PRE_SPLIT_REGEX = 0,   /* Split(Regex, Isolated) or ByteLevel(use_regex) */
+    LB_PRE_SPLIT_REGEX = 0,   /* Split(Regex, Isolated) */
     LB_PRE_DIGITS = 1,        /* Digits: split digit runs (individual: each digit) */
-    LB_PRE_METASPACE = 2,     /* Metaspace(split = true): split before each replacement char */
+    LB_PRE_METASPACE = 2,     /* Metaspace: ' ' -> replacement, maybe prepend it, maybe split before it */
+    LB_PRE_BYTELEVEL = 3,     /* ByteLevel: maybe prepend ' ', maybe split with the GPT-2 pattern */
 } lb_pretok_type;
 
 typedef struct lb_pretok {
@@ -31,7 +33,17 @@ typedef struct lb_pretok {
     lb_tok_regex re;          /* SPLIT_REGEX */
     int max_digits;           /* SPLIT_REGEX: \p{N}{1,k} (0 = unbounded) */
     bool individual;          /* DIGITS */
+    bool split;               /* METASPACE: split; BYTELEVEL: use_regex */
+    bool add_prefix;          /* BYTELEVEL: add_prefix_space */
+    int prepend;              /* METASPACE: 0 never, 1 always, 2 first piece of the text only */
+    char metaspace_char[8];   /* METASPACE: UTF-8 of the replacement, usually U+2581 */
 } lb_pretok;
+
+/* Normalizer steps, applied in order. */
+typedef struct lb_norm {
+    bool prepend;             /* true: prepend `to` (to non-empty text); false: replace `from` by `to` */
+    char *from, *to;
+} lb_norm;
 
 typedef struct lb_added_token {
     char *content;
@@ -54,7 +66,7 @@ typedef struct lb_pairmap {
 } lb_pairmap;
 
 #define LB_TOK_MAX_PRETOK 8
-#define LB_TOK_MAX_REPLACE 4
+#define LB_TOK_MAX_NORM 8
 
 struct lb_tokenizer {
     lb_tok_kind kind;
@@ -71,26 +83,22 @@ struct lb_tokenizer {
     int32_t space_id;         /* id of " " (the dummy prefix) or -1 */
     /* Hugging Face BPE */
     lb_pairmap merges;
-    bool byte_level;          /* pieces are GPT-2 byte-to-unicode strings */
+    bool byte_level;          /* a ByteLevel pre-tokenizer maps bytes to GPT-2 unicode pieces */
     bool byte_fallback, fuse_unk, ignore_merges;
-    bool add_prefix_space;    /* ByteLevel pre-tokenizer: prepend " " when missing */
-    /* normalizer: optional prepend, then string replacements */
-    char *prepend;            /* NULL when none */
-    int n_replace;
-    char *repl_from[LB_TOK_MAX_REPLACE], *repl_to[LB_TOK_MAX_REPLACE];
-    /* Metaspace pre-tokenizer (replaces ' ', may prepend, may split) */
-    bool metaspace;
-    char metaspace_char[8];   /* UTF-8 of the replacement, usually U+2581 */
-    int metaspace_prepend;    /* 0 never, 1 always, 2 first segment only */
+    int n_norm;
+    lb_norm norm[LB_TOK_MAX_NORM];
     int n_pretok;
     lb_pretok pretok[LB_TOK_MAX_PRETOK];
     /* added tokens matched literally before anything else */
     int n_added;
-    lb_added_token *added;
+    lb_added_token *added;    /* sorted by first byte, then longest first */
+    int32_t added_first[257]; /* added[added_first[b] .. added_first[b + 1]) start with byte b */
+    uint32_t byte_cp[256];    /* GPT-2 byte-to-unicode map */
     int32_t *prefix_ids, *suffix_ids;   /* post-processor template around A */
     int n_prefix, n_suffix;
     /* decoder */
     char *dec_replace_from, *dec_replace_to;  /* e.g. U+2581 -> " " */
+    bool dec_byte_level;      /* map GPT-2 unicode pieces back to bytes */
     bool dec_byte_fallback;   /* "<0xNN>" -> the byte */
     int dec_strip_start;      /* leading spaces removed at the start of the text */
     bool *is_special;         /* (n_vocab) added tokens marked special, or NULL */

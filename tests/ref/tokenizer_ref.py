@@ -97,6 +97,345 @@ class Llama2c:
         return toks + greedy_merge(syms, pair)
 
 
+# ---------------------------------------------------------------- Hugging Face
+
+WHITE = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029,
+         0x202F, 0x205F, 0x3000} | set(range(0x2000, 0x200B))
+
+
+def utf8_units(b):
+    """Split bytes into (bytes, code point) units; a byte that does not start
+    a valid UTF-8 sequence is its own unit with code point U+FFFD."""
+    out, i = [], 0
+    while i < len(b):
+        got = None
+        for k in (1, 2, 3, 4):
+            if i + k <= len(b):
+                try:
+                    ch = b[i:i + k].decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                if len(ch) == 1:
+                    got = (b[i:i + k], ord(ch))
+                    break
+        if got is None:
+            got = (b[i:i + 1], 0xFFFD)
+        out.append(got)
+        i += len(got[0])
+    return out
+
+
+def klass(cp):
+    cat = unicodedata.category(chr(cp))
+    if cat[0] == "L":
+        return "L"
+    if cat[0] == "N":
+        return "N"
+    if cp in WHITE:
+        return "S"
+    return "O"
+
+
+def regex_split(b, flavor, max_digits):
+    """The GPT-2 / Llama 3 split patterns, alternative by alternative."""
+    u = utf8_units(b)
+    cls = [klass(cp) for _, cp in u]
+    n = len(u)
+    pieces, i = [], 0
+
+    def ch(j):
+        return u[j][0] if j < n else b""
+
+    def cl(j):
+        return cls[j] if j < n else None
+
+    def run(j, c, limit=None):
+        k = j
+        while k < n and cls[k] == c and (limit is None or k - j < limit):
+            k += 1
+        return k
+
+    while i < n:
+        end = None
+        # contractions
+        if ch(i) == b"'":
+            for form in (b"s", b"t", b"re", b"ve", b"m", b"ll", b"d"):
+                got = b"".join(ch(i + 1 + j) for j in range(len(form)))
+                if flavor == "llama3":
+                    got = got.lower() if all(len(ch(i + 1 + j)) == 1 for j in range(len(form))) else got
+                if got == form:
+                    end = i + 1 + len(form)
+                    break
+        if end is None and flavor == "gpt2":
+            for c in ("L", "N", "O"):
+                if ch(i) == b" " and cl(i + 1) == c:
+                    end = run(i + 1, c)
+                    break
+                if cl(i) == c:
+                    end = run(i, c)
+                    break
+        if end is None and flavor == "llama3":
+            if cl(i) not in ("L", "N") and ch(i) not in (b"\r", b"\n") and cl(i + 1) == "L":
+                end = run(i + 1, "L")
+            elif cl(i) == "L":
+                end = run(i, "L")
+            elif cl(i) == "N":
+                end = run(i, "N", max_digits)
+            elif (ch(i) == b" " and cl(i + 1) == "O") or cl(i) == "O":
+                end = run(i + 1 if cl(i) != "O" else i, "O")
+                while end < n and ch(end) in (b"\r", b"\n"):
+                    end += 1
+        if end is None:
+            k = run(i, "S")
+            nl = [j for j in range(i, k) if ch(j) in (b"\r", b"\n")]
+            if flavor == "llama3" and nl:
+                end = nl[-1] + 1
+            elif k == n or k - i == 1:
+                end = k
+            else:
+                end = k - 1
+        pieces.append(b"".join(x for x, _ in u[i:end]))
+        i = end
+    return pieces
+
+
+def bytes_to_unicode():
+    keep = list(range(0x21, 0x7F)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    m, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            m[b] = chr(b)
+        else:
+            m[b] = chr(256 + extra)
+            extra += 1
+    return m
+
+
+class HF:
+    def __init__(self, path):
+        j = json.load(open(path, encoding="utf-8"))
+        cfg_path = os.path.join(os.path.dirname(path), "tokenizer_config.json")
+        cfg = json.load(open(cfg_path, encoding="utf-8")) if os.path.exists(cfg_path) else {}
+        m = j["model"]
+        self.vocab = {k.encode("utf-8"): v for k, v in m["vocab"].items()}
+        self.added = []
+        self.special = set()
+        for a in j.get("added_tokens") or []:
+            c = a["content"].encode("utf-8")
+            self.vocab.setdefault(c, a["id"])
+            self.added.append((c, a["id"], a.get("lstrip", False), a.get("rstrip", False)))
+            if a.get("special"):
+                self.special.add(a["id"])
+        self.ranks = {}
+        for r, mg in enumerate(m["merges"]):
+            a, b = mg.split(" ") if isinstance(mg, str) else mg
+            a, b = a.encode("utf-8"), b.encode("utf-8")
+            self.ranks[(self.vocab[a], self.vocab[b])] = (r, self.vocab[a + b])
+        self.byte_fallback = m.get("byte_fallback", False)
+        self.fuse_unk = m.get("fuse_unk", False)
+        self.ignore_merges = m.get("ignore_merges", False)
+        unk = m.get("unk_token")
+        self.unk = self.vocab.get(unk.encode("utf-8")) if unk else None
+        self.norm = []
+        self.add_norm(j.get("normalizer"))
+        self.pre = []
+        self.add_pre(j.get("pre_tokenizer"))
+        self.byte_level = any(p[0] == "ByteLevel" for p in self.pre)
+        self.b2u = bytes_to_unicode()
+        self.prefix = []
+        self.add_post(j.get("post_processor"))
+        if len(self.prefix) == 1:
+            self.bos = self.prefix[0]
+        else:
+            self.bos = self.named(cfg, "bos_token", ["<s>", "<|begin_of_text|>", "<|startoftext|>"])
+
+    def named(self, cfg, key, names):
+        v = cfg.get(key)
+        if isinstance(v, dict):
+            v = v.get("content")
+        if isinstance(v, str):
+            return self.vocab.get(v.encode("utf-8"))
+        for nm in names:
+            i = self.vocab.get(nm.encode("utf-8"))
+            if i is not None and i in self.special:
+                return i
+        return None
+
+    def add_norm(self, n):
+        if not n:
+            return
+        if n["type"] == "Sequence":
+            for x in n["normalizers"]:
+                self.add_norm(x)
+        elif n["type"] == "Prepend":
+            self.norm.append(("prepend", n["prepend"].encode("utf-8")))
+        elif n["type"] == "Replace":
+            self.norm.append(("replace", n["pattern"]["String"].encode("utf-8"), n["content"].encode("utf-8")))
+        elif n["type"] != "NFC":
+            raise ValueError("normalizer " + n["type"])
+
+    def add_pre(self, p):
+        if not p:
+            return
+        t = p["type"]
+        if t == "Sequence":
+            for x in p["pretokenizers"]:
+                self.add_pre(x)
+        elif t == "ByteLevel":
+            self.pre.append(("ByteLevel", p.get("add_prefix_space", True), p.get("use_regex", True)))
+        elif t == "Digits":
+            self.pre.append(("Digits", p.get("individual_digits", False)))
+        elif t == "Metaspace":
+            ps = p.get("prepend_scheme")
+            scheme = ps if ps else ("always" if p.get("add_prefix_space", True) else "never")
+            self.pre.append(("Metaspace", p["replacement"].encode("utf-8"), scheme, p.get("split", True)))
+        elif t == "Split":
+            r = p["pattern"]["Regex"]
+            if r.startswith("(?i:"):
+                self.pre.append(("Split", "llama3", 3 if "\\p{N}{1,3}" in r else 1))
+            else:
+                self.pre.append(("Split", "gpt2", None))
+        else:
+            raise ValueError("pre_tokenizer " + t)
+
+    def add_post(self, p):
+        if not p:
+            return
+        if p["type"] == "Sequence":
+            for x in p["processors"]:
+                self.add_post(x)
+        elif p["type"] == "TemplateProcessing":
+            for item in p["single"]:
+                if "Sequence" in item:
+                    break
+                name = item["SpecialToken"]["id"]
+                self.prefix += p["special_tokens"][name]["ids"]
+
+    # -- pipeline
+    def normalize(self, s):
+        for op in self.norm:
+            if op[0] == "prepend":
+                s = op[1] + s if s else s
+            else:
+                s = s.replace(op[1], op[2])
+        return s
+
+    def pretokenize(self, pieces, step):
+        """pieces: list of (bytes, at_text_start)."""
+        if step == len(self.pre):
+            return [p for p, _ in pieces]
+        p = self.pre[step]
+        out = []
+        for s, at0 in pieces:
+            if not s:
+                continue
+            if p[0] == "Metaspace":
+                rep = p[1]
+                s = s.replace(b" ", rep)
+                if (p[2] == "always" or (p[2] == "first" and at0)) and not s.startswith(rep):
+                    s = rep + s
+                parts = [s]
+                if p[3]:
+                    parts, cur = [], b""
+                    i = 0
+                    while i < len(s):
+                        if s.startswith(rep, i) and cur:
+                            parts.append(cur)
+                            cur = b""
+                        if s.startswith(rep, i):
+                            cur += rep
+                            i += len(rep)
+                        else:
+                            cur += s[i:i + 1]
+                            i += 1
+                    parts.append(cur)
+            elif p[0] == "ByteLevel":
+                if p[1] and not s.startswith(b" "):
+                    s = b" " + s
+                parts = regex_split(s, "gpt2", None) if p[2] else [s]
+            elif p[0] == "Split":
+                parts = regex_split(s, p[1], p[2])
+            else:  # Digits
+                parts, cur, cur_num = [], b"", None
+                for ub, cp in utf8_units(s):
+                    num = klass(cp) == "N"
+                    if cur and (num != cur_num or (num and p[1])):
+                        parts.append(cur)
+                        cur = b""
+                    cur += ub
+                    cur_num = num
+                if cur:
+                    parts.append(cur)
+            first = True
+            for q in parts:
+                out.append((q, at0 and first))
+                first = False
+        return self.pretokenize(out, step + 1)
+
+    def bpe(self, word):
+        if self.byte_level:
+            word = "".join(self.b2u[x] for x in word).encode("utf-8")
+        if self.ignore_merges and word in self.vocab:
+            return [self.vocab[word]]
+        syms, prev_unk = [], False
+        for ub, _ in utf8_units(word):
+            if ub in self.vocab:
+                syms.append(self.vocab[ub])
+                prev_unk = False
+                continue
+            bt = [self.vocab.get(b"<0x%02X>" % x) for x in ub]
+            if self.byte_fallback and None not in bt:
+                syms += bt
+                prev_unk = False
+                continue
+            if self.unk is None:
+                raise ValueError("no unk")
+            if not (prev_unk and self.fuse_unk):
+                syms.append(self.unk)
+            prev_unk = True
+
+        def pair(a, b):
+            r = self.ranks.get((a, b))
+            return None if r is None else (-r[0], r[1])
+        return greedy_merge(syms, pair)
+
+    def segment(self, s, at0):
+        if not s:
+            return []
+        s = self.normalize(s)
+        ids = []
+        for w in self.pretokenize([(s, at0)], 0):
+            if w:
+                ids += self.bpe(w)
+        return ids
+
+    def encode(self, text, bos):
+        ids = []
+        if bos:
+            ids += self.prefix if self.prefix else ([self.bos] if self.bos is not None else [])
+        seg, i = 0, 0
+        ws = b" \t\n\r\x0b\x0c"
+        while i < len(text):
+            best = None
+            for c, tid, ls, rs in self.added:
+                if text.startswith(c, i) and (best is None or len(c) > len(best[0])):
+                    best = (c, tid, ls, rs)
+            if best is None:
+                i += 1
+                continue
+            end = i
+            while best[2] and end > seg and text[end - 1] in ws:
+                end -= 1
+            ids += self.segment(text[seg:end], seg == 0)
+            ids.append(best[1])
+            i += len(best[0])
+            while best[3] and i < len(text) and text[i] in ws:
+                i += 1
+            seg = i
+        ids += self.segment(text[seg:], seg == 0)
+        return ids
+
+
 def load(path):
     with open(path, "rb") as f:
         head = f.read(64).lstrip()

@@ -1,0 +1,60 @@
+/* kernels.h: matrix-vector and matrix-matrix products y = W x for weights in
+ * F32, F16 or BF16 (row-major [rows, cols], converted to F32 on the fly) and
+ * F32 activations. Private to liblowbit.
+ *
+ * Canonical summation order (the specification every ISA path follows, so
+ * results are bit-identical across ISAs, thread counts, and between prefill
+ * and decode): a dot product of n elements keeps 16 lane partial sums, all
+ * starting at +0. Lane j accumulates the products of elements j, j+16,
+ * j+32, ... in that order with a fused multiply-add (one rounding per step).
+ * The last block is zero-padded to 16 (a padded lane still executes
+ * fma(0, 0, s)). The 16 lanes are then reduced by a fixed pairwise tree:
+ * s[j] += s[j+8] (j < 8), s[j] += s[j+4] (j < 4), s[j] += s[j+2] (j < 2),
+ * s[0] += s[1]. BF16/F16 -> F32 conversion is exact, so the order alone fixes
+ * the result. See docs/engine.md. */
+#ifndef LB_KERNELS_H
+#define LB_KERNELS_H
+
+#include "model/model.h"
+
+#define LB_DOT_LANES 16
+
+/* Y[t, r] = sum_c W[r, c] * X[t, c] for rows r in [r0, r1) and tokens
+ * t in [0, nt). X has row stride xs floats, Y row stride ys floats
+ * (y[t * ys + r]). Single-threaded; one such function per ISA. */
+typedef void (*lb_matmul_rows_fn)(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt,
+                                  int64_t xs, float *y, int64_t ys);
+/* Canonical dot product of two F32 vectors of n elements. */
+typedef float (*lb_dot_fn)(const float *a, const float *b, int64_t n);
+
+typedef struct lb_kernels {
+    lb_matmul_rows_fn matmul_rows;
+    lb_dot_fn dot;
+} lb_kernels;
+
+/* The kernels of one ISA path (falls back to the reference where the CPU
+ * lacks the path), and those of the active path (lb_isa_active()). */
+const lb_kernels *lb__kernels_for(lb_isa isa);
+const lb_kernels *lb__kernels(void);
+
+void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+                         float *y, int64_t ys);
+float lb__dot_ref(const float *a, const float *b, int64_t n);
+void lb__matmul_rows_avx2(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+                          float *y, int64_t ys);
+float lb__dot_avx2(const float *a, const float *b, int64_t n);
+void lb__matmul_rows_avx512(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+                            float *y, int64_t ys);
+float lb__dot_avx512(const float *a, const float *b, int64_t n);
+
+/* Multithreaded Y = X W^T over all rows of w (split by output rows on the
+ * pool, NULL = calling thread), with the active ISA. */
+void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys);
+
+/* Row r of w converted to F32 (embedding lookup, norm weights). */
+void lb__weight_row(const lb_weight *w, int64_t r, float *out);
+
+/* Bytes of weight data w occupies (for bandwidth accounting). */
+size_t lb__weight_bytes(const lb_weight *w);
+
+#endif

@@ -1,0 +1,118 @@
+/* matmul.c: the reference matmul/matvec (the specification of the canonical
+ * summation order described in kernels.h), run-time dispatch between the
+ * reference, AVX2 and AVX-512 paths, and the multithreaded driver that splits
+ * work by output rows. Every output element is one canonical dot product, so
+ * tiling, threading and ISA never change a bit of the result. */
+#include "kernels/kernels.h"
+#include <math.h>
+
+static inline float weight_elem(const lb_weight *w, const void *row, int64_t c)
+{
+    switch (w->dtype) {
+    case LB_DTYPE_F16: return lb_f16_to_f32(((const uint16_t *)row)[c]);
+    case LB_DTYPE_BF16: return lb_bf16_to_f32(((const uint16_t *)row)[c]);
+    default: return ((const float *)row)[c];
+    }
+}
+
+/* One canonical dot: row of w (any dtype, as F32) with x. */
+static float dot_row_ref(const lb_weight *w, const void *row, const float *x, int64_t n)
+{
+    float s[LB_DOT_LANES] = {0};
+    for (int64_t i = 0; i < n; i += LB_DOT_LANES)
+        for (int j = 0; j < LB_DOT_LANES; j++) {
+            int64_t k = i + j;
+            float a = k < n ? weight_elem(w, row, k) : 0.0f, b = k < n ? x[k] : 0.0f;
+            s[j] = fmaf(a, b, s[j]);
+        }
+    for (int h = LB_DOT_LANES / 2; h >= 1; h /= 2)
+        for (int j = 0; j < h; j++) s[j] += s[j + h];
+    return s[0];
+}
+
+void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+                         float *y, int64_t ys)
+{
+    size_t rb = (size_t)w->cols * lb_dtype_size(w->dtype);
+    for (int64_t r = r0; r < r1; r++) {
+        const void *row = (const uint8_t *)w->data + (size_t)r * rb;
+        for (int64_t t = 0; t < nt; t++) y[t * ys + r] = dot_row_ref(w, row, x + t * xs, w->cols);
+    }
+}
+
+float lb__dot_ref(const float *a, const float *b, int64_t n)
+{
+    lb_weight w = {a, LB_DTYPE_F32, 1, n};
+    return dot_row_ref(&w, a, b, n);
+}
+
+static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref};
+static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2};
+static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512};
+
+/* cpuid is slow (a VM exit under virtualization): ask once. */
+static lb_isa best_isa(void)
+{
+    static _Atomic int best = -1;
+    int b = best;
+    if (b < 0) best = b = (int)lb_isa_best();
+    return (lb_isa)b;
+}
+
+const lb_kernels *lb__kernels_for(lb_isa isa)
+{
+    if (isa > best_isa()) isa = best_isa();
+    switch (isa) {
+    case LB_ISA_AVX512: return &k_avx512;
+    case LB_ISA_AVX2: return &k_avx2;
+    default: return &k_ref;
+    }
+}
+
+/* lb_isa_active() is already clamped to what the CPU has. */
+const lb_kernels *lb__kernels(void)
+{
+    switch (lb_isa_active()) {
+    case LB_ISA_AVX512: return &k_avx512;
+    case LB_ISA_AVX2: return &k_avx2;
+    default: return &k_ref;
+    }
+}
+
+typedef struct {
+    const lb_kernels *k;
+    const lb_weight *w;
+    const float *x;
+    float *y;
+    int64_t nt, xs, ys;
+} matmul_job;
+
+static void matmul_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    const matmul_job *j = ctx;
+    j->k->matmul_rows(j->w, b, e, j->x, j->nt, j->xs, j->y, j->ys);
+}
+
+void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    matmul_job j = {lb__kernels(), w, x, y, nt, xs, ys};
+    /* at least ~64K multiply-adds per thread, or waking threads costs more */
+    int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w->cols * nt));
+    lb_pool_for(pool, w->rows, grain, matmul_task, &j);
+}
+
+void lb__weight_row(const lb_weight *w, int64_t r, float *out)
+{
+    size_t rb = (size_t)w->cols * lb_dtype_size(w->dtype);
+    const void *row = (const uint8_t *)w->data + (size_t)r * rb;
+    switch (w->dtype) {
+    case LB_DTYPE_F16: lb_f16_to_f32_row(row, out, w->cols); break;
+    case LB_DTYPE_BF16: lb_bf16_to_f32_row(row, out, w->cols); break;
+    default: memcpy(out, row, (size_t)w->cols * sizeof(float)); break;
+    }
+}
+
+size_t lb__weight_bytes(const lb_weight *w)
+{
+    return w->data ? (size_t)w->rows * (size_t)w->cols * lb_dtype_size(w->dtype) : 0;
+}

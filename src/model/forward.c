@@ -1,0 +1,383 @@
+/* forward.c: the transformer forward pass (llama family: Llama, Mistral,
+ * Qwen2, Qwen3) with FP32 activations and an FP32 KV cache.
+ *
+ * Per layer, for a batch of B tokens at positions pos .. pos+B-1:
+ *   h   = RMSNorm(x) * attn_norm
+ *   q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv)      (matmul over the batch)
+ *   Qwen3: q, k = per-head RMSNorm(q) * q_norm, RMSNorm(k) * k_norm
+ *   q, k = RoPE(q, k, position)  (interleaved pairs or rotate-half)
+ *   cache[pos+t] = k, v;  a = softmax(q K^T / sqrt(hd)) V   (causal, GQA)
+ *   x  += Wo a
+ *   x  += Wdown (silu(Wgate h2) * Wup h2),  h2 = RMSNorm(x) * ffn_norm
+ * logits = Wout RMSNorm(x) * final_norm.
+ *
+ * Determinism: every matrix product goes through the canonical-order kernels
+ * (kernels.h); everything else (norm scales, softmax, attention sums) is
+ * plain sequential C executed identically for a token whether it comes in a
+ * prefill batch or alone, and for any thread count (work is split by token x
+ * head or by output row, never inside a sum). */
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include <math.h>
+
+typedef struct layer_f32 {     /* small per-layer vectors converted once */
+    float *attn_norm, *ffn_norm;   /* (dim) */
+    float *bq, *bk, *bv;           /* (q_dim), (kv_dim), (kv_dim) or NULL */
+    float *q_norm, *k_norm;        /* (head_dim) or NULL */
+} layer_f32;
+
+struct lb_session {
+    const lb_model *m;
+    const lb_kernels *k;       /* the active ISA path, taken at each lb_forward */
+    lb_pool *pool;
+    int n_threads;
+    int64_t max_ctx, max_batch, pos;
+    int64_t dim, q_dim, kv_dim, hd, hidden, vocab;
+    layer_f32 *lw;             /* (n_layers) */
+    float *final_norm;         /* (dim) */
+    float *rope_cos, *rope_sin;/* (max_ctx, hd/2) */
+    float *x, *h;              /* (max_batch, dim) residual stream, normed input */
+    float *q, *kk, *vv;        /* (max_batch, q_dim), (max_batch, kv_dim) x2 */
+    float *att;                /* (max_batch, q_dim) attention output */
+    float *gate, *up;          /* (max_batch, hidden) */
+    float *scores;             /* (n_threads, max_ctx) */
+    float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
+    float *last;               /* (dim) final-normed last token */
+};
+
+/* ---- validation */
+
+static lb_status check_weight(const lb_weight *w, const char *name, int64_t l, int64_t rows, int64_t cols,
+                              bool optional)
+{
+    if (!w->data) {
+        if (optional) return LB_OK;
+        return lb__err(LB_ERR_FORMAT, "model: layer %lld: weight %s is missing", (long long)l, name);
+    }
+    if (w->dtype != LB_DTYPE_F32 && w->dtype != LB_DTYPE_F16 && w->dtype != LB_DTYPE_BF16)
+        return lb__err(LB_ERR_UNSUPPORTED, "model: %s has dtype %s; the forward pass takes F32, F16, BF16", name,
+                       lb_dtype_name(w->dtype));
+    if (w->rows * w->cols != rows * cols || (rows > 1 && (w->rows != rows || w->cols != cols)))
+        return lb__err(LB_ERR_FORMAT, "model: layer %lld: %s is [%lld, %lld], expected [%lld, %lld]", (long long)l,
+                       name, (long long)w->rows, (long long)w->cols, (long long)rows, (long long)cols);
+    return LB_OK;
+}
+
+static lb_status check_model(const lb_model *m)
+{
+    const lb_config *c = &m->cfg;
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->head_dim % 2 || c->hidden_dim <= 0 || c->vocab_size <= 0 || c->n_heads % c->n_kv_heads)
+        return lb__err(LB_ERR_FORMAT, "model: inconsistent configuration (dim %lld, heads %lld/%lld, head_dim %lld)",
+                       (long long)c->dim, (long long)c->n_heads, (long long)c->n_kv_heads, (long long)c->head_dim);
+    int64_t d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, hd = c->head_dim;
+    lb_status s = check_weight(&m->tok_embed, "tok_embed", -1, c->vocab_size, d, false);
+    if (!s) s = check_weight(&m->final_norm, "final_norm", -1, 1, d, false);
+    if (!s) s = check_weight(m->lm_head.data ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
+    for (int64_t l = 0; l < c->n_layers && !s; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        s = check_weight(&L->attn_norm, "attn_norm", l, 1, d, false);
+        if (!s) s = check_weight(&L->wq, "wq", l, qd, d, false);
+        if (!s) s = check_weight(&L->wk, "wk", l, kvd, d, false);
+        if (!s) s = check_weight(&L->wv, "wv", l, kvd, d, false);
+        if (!s) s = check_weight(&L->wo, "wo", l, d, qd, false);
+        if (!s) s = check_weight(&L->ffn_norm, "ffn_norm", l, 1, d, false);
+        if (!s) s = check_weight(&L->w_gate, "w_gate", l, c->hidden_dim, d, false);
+        if (!s) s = check_weight(&L->w_up, "w_up", l, c->hidden_dim, d, false);
+        if (!s) s = check_weight(&L->w_down, "w_down", l, d, c->hidden_dim, false);
+        if (!s) s = check_weight(&L->bq, "bq", l, 1, qd, !c->qkv_bias);
+        if (!s) s = check_weight(&L->bk, "bk", l, 1, kvd, !c->qkv_bias);
+        if (!s) s = check_weight(&L->bv, "bv", l, 1, kvd, !c->qkv_bias);
+        if (!s) s = check_weight(&L->q_norm, "q_norm", l, 1, hd, !c->qk_norm);
+        if (!s) s = check_weight(&L->k_norm, "k_norm", l, 1, hd, !c->qk_norm);
+    }
+    return s;
+}
+
+/* ---- creation */
+
+/* A 1-D weight as a new F32 array (NULL when absent or on failure: *st set). */
+static float *vec_f32(const lb_weight *w, lb_status *st)
+{
+    if (!w->data || *st) return NULL;
+    float *v = lb__alloc(sizeof(float) * (size_t)(w->rows * w->cols));
+    if (!v) { *st = LB_ERR_NOMEM; return NULL; }
+    lb_weight flat = {w->data, w->dtype, 1, w->rows * w->cols};
+    lb__weight_row(&flat, 0, v);
+    return v;
+}
+
+/* Inverse frequencies of the rotary pairs, with llama3 rope scaling when
+ * rope_factor > 0 (as transformers' _compute_llama3_parameters). */
+static double rope_inv_freq(const lb_config *c, int64_t i)
+{
+    double f = pow((double)c->rope_theta, -2.0 * (double)i / (double)c->head_dim);
+    if (c->rope_factor <= 0) return f;
+    double old = (double)c->rope_orig_max_pos, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+    double wavelen = 2 * M_PI / f, lo_wl = old / lo, hi_wl = old / hi;
+    if (wavelen < hi_wl) return f;
+    if (wavelen > lo_wl) return f / c->rope_factor;
+    double smooth = (old / wavelen - lo) / (hi - lo);
+    return (1 - smooth) * f / c->rope_factor + smooth * f;
+}
+
+static lb_status alloc_buffers(lb_session *s)
+{
+    const lb_config *c = &s->m->cfg;
+    int64_t B = s->max_batch, half = s->hd / 2;
+    size_t cache = (size_t)(c->n_layers * s->max_ctx * s->kv_dim);
+    float **bufs[] = {&s->rope_cos, &s->rope_sin, &s->x, &s->h, &s->q, &s->kk, &s->vv, &s->att, &s->gate,
+                      &s->up, &s->scores, &s->key_cache, &s->val_cache, &s->last};
+    size_t sizes[] = {(size_t)(s->max_ctx * half), (size_t)(s->max_ctx * half), (size_t)(B * s->dim),
+                      (size_t)(B * s->dim), (size_t)(B * s->q_dim), (size_t)(B * s->kv_dim),
+                      (size_t)(B * s->kv_dim), (size_t)(B * s->q_dim), (size_t)(B * s->hidden),
+                      (size_t)(B * s->hidden), (size_t)(s->n_threads * s->max_ctx), cache, cache, (size_t)s->dim};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (!(*bufs[i] = lb__alloc_aligned(sizeof(float) * sizes[i]))) return LB_ERR_NOMEM;
+    for (int64_t p = 0; p < s->max_ctx; p++)
+        for (int64_t i = 0; i < half; i++) {
+            double a = (double)p * rope_inv_freq(c, i);
+            s->rope_cos[p * half + i] = (float)cos(a);
+            s->rope_sin[p * half + i] = (float)sin(a);
+        }
+    return LB_OK;
+}
+
+static lb_status convert_vectors(lb_session *s)
+{
+    const lb_model *m = s->m;
+    lb_status st = LB_OK;
+    s->lw = lb__zalloc(sizeof(layer_f32) * (size_t)m->cfg.n_layers);
+    if (!s->lw) return LB_ERR_NOMEM;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        layer_f32 *o = &s->lw[l];
+        o->attn_norm = vec_f32(&L->attn_norm, &st);
+        o->ffn_norm = vec_f32(&L->ffn_norm, &st);
+        if (m->cfg.qkv_bias) {
+            o->bq = vec_f32(&L->bq, &st); o->bk = vec_f32(&L->bk, &st); o->bv = vec_f32(&L->bv, &st);
+        }
+        if (m->cfg.qk_norm) { o->q_norm = vec_f32(&L->q_norm, &st); o->k_norm = vec_f32(&L->k_norm, &st); }
+    }
+    s->final_norm = vec_f32(&m->final_norm, &st);
+    return st;
+}
+
+lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
+{
+    *out = NULL;
+    lb_session_opts o = opts ? *opts : (lb_session_opts){0};
+    lb_status st = check_model(m);
+    if (st) return st;
+    const lb_config *c = &m->cfg;
+    int64_t max_ctx = o.max_ctx > 0 ? o.max_ctx : c->max_seq;
+    if (max_ctx <= 0 || max_ctx > (int64_t)1 << 24)
+        return lb__err(LB_ERR_ARG, "session: context length %lld out of range", (long long)max_ctx);
+    lb_session *s = lb__zalloc(sizeof *s);
+    if (!s) return LB_ERR_NOMEM;
+    s->m = m;
+    s->k = lb__kernels();
+    s->max_ctx = max_ctx;
+    s->max_batch = o.max_batch > 0 ? lb__min64(o.max_batch, 4096) : 64;
+    s->dim = c->dim; s->hd = c->head_dim; s->hidden = c->hidden_dim; s->vocab = c->vocab_size;
+    s->q_dim = c->n_heads * c->head_dim; s->kv_dim = c->n_kv_heads * c->head_dim;
+    st = lb_pool_create(o.n_threads, &s->pool);
+    if (!st) {
+        s->n_threads = lb_pool_threads(s->pool);
+        st = convert_vectors(s);
+    }
+    if (!st) st = alloc_buffers(s);
+    if (st) {
+        lb_session_free(s);
+        return lb__err_prefix(st, "session: ");
+    }
+    *out = s;
+    return LB_OK;
+}
+
+void lb_session_free(lb_session *s)
+{
+    if (!s) return;
+    lb_pool_free(s->pool);
+    for (int64_t l = 0; s->lw && l < s->m->cfg.n_layers; l++) {
+        layer_f32 *o = &s->lw[l];
+        LB_FREE(o->attn_norm); LB_FREE(o->ffn_norm); LB_FREE(o->bq); LB_FREE(o->bk); LB_FREE(o->bv);
+        LB_FREE(o->q_norm); LB_FREE(o->k_norm);
+    }
+    LB_FREE(s->lw);
+    LB_FREE(s->final_norm);
+    float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
+                     s->scores, s->key_cache, s->val_cache, s->last};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
+    LB_FREE(s);
+}
+
+void lb_session_reset(lb_session *s) { s->pos = 0; }
+int64_t lb_session_pos(const lb_session *s) { return s->pos; }
+int64_t lb_session_max_ctx(const lb_session *s) { return s->max_ctx; }
+
+/* ---- building blocks */
+
+/* out = x / sqrt(mean(x^2) + eps) * w, the sum of squares in canonical order. */
+static void rmsnorm(const lb_kernels *k, float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    float ss = k->dot(x, x, n);
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = w[i] * (scale * x[i]);
+}
+
+/* Rotate the pairs of one head by the angles of position p. */
+static void rope_head(const lb_session *s, float *v, int64_t p)
+{
+    int64_t half = s->hd / 2;
+    const float *cs = s->rope_cos + p * half, *sn = s->rope_sin + p * half;
+    bool inter = s->m->cfg.rope_layout == LB_ROPE_INTERLEAVED;
+    for (int64_t i = 0; i < half; i++) {
+        int64_t a = inter ? 2 * i : i, b = inter ? 2 * i + 1 : i + half;
+        float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+    }
+}
+
+/* Biases, per-head q/k norm, RoPE for token t of the batch, then store k, v
+ * in the cache of layer l. */
+static void qk_prepare(lb_session *s, int64_t l, int64_t t)
+{
+    const lb_config *c = &s->m->cfg;
+    const layer_f32 *w = &s->lw[l];
+    float *q = s->q + t * s->q_dim, *k = s->kk + t * s->kv_dim, *v = s->vv + t * s->kv_dim;
+    int64_t p = s->pos + t;
+    if (w->bq) {
+        for (int64_t i = 0; i < s->q_dim; i++) q[i] += w->bq[i];
+        for (int64_t i = 0; i < s->kv_dim; i++) { k[i] += w->bk[i]; v[i] += w->bv[i]; }
+    }
+    for (int64_t h = 0; h < c->n_heads; h++) {
+        float *qh = q + h * s->hd;
+        if (w->q_norm) rmsnorm(s->k, qh, qh, w->q_norm, s->hd, c->norm_eps);
+        rope_head(s, qh, p);
+    }
+    for (int64_t h = 0; h < c->n_kv_heads; h++) {
+        float *kh = k + h * s->hd;
+        if (w->k_norm) rmsnorm(s->k, kh, kh, w->k_norm, s->hd, c->norm_eps);
+        rope_head(s, kh, p);
+    }
+    size_t off = (size_t)((l * s->max_ctx + p) * s->kv_dim);
+    memcpy(s->key_cache + off, k, sizeof(float) * (size_t)s->kv_dim);
+    memcpy(s->val_cache + off, v, sizeof(float) * (size_t)s->kv_dim);
+}
+
+typedef struct { lb_session *s; int64_t l; } attn_job;
+
+/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t. */
+static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    attn_job *j = ctx;
+    lb_session *s = j->s;
+    const lb_config *c = &s->m->cfg;
+    int64_t hd = s->hd, group = c->n_heads / c->n_kv_heads;
+    float *sc = s->scores + (int64_t)thread * s->max_ctx, inv = 1.0f / sqrtf((float)hd);
+    const float *kc = s->key_cache + j->l * s->max_ctx * s->kv_dim, *vc = s->val_cache + j->l * s->max_ctx * s->kv_dim;
+    for (int64_t i = b; i < e; i++) {
+        int64_t t = i / c->n_heads, h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
+        const float *q = s->q + t * s->q_dim + h * hd;
+        float mx = -INFINITY, sum = 0;
+        for (int64_t p = 0; p < np; p++) {
+            sc[p] = s->k->dot(q, kc + p * s->kv_dim + kvh * hd, hd) * inv;
+            if (sc[p] > mx) mx = sc[p];
+        }
+        for (int64_t p = 0; p < np; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+        float *o = s->att + t * s->q_dim + h * hd;
+        memset(o, 0, sizeof(float) * (size_t)hd);
+        for (int64_t p = 0; p < np; p++) {
+            const float *v = vc + p * s->kv_dim + kvh * hd;
+            float a = sc[p] / sum;
+            for (int64_t d = 0; d < hd; d++) o[d] += a * v[d];
+        }
+    }
+}
+
+static void add_into(float *x, const float *y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void layer(lb_session *s, int64_t l, int64_t B)
+{
+    const lb_config *c = &s->m->cfg;
+    const lb_layer_weights *L = &s->m->layers[l];
+    int64_t d = s->dim;
+    for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].attn_norm, d, c->norm_eps);
+    lb__matmul(s->pool, &L->wq, s->h, B, d, s->q, s->q_dim);
+    lb__matmul(s->pool, &L->wk, s->h, B, d, s->kk, s->kv_dim);
+    lb__matmul(s->pool, &L->wv, s->h, B, d, s->vv, s->kv_dim);
+    for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
+    attn_job j = {s, l};
+    lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
+    lb__matmul(s->pool, &L->wo, s->att, B, s->q_dim, s->h, d);
+    add_into(s->x, s->h, B * d);
+    for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
+    lb__matmul(s->pool, &L->w_gate, s->h, B, d, s->gate, s->hidden);
+    lb__matmul(s->pool, &L->w_up, s->h, B, d, s->up, s->hidden);
+    for (int64_t i = 0; i < B * s->hidden; i++) {
+        float g = s->gate[i];
+        s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
+    }
+    lb__matmul(s->pool, &L->w_down, s->gate, B, s->hidden, s->h, d);
+    add_into(s->x, s->h, B * d);
+}
+
+static const lb_weight *out_weight(const lb_model *m)
+{
+    return m->lm_head.data ? &m->lm_head : &m->tok_embed;
+}
+
+/* One batch of B <= max_batch tokens. logits: NULL, the last token's row
+ * (all = false) or B rows (all = true). */
+static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logits, bool all)
+{
+    const lb_model *m = s->m;
+    int64_t d = s->dim;
+    for (int64_t t = 0; t < B; t++) lb__weight_row(&m->tok_embed, tok[t], s->x + t * d);
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) layer(s, l, B);
+    s->pos += B;
+    if (!logits) return;
+    if (all) {
+        for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->final_norm, d, m->cfg.norm_eps);
+        lb__matmul(s->pool, out_weight(m), s->h, B, d, logits, s->vocab);
+    } else {
+        rmsnorm(s->k, s->last, s->x + (B - 1) * d, s->final_norm, d, m->cfg.norm_eps);
+        lb__matmul(s->pool, out_weight(m), s->last, 1, d, logits, s->vocab);
+    }
+}
+
+static lb_status forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits, bool all)
+{
+    if (n < 0 || (n > 0 && !tokens)) return lb__err(LB_ERR_ARG, "forward: bad token array");
+    if (n > s->max_ctx - s->pos)
+        return lb__err(LB_ERR_ARG, "forward: %lld tokens at position %lld exceed the context of %lld", (long long)n,
+                       (long long)s->pos, (long long)s->max_ctx);
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->vocab)
+            return lb__err(LB_ERR_ARG, "forward: token %d at index %lld is outside the vocabulary (%lld)", tokens[i],
+                           (long long)i, (long long)s->vocab);
+    s->k = lb__kernels();
+    for (int64_t i = 0; i < n; i += s->max_batch) {
+        int64_t B = lb__min64(s->max_batch, n - i);
+        bool last = i + B == n;
+        float *lg = all ? logits + i * s->vocab : (last ? logits : NULL);
+        run_batch(s, tokens + i, B, lg, all);
+    }
+    return LB_OK;
+}
+
+lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits)
+{
+    return forward(s, tokens, n, logits, false);
+}
+
+lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits)
+{
+    if (!logits) return lb__err(LB_ERR_ARG, "forward: lb_forward_all needs a logits buffer");
+    return forward(s, tokens, n, logits, true);
+}

@@ -1,0 +1,198 @@
+/* test_eval.c: perplexity and KL divergence on small in-memory models.
+ *  - lb_eval_ppl equals perplexity computed here from the model's logits
+ *    (llama.cpp chunking: BOS at each chunk start, half or full scoring) and
+ *    the llama.cpp error formula;
+ *  - identical results for threads 1/2/3 and every ISA path;
+ *  - a saved base compared with the same model gives KL ~ 0, agreement 1;
+ *    with another model, KL and top-1 agreement equal values computed here;
+ *  - bad inputs: short text, wrong vocabulary, other text, corrupt files,
+ *    unwritable output (no file left behind).
+ * Real-model checks (stories260K, tinystories-656k) live in tests/cli_run.sh. */
+#include "harness.h"
+#include "model/model.h"
+#include <math.h>
+#include <unistd.h>
+
+static lb_rng rng;
+#include "tmodel.h"
+
+static char tmpdir[64];
+
+static void logsm(const float *x, int64_t n, double *out)
+{
+    double mx = -INFINITY, s = 0;
+    for (int64_t i = 0; i < n; i++) mx = fmax(mx, x[i]);
+    for (int64_t i = 0; i < n; i++) s += exp(x[i] - mx);
+    for (int64_t i = 0; i < n; i++) out[i] = x[i] - mx - log(s);
+}
+
+/* All logits of one chunk from a fresh session. */
+static void chunk_logits(const lb_model *m, const int32_t *tk, int64_t ctx, float *out)
+{
+    lb_session *s;
+    lb_session_create(m, &(lb_session_opts){1, ctx, 0}, &s);
+    lb_forward_all(s, tk, ctx, out);
+    lb_session_free(s);
+}
+
+static void own_ppl(const lb_model *m, const int32_t *tok, int64_t n, int64_t ctx, int64_t first, int32_t bos,
+                    double *ppl, double *err)
+{
+    int64_t V = m->cfg.vocab_size, nc = n / ctx, cnt = 0;
+    float *lg = malloc(sizeof(float) * (size_t)(ctx * V));
+    double *lp = malloc(sizeof(double) * (size_t)V), s = 0, s2 = 0;
+    int32_t *tk = malloc(sizeof(int32_t) * (size_t)ctx);
+    for (int64_t c = 0; c < nc; c++) {
+        memcpy(tk, tok + c * ctx, sizeof(int32_t) * (size_t)ctx);
+        tk[0] = bos;
+        chunk_logits(m, tk, ctx, lg);
+        for (int64_t j = first; j + 1 < ctx; j++) {
+            logsm(lg + j * V, V, lp);
+            s += -lp[tk[j + 1]]; s2 += lp[tk[j + 1]] * lp[tk[j + 1]]; cnt++;
+        }
+    }
+    double mean = s / cnt;
+    *ppl = exp(mean);
+    *err = *ppl * sqrt((s2 / cnt - mean * mean) / (cnt - 1));
+    free(lg); free(lp); free(tk);
+}
+
+static int32_t *rand_tokens(int64_t n, int64_t V)
+{
+    int32_t *t = malloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+    return t;
+}
+
+static void test_ppl(void)
+{
+    lb_dtype dt;
+    lb_config c = variant(1, &dt);
+    tmodel t;
+    build(&t, c, dt);
+    int64_t n = 3 * 16 + 5;
+    int32_t *tok = rand_tokens(n, c.vocab_size);
+    for (int sc = 0; sc < 2; sc++) {
+        lb_ppl_opts o = {.ctx = 16, .scoring = (lb_scoring)sc, .n_threads = 1, .bos = 1};
+        lb_ppl_result r, r2;
+        REQUIRE(lb_eval_ppl(&t.m, tok, n, &o, &r) == LB_OK, "%s", lb_errmsg());
+        double ppl, err;
+        own_ppl(&t.m, tok, n, 16, sc ? 0 : 8, 1, &ppl, &err);
+        CHECK(r.n_chunks == 3 && r.n_scored == 3 * (sc ? 15 : 7), "chunks %lld scored %lld", (long long)r.n_chunks,
+              (long long)r.n_scored);
+        CHECK(fabs(r.ppl - ppl) <= 1e-9 * ppl && fabs(r.ppl_err - err) <= 1e-7 * err,
+              "scoring %d: ppl %.10g +- %.6g, expected %.10g +- %.6g", sc, r.ppl, r.ppl_err, ppl, err);
+        for (int isa = 0; isa <= (int)lb_isa_best(); isa++)
+            for (int th = 1; th <= 3; th++) {
+                lb_isa_set((lb_isa)isa);
+                o.n_threads = th;
+                REQUIRE(lb_eval_ppl(&t.m, tok, n, &o, &r2) == LB_OK, "%s", lb_errmsg());
+                CHECK(r2.ppl == r.ppl && r2.ppl_err == r.ppl_err, "isa %s threads %d: ppl %.17g vs %.17g",
+                      lb_isa_name((lb_isa)isa), th, r2.ppl, r.ppl);
+            }
+        lb_isa_set(lb_isa_best());
+    }
+    lb_ppl_opts o = {.ctx = 16, .n_threads = 1, .bos = 1, .max_chunks = 2};
+    lb_ppl_result r;
+    CHECK(lb_eval_ppl(&t.m, tok, n, &o, &r) == LB_OK && r.n_chunks == 2, "max_chunks ignored");
+    CHECK(lb_eval_ppl(&t.m, tok, 15, &o, &r) == LB_ERR_ARG, "text shorter than ctx accepted");
+    o.ctx = c.max_seq + 1;
+    CHECK(lb_eval_ppl(&t.m, tok, n, &o, &r) == LB_ERR_ARG, "ctx beyond max_seq accepted");
+    free(tok);
+    unbuild(&t);
+}
+
+static void test_kld(void)
+{
+    lb_dtype dt;
+    lb_config c = variant(0, &dt);
+    tmodel a, b;
+    build(&a, c, dt);
+    build(&b, c, dt);
+    /* b: same embedding as a, other random layers */
+    memcpy((void *)b.m.tok_embed.data, a.m.tok_embed.data, (size_t)(c.vocab_size * c.dim) * 4);
+    int64_t n = 4 * 12, ctx = 12, V = c.vocab_size;
+    int32_t *tok = rand_tokens(n, V);
+    char path[128];
+    snprintf(path, sizeof path, "%s/base.st", tmpdir);
+    uint64_t h = lb_eval_text_hash("some text", 9);
+    lb_ppl_opts o = {.ctx = ctx, .n_threads = 2, .bos = 1, .save_path = path, .text_hash = h, .model_name = "a"};
+    lb_ppl_result pr;
+    REQUIRE(lb_eval_ppl(&a.m, tok, n, &o, &pr) == LB_OK, "%s", lb_errmsg());
+    lb_kld_result k;
+    REQUIRE(lb_eval_kld(&a.m, path, &(lb_kld_opts){.n_threads = 1, .text_hash = h}, &k) == LB_OK, "%s", lb_errmsg());
+    CHECK(k.n == 4 * 5 && k.kld < 1e-7 && k.kld_max < 1e-6 && k.top1 == 1.0, "self: n %lld kld %g max %g top1 %g",
+          (long long)k.n, k.kld, k.kld_max, k.top1);
+    CHECK(fabs(k.ppl_base - pr.ppl) < 1e-6 * pr.ppl && fabs(k.ppl_ratio - 1) < 1e-6, "self: ppl %g base %g ratio %g",
+          pr.ppl, k.ppl_base, k.ppl_ratio);
+    REQUIRE(lb_eval_kld(&b.m, path, &(lb_kld_opts){.n_threads = 2}, &k) == LB_OK, "%s", lb_errmsg());
+    /* expected from the two models' logits */
+    float *la = malloc(sizeof(float) * (size_t)(ctx * V)), *lb = malloc(sizeof(float) * (size_t)(ctx * V));
+    double *pa = malloc(sizeof(double) * (size_t)V), *pb = malloc(sizeof(double) * (size_t)V);
+    double sum = 0, mx = 0, same = 0, d = 0;
+    int32_t tk[12];
+    for (int64_t ch = 0; ch < 4; ch++) {
+        memcpy(tk, tok + ch * ctx, sizeof tk);
+        tk[0] = 1;
+        chunk_logits(&a.m, tk, ctx, la);
+        chunk_logits(&b.m, tk, ctx, lb);
+        for (int64_t j = ctx / 2; j + 1 < ctx; j++) {
+            logsm(la + j * V, V, pa);
+            logsm(lb + j * V, V, pb);
+            double kl = 0;
+            int64_t ia = 0, ib = 0;
+            for (int64_t v = 0; v < V; v++) {
+                kl += exp(pa[v]) * (pa[v] - pb[v]);
+                if (pa[v] > pa[ia]) ia = v;
+                if (pb[v] > pb[ib]) ib = v;
+            }
+            sum += kl; mx = fmax(mx, kl); same += ia == ib; d += pa[tk[j + 1]] - pb[tk[j + 1]];
+        }
+    }
+    CHECK(fabs(k.kld - sum / 20) < 1e-5 * sum / 20 + 1e-7, "kld %.8g expected %.8g", k.kld, sum / 20);
+    CHECK(fabs(k.kld_max - mx) < 1e-5 * mx + 1e-7, "max %.8g expected %.8g", k.kld_max, mx);
+    CHECK(k.top1 == same / 20, "top1 %g expected %g", k.top1, same / 20);
+    CHECK(fabs(k.ln_ppl_ratio - d / 20) < 1e-5, "ln ratio %g expected %g", k.ln_ppl_ratio, d / 20);
+    CHECK(k.kld_p50 <= k.kld_p90 && k.kld_p90 <= k.kld_p99 && k.kld_p99 <= k.kld_p999 && k.kld_p999 <= k.kld_max,
+          "percentiles out of order");
+    CHECK(lb_eval_kld(&a.m, path, &(lb_kld_opts){.text_hash = h + 1}, &k) == LB_ERR_ARG, "other text accepted");
+    free(la); free(lb); free(pa); free(pb);
+    /* another vocabulary */
+    lb_config c2 = c;
+    c2.vocab_size = 50;
+    tmodel e;
+    build(&e, c2, dt);
+    CHECK(lb_eval_kld(&e.m, path, &(lb_kld_opts){0}, &k) == LB_ERR_ARG && strstr(lb_errmsg(), "vocabulary"),
+          "vocab mismatch: %s", lb_errmsg());
+    unbuild(&e);
+    /* truncated copy */
+    char bad[160];
+    snprintf(bad, sizeof bad, "%s/trunc.st", tmpdir);
+    FILE *in = fopen(path, "rb"), *out = fopen(bad, "wb");
+    char buf[300];
+    size_t got = fread(buf, 1, sizeof buf, in);
+    fwrite(buf, 1, got, out);
+    fclose(in); fclose(out);
+    CHECK(lb_eval_kld(&a.m, bad, &(lb_kld_opts){0}, &k) == LB_ERR_FORMAT, "truncated base: %s", lb_errmsg());
+    CHECK(lb_eval_kld(&a.m, "/nonexistent/x", &(lb_kld_opts){0}, &k) == LB_ERR_IO, "missing base");
+    /* unwritable output: error, nothing left */
+    o.save_path = "/nonexistent-dir/base.st";
+    CHECK(lb_eval_ppl(&a.m, tok, n, &o, &pr) != LB_OK, "unwritable save path accepted");
+    remove(bad);
+    remove(path);
+    free(tok);
+    unbuild(&a);
+    unbuild(&b);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    lb_rng_seed(&rng, TEST_SEED);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lb_test_eval.XXXXXX");
+    if (!mkdtemp(tmpdir)) return 1;
+    RUN(test_ppl);
+    RUN(test_kld);
+    rmdir(tmpdir);
+    return TEST_DONE();
+}

@@ -1,0 +1,141 @@
+/* test_kernels.c: matmul/matvec kernels. Each ISA path, at 1-3 threads, for
+ * one token (decode) and many (prefill), must reproduce bit for bit a
+ * canonical dot product written independently here (16 lane FMA partial sums,
+ * zero-padded tail, pairwise tree), which itself must be close to a double
+ * precision dot product. Awkward sizes throughout. */
+#include "harness.h"
+#include "kernels/kernels.h"
+
+static lb_rng rng;
+
+/* Independent statement of the canonical order (see kernels.h). */
+static float canon_dot(const float *a, const float *b, int64_t n)
+{
+    int64_t nb = (n + 15) / 16;
+    float lane[16];
+    for (int j = 0; j < 16; j++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t k = i * 16 + j;
+            s = fmaf(k < n ? a[k] : 0.0f, k < n ? b[k] : 0.0f, s);
+        }
+        lane[j] = s;
+    }
+    for (int j = 0; j < 8; j++) lane[j] = lane[j] + lane[j + 8];
+    for (int j = 0; j < 4; j++) lane[j] = lane[j] + lane[j + 4];
+    for (int j = 0; j < 2; j++) lane[j] = lane[j] + lane[j + 2];
+    return lane[0] + lane[1];
+}
+
+/* Random weights stored in dtype, plus their exact F32 values. */
+static void *make_weights(lb_dtype dt, int64_t n, float *wf)
+{
+    void *w = malloc((size_t)n * lb_dtype_size(dt));
+    for (int64_t i = 0; i < n; i++) {
+        float v = (float)lb_rng_normal(&rng);
+        if (i % 97 == 5) v *= 1e-6f;   /* F16 subnormals */
+        if (i % 89 == 3) v = -0.0f;
+        if (dt == LB_DTYPE_F32) { ((float *)w)[i] = v; wf[i] = v; }
+        else if (dt == LB_DTYPE_F16) { uint16_t h = lb_f32_to_f16(v); ((uint16_t *)w)[i] = h; wf[i] = lb_f16_to_f32(h); }
+        else { uint16_t h = lb_f32_to_bf16(v); ((uint16_t *)w)[i] = h; wf[i] = lb_bf16_to_f32(h); }
+    }
+    return w;
+}
+
+static int n_isas(void) { return (int)lb_isa_best() + 1; }
+
+static void check_shape(lb_pool **pools, lb_dtype dt, int64_t rows, int64_t cols, int64_t nt)
+{
+    int64_t xs = cols + 3, ys = rows + 2;
+    float *wf = malloc(sizeof(float) * (size_t)(rows * cols));
+    void *wd = make_weights(dt, rows * cols, wf);
+    float *x = malloc(sizeof(float) * (size_t)(nt * xs));
+    for (int64_t i = 0; i < nt * xs; i++) x[i] = (float)lb_rng_normal(&rng);
+    float *want = calloc((size_t)(nt * ys), sizeof(float)), *got = calloc((size_t)(nt * ys), sizeof(float));
+    double maxrel = 0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t r = 0; r < rows; r++) {
+            want[t * ys + r] = canon_dot(wf + r * cols, x + t * xs, cols);
+            double d = 0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                d += (double)wf[r * cols + c] * x[t * xs + c];
+                mag += fabs((double)wf[r * cols + c] * x[t * xs + c]);
+            }
+            double e = fabs(d - want[t * ys + r]) / (mag + 1e-30);
+            if (e > maxrel) maxrel = e;
+        }
+    CHECK(maxrel < 1e-5, "canonical dot far from double: rel %g (%s %lldx%lld)", maxrel, lb_dtype_name(dt),
+          (long long)rows, (long long)cols);
+    lb_weight w = {wd, dt, rows, cols};
+    for (int isa = 0; isa < n_isas(); isa++) {
+        lb_isa_set((lb_isa)isa);
+        for (int th = 0; th < 3; th++) {
+            memset(got, 0, sizeof(float) * (size_t)(nt * ys));
+            lb__matmul(pools[th], &w, x, nt, xs, got, ys);
+            int bad = 0;
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t r = 0; r < rows; r++) bad += memcmp(&got[t * ys + r], &want[t * ys + r], 4) != 0;
+            CHECK(!bad, "%s %s rows %lld cols %lld nt %lld threads %d: %d elements differ", lb_isa_name((lb_isa)isa),
+                  lb_dtype_name(dt), (long long)rows, (long long)cols, (long long)nt, th + 1, bad);
+        }
+        /* decode: token by token */
+        for (int64_t t = 0; t < nt; t++) {
+            float *y1 = calloc((size_t)rows, sizeof(float));
+            lb__matmul(pools[1], &w, x + t * xs, 1, xs, y1, rows);
+            CHECK(!memcmp(y1, want + t * ys, sizeof(float) * (size_t)rows), "%s %s decode differs from prefill",
+                  lb_isa_name((lb_isa)isa), lb_dtype_name(dt));
+            free(y1);
+        }
+    }
+    lb_isa_set(lb_isa_best());
+    free(wf); free(wd); free(x); free(want); free(got);
+}
+
+static lb_pool *pools[3];
+
+static void test_matmul_awkward(void)
+{
+    static const int64_t cols[] = {1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 1023, 4096};
+    static const int64_t rows[] = {1, 3, 5, 9, 17};
+    lb_dtype dts[] = {LB_DTYPE_F32, LB_DTYPE_F16, LB_DTYPE_BF16};
+    for (int d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
+            for (size_t r = 0; r < sizeof rows / sizeof *rows; r++) {
+                if (cols[c] >= 1023 && rows[r] > 9) continue;
+                int64_t nt = 1 + (int64_t)((c + r) % 7);
+                check_shape(pools, dts[d], rows[r], cols[c], nt);
+            }
+}
+
+static void test_matmul_tokens(void)
+{
+    for (int64_t nt = 1; nt <= 13; nt++) check_shape(pools, LB_DTYPE_BF16, 37, 80, nt);
+    check_shape(pools, LB_DTYPE_F32, 70, 129, 9);
+}
+
+static void test_dot(void)
+{
+    for (int64_t n = 0; n < 70; n++) {
+        float a[70], b[70];
+        for (int64_t i = 0; i < n; i++) { a[i] = (float)lb_rng_normal(&rng); b[i] = (float)lb_rng_normal(&rng); }
+        float want = canon_dot(a, b, n);
+        for (int isa = 0; isa < n_isas(); isa++) {
+            float got = lb__kernels_for((lb_isa)isa)->dot(a, b, n);
+            CHECK(!memcmp(&got, &want, 4), "dot %s n %lld: %.9g vs %.9g", lb_isa_name((lb_isa)isa), (long long)n,
+                  got, want);
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    lb_rng_seed(&rng, TEST_SEED);
+    printf("isa best: %s\n", lb_isa_name(lb_isa_best()));
+    for (int i = 0; i < 3; i++) lb_pool_create(i + 1, &pools[i]);
+    RUN(test_dot);
+    RUN(test_matmul_awkward);
+    RUN(test_matmul_tokens);
+    for (int i = 0; i < 3; i++) lb_pool_free(pools[i]);
+    return TEST_DONE();
+}

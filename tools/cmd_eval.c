@@ -1,0 +1,198 @@
+/* cmd_eval.c: `lowbit eval ppl` (perplexity, optionally saving the base
+ * log-probabilities) and `lowbit eval kld` (KL divergence against a saved
+ * base). Methods and file layout: docs/eval.md. */
+#include "cli.h"
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct eval_opts {
+    const char *model, *tok, *text, *base, *save;
+    int64_t ctx, chunks, threads;
+    lb_scoring scoring;
+    bool json;
+} eval_opts;
+
+static int eval_usage(void)
+{
+    printf("usage: lowbit eval ppl --model M --text FILE [--tokenizer T] [--ctx N] [--chunks K]\n"
+           "                       [--scoring half|full] [--threads K] [--save-logits F] [--json]\n"
+           "       lowbit eval kld --model M --base F [--text FILE] [--threads K] [--json]\n"
+           "ppl: perplexity over non-overlapping chunks of N tokens (default 512, at most the model's context).\n"
+           "  The whole file is tokenized once (with BOS); each chunk's first token is replaced by BOS and the\n"
+           "  chunk runs from an empty cache. --scoring half (default, as llama.cpp) scores positions N/2..N-2,\n"
+           "  full scores 0..N-2. Prints PPL +- its standard error and tokens/s. --save-logits F saves the\n"
+           "  tokens and every scored position's log-probabilities as the base for `eval kld`.\n"
+           "kld: reruns the base's tokens with this model and reports the mean KL divergence (+- error), its\n"
+           "  median/90/99/99.9 percentiles and maximum, top-1 agreement and PPL(model)/PPL(base). --text\n"
+           "  checks that the base was computed on that text.\n");
+    return 0;
+}
+
+static int parse_eval(int argc, char **argv, eval_opts *o)
+{
+    *o = (eval_opts){0};
+    for (int i = 2; i < argc; i++) {
+        const char *v = NULL;
+        bool err = false;
+        if (cli_is_help(argv[i])) return eval_usage(), -1;
+        if (cli_opt(argc, argv, &i, "--model", &o->model, &err) || cli_opt(argc, argv, &i, "--tokenizer", &o->tok, &err) ||
+            cli_opt(argc, argv, &i, "--text", &o->text, &err) || cli_opt(argc, argv, &i, "--base", &o->base, &err) ||
+            cli_opt(argc, argv, &i, "--save-logits", &o->save, &err)) {
+            if (err) return 1;
+        } else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) {
+            if (err || !cli_int("eval", "--ctx", v, 2, 1 << 20, &o->ctx)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--chunks", &v, &err)) {
+            if (err || !cli_int("eval", "--chunks", v, 1, INT32_MAX, &o->chunks)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+            if (err || !cli_int("eval", "--threads", v, 1, 1024, &o->threads)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--scoring", &v, &err)) {
+            if (err) return 1;
+            if (!strcmp(v, "half")) o->scoring = LB_SCORE_HALF;
+            else if (!strcmp(v, "full")) o->scoring = LB_SCORE_FULL;
+            else return cli_fail("eval", "--scoring must be half or full, got '%s'", v);
+        } else if (cli_flag(argv[i], "--json")) {
+            o->json = true;
+        } else {
+            return cli_fail("eval", "unknown option '%s'", argv[i]);
+        }
+    }
+    if (!o->model) return cli_fail("eval", "--model is required (see lowbit eval --help)");
+    return 0;
+}
+
+/* Read and check the text: non-empty, UTF-8. */
+static char *read_text(const char *path, size_t *len)
+{
+    char *t = cli_read_all("eval", path, len);
+    if (!t) return NULL;
+    if (*len == 0) { free(t); cli_fail("eval", "%s: the text is empty", path); return NULL; }
+    size_t bad = cli_utf8_check((const unsigned char *)t, *len);
+    if (bad != *len) { free(t); cli_fail("eval", "%s: not valid UTF-8 at byte %zu", path, bad); return NULL; }
+    return t;
+}
+
+static void print_ppl(const eval_opts *o, const lb_ppl_result *r, int64_t ctx, int64_t n_tokens)
+{
+    const char *sc = o->scoring == LB_SCORE_FULL ? "full" : "half";
+    if (o->json) {
+        printf("{\"model\": \"%s\", \"text\": \"%s\", \"ctx\": %lld, \"chunks\": %lld, \"scoring\": \"%s\", "
+               "\"text_tokens\": %lld, \"scored\": %lld, \"nll\": %.8f, \"ppl\": %.6f, \"ppl_err\": %.6f, "
+               "\"seconds\": %.3f, \"tokens_per_s\": %.1f, \"isa\": \"%s\"}\n",
+               o->model, o->text, (long long)ctx, (long long)r->n_chunks, sc, (long long)n_tokens,
+               (long long)r->n_scored, r->nll, r->ppl, r->ppl_err, r->seconds, r->tokens_per_s,
+               lb_isa_name(lb_isa_active()));
+        return;
+    }
+    printf("model %s, text %s (%lld tokens)\nctx %lld, %lld chunks, scoring %s, %lld tokens scored\n", o->model,
+           o->text, (long long)n_tokens, (long long)ctx, (long long)r->n_chunks, sc, (long long)r->n_scored);
+    printf("PPL = %.4f +/- %.5f\n", r->ppl, r->ppl_err);
+    printf("speed: %.1f tokens/s (%.2f s, %s)\n", r->tokens_per_s, r->seconds, lb_isa_name(lb_isa_active()));
+}
+
+static int eval_ppl(const eval_opts *o)
+{
+    if (!o->text) return cli_fail("eval", "ppl needs --text FILE");
+    size_t len;
+    char *text = read_text(o->text, &len);
+    if (!text) return 1;
+    lb_model *m;
+    lb_tokenizer *t;
+    if (cli_load_model_tok("eval", o->model, o->tok, &m, &t)) { free(text); return 1; }
+    lb_model_info info;
+    lb_model_get_info(m, &info);
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int rc = 0;
+    lb_status s = lb_tokenizer_encode(t, text, len, 1, &ids, &n);
+    int64_t ctx = o->ctx ? o->ctx : (info.max_seq < 512 ? info.max_seq : 512);
+    if (s) rc = cli_fail_status("eval", s);
+    else if (ctx > info.max_seq)
+        rc = cli_fail("eval", "--ctx %lld exceeds the model's %lld positions", (long long)ctx, (long long)info.max_seq);
+    else if (n < ctx)
+        rc = cli_fail("eval", "%s has %lld tokens; one chunk of --ctx %lld needs more", o->text, (long long)n,
+                      (long long)ctx);
+    if (!rc) {
+        lb_ppl_opts po = {.ctx = ctx, .max_chunks = o->chunks, .scoring = o->scoring, .n_threads = (int)o->threads,
+                          .bos = lb_tokenizer_bos(t), .text_hash = lb_eval_text_hash(text, len),
+                          .save_path = o->save, .model_name = o->model, .progress = cli_progress,
+                          .progress_user = "eval ppl"};
+        lb_ppl_result r;
+        s = lb_eval_ppl(m, ids, n, &po, &r);
+        cli_progress_end();
+        if (s) rc = cli_fail_status("eval", s);
+        else print_ppl(o, &r, ctx, n);
+    }
+    free(ids);
+    free(text);
+    lb_tokenizer_free(t);
+    lb_model_free(m);
+    return rc;
+}
+
+static void print_kld(const eval_opts *o, const lb_kld_result *r)
+{
+    if (o->json) {
+        printf("{\"model\": \"%s\", \"base\": \"%s\", \"chunks\": %lld, \"n\": %lld, \"kld\": %.8g, \"kld_err\": %.4g, "
+               "\"kld_p50\": %.8g, \"kld_p90\": %.8g, \"kld_p99\": %.8g, \"kld_p999\": %.8g, \"kld_max\": %.8g, "
+               "\"top1\": %.6f, \"top1_err\": %.6f, \"ppl\": %.6f, \"ppl_base\": %.6f, \"ppl_ratio\": %.6f, "
+               "\"ppl_ratio_err\": %.6f, \"ln_ppl_ratio\": %.8f, \"ln_ppl_ratio_err\": %.8f, \"tokens_per_s\": %.1f}\n",
+               o->model, o->base, (long long)r->n_chunks, (long long)r->n, r->kld, r->kld_err, r->kld_p50, r->kld_p90,
+               r->kld_p99, r->kld_p999, r->kld_max, r->top1, r->top1_err, r->ppl, r->ppl_base, r->ppl_ratio,
+               r->ppl_ratio_err, r->ln_ppl_ratio, r->ln_ppl_ratio_err, r->tokens_per_s);
+        return;
+    }
+    printf("model %s vs base %s: %lld chunks, %lld positions\n", o->model, o->base, (long long)r->n_chunks,
+           (long long)r->n);
+    printf("mean KLD:   %.6f +/- %.6f\n", r->kld, r->kld_err);
+    printf("KLD median %.6f  90%% %.6f  99%% %.6f  99.9%% %.6f  max %.6f\n", r->kld_p50, r->kld_p90, r->kld_p99,
+           r->kld_p999, r->kld_max);
+    printf("same top-1: %.3f +/- %.3f %%\n", 100 * r->top1, 100 * r->top1_err);
+    printf("PPL %.4f vs base %.4f: ratio %.5f +/- %.5f (ln ratio %.6f +/- %.6f)\n", r->ppl, r->ppl_base, r->ppl_ratio,
+           r->ppl_ratio_err, r->ln_ppl_ratio, r->ln_ppl_ratio_err);
+    printf("speed: %.1f tokens/s\n", r->tokens_per_s);
+}
+
+static int eval_kld(const eval_opts *o)
+{
+    if (!o->base) return cli_fail("eval", "kld needs --base FILE (made by eval ppl --save-logits)");
+    uint64_t hash = 0;
+    if (o->text) {
+        size_t len;
+        char *text = read_text(o->text, &len);
+        if (!text) return 1;
+        hash = lb_eval_text_hash(text, len);
+        free(text);
+    }
+    lb_model *m;
+    lb_status s = lb_model_load(o->model, &m);
+    if (s) return cli_fail_status("eval", s);
+    lb_kld_opts ko = {.n_threads = (int)o->threads, .text_hash = hash, .progress = cli_progress,
+                      .progress_user = "eval kld"};
+    lb_kld_result r;
+    s = lb_eval_kld(m, o->base, &ko, &r);
+    cli_progress_end();
+    int rc = s ? cli_fail_status("eval", s) : 0;
+    if (!s) print_kld(o, &r);
+    lb_model_free(m);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) {
+        eval_usage();
+        return argc < 2 ? 1 : 0;
+    }
+    eval_opts o;
+    int rc = parse_eval(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!strcmp(argv[1], "ppl")) {
+        if (o.base) return cli_fail("eval", "--base belongs to eval kld");
+        return eval_ppl(&o);
+    }
+    if (!strcmp(argv[1], "kld")) {
+        if (o.save || o.ctx || o.chunks) return cli_fail("eval", "kld takes its ctx and chunks from the base file");
+        return eval_kld(&o);
+    }
+    return cli_fail("eval", "unknown subcommand '%s' (ppl or kld)", argv[1]);
+}

@@ -1,0 +1,149 @@
+/* cmd_formats.c: `lowbit formats` (the registry) and `lowbit tensor`
+ * (quantize / dequantize / error of raw float32 tensors). */
+#include "cli.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int formats_help(void)
+{
+    printf("usage: lowbit formats [--json]\n"
+           "Lists every number format: name, storage bits per weight, block size (\"row\" = one scale\n"
+           "per row) and whether it carries an FP32 per-tensor scale. See docs/formats.md.\n");
+    return 0;
+}
+
+int cmd_formats(int argc, char **argv)
+{
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) return formats_help();
+        if (cli_flag(argv[i], "--json")) json = true;
+        else return cli_fail("formats", "unknown option '%s'", argv[i]);
+    }
+    if (json) printf("{\"formats\": [");
+    else printf("%-20s %8s %6s %6s  %s\n", "name", "bits/w", "block", "tensor", "description");
+    for (int i = 0; i < lb_format_count(); i++) {
+        const lb_format *f = lb_format_at(i);
+        int64_t b = lb_format_block(f);
+        if (json)
+            printf("%s\n  {\"name\": \"%s\", \"bits_per_weight\": %.6g, \"block\": %lld, \"tensor_scale\": %s, "
+                   "\"description\": \"%s\"}", i ? "," : "", lb_format_name(f), lb_format_bits_per_weight(f),
+                   (long long)b, lb_format_uses_tensor_scale(f) ? "true" : "false", lb_format_describe(f));
+        else {
+            char bs[24];
+            if (b) snprintf(bs, sizeof bs, "%lld", (long long)b); else snprintf(bs, sizeof bs, "row");
+            printf("%-20s %8.4g %6s %6s  %s\n", lb_format_name(f), lb_format_bits_per_weight(f), bs,
+                   lb_format_uses_tensor_scale(f) ? "fp32" : "-", lb_format_describe(f));
+        }
+    }
+    if (json) printf("\n]}\n");
+    return 0;
+}
+
+/* Options of `lowbit tensor`. A transform stage (--hadamard N, from the
+ * transforms module) belongs here and in apply_transform() below. */
+typedef struct tensor_opts {
+    const char *format, *rule;
+    int64_t cols;
+    bool json;
+    const char *pos[2];
+    int n_pos;
+} tensor_opts;
+
+static int tensor_help(void)
+{
+    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] IN OUT\n"
+           "       lowbit tensor dequantize --format F IN OUT\n"
+           "       lowbit tensor error      --format F [--scale-rule R] [--cols N] IN [--json]\n"
+           "IN of quantize/error is raw little-endian float32; --cols N splits it into rows of N\n"
+           "values (default: one row). quantize writes a packed tensor file (64-byte LBFQ header,\n"
+           "then the packed rows, see docs/formats.md); dequantize writes float32 back. error\n"
+           "prints the MSE, QSNR in dB and max |error| of quantize + dequantize.\n"
+           "Formats: lowbit formats.\n");
+    return 0;
+}
+
+static int parse_tensor_opts(int argc, char **argv, tensor_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 2; i < argc; i++) {
+        const char *v = NULL;
+        bool err = false;
+        if (cli_is_help(argv[i])) return tensor_help(), -1;
+        if (cli_opt(argc, argv, &i, "--format", &v, &err)) { if (err) return 1; o->format = v; }
+        else if (cli_opt(argc, argv, &i, "--scale-rule", &v, &err)) { if (err) return 1; o->rule = v; }
+        else if (cli_opt(argc, argv, &i, "--cols", &v, &err)) {
+            if (err || !cli_int("tensor", "--cols", v, 1, INT64_C(1) << 40, &o->cols)) return 1;
+        } else if (cli_flag(argv[i], "--json")) o->json = true;
+        else if (argv[i][0] == '-' && argv[i][1]) return cli_fail("tensor", "unknown option '%s'", argv[i]);
+        else if (o->n_pos < 2) o->pos[o->n_pos++] = argv[i];
+        else return cli_fail("tensor", "unexpected argument '%s'", argv[i]);
+    }
+    return 0;
+}
+
+static int pick(const tensor_opts *o, const lb_format **f, lb_quant_opts *q)
+{
+    if (!o->format) return cli_fail("tensor", "--format is required (see 'lowbit formats')");
+    *f = lb_format_find(o->format);
+    if (!*f) return cli_fail("tensor", "unknown format '%s' (see 'lowbit formats')", o->format);
+    q->scale_rule = LB_SCALE_FLOOR;
+    if (o->rule) {
+        if (!strcmp(o->rule, "floor")) q->scale_rule = LB_SCALE_FLOOR;
+        else if (!strcmp(o->rule, "ceil")) q->scale_rule = LB_SCALE_CEIL;
+        else if (!strcmp(o->rule, "mse")) q->scale_rule = LB_SCALE_MSE;
+        else return cli_fail("tensor", "unknown scale rule '%s' (floor, ceil or mse)", o->rule);
+    }
+    return 0;
+}
+
+static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q)
+{
+    size_t size = 0;
+    float *x = cli_read_all("tensor", o->pos[0], &size);
+    if (!x) return 1;
+    int64_t n = (int64_t)(size / 4), cols = o->cols ? o->cols : n;
+    int rc = 0;
+    if (size % 4 || n == 0) rc = cli_fail("tensor", "%s: size %zu bytes is not a positive multiple of 4 (raw float32 expected)",
+                                          o->pos[0], size);
+    else if (n % cols) rc = cli_fail("tensor", "%s: %lld values do not split into rows of %lld", o->pos[0], (long long)n,
+                                     (long long)cols);
+    else if (lb_format_block(f) && cols % lb_format_block(f))
+        rc = cli_fail("tensor", "%s: row length %lld is not a multiple of the %s block size %lld", o->pos[0],
+                      (long long)cols, lb_format_name(f), (long long)lb_format_block(f));
+    lb_quant_error e;
+    lb_status s = LB_OK;
+    if (!rc) s = lb_format_error(f, q, x, n / cols, cols, &e);
+    free(x);
+    if (rc) return rc;
+    if (s) return cli_fail_status("tensor", s);
+    if (o->json)
+        printf("{\"format\": \"%s\", \"values\": %lld, \"mse\": %.9g, \"qsnr_db\": %.6g, \"max_abs_err\": %.9g}\n",
+               lb_format_name(f), (long long)n, e.mse, isinf(e.qsnr_db) ? 999.0 : e.qsnr_db, e.max_abs);
+    else
+        printf("format:      %s\nvalues:      %lld\nmse:         %.6g\nqsnr:        %.3f dB\nmax abs err: %.6g\n",
+               lb_format_name(f), (long long)n, e.mse, e.qsnr_db, e.max_abs);
+    return 0;
+}
+
+int cmd_tensor(int argc, char **argv)
+{
+    if (argc < 2 || cli_is_help(argv[1])) { tensor_help(); return argc < 2 ? 1 : 0; }
+    const char *sub = argv[1];
+    tensor_opts o;
+    int rc = parse_tensor_opts(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    const lb_format *f = NULL;
+    lb_quant_opts q;
+    bool is_q = !strcmp(sub, "quantize"), is_d = !strcmp(sub, "dequantize"), is_e = !strcmp(sub, "error");
+    if (!is_q && !is_d && !is_e) return cli_fail("tensor", "unknown tensor command '%s' (quantize, dequantize, error)", sub);
+    if ((rc = pick(&o, &f, &q))) return rc;
+    int want = is_e ? 1 : 2;
+    if (o.n_pos != want) return cli_fail("tensor", "%s needs %s (see 'lowbit tensor --help')", sub, is_e ? "IN" : "IN and OUT");
+    if (is_e) return tensor_error(&o, f, &q);
+    if (is_d && (o.rule || o.cols)) return cli_fail("tensor", "dequantize takes no --scale-rule or --cols (the file has them)");
+    lb_status s = is_q ? lb_format_quantize_file(f, &q, o.pos[0], o.cols, o.pos[1])
+                       : lb_format_dequantize_file(f, o.pos[0], o.pos[1]);
+    return s ? cli_fail_status("tensor", s) : 0;
+}

@@ -1,0 +1,238 @@
+/* cmd_run.c: `lowbit run`: generate text with a model (prefill the prompt in
+ * one batch, then decode token by token), streaming it to stdout; speeds on
+ * stderr. Also the model + tokenizer loading shared with `lowbit eval`. */
+#include "cli.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* A tokenizer fits a model when the vocabularies are equal, or when the
+ * model's embedding is padded (a multiple of 64, at most 1024 rows more),
+ * as Hugging Face models often are. */
+static bool vocab_fits(int64_t tok, int64_t model)
+{
+    return tok == model || (tok < model && model % 64 == 0 && model - tok <= 1024);
+}
+
+int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m,
+                       lb_tokenizer **t)
+{
+    *m = NULL;
+    *t = NULL;
+    lb_status s = lb_model_load(model_path, m);
+    if (s) return cli_fail_status(cmd, s);
+    char found[4096];
+    if (!tok_path) {
+        s = lb_tokenizer_find(model_path, found, sizeof found);
+        if (s) { lb_model_free(*m); *m = NULL; return cli_fail(cmd, "%s (use --tokenizer)", lb_errmsg()); }
+        tok_path = found;
+    }
+    s = lb_tokenizer_load(tok_path, t);
+    if (s) { lb_model_free(*m); *m = NULL; return cli_fail_status(cmd, s); }
+    lb_model_info info;
+    lb_model_get_info(*m, &info);
+    int64_t tv = lb_tokenizer_vocab_size(*t);
+    if (!vocab_fits(tv, info.vocab_size)) {
+        lb_tokenizer_free(*t);
+        lb_model_free(*m);
+        *t = NULL; *m = NULL;
+        return cli_fail(cmd, "tokenizer %s has %lld tokens but model %s has a %lld-token vocabulary", tok_path,
+                        (long long)tv, model_path, (long long)info.vocab_size);
+    }
+    return 0;
+}
+
+/* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
+ * Returns the offset of the first bad byte, or len when valid. */
+size_t cli_utf8_check(const unsigned char *s, size_t len)
+{
+    static const unsigned minv[4] = {0, 0x80, 0x800, 0x10000}, lead[4] = {0x7f, 0x1f, 0x0f, 0x07};
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i], n;
+        if (c < 0x80) n = 0;
+        else if ((c >> 5) == 6) n = 1;
+        else if ((c >> 4) == 14) n = 2;
+        else if ((c >> 3) == 30) n = 3;
+        else return i;
+        if (n > len - i - 1) return i;
+        unsigned cp = c & lead[n];
+        for (unsigned k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < minv[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += n + 1;
+    }
+    return len;
+}
+
+typedef struct run_opts {
+    const char *model, *tok, *prompt;
+    int64_t n, threads, ctx;
+    double temp, top_p;
+    uint64_t seed;
+    bool json;
+} run_opts;
+
+static int run_usage(void)
+{
+    printf("usage: lowbit run --model M [--tokenizer T] [-p PROMPT] [-n N] [--temp T] [--top-p P] [--seed S]\n"
+           "                  [--threads K] [--ctx C] [--json]\n"
+           "Generates text: the prompt (with BOS) is processed in one batch, then up to N tokens (default 256)\n"
+           "are sampled one at a time and streamed to stdout; generation stops at EOS/BOS or the context end.\n"
+           "  --temp 0 is greedy (argmax); --top-p < 1 keeps the smallest nucleus of that mass (default 1).\n"
+           "  --seed S (default 42) fixes sampling; --ctx C caps the context (default: the model's).\n"
+           "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
+           "  with the text and the speeds instead of streaming.\n");
+    return 0;
+}
+
+static int parse_run(int argc, char **argv, run_opts *o)
+{
+    *o = (run_opts){.prompt = "", .n = 256, .threads = 0, .temp = 1.0, .top_p = 1.0, .seed = 42};
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        bool err = false;
+        int64_t iv;
+        if (cli_is_help(argv[i])) return run_usage(), -1;
+        if (cli_opt(argc, argv, &i, "--model", &o->model, &err) || cli_opt(argc, argv, &i, "--tokenizer", &o->tok, &err) ||
+            cli_opt(argc, argv, &i, "-p", &o->prompt, &err) || cli_opt(argc, argv, &i, "--prompt", &o->prompt, &err)) {
+            if (err) return 1;
+        } else if (cli_opt(argc, argv, &i, "-n", &v, &err)) {
+            if (err || !cli_int("run", "-n", v, 0, 1000000, &o->n)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
+            if (err || !cli_int("run", "--threads", v, 1, 1024, &o->threads)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) {
+            if (err || !cli_int("run", "--ctx", v, 1, 1 << 24, &o->ctx)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--temp", &v, &err)) {
+            if (err || !cli_double("run", "--temp", v, 0, 100, &o->temp)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--top-p", &v, &err)) {
+            if (err || !cli_double("run", "--top-p", v, 1e-6, 1, &o->top_p)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) {
+            if (err || !cli_int("run", "--seed", v, 0, INT64_MAX, &iv)) return 1;
+            o->seed = (uint64_t)iv;
+        } else if (cli_flag(argv[i], "--json")) {
+            o->json = true;
+        } else {
+            return cli_fail("run", "unknown option '%s'", argv[i]);
+        }
+    }
+    if (!o->model) return cli_fail("run", "--model is required (see lowbit run --help)");
+    size_t pl = strlen(o->prompt);
+    if (cli_utf8_check((const unsigned char *)o->prompt, pl) != pl) return cli_fail("run", "the prompt is not valid UTF-8");
+    return 0;
+}
+
+typedef struct gen_state {
+    lb_session *s;
+    lb_sampler *smp;
+    float *logits;
+    struct { char *data; size_t len, cap; } text;   /* --json: the generated text */
+} gen_state;
+
+static void text_put(gen_state *g, const char *p, size_t n)
+{
+    if (g->text.len + n + 1 > g->text.cap) {
+        size_t cap = (g->text.cap + n + 1) * 2;
+        char *d = realloc(g->text.data, cap);
+        if (!d) return;
+        g->text.data = d;
+        g->text.cap = cap;
+    }
+    memcpy(g->text.data + g->text.len, p, n);
+    g->text.len += n;
+    g->text.data[g->text.len] = 0;
+}
+
+static void print_json_str(const char *s, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') printf("\\%c", c);
+        else if (c == '\n') printf("\\n");
+        else if (c < 0x20) printf("\\u%04x", c);
+        else putchar(c);
+    }
+    putchar('"');
+}
+
+static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
+{
+    lb_model_info info;
+    lb_model_get_info(m, &info);
+    int32_t *ids = NULL;
+    int64_t np = 0;
+    lb_status s = lb_tokenizer_encode(t, o->prompt, strlen(o->prompt), 1, &ids, &np);
+    if (s) return cli_fail_status("run", s);
+    int64_t ctx = o->ctx ? o->ctx : info.max_seq;
+    if (np == 0) { free(ids); return cli_fail("run", "empty prompt and the tokenizer has no BOS token"); }
+    if (np >= ctx) {
+        free(ids);
+        return cli_fail("run", "the prompt has %lld tokens; the context holds %lld", (long long)np, (long long)ctx);
+    }
+    gen_state g = {0};
+    s = lb_session_create(m, &(lb_session_opts){(int)o->threads, ctx, 0}, &g.s);
+    if (!s) s = lb_sampler_create(info.vocab_size, &(lb_sampler_opts){(float)o->temp, (float)o->top_p, o->seed}, &g.smp);
+    g.logits = malloc(sizeof(float) * (size_t)info.vocab_size);
+    if (!s && !g.logits) s = LB_ERR_NOMEM;
+    int rc = 0;
+    double t0 = lb_time_now(), t1 = t0;
+    if (!s) s = lb_forward(g.s, ids, np, g.logits);
+    t1 = lb_time_now();
+    int64_t gen = 0, n_dec = 0;
+    int32_t prev = ids[np - 1], eos = lb_tokenizer_eos(t), bos = lb_tokenizer_bos(t);
+    char buf[64];
+    while (!s && gen < o->n) {
+        int32_t next = lb_sample(g.smp, g.logits);
+        if (next == eos || next == bos) break;
+        const char *piece;
+        size_t len;
+        if (lb_tokenizer_piece(t, prev, next, buf, sizeof buf, &piece, &len) == LB_OK) {
+            if (o->json) text_put(&g, piece, len);
+            else { fwrite(piece, 1, len, stdout); fflush(stdout); }
+        }
+        gen++;
+        prev = next;
+        if (lb_session_pos(g.s) >= ctx) break;
+        s = lb_forward(g.s, &next, 1, g.logits);
+        n_dec++;
+    }
+    double t2 = lb_time_now();
+    if (s) rc = cli_fail_status("run", s);
+    else {
+        double pps = (double)np / (t1 - t0), gps = n_dec > 0 ? (double)n_dec / (t2 - t1) : 0;
+        if (o->json) {
+            printf("{\"text\": ");
+            print_json_str(g.text.data ? g.text.data : "", g.text.len);
+            printf(", \"prompt_tokens\": %lld, \"generated_tokens\": %lld, \"prompt_tokens_per_s\": %.2f, "
+                   "\"gen_tokens_per_s\": %.2f, \"threads\": %lld, \"isa\": \"%s\"}\n",
+                   (long long)np, (long long)gen, pps, gps, (long long)o->threads, lb_isa_name(lb_isa_active()));
+        } else {
+            printf("\n");
+            fflush(stdout);
+            fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s; generation: %lld tokens, %.1f tokens/s (%s)\n",
+                    (long long)np, pps, (long long)gen, gps, lb_isa_name(lb_isa_active()));
+        }
+    }
+    free(g.text.data);
+    free(g.logits);
+    free(ids);
+    lb_sampler_free(g.smp);
+    lb_session_free(g.s);
+    return rc;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_opts o;
+    int rc = parse_run(argc, argv, &o);
+    if (rc) return rc < 0 ? 0 : rc;
+    lb_model *m;
+    lb_tokenizer *t;
+    if (cli_load_model_tok("run", o.model, o.tok, &m, &t)) return 1;
+    rc = generate(&o, m, t);
+    lb_tokenizer_free(t);
+    lb_model_free(m);
+    return rc;
+}
