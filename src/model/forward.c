@@ -102,7 +102,7 @@ static float *vec_f32(const lb_weight *w, lb_status *st)
     if (!w->data || *st) return NULL;
     float *v = lb__alloc(sizeof(float) * (size_t)(w->rows * w->cols));
     if (!v) { *st = LB_ERR_NOMEM; return NULL; }
-    lb_weight flat = {w->data, w->dtype, 1, w->rows * w->cols};
+    lb_weight flat = {w->data, w->dtype, 1, w->rows * w->cols, NULL};
     lb__weight_row(&flat, 0, v);
     return v;
 }
