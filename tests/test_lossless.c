@@ -771,6 +771,33 @@ static void test_packed_model_load(void)
         CHECK(ia.n_params == ib.n_params, "params %lld vs %lld", (long long)ia.n_params, (long long)ib.n_params);
         CHECK(ib.weight_bytes < ia.weight_bytes * 0.70, "packed weight bytes %zu vs %zu", ib.weight_bytes, ia.weight_bytes);
         lb__unpacker_free(u);
+        /* the forward pass on the packed model gives the BF16 model's logits bit for bit */
+        enum { NTOK = 40 };
+        int32_t tok[NTOK];
+        lb_rng r;
+        lb_rng_seed(&r, TEST_SEED + 8);
+        for (int i = 0; i < NTOK; i++) tok[i] = (int32_t)(lb_rng_u64(&r) % (uint64_t)ma->cfg.vocab_size);
+        size_t nl = (size_t)NTOK * (size_t)ma->cfg.vocab_size;
+        float *la = malloc(nl * 4), *lbuf = malloc(nl * 4);
+        for (int threads = 1; threads <= 2; threads++) {
+            lb_session_opts so = {.n_threads = threads, .max_ctx = NTOK, .max_batch = 16};
+            lb_session *sa = NULL, *sb = NULL;
+            CHECK(lb_session_create(ma, &so, &sa) == LB_OK && lb_session_create(mb, &so, &sb) == LB_OK, "%s", lb_errmsg());
+            if (sa && sb) {
+                CHECK(lb_forward_all(sa, tok, NTOK, la) == LB_OK && lb_forward_all(sb, tok, NTOK, lbuf) == LB_OK, "%s", lb_errmsg());
+                CHECK(!memcmp(la, lbuf, nl * 4), "%d threads: packed logits differ from BF16", threads);
+                lb_session_reset(sb);   /* one token at a time (the decode path) */
+                float *one = malloc((size_t)ma->cfg.vocab_size * 4);
+                for (int i = 0; i < NTOK; i++) lb_forward(sb, tok + i, 1, one);
+                CHECK(!memcmp(la + (size_t)(NTOK - 1) * (size_t)ma->cfg.vocab_size, one, (size_t)ma->cfg.vocab_size * 4),
+                      "%d threads: token-by-token logits differ", threads);
+                free(one);
+            }
+            lb_session_free(sa);
+            lb_session_free(sb);
+        }
+        free(la);
+        free(lbuf);
     }
     lb_model_free(ma);
     lb_model_free(mb);
