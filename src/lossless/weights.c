@@ -28,6 +28,20 @@ static lb_status check_shape(const lb_st_file *f, const lb_st_tensor *t, int ndi
                    ndim, (long long)(rows ? rows : cols), rows ? ", " : "", rows ? (long long)cols : 0LL);
 }
 
+/* Decode every stream once (CRC checked) through a buffer of at most
+ * 16 streams, so checking a big tensor never holds it decoded whole. */
+static lb_status verify_streams(const lb_st_file *f, const lb_bf16_packed *p)
+{
+    int64_t group = 16, n = lb__min64(group * p->stream_len, p->n);
+    uint16_t *buf = lb__alloc(sizeof *buf * (size_t)(n + 1));
+    if (!buf) return LB_ERR_NOMEM;
+    lb_status s = LB_OK;
+    for (int64_t first = 0; !s && first < p->n_streams; first += group)
+        s = lb_bf16_unpack_streams(p, first, lb__min64(group, p->n_streams - first), buf, 0, NULL);
+    LB_FREE(buf);
+    return s ? lb__err_prefix(s, "%s: ", f->what) : LB_OK;
+}
+
 lb_status lb__lossless_take(const lb_st_file *f, const lb_st_tensor *t, int64_t rows, int64_t cols, lb_model *m,
                             lb_weight *w)
 {
@@ -40,22 +54,20 @@ lb_status lb__lossless_take(const lb_st_file *f, const lb_st_tensor *t, int64_t 
     lb_bf16_packed *p;
     if ((s = lb_bf16_packed_read(t->data, (size_t)(t->end - t->begin), t->name, LB_PACKED_BORROW, &p)))
         return lb__err_prefix(s, "%s: ", f->what);
-    uint16_t *buf = NULL;
-    if (p->n != n) s = lb__err(LB_ERR_FORMAT, "%s: tensor '%s': blob holds %lld values, its shape %lld", f->what,
-                               t->name, (long long)p->n, (long long)n);
-    else if (!(buf = lb__alloc(sizeof *buf * (size_t)(n + 1)))) s = LB_ERR_NOMEM;
-    else if ((s = lb_bf16_unpack(p, buf, NULL))) s = lb__err_prefix(s, "%s: ", f->what);
-    if (!s && !rows) {            /* vectors: decoded once, kept as BF16 */
-        if (!(s = keep(&m->owned, &m->n_owned, buf))) *w = (lb_weight){buf, LB_DTYPE_BF16, 1, cols, NULL};
-        buf = s ? buf : NULL;
-        lb_bf16_packed_free(p);
-    } else if (!s) {
-        if (!(s = keep((void ***)&m->packed, &m->n_packed, p))) *w = (lb_weight){NULL, LB_DTYPE_BF16, rows, cols, p};
-        else lb_bf16_packed_free(p);
-    } else {
-        lb_bf16_packed_free(p);
+    if (p->n != n) {
+        s = lb__err(LB_ERR_FORMAT, "%s: tensor '%s': blob holds %lld values, its shape %lld", f->what, t->name,
+                    (long long)p->n, (long long)n);
+    } else if (!rows) {           /* vectors: decoded once, kept as BF16 */
+        uint16_t *buf = lb__alloc(sizeof *buf * (size_t)(n + 1));
+        if (!buf) s = LB_ERR_NOMEM;
+        else if ((s = lb_bf16_unpack(p, buf, NULL))) s = lb__err_prefix(s, "%s: ", f->what);
+        else if (!(s = keep(&m->owned, &m->n_owned, buf))) *w = (lb_weight){buf, LB_DTYPE_BF16, 1, cols, NULL};
+        if (s) LB_FREE(buf);
+    } else if (!(s = verify_streams(f, p)) && !(s = keep((void ***)&m->packed, &m->n_packed, p))) {
+        *w = (lb_weight){NULL, LB_DTYPE_BF16, rows, cols, p};
+        return LB_OK;
     }
-    LB_FREE(buf);
+    lb_bf16_packed_free(p);
     return s;
 }
 

@@ -11,7 +11,7 @@
 #include "model/model.h"
 #include "model/safetensors.h"
 
-#define LB_UNPACK_WS ((int64_t)8 << 20)   /* workspace cap: 8M values (16 MB) */
+#define LB_UNPACK_WS ((int64_t)4 << 20)   /* workspace cap: 4M values (8 MB) */
 
 /* True when f was written by lowbit pack. */
 bool lb__lossless_file(const lb_st_file *f);
