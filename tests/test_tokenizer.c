@@ -40,10 +40,12 @@ static int rt_lose_leading_space;
 /* decode(encode(text)) == text, with and without BOS. */
 static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const char *what)
 {
-    const char *want = text;
-    size_t wn = n;
-    if (rt_lose_leading_space && n && text[0] == ' ') { want++; wn--; }
+    size_t full = n;
     for (int bos = 0; bos < 2; bos++) {
+        n = bos ? full : (full < 65536 ? full : 65536);   /* whole texts once, to keep the test short */
+        const char *want = text;
+        size_t wn = n;
+        if (rt_lose_leading_space && n && text[0] == ' ') { want++; wn--; }
         int32_t *ids = NULL;
         int64_t k = 0;
         lb_status s = lb_tokenizer_encode(t, text, n, bos, &ids, &k);
@@ -70,7 +72,7 @@ static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const 
             s = lb_tokenizer_piece(t, j ? ids[j - 1] : -1, ids[j], buf, sizeof buf, &p, &pl);
             lb__buf_put(&b, p, pl);
         }
-        CHECK(s == LB_OK && out && b.len == m && !memcmp(b.data, out, m), "%s: pieces differ from decode", what);
+        CHECK(s == LB_OK && out && b.len == m && (!m || !memcmp(b.data, out, m)), "%s: pieces differ from decode", what);
         lb__buf_free(&b);
         free(out);
         free(ids);
@@ -288,7 +290,7 @@ static void test_llama2c_vs_reference(void)
         if (!t) SKIP("%s missing", toks[i]);
         path_in(tp, sizeof tp, test_models_dir(), toks[i]);
         for (int f = 0; f < 2; f++)
-            check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 12000, f);
+            check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 8000, f);
         check_tricky_vs_ref(t, tp);
         lb_tokenizer_free(t);
     }
@@ -425,7 +427,7 @@ static void test_hf_synthetic(void)
         lb_tokenizer *t = NULL;
         CHECK(lb_tokenizer_load(tp, &t) == LB_OK, "load %s: %s", tp, lb_errmsg());
         if (!t) continue;
-        for (int f = 0; f < 2; f++) check_vs_ref(t, tj, f ? d1 : d0, 5000, f);
+        for (int f = 0; f < 2; f++) check_vs_ref(t, tj, f ? d1 : d0, 3000, f);
         check_tricky_vs_ref(t, tj);
         /* ByteLevel with add_prefix_space adds a space that its decoder keeps (as in Hugging Face) */
         bool exact = strcmp(kinds[k], "digits") != 0;

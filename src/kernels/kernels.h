@@ -27,9 +27,14 @@ typedef void (*lb_matmul_rows_fn)(const lb_weight *w, int64_t r0, int64_t r1, co
 /* Canonical dot product of two F32 vectors of n elements. */
 typedef float (*lb_dot_fn)(const float *a, const float *b, int64_t n);
 
+/* y[i] = y[i] + a * x[i]: a multiply then an add (two roundings, no FMA),
+ * elementwise, so every ISA path gives the same bits. */
+typedef void (*lb_axpy_fn)(float a, const float *x, float *y, int64_t n);
+
 typedef struct lb_kernels {
     lb_matmul_rows_fn matmul_rows;
     lb_dot_fn dot;
+    lb_axpy_fn axpy;
 } lb_kernels;
 
 /* The kernels of one ISA path (falls back to the reference where the CPU
@@ -40,6 +45,9 @@ const lb_kernels *lb__kernels(void);
 void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                          float *y, int64_t ys);
 float lb__dot_ref(const float *a, const float *b, int64_t n);
+void lb__axpy_ref(float a, const float *x, float *y, int64_t n);
+void lb__axpy_avx2(float a, const float *x, float *y, int64_t n);
+void lb__axpy_avx512(float a, const float *x, float *y, int64_t n);
 void lb__matmul_rows_avx2(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                           float *y, int64_t ys);
 float lb__dot_avx2(const float *a, const float *b, int64_t n);
@@ -50,6 +58,11 @@ float lb__dot_avx512(const float *a, const float *b, int64_t n);
 /* Multithreaded Y = X W^T over all rows of w (split by output rows on the
  * pool, NULL = calling thread), with the active ISA. */
 void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys);
+
+/* Several products sharing one input, in one parallel pass (fewer thread
+ * wake-ups): y[i] = X w[i]^T with row stride ys[i], for i < n. */
+void lb__matmul_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                  float *const *y, const int64_t *ys);
 
 /* Row r of w converted to F32 (embedding lookup, norm weights). */
 void lb__weight_row(const lb_weight *w, int64_t r, float *out);

@@ -46,22 +46,21 @@ float lb__dot_ref(const float *a, const float *b, int64_t n)
     return dot_row_ref(&w, a, b, n);
 }
 
-static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref};
-static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2};
-static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512};
-
-/* cpuid is slow (a VM exit under virtualization): ask once. */
-static lb_isa best_isa(void)
+void lb__axpy_ref(float a, const float *x, float *y, int64_t n)
 {
-    static _Atomic int best = -1;
-    int b = best;
-    if (b < 0) best = b = (int)lb_isa_best();
-    return (lb_isa)b;
+    for (int64_t i = 0; i < n; i++) {
+        float p = a * x[i];
+        y[i] = y[i] + p;
+    }
 }
+
+static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref, lb__axpy_ref};
+static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2, lb__axpy_avx2};
+static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512, lb__axpy_avx512};
 
 const lb_kernels *lb__kernels_for(lb_isa isa)
 {
-    if (isa > best_isa()) isa = best_isa();
+    if (isa > lb_isa_best()) isa = lb_isa_best();
     switch (isa) {
     case LB_ISA_AVX512: return &k_avx512;
     case LB_ISA_AVX2: return &k_avx2;
@@ -99,6 +98,38 @@ void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, i
     /* at least ~64K multiply-adds per thread, or waking threads costs more */
     int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w->cols * nt));
     lb_pool_for(pool, w->rows, grain, matmul_task, &j);
+}
+
+typedef struct {
+    const lb_kernels *k;
+    int n;
+    const lb_weight *const *w;
+    const float *x;
+    float *const *y;
+    const int64_t *ys;
+    int64_t nt, xs;
+} matmul_n_job;
+
+/* [b, e) indexes the concatenated rows of all the weights. */
+static void matmul_n_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    const matmul_n_job *j = ctx;
+    int64_t off = 0;
+    for (int i = 0; i < j->n && off < e; i++) {
+        int64_t lo = lb__max64(b, off), hi = lb__min64(e, off + j->w[i]->rows);
+        if (lo < hi) j->k->matmul_rows(j->w[i], lo - off, hi - off, j->x, j->nt, j->xs, j->y[i], j->ys[i]);
+        off += j->w[i]->rows;
+    }
+}
+
+void lb__matmul_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                  float *const *y, const int64_t *ys)
+{
+    matmul_n_job j = {lb__kernels(), n, w, x, y, ys, nt, xs};
+    int64_t rows = 0;
+    for (int i = 0; i < n; i++) rows += w[i]->rows;
+    int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w[0]->cols * nt));
+    lb_pool_for(pool, rows, grain, matmul_n_task, &j);
 }
 
 void lb__weight_row(const lb_weight *w, int64_t r, float *out)

@@ -142,3 +142,15 @@ float lb__dot_avx2(const float *a, const float *b, int64_t n)
     tile((const uint8_t *)a, 0, 1, b, 0, 1, n, LB_DTYPE_F32, &y, 0);
     return y;
 }
+
+void lb__axpy_avx2(float a, const float *x, float *y, int64_t n)
+{
+    __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(av, _mm256_loadu_ps(x + i))));
+    for (; i < n; i++) {
+        float p = a * x[i];
+        y[i] = y[i] + p;
+    }
+}

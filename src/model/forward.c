@@ -293,11 +293,7 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
         for (int64_t p = 0; p < np; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
         float *o = s->att + t * s->q_dim + h * hd;
         memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int64_t p = 0; p < np; p++) {
-            const float *v = vc + p * s->kv_dim + kvh * hd;
-            float a = sc[p] / sum;
-            for (int64_t d = 0; d < hd; d++) o[d] += a * v[d];
-        }
+        for (int64_t p = 0; p < np; p++) s->k->axpy(sc[p] / sum, vc + p * s->kv_dim + kvh * hd, o, hd);
     }
 }
 
@@ -313,23 +309,36 @@ static void mm(lb_session *s, const lb_weight *w, const float *x, int64_t nt, in
     else lb__matmul(s->pool, w, x, nt, xs, y, ys);
 }
 
+/* Several products sharing x (lb__matmul_n), one by one when any is packed. */
+static void mm_n(lb_session *s, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                 float *const *y, const int64_t *ys)
+{
+    bool packed = false;
+    for (int i = 0; i < n; i++) packed |= w[i]->packed != NULL;
+    if (!packed) { lb__matmul_n(s->pool, n, w, x, nt, xs, y, ys); return; }
+    for (int i = 0; i < n; i++) mm(s, w[i], x, nt, xs, y[i], ys[i]);
+}
+
 static void layer(lb_session *s, int64_t l, int64_t B)
 {
     const lb_config *c = &s->m->cfg;
     const lb_layer_weights *L = &s->m->layers[l];
     int64_t d = s->dim;
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].attn_norm, d, c->norm_eps);
-    mm(s, &L->wq, s->h, B, d, s->q, s->q_dim);
-    mm(s, &L->wk, s->h, B, d, s->kk, s->kv_dim);
-    mm(s, &L->wv, s->h, B, d, s->vv, s->kv_dim);
+    const lb_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
+    float *qkv_out[3] = {s->q, s->kk, s->vv};
+    int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
+    mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
     for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
     attn_job j = {s, l};
     lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
     mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
-    mm(s, &L->w_gate, s->h, B, d, s->gate, s->hidden);
-    mm(s, &L->w_up, s->h, B, d, s->up, s->hidden);
+    const lb_weight *gu[2] = {&L->w_gate, &L->w_up};
+    float *gu_out[2] = {s->gate, s->up};
+    int64_t gu_ys[2] = {s->hidden, s->hidden};
+    mm_n(s, 2, gu, s->h, B, d, gu_out, gu_ys);
     for (int64_t i = 0; i < B * s->hidden; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];

@@ -125,7 +125,7 @@ bool lb__pairmap_get(const lb_pairmap *m, int32_t a, int32_t b, int32_t *rank, i
 
 typedef struct lb_bpe_entry {
     uint64_t order;          /* key << 32 | left position */
-    int32_t merged;
+    int32_t left, right;     /* the two ids when pushed */
 } lb_bpe_entry;
 
 static void heap_push(lb_bpe_entry *h, size_t *n, lb_bpe_entry e)
@@ -183,7 +183,53 @@ static void push_pair(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, si
     uint32_t key;
     int32_t merged;
     if (l < 0 || r < 0 || !pair(t, ids[l], ids[r], &key, &merged)) return;
-    heap_push(w->heap, hn, (lb_bpe_entry){(uint64_t)key << 32 | (uint32_t)l, merged});
+    heap_push(w->heap, hn, (lb_bpe_entry){(uint64_t)key << 32 | (uint32_t)l, ids[l], ids[r]});
+}
+
+/* Merges within ids[lo, hi), which no merge can cross. */
+static void merge_range(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, int32_t *ids, int32_t lo, int32_t hi)
+{
+    size_t hn = 0;
+    for (int32_t i = lo; i < hi; i++) { w->prev[i] = i - 1; w->next[i] = i + 1 < hi ? i + 1 : -1; }
+    w->prev[lo] = -1;
+    for (int32_t i = lo; i + 1 < hi; i++) push_pair(t, pair, w, &hn, ids, i, i + 1);
+    while (hn) {
+        lb_bpe_entry e = heap_pop(w->heap, &hn);
+        int32_t l = (int32_t)(uint32_t)e.order, r = w->next[l];
+        uint32_t key;
+        int32_t merged;
+        /* A symbol's id changes whenever it grows and a symbol leaves the
+         * list only by merging into its left neighbour, so unchanged ids
+         * mean the pair is still there. */
+        if (ids[l] != e.left || r < 0 || ids[r] != e.right || !pair(t, ids[l], ids[r], &key, &merged)) continue;
+        ids[l] = merged;
+        ids[r] = -1;
+        w->next[l] = w->next[r];
+        if (w->next[r] >= 0) w->prev[w->next[r]] = l;
+        push_pair(t, pair, w, &hn, ids, w->prev[l], l);
+        push_pair(t, pair, w, &hn, ids, l, w->next[l]);
+    }
+}
+
+/* False when no token has the last byte of piece a followed by the first
+ * byte of piece b: then no merge ever crosses between them, and the text
+ * can be merged in independent ranges (same result, smaller heaps). */
+static bool can_join(const lb_tokenizer *t, int32_t a, int32_t b)
+{
+    uint32_t la = t->piece_len[a], lbn = t->piece_len[b];
+    if (!la || !lbn) return true;
+    unsigned x = (unsigned char)t->piece[a][la - 1], y = (unsigned char)t->piece[b][0];
+    return t->bigram[x << 5 | y >> 3] >> (y & 7) & 1;
+}
+
+void lb__tok_build_bigrams(lb_tokenizer *t)
+{
+    memset(t->bigram, 0, sizeof t->bigram);
+    for (int64_t id = 0; id < t->n_vocab; id++)
+        for (uint32_t i = 0; t->piece[id] && i + 1 < t->piece_len[id]; i++) {
+            unsigned x = (unsigned char)t->piece[id][i], y = (unsigned char)t->piece[id][i + 1];
+            t->bigram[x << 5 | y >> 3] |= (uint8_t)(1u << (y & 7));
+        }
 }
 
 lb_status lb__bpe_merge(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, int32_t *ids, int64_t *n_ids)
@@ -193,24 +239,9 @@ lb_status lb__bpe_merge(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, 
     if (n > INT32_MAX / 4) return lb__err(LB_ERR_ARG, "tokenizer: text too long (%lld symbols)", (long long)n);
     lb_status s = work_reserve(w, (size_t)n);
     if (s) return s;
-    size_t hn = 0;
-    for (int32_t i = 0; i < n; i++) { w->prev[i] = i - 1; w->next[i] = i + 1 < n ? i + 1 : -1; }
-    for (int32_t i = 0; i + 1 < n; i++) push_pair(t, pair, w, &hn, ids, i, i + 1);
-    while (hn) {
-        lb_bpe_entry e = heap_pop(w->heap, &hn);
-        int32_t l = (int32_t)(uint32_t)e.order, r = w->next[l];
-        uint32_t key;
-        int32_t merged;
-        if (ids[l] < 0 || r < 0) continue;
-        if (!pair(t, ids[l], ids[r], &key, &merged) || merged != e.merged || key != (uint32_t)(e.order >> 32))
-            continue;
-        ids[l] = merged;
-        ids[r] = -1;
-        w->next[l] = w->next[r];
-        if (w->next[r] >= 0) w->prev[w->next[r]] = l;
-        push_pair(t, pair, w, &hn, ids, w->prev[l], l);
-        push_pair(t, pair, w, &hn, ids, l, w->next[l]);
-    }
+    int32_t lo = 0;
+    for (int32_t i = 1; i <= n; i++)
+        if (i == n || !can_join(t, ids[i - 1], ids[i])) { merge_range(t, pair, w, ids, lo, i); lo = i; }
     int64_t k = 0;
     for (int64_t i = 0; i < n; i++)
         if (ids[i] >= 0) ids[k++] = ids[i];

@@ -79,6 +79,7 @@ struct lb_tokenizer {
     int32_t bos, eos, unk;    /* -1 when none */
     int32_t byte_id[256];     /* id of "<0xNN>" or -1 */
     int max_piece_len;
+    uint8_t bigram[8192];     /* bit (x << 8 | y): some piece holds byte x followed by byte y */
     /* llama2.c */
     int32_t space_id;         /* id of " " (the dummy prefix) or -1 */
     /* Hugging Face BPE */
@@ -127,6 +128,7 @@ typedef struct lb_bpe_work {          /* scratch reused across calls */
 } lb_bpe_work;
 lb_status lb__bpe_merge(const lb_tokenizer *t, lb_pair_fn pair, lb_bpe_work *w, int32_t *ids, int64_t *n);
 void lb__bpe_work_free(lb_bpe_work *w);
+void lb__tok_build_bigrams(lb_tokenizer *t);   /* after the pieces are set */
 
 /* Growable id vector. */
 typedef struct lb_ids {

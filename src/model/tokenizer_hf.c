@@ -441,6 +441,7 @@ static lb_status read_all(lb_tokenizer *t, const lb_json *root, const lb_json *c
         t->byte_id[b] = lb__strmap_get(t, s8, 6);
     }
     byte_map(t);
+    lb__tok_build_bigrams(t);
     return LB_OK;
 }
 

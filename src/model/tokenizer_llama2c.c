@@ -85,6 +85,7 @@ lb_status lb__tokenizer_from_llama2c(const uint8_t *d, size_t size, const char *
     t->bos = 1; t->eos = 2; t->unk = 0;
     t->space_id = lb__strmap_get(t, " ", 1);
     find_byte_tokens(t);
+    lb__tok_build_bigrams(t);
     *out = t;
     return LB_OK;
 }

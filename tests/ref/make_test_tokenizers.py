@@ -98,7 +98,7 @@ def write(outdir, name, body):
 
 def main():
     outdir = sys.argv[1]
-    sample = b"".join(open(p, "rb").read(8000) for p in sys.argv[2:])
+    sample = b"".join(open(p, "rb").read(5000) for p in sys.argv[2:])
     sample += "Ünïcödé Γειά σου Привет 你好世界 😀👍 it's I'LL 1234567 \t\r\n".encode("utf-8") * 3
 
     gpt2 = byte_level(sample, [("ByteLevel", False, True)], False, True)

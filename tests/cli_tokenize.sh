@@ -1,0 +1,41 @@
+#!/bin/sh
+# lowbit tokenize: ids for known text, decode, round trip through files, errors.
+. tests/cli_lib.sh
+M=${LOWBIT_MODELS:-../shared/models}
+D=${LOWBIT_DATA:-../shared/data}
+expect_ok help $CLI tokenize --help
+check help-usage grep -q usage "$T/out"
+expect_fail no-model "give --model" $CLI tokenize "hi"
+expect_fail bad-opt "unknown option" $CLI tokenize --model x --frob
+expect_fail missing-model "no such" $CLI tokenize --model /nonexistent/model.bin "hi"
+printf 'garbage' > "$T/tokenizer.bin"
+expect_fail corrupt-bin "tokenizer.bin" $CLI tokenize --tokenizer "$T/tokenizer.bin" "hi"
+printf '{"model": {"type": "Unigram", "vocab": []}}' > "$T/tokenizer.json"
+expect_fail unigram "Unigram" $CLI tokenize --model "$T" "hi"
+
+if [ -f "$M/llama2c-tokenizer/tokenizer.bin" ]; then
+    # the Llama 2 tokenizer's well-known ids for "Hello world"
+    expect_ok hello $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --bos Hello world
+    check hello-ids [ "$(cat "$T/out")" = "1 15043 3186" ]
+    expect_ok hello-json $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --bos --json "Hello world"
+    check hello-json-ids grep -q '"ids": \[1, 15043, 3186\]' "$T/out"
+    expect_ok decode $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --decode "1, 15043, 3186"
+    check decode-text [ "$(cat "$T/out")" = "Hello world" ]
+    expect_fail bad-ids "not a token id" $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --decode "1 x"
+    expect_fail big-id "outside the vocabulary" $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --decode 32000
+else
+    echo "SKIP cli_tokenize: $M/llama2c-tokenizer missing"; skip=$((skip + 1))
+fi
+
+for m in stories260K/stories260K.bin tinystories-656k; do
+    if [ ! -e "$M/$m" ] || [ ! -f "$D/tinystories/tinystories_val.txt" ]; then
+        echo "SKIP cli_tokenize: $M/$m or the TinyStories text missing"; skip=$((skip + 1)); continue
+    fi
+    head -c 20000 "$D/tinystories/tinystories_val.txt" > "$T/text"
+    expect_ok "encode-$m" $CLI tokenize --model "$M/$m" --bos --file "$T/text"
+    mv "$T/out" "$T/ids"
+    expect_ok "decode-$m" $CLI tokenize --model "$M/$m" --decode --file "$T/ids"
+    { cat "$T/text"; echo; } > "$T/want"
+    check "round-trip-$m" cmp -s "$T/want" "$T/out"
+done
+done_tests
