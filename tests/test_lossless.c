@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "lossless/lossless.h"
 #include "lossless/weights.h"
+#include <stdbool.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -607,6 +608,21 @@ static uint8_t *slurp(const char *path, size_t *n)
     return d;
 }
 
+/* Copy file src to dst with the byte `back` bytes before the end xor'd with
+ * mask (src == dst allowed). False when src cannot be read. */
+static bool copy_flipped(const char *src, const char *dst, size_t back, uint8_t mask)
+{
+    size_t n;
+    uint8_t *d = slurp(src, &n);
+    if (!d || n < back) { free(d); return false; }
+    d[n - back] ^= mask;
+    FILE *f = fopen(dst, "wb");
+    bool ok = f && fwrite(d, 1, n, f) == n;
+    if (f) fclose(f);
+    free(d);
+    return ok;
+}
+
 /* F32 model -> pack -> unpack gives the RNE BF16 rounding of every tensor,
  * computed here elementwise; BF16 -> pack -> unpack is the same file. */
 static void test_model_file(void)
@@ -673,18 +689,11 @@ static void test_model_file(void)
           "%s", lb_errmsg());
     CHECK(lb_lossless_unpack_model(src, d, NULL, NULL, NULL, NULL) == LB_ERR_FORMAT && strstr(lb_errmsg(), "not a packed"),
           "%s", lb_errmsg());
-    size_t na;
-    uint8_t *xa = slurp(a, &na);
-    if (xa) {
-        xa[na - 100] ^= 4;
-        FILE *f = fopen(c, "wb");
-        fwrite(xa, 1, na, f);
-        fclose(f);
+    if (copy_flipped(a, c, 100, 4)) {
         unlink(d);
         CHECK(lb_lossless_unpack_model(c, d, NULL, NULL, NULL, NULL) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"),
               "damaged: %s", lb_errmsg());
         CHECK(!test_file_exists(d), "failed unpack left %s behind", d);
-        free(xa);
     }
     unlink(a); unlink(b); unlink(c); unlink(d);
     lb_pool_free(pool);
@@ -804,14 +813,7 @@ static void test_packed_model_load(void)
     /* a damaged packed model is refused at load, naming the tensor */
     char path[128];
     snprintf(path, sizeof path, "%s/model.safetensors", c);
-    size_t n;
-    uint8_t *d = slurp(path, &n);
-    if (d) {
-        d[n - 7] ^= 0x20;
-        FILE *f = fopen(path, "wb");
-        fwrite(d, 1, n, f);
-        fclose(f);
-        free(d);
+    if (copy_flipped(path, path, 7, 0x20)) {
         mb = NULL;
         CHECK(lb_model_load(c, &mb) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"), "damaged: %s", lb_errmsg());
         lb_model_free(mb);
