@@ -135,6 +135,7 @@ static lb_status pack_file(const char *in, const char *out, const job *j)
 {
     lb_st_file f;
     lb_status s = lb__st_open(in, &f);
+    if (s == LB_ERR_FORMAT) return lb__err_prefix(s, "pack reads safetensors files and model folders only: ");
     if (s) return s;
     if (lb__st_meta(&f, FORMAT_KEY)) {
         s = lb__err(LB_ERR_ARG, "%s: already packed (metadata %s = %s)", in, FORMAT_KEY, lb__st_meta(&f, FORMAT_KEY));
