@@ -4,7 +4,8 @@
  * speed), for an L2-sized buffer (256 KiB of floats) and a DRAM-sized one
  * (64 MiB of floats; the _bf16 variants run the same kernels as their FP16
  * rows and are skipped there to keep the run short). One thread.
- * Timings on a shared machine are noisy: read the ratios, not the times. */
+ * memcpy is re-measured before each format's row. Timings on a shared
+ * machine are noisy: read the ratios, not the times. */
 #include "lowbit.h"
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,7 +46,8 @@ static double ratio(job *j, void (*fn)(void *), double t_memcpy, lb_isa isa)
 {
     lb_isa_set(isa);
     double one = best_time(1, fn, j);                 /* also the warm-up */
-    double t = one > 0.3 ? one : best_time(reps_for(one) + 1, fn, j);
+    int reps = reps_for(one);
+    double t = one > 0.3 ? one : best_time(reps < 3 ? 3 : reps, fn, j);
     t = t < one ? t : one;
     return t_memcpy / t;
 }
@@ -70,6 +72,7 @@ static void bench_size(const char *label, int64_t n, bool skip_dups)
         const lb_format *f = lb_format_at(i);
         if (skip_dups && strstr(lb_format_name(f), "_bf16")) continue;
         job j = {f, &b, 4096, 1};
+        tm = best_time(n > (1 << 20) ? 3 : 20, run_memcpy, &mj);   /* re-measured per row: the machine is shared */
         double qr = ratio(&j, run_quant, tm, LB_ISA_REF), qb = ratio(&j, run_quant, tm, best);
         double dr = ratio(&j, run_dequant, tm, LB_ISA_REF), db = ratio(&j, run_dequant, tm, best);
         printf("| %s | %.4g | %.3f | %.3f | %.3f | %.3f |\n", lb_format_name(f), lb_format_bits_per_weight(f), qr, qb,

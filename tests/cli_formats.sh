@@ -32,6 +32,8 @@ check q-magic sh -c "head -c 4 '$T/mxfp4.q' | grep -q LBFQ"
 expect_ok zeros-q $CLI tensor quantize --format mxfp4 "$T/zeros.f32" "$T/z.q"
 expect_ok zeros-d $CLI tensor dequantize --format mxfp4 "$T/z.q" "$T/z.f32"
 check zeros-same cmp -s "$T/zeros.f32" "$T/z.f32"
+expect_ok zeros-err $CLI tensor error --format nvfp4 "$T/zeros.f32" --json
+check zeros-err-null grep -q '"mse": 0, "qsnr_db": null, "max_abs_err": 0' "$T/out"
 # rules and --cols
 expect_ok rule-ceil $CLI tensor quantize --format mxfp4 --scale-rule ceil "$T/x.f32" "$T/c.q"
 expect_ok rule-mse $CLI tensor error --format mxfp4 --scale-rule mse "$T/x.f32"

@@ -60,4 +60,29 @@ size_t cli_utf8_check(const unsigned char *s, size_t len);
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
 
+/* study (tools/tensor_hadamard.c): the --hadamard stage of `lowbit tensor`
+ * and the rotated round trip of `lowbit bench formats`. */
+/* Atomic write of head then body (temporary file + rename); prints, returns 1 on error. */
+int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn);
+/* 0 when block is a supported Hadamard order dividing cols, else prints and returns 1. */
+int cli_hadamard_check(const char *cmd, int64_t block, int64_t cols);
+/* cols random signs from seed (malloc'd), or NULL when !seeded (or out of memory). */
+int8_t *cli_hadamard_signs(bool seeded, uint64_t seed, int64_t cols);
+/* y (rows x cols) = R^T deq(q(R x)), R = blockdiag(T_block) diag(signs);
+ * block 0 = no rotation (signs ignored). */
+lb_status cli_hadamard_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows,
+                                 int64_t cols, int64_t block, const int8_t *signs, float *y);
+/* MSE, QSNR (10 log10(sum x^2 / sum (y-x)^2)) and max |y - x| over n values. */
+void cli_error_stats(const float *x, const float *y, int64_t n, lb_quant_error *e);
+/* quantize --hadamard (records the transform in the header) and dequantize
+ * (undoes a recorded transform; block != 0 must match it). */
+int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant_opts *q, const char *in,
+                             int64_t cols, int64_t block, bool seeded, uint64_t seed, const char *out);
+int tensor_dequantize(const char *cmd, const lb_format *f, const char *in, int64_t block, bool seeded,
+                      uint64_t seed, const char *out);
+/* study (tools/cmd_bench.c): `lowbit bench <name>` dispatches to sub-benches
+ * (argv[0] = the bench name): tools/study_formats.c */
+int cmd_bench(int argc, char **argv);
+int bench_formats(int argc, char **argv);
+
 #endif

@@ -41,11 +41,14 @@ int cmd_formats(int argc, char **argv)
     return 0;
 }
 
-/* Options of `lowbit tensor`. A transform stage (--hadamard N, from the
- * transforms module) belongs here and in apply_transform() below. */
+/* Options of `lowbit tensor`. The --hadamard stage lives in
+ * tools/tensor_hadamard.c. */
 typedef struct tensor_opts {
     const char *format, *rule;
     int64_t cols;
+    int64_t hadamard;        /* --hadamard N: rotation block, 0 = none (tools/tensor_hadamard.c) */
+    int64_t hadamard_seed;
+    bool hadamard_seeded;
     bool json;
     const char *pos[2];
     int n_pos;
@@ -53,13 +56,18 @@ typedef struct tensor_opts {
 
 static int tensor_help(void)
 {
-    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] IN OUT\n"
-           "       lowbit tensor dequantize --format F IN OUT\n"
-           "       lowbit tensor error      --format F [--scale-rule R] [--cols N] IN [--json]\n"
+    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] [--hadamard B] IN OUT\n"
+           "       lowbit tensor dequantize --format F [--hadamard B] IN OUT\n"
+           "       lowbit tensor error      --format F [--scale-rule R] [--cols N] [--hadamard B] IN [--json]\n"
            "IN of quantize/error is raw little-endian float32; --cols N splits it into rows of N\n"
            "values (default: one row). quantize writes a packed tensor file (64-byte LBFQ header,\n"
            "then the packed rows, see docs/formats.md); dequantize writes float32 back. error\n"
            "prints the MSE, QSNR in dB and max |error| of quantize + dequantize.\n"
+           "--hadamard B rotates each row's blocks of B values with an orthonormal Hadamard\n"
+           "(B a supported order dividing the row length; --hadamard-seed S adds random signs)\n"
+           "before quantizing; the file header records it and dequantize undoes it by itself\n"
+           "(a --hadamard given there must match); error measures the whole round trip against\n"
+           "the original values.\n"
            "Formats: lowbit formats.\n");
     return 0;
 }
@@ -75,6 +83,11 @@ static int parse_tensor_opts(int argc, char **argv, tensor_opts *o)
         else if (cli_opt(argc, argv, &i, "--scale-rule", &v, &err)) { if (err) return 1; o->rule = v; }
         else if (cli_opt(argc, argv, &i, "--cols", &v, &err)) {
             if (err || !cli_int("tensor", "--cols", v, 1, INT64_C(1) << 40, &o->cols)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--hadamard", &v, &err)) {
+            if (err || !cli_int("tensor", "--hadamard", v, 1, LB_HADAMARD_MAX_BLOCK, &o->hadamard)) return 1;
+        } else if (cli_opt(argc, argv, &i, "--hadamard-seed", &v, &err)) {
+            if (err || !cli_int("tensor", "--hadamard-seed", v, 0, INT64_MAX, &o->hadamard_seed)) return 1;
+            o->hadamard_seeded = true;
         } else if (cli_flag(argv[i], "--json")) o->json = true;
         else if (argv[i][0] == '-' && argv[i][1]) return cli_fail("tensor", "unknown option '%s'", argv[i]);
         else if (o->n_pos < 2) o->pos[o->n_pos++] = argv[i];
@@ -98,6 +111,28 @@ static int pick(const tensor_opts *o, const lb_format **f, lb_quant_opts *q)
     return 0;
 }
 
+static const char *json_num(char buf[32], double v)
+{
+    if (isfinite(v)) snprintf(buf, 32, "%.9g", v);
+    else snprintf(buf, 32, "null");
+    return buf;
+}
+
+/* error --hadamard: the round trip through the rotation, measured against x. */
+static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q, const float *x,
+                                 int64_t rows, int64_t cols, lb_quant_error *e)
+{
+    if (cli_hadamard_check("tensor", o->hadamard, cols)) return 1;
+    int8_t *signs = cli_hadamard_signs(o->hadamard_seeded, (uint64_t)o->hadamard_seed, cols);
+    float *y = malloc((size_t)(rows * cols) * sizeof *y);
+    lb_status s = y && (signs || !o->hadamard_seeded) ? cli_hadamard_roundtrip(f, q, x, rows, cols, o->hadamard, signs, y)
+                                                      : LB_ERR_NOMEM;
+    if (!s) cli_error_stats(x, y, rows * cols, e);
+    free(y);
+    free(signs);
+    return s ? cli_fail_status("tensor", s) : 0;
+}
+
 static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant_opts *q)
 {
     size_t size = 0;
@@ -114,16 +149,21 @@ static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant
                       (long long)cols, lb_format_name(f), (long long)lb_format_block(f));
     lb_quant_error e;
     lb_status s = LB_OK;
-    if (!rc) s = lb_format_error(f, q, x, n / cols, cols, &e);
+    if (!rc && o->hadamard) rc = tensor_hadamard_error(o, f, q, x, n / cols, cols, &e);
+    else if (!rc) s = lb_format_error(f, q, x, n / cols, cols, &e);
     free(x);
     if (rc) return rc;
     if (s) return cli_fail_status("tensor", s);
-    if (o->json)
-        printf("{\"format\": \"%s\", \"values\": %lld, \"mse\": %.9g, \"qsnr_db\": %.6g, \"max_abs_err\": %.9g}\n",
-               lb_format_name(f), (long long)n, e.mse, isinf(e.qsnr_db) ? 999.0 : e.qsnr_db, e.max_abs);
-    else
-        printf("format:      %s\nvalues:      %lld\nmse:         %.6g\nqsnr:        %.3f dB\nmax abs err: %.6g\n",
-               lb_format_name(f), (long long)n, e.mse, e.qsnr_db, e.max_abs);
+    if (o->json) {   /* JSON has no Inf/NaN: a lossless QSNR (+inf) or a NaN input prints null */
+        char a[32], b[32], c[32];
+        printf("{\"format\": \"%s\", \"values\": %lld, \"hadamard\": %lld, \"mse\": %s, \"qsnr_db\": %s, "
+               "\"max_abs_err\": %s}\n", lb_format_name(f), (long long)n, (long long)o->hadamard,
+               json_num(a, e.mse), json_num(b, e.qsnr_db), json_num(c, e.max_abs));
+    } else {
+        printf("format:      %s\nvalues:      %lld\n", lb_format_name(f), (long long)n);
+        if (o->hadamard) printf("hadamard:    %lld\n", (long long)o->hadamard);
+        printf("mse:         %.6g\nqsnr:        %.3f dB\nmax abs err: %.6g\n", e.mse, e.qsnr_db, e.max_abs);
+    }
     return 0;
 }
 
@@ -141,9 +181,13 @@ int cmd_tensor(int argc, char **argv)
     if ((rc = pick(&o, &f, &q))) return rc;
     int want = is_e ? 1 : 2;
     if (o.n_pos != want) return cli_fail("tensor", "%s needs %s (see 'lowbit tensor --help')", sub, is_e ? "IN" : "IN and OUT");
+    if (o.hadamard_seeded && !o.hadamard) return cli_fail("tensor", "--hadamard-seed needs --hadamard N");
     if (is_e) return tensor_error(&o, f, &q);
     if (is_d && (o.rule || o.cols)) return cli_fail("tensor", "dequantize takes no --scale-rule or --cols (the file has them)");
-    lb_status s = is_q ? lb_format_quantize_file(f, &q, o.pos[0], o.cols, o.pos[1])
-                       : lb_format_dequantize_file(f, o.pos[0], o.pos[1]);
+    if (is_d) return tensor_dequantize("tensor", f, o.pos[0], o.hadamard, o.hadamard_seeded,
+                                       (uint64_t)o.hadamard_seed, o.pos[1]);
+    if (o.hadamard) return tensor_hadamard_quantize("tensor", f, &q, o.pos[0], o.cols, o.hadamard, o.hadamard_seeded,
+                                                    (uint64_t)o.hadamard_seed, o.pos[1]);
+    lb_status s = lb_format_quantize_file(f, &q, o.pos[0], o.cols, o.pos[1]);
     return s ? cli_fail_status("tensor", s) : 0;
 }

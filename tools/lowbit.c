@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
     {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
     {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
+    {"bench", "studies with reports: 'bench formats' (QSNR of every format, with/without Hadamard)", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 

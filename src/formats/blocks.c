@@ -16,7 +16,7 @@
 #include <pthread.h>
 
 /* QLoRA NormalFloat4 table (Dettmers et al. 2023, bitsandbytes). */
-static const float nf4_table[16] = {
+const float lb__nf4_table[16] = {
     -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
     -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
@@ -66,16 +66,6 @@ static inline uint32_t get_code(const uint8_t *p, int64_t i, int k)
     return v & ((1u << k) - 1);
 }
 
-void lb__pack_codes(const uint8_t *codes, int64_t n, int k, uint8_t *out)
-{
-    memset(out, 0, (size_t)((n * k + 7) / 8));
-    for (int64_t i = 0; i < n; i++) put_code(out, i, k, codes[i]);
-}
-void lb__unpack_codes(const uint8_t *in, int64_t n, int k, uint8_t *codes)
-{
-    for (int64_t i = 0; i < n; i++) codes[i] = (uint8_t)get_code(in, i, k);
-}
-
 uint16_t lb__scale16_encode(lb__sdtype sd, float s)
 {
     if (sd == LB__SD_BF16) {
@@ -86,20 +76,17 @@ uint16_t lb__scale16_encode(lb__sdtype sd, float s)
     return (h & 0x7c00) == 0x7c00 && !isnan(s) ? (uint16_t)((h & 0x8000) | 0x7bff) : h;
 }
 
-uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule)
+float lb__absmax_setup(const lb_format *f, float s, uint8_t *hdr)
 {
-    float s = a / elmax * g;
-    uint8_t c = lb__ue4m3_encode_fast(s);
-    if (ceil_rule && c < 0x7e && lb__elem_lut(LB_ELEM_UE4M3)[c] < s) c++;
-    return c;
+    uint16_t h = lb__scale16_encode(f->sd, s);
+    float sd = lb__scale16_decode(f->sd, h);
+    lb__wr16(hdr, h);
+    return sd > 0.0f ? 1.0f / sd : 0.0f;
 }
 
 float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr)
 {
-    uint16_t h = lb__scale16_encode(f->sd, amax / lb_elem_max(f->elem));
-    float sd = lb__scale16_decode(f->sd, h);
-    lb__wr16(hdr, h);
-    return sd > 0.0f ? 1.0f / sd : 0.0f;
+    return lb__absmax_setup(f, amax / lb_elem_max(f->elem), hdr);
 }
 
 float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero)
@@ -138,14 +125,10 @@ static void mx_encode(const lb_format *f, int e, const float *x, int64_t n, uint
     }
 }
 
-static float mx_maxval(const lb_format *f)
-{
-    return f->elem == LB_ELEM_INT8 ? 127.0f / 64.0f : lb_elem_max(f->elem);
-}
 
 static void nv_encode(const lb_format *f, uint8_t sc, float g, const float *x, int64_t n, uint8_t *out)
 {
-    float inv = lb__nv_inv(sc, g);
+    float inv = lb__nv_inv(sc, g, lb__elem_lut(LB_ELEM_UE4M3));
     out[0] = sc;
     for (int64_t i = 0; i < n; i++) {
         uint8_t c = lb_elem_encode(f->elem, x[i] * inv);
@@ -181,15 +164,13 @@ static void int_encode(const lb_format *f, float mul, const float *x, int64_t n,
 static uint8_t nf4_code(float v)
 {
     uint8_t c = 0;
-    for (int j = 0; j < 15; j++) c += v > 0.5f * (nf4_table[j] + nf4_table[j + 1]);
+    for (int j = 0; j < 15; j++) c += v > 0.5f * (lb__nf4_table[j] + lb__nf4_table[j + 1]);
     return c;
 }
 
 static void nf4_encode(const lb_format *f, float mul, const float *x, int64_t n, uint8_t *out)
 {
-    uint16_t h = lb__scale16_encode(f->sd, lb__bits_f32(lb__amax_bits(x, n)) * mul);
-    float sd = lb__scale16_decode(f->sd, h), inv = sd > 0.0f ? 1.0f / sd : 0.0f;
-    lb__wr16(out, h);
+    float inv = lb__absmax_setup(f, lb__bits_f32(lb__amax_bits(x, n)) * mul, out);
     for (int64_t i = 0; i < n; i++) put_code(out + 2, i, 4, nf4_code(x[i] * inv));
 }
 
@@ -215,13 +196,13 @@ static void encode_param(const lb_format *f, bool ceil_rule, float g, int p_int,
     uint32_t ab = lb__amax_bits(x, n);
     switch (f->fam) {
     case LB__FAM_MX: {
-        int e = lb__mx_exp(ab, f->emax, mx_maxval(f), ceil_rule) + p_int;
+        int e = lb__mx_exp(ab, f->emax, lb__mx_maxval(f), ceil_rule) + p_int;
         mx_encode(f, e < -127 ? -127 : e > 127 ? 127 : e, x, n, out);
         break;
     }
     case LB__FAM_NV: {
         float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
-        int c = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, ceil_rule) + p_int;
+        int c = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, ceil_rule, lb__elem_lut(LB_ELEM_UE4M3)) + p_int;
         nv_encode(f, (uint8_t)(c < 0 ? 0 : c > 0x7e ? 0x7e : c), g, x, n, out);
         break;
     }
@@ -285,7 +266,7 @@ static void decode_block(const lb_format *f, float tscale, const uint8_t *blk, i
     (void)n;
     float z, d = lb__block_d(f, tscale, blk, &z);
     const uint8_t *codes = blk + lb__scale_bytes(f);
-    const float *lut = f->fam == LB__FAM_NF4 ? nf4_table : lb__elem_lut(f->elem);
+    const float *lut = f->fam == LB__FAM_NF4 ? lb__nf4_table : lb__elem_lut(f->elem);
     int k = lb_elem_bits(f->elem);
     float vmul = f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8 ? 0x1p-6f : 1.0f;
     for (int64_t i = 0; i < cnt; i++) {
@@ -330,4 +311,14 @@ static float dot_row_ref(const lb_format *f, float tscale, const uint8_t *in, co
     return lb__reduce16(acc);
 }
 
-const lb__fmt_kernels lb__ref_kernels = {quant_row_ref, dequant_row_ref, dot_row_ref};
+static uint32_t finite_amax_ref(const float *x, int64_t n)
+{
+    uint32_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
+        if (b < 0x7f800000u && b > m) m = b;
+    }
+    return m;
+}
+
+const lb__fmt_kernels lb__ref_kernels = {quant_row_ref, dequant_row_ref, dot_row_ref, finite_amax_ref};

@@ -35,10 +35,13 @@ typedef void (*lb__quant_fn)(const lb_format *f, lb_scale_rule rule, float tscal
                              uint8_t *out);
 typedef void (*lb__dequant_fn)(const lb_format *f, float tscale, const uint8_t *in, int64_t cols, float *y);
 typedef float (*lb__dot_fn)(const lb_format *f, float tscale, const uint8_t *in, const float *x, int64_t cols);
+/* max |x| over the finite values of x[0..n) as raw FP32 bits (NV tensor scale). */
+typedef uint32_t (*lb__amax_fn)(const float *x, int64_t n);
 typedef struct lb__fmt_kernels {
     lb__quant_fn quant;           /* floor/ceil rules only; MSE always runs the reference */
     lb__dequant_fn dequant;
     lb__dot_fn dot;
+    lb__amax_fn finite_amax;
 } lb__fmt_kernels;
 
 struct lb_format {
@@ -54,15 +57,18 @@ struct lb_format {
 };
 
 extern const lb__fmt_kernels lb__ref_kernels;
-extern const lb__fmt_kernels lb__mxfp4_avx2, lb__mxfp4_avx512;
-extern const lb__fmt_kernels lb__nv4_avx2, lb__nv4_avx512;
-extern const lb__fmt_kernels lb__int4_avx2, lb__int4_avx512;
+/* SIMD row kernels (src/kernels/formats_avx2.c, formats_avx512.c) for the
+ * formats whose elements are E2M1, NF4, INT4/UINT4 or INT8/UINT8 in blocks
+ * of a multiple of 16: mxfp4, mxint8, nvfp4, nvint4, nf4, int4_g*, int8_g*. */
+extern const lb__fmt_kernels lb__simd_avx2, lb__simd_avx512;
+/* Dequantize and dot only (FP8 elements through a 256-entry table): mxfp8_*. */
+extern const lb__fmt_kernels lb__simd_fp8_avx2, lb__simd_fp8_avx512;
+/* Dequantize and dot only (2-, 3-, 6-bit codes gathered): int2/int3 groups, mxfp6_*. */
+extern const lb__fmt_kernels lb__simd_bits_avx2, lb__simd_bits_avx512;
 
 /* ---- layout */
 int lb__scale_bytes(const lb_format *f);
 size_t lb__block_bytes(const lb_format *f, int64_t n);   /* one block of n elements */
-void lb__pack_codes(const uint8_t *codes, int64_t n, int k, uint8_t *out);
-void lb__unpack_codes(const uint8_t *in, int64_t n, int k, uint8_t *codes);
 
 /* ---- shared scale arithmetic (reference and SIMD must agree bit for bit) */
 /* max |x| as raw FP32 bits (>= 0x7f800000 means the block holds Inf/NaN). */
@@ -106,18 +112,35 @@ static inline uint8_t lb__ue4m3_encode_fast(float s)
     uint32_t c = (b >> 20) - ((127u - 7u) << 3);
     return (uint8_t)(c > 0x7e ? 0x7e : c);
 }
-/* NV block scale code (UE4M3) for block amax a and tensor encode scale g. */
-uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule);
-/* Element inverse of an NV block: g / ue4m3(sc), 0 for a zero scale. */
-static inline float lb__nv_inv(uint8_t sc, float g)
+/* NV block scale code (UE4M3) for block amax a and tensor encode scale g:
+ * a / elmax * g rounded to nearest (ceil rule: up). lut = UE4M3 values. */
+static inline uint8_t lb__nv_scale_code(float a, float g, float elmax, bool ceil_rule, const float *lut)
 {
-    float sd = lb__elem_lut(LB_ELEM_UE4M3)[sc];
+    float s = a / elmax * g;
+    uint8_t c = lb__ue4m3_encode_fast(s);
+    if (ceil_rule && c < 0x7e && lut[c] < s) c++;
+    return c;
+}
+/* Element inverse of an NV block: g / ue4m3(sc), 0 for a zero scale. */
+static inline float lb__nv_inv(uint8_t sc, float g, const float *lut)
+{
+    float sd = lut[sc];
     return sd > 0.0f ? g / sd : 0.0f;
 }
 /* INT block headers: write the scale (and zero point) of a block, return
  * the element inverse 1/d (0 when d is 0). Symmetric from amax, asymmetric
  * from min(x, 0) and max(x, 0); *zero receives the zero point as a float. */
 float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr);
+/* FP16/BF16 scale s (NF4: the absmax) written to hdr; returns 1/d (0 if d is 0). */
+float lb__absmax_setup(const lb_format *f, float s, uint8_t *hdr);
+/* QLoRA NormalFloat4 values (blocks.c); codes round to the nearest entry,
+ * ties to the lower one: code = number of midpoints 0.5f*(t[j]+t[j+1]) < v. */
+extern const float lb__nf4_table[16];
+/* Largest element value of an MX format (MXINT8: 127/64). */
+static inline float lb__mx_maxval(const lb_format *f)
+{
+    return f->elem == LB_ELEM_INT8 ? 127.0f / 64.0f : lb_elem_max(f->elem);
+}
 float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero);
 /* FP16/BF16 scale storage: encode saturates to the largest finite value. */
 uint16_t lb__scale16_encode(lb__sdtype sd, float s);
@@ -140,6 +163,32 @@ static inline float lb__block_d(const lb_format *f, float tscale, const uint8_t 
     }
 }
 
+/* Header of a finite block for the SIMD quantizers (MX, NV, INT sym/asym,
+ * NF4), from its amax bits and its min(x, 0) / max(x, 0) (asym): writes the
+ * scale bytes, returns the element inverse, sets *zero. nv_inv_tab[c] =
+ * lb__nv_inv(c, g, ue4m3) for the 128 UE4M3 codes (NV only). */
+static inline float lb__head_simd(const lb_format *f, lb_scale_rule rule, float g, uint32_t ab, float mn, float mx,
+                                  uint8_t *out, const float *ue4m3, const float *nv_inv_tab, float *zero)
+{
+    *zero = 0.0f;
+    switch (f->fam) {
+    case LB__FAM_MX: {
+        int e = lb__mx_exp(ab, f->emax, lb__mx_maxval(f), rule == LB_SCALE_CEIL);
+        out[0] = (uint8_t)(e + 127);
+        return lb__pow2f(-e);
+    }
+    case LB__FAM_NV: {
+        float elmax = f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f;
+        out[0] = lb__nv_scale_code(lb__bits_f32(ab), g, elmax, rule == LB_SCALE_CEIL, ue4m3);
+        return nv_inv_tab[out[0]];
+    }
+    case LB__FAM_NF4: return lb__absmax_setup(f, lb__bits_f32(ab), out);
+    default:
+        if (f->asym) return lb__int_asym_setup(f, mn, mx, out, zero);
+        return lb__int_sym_setup(f, lb__bits_f32(ab), out);
+    }
+}
+
 /* The fixed dot-product reduction: lanes i and i+8, then i+4, i+2, i+1. */
 static inline float lb__reduce16(const float a[16])
 {
@@ -154,5 +203,10 @@ static inline float lb__reduce16(const float a[16])
  * do not vectorize (non-finite inputs). n = elements in the block. */
 void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, const float *x, int64_t n,
                          uint8_t *out);
+
+/* Check a packed tensor file image (registry.c): *f NULL takes the format
+ * named in the header. On success data + 64 holds rows packed rows. */
+lb_status lb__fq_parse(const lb_format **f, const uint8_t *data, size_t size, const char *what, int64_t *rows,
+                       int64_t *cols, float *tscale);
 
 #endif

@@ -7,85 +7,85 @@
 #include "formats/formats.h"
 
 #define NO_SIMD {NULL, NULL}
-#define MXFP4_SIMD {&lb__mxfp4_avx2, NULL}
-#define NV4_SIMD {&lb__nv4_avx2, NULL}
-#define INT4_SIMD {&lb__int4_avx2, NULL}
+#define SIMD {&lb__simd_avx2, &lb__simd_avx512}
+#define SIMD_FP8 {&lb__simd_fp8_avx2, &lb__simd_fp8_avx512}
+#define SIMD_BITS {&lb__simd_bits_avx2, &lb__simd_bits_avx512}
 
 /* name, description, family, element, block (0 = per row), asym, scale storage, emax, SIMD kernels */
 static const lb_format formats[] = {
-    {"mxfp8_e4m3", "OCP MXFP8: 32 x E4M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E4M3, 32, false, LB__SD_E8M0, 8, NO_SIMD},
-    {"mxfp8_e5m2", "OCP MXFP8: 32 x E5M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E5M2, 32, false, LB__SD_E8M0, 15, NO_SIMD},
-    {"mxfp6_e2m3", "OCP MXFP6: 32 x E2M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M3, 32, false, LB__SD_E8M0, 2, NO_SIMD},
-    {"mxfp6_e3m2", "OCP MXFP6: 32 x E3M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E3M2, 32, false, LB__SD_E8M0, 4, NO_SIMD},
-    {"mxfp4", "OCP MXFP4: 32 x E2M1, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M1, 32, false, LB__SD_E8M0, 2, MXFP4_SIMD},
-    {"mxint8", "OCP MXINT8: 32 x INT8 (value = code/64), E8M0 scale", LB__FAM_MX, LB_ELEM_INT8, 32, false, LB__SD_E8M0, 0, NO_SIMD},
-    {"nvfp4", "NVFP4: 16 x E2M1, UE4M3 scale, FP32 tensor scale", LB__FAM_NV, LB_ELEM_E2M1, 16, false, LB__SD_UE4M3, 0, NV4_SIMD},
-    {"nvint4", "NVFP4 scaling with INT4 [-7, 7] elements", LB__FAM_NV, LB_ELEM_INT4, 16, false, LB__SD_UE4M3, 0, NV4_SIMD},
-    {"int2_g32", "INT2 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 32, false, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g32_bf16", "INT2 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 32, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int2_g32_asym", "INT2 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 32, true, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g32_asym_bf16", "INT2 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 32, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int2_g64", "INT2 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 64, false, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g64_bf16", "INT2 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 64, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int2_g64_asym", "INT2 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 64, true, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g64_asym_bf16", "INT2 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 64, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int2_g128", "INT2 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 128, false, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g128_bf16", "INT2 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 128, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int2_g128_asym", "INT2 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 128, true, LB__SD_F16, 0, NO_SIMD},
-    {"int2_g128_asym_bf16", "INT2 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 128, true, LB__SD_BF16, 0, NO_SIMD},
+    {"mxfp8_e4m3", "OCP MXFP8: 32 x E4M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E4M3, 32, false, LB__SD_E8M0, 8, SIMD_FP8},
+    {"mxfp8_e5m2", "OCP MXFP8: 32 x E5M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E5M2, 32, false, LB__SD_E8M0, 15, SIMD_FP8},
+    {"mxfp6_e2m3", "OCP MXFP6: 32 x E2M3, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M3, 32, false, LB__SD_E8M0, 2, SIMD_BITS},
+    {"mxfp6_e3m2", "OCP MXFP6: 32 x E3M2, E8M0 scale", LB__FAM_MX, LB_ELEM_E3M2, 32, false, LB__SD_E8M0, 4, SIMD_BITS},
+    {"mxfp4", "OCP MXFP4: 32 x E2M1, E8M0 scale", LB__FAM_MX, LB_ELEM_E2M1, 32, false, LB__SD_E8M0, 2, SIMD},
+    {"mxint8", "OCP MXINT8: 32 x INT8 (value = code/64), E8M0 scale", LB__FAM_MX, LB_ELEM_INT8, 32, false, LB__SD_E8M0, 0, SIMD},
+    {"nvfp4", "NVFP4: 16 x E2M1, UE4M3 scale, FP32 tensor scale", LB__FAM_NV, LB_ELEM_E2M1, 16, false, LB__SD_UE4M3, 0, SIMD},
+    {"nvint4", "NVFP4 scaling with INT4 [-7, 7] elements", LB__FAM_NV, LB_ELEM_INT4, 16, false, LB__SD_UE4M3, 0, SIMD},
+    {"int2_g32", "INT2 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 32, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g32_bf16", "INT2 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 32, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int2_g32_asym", "INT2 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 32, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g32_asym_bf16", "INT2 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 32, true, LB__SD_BF16, 0, SIMD_BITS},
+    {"int2_g64", "INT2 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 64, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g64_bf16", "INT2 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 64, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int2_g64_asym", "INT2 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 64, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g64_asym_bf16", "INT2 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 64, true, LB__SD_BF16, 0, SIMD_BITS},
+    {"int2_g128", "INT2 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 128, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g128_bf16", "INT2 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 128, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int2_g128_asym", "INT2 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 128, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int2_g128_asym_bf16", "INT2 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 128, true, LB__SD_BF16, 0, SIMD_BITS},
     {"int2_ch", "INT2 symmetric, one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_INT2, 0, false, LB__SD_F16, 0, NO_SIMD},
     {"int2_ch_bf16", "INT2 symmetric, one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_INT2, 0, false, LB__SD_BF16, 0, NO_SIMD},
     {"int2_ch_asym", "INT2 asymmetric (zero point), one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_UINT2, 0, true, LB__SD_F16, 0, NO_SIMD},
     {"int2_ch_asym_bf16", "INT2 asymmetric (zero point), one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_UINT2, 0, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g32", "INT3 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 32, false, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g32_bf16", "INT3 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 32, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g32_asym", "INT3 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 32, true, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g32_asym_bf16", "INT3 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 32, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g64", "INT3 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 64, false, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g64_bf16", "INT3 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 64, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g64_asym", "INT3 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 64, true, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g64_asym_bf16", "INT3 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 64, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g128", "INT3 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 128, false, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g128_bf16", "INT3 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 128, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int3_g128_asym", "INT3 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 128, true, LB__SD_F16, 0, NO_SIMD},
-    {"int3_g128_asym_bf16", "INT3 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 128, true, LB__SD_BF16, 0, NO_SIMD},
+    {"int3_g32", "INT3 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 32, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g32_bf16", "INT3 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 32, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int3_g32_asym", "INT3 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 32, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g32_asym_bf16", "INT3 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 32, true, LB__SD_BF16, 0, SIMD_BITS},
+    {"int3_g64", "INT3 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 64, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g64_bf16", "INT3 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 64, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int3_g64_asym", "INT3 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 64, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g64_asym_bf16", "INT3 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 64, true, LB__SD_BF16, 0, SIMD_BITS},
+    {"int3_g128", "INT3 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 128, false, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g128_bf16", "INT3 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 128, false, LB__SD_BF16, 0, SIMD_BITS},
+    {"int3_g128_asym", "INT3 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 128, true, LB__SD_F16, 0, SIMD_BITS},
+    {"int3_g128_asym_bf16", "INT3 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 128, true, LB__SD_BF16, 0, SIMD_BITS},
     {"int3_ch", "INT3 symmetric, one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_INT3, 0, false, LB__SD_F16, 0, NO_SIMD},
     {"int3_ch_bf16", "INT3 symmetric, one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_INT3, 0, false, LB__SD_BF16, 0, NO_SIMD},
     {"int3_ch_asym", "INT3 asymmetric (zero point), one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_UINT3, 0, true, LB__SD_F16, 0, NO_SIMD},
     {"int3_ch_asym_bf16", "INT3 asymmetric (zero point), one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_UINT3, 0, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int4_g32", "INT4 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 32, false, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g32_bf16", "INT4 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 32, false, LB__SD_BF16, 0, INT4_SIMD},
-    {"int4_g32_asym", "INT4 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 32, true, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g32_asym_bf16", "INT4 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 32, true, LB__SD_BF16, 0, INT4_SIMD},
-    {"int4_g64", "INT4 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 64, false, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g64_bf16", "INT4 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 64, false, LB__SD_BF16, 0, INT4_SIMD},
-    {"int4_g64_asym", "INT4 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 64, true, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g64_asym_bf16", "INT4 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 64, true, LB__SD_BF16, 0, INT4_SIMD},
-    {"int4_g128", "INT4 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 128, false, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g128_bf16", "INT4 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 128, false, LB__SD_BF16, 0, INT4_SIMD},
-    {"int4_g128_asym", "INT4 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 128, true, LB__SD_F16, 0, INT4_SIMD},
-    {"int4_g128_asym_bf16", "INT4 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 128, true, LB__SD_BF16, 0, INT4_SIMD},
+    {"int4_g32", "INT4 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 32, false, LB__SD_F16, 0, SIMD},
+    {"int4_g32_bf16", "INT4 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 32, false, LB__SD_BF16, 0, SIMD},
+    {"int4_g32_asym", "INT4 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 32, true, LB__SD_F16, 0, SIMD},
+    {"int4_g32_asym_bf16", "INT4 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 32, true, LB__SD_BF16, 0, SIMD},
+    {"int4_g64", "INT4 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 64, false, LB__SD_F16, 0, SIMD},
+    {"int4_g64_bf16", "INT4 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 64, false, LB__SD_BF16, 0, SIMD},
+    {"int4_g64_asym", "INT4 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 64, true, LB__SD_F16, 0, SIMD},
+    {"int4_g64_asym_bf16", "INT4 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 64, true, LB__SD_BF16, 0, SIMD},
+    {"int4_g128", "INT4 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 128, false, LB__SD_F16, 0, SIMD},
+    {"int4_g128_bf16", "INT4 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 128, false, LB__SD_BF16, 0, SIMD},
+    {"int4_g128_asym", "INT4 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 128, true, LB__SD_F16, 0, SIMD},
+    {"int4_g128_asym_bf16", "INT4 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 128, true, LB__SD_BF16, 0, SIMD},
     {"int4_ch", "INT4 symmetric, one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_INT4, 0, false, LB__SD_F16, 0, NO_SIMD},
     {"int4_ch_bf16", "INT4 symmetric, one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_INT4, 0, false, LB__SD_BF16, 0, NO_SIMD},
     {"int4_ch_asym", "INT4 asymmetric (zero point), one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_UINT4, 0, true, LB__SD_F16, 0, NO_SIMD},
     {"int4_ch_asym_bf16", "INT4 asymmetric (zero point), one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_UINT4, 0, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g32", "INT8 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 32, false, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g32_bf16", "INT8 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 32, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g32_asym", "INT8 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 32, true, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g32_asym_bf16", "INT8 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 32, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g64", "INT8 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 64, false, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g64_bf16", "INT8 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 64, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g64_asym", "INT8 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 64, true, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g64_asym_bf16", "INT8 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 64, true, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g128", "INT8 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 128, false, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g128_bf16", "INT8 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 128, false, LB__SD_BF16, 0, NO_SIMD},
-    {"int8_g128_asym", "INT8 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 128, true, LB__SD_F16, 0, NO_SIMD},
-    {"int8_g128_asym_bf16", "INT8 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 128, true, LB__SD_BF16, 0, NO_SIMD},
+    {"int8_g32", "INT8 symmetric, group 32, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 32, false, LB__SD_F16, 0, SIMD},
+    {"int8_g32_bf16", "INT8 symmetric, group 32, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 32, false, LB__SD_BF16, 0, SIMD},
+    {"int8_g32_asym", "INT8 asymmetric (zero point), group 32, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 32, true, LB__SD_F16, 0, SIMD},
+    {"int8_g32_asym_bf16", "INT8 asymmetric (zero point), group 32, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 32, true, LB__SD_BF16, 0, SIMD},
+    {"int8_g64", "INT8 symmetric, group 64, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 64, false, LB__SD_F16, 0, SIMD},
+    {"int8_g64_bf16", "INT8 symmetric, group 64, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 64, false, LB__SD_BF16, 0, SIMD},
+    {"int8_g64_asym", "INT8 asymmetric (zero point), group 64, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 64, true, LB__SD_F16, 0, SIMD},
+    {"int8_g64_asym_bf16", "INT8 asymmetric (zero point), group 64, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 64, true, LB__SD_BF16, 0, SIMD},
+    {"int8_g128", "INT8 symmetric, group 128, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 128, false, LB__SD_F16, 0, SIMD},
+    {"int8_g128_bf16", "INT8 symmetric, group 128, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 128, false, LB__SD_BF16, 0, SIMD},
+    {"int8_g128_asym", "INT8 asymmetric (zero point), group 128, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 128, true, LB__SD_F16, 0, SIMD},
+    {"int8_g128_asym_bf16", "INT8 asymmetric (zero point), group 128, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 128, true, LB__SD_BF16, 0, SIMD},
     {"int8_ch", "INT8 symmetric, one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_INT8, 0, false, LB__SD_F16, 0, NO_SIMD},
     {"int8_ch_bf16", "INT8 symmetric, one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_INT8, 0, false, LB__SD_BF16, 0, NO_SIMD},
     {"int8_ch_asym", "INT8 asymmetric (zero point), one scale per row, FP16 scale", LB__FAM_INT, LB_ELEM_UINT8, 0, true, LB__SD_F16, 0, NO_SIMD},
     {"int8_ch_asym_bf16", "INT8 asymmetric (zero point), one scale per row, BF16 scale", LB__FAM_INT, LB_ELEM_UINT8, 0, true, LB__SD_BF16, 0, NO_SIMD},
-    {"nf4", "NF4 (QLoRA table), group 64, FP16 absmax scale", LB__FAM_NF4, LB_ELEM_UINT4, 64, false, LB__SD_F16, 0, NO_SIMD},
+    {"nf4", "NF4 (QLoRA table), group 64, FP16 absmax scale", LB__FAM_NF4, LB_ELEM_UINT4, 64, false, LB__SD_F16, 0, SIMD},
     {"ternary", "ternary {-1,0,1} (BitNet b1.58), FP16 absmean scale per row", LB__FAM_TERNARY, LB_ELEM_INT2, 0, false, LB__SD_F16, 0, NO_SIMD},
 };
 static const int n_formats = (int)(sizeof formats / sizeof *formats);
@@ -118,7 +118,8 @@ size_t lb_format_row_bytes(const lb_format *f, int64_t cols)
     return (size_t)(cols / f->block) * lb__block_bytes(f, f->block);
 }
 
-/* The kernels of the active ISA, falling back member by member. */
+/* The kernels of the active ISA, falling back member by member (a NULL
+ * member of an ISA's table means "use the next lower path"). */
 static const lb__fmt_kernels *kern_at(const lb_format *f, int level)
 {
     lb_isa isa = lb_isa_active();
@@ -126,21 +127,8 @@ static const lb__fmt_kernels *kern_at(const lb_format *f, int level)
     if (level >= 1 && isa >= LB_ISA_AVX2 && f->simd[0]) return f->simd[0];
     return &lb__ref_kernels;
 }
-static lb__quant_fn pick_quant(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->quant) return kern_at(f, l)->quant;
-    return lb__ref_kernels.quant;
-}
-static lb__dequant_fn pick_dequant(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->dequant) return kern_at(f, l)->dequant;
-    return lb__ref_kernels.dequant;
-}
-static lb__dot_fn pick_dot(const lb_format *f)
-{
-    for (int l = 2; l > 0; l--) if (kern_at(f, l)->dot) return kern_at(f, l)->dot;
-    return lb__ref_kernels.dot;
-}
+#define PICK(f, member) (kern_at(f, 2)->member ? kern_at(f, 2)->member \
+                         : kern_at(f, 1)->member ? kern_at(f, 1)->member : lb__ref_kernels.member)
 
 static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
 {
@@ -157,11 +145,7 @@ static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
  * capped at 2^100 so block inverses stay finite; 1 for an all-zero tensor. */
 static float nv_tensor_scale(const lb_format *f, const float *x, int64_t n)
 {
-    uint32_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
-        if (b < 0x7f800000u && b > m) m = b;
-    }
+    uint32_t m = PICK(f, finite_amax)(x, n);
     if (!m) return 1.0f;
     float g = (f->elem == LB_ELEM_E2M1 ? 6.0f : 7.0f) * 448.0f / lb__bits_f32(m);
     return g < 0x1p100f ? g : 0x1p100f;
@@ -177,7 +161,7 @@ lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, cons
     if ((unsigned)rule > LB_SCALE_MSE) return lb__err(LB_ERR_ARG, "%s: unknown scale rule %d", f->name, (int)rule);
     float g = f->fam == LB__FAM_NV ? nv_tensor_scale(f, x, rows * cols) : 1.0f;
     if (tensor_scale) *tensor_scale = g;
-    lb__quant_fn q = rule == LB_SCALE_MSE ? lb__ref_kernels.quant : pick_quant(f);
+    lb__quant_fn q = rule == LB_SCALE_MSE ? lb__ref_kernels.quant : PICK(f, quant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) q(f, rule, g, x + r * cols, cols, (uint8_t *)packed + (size_t)r * rb);
     return LB_OK;
@@ -189,7 +173,7 @@ lb_status lb_format_dequantize(const lb_format *f, const void *packed, float ten
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
     if ((!y || !packed) && rows) return lb__err(LB_ERR_ARG, "%s: NULL buffer", f->name);
-    lb__dequant_fn d = pick_dequant(f);
+    lb__dequant_fn d = PICK(f, dequant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) d(f, tensor_scale, (const uint8_t *)packed + (size_t)r * rb, cols, y + r * cols);
     return LB_OK;
@@ -198,7 +182,7 @@ lb_status lb_format_dequantize(const lb_format *f, const void *packed, float ten
 float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols)
 {
     LB_ASSERT(f && cols > 0 && (!f->block || cols % f->block == 0));
-    return pick_dot(f)(f, tensor_scale, packed_row, x, cols);
+    return PICK(f, dot)(f, tensor_scale, packed_row, x, cols);
 }
 
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
@@ -260,6 +244,10 @@ lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts,
     }
     rows = n / cols;
     size_t rb = lb_format_row_bytes(f, cols), total = rb * (size_t)rows;
+    if (rb > UINT32_MAX) {
+        s = lb__err(LB_ERR_UNSUPPORTED, "%s: a packed row of %zu bytes does not fit the file header", in_path, rb);
+        goto out;
+    }
     uint8_t *p = lb__alloc(total);
     if (!p) { s = LB_ERR_NOMEM; goto out; }
     float g = 1.0f;
@@ -283,36 +271,45 @@ out:
     return s;
 }
 
+lb_status lb__fq_parse(const lb_format **fp, const uint8_t *data, size_t size, const char *what, int64_t *rows_out,
+                       int64_t *cols_out, float *ts_out)
+{
+    uint64_t rows, cols;
+    uint32_t ver, rb32;
+    float g;
+    char name[33] = {0};
+    if (size < HDR || memcmp(data, "LBFQ", 4))
+        return lb__err(LB_ERR_FORMAT, "%s: not a lowbit packed tensor (no LBFQ header)", what);
+    memcpy(&ver, data + 4, 4); memcpy(&rows, data + 8, 8); memcpy(&cols, data + 16, 8);
+    memcpy(&g, data + 24, 4); memcpy(&rb32, data + 28, 4); memcpy(name, data + 32, 32);
+    if (ver != 1) return lb__err(LB_ERR_FORMAT, "%s: header version %u not supported", what, ver);
+    const lb_format *f = *fp ? *fp : lb_format_find(name);
+    if (!f) return lb__err(LB_ERR_FORMAT, "%s: unknown format '%s'", what, name);
+    if (strcmp(name, f->name)) return lb__err(LB_ERR_FORMAT, "%s: holds format '%s', not '%s'", what, name, f->name);
+    if (cols == 0 || cols > ((uint64_t)1 << 40) || rows > ((uint64_t)1 << 40) || (f->block && cols % f->block) ||
+        rb32 == 0 || rb32 != lb_format_row_bytes(f, (int64_t)cols) || (size - HDR) / rb32 != rows ||
+        (size - HDR) % rb32)
+        return lb__err(LB_ERR_FORMAT, "%s: header (%llu x %llu, %u bytes/row) does not match the file size %zu", what,
+                       (unsigned long long)rows, (unsigned long long)cols, rb32, size);
+    *fp = f;
+    *rows_out = (int64_t)rows;
+    *cols_out = (int64_t)cols;
+    *ts_out = g;
+    return LB_OK;
+}
+
 lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path)
 {
     if (!f) return lb__err(LB_ERR_ARG, "no format given");
     lb_map m;
     lb_status s = lb__map_file(in_path, &m);
     if (s) return s;
-    uint64_t rows, cols;
-    uint32_t ver, rb32;
+    int64_t rows, cols;
     float g;
-    char name[33] = {0};
-    if (m.size < HDR || memcmp(m.data, "LBFQ", 4)) {
-        s = lb__err(LB_ERR_FORMAT, "%s: not a lowbit packed tensor (no LBFQ header)", in_path);
-        goto out;
-    }
-    memcpy(&ver, m.data + 4, 4); memcpy(&rows, m.data + 8, 8); memcpy(&cols, m.data + 16, 8);
-    memcpy(&g, m.data + 24, 4); memcpy(&rb32, m.data + 28, 4); memcpy(name, m.data + 32, 32);
-    if (ver != 1) { s = lb__err(LB_ERR_FORMAT, "%s: header version %u not supported", in_path, ver); goto out; }
-    if (strcmp(name, f->name)) {
-        s = lb__err(LB_ERR_FORMAT, "%s: holds format '%s', not '%s'", in_path, name, f->name);
-        goto out;
-    }
-    if (cols == 0 || cols > ((uint64_t)1 << 40) || rows > ((uint64_t)1 << 40) || (f->block && cols % f->block) ||
-        rb32 != lb_format_row_bytes(f, (int64_t)cols) || (m.size - HDR) / rb32 != rows || (m.size - HDR) % rb32) {
-        s = lb__err(LB_ERR_FORMAT, "%s: header (%llu x %llu, %u bytes/row) does not match the file size %zu",
-                    in_path, (unsigned long long)rows, (unsigned long long)cols, rb32, m.size);
-        goto out;
-    }
-    float *y = lb__alloc((size_t)(rows * cols) * sizeof *y);
-    if (!y) { s = LB_ERR_NOMEM; goto out; }
-    s = lb_format_dequantize(f, m.data + HDR, g, (int64_t)rows, (int64_t)cols, y);
+    s = lb__fq_parse(&f, m.data, m.size, in_path, &rows, &cols, &g);
+    float *y = s ? NULL : lb__alloc((size_t)(rows * cols) * sizeof *y + 1);
+    if (!s && !y) s = LB_ERR_NOMEM;
+    if (!s) s = lb_format_dequantize(f, m.data + HDR, g, rows, cols, y);
     lb_outfile o;
     if (!s) s = lb__out_open(out_path, &o);
     if (!s) {
@@ -321,7 +318,6 @@ lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, con
         else lb__out_abort(&o);
     }
     LB_FREE(y);
-out:
     lb__unmap(&m);
     return s;
 }
