@@ -110,7 +110,7 @@ static lb_weight gauss(synth *s, lb_dtype dt, int64_t rows, int64_t cols, float 
         else ((float *)p)[i] = v;
     }
     s->bufs[s->nb++] = p;
-    return (lb_weight){p, dt, rows, cols};
+    return (lb_weight){p, dt, rows, cols, NULL};
 }
 
 static void synth_build(synth *s, lb_dtype dt)

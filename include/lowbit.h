@@ -445,6 +445,12 @@ lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool);
 lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
                                  unsigned flags, lb_pool *pool);
 
+/* Decode elements [begin, begin + count) into out[0 .. count): only the
+ * streams holding them are decoded (each from its start); a stream's CRC is
+ * checked only when the range covers all of it. */
+lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
+                               lb_pool *pool);
+
 /* Serialized form: one self-contained byte blob (layout in docs/lossless.md). */
 size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p);
 /* Write the blob into buf[0..cap); cap must be >= lb_bf16_packed_blob_size. */

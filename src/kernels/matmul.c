@@ -42,7 +42,7 @@ void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float
 
 float lb__dot_ref(const float *a, const float *b, int64_t n)
 {
-    lb_weight w = {a, LB_DTYPE_F32, 1, n};
+    lb_weight w = {a, LB_DTYPE_F32, 1, n, NULL};
     return dot_row_ref(&w, a, b, n);
 }
 

@@ -18,6 +18,7 @@
  * head or by output row, never inside a sum). */
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "lossless/weights.h"
 #include <math.h>
 
 typedef struct layer_f32 {     /* small per-layer vectors converted once */
@@ -43,6 +44,7 @@ struct lb_session {
     float *scores;             /* (n_threads, max_ctx) */
     float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
     float *last;               /* (dim) final-normed last token */
+    lb_unpacker *unp;          /* lossless weights' decode workspace (NULL when none is packed) */
 };
 
 /* ---- validation */
@@ -50,7 +52,7 @@ struct lb_session {
 static lb_status check_weight(const lb_weight *w, const char *name, int64_t l, int64_t rows, int64_t cols,
                               bool optional)
 {
-    if (!w->data) {
+    if (!w->data && !w->packed) {
         if (optional) return LB_OK;
         return lb__err(LB_ERR_FORMAT, "model: layer %lld: weight %s is missing", (long long)l, name);
     }
@@ -73,7 +75,7 @@ static lb_status check_model(const lb_model *m)
     int64_t d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, hd = c->head_dim;
     lb_status s = check_weight(&m->tok_embed, "tok_embed", -1, c->vocab_size, d, false);
     if (!s) s = check_weight(&m->final_norm, "final_norm", -1, 1, d, false);
-    if (!s) s = check_weight(m->lm_head.data ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
+    if (!s) s = check_weight(m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
     for (int64_t l = 0; l < c->n_layers && !s; l++) {
         const lb_layer_weights *L = &m->layers[l];
         s = check_weight(&L->attn_norm, "attn_norm", l, 1, d, false);
@@ -102,7 +104,7 @@ static float *vec_f32(const lb_weight *w, lb_status *st)
     if (!w->data || *st) return NULL;
     float *v = lb__alloc(sizeof(float) * (size_t)(w->rows * w->cols));
     if (!v) { *st = LB_ERR_NOMEM; return NULL; }
-    lb_weight flat = {w->data, w->dtype, 1, w->rows * w->cols};
+    lb_weight flat = {w->data, w->dtype, 1, w->rows * w->cols, NULL};
     lb__weight_row(&flat, 0, v);
     return v;
 }
@@ -187,6 +189,7 @@ lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_s
         st = convert_vectors(s);
     }
     if (!st) st = alloc_buffers(s);
+    if (!st) st = lb__unpacker_create(m, 0, &s->unp);
     if (st) {
         lb_session_free(s);
         return lb__err_prefix(st, "session: ");
@@ -209,6 +212,7 @@ void lb_session_free(lb_session *s)
     float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
                      s->scores, s->key_cache, s->val_cache, s->last};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
+    lb__unpacker_free(s->unp);
     LB_FREE(s);
 }
 
@@ -298,6 +302,23 @@ static void add_into(float *x, const float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* Y = X W^T; a losslessly packed W is decoded block by block first. */
+static void mm(lb_session *s, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    if (w->packed) lb__unpacker_matmul(s->unp, lb__matmul, s->pool, w, x, nt, xs, y, ys);
+    else lb__matmul(s->pool, w, x, nt, xs, y, ys);
+}
+
+/* Several products sharing x (lb__matmul_n), one by one when any is packed. */
+static void mm_n(lb_session *s, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                 float *const *y, const int64_t *ys)
+{
+    bool packed = false;
+    for (int i = 0; i < n; i++) packed |= w[i]->packed != NULL;
+    if (!packed) { lb__matmul_n(s->pool, n, w, x, nt, xs, y, ys); return; }
+    for (int i = 0; i < n; i++) mm(s, w[i], x, nt, xs, y[i], ys[i]);
+}
+
 static void layer(lb_session *s, int64_t l, int64_t B)
 {
     const lb_config *c = &s->m->cfg;
@@ -307,28 +328,28 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     const lb_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {s->q, s->kk, s->vv};
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
-    lb__matmul_n(s->pool, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
+    mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
     for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
     attn_job j = {s, l};
     lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
-    lb__matmul(s->pool, &L->wo, s->att, B, s->q_dim, s->h, d);
+    mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
     const lb_weight *gu[2] = {&L->w_gate, &L->w_up};
     float *gu_out[2] = {s->gate, s->up};
     int64_t gu_ys[2] = {s->hidden, s->hidden};
-    lb__matmul_n(s->pool, 2, gu, s->h, B, d, gu_out, gu_ys);
+    mm_n(s, 2, gu, s->h, B, d, gu_out, gu_ys);
     for (int64_t i = 0; i < B * s->hidden; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
-    lb__matmul(s->pool, &L->w_down, s->gate, B, s->hidden, s->h, d);
+    mm(s, &L->w_down, s->gate, B, s->hidden, s->h, d);
     add_into(s->x, s->h, B * d);
 }
 
 static const lb_weight *out_weight(const lb_model *m)
 {
-    return m->lm_head.data ? &m->lm_head : &m->tok_embed;
+    return m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed;
 }
 
 /* One batch of B <= max_batch tokens. logits: NULL, the last token's row
@@ -337,16 +358,17 @@ static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logit
 {
     const lb_model *m = s->m;
     int64_t d = s->dim;
-    for (int64_t t = 0; t < B; t++) lb__weight_row(&m->tok_embed, tok[t], s->x + t * d);
+    for (int64_t t = 0; t < B; t++)
+        (m->tok_embed.packed ? lb__lossless_row : lb__weight_row)(&m->tok_embed, tok[t], s->x + t * d);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) layer(s, l, B);
     s->pos += B;
     if (!logits) return;
     if (all) {
         for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->final_norm, d, m->cfg.norm_eps);
-        lb__matmul(s->pool, out_weight(m), s->h, B, d, logits, s->vocab);
+        mm(s, out_weight(m), s->h, B, d, logits, s->vocab);
     } else {
         rmsnorm(s->k, s->last, s->x + (B - 1) * d, s->final_norm, d, m->cfg.norm_eps);
-        lb__matmul(s->pool, out_weight(m), s->last, 1, d, logits, s->vocab);
+        mm(s, out_weight(m), s->last, 1, d, logits, s->vocab);
     }
 }
 

@@ -86,7 +86,7 @@ static sizes tensor_sizes(const lb_config *c)
 
 static lb_weight fview(const float *p, int64_t rows, int64_t cols)
 {
-    lb_weight w = {p, LB_DTYPE_F32, rows, cols};
+    lb_weight w = {p, LB_DTYPE_F32, rows, cols, NULL};
     return w;
 }
 
