@@ -92,6 +92,25 @@ INLINE __m256 reduce8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m
     return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, v));
 }
 
+/* The 16 canonical sums of a[0..15] (lane L of the result = a[L]): reduce8's
+ * first three levels on each half, then the last level pairs the two. */
+INLINE __m512 reduce16(const __m512 *a)
+{
+#define LVL1(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define LVL2(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+#define LVL3(x, y) _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2)))
+    __m512 q0 = LVL2(LVL1(a[0], a[1]), LVL1(a[2], a[3])), q4 = LVL2(LVL1(a[4], a[5]), LVL1(a[6], a[7]));
+    __m512 q8 = LVL2(LVL1(a[8], a[9]), LVL1(a[10], a[11])), q12 = LVL2(LVL1(a[12], a[13]), LVL1(a[14], a[15]));
+    __m512 v = LVL3(q0, q4), u = LVL3(q8, q12);   /* block i: [a_i, a_4+i] / [a_8+i, a_12+i], 2 values each */
+#undef LVL1
+#undef LVL2
+#undef LVL3
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(v, u, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(v, u, _MM_SHUFFLE(3, 1, 3, 1)));   /* element 4i+c: a_4c+i */
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
 /* 8 rows (row stride rb bytes) x TB tokens (1, 2 or 3; a compile-time
  * constant after inlining), named accumulators so nothing spills: per block
  * of 16 columns the TB activation vectors are loaded once and each weight
@@ -238,5 +257,59 @@ void lb__axpy_avx512(float a, const float *x, float *y, int64_t n)
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         __m512 p = _mm512_mul_ps(av, _mm512_maskz_loadu_ps(m, x + i));
         _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), p));
+    }
+}
+
+/* 16 positions at a time: 16 accumulators, each the canonical lanes of one
+ * dot, reduced together by reduce16. */
+void lb__dots_avx512(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out)
+{
+    int64_t p = 0, nf = n & ~(int64_t)15;
+    __mmask16 m = (__mmask16)((1u << (n - nf)) - 1);
+    for (; p + 16 <= np; p += 16) {
+        __m512 acc[16];
+        const float *kp = k + p * ks;
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+        int64_t c = 0;
+        for (; c < nf; c += 16) {
+            __m512 qv = _mm512_loadu_ps(q + c);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(kp + j * ks + c), qv, acc[j]);
+        }
+        if (c < n) {
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + c);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, kp + j * ks + c), qv, acc[j]);
+        }
+        _mm512_storeu_ps(out + p, reduce16(acc));
+    }
+    for (; p < np; p++) tile((const uint8_t *)q, 0, 1, k + p * ks, 0, 1, n, LB_DTYPE_F32, out + p, 0);
+}
+
+/* o stays in registers over all positions, 64 columns at a time. */
+void lb__wsum_avx512(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o)
+{
+    int64_t i = 0;
+    for (; i < n; i += 64) {
+        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        int64_t left = n - i;
+        __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        __mmask16 m2 = left >= 48 ? 0xffff : left <= 32 ? 0 : (__mmask16)((1u << (left - 32)) - 1);
+        __mmask16 m3 = left >= 64 ? 0xffff : left <= 48 ? 0 : (__mmask16)((1u << (left - 48)) - 1);
+        for (int64_t p = 0; p < np; p++) {
+            const float *vp = v + p * vs + i;
+            __m512 a = _mm512_set1_ps(w[p]);
+            o0 = _mm512_add_ps(o0, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m0, vp)));
+            o1 = _mm512_add_ps(o1, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m1, vp + 16)));
+            o2 = _mm512_add_ps(o2, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m2, vp + 32)));
+            o3 = _mm512_add_ps(o3, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m3, vp + 48)));
+        }
+        _mm512_mask_storeu_ps(o + i, m0, o0);
+        _mm512_mask_storeu_ps(o + i + 16, m1, o1);
+        _mm512_mask_storeu_ps(o + i + 32, m2, o2);
+        _mm512_mask_storeu_ps(o + i + 48, m3, o3);
     }
 }
