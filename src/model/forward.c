@@ -12,8 +12,9 @@
  * logits = Wout RMSNorm(x) * final_norm.
  *
  * Determinism: every matrix product goes through the canonical-order kernels
- * (kernels.h); everything else (norm scales, softmax, attention sums) is
- * plain sequential C executed identically for a token whether it comes in a
+ * (kernels.h), attention scores too (the dots kernel); everything else (norm
+ * scales, softmax, the elementwise attention sums of the wsum kernel) is
+ * plain sequential code executed identically for a token whether it comes in a
  * prefill batch or alone, and for any thread count (work is split by token x
  * head or by output row, never inside a sum). */
 #include "kernels/kernels.h"
