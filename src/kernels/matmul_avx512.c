@@ -111,6 +111,13 @@ INLINE __m512 reduce16(const __m512 *a)
     return _mm512_permutexvar_ps(idx, r);
 }
 
+/* Decode with 16-bit weights prefetches this many 8-row tiles ahead into L2
+ * (rows are short: the hardware prefetchers alone leave a BF16 matvec
+ * latency-bound, slower in GB/s than F32; into L2 rather than L1 keeps more
+ * misses in flight). F32 decode gained nothing measurable from it. */
+#define PF_TILES 16
+#define PF_HINT _MM_HINT_T1
+
 /* 8 rows (row stride rb bytes) x TB tokens (1, 2 or 3; a compile-time
  * constant after inlining), named accumulators so nothing spills: per block
  * of 16 columns the TB activation vectors are loaded once and each weight
@@ -142,7 +149,7 @@ INLINE void tile8(const uint8_t *w0, size_t rb, const float *x, int64_t xs, cons
             const int es = dt == LB_DTYPE_F32 ? 4 : 2;
             const uint8_t *p = pf + (size_t)k * 8 * es;
 #pragma GCC unroll 8
-            for (int o = 0; o < 8 * 16 * es; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+            for (int o = 0; o < 8 * 16 * es; o += 64) _mm_prefetch((const char *)p + o, PF_HINT);
         }
         __m512 xv0 = _mm512_loadu_ps(x + k), xv1 = z, xv2 = z;
         if (TB > 1) xv1 = _mm512_loadu_ps(x1 + k);
@@ -184,11 +191,6 @@ INLINE void convert_rows(const uint8_t *w0, size_t rb, int64_t rows, int64_t n, 
     }
 }
 
-/* Decode with 16-bit weights prefetches this many 8-row tiles ahead (rows
- * are short: the hardware prefetchers alone leave a BF16 matvec latency-bound,
- * ~1.4x slower in GB/s than F32 on the development machine; with it, about
- * the same). F32 decode gained nothing measurable from it. */
-#define PF_TILES 4
 
 /* All tokens against 8 rows at w (row stride rb, dtype dt). */
 INLINE void rows8_tokens(const uint8_t *w, size_t rb, const float *x, int64_t nt, int64_t xs, int64_t n, lb_dtype dt,
