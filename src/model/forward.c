@@ -12,8 +12,9 @@
  * logits = Wout RMSNorm(x) * final_norm.
  *
  * Determinism: every matrix product goes through the canonical-order kernels
- * (kernels.h); everything else (norm scales, softmax, attention sums) is
- * plain sequential C executed identically for a token whether it comes in a
+ * (kernels.h), attention scores too (the dots kernel); everything else (norm
+ * scales, softmax, the elementwise attention sums of the wsum kernel) is
+ * plain sequential code executed identically for a token whether it comes in a
  * prefill batch or alone, and for any thread count (work is split by token x
  * head or by output row, never inside a sum). */
 #include "kernels/kernels.h"
@@ -271,9 +272,14 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
     memcpy(s->val_cache + off, v, sizeof(float) * (size_t)s->kv_dim);
 }
 
-typedef struct { lb_session *s; int64_t l; } attn_job;
+typedef struct { lb_session *s; int64_t l, B; } attn_job;
 
-/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t. */
+/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t.
+ * Item i covers token order[i / n_heads]: tokens alternate from both ends of
+ * the batch (0, B-1, 1, B-2, ...), so the contiguous per-thread chunks get
+ * about equal causal work. Scores are canonical dots (one kernel call for all
+ * positions), softmax is sequential, o = sum_p (e_p / sum) v_p in position
+ * order (the wsum kernel): the same bits for any split or batch. */
 static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     attn_job *j = ctx;
@@ -283,17 +289,18 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
     float *sc = s->scores + (int64_t)thread * s->max_ctx, inv = 1.0f / sqrtf((float)hd);
     const float *kc = s->key_cache + j->l * s->max_ctx * s->kv_dim, *vc = s->val_cache + j->l * s->max_ctx * s->kv_dim;
     for (int64_t i = b; i < e; i++) {
-        int64_t t = i / c->n_heads, h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
+        int64_t o_ = i / c->n_heads, t = o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2;
+        int64_t h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
         const float *q = s->q + t * s->q_dim + h * hd;
+        s->k->dots(q, kc + kvh * hd, s->kv_dim, hd, np, sc);
         float mx = -INFINITY, sum = 0;
         for (int64_t p = 0; p < np; p++) {
-            sc[p] = s->k->dot(q, kc + p * s->kv_dim + kvh * hd, hd) * inv;
+            sc[p] = sc[p] * inv;
             if (sc[p] > mx) mx = sc[p];
         }
         for (int64_t p = 0; p < np; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-        float *o = s->att + t * s->q_dim + h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int64_t p = 0; p < np; p++) s->k->axpy(sc[p] / sum, vc + p * s->kv_dim + kvh * hd, o, hd);
+        for (int64_t p = 0; p < np; p++) sc[p] = sc[p] / sum;
+        s->k->wsum(sc, vc + kvh * hd, s->kv_dim, np, hd, s->att + t * s->q_dim + h * hd);
     }
 }
 
@@ -330,8 +337,11 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
     mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
     for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
-    attn_job j = {s, l};
-    lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
+    attn_job j = {s, l, B};
+    /* ~32K multiply-adds per chunk at least: short decode steps stay on the
+     * calling thread (no wake-up) */
+    int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
+    lb_pool_for(s->pool, B * c->n_heads, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
     mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
