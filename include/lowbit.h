@@ -161,6 +161,8 @@ float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_sca
 /* Error of quantize + dequantize over x: mean squared error, QSNR in dB
  * (10 log10(sum x^2 / sum err^2); +inf when exact) and max |error|. */
 typedef struct lb_quant_error { double mse, qsnr_db, max_abs; } lb_quant_error;
+/* The same three measures between an original x and its reconstruction y. */
+void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_error *err);
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                           int64_t cols, lb_quant_error *err);
 
@@ -442,6 +444,12 @@ lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool);
  * first*stream_len .. min((first+count)*stream_len, n). */
 lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
                                  unsigned flags, lb_pool *pool);
+
+/* Decode elements [begin, begin + count) into out[0 .. count): only the
+ * streams holding them are decoded (each from its start); a stream's CRC is
+ * checked only when the range covers all of it. */
+lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
+                               lb_pool *pool);
 
 /* Serialized form: one self-contained byte blob (layout in docs/lossless.md). */
 size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p);

@@ -43,6 +43,7 @@ for f in mxfp4 nvfp4 int4_g32; do
     check "deq-same-$f" cmp -s "$T/$f.y" "$T/$f.y0"
     # 2. error --hadamard: the QSNR of exactly this round trip, in the original domain
     expect_ok "e-$f" $CLI tensor error --format $f --cols $COLS --hadamard 32 --hadamard-seed 9 "$T/x.f32" --json
+    check "e-json-$f" grep -q '"values": 8192, "hadamard": 32, "mse": ' "$T/out"
     got=$(json_num qsnr_db); want=$(qsnr "$T/x.f32" "$T/$f.y")
     check "e-qsnr-$f" awk -v a="$got" -v b="$want" 'BEGIN { d = a - b; exit !(d < 0.01 && d > -0.01) }'
     # the library's own error in the rotated domain agrees (R is orthonormal)
@@ -58,6 +59,7 @@ check tag-none [ "$(od -An -v -tu1 -j 52 -N 12 "$T/plain.q" | tr -s ' \n' ' ')" 
 # 3. rotation helps MXFP4 and INT4 on outlier channels (blocks of 32 and 128, plain and signed)
 for f in mxfp4 int4_g32; do
     expect_ok "e0-$f" $CLI tensor error --format $f --cols $COLS "$T/x.f32" --json; q0=$(json_num qsnr_db)
+    check "e0-json-$f" grep -q '"values": 8192, "mse": ' "$T/out"
     for h in 32 128; do
         expect_ok "eh-$f-$h" $CLI tensor error --format $f --cols $COLS --hadamard $h "$T/x.f32" --json
         qh=$(json_num qsnr_db)

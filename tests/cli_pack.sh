@@ -38,6 +38,20 @@ if [ -f "$M/model.safetensors" ]; then
     expect_ok unpack-folder $CLI unpack --model "$T/pf" --out "$T/uf"
     check folder-bf16 cmp -s "$T/u.st" "$T/uf/model.safetensors"
     expect_fail folder-exists "exists" $CLI pack --model "$M" --out "$T/pf"
+    # run / eval on the packed folder equal the BF16 folder's, bit for bit
+    D=${LOWBIT_DATA:-../shared/data}/tinystories/tinystories_val.txt
+    if [ -f "$D" ]; then
+        expect_ok eval-bf16 $CLI eval ppl --model "$T/uf" --text "$D" --ctx 64 --chunks 3 --json
+        sed -E 's/"model": "[^"]*", //; s/, "seconds".*//' "$T/out" > "$T/e1"
+        expect_ok eval-packed $CLI eval ppl --model "$T/pf" --text "$D" --ctx 64 --chunks 3 --json
+        sed -E 's/"model": "[^"]*", //; s/, "seconds".*//' "$T/out" > "$T/e2"
+        check eval-identical cmp -s "$T/e1" "$T/e2"
+        check eval-has-nll grep -q '"nll"' "$T/e1"
+    fi
+    expect_ok run-bf16 $CLI run --model "$T/uf" -p "Once upon a time" -n 24 --temp 0
+    cp "$T/out" "$T/r1"
+    expect_ok run-packed $CLI run --model "$T/pf" -p "Once upon a time" -n 24 --temp 0 --threads 2
+    check run-identical cmp -s "$T/r1" "$T/out"
 else
     echo "SKIP cli_pack: no $M"; skip=$((skip + 1))
 fi

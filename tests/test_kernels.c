@@ -127,6 +127,49 @@ static void test_dot(void)
     }
 }
 
+/* Attention kernels: scores of np cached keys (row stride ks) must be the
+ * canonical dot of each, and the weighted sum of value rows must be the
+ * sequential o = o + w[p] * v (multiply, then add) from +0, bit for bit. */
+static void test_attention_kernels(void)
+{
+    static const int64_t ns[] = {1, 7, 15, 16, 17, 33, 48, 64, 65, 100, 128, 129};
+    static const int64_t nps[] = {0, 1, 5, 15, 16, 17, 31, 32, 47, 70};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof nps / sizeof *nps; b++) {
+            int64_t n = ns[a], np = nps[b], ks = n + (int64_t)(a % 3) * 5;
+            float *q = malloc(sizeof(float) * (size_t)n), *k = malloc(sizeof(float) * (size_t)(np * ks + 1));
+            float *w = malloc(sizeof(float) * (size_t)(np + 1)), *want = malloc(sizeof(float) * (size_t)(np * ks + n + 1));
+            float *got = malloc(sizeof(float) * (size_t)(np * ks + n + 1));
+            for (int64_t i = 0; i < n; i++) q[i] = (float)lb_rng_normal(&rng);
+            for (int64_t i = 0; i < np * ks; i++) k[i] = i % 53 == 7 ? -0.0f : (float)lb_rng_normal(&rng);
+            for (int64_t p = 0; p < np; p++) w[p] = (float)lb_rng_uniform(&rng) * (p % 11 == 4 ? 0.0f : 1.0f);
+            for (int isa = 0; isa < n_isas(); isa++) {
+                const lb_kernels *kr = lb__kernels_for((lb_isa)isa);
+                kr->dots(q, k, ks, n, np, got);
+                int bad = 0;
+                for (int64_t p = 0; p < np; p++) {
+                    float e = canon_dot(q, k + p * ks, n);
+                    bad += memcmp(&e, &got[p], 4) != 0;
+                }
+                CHECK(!bad, "dots %s n %lld np %lld: %d scores differ", lb_isa_name((lb_isa)isa), (long long)n,
+                      (long long)np, bad);
+                for (int64_t i = 0; i < n; i++) {
+                    float o = 0.0f;
+                    for (int64_t p = 0; p < np; p++) {
+                        float prod = w[p] * k[p * ks + i];
+                        o = o + prod;
+                    }
+                    want[i] = o;
+                }
+                got[n] = 12345.0f;
+                kr->wsum(w, k, ks, np, n, got);
+                CHECK(!memcmp(got, want, sizeof(float) * (size_t)n) && got[n] == 12345.0f,
+                      "wsum %s n %lld np %lld differs", lb_isa_name((lb_isa)isa), (long long)n, (long long)np);
+            }
+            free(q); free(k); free(w); free(want); free(got);
+        }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -134,6 +177,7 @@ int main(int argc, char **argv)
     printf("isa best: %s\n", lb_isa_name(lb_isa_best()));
     for (int i = 0; i < 3; i++) lb_pool_create(i + 1, &pools[i]);
     RUN(test_dot);
+    RUN(test_attention_kernels);
     RUN(test_matmul_awkward);
     RUN(test_matmul_tokens);
     for (int i = 0; i < 3; i++) lb_pool_free(pools[i]);

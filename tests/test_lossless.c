@@ -8,7 +8,8 @@
  * and every truncation is detected. */
 #include "harness.h"
 #include "lossless/lossless.h"
-#include "model/safetensors.h"
+#include "lossless/weights.h"
+#include <stdbool.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -440,6 +441,17 @@ static void test_unpack_streams(void)
             int64_t a = f * 1000, b = lb__min64((f + c) * 1000, N);
             CHECK(b <= a || !memcmp(y, x + a, (size_t)(b - a) * 2), "streams [%lld,+%lld)", (long long)f, (long long)c);
         }
+    lb_pool *pool;
+    lb_pool_create(2, &pool);
+    for (int k = 0; k < 300; k++) {
+        int64_t a = (int64_t)(lb_rng_u64(&r) % (N + 1)), c = (int64_t)(lb_rng_u64(&r) % (uint64_t)(N - a + 1));
+        if (k < 4) { a = k * 1000; c = k == 3 ? N - a : 1000 * k; }
+        y[c] = 0x5a5a;
+        CHECK(lb_bf16_unpack_range(p, a, c, y, k % 2 ? LB_UNPACK_NOVERIFY : 0, k % 3 ? pool : NULL) == LB_OK, "%s", lb_errmsg());
+        CHECK(!memcmp(y, x + a, (size_t)c * 2) && y[c] == 0x5a5a, "range [%lld, +%lld)", (long long)a, (long long)c);
+    }
+    lb_pool_free(pool);
+    CHECK(lb_bf16_unpack_range(p, N - 5, 6, y, 0, NULL) == LB_ERR_ARG, "range past the end accepted");
     CHECK(lb_bf16_unpack_streams(p, 5, 7, y, 0, NULL) == LB_ERR_ARG, "range past the end accepted");
     CHECK(lb_bf16_unpack_streams(p, -1, 1, y, 0, NULL) == LB_ERR_ARG, "negative first accepted");
     lb_bf16_packed_free(p);
@@ -531,6 +543,14 @@ static void test_corruption(void)
     c[tables_end + 300] ^= 0x10;
     CHECK(try_blob(c, sz, y) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "'wq'") && strstr(lb_errmsg(), "stream 1 of 3"),
           "message: %s", lb_errmsg());
+    {   /* a range covering stream 1 fully sees it; one covering part of it does not check the CRC */
+        lb_bf16_packed *q;
+        REQUIRE(lb_bf16_packed_read(c, sz, "wq", LB_PACKED_BORROW, &q) == LB_OK, "%s", lb_errmsg());
+        CHECK(lb_bf16_unpack_range(q, 200, 400, y, 0, NULL) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "stream 1 of 3"),
+              "range: %s", lb_errmsg());
+        CHECK(lb_bf16_unpack_range(q, 0, 256, y, 0, NULL) == LB_OK && !memcmp(y, x, 512), "stream 0 alone");
+        lb_bf16_packed_free(q);
+    }
 
     /* bad code table with a valid header CRC: incomplete code, too long code */
     memcpy(c, b, sz);
@@ -586,6 +606,21 @@ static uint8_t *slurp(const char *path, size_t *n)
     uint8_t *d = NULL;
     if (lb__read_file(path, &d, n)) return NULL;
     return d;
+}
+
+/* Copy file src to dst with the byte `back` bytes before the end xor'd with
+ * mask (src == dst allowed). False when src cannot be read. */
+static bool copy_flipped(const char *src, const char *dst, size_t back, uint8_t mask)
+{
+    size_t n;
+    uint8_t *d = slurp(src, &n);
+    if (!d || n < back) { free(d); return false; }
+    d[n - back] ^= mask;
+    FILE *f = fopen(dst, "wb");
+    bool ok = f && fwrite(d, 1, n, f) == n;
+    if (f) fclose(f);
+    free(d);
+    return ok;
 }
 
 /* F32 model -> pack -> unpack gives the RNE BF16 rounding of every tensor,
@@ -654,21 +689,138 @@ static void test_model_file(void)
           "%s", lb_errmsg());
     CHECK(lb_lossless_unpack_model(src, d, NULL, NULL, NULL, NULL) == LB_ERR_FORMAT && strstr(lb_errmsg(), "not a packed"),
           "%s", lb_errmsg());
-    size_t na;
-    uint8_t *xa = slurp(a, &na);
-    if (xa) {
-        xa[na - 100] ^= 4;
-        FILE *f = fopen(c, "wb");
-        fwrite(xa, 1, na, f);
-        fclose(f);
+    if (copy_flipped(a, c, 100, 4)) {
         unlink(d);
         CHECK(lb_lossless_unpack_model(c, d, NULL, NULL, NULL, NULL) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"),
               "damaged: %s", lb_errmsg());
         CHECK(!test_file_exists(d), "failed unpack left %s behind", d);
-        free(xa);
     }
     unlink(a); unlink(b); unlink(c); unlink(d);
     lb_pool_free(pool);
+}
+
+/* Naive Y = X W^T with BF16/F32 weights, any row order: the stand-in for the
+ * forward pass's matmul (the unpacker must feed it the same values). */
+static void naive_mm(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    float *row = malloc(sizeof *row * (size_t)w->cols);
+    for (int64_t r = 0; r < w->rows; r++) {
+        for (int64_t c = 0; c < w->cols; c++)
+            row[c] = w->dtype == LB_DTYPE_BF16 ? lb_bf16_to_f32(((const uint16_t *)w->data)[r * w->cols + c])
+                                               : ((const float *)w->data)[r * w->cols + c];
+        for (int64_t t = 0; t < nt; t++) {
+            float acc = 0;
+            for (int64_t c = 0; c < w->cols; c++) acc += row[c] * x[t * xs + c];
+            y[t * ys + r] = acc;
+        }
+    }
+    free(row);
+}
+
+static void compare_weight(lb_unpacker *u, const lb_weight *a, const lb_weight *b, const char *what)
+{
+    CHECK(a->rows == b->rows && a->cols == b->cols && a->dtype == LB_DTYPE_BF16 && b->dtype == LB_DTYPE_BF16 && a->data,
+          "%s: shape/dtype", what);
+    if (!a->data || a->rows != b->rows || a->cols != b->cols) return;
+    int64_t n = a->rows * a->cols;
+    if (!b->packed) {
+        CHECK(b->data && !memcmp(a->data, b->data, (size_t)n * 2), "%s: vector differs", what);
+        return;
+    }
+    CHECK(!b->data, "%s: packed weight has data", what);
+    float *ra = malloc(sizeof(float) * (size_t)a->cols), *rb = malloc(sizeof(float) * (size_t)a->cols);
+    for (int64_t r = 0; r < a->rows; r += 1 + a->rows / 7) {
+        lb_bf16_to_f32_row((const uint16_t *)a->data + r * a->cols, ra, a->cols);
+        lb__lossless_row(b, r, rb);
+        CHECK(!memcmp(ra, rb, sizeof(float) * (size_t)a->cols), "%s: row %lld", what, (long long)r);
+    }
+    enum { NT = 3 };
+    float *x = malloc(sizeof(float) * (size_t)(NT * a->cols)), *ya = calloc((size_t)(NT * (a->rows + 2)), 4), *yb = calloc((size_t)(NT * (a->rows + 2)), 4);
+    for (int64_t i = 0; i < NT * a->cols; i++) x[i] = (float)sin((double)i);
+    naive_mm(NULL, a, x, NT, a->cols, ya, a->rows + 2);
+    lb__unpacker_matmul(u, naive_mm, NULL, b, x, NT, a->cols, yb, a->rows + 2);
+    CHECK(!memcmp(ya, yb, sizeof(float) * (size_t)(NT * (a->rows + 2))), "%s: matmul differs", what);
+    free(ra); free(rb); free(x); free(ya); free(yb);
+}
+
+/* A packed model folder loads with packed matrices (borrowed, verified) and
+ * decoded vectors; rows, block-wise products and sizes match the BF16 model. */
+static void test_packed_model_load(void)
+{
+    char src[512], a[64], b[64], c[64];
+    snprintf(src, sizeof src, "%s/tinystories-656k", test_models_dir());
+    if (!test_file_exists(src)) SKIP("no %s", src);
+    snprintf(a, sizeof a, "/tmp/lb_llm_%d_a", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lb_llm_%d_b", (int)getpid());
+    snprintf(c, sizeof c, "/tmp/lb_llm_%d_c", (int)getpid());
+    lb_bf16_pack_opts o = {.stream_len = 3000};
+    REQUIRE(lb_lossless_pack_model(src, a, &o, NULL, NULL, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_lossless_unpack_model(a, b, NULL, NULL, NULL, NULL) == LB_OK, "%s", lb_errmsg());  /* BF16 folder */
+    REQUIRE(lb_lossless_pack_model(b, c, &o, NULL, NULL, NULL, NULL) == LB_OK, "%s", lb_errmsg()); /* packed BF16 */
+    lb_model *ma = NULL, *mb = NULL;
+    REQUIRE(lb_model_load(b, &ma) == LB_OK, "load bf16: %s", lb_errmsg());
+    lb_status st = lb_model_load(c, &mb);
+    CHECK(st == LB_OK, "load packed: %s", lb_errmsg());
+    if (!st) {
+        CHECK(mb->n_packed > 0, "no packed weights");
+        lb_unpacker *u = NULL;  /* a small workspace: several blocks per matrix, cut inside streams */
+        REQUIRE(lb__unpacker_create(mb, 1000, &u) == LB_OK && u, "unpacker");
+        compare_weight(u, &ma->tok_embed, &mb->tok_embed, "tok_embed");
+        compare_weight(u, &ma->lm_head, &mb->lm_head, "lm_head");
+        compare_weight(u, &ma->final_norm, &mb->final_norm, "final_norm");
+        for (int64_t l = 0; l < ma->cfg.n_layers; l++) {
+            const lb_layer_weights *A = &ma->layers[l], *B = &mb->layers[l];
+            const lb_weight *wa[] = {&A->wq, &A->wk, &A->wv, &A->wo, &A->w_gate, &A->w_up, &A->w_down, &A->attn_norm, &A->ffn_norm};
+            const lb_weight *wb[] = {&B->wq, &B->wk, &B->wv, &B->wo, &B->w_gate, &B->w_up, &B->w_down, &B->attn_norm, &B->ffn_norm};
+            for (int k = 0; k < 9; k++) compare_weight(u, wa[k], wb[k], "layer weight");
+        }
+        lb_model_info ia, ib;
+        lb_model_get_info(ma, &ia);
+        lb_model_get_info(mb, &ib);
+        CHECK(ia.n_params == ib.n_params, "params %lld vs %lld", (long long)ia.n_params, (long long)ib.n_params);
+        CHECK(ib.weight_bytes < ia.weight_bytes * 0.70, "packed weight bytes %zu vs %zu", ib.weight_bytes, ia.weight_bytes);
+        lb__unpacker_free(u);
+        /* the forward pass on the packed model gives the BF16 model's logits bit for bit */
+        enum { NTOK = 40 };
+        int32_t tok[NTOK];
+        lb_rng r;
+        lb_rng_seed(&r, TEST_SEED + 8);
+        for (int i = 0; i < NTOK; i++) tok[i] = (int32_t)(lb_rng_u64(&r) % (uint64_t)ma->cfg.vocab_size);
+        size_t nl = (size_t)NTOK * (size_t)ma->cfg.vocab_size;
+        float *la = malloc(nl * 4), *lbuf = malloc(nl * 4);
+        for (int threads = 1; threads <= 2; threads++) {
+            lb_session_opts so = {.n_threads = threads, .max_ctx = NTOK, .max_batch = 16};
+            lb_session *sa = NULL, *sb = NULL;
+            CHECK(lb_session_create(ma, &so, &sa) == LB_OK && lb_session_create(mb, &so, &sb) == LB_OK, "%s", lb_errmsg());
+            if (sa && sb) {
+                CHECK(lb_forward_all(sa, tok, NTOK, la) == LB_OK && lb_forward_all(sb, tok, NTOK, lbuf) == LB_OK, "%s", lb_errmsg());
+                CHECK(!memcmp(la, lbuf, nl * 4), "%d threads: packed logits differ from BF16", threads);
+                lb_session_reset(sb);   /* one token at a time (the decode path) */
+                float *one = malloc((size_t)ma->cfg.vocab_size * 4);
+                for (int i = 0; i < NTOK; i++) lb_forward(sb, tok + i, 1, one);
+                CHECK(!memcmp(la + (size_t)(NTOK - 1) * (size_t)ma->cfg.vocab_size, one, (size_t)ma->cfg.vocab_size * 4),
+                      "%d threads: token-by-token logits differ", threads);
+                free(one);
+            }
+            lb_session_free(sa);
+            lb_session_free(sb);
+        }
+        free(la);
+        free(lbuf);
+    }
+    lb_model_free(ma);
+    lb_model_free(mb);
+    /* a damaged packed model is refused at load, naming the tensor */
+    char path[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", c);
+    if (copy_flipped(path, path, 7, 0x20)) {
+        mb = NULL;
+        CHECK(lb_model_load(c, &mb) == LB_ERR_CORRUPT && strstr(lb_errmsg(), "tensor '"), "damaged: %s", lb_errmsg());
+        lb_model_free(mb);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", a, b, c);
+    CHECK(system(cmd) == 0, "cleanup");
 }
 
 int main(int argc, char **argv)
@@ -687,5 +839,6 @@ int main(int argc, char **argv)
     RUN(test_bad_args);
     RUN(test_corruption);
     RUN(test_model_file);
+    RUN(test_packed_model_load);
     return TEST_DONE();
 }

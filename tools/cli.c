@@ -111,3 +111,25 @@ const char *cli_models_dir(void)
     const char *d = getenv("LOWBIT_MODELS");
     return d && *d ? d : "../shared/models";
 }
+
+/* Write head (hn bytes) then body (bn bytes) to path through a temporary file
+ * renamed on success: a failure never leaves a partial file behind. */
+int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn)
+{
+    size_t len = strlen(path) + 32;
+    char *tmp = malloc(len);
+    if (!tmp) return cli_fail(cmd, "out of memory");
+    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) { int rc = cli_fail(cmd, "%s: cannot create: %s", path, strerror(errno)); free(tmp); return rc; }
+    bool ok = (!hn || fwrite(head, 1, hn, f) == hn) && (!bn || fwrite(body, 1, bn, f) == bn);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
+        remove(tmp);
+        free(tmp);
+        return cli_fail(cmd, "%s: write failed: %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}

@@ -34,6 +34,10 @@ bool cli_double(const char *cmd, const char *opt, const char *s, double lo, doub
 void cli_progress(int64_t done, int64_t total, const char *what, void *user);
 void cli_progress_end(void);
 
+/* Atomic write of head then body (temporary file + rename, so a failure
+ * leaves no partial file); prints and returns 1 on error. */
+int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn);
+
 /* Read a whole file (for raw float32 tensors); returns NULL and prints on error. */
 void *cli_read_all(const char *cmd, const char *path, size_t *size);
 
@@ -65,8 +69,6 @@ int bench_quant(int argc, char **argv);
 
 /* study (tools/tensor_hadamard.c): the --hadamard stage of `lowbit tensor`
  * and the rotated round trip of `lowbit bench formats`. */
-/* Atomic write of head then body (temporary file + rename); prints, returns 1 on error. */
-int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn);
 /* 0 when block is a supported Hadamard order dividing cols, else prints and returns 1. */
 int cli_hadamard_check(const char *cmd, int64_t block, int64_t cols);
 /* cols random signs from seed (malloc'd), or NULL when !seeded (or out of memory). */
@@ -75,8 +77,6 @@ int8_t *cli_hadamard_signs(bool seeded, uint64_t seed, int64_t cols);
  * block 0 = no rotation (signs ignored). */
 lb_status cli_hadamard_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows,
                                  int64_t cols, int64_t block, const int8_t *signs, float *y);
-/* MSE, QSNR (10 log10(sum x^2 / sum (y-x)^2)) and max |y - x| over n values. */
-void cli_error_stats(const float *x, const float *y, int64_t n, lb_quant_error *e);
 /* quantize --hadamard (records the transform in the header) and dequantize
  * (undoes a recorded transform; block != 0 must match it). */
 int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant_opts *q, const char *in,

@@ -127,7 +127,7 @@ static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const
     float *y = malloc((size_t)(rows * cols) * sizeof *y);
     lb_status s = y && (signs || !o->hadamard_seeded) ? cli_hadamard_roundtrip(f, q, x, rows, cols, o->hadamard, signs, y)
                                                       : LB_ERR_NOMEM;
-    if (!s) cli_error_stats(x, y, rows * cols, e);
+    if (!s) lb_quant_error_between(x, y, rows * cols, e);
     free(y);
     free(signs);
     return s ? cli_fail_status("tensor", s) : 0;
@@ -156,9 +156,10 @@ static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant
     if (s) return cli_fail_status("tensor", s);
     if (o->json) {   /* JSON has no Inf/NaN: a lossless QSNR (+inf) or a NaN input prints null */
         char a[32], b[32], c[32];
-        printf("{\"format\": \"%s\", \"values\": %lld, \"hadamard\": %lld, \"mse\": %s, \"qsnr_db\": %s, "
-               "\"max_abs_err\": %s}\n", lb_format_name(f), (long long)n, (long long)o->hadamard,
-               json_num(a, e.mse), json_num(b, e.qsnr_db), json_num(c, e.max_abs));
+        printf("{\"format\": \"%s\", \"values\": %lld, ", lb_format_name(f), (long long)n);
+        if (o->hadamard) printf("\"hadamard\": %lld, ", (long long)o->hadamard);
+        printf("\"mse\": %s, \"qsnr_db\": %s, \"max_abs_err\": %s}\n", json_num(a, e.mse), json_num(b, e.qsnr_db),
+               json_num(c, e.max_abs));
     } else {
         printf("format:      %s\nvalues:      %lld\n", lb_format_name(f), (long long)n);
         if (o->hadamard) printf("hadamard:    %lld\n", (long long)o->hadamard);

@@ -49,28 +49,6 @@ static int print_plans(const char *list, int64_t max_block, bool json)
     return rc;
 }
 
-/* Write data to path through a temporary file renamed on success, so a
- * failure never leaves a partial OUT behind. */
-static int write_atomic(const char *path, const void *data, size_t n)
-{
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return cli_fail(CMD, "out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { int rc = cli_fail(CMD, "%s: cannot create: %s", path, strerror(errno)); free(tmp); return rc; }
-    bool ok = fwrite(data, 1, n, f) == n;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        free(tmp);
-        return cli_fail(CMD, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
 typedef struct apply_opts {
     const char *in, *out;
     int64_t cols, block;
@@ -106,7 +84,7 @@ static int apply(const apply_opts *o)
     lb_status s = o->along_cols ? lb_hadamard_cols(x, rows, o->cols, block, signs, o->inverse)
                                 : lb_hadamard_rows(x, rows, o->cols, block, signs, o->inverse);
     if (s) { rc = cli_fail_status(CMD, s); goto done; }
-    if ((rc = write_atomic(o->out, x, size))) goto done;
+    if ((rc = cli_write_atomic(CMD, o->out, NULL, 0, x, size))) goto done;
     if (o->json) {
         char seed[32] = "null";
         if (o->seeded) snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);

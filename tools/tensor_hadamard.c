@@ -23,28 +23,6 @@
 
 enum { HDR = 64, TAG_AT = 52, NAME_MAX_LEN = TAG_AT - 32 - 1 };
 
-/* Write head (hn bytes) then body (bn bytes) to path through a temporary file
- * renamed on success: a failure never leaves a partial file behind. */
-int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn)
-{
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return cli_fail(cmd, "out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { int rc = cli_fail(cmd, "%s: cannot create: %s", path, strerror(errno)); free(tmp); return rc; }
-    bool ok = (!hn || fwrite(head, 1, hn, f) == hn) && (!bn || fwrite(body, 1, bn, f) == bn);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        free(tmp);
-        return cli_fail(cmd, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
-}
-
 int cli_hadamard_check(const char *cmd, int64_t block, int64_t cols)
 {
     if (!lb_hadamard_supported(block))
@@ -81,20 +59,6 @@ lb_status cli_hadamard_roundtrip(const lb_format *f, const lb_quant_opts *q, con
     free(p);
     free(xr);
     return s;
-}
-
-void cli_error_stats(const float *x, const float *y, int64_t n, lb_quant_error *e)
-{
-    double se = 0, sx = 0, mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)y[i] - (double)x[i];
-        se += d * d;
-        sx += (double)x[i] * x[i];
-        mx = fabs(d) > mx || isnan(d) ? fabs(d) : mx;
-    }
-    e->mse = n ? se / (double)n : 0;
-    e->qsnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
-    e->max_abs = mx;
 }
 
 int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant_opts *q, const char *in,

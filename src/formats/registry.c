@@ -185,6 +185,20 @@ float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_sca
     return PICK(f, dot)(f, tensor_scale, packed_row, x, cols);
 }
 
+void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_error *err)
+{
+    double se = 0, sx = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = (double)x[i] - y[i];
+        se += e * e;
+        sx += (double)x[i] * x[i];
+        mx = fabs(e) > mx || isnan(e) ? fabs(e) : mx;
+    }
+    err->mse = n > 0 ? se / (double)n : 0;
+    err->qsnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
+    err->max_abs = mx;
+}
+
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                           int64_t cols, lb_quant_error *err)
 {
@@ -196,18 +210,7 @@ lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const f
     if (!p || !y) { LB_FREE(p); LB_FREE(y); return LB_ERR_NOMEM; }
     s = lb_format_quantize(f, opts, x, rows, cols, p, &g);
     if (!s) s = lb_format_dequantize(f, p, g, rows, cols, y);
-    if (!s) {
-        double se = 0, sx = 0, mx = 0;
-        for (size_t i = 0; i < n; i++) {
-            double e = (double)x[i] - y[i];
-            se += e * e;
-            sx += (double)x[i] * x[i];
-            mx = fabs(e) > mx || isnan(e) ? fabs(e) : mx;
-        }
-        err->mse = n ? se / (double)n : 0;
-        err->qsnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
-        err->max_abs = mx;
-    }
+    if (!s) lb_quant_error_between(x, y, (int64_t)n, err);
     LB_FREE(p);
     LB_FREE(y);
     return s;

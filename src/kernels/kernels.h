@@ -31,10 +31,21 @@ typedef float (*lb_dot_fn)(const float *a, const float *b, int64_t n);
  * elementwise, so every ISA path gives the same bits. */
 typedef void (*lb_axpy_fn)(float a, const float *x, float *y, int64_t n);
 
+/* Attention scores: out[p] = dot(q, k + p * ks, n) for p in [0, np), each
+ * the canonical dot of n elements (bit-identical to lb_dot_fn). */
+typedef void (*lb_dots_fn)(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out);
+
+/* Weighted sum of rows: o[i] = +0, then for p = 0 .. np-1 in order
+ * o[i] = o[i] + w[p] * v[p * vs + i] (a multiply then an add, as lb_axpy_fn:
+ * elementwise, the same bits on every path), for i in [0, n). */
+typedef void (*lb_wsum_fn)(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o);
+
 typedef struct lb_kernels {
     lb_matmul_rows_fn matmul_rows;
     lb_dot_fn dot;
     lb_axpy_fn axpy;
+    lb_dots_fn dots;
+    lb_wsum_fn wsum;
 } lb_kernels;
 
 /* The kernels of one ISA path (falls back to the reference where the CPU
@@ -46,6 +57,12 @@ void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float
                          float *y, int64_t ys);
 float lb__dot_ref(const float *a, const float *b, int64_t n);
 void lb__axpy_ref(float a, const float *x, float *y, int64_t n);
+void lb__dots_ref(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out);
+void lb__dots_avx2(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out);
+void lb__dots_avx512(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out);
+void lb__wsum_ref(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o);
+void lb__wsum_avx2(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o);
+void lb__wsum_avx512(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o);
 void lb__axpy_avx2(float a, const float *x, float *y, int64_t n);
 void lb__axpy_avx512(float a, const float *x, float *y, int64_t n);
 void lb__matmul_rows_avx2(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,

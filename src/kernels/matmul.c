@@ -54,9 +54,21 @@ void lb__axpy_ref(float a, const float *x, float *y, int64_t n)
     }
 }
 
-static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref, lb__axpy_ref};
-static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2, lb__axpy_avx2};
-static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512, lb__axpy_avx512};
+void lb__dots_ref(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out)
+{
+    for (int64_t p = 0; p < np; p++) out[p] = lb__dot_ref(q, k + p * ks, n);
+}
+
+void lb__wsum_ref(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o)
+{
+    for (int64_t i = 0; i < n; i++) o[i] = 0.0f;
+    for (int64_t p = 0; p < np; p++) lb__axpy_ref(w[p], v + p * vs, o, n);
+}
+
+static const lb_kernels k_ref = {lb__matmul_rows_ref, lb__dot_ref, lb__axpy_ref, lb__dots_ref, lb__wsum_ref};
+static const lb_kernels k_avx2 = {lb__matmul_rows_avx2, lb__dot_avx2, lb__axpy_avx2, lb__dots_avx2, lb__wsum_avx2};
+static const lb_kernels k_avx512 = {lb__matmul_rows_avx512, lb__dot_avx512, lb__axpy_avx512, lb__dots_avx512,
+                                    lb__wsum_avx512};
 
 const lb_kernels *lb__kernels_for(lb_isa isa)
 {

@@ -154,3 +154,31 @@ void lb__axpy_avx2(float a, const float *x, float *y, int64_t n)
         y[i] = y[i] + p;
     }
 }
+
+void lb__dots_avx2(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out)
+{
+    for (int64_t p = 0; p < np; p++) tile((const uint8_t *)q, 0, 1, k + p * ks, 0, 1, n, LB_DTYPE_F32, out + p, 0);
+}
+
+/* o stays in registers over all positions, 32 columns at a time. */
+void lb__wsum_avx2(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o)
+{
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        for (int64_t p = 0; p < np; p++) {
+            const float *vp = v + p * vs + i;
+            __m256 a = _mm256_set1_ps(w[p]);
+            o0 = _mm256_add_ps(o0, _mm256_mul_ps(a, _mm256_loadu_ps(vp)));
+            o1 = _mm256_add_ps(o1, _mm256_mul_ps(a, _mm256_loadu_ps(vp + 8)));
+            o2 = _mm256_add_ps(o2, _mm256_mul_ps(a, _mm256_loadu_ps(vp + 16)));
+            o3 = _mm256_add_ps(o3, _mm256_mul_ps(a, _mm256_loadu_ps(vp + 24)));
+        }
+        _mm256_storeu_ps(o + i, o0); _mm256_storeu_ps(o + i + 8, o1);
+        _mm256_storeu_ps(o + i + 16, o2); _mm256_storeu_ps(o + i + 24, o3);
+    }
+    if (i < n) {
+        for (int64_t c = i; c < n; c++) o[c] = 0.0f;
+        for (int64_t p = 0; p < np; p++) lb__axpy_avx2(w[p], v + p * vs + i, o + i, n - i);
+    }
+}

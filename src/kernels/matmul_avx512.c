@@ -2,9 +2,10 @@
  * kernels.h exactly: one 16-lane accumulator per (row, token) pair holds the
  * 16 lane partial sums; the tail block uses masked (zeroing) loads, so padded
  * lanes execute fma(0, 0, s) as in the reference; the horizontal sum adds
- * lanes j + j+8, then j + j+4, j + j+2, j + j+1. Register tiles of RB rows x
- * TB tokens reuse each loaded weight vector TB times (prefill) and keep RB
- * independent FMA chains in flight (decode). */
+ * lanes j + j+8, then j + j+4, j + j+2, j + j+1 (reduce8 does it for 8 rows at
+ * once with the same additions). The hot tile is 8 rows x 3 tokens (24
+ * accumulators): each weight vector is loaded once and used by 3 tokens
+ * (prefill), and decode keeps 8 independent FMA chains in flight. */
 #include "kernels/kernels.h"
 #include <immintrin.h>
 
@@ -70,78 +71,108 @@ INLINE void tile(const uint8_t *w0, size_t rb, int RB, const float *x, int64_t x
         for (int t = 0; t < TB; t++) y[t * ys + r] = hsum16(acc[r * TB + t]);
 }
 
-/* The two hot tiles written out with named registers (gcc keeps the
- * generic tile's accumulator array partly on the stack). Same order: each
- * accumulator is one (row, token) pair's 16 lane partial sums. */
-INLINE void tile8x1(const uint8_t *w0, size_t rb, const float *x, int64_t n, lb_dtype dt, float *y)
+/* The 8 canonical sums of accumulators a0..a7 (8 rows of one token), in row
+ * order, with the same additions as hsum16 on each, done for all 8 at once:
+ * level 1 pairs 256-bit halves (lane j + j+8), level 2 128-bit blocks
+ * (j + j+4), level 3 element pairs inside blocks (j + j+2), level 4 adjacent
+ * elements (j + j+1; a + b and b + a are the same IEEE sum). */
+INLINE __m256 reduce8(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5, __m512 a6, __m512 a7)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    const uint8_t *w1 = w0 + rb, *w2 = w1 + rb, *w3 = w2 + rb, *w4 = w3 + rb, *w5 = w4 + rb, *w6 = w5 + rb,
-                  *w7 = w6 + rb;
+#define LVL1(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define LVL2(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+    __m512 s01 = LVL1(a0, a1), s23 = LVL1(a2, a3), s45 = LVL1(a4, a5), s67 = LVL1(a6, a7);
+    __m512 q0 = LVL2(s01, s23), q4 = LVL2(s45, s67);   /* block i: row i / row 4+i, 4 values */
+#undef LVL1
+#undef LVL2
+    __m512 v = _mm512_add_ps(_mm512_shuffle_ps(q0, q4, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(q0, q4, _MM_SHUFFLE(3, 2, 3, 2)));   /* [r_i 2, r_4+i 2] */
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    /* row i < 4 sits in element 4i, row 4+i in element 4i+2 */
+    const __m512i idx = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 14, 10, 6, 2, 12, 8, 4, 0);
+    return _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, v));
+}
+
+/* The 16 canonical sums of a[0..15] (lane L of the result = a[L]): reduce8's
+ * first three levels on each half, then the last level pairs the two. */
+INLINE __m512 reduce16(const __m512 *a)
+{
+#define LVL1(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x44), _mm512_shuffle_f32x4(x, y, 0xEE))
+#define LVL2(x, y) _mm512_add_ps(_mm512_shuffle_f32x4(x, y, 0x88), _mm512_shuffle_f32x4(x, y, 0xDD))
+#define LVL3(x, y) _mm512_add_ps(_mm512_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2)))
+    __m512 q0 = LVL2(LVL1(a[0], a[1]), LVL1(a[2], a[3])), q4 = LVL2(LVL1(a[4], a[5]), LVL1(a[6], a[7]));
+    __m512 q8 = LVL2(LVL1(a[8], a[9]), LVL1(a[10], a[11])), q12 = LVL2(LVL1(a[12], a[13]), LVL1(a[14], a[15]));
+    __m512 v = LVL3(q0, q4), u = LVL3(q8, q12);   /* block i: [a_i, a_4+i] / [a_8+i, a_12+i], 2 values each */
+#undef LVL1
+#undef LVL2
+#undef LVL3
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(v, u, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_ps(v, u, _MM_SHUFFLE(3, 1, 3, 1)));   /* element 4i+c: a_4c+i */
+    const __m512i idx = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
+/* Decode with 16-bit weights prefetches this many 8-row tiles ahead into L2
+ * (rows are short: the hardware prefetchers alone leave a BF16 matvec
+ * latency-bound, slower in GB/s than F32; into L2 rather than L1 keeps more
+ * misses in flight). F32 decode gained nothing measurable from it. */
+#define PF_TILES 16
+#define PF_HINT _MM_HINT_T1
+
+/* 8 rows (row stride rb bytes) x TB tokens (1, 2 or 3; a compile-time
+ * constant after inlining), named accumulators so nothing spills: per block
+ * of 16 columns the TB activation vectors are loaded once and each weight
+ * vector once, used TB times. */
+INLINE void tile8(const uint8_t *w0, size_t rb, const float *x, int64_t xs, const int TB, int64_t n, lb_dtype dt,
+                  float *y, int64_t ys, const uint8_t *pf)
+{
+    __m512 z = _mm512_setzero_ps();
+    __m512 a00 = z, a10 = z, a20 = z, a30 = z, a40 = z, a50 = z, a60 = z, a70 = z;
+    __m512 a01 = z, a11 = z, a21 = z, a31 = z, a41 = z, a51 = z, a61 = z, a71 = z;
+    __m512 a02 = z, a12 = z, a22 = z, a32 = z, a42 = z, a52 = z, a62 = z, a72 = z;
+    const float *x1 = x + xs, *x2 = x1 + xs;
     int64_t nf = n & ~(int64_t)15, k = 0;
+#define ROW(i, LOAD)                                                              \
+    do {                                                                          \
+        __m512 wv = LOAD;                                                         \
+        if (TB > 1) __asm__("" : "+v"(wv)); /* one load, not one per token */     \
+        a##i##0 = _mm512_fmadd_ps(wv, xv0, a##i##0);                              \
+        if (TB > 1) a##i##1 = _mm512_fmadd_ps(wv, xv1, a##i##1);                  \
+        if (TB > 2) a##i##2 = _mm512_fmadd_ps(wv, xv2, a##i##2);                  \
+    } while (0)
+#define ROWS(LOAD1)                                                               \
+    ROW(0, LOAD1(0)); ROW(1, LOAD1(1)); ROW(2, LOAD1(2)); ROW(3, LOAD1(3));       \
+    ROW(4, LOAD1(4)); ROW(5, LOAD1(5)); ROW(6, LOAD1(6)); ROW(7, LOAD1(7))
+#define LD(i) load_w(w0 + (size_t)(i) * rb, k, dt)
+#define LDM(i) load_w_mask(w0 + (size_t)(i) * rb, k, m, dt)
     for (; k < nf; k += 16) {
-        __m512 xv = _mm512_loadu_ps(x + k);
-        a0 = _mm512_fmadd_ps(load_w(w0, k, dt), xv, a0);
-        a1 = _mm512_fmadd_ps(load_w(w1, k, dt), xv, a1);
-        a2 = _mm512_fmadd_ps(load_w(w2, k, dt), xv, a2);
-        a3 = _mm512_fmadd_ps(load_w(w3, k, dt), xv, a3);
-        a4 = _mm512_fmadd_ps(load_w(w4, k, dt), xv, a4);
-        a5 = _mm512_fmadd_ps(load_w(w5, k, dt), xv, a5);
-        a6 = _mm512_fmadd_ps(load_w(w6, k, dt), xv, a6);
-        a7 = _mm512_fmadd_ps(load_w(w7, k, dt), xv, a7);
+        if (pf) {   /* decode: fetch the next tile's rows (contiguous) while this one computes */
+            const int es = dt == LB_DTYPE_F32 ? 4 : 2;
+            const uint8_t *p = pf + (size_t)k * 8 * es;
+#pragma GCC unroll 8
+            for (int o = 0; o < 8 * 16 * es; o += 64) _mm_prefetch((const char *)p + o, PF_HINT);
+        }
+        __m512 xv0 = _mm512_loadu_ps(x + k), xv1 = z, xv2 = z;
+        if (TB > 1) xv1 = _mm512_loadu_ps(x1 + k);
+        if (TB > 2) xv2 = _mm512_loadu_ps(x2 + k);
+        ROWS(LD);
     }
     if (k < n) {
         __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
-        __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-        a0 = _mm512_fmadd_ps(load_w_mask(w0, k, m, dt), xv, a0);
-        a1 = _mm512_fmadd_ps(load_w_mask(w1, k, m, dt), xv, a1);
-        a2 = _mm512_fmadd_ps(load_w_mask(w2, k, m, dt), xv, a2);
-        a3 = _mm512_fmadd_ps(load_w_mask(w3, k, m, dt), xv, a3);
-        a4 = _mm512_fmadd_ps(load_w_mask(w4, k, m, dt), xv, a4);
-        a5 = _mm512_fmadd_ps(load_w_mask(w5, k, m, dt), xv, a5);
-        a6 = _mm512_fmadd_ps(load_w_mask(w6, k, m, dt), xv, a6);
-        a7 = _mm512_fmadd_ps(load_w_mask(w7, k, m, dt), xv, a7);
+        __m512 xv0 = _mm512_maskz_loadu_ps(m, x + k), xv1 = z, xv2 = z;
+        if (TB > 1) xv1 = _mm512_maskz_loadu_ps(m, x1 + k);
+        if (TB > 2) xv2 = _mm512_maskz_loadu_ps(m, x2 + k);
+        ROWS(LDM);
     }
-    y[0] = hsum16(a0); y[1] = hsum16(a1); y[2] = hsum16(a2); y[3] = hsum16(a3);
-    y[4] = hsum16(a4); y[5] = hsum16(a5); y[6] = hsum16(a6); y[7] = hsum16(a7);
+#undef ROW
+#undef ROWS
+#undef LD
+#undef LDM
+    _mm256_storeu_ps(y, reduce8(a00, a10, a20, a30, a40, a50, a60, a70));
+    if (TB > 1) _mm256_storeu_ps(y + ys, reduce8(a01, a11, a21, a31, a41, a51, a61, a71));
+    if (TB > 2) _mm256_storeu_ps(y + 2 * ys, reduce8(a02, a12, a22, a32, a42, a52, a62, a72));
 }
 
-/* 4 rows of F32 weights (row stride rb bytes) x 4 tokens. */
-INLINE void tile4x4_f32(const float *w0, size_t rb, const float *x, int64_t xs, int64_t n, float *y, int64_t ys)
-{
-    const float *w1 = (const float *)((const uint8_t *)w0 + rb), *w2 = (const float *)((const uint8_t *)w1 + rb),
-                *w3 = (const float *)((const uint8_t *)w2 + rb);
-    const float *x0 = x, *x1 = x + xs, *x2 = x1 + xs, *x3 = x2 + xs;
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
-    __m512 c20 = c00, c21 = c00, c22 = c00, c23 = c00, c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    int64_t k = 0;
-    for (; k < n; k += 16) {
-        __mmask16 m = n - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - k)) - 1);
-        __m512 v0 = _mm512_maskz_loadu_ps(m, w0 + k), v1 = _mm512_maskz_loadu_ps(m, w1 + k);
-        __m512 v2 = _mm512_maskz_loadu_ps(m, w2 + k), v3 = _mm512_maskz_loadu_ps(m, w3 + k);
-        __m512 xv = _mm512_maskz_loadu_ps(m, x0 + k);
-        c00 = _mm512_fmadd_ps(v0, xv, c00); c10 = _mm512_fmadd_ps(v1, xv, c10);
-        c20 = _mm512_fmadd_ps(v2, xv, c20); c30 = _mm512_fmadd_ps(v3, xv, c30);
-        xv = _mm512_maskz_loadu_ps(m, x1 + k);
-        c01 = _mm512_fmadd_ps(v0, xv, c01); c11 = _mm512_fmadd_ps(v1, xv, c11);
-        c21 = _mm512_fmadd_ps(v2, xv, c21); c31 = _mm512_fmadd_ps(v3, xv, c31);
-        xv = _mm512_maskz_loadu_ps(m, x2 + k);
-        c02 = _mm512_fmadd_ps(v0, xv, c02); c12 = _mm512_fmadd_ps(v1, xv, c12);
-        c22 = _mm512_fmadd_ps(v2, xv, c22); c32 = _mm512_fmadd_ps(v3, xv, c32);
-        xv = _mm512_maskz_loadu_ps(m, x3 + k);
-        c03 = _mm512_fmadd_ps(v0, xv, c03); c13 = _mm512_fmadd_ps(v1, xv, c13);
-        c23 = _mm512_fmadd_ps(v2, xv, c23); c33 = _mm512_fmadd_ps(v3, xv, c33);
-    }
-    y[0] = hsum16(c00); y[1] = hsum16(c10); y[2] = hsum16(c20); y[3] = hsum16(c30);
-    y += ys;
-    y[0] = hsum16(c01); y[1] = hsum16(c11); y[2] = hsum16(c21); y[3] = hsum16(c31);
-    y += ys;
-    y[0] = hsum16(c02); y[1] = hsum16(c12); y[2] = hsum16(c22); y[3] = hsum16(c32);
-    y += ys;
-    y[0] = hsum16(c03); y[1] = hsum16(c13); y[2] = hsum16(c23); y[3] = hsum16(c33);
-}
-
-/* Prefill with F16/BF16 weights: each tile of 4 rows is converted once into
+/* Prefill with F16/BF16 weights: each tile of 8 rows is converted once into
  * this per-thread F32 scratch and reused for every token (the conversion is
  * exact, so the result is the same as converting on the fly). */
 #define SCRATCH_FLOATS 16384
@@ -153,8 +184,22 @@ INLINE void convert_rows(const uint8_t *w0, size_t rb, int64_t rows, int64_t n, 
         const uint8_t *row = w0 + (size_t)r * rb;
         int64_t k = 0;
         for (; k + 16 <= n; k += 16) _mm512_storeu_ps(out + r * n + k, load_w(row, k, dt));
-        if (k < n) _mm512_mask_storeu_ps(out + r * n + k, (__mmask16)((1u << (n - k)) - 1), load_w_mask(row, k, (__mmask16)((1u << (n - k)) - 1), dt));
+        if (k < n) {
+            __mmask16 m = (__mmask16)((1u << (n - k)) - 1);
+            _mm512_mask_storeu_ps(out + r * n + k, m, load_w_mask(row, k, m, dt));
+        }
     }
+}
+
+
+/* All tokens against 8 rows at w (row stride rb, dtype dt). */
+INLINE void rows8_tokens(const uint8_t *w, size_t rb, const float *x, int64_t nt, int64_t xs, int64_t n, lb_dtype dt,
+                         float *y, int64_t ys)
+{
+    int64_t t = 0;
+    for (; t + 3 <= nt; t += 3) tile8(w, rb, x + t * xs, xs, 3, n, dt, y + t * ys, ys, NULL);
+    if (nt - t == 2) tile8(w, rb, x + t * xs, xs, 2, n, dt, y + t * ys, ys, NULL);
+    else if (nt - t == 1) tile8(w, rb, x + t * xs, xs, 1, n, dt, y + t * ys, ys, NULL);
 }
 
 INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
@@ -164,27 +209,19 @@ INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, 
     const uint8_t *base = w->data;
     int64_t n = w->cols, r = r0;
     if (nt == 1) {
-        for (; r + 8 <= r1; r += 8) tile8x1(base + (size_t)r * rb, rb, x, n, dt, y + r);
+        for (; r + 8 <= r1; r += 8)
+            tile8(base + (size_t)r * rb, rb, x, xs, 1, n, dt, y + r, ys,
+                  dt == LB_DTYPE_F32 ? NULL : base + (size_t)(r + PF_TILES * 8) * rb);
         for (; r < r1; r++) tile(base + (size_t)r * rb, rb, 1, x, xs, 1, n, dt, y + r, ys);
         return;
     }
-    bool conv = dt != LB_DTYPE_F32 && nt >= 4 && 4 * n <= SCRATCH_FLOATS;
-    for (; r + 4 <= r1; r += 4) {
+    bool conv = dt != LB_DTYPE_F32 && nt >= 3 && 8 * n <= SCRATCH_FLOATS;
+    for (; r + 8 <= r1; r += 8) {
         const uint8_t *wt = base + (size_t)r * rb;
         if (conv) {
-            convert_rows(wt, rb, 4, n, dt, scratch);
-            int64_t t = 0;
-            for (; t + 4 <= nt; t += 4) tile4x4_f32(scratch, (size_t)n * 4, x + t * xs, xs, n, y + t * ys + r, ys);
-            for (; t < nt; t++)
-                tile((const uint8_t *)scratch, (size_t)n * 4, 4, x + t * xs, xs, 1, n, LB_DTYPE_F32, y + t * ys + r, ys);
-            continue;
-        }
-        int64_t t = 0;
-        for (; t + 4 <= nt; t += 4) {
-            if (dt == LB_DTYPE_F32) tile4x4_f32((const float *)wt, rb, x + t * xs, xs, n, y + t * ys + r, ys);
-            else tile(wt, rb, 4, x + t * xs, xs, 4, n, dt, y + t * ys + r, ys);
-        }
-        for (; t < nt; t++) tile(wt, rb, 4, x + t * xs, xs, 1, n, dt, y + t * ys + r, ys);
+            convert_rows(wt, rb, 8, n, dt, scratch);
+            rows8_tokens((const uint8_t *)scratch, (size_t)n * 4, x, nt, xs, n, LB_DTYPE_F32, y + r, ys);
+        } else rows8_tokens(wt, rb, x, nt, xs, n, dt, y + r, ys);
     }
     for (; r < r1; r++) {
         int64_t t = 0;
@@ -236,5 +273,59 @@ void lb__axpy_avx512(float a, const float *x, float *y, int64_t n)
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
         __m512 p = _mm512_mul_ps(av, _mm512_maskz_loadu_ps(m, x + i));
         _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), p));
+    }
+}
+
+/* 16 positions at a time: 16 accumulators, each the canonical lanes of one
+ * dot, reduced together by reduce16. */
+void lb__dots_avx512(const float *q, const float *k, int64_t ks, int64_t n, int64_t np, float *out)
+{
+    int64_t p = 0, nf = n & ~(int64_t)15;
+    __mmask16 m = (__mmask16)((1u << (n - nf)) - 1);
+    for (; p + 16 <= np; p += 16) {
+        __m512 acc[16];
+        const float *kp = k + p * ks;
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+        int64_t c = 0;
+        for (; c < nf; c += 16) {
+            __m512 qv = _mm512_loadu_ps(q + c);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(kp + j * ks + c), qv, acc[j]);
+        }
+        if (c < n) {
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + c);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                acc[j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, kp + j * ks + c), qv, acc[j]);
+        }
+        _mm512_storeu_ps(out + p, reduce16(acc));
+    }
+    for (; p < np; p++) tile((const uint8_t *)q, 0, 1, k + p * ks, 0, 1, n, LB_DTYPE_F32, out + p, 0);
+}
+
+/* o stays in registers over all positions, 64 columns at a time. */
+void lb__wsum_avx512(const float *w, const float *v, int64_t vs, int64_t np, int64_t n, float *o)
+{
+    int64_t i = 0;
+    for (; i < n; i += 64) {
+        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
+        int64_t left = n - i;
+        __mmask16 m0 = left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
+        __mmask16 m1 = left >= 32 ? 0xffff : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+        __mmask16 m2 = left >= 48 ? 0xffff : left <= 32 ? 0 : (__mmask16)((1u << (left - 32)) - 1);
+        __mmask16 m3 = left >= 64 ? 0xffff : left <= 48 ? 0 : (__mmask16)((1u << (left - 48)) - 1);
+        for (int64_t p = 0; p < np; p++) {
+            const float *vp = v + p * vs + i;
+            __m512 a = _mm512_set1_ps(w[p]);
+            o0 = _mm512_add_ps(o0, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m0, vp)));
+            o1 = _mm512_add_ps(o1, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m1, vp + 16)));
+            o2 = _mm512_add_ps(o2, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m2, vp + 32)));
+            o3 = _mm512_add_ps(o3, _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m3, vp + 48)));
+        }
+        _mm512_mask_storeu_ps(o + i, m0, o0);
+        _mm512_mask_storeu_ps(o + i + 16, m1, o1);
+        _mm512_mask_storeu_ps(o + i + 32, m2, o2);
+        _mm512_mask_storeu_ps(o + i + 48, m3, o3);
     }
 }

@@ -9,8 +9,7 @@
  *                       "shape":[...],"source_dtype":"F32"|"BF16"},...}}
  * A folder is packed file by file into a temporary folder renamed into place
  * at the end, so a failure leaves nothing behind. */
-#include "lossless/lossless.h"
-#include "model/safetensors.h"
+#include "lossless/weights.h"
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -136,6 +135,7 @@ static lb_status pack_file(const char *in, const char *out, const job *j)
 {
     lb_st_file f;
     lb_status s = lb__st_open(in, &f);
+    if (s == LB_ERR_FORMAT) return lb__err_prefix(s, "pack reads safetensors files and model folders only: ");
     if (s) return s;
     if (lb__st_meta(&f, FORMAT_KEY)) {
         s = lb__err(LB_ERR_ARG, "%s: already packed (metadata %s = %s)", in, FORMAT_KEY, lb__st_meta(&f, FORMAT_KEY));
@@ -178,6 +178,18 @@ static lb_status table_entry(const lb_st_file *f, const lb_json *tensors, const 
         shape[k] = (int64_t)d->num;
     }
     return LB_OK;
+}
+
+static lb_status open_table(const lb_st_file *f, lb_json **doc, const lb_json **tensors);
+
+lb_status lb__lossless_entry(const lb_st_file *f, const lb_st_tensor *t, int *ndim, int64_t *shape, int64_t *n)
+{
+    lb_json *doc = NULL;
+    const lb_json *tensors;
+    lb_status s = open_table(f, &doc, &tensors);
+    if (!s) s = table_entry(f, tensors, t, ndim, shape, n);
+    lb__json_free(doc);
+    return s;
 }
 
 static lb_status open_table(const lb_st_file *f, lb_json **doc, const lb_json **tensors)

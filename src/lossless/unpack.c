@@ -72,6 +72,39 @@ static void decode_exps(const uint64_t *tab, bitreader *br, uint8_t *o, int64_t 
     }
 }
 
+/* Two independent streams at once: their lookups interleave, so one's
+ * table load overlaps the other's (the single loop is latency-bound). */
+static void decode_exps2(const uint64_t *tab, bitreader *ba, uint8_t *oa, bitreader *bb, uint8_t *ob, int64_t n)
+{
+    const uint8_t *base = ba->base;
+    uint8_t *ea = oa + n, *eb = ob + n;
+    size_t pa = ba->pos, pb = bb->pos, size = ba->size;
+    uint64_t xa = ba->buf, xb = bb->buf;
+    int na = ba->nb, nb = bb->nb;
+    while (ea - oa >= 4 * LB_HUFF_MULTI && eb - ob >= 4 * LB_HUFF_MULTI && pa + 8 <= size && pb + 8 <= size) {
+        xa |= load_be64(base + pa) >> na;
+        pa += (size_t)((63 - na) >> 3);
+        na |= 56;
+        xb |= load_be64(base + pb) >> nb;
+        pb += (size_t)((63 - nb) >> 3);
+        nb |= 56;
+        for (int k = 0; k < 4; k++) {
+            uint64_t e = tab[xa >> (64 - LB_HUFF_TABLE_BITS)], f = tab[xb >> (64 - LB_HUFF_TABLE_BITS)];
+            int ua = (int)(e >> 48) & 0xff, ub = (int)(f >> 48) & 0xff;
+            memcpy(oa, &e, 8);
+            memcpy(ob, &f, 8);
+            oa += (e >> 56) & 7;
+            ob += (f >> 56) & 7;
+            xa <<= ua; na -= ua;
+            xb <<= ub; nb -= ub;
+        }
+    }
+    ba->pos = pa; ba->buf = xa; ba->nb = na;
+    bb->pos = pb; bb->buf = xb; bb->nb = nb;
+    decode_exps(tab, ba, oa, ea - oa);
+    decode_exps(tab, bb, ob, eb - ob);
+}
+
 typedef void (*merge_fn)(const uint8_t *, const uint8_t *, uint16_t *, int64_t);
 
 static merge_fn pick_merge(void)
@@ -87,48 +120,86 @@ typedef struct {
     uint32_t crc;
 } stream_result;
 
-/* Decode stream s into out (its first element at out[0]). */
-static int decode_stream(const lb_bf16_packed *p, int64_t s, uint16_t *out, bool verify, merge_fn merge,
-                         stream_result *r)
-{
-    int64_t cnt = lb__stream_count(p, s);
-    const uint8_t *sm = p->sm + s * p->stream_len;
+/* One stream being decoded: elements [lo, hi) of stream s go to out[0 ..
+ * hi-lo). Exponents are decoded from the stream's start in chunks; only the
+ * window is merged. The bit count and padding are checked when the window
+ * reaches the stream's end, the CRC when it is the whole stream and verify
+ * is set. */
+typedef struct {
+    const lb_bf16_packed *p;
+    int64_t s, cnt, lo, hi, done;
+    uint16_t *out;
+    bool verify;
+    uint32_t crc;
+    bitreader br;
     uint8_t exp[CHUNK + 16];
-    bitreader br = {p->payload, (size_t)p->off[s], (size_t)p->off[p->n_streams], 0, 0};
-    uint32_t crc = ~0u;
-    for (int64_t done = 0; done < cnt; done += CHUNK) {
-        int64_t k = lb__min64(CHUNK, cnt - done);
-        if (p->kind == LB_KIND_CONSTANT) memset(exp, p->const_exp, (size_t)k);
-        else decode_exps(p->table, &br, exp, k);
-        merge(exp, sm + done, out + done, k);
-        if (verify) crc = lb__crc32c_update(crc, out + done, (size_t)k * 2);
+} sdec;
+
+static void sdec_init(sdec *d, const lb_bf16_packed *p, int64_t s, int64_t lo, int64_t hi, uint16_t *out, bool verify)
+{
+    d->p = p; d->s = s; d->cnt = lb__stream_count(p, s); d->lo = lo; d->hi = hi; d->done = 0; d->out = out;
+    d->verify = verify && lo == 0 && hi == d->cnt;
+    d->crc = ~0u;
+    d->br = (bitreader){p->payload, (size_t)p->off[s], (size_t)p->off[p->n_streams], 0, 0};
+}
+
+static int64_t sdec_next(const sdec *d) { return lb__min64(CHUNK, d->cnt - d->done); }
+
+/* Merge the decoded chunk's part inside the window; advance. */
+static void sdec_emit(sdec *d, merge_fn merge)
+{
+    int64_t k = sdec_next(d), a = lb__max64(d->lo, d->done), b = lb__min64(d->hi, d->done + k);
+    if (a < b) {
+        merge(d->exp + (a - d->done), d->p->sm + d->s * d->p->stream_len + a, d->out + (a - d->lo), b - a);
+        if (d->verify) d->crc = lb__crc32c_update(d->crc, d->out + (a - d->lo), (size_t)(b - a) * 2);
     }
-    r->bits_used = (uint64_t)(br.pos - p->off[s]) * 8 - (uint64_t)br.nb;
-    r->crc = ~crc;
-    if (r->bits_used != p->nbits[s]) return BAD_BITS;
-    if (p->nbits[s] % 8 && p->payload[p->off[s + 1] - 1] & ((1u << (8 - p->nbits[s] % 8)) - 1)) return BAD_PAD;
-    if (verify && r->crc != p->crc[s]) return BAD_CRC;
+    d->done += k;
+}
+
+static void sdec_chunk(sdec *d, merge_fn merge)
+{
+    if (d->p->kind == LB_KIND_CONSTANT) memset(d->exp, d->p->const_exp, (size_t)sdec_next(d));
+    else decode_exps(d->p->table, &d->br, d->exp, sdec_next(d));
+    sdec_emit(d, merge);
+}
+
+static int sdec_finish(sdec *d, merge_fn merge, stream_result *r)
+{
+    const lb_bf16_packed *p = d->p;
+    while (d->done < d->hi) sdec_chunk(d, merge);
+    r->bits_used = (uint64_t)(d->br.pos - p->off[d->s]) * 8 - (uint64_t)d->br.nb;
+    r->crc = ~d->crc;
+    if (d->hi < d->cnt) return OK;
+    if (r->bits_used != p->nbits[d->s]) return BAD_BITS;
+    uint32_t tail = p->nbits[d->s] % 8;
+    if (tail && p->payload[p->off[d->s + 1] - 1] & ((1u << (8 - tail)) - 1)) return BAD_PAD;
+    if (d->verify && r->crc != p->crc[d->s]) return BAD_CRC;
     return OK;
 }
 
-typedef struct {
-    const lb_bf16_packed *p;
-    int64_t first;
-    uint16_t *out;
-    bool verify;
-    merge_fn merge;
-    _Atomic int64_t bad;      /* lowest failing stream, INT64_MAX when none */
-} unpack_ctx;
-
-static void unpack_task(void *vctx, int64_t b, int64_t e, int thread)
+/* Two streams side by side while both have whole Huffman chunks left. */
+static void sdec_pair(sdec *a, sdec *b, merge_fn merge)
 {
-    unpack_ctx *c = vctx;
-    for (int64_t i = b; i < e; i++) {
-        stream_result r;
-        if (decode_stream(c->p, c->first + i, c->out + i * c->p->stream_len, c->verify, c->merge, &r) == OK) continue;
-        int64_t cur = atomic_load(&c->bad);
-        while (i < cur && !atomic_compare_exchange_weak(&c->bad, &cur, i)) {}
+    if (a->p->kind != LB_KIND_HUFFMAN) return;
+    while (a->done < a->hi && b->done < b->hi && sdec_next(a) == CHUNK && sdec_next(b) == CHUNK) {
+        decode_exps2(a->p->table, &a->br, a->exp, &b->br, b->exp, CHUNK);
+        sdec_emit(a, merge);
+        sdec_emit(b, merge);
     }
+}
+
+static int decode_window(const lb_bf16_packed *p, int64_t s, int64_t lo, int64_t hi, uint16_t *out, bool verify,
+                         merge_fn merge, stream_result *r)
+{
+    sdec d;
+    sdec_init(&d, p, s, lo, hi, out, verify);
+    return sdec_finish(&d, merge, r);
+}
+
+static int decode_stream(const lb_bf16_packed *p, int64_t s, uint16_t *out, bool verify, merge_fn merge,
+                         stream_result *r)
+{
+    return decode_window(p, s, 0, lb__stream_count(p, s), out, verify, merge, r);
 }
 
 /* Decode the failing stream again on this thread to word the message. */
@@ -147,6 +218,69 @@ static lb_status stream_error(const lb_bf16_packed *p, int64_t s, uint16_t *out,
                    nm, (long long)s, (long long)p->n_streams, p->crc[s], r.crc);
 }
 
+typedef struct {
+    const lb_bf16_packed *p;
+    int64_t begin, end;       /* elements */
+    uint16_t *out;            /* element begin goes to out[0] */
+    bool verify;
+    merge_fn merge;
+    _Atomic int64_t bad;
+} range_ctx;
+
+static void range_init(const range_ctx *c, sdec *d, int64_t s)
+{
+    int64_t sl = c->p->stream_len, lo = lb__max64(c->begin - s * sl, 0);
+    int64_t hi = lb__min64(c->end - s * sl, lb__stream_count(c->p, s));
+    sdec_init(d, c->p, s, lo, hi, c->out + (s * sl + lo - c->begin), c->verify);
+}
+
+static void range_done(range_ctx *c, sdec *d)
+{
+    stream_result r;
+    if (sdec_finish(d, c->merge, &r) == OK) return;
+    int64_t cur = atomic_load(&c->bad);
+    while (d->s < cur && !atomic_compare_exchange_weak(&c->bad, &cur, d->s)) {}
+}
+
+/* Streams two at a time (interleaved decoding), then any odd one alone. */
+static void range_task(void *vctx, int64_t b, int64_t e, int thread)
+{
+    range_ctx *c = vctx;
+    int64_t s0 = c->begin / c->p->stream_len;
+    sdec d[2];
+    for (int64_t i = b; i < e; i += 2) {
+        range_init(c, &d[0], s0 + i);
+        if (i + 1 < e) {
+            range_init(c, &d[1], s0 + i + 1);
+            sdec_pair(&d[0], &d[1], c->merge);
+            range_done(c, &d[1]);
+        }
+        range_done(c, &d[0]);
+    }
+}
+
+lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
+                               lb_pool *pool)
+{
+    if (!p || (!out && count > 0)) return lb__err(LB_ERR_ARG, "lb_bf16_unpack_range: NULL argument");
+    if (begin < 0 || count < 0 || begin > p->n || count > p->n - begin)
+        return lb__err(LB_ERR_ARG, "tensor '%s': elements [%lld, +%lld) outside 0..%lld", lb__packed_name(p),
+                       (long long)begin, (long long)count, (long long)p->n);
+    if (!count) return LB_OK;
+    range_ctx c = {.p = p, .begin = begin, .end = begin + count, .out = out, .verify = !(flags & LB_UNPACK_NOVERIFY),
+                   .merge = pick_merge()};
+    atomic_init(&c.bad, INT64_MAX);
+    int64_t s0 = begin / p->stream_len, s1 = (begin + count - 1) / p->stream_len + 1;
+    lb_pool_for(s1 - s0 > 2 ? pool : NULL, s1 - s0, 2, range_task, &c);
+    int64_t bad = atomic_load(&c.bad);
+    if (bad == INT64_MAX) return LB_OK;
+    uint16_t *tmp = lb__alloc(sizeof *tmp * (size_t)p->stream_len);
+    if (!tmp) return LB_ERR_NOMEM;
+    lb_status st = stream_error(p, bad, tmp, c.merge);
+    LB_FREE(tmp);
+    return st;
+}
+
 lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
                                  unsigned flags, lb_pool *pool)
 {
@@ -154,12 +288,8 @@ lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t
     if (first < 0 || count < 0 || first > p->n_streams || count > p->n_streams - first)
         return lb__err(LB_ERR_ARG, "tensor '%s': streams [%lld, +%lld) outside 0..%lld", lb__packed_name(p),
                        (long long)first, (long long)count, (long long)p->n_streams);
-    unpack_ctx c = {.p = p, .first = first, .out = out, .verify = !(flags & LB_UNPACK_NOVERIFY), .merge = pick_merge()};
-    atomic_init(&c.bad, INT64_MAX);
-    lb_pool_for(pool, count, 1, unpack_task, &c);
-    int64_t bad = atomic_load(&c.bad);
-    if (bad != INT64_MAX) return stream_error(p, first + bad, out + bad * p->stream_len, c.merge);
-    return LB_OK;
+    int64_t a = lb__min64(first * p->stream_len, p->n), b = lb__min64((first + count) * p->stream_len, p->n);
+    return lb_bf16_unpack_range(p, a, b - a, out, flags, pool);
 }
 
 lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool)

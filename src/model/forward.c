@@ -12,13 +12,15 @@
  * logits = Wout RMSNorm(x) * final_norm.
  *
  * Determinism: every matrix product goes through the canonical-order kernels
- * (kernels.h); everything else (norm scales, softmax, attention sums) is
- * plain sequential C executed identically for a token whether it comes in a
+ * (kernels.h), attention scores too (the dots kernel); everything else (norm
+ * scales, softmax, the elementwise attention sums of the wsum kernel) is
+ * plain sequential code executed identically for a token whether it comes in a
  * prefill batch or alone, and for any thread count (work is split by token x
  * head or by output row, never inside a sum). */
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include "quant/quant.h"
+#include "lossless/weights.h"
 #include <math.h>
 
 typedef struct layer_f32 {     /* small per-layer vectors converted once */
@@ -45,6 +47,7 @@ struct lb_session {
     float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
     float *last;               /* (dim) final-normed last token */
     float *qscratch;           /* lb__linear scratch for packed / rotated weights (src/quant), or NULL */
+    lb_unpacker *unp;          /* lossless weights' decode workspace (NULL when none is packed) */
 };
 
 /* ---- validation */
@@ -52,7 +55,7 @@ struct lb_session {
 static lb_status check_weight(const lb_weight *w, const char *name, int64_t l, int64_t rows, int64_t cols,
                               bool optional)
 {
-    if (!w->data) {
+    if (!w->data && !w->packed) {
         if (optional) return LB_OK;
         return lb__err(LB_ERR_FORMAT, "model: layer %lld: weight %s is missing", (long long)l, name);
     }
@@ -75,7 +78,7 @@ static lb_status check_model(const lb_model *m)
     int64_t d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, hd = c->head_dim;
     lb_status s = check_weight(&m->tok_embed, "tok_embed", -1, c->vocab_size, d, false);
     if (!s) s = check_weight(&m->final_norm, "final_norm", -1, 1, d, false);
-    if (!s) s = check_weight(m->lm_head.data ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
+    if (!s) s = check_weight(m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
     for (int64_t l = 0; l < c->n_layers && !s; l++) {
         const lb_layer_weights *L = &m->layers[l];
         s = check_weight(&L->attn_norm, "attn_norm", l, 1, d, false);
@@ -189,6 +192,7 @@ lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_s
         st = convert_vectors(s);
     }
     if (!st) st = alloc_buffers(s);
+    if (!st) st = lb__unpacker_create(m, 0, &s->unp);
     size_t qn = st ? 0 : lb__linear_scratch(m, s->max_batch, s->n_threads);
     if (qn && !(s->qscratch = lb__alloc_aligned(sizeof(float) * qn))) st = LB_ERR_NOMEM;
     if (st) {
@@ -213,6 +217,7 @@ void lb_session_free(lb_session *s)
     float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
                      s->scores, s->key_cache, s->val_cache, s->last, s->qscratch};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
+    lb__unpacker_free(s->unp);
     LB_FREE(s);
 }
 
@@ -271,9 +276,14 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
     memcpy(s->val_cache + off, v, sizeof(float) * (size_t)s->kv_dim);
 }
 
-typedef struct { lb_session *s; int64_t l; } attn_job;
+typedef struct { lb_session *s; int64_t l, B; } attn_job;
 
-/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t. */
+/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t.
+ * Item i covers token order[i / n_heads]: tokens alternate from both ends of
+ * the batch (0, B-1, 1, B-2, ...), so the contiguous per-thread chunks get
+ * about equal causal work. Scores are canonical dots (one kernel call for all
+ * positions), softmax is sequential, o = sum_p (e_p / sum) v_p in position
+ * order (the wsum kernel): the same bits for any split or batch. */
 static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     attn_job *j = ctx;
@@ -283,17 +293,18 @@ static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
     float *sc = s->scores + (int64_t)thread * s->max_ctx, inv = 1.0f / sqrtf((float)hd);
     const float *kc = s->key_cache + j->l * s->max_ctx * s->kv_dim, *vc = s->val_cache + j->l * s->max_ctx * s->kv_dim;
     for (int64_t i = b; i < e; i++) {
-        int64_t t = i / c->n_heads, h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
+        int64_t o_ = i / c->n_heads, t = o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2;
+        int64_t h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
         const float *q = s->q + t * s->q_dim + h * hd;
+        s->k->dots(q, kc + kvh * hd, s->kv_dim, hd, np, sc);
         float mx = -INFINITY, sum = 0;
         for (int64_t p = 0; p < np; p++) {
-            sc[p] = s->k->dot(q, kc + p * s->kv_dim + kvh * hd, hd) * inv;
+            sc[p] = sc[p] * inv;
             if (sc[p] > mx) mx = sc[p];
         }
         for (int64_t p = 0; p < np; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-        float *o = s->att + t * s->q_dim + h * hd;
-        memset(o, 0, sizeof(float) * (size_t)hd);
-        for (int64_t p = 0; p < np; p++) s->k->axpy(sc[p] / sum, vc + p * s->kv_dim + kvh * hd, o, hd);
+        for (int64_t p = 0; p < np; p++) sc[p] = sc[p] / sum;
+        s->k->wsum(sc, vc + kvh * hd, s->kv_dim, np, hd, s->att + t * s->q_dim + h * hd);
     }
 }
 
@@ -302,16 +313,24 @@ static void add_into(float *x, const float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* Every projection goes through src/quant's linear step, which handles
- * packed, rotated and SINQ-scaled weights and hands dense ones to lb__matmul. */
-static void linear(lb_session *s, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+/* Y = X W^T. A losslessly packed W (src/lossless) is decoded block by block
+ * first; every other weight goes through src/quant's linear step, which
+ * handles quantized, rotated and SINQ-scaled weights and hands plain dense
+ * ones to lb__matmul. */
+static void mm(lb_session *s, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
 {
-    lb__linear(s->pool, w, x, nt, xs, y, ys, s->qscratch);
+    if (w->packed) lb__unpacker_matmul(s->unp, lb__matmul, s->pool, w, x, nt, xs, y, ys);
+    else lb__linear(s->pool, w, x, nt, xs, y, ys, s->qscratch);
 }
-static void linear_n(lb_session *s, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
-                     float *const *y, const int64_t *ys)
+
+/* Several products sharing x (lb__linear_n), one by one when any is losslessly packed. */
+static void mm_n(lb_session *s, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                 float *const *y, const int64_t *ys)
 {
-    lb__linear_n(s->pool, n, w, x, nt, xs, y, ys, s->qscratch);
+    bool packed = false;
+    for (int i = 0; i < n; i++) packed |= w[i]->packed != NULL;
+    if (!packed) { lb__linear_n(s->pool, n, w, x, nt, xs, y, ys, s->qscratch); return; }
+    for (int i = 0; i < n; i++) mm(s, w[i], x, nt, xs, y[i], ys[i]);
 }
 
 static void layer(lb_session *s, int64_t l, int64_t B)
@@ -323,28 +342,31 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     const lb_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {s->q, s->kk, s->vv};
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
-    linear_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
+    mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
     for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
-    attn_job j = {s, l};
-    lb_pool_for(s->pool, B * c->n_heads, 1, attn_task, &j);
-    linear(s, &L->wo, s->att, B, s->q_dim, s->h, d);
+    attn_job j = {s, l, B};
+    /* ~32K multiply-adds per chunk at least: short decode steps stay on the
+     * calling thread (no wake-up) */
+    int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
+    lb_pool_for(s->pool, B * c->n_heads, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
+    mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
     const lb_weight *gu[2] = {&L->w_gate, &L->w_up};
     float *gu_out[2] = {s->gate, s->up};
     int64_t gu_ys[2] = {s->hidden, s->hidden};
-    linear_n(s, 2, gu, s->h, B, d, gu_out, gu_ys);
+    mm_n(s, 2, gu, s->h, B, d, gu_out, gu_ys);
     for (int64_t i = 0; i < B * s->hidden; i++) {
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
-    linear(s, &L->w_down, s->gate, B, s->hidden, s->h, d);
+    mm(s, &L->w_down, s->gate, B, s->hidden, s->h, d);
     add_into(s->x, s->h, B * d);
 }
 
 static const lb_weight *out_weight(const lb_model *m)
 {
-    return m->lm_head.data ? &m->lm_head : &m->tok_embed;
+    return m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed;
 }
 
 /* One batch of B <= max_batch tokens. logits: NULL, the last token's row
@@ -353,16 +375,17 @@ static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logit
 {
     const lb_model *m = s->m;
     int64_t d = s->dim;
-    for (int64_t t = 0; t < B; t++) lb__qweight_row(&m->tok_embed, tok[t], s->x + t * d);
+    for (int64_t t = 0; t < B; t++)
+        (m->tok_embed.packed ? lb__lossless_row : lb__qweight_row)(&m->tok_embed, tok[t], s->x + t * d);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) layer(s, l, B);
     s->pos += B;
     if (!logits) return;
     if (all) {
         for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->final_norm, d, m->cfg.norm_eps);
-        linear(s, out_weight(m), s->h, B, d, logits, s->vocab);
+        mm(s, out_weight(m), s->h, B, d, logits, s->vocab);
     } else {
         rmsnorm(s->k, s->last, s->x + (B - 1) * d, s->final_norm, d, m->cfg.norm_eps);
-        linear(s, out_weight(m), s->last, 1, d, logits, s->vocab);
+        mm(s, out_weight(m), s->last, 1, d, logits, s->vocab);
     }
 }
 

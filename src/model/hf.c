@@ -8,6 +8,7 @@
  * silently. RoPE: Hugging Face checkpoints rotate halves (LB_ROPE_HALF).
  * The field mapping is written down in docs/models.md. */
 #include "model/loader.h"
+#include "lossless/weights.h"
 #include "model/safetensors.h"
 #include <math.h>
 #include <stdint.h>
@@ -316,6 +317,10 @@ static lb_status take(hf_ctx *h, const char *name, int64_t rows, int64_t cols, l
     const lb_st_tensor *t = find(h, name, &fi);
     if (!t) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing", h->dir, name);
     const char *file = h->files[fi].what;
+    if (t->dtype == LB_DTYPE_U8 && lb__lossless_file(&h->files[fi])) { /* lowbit pack output */
+        h->used[fi][t - h->files[fi].tensors] = true;
+        return lb__lossless_take(&h->files[fi], t, rows, cols, h->m, w);
+    }
     if (t->dtype != LB_DTYPE_F32 && t->dtype != LB_DTYPE_F16 && t->dtype != LB_DTYPE_BF16)
         return lb__err(LB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file, name,
                        lb_dtype_name(t->dtype));

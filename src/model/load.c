@@ -3,6 +3,7 @@
  * lifetime: the model owns its maps, converted buffers and layer array, and
  * lb_model_free releases them all. */
 #include "model/loader.h"
+#include "lossless/weights.h"
 #include "quant/quant.h"
 #include <sys/stat.h>
 
@@ -130,14 +131,18 @@ void lb_model_free(lb_model *m)
     LB_FREE(m->maps);
     for (int i = 0; i < m->n_owned; i++) LB_FREE(m->owned[i]);
     LB_FREE(m->owned);
+    lb__lossless_model_free(m);
     LB_FREE(m->layers);
     LB_FREE(m->path);
     LB_FREE(m->source_format);
     LB_FREE(m);
 }
 
-static int64_t numel(const lb_weight *w) { return w->data ? w->rows * w->cols : 0; }
-static size_t nbytes(const lb_weight *w) { return (size_t)numel(w) * lb_dtype_size(w->dtype); }
+static int64_t numel(const lb_weight *w) { return w->data || w->packed ? w->rows * w->cols : 0; }
+static size_t nbytes(const lb_weight *w)
+{
+    return w->packed ? lb_bf16_packed_blob_size(w->packed) : (size_t)numel(w) * lb_dtype_size(w->dtype);
+}
 
 /* Sum over every distinct weight of the model (a tied lm_head counts once). */
 static void count(const lb_model *m, int64_t *params, size_t *bytes)
@@ -145,7 +150,7 @@ static void count(const lb_model *m, int64_t *params, size_t *bytes)
     const lb_weight *top[3] = {&m->tok_embed, &m->final_norm, &m->lm_head};
     *params = 0; *bytes = 0;
     for (int i = 0; i < 3; i++) {
-        if (i == 2 && m->lm_head.data == m->tok_embed.data) continue;
+        if (i == 2 && m->lm_head.data == m->tok_embed.data && m->lm_head.packed == m->tok_embed.packed) continue;
         *params += numel(top[i]); *bytes += nbytes(top[i]);
     }
     for (int64_t l = 0; m->layers && l < m->cfg.n_layers; l++) {

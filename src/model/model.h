@@ -52,6 +52,7 @@ typedef struct lb_weight {
     const void *data;   /* NULL when the tensor is absent (e.g. no bias) */
     lb_dtype dtype;     /* F32, F16 or BF16; U8 when packed */
     int64_t rows, cols;
+    const lb_bf16_packed *packed; /* lossless (src/lossless/weights.h): data is NULL, decode before use */
     /* Packed and rotated weights (issue 4, src/quant; docs/quant.md). All zero
      * for a plain dense tensor. The weight stands for
      *   W = dequant(data) * diag(col_scale) * R,  R = blockdiag(T_hb) diag(signs)
@@ -92,6 +93,8 @@ struct lb_model {
     int n_owned;
     char *path;                   /* what was loaded */
     char *source_format;          /* "llama2c", "llama2c-v1", "safetensors", ... */
+    lb_bf16_packed **packed;      /* lossless tensors the packed weights decode from (owned) */
+    int n_packed;
 };
 
 #endif

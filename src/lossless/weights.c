@@ -1,0 +1,146 @@
+/* weights.c: packed weights inside a loaded model (see weights.h): taking
+ * them from a packed safetensors file at load time, and decoding them for
+ * the forward pass into one reusable workspace. */
+#include "lossless/weights.h"
+
+bool lb__lossless_file(const lb_st_file *f)
+{
+    const char *v = lb__st_meta(f, "lowbit.format");
+    return v && !strcmp(v, "lossless-bf16");
+}
+
+static lb_status keep(void ***list, int *n, void *p)
+{
+    void **l = LB_REALLOC(*list, sizeof *l * (size_t)(*n + 1));
+    if (!l) return lb__err(LB_ERR_NOMEM, "out of memory");
+    *list = l;
+    l[(*n)++] = p;
+    return LB_OK;
+}
+
+static lb_status check_shape(const lb_st_file *f, const lb_st_tensor *t, int ndim, const int64_t *shape, int64_t rows,
+                             int64_t cols)
+{
+    bool ok = rows ? ndim == 2 && shape[0] == rows && shape[1] == cols : ndim == 1 && shape[0] == cols;
+    if (ok) return LB_OK;
+    return lb__err(LB_ERR_FORMAT, "%s: packed tensor '%s' has shape [%lld%s%lld] (%d dims), expected [%lld%s%lld] from config.json",
+                   f->what, t->name, (long long)shape[0], ndim > 1 ? ", " : "", ndim > 1 ? (long long)shape[1] : 0LL,
+                   ndim, (long long)(rows ? rows : cols), rows ? ", " : "", rows ? (long long)cols : 0LL);
+}
+
+/* Decode every stream once (CRC checked) through a buffer of at most
+ * 16 streams, so checking a big tensor never holds it decoded whole. */
+static lb_status verify_streams(const lb_st_file *f, const lb_bf16_packed *p)
+{
+    int64_t group = 16, n = lb__min64(group * p->stream_len, p->n);
+    uint16_t *buf = lb__alloc(sizeof *buf * (size_t)(n + 1));
+    if (!buf) return LB_ERR_NOMEM;
+    lb_status s = LB_OK;
+    for (int64_t first = 0; !s && first < p->n_streams; first += group)
+        s = lb_bf16_unpack_streams(p, first, lb__min64(group, p->n_streams - first), buf, 0, NULL);
+    LB_FREE(buf);
+    return s ? lb__err_prefix(s, "%s: ", f->what) : LB_OK;
+}
+
+lb_status lb__lossless_take(const lb_st_file *f, const lb_st_tensor *t, int64_t rows, int64_t cols, lb_model *m,
+                            lb_weight *w)
+{
+    int ndim;
+    int64_t shape[LB_ST_MAX_DIMS] = {0}, n;
+    lb_status s = lb__lossless_entry(f, t, &ndim, shape, &n);
+    if (s == LB_ERR_NOTFOUND)
+        return lb__err(LB_ERR_FORMAT, "%s: U8 tensor '%s' is not listed as packed in lowbit.lossless", f->what, t->name);
+    if (s || (s = check_shape(f, t, ndim, shape, rows, cols))) return s;
+    lb_bf16_packed *p;
+    if ((s = lb_bf16_packed_read(t->data, (size_t)(t->end - t->begin), t->name, LB_PACKED_BORROW, &p)))
+        return lb__err_prefix(s, "%s: ", f->what);
+    if (p->n != n) {
+        s = lb__err(LB_ERR_FORMAT, "%s: tensor '%s': blob holds %lld values, its shape %lld", f->what, t->name,
+                    (long long)p->n, (long long)n);
+    } else if (!rows) {           /* vectors: decoded once, kept as BF16 */
+        uint16_t *buf = lb__alloc(sizeof *buf * (size_t)(n + 1));
+        if (!buf) s = LB_ERR_NOMEM;
+        else if ((s = lb_bf16_unpack(p, buf, NULL))) s = lb__err_prefix(s, "%s: ", f->what);
+        else if (!(s = keep(&m->owned, &m->n_owned, buf))) *w = (lb_weight){.data = buf, .dtype = LB_DTYPE_BF16, .rows = 1, .cols = cols};
+        if (s) LB_FREE(buf);
+    } else if (!(s = verify_streams(f, p)) && !(s = keep((void ***)&m->packed, &m->n_packed, p))) {
+        *w = (lb_weight){.dtype = LB_DTYPE_BF16, .rows = rows, .cols = cols, .packed = p};
+        return LB_OK;
+    }
+    lb_bf16_packed_free(p);
+    return s;
+}
+
+void lb__lossless_model_free(lb_model *m)
+{
+    for (int i = 0; i < m->n_packed; i++) lb_bf16_packed_free(m->packed[i]);
+    LB_FREE(m->packed);
+    m->packed = NULL;
+    m->n_packed = 0;
+}
+
+size_t lb__lossless_model_bytes(const lb_model *m)
+{
+    size_t b = 0;
+    for (int i = 0; i < m->n_packed; i++) b += lb_bf16_packed_blob_size(m->packed[i]);
+    return b;
+}
+
+void lb__lossless_row(const lb_weight *w, int64_t r, float *out)
+{
+    uint16_t buf[4096];
+    for (int64_t c = 0; c < w->cols; c += 4096) {
+        int64_t k = lb__min64(4096, w->cols - c);
+        lb_status s = lb_bf16_unpack_range(w->packed, r * w->cols + c, k, buf, LB_UNPACK_NOVERIFY, NULL);
+        LB_ASSERT(s == LB_OK); /* the whole tensor was verified at load */
+        lb_bf16_to_f32_row(buf, out + c, k);
+    }
+}
+
+struct lb_unpacker {
+    uint16_t *ws;         /* (cap) decoded BF16 rows of one block */
+    int64_t cap;
+};
+
+lb_status lb__unpacker_create(const lb_model *m, int64_t cap, lb_unpacker **out)
+{
+    *out = NULL;
+    if (!m->n_packed) return LB_OK;
+    int64_t big = 0, cols = 0;
+    const lb_weight *ws[] = {&m->tok_embed, &m->lm_head};
+    for (int i = 0; i < 2; i++) if (ws[i]->packed && ws[i]->cols > cols) cols = ws[i]->cols;
+    for (int i = 0; i < m->n_packed; i++) big = lb__max64(big, m->packed[i]->n);
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        const lb_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) if (lw[i]->packed) cols = lb__max64(cols, lw[i]->cols);
+    }
+    lb_unpacker *u = lb__zalloc(sizeof *u);
+    if (!u) return LB_ERR_NOMEM;
+    u->cap = lb__max64(cap > 0 ? cap : lb__min64(big, LB_UNPACK_WS), cols);
+    u->ws = lb__alloc_aligned(sizeof *u->ws * (size_t)u->cap);
+    if (!u->ws) { LB_FREE(u); return LB_ERR_NOMEM; }
+    *out = u;
+    return LB_OK;
+}
+
+void lb__unpacker_free(lb_unpacker *u)
+{
+    if (!u) return;
+    lb__free_aligned(u->ws);
+    LB_FREE(u);
+}
+
+void lb__unpacker_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const lb_weight *w, const float *x,
+                         int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    int64_t block = u->cap / w->cols;
+    LB_ASSERT(block >= 1);
+    for (int64_t r0 = 0; r0 < w->rows; r0 += block) {
+        int64_t nr = lb__min64(block, w->rows - r0);
+        lb_status s = lb_bf16_unpack_range(w->packed, r0 * w->cols, nr * w->cols, u->ws, LB_UNPACK_NOVERIFY, pool);
+        LB_ASSERT(s == LB_OK); /* the whole tensor was verified at load */
+        lb_weight sub = {.data = u->ws, .dtype = LB_DTYPE_BF16, .rows = nr, .cols = w->cols};
+        mm(pool, &sub, x, nt, xs, y + r0, ys);
+    }
+}
