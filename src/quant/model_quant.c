@@ -266,6 +266,9 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
     for (int64_t i = i0; i < i1; i++) {
         const lb_weight *w = r->sn[i].w;
         lb_status s;
+        if (w->packed)
+            return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is losslessly packed; unpack the model first (lowbit unpack)",
+                           r->src->path ? r->src->path : "model", r->sn[i].name);
         if (!w->data) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", r->sn[i].name);
         if ((w->fmt || w->hadamard_block || w->col_scale) && (r->sn[i].linear || r->o->quantize_embeddings))
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already quantized or rotated; quantize the original "

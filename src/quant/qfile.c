@@ -184,6 +184,9 @@ static lb_status save_items(lb_st_writer *wr, const lb_model *m, lb__qname *name
 {
     lb_status s = write_meta(wr, m);
     for (int64_t i = 0; !s && i < n; i++) {
+        if (names[i].w->packed)
+            return lb__err(LB_ERR_UNSUPPORTED, "model: '%s' is losslessly packed (lowbit pack writes such files)",
+                           names[i].name);
         if (!names[i].w->data) return lb__err(LB_ERR_ARG, "model: weight '%s' is missing", names[i].name);
         s = plan_weight(wr, L, &names[i]);
     }
