@@ -7,7 +7,6 @@
  * Output: markdown on stdout (or JSON with --json); with --out DIR the files
  * DIR/formats-study.{md,json,svg}, each written atomically. */
 #include "cli.h"
-#include "model/model.h" /* the loaded weights as lb_weight views (no public accessor yet) */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -198,38 +197,42 @@ static int make_model(dataset *d, const char *dir, const char *name, const char 
     lb_model *m = NULL;
     lb_status st2 = lb_model_load(path, &m);
     if (st2) return cli_fail_status(CMD, st2);
-    int nl = (int)m->cfg.n_layers, cap = nl * 7 + 1, n = 0;
-    const lb_weight **w = malloc((size_t)cap * sizeof *w);
-    if (!w) { lb_model_free(m); return cli_fail(CMD, "out of memory"); }
-    for (int l = 0; l < nl; l++) {
-        const lb_layer_weights *L = &m->layers[l];
-        const lb_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int k = 0; k < 7; k++) w[n++] = lw[k];
-    }
-    if (!m->cfg.tied_embeddings && m->lm_head.data) w[n++] = &m->lm_head;
+    lb_model_info info;
+    lb_model_get_info(m, &info);
+    static const char *const lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    int nl = (int)info.n_layers, cap = nl * 7 + 1, n = 0, rc = 0;
+    char (*names)[96] = malloc((size_t)cap * sizeof *names);
+    int64_t (*shape)[2] = malloc((size_t)cap * sizeof *shape);
+    if (!names || !shape) rc = cli_fail(CMD, "out of memory");
+    for (int l = 0; l < nl && !rc; l++)
+        for (int k = 0; k < 7; k++) snprintf(names[n++], sizeof *names, "model.layers.%d.%s.weight", l, lin[k]);
+    if (!rc && !info.tied_embeddings) snprintf(names[n++], sizeof *names, "lm_head.weight");
     int64_t total = 0;
-    for (int k = 0; k < n; k++) total += w[k]->rows * w[k]->cols;
-    d->own = malloc((size_t)total * sizeof *d->own);
-    d->mats = malloc((size_t)n * sizeof *d->mats);
-    int rc = 0;
-    if (!d->own || !d->mats) rc = cli_fail(CMD, "out of memory");
-    int64_t off = 0;
     for (int k = 0; k < n && !rc; k++) {
-        int64_t cnt = w[k]->rows * w[k]->cols;
+        lb_status ws = lb_model_weight_f32(m, names[k], NULL, &shape[k][0], &shape[k][1]);
+        if (ws) rc = cli_fail_status(CMD, ws);
+        total += shape[k][0] * shape[k][1];
+    }
+    if (!rc) {
+        d->own = malloc((size_t)total * sizeof *d->own);
+        d->mats = malloc((size_t)n * sizeof *d->mats);
+        if (!d->own || !d->mats) rc = cli_fail(CMD, "out of memory");
+    }
+    for (int64_t k = 0, off = 0; k < n && !rc; k++) {
         float *y = d->own + off;
-        if (w[k]->dtype == LB_DTYPE_F32) memcpy(y, w[k]->data, (size_t)cnt * sizeof *y);
-        else if (w[k]->dtype == LB_DTYPE_F16) lb_f16_to_f32_row(w[k]->data, y, cnt);
-        else if (w[k]->dtype == LB_DTYPE_BF16) lb_bf16_to_f32_row(w[k]->data, y, cnt);
-        else rc = cli_fail(CMD, "%s: unexpected weight dtype %s", path, lb_dtype_name(w[k]->dtype));
-        d->mats[k] = (mat){y, w[k]->rows, w[k]->cols};
-        off += cnt;
+        lb_status ws = lb_model_weight_f32(m, names[k], y, NULL, NULL);
+        if (ws) rc = cli_fail_status(CMD, ws);
+        d->mats[k] = (mat){y, shape[k][0], shape[k][1]};
+        off += shape[k][0] * shape[k][1];
     }
     d->n_mats = n;
     d->values = total;
     snprintf(d->desc, sizeof d->desc, "%s: %d linear weights (%s), dim %lld, hidden %lld", path, n,
-             m->cfg.tied_embeddings ? "lm_head tied to the embedding, not counted" : "with lm_head",
-             (long long)m->cfg.dim, (long long)m->cfg.hidden_dim);
-    free(w);
+             info.tied_embeddings ? "lm_head tied to the embedding, not counted" : "with lm_head",
+             (long long)info.dim, (long long)info.hidden_dim);
+    free(names);
+    free(shape);
     lb_model_free(m);
     if (!rc) stats(d);
     return rc;
