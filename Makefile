@@ -58,7 +58,7 @@ $(CLI): $(TOOL_OBJ) $(STATIC)
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
-$(BUILD)/bench/%: bench/%.c $(STATIC)
+$(BUILD)/bench/%: bench/%.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 

@@ -6,25 +6,13 @@
  * rows and are skipped there to keep the run short). One thread.
  * memcpy is re-measured before each format's row. Timings on a shared
  * machine are noisy: read the ratios, not the times. */
-#include "lowbit.h"
+#include "bench_util.h"
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef struct bench_buf { float *x, *y; uint8_t *p; int64_t n; } bench_buf;
-
-static double best_time(int reps, void (*fn)(void *), void *ctx)
-{
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double t0 = lb_time_now();
-        fn(ctx);
-        double t = lb_time_now() - t0;
-        if (t < best) best = t;
-    }
-    return best;
-}
 
 typedef struct job { const lb_format *f; bench_buf *b; int64_t cols; float ts; } job;
 static void run_memcpy(void *c) { bench_buf *b = ((job *)c)->b; memcpy(b->y, b->x, (size_t)b->n * 4); }

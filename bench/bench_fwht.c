@@ -4,22 +4,10 @@
  * ratio to memcpy of the same bytes timed in the same run (ratio > 1: the
  * transform is faster than copying the buffer). Single thread; best of
  * several repetitions. Timings on a shared machine are noisy: read ratios. */
-#include "lowbit.h"
+#include "bench_util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static double best_time(int reps, void (*fn)(void *), void *ctx)
-{
-    double best = 1e30;
-    for (int r = 0; r < reps; r++) {
-        double t0 = lb_time_now();
-        fn(ctx);
-        double t = lb_time_now() - t0;
-        if (t < best) best = t;
-    }
-    return best;
-}
 
 typedef struct job { float *x, *y; int64_t n, block; } job;
 
