@@ -87,4 +87,38 @@ void lb__bf16_merge_avx512(const uint8_t *exp, const uint8_t *sm, uint16_t *out,
 /* The inverse: exp[i] = x[i] >> 7 & 0xff, sm[i] = x[i] >> 8 & 0x80 | x[i] & 0x7f. */
 void lb__bf16_split_ref(const uint16_t *x, uint8_t *exp, uint8_t *sm, int64_t n);
 
+/* Exponents decoded per step (the decoder's chunk). */
+#define LB_UNPACK_CHUNK 4096
+
+typedef void (*lb__merge_fn)(const uint8_t *exp, const uint8_t *sm, uint16_t *out, int64_t n);
+/* The merge kernel of the active ISA path. */
+lb__merge_fn lb__merge_pick(void);
+
+/* Sequential reader of elements [begin, end) of a packed tensor, in order,
+ * across stream boundaries, without CRC (each stream's bit count is still
+ * checked when it has been decoded to its end). Starting inside a stream
+ * decodes, without merging, that stream's elements before `begin`; nothing
+ * is decoded twice after that. Lives on the stack (~4 KiB). */
+typedef struct lb__cursor {
+    const lb_bf16_packed *p;
+    int64_t left;           /* elements still to be read */
+    int64_t s;              /* current stream */
+    int64_t skip;           /* elements of stream s to decode but not return */
+    int64_t cbase, clen, used;  /* chunk in exp: stream elements [cbase, cbase + clen), `used` consumed */
+    size_t pos;             /* bit reader: next payload byte, bit buffer, valid bits */
+    uint64_t buf;
+    int nb;
+    bool bad;               /* a stream's bit count did not match */
+    lb__merge_fn merge;
+    uint8_t exp[LB_UNPACK_CHUNK + 16];
+} lb__cursor;
+
+void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int64_t end, lb__merge_fn merge);
+/* The next ka values of a into oa and, when b is not NULL, the next kb of b
+ * into ob; chunks of the two are decoded interleaved when both need one.
+ * ka, kb must not exceed what the cursors have left. */
+void lb__cursor_read2(lb__cursor *a, uint16_t *oa, int64_t ka, lb__cursor *b, uint16_t *ob, int64_t kb);
+/* False when a stream read to its end had the wrong bit count. */
+bool lb__cursor_finish(lb__cursor *c);
+
 #endif

@@ -14,7 +14,7 @@
 #include "lossless/lossless.h"
 #include <stdatomic.h>
 
-#define CHUNK 4096
+#define CHUNK LB_UNPACK_CHUNK
 
 typedef struct {
     const uint8_t *base;
@@ -105,7 +105,7 @@ static void decode_exps2(const uint64_t *tab, bitreader *ba, uint8_t *oa, bitrea
     decode_exps(tab, bb, ob, eb - ob);
 }
 
-typedef void (*merge_fn)(const uint8_t *, const uint8_t *, uint16_t *, int64_t);
+typedef lb__merge_fn merge_fn;
 
 static merge_fn pick_merge(void)
 {
@@ -297,3 +297,142 @@ lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool)
     if (!p) return lb__err(LB_ERR_ARG, "lb_bf16_unpack: NULL packed tensor");
     return lb_bf16_unpack_streams(p, 0, p->n_streams, out, 0, pool);
 }
+
+/* ---- Sequential reading (the forward pass's fused decode + matmul) ----
+ * A cursor walks elements [begin, end) of a tensor in order across stream
+ * boundaries, decoding CHUNK exponents at a time and merging only what the
+ * caller asks for, so no part of a stream is decoded twice. Starting inside
+ * a stream decodes (but does not merge) that stream's elements before
+ * `begin`. Two cursors read side by side decode their chunks interleaved
+ * (decode_exps2) whenever both need a whole chunk. */
+
+static int64_t cur_stream_count(const lb__cursor *c) { return lb__stream_count(c->p, c->s); }
+
+static void cur_start_stream(lb__cursor *c)
+{
+    const lb_bf16_packed *p = c->p;
+    c->cbase = 0;
+    c->clen = 0;
+    c->used = 0;
+    c->pos = (size_t)p->off[c->s];
+    c->buf = 0;
+    c->nb = 0;
+}
+
+void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int64_t end, lb__merge_fn merge)
+{
+    c->p = p;
+    c->left = end - begin;
+    c->s = p->stream_len ? begin / p->stream_len : 0;
+    c->skip = begin - c->s * p->stream_len;
+    c->merge = merge;
+    c->bad = false;
+    cur_start_stream(c);
+}
+
+/* Stream c->s fully decoded: check its bit count and padding, go to the next. */
+static void cur_next_stream(lb__cursor *c)
+{
+    const lb_bf16_packed *p = c->p;
+    uint64_t used = (uint64_t)(c->pos - p->off[c->s]) * 8 - (uint64_t)c->nb;
+    if (p->kind == LB_KIND_HUFFMAN && used != p->nbits[c->s]) c->bad = true;
+    c->s++;
+    cur_start_stream(c);
+}
+
+static void cur_load(lb__cursor *c, bitreader *br)
+{
+    *br = (bitreader){c->p->payload, c->pos, (size_t)c->p->off[c->p->n_streams], c->buf, c->nb};
+}
+
+static void cur_save(lb__cursor *c, const bitreader *br)
+{
+    c->pos = br->pos;
+    c->buf = br->buf;
+    c->nb = br->nb;
+}
+
+/* Exponents left undecoded in the current stream, capped at CHUNK. */
+static int64_t cur_next_len(const lb__cursor *c) { return lb__min64(CHUNK, cur_stream_count(c) - c->cbase - c->clen); }
+
+/* The chunk buffer is used up: decode the next chunk of this stream. */
+static void cur_decode(lb__cursor *c)
+{
+    if (c->cbase + c->clen == cur_stream_count(c)) cur_next_stream(c);
+    int64_t k = cur_next_len(c);
+    c->cbase += c->clen;
+    c->clen = k;
+    c->used = 0;
+    if (c->p->kind == LB_KIND_CONSTANT) {
+        memset(c->exp, c->p->const_exp, (size_t)c->clen);
+        return;
+    }
+    bitreader br;
+    cur_load(c, &br);
+    decode_exps(c->p->table, &br, c->exp, c->clen);
+    cur_save(c, &br);
+}
+
+/* Both chunk buffers are used up: the next whole chunks of both, interleaved. */
+static bool cur_decode2(lb__cursor *a, lb__cursor *b)
+{
+    if (a->p->kind != LB_KIND_HUFFMAN || b->p->kind != LB_KIND_HUFFMAN) return false;
+    if (a->cbase + a->clen == cur_stream_count(a)) cur_next_stream(a);
+    if (b->cbase + b->clen == cur_stream_count(b)) cur_next_stream(b);
+    if (cur_next_len(a) != CHUNK || cur_next_len(b) != CHUNK) return false;
+    a->cbase += a->clen; a->clen = CHUNK; a->used = 0;
+    b->cbase += b->clen; b->clen = CHUNK; b->used = 0;
+    bitreader ba, bb;
+    cur_load(a, &ba);
+    cur_load(b, &bb);
+    decode_exps2(a->p->table, &ba, a->exp, &bb, b->exp, CHUNK);
+    cur_save(a, &ba);
+    cur_save(b, &bb);
+    return true;
+}
+
+/* Take what the chunk buffer holds (skipping first), up to *want values. */
+static void cur_take(lb__cursor *c, uint16_t **out, int64_t *want)
+{
+    int64_t k = lb__min64(c->skip, c->clen - c->used);
+    c->used += k;
+    c->skip -= k;
+    k = lb__min64(*want, c->clen - c->used);
+    if (k <= 0) return;
+    const uint8_t *sm = c->p->sm + c->s * c->p->stream_len + c->cbase + c->used;
+    c->merge(c->exp + c->used, sm, *out, k);
+    c->used += k;
+    *out += k;
+    *want -= k;
+    c->left -= k;
+}
+
+static bool cur_empty(const lb__cursor *c) { return c->used == c->clen; }
+
+void lb__cursor_read2(lb__cursor *a, uint16_t *oa, int64_t ka, lb__cursor *b, uint16_t *ob, int64_t kb)
+{
+    LB_ASSERT(ka <= a->left && (!b || kb <= b->left));
+    if (!b) kb = 0;
+    for (;;) {
+        if (ka > 0) cur_take(a, &oa, &ka);
+        if (kb > 0) cur_take(b, &ob, &kb);
+        if (ka <= 0 && kb <= 0) return;
+        if (ka > 0 && kb > 0 && cur_empty(a) && cur_empty(b) && cur_decode2(a, b)) continue;
+        if (ka > 0 && cur_empty(a)) cur_decode(a);
+        if (kb > 0 && cur_empty(b)) cur_decode(b);
+    }
+}
+
+bool lb__cursor_finish(lb__cursor *c)
+{
+    /* a cursor that ended exactly at its stream's end checks that stream too */
+    if (!c->bad && c->left == 0 && c->skip == 0 && cur_empty(c) && c->cbase + c->clen == cur_stream_count(c) &&
+        c->clen > 0) {
+        const lb_bf16_packed *p = c->p;
+        uint64_t used = (uint64_t)(c->pos - p->off[c->s]) * 8 - (uint64_t)c->nb;
+        if (p->kind == LB_KIND_HUFFMAN && used != p->nbits[c->s]) c->bad = true;
+    }
+    return !c->bad;
+}
+
+lb__merge_fn lb__merge_pick(void) { return pick_merge(); }
