@@ -274,7 +274,7 @@ static void test_decode_table(void)
             if ((code[t] >> (len[t] - len[s])) == code[s]) bad++;  /* code s is a prefix of code t */
         }
         uint64_t e = tab[code[s] << (12 - len[s])];
-        CHECK((int)(e & 0xff) == s && (int)(e >> 59 & 15) == len[s] && (e >> 56 & 7) >= 1, "table entry of %d", s);
+        CHECK((int)(e >> 8 & 0xff) == s && (int)(e >> 59 & 15) == len[s] && (int)(e & 0xff) >= len[s] && (e >> 56 & 7) >= 1, "table entry of %d", s);
     }
     CHECK(bad == 0, "%d prefix collisions", bad);
     free(tab);

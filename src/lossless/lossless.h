@@ -30,8 +30,9 @@ uint64_t lb__huff_kraft12(const uint8_t *len, int nsym);
 
 /* Multi-symbol decode table for a complete code with lengths <= 12, indexed
  * by the next 12 bits of the stream. Entry layout (little-endian u64):
- *   bytes 0..5  up to 6 decoded symbols, in order
- *   byte 6      bits consumed by those symbols
+ *   byte 0      bits consumed by those symbols (so `buf <<= e & 63` needs no
+ *               extraction on x86, where shifts use the count's low 6 bits)
+ *   bytes 1..6  up to 6 decoded symbols, in order
  *   byte 7      bits 0..2: symbol count (>= 1), bits 3..6: length of the first symbol */
 void lb__huff_build_table(const uint8_t *len, uint64_t *table);
 
@@ -114,10 +115,11 @@ typedef struct lb__cursor {
 } lb__cursor;
 
 void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int64_t end, lb__merge_fn merge);
-/* The next ka values of a into oa and, when b is not NULL, the next kb of b
- * into ob; chunks of the two are decoded interleaved when both need one.
- * ka, kb must not exceed what the cursors have left. */
-void lb__cursor_read2(lb__cursor *a, uint16_t *oa, int64_t ka, lb__cursor *b, uint16_t *ob, int64_t kb);
+/* The next count[i] values of cursor c[i] into out[i], for n (1..4)
+ * cursors read side by side: chunks of two or four of them are decoded
+ * interleaved when they need one at the same time (more table lookups in
+ * flight). count[i] must not exceed what c[i] has left. */
+void lb__cursor_read(int n, lb__cursor *const *c, uint16_t *const *out, const int64_t *count);
 /* False when a stream read to its end had the wrong bit count. */
 bool lb__cursor_finish(lb__cursor *c);
 

@@ -99,14 +99,17 @@ void lb__lossless_row(const lb_weight *w, int64_t r, float *out)
     }
 }
 
-/* Values a fused sub-block aims at: 64K BF16 values (128 KiB), two per
+/* Values a fused sub-block aims at: 32K BF16 values (64 KiB), NSEG per
  * thread, so decoded rows are still in L2 when the kernel reads them. */
-#define FUSED_SUB ((int64_t)1 << 16)
+#define FUSED_SUB ((int64_t)1 << 15)
+/* Segments (cursors read side by side) per thread. */
+#define NSEG 4
 
 struct lb_unpacker {
     uint16_t *ws;         /* (cap) decoded BF16 rows of one block (other matmuls) */
     int64_t cap, cols;    /* cols: the widest packed matrix */
-    uint16_t *fws;        /* (fthreads * 2 * fsub) the fused path's sub-blocks */
+    uint16_t *fws;        /* (fthreads * NSEG * fsub) the fused path's sub-blocks */
+    int64_t *cut;         /* (fthreads * NSEG + 1) segment boundaries of one product */
     int64_t fsub;
     int fthreads;
 };
@@ -140,6 +143,7 @@ void lb__unpacker_free(lb_unpacker *u)
     if (!u) return;
     lb__free_aligned(u->ws);
     lb__free_aligned(u->fws);
+    LB_FREE(u->cut);
     LB_FREE(u);
 }
 
@@ -159,15 +163,15 @@ static void blockwise_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, con
     }
 }
 
-/* The fused path (mm == lb__matmul): the rows are cut into 2 segments per
- * thread at rows starting right after a stream boundary (so a segment
+/* The fused path (mm == lb__matmul): the rows are cut into NSEG segments
+ * per thread at rows starting right after a stream boundary (so a segment
  * decodes at most one row's worth of exponents it does not use). Each
- * thread reads its two segments with two cursors side by side (their
- * chunks decode interleaved), a sub-block of whole rows at a time into its
- * own small buffers, and runs the single-threaded BF16 row kernel on each
- * sub-block while it is in L2: one pool job per matrix, decoded values never
- * leave the core's caches, and every output is the same canonical dot
- * product lb__matmul computes. */
+ * thread reads its segments with NSEG cursors side by side (their chunks
+ * decode interleaved: more table lookups in flight), a sub-block of whole
+ * rows of each at a time into its own small buffers, and runs the
+ * single-threaded BF16 row kernel on each sub-block while it is in L2: one
+ * pool job per matrix, decoded values never leave the core's caches, and
+ * every output is the same canonical dot product lb__matmul computes. */
 typedef struct {
     const lb_unpacker *u;
     const lb_kernels *k;
@@ -176,7 +180,7 @@ typedef struct {
     const float *x;
     float *y;
     int64_t nt, xs, ys;
-    const int64_t *cut;   /* (2 * jobs + 1) segment boundaries, in rows */
+    const int64_t *cut;   /* (NSEG * jobs + 1) segment boundaries, in rows */
     _Atomic int bad;
 } fused_job;
 
@@ -185,28 +189,34 @@ static void fused_task(void *ctx, int64_t b, int64_t e, int thread)
     fused_job *j = ctx;
     const lb_weight *w = j->w;
     int64_t cols = w->cols, rsub = j->u->fsub / cols;
-    uint16_t *buf[2] = {j->u->fws + (size_t)thread * 2 * (size_t)j->u->fsub, NULL};
-    buf[1] = buf[0] + j->u->fsub;
     for (int64_t i = b; i < e; i++) {
-        lb__cursor c[2];
-        int64_t row[2], end[2];
-        for (int h = 0; h < 2; h++) {
-            row[h] = j->cut[2 * i + h];
-            end[h] = j->cut[2 * i + h + 1];
-            lb__cursor_init(&c[h], w->packed, row[h] * cols, end[h] * cols, j->merge);
+        lb__cursor cur[NSEG], *c[NSEG];
+        uint16_t *buf[NSEG];
+        int64_t row[NSEG], end[NSEG], cnt[NSEG];
+        for (int h = 0; h < NSEG; h++) {
+            c[h] = &cur[h];
+            buf[h] = j->u->fws + ((size_t)thread * NSEG + (size_t)h) * (size_t)j->u->fsub;
+            row[h] = j->cut[NSEG * i + h];
+            end[h] = j->cut[NSEG * i + h + 1];
+            lb__cursor_init(c[h], w->packed, row[h] * cols, end[h] * cols, j->merge);
         }
-        while (row[0] < end[0] || row[1] < end[1]) {
-            int64_t n0 = lb__min64(rsub, end[0] - row[0]), n1 = lb__min64(rsub, end[1] - row[1]);
-            lb__cursor_read2(&c[0], buf[0], n0 * cols, &c[1], buf[1], n1 * cols);
-            for (int h = 0; h < 2; h++) {
-                int64_t n = h ? n1 : n0;
+        for (;;) {
+            bool more = false;
+            for (int h = 0; h < NSEG; h++) {
+                cnt[h] = lb__min64(rsub, end[h] - row[h]) * cols;
+                more |= cnt[h] > 0;
+            }
+            if (!more) break;
+            lb__cursor_read(NSEG, c, buf, cnt);
+            for (int h = 0; h < NSEG; h++) {
+                int64_t n = cnt[h] / cols;
                 if (!n) continue;
                 lb_weight sub = {buf[h], LB_DTYPE_BF16, n, cols, NULL};
                 j->k->matmul_rows(&sub, 0, n, j->x, j->nt, j->xs, j->y + row[h], j->ys);
                 row[h] += n;
             }
         }
-        if (!lb__cursor_finish(&c[0]) || !lb__cursor_finish(&c[1])) atomic_store(&j->bad, 1);
+        for (int h = 0; h < NSEG; h++) if (!lb__cursor_finish(c[h])) atomic_store(&j->bad, 1);
     }
 }
 
@@ -215,10 +225,17 @@ static void fused_task(void *ctx, int64_t b, int64_t e, int thread)
 static bool fused_buffers(lb_unpacker *u, int threads)
 {
     if (u->fthreads >= threads) return true;
-    uint16_t *f = lb__alloc_aligned(sizeof *f * 2 * (size_t)u->fsub * (size_t)threads);
-    if (!f) return false;
+    uint16_t *f = lb__alloc_aligned(sizeof *f * NSEG * (size_t)u->fsub * (size_t)threads);
+    int64_t *cut = lb__alloc(sizeof *cut * (NSEG * (size_t)threads + 1));
+    if (!f || !cut) {
+        lb__free_aligned(f);
+        LB_FREE(cut);
+        return false;
+    }
     lb__free_aligned(u->fws);
+    LB_FREE(u->cut);
     u->fws = f;
+    u->cut = cut;
     u->fthreads = threads;
     return true;
 }
@@ -246,10 +263,9 @@ void lb__unpacker_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const l
      * multiply-adds each, or waking threads costs more than it saves */
     int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w->cols * nt));
     int64_t jobs = lb__max64(1, lb__min64(threads, w->rows / grain));
-    int64_t cut[2 * 1024 + 1];
-    LB_ASSERT(jobs <= 1024);
-    for (int64_t k = 0; k <= 2 * jobs; k++) cut[k] = k == 2 * jobs ? w->rows : cut_row(w, k, 2 * jobs);
-    for (int64_t k = 1; k <= 2 * jobs; k++) cut[k] = lb__max64(cut[k], cut[k - 1]);
+    int64_t *cut = u->cut;
+    for (int64_t k = 0; k <= NSEG * jobs; k++) cut[k] = k == NSEG * jobs ? w->rows : cut_row(w, k, NSEG * jobs);
+    for (int64_t k = 1; k <= NSEG * jobs; k++) cut[k] = lb__max64(cut[k], cut[k - 1]);
     fused_job j = {u, lb__kernels(), lb__merge_pick(), w, x, y, nt, xs, ys, cut, 0};
     lb_pool_for(jobs > 1 ? pool : NULL, jobs, 1, fused_task, &j);
     LB_ASSERT(!atomic_load(&j.bad)); /* the whole tensor was verified at load */
