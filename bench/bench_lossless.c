@@ -11,6 +11,8 @@
  * Generation: a stories110M-shape model written by `lowbit synth` (BF16,
  * Gaussian weights), packed, and decoded token by token in both forms; the
  * packed model decodes every weight block right before its product.
+ * LOWBIT_BENCH_ONLY=gen runs only the generation rows, with
+ * LOWBIT_BENCH_GEN_TOKENS steps (default 8).
  * Timings are noisy: the machine is shared. */
 #include "lowbit.h"
 #include <stdio.h>
@@ -22,6 +24,7 @@
 
 #define SUBSET 8000000
 #define GEN_TOKENS 8
+static int gen_tokens = GEN_TOKENS;
 
 static double status_mb(const char *key)
 {
@@ -58,12 +61,12 @@ static double gen_tps(const char *dir, int threads, double *peak)
         int32_t tok[4] = {1, 400, 500, 600};
         lb_forward(s, tok, 4, logits);
         double t = lb_time_now();
-        for (int i = 0; i < GEN_TOKENS; i++) {
+        for (int i = 0; i < gen_tokens; i++) {
             int32_t best = 0;
             for (int64_t v = 1; v < info.vocab_size; v++) if (logits[v] > logits[best]) best = (int32_t)v;
             lb_forward(s, &best, 1, logits);
         }
-        double out[2] = {GEN_TOKENS / (lb_time_now() - t), status_mb("VmHWM:") - r0};
+        double out[2] = {gen_tokens / (lb_time_now() - t), status_mb("VmHWM:") - r0};
         if (write(fd[1], out, sizeof out) != (ssize_t)sizeof out) _exit(1);
         _exit(0);
     }
@@ -88,7 +91,7 @@ static void gen_rows(lb_pool *pool)
     lb_lossless_report rep;
     if (lb_lossless_pack_model(dir, pdir, NULL, pool, NULL, NULL, &rep)) { fprintf(stderr, "pack: %s\n", lb_errmsg()); exit(1); }
     printf("\ngeneration, stories110M shape (synthetic BF16 weights, %lld values; %d greedy steps after a 4-token prompt)\n\n",
-           (long long)rep.values, GEN_TOKENS);
+           (long long)rep.values, gen_tokens);
     printf("weights: BF16 %llu bytes, packed %llu bytes (%.4f)\n\n", (unsigned long long)rep.bf16_bytes,
            (unsigned long long)rep.packed_bytes, (double)rep.packed_bytes / (double)rep.bf16_bytes);
     printf("| threads | BF16 tok/s | packed tok/s | packed / BF16 | peak RSS growth BF16 MiB | packed MiB |\n");
@@ -218,6 +221,16 @@ int main(void)
     int64_t nsyn = 110000000;
     const char *envn = getenv("LOWBIT_BENCH_N");
     if (envn && *envn) nsyn = atoll(envn);
+    const char *envg = getenv("LOWBIT_BENCH_GEN_TOKENS");
+    if (envg && atoi(envg) > 0) gen_tokens = atoi(envg);
+    const char *only = getenv("LOWBIT_BENCH_ONLY");
+    if (only && !strcmp(only, "gen")) {   /* generation rows alone */
+        lb_pool *pool2;
+        lb_pool_create(2, &pool2);
+        gen_rows(pool2);
+        lb_pool_free(pool2);
+        return 0;
+    }
     char p1[512], p2[512];
     snprintf(p1, sizeof p1, "%s/stories260K/stories260K.bin", md);
     snprintf(p2, sizeof p2, "%s/tinystories-656k/model.safetensors", md);

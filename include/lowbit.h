@@ -409,7 +409,7 @@ uint64_t lb_eval_text_hash(const void *text, size_t len);
 typedef struct lb_bf16_packed lb_bf16_packed;
 
 #define LB_LOSSLESS_MAX_CODE_LEN 12     /* longest Huffman code allowed */
-#define LB_LOSSLESS_STREAM_LEN 65536    /* default elements per stream */
+#define LB_LOSSLESS_STREAM_LEN 16384    /* default elements per stream (older files used 65536; any length reads) */
 
 typedef struct lb_bf16_pack_opts {
     int64_t stream_len;   /* elements per stream, 1 .. 2^24 (0: 65536) */

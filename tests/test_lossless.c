@@ -9,6 +9,7 @@
 #include "harness.h"
 #include "lossless/lossless.h"
 #include "lossless/weights.h"
+#include "kernels/kernels.h"
 #include <stdbool.h>
 #include <unistd.h>
 
@@ -273,7 +274,7 @@ static void test_decode_table(void)
             if ((code[t] >> (len[t] - len[s])) == code[s]) bad++;  /* code s is a prefix of code t */
         }
         uint64_t e = tab[code[s] << (12 - len[s])];
-        CHECK((int)(e & 0xff) == s && (int)(e >> 59 & 15) == len[s] && (e >> 56 & 7) >= 1, "table entry of %d", s);
+        CHECK((int)(e >> 8 & 0xff) == s && (int)(e >> 59 & 15) == len[s] && (int)(e & 0xff) >= len[s] && (e >> 56 & 7) >= 1, "table entry of %d", s);
     }
     CHECK(bad == 0, "%d prefix collisions", bad);
     free(tab);
@@ -823,6 +824,80 @@ static void test_packed_model_load(void)
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+
+/* The fused decode + matmul (lb__unpacker_matmul with lb__matmul) equals
+ * lb__matmul on the BF16 matrix bit for bit: awkward shapes (1 row, 1
+ * column, rows and columns that cut streams anywhere), stream lengths
+ * shorter than a row, a chunk, or longer than the matrix, a constant
+ * exponent, 1/2/3 threads (the last two shapes are big enough to be split
+ * across threads), 1 and 5 tokens, every ISA path, and a small workspace
+ * (many sub-blocks per segment). */
+static void test_fused_matmul(void)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {1, 300}, {7, 1}, {33, 17}, {300, 257}, {129, 1000}, {2, 4100}, {250, 768}, {2000, 300}, {1001, 700}};
+    static const int64_t lens[] = {1, 7, 1000, 4096, 5000, 65536};
+    lb_pool *pools[3] = {NULL, NULL, NULL};
+    REQUIRE(lb_pool_create(2, &pools[1]) == LB_OK && lb_pool_create(3, &pools[2]) == LB_OK, "pools");
+    lb_isa isas[4];
+    int ni = n_isas(isas);
+    lb_isa keep = lb_isa_active();
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 11);
+    int cases = 0;
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        int64_t rows = shapes[si][0], cols = shapes[si][1], n = rows * cols;
+        uint16_t *wv = malloc(sizeof *wv * (size_t)n);
+        bool constant = si == 4;    /* one exponent only: the no-bits kind */
+        for (int64_t i = 0; i < n; i++)
+            wv[i] = constant ? (uint16_t)(0x3c00 | (lb_rng_u64(&r) & 0x807f))
+                             : lb_f32_to_bf16((float)(lb_rng_normal(&r) * 0.02));
+        enum { NT = 5 };
+        float *x = malloc(sizeof *x * (size_t)(NT * cols));
+        for (int64_t i = 0; i < NT * cols; i++) x[i] = (float)lb_rng_normal(&r);
+        int64_t ys = rows + 3;
+        float *ya = malloc(sizeof *ya * (size_t)(NT * ys)), *yb = malloc(sizeof *yb * (size_t)(NT * ys));
+        lb_weight wa = {wv, LB_DTYPE_BF16, rows, cols, NULL};
+        for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+            if (lens[li] < 100 && n > 5000) continue;   /* one value per stream: slow, and covered by smaller shapes */
+            lb_bf16_pack_opts o = {.stream_len = lens[li]};
+            lb_bf16_packed *p = NULL;
+            REQUIRE(lb_bf16_pack(wv, n, "fused", &o, NULL, &p) == LB_OK, "%s", lb_errmsg());
+            CHECK(!constant || p->kind == LB_KIND_CONSTANT, "kind %d", p->kind);
+            lb_weight wb = {NULL, LB_DTYPE_BF16, rows, cols, p};
+            lb_bf16_packed *list[1] = {p};
+            lb_model m;
+            memset(&m, 0, sizeof m);
+            m.packed = list;
+            m.n_packed = 1;
+            for (int ci = 0; ci < 2; ci++) {
+                lb_unpacker *u = NULL;
+                REQUIRE(lb__unpacker_create(&m, ci ? 0 : 2 * cols + 5, &u) == LB_OK && u, "unpacker");
+                for (int ii = 0; ii < ni; ii++) {
+                    lb_isa_set(isas[ii]);
+                    for (int th = 0; th < 3; th++)
+                        for (int nt = 1; nt <= NT; nt += NT - 1) {
+                            for (int64_t i = 0; i < NT * ys; i++) ya[i] = yb[i] = -1.0f;
+                            lb__matmul(NULL, &wa, x, nt, cols, ya, ys);
+                            lb__unpacker_matmul(u, lb__matmul, pools[th], &wb, x, nt, cols, yb, ys);
+                            CHECK(!memcmp(ya, yb, sizeof *ya * (size_t)(NT * ys)),
+                                  "%lldx%lld stream_len %lld cap %d isa %s threads %d tokens %d: differs",
+                                  (long long)rows, (long long)cols, (long long)lens[li], ci, lb_isa_name(isas[ii]),
+                                  th + 1, nt);
+                            cases++;
+                        }
+                }
+                lb__unpacker_free(u);
+            }
+            lb_bf16_packed_free(p);
+        }
+        free(wv); free(x); free(ya); free(yb);
+    }
+    lb_isa_set(keep);
+    printf("  %d fused products compared\n", cases);
+    lb_pool_free(pools[1]);
+    lb_pool_free(pools[2]);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -840,5 +915,6 @@ int main(int argc, char **argv)
     RUN(test_corruption);
     RUN(test_model_file);
     RUN(test_packed_model_load);
+    RUN(test_fused_matmul);
     return TEST_DONE();
 }

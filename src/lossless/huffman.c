@@ -127,7 +127,7 @@ void lb__huff_build_table(const uint8_t *len, uint64_t *table)
             used += l;
         }
         int first = len1[idx];
-        e |= (uint64_t)used << 48;
+        e = e << 8 | (uint64_t)used;
         e |= (uint64_t)(count | first << 3) << 56;
         table[idx] = e;
     }

@@ -30,8 +30,9 @@ uint64_t lb__huff_kraft12(const uint8_t *len, int nsym);
 
 /* Multi-symbol decode table for a complete code with lengths <= 12, indexed
  * by the next 12 bits of the stream. Entry layout (little-endian u64):
- *   bytes 0..5  up to 6 decoded symbols, in order
- *   byte 6      bits consumed by those symbols
+ *   byte 0      bits consumed by those symbols (so `buf <<= e & 63` needs no
+ *               extraction on x86, where shifts use the count's low 6 bits)
+ *   bytes 1..6  up to 6 decoded symbols, in order
  *   byte 7      bits 0..2: symbol count (>= 1), bits 3..6: length of the first symbol */
 void lb__huff_build_table(const uint8_t *len, uint64_t *table);
 
@@ -86,5 +87,40 @@ void lb__bf16_merge_avx512(const uint8_t *exp, const uint8_t *sm, uint16_t *out,
 
 /* The inverse: exp[i] = x[i] >> 7 & 0xff, sm[i] = x[i] >> 8 & 0x80 | x[i] & 0x7f. */
 void lb__bf16_split_ref(const uint16_t *x, uint8_t *exp, uint8_t *sm, int64_t n);
+
+/* Exponents decoded per step (the decoder's chunk). */
+#define LB_UNPACK_CHUNK 4096
+
+typedef void (*lb__merge_fn)(const uint8_t *exp, const uint8_t *sm, uint16_t *out, int64_t n);
+/* The merge kernel of the active ISA path. */
+lb__merge_fn lb__merge_pick(void);
+
+/* Sequential reader of elements [begin, end) of a packed tensor, in order,
+ * across stream boundaries, without CRC (each stream's bit count is still
+ * checked when it has been decoded to its end). Starting inside a stream
+ * decodes, without merging, that stream's elements before `begin`; nothing
+ * is decoded twice after that. Lives on the stack (~4 KiB). */
+typedef struct lb__cursor {
+    const lb_bf16_packed *p;
+    int64_t left;           /* elements still to be read */
+    int64_t s;              /* current stream */
+    int64_t skip;           /* elements of stream s to decode but not return */
+    int64_t cbase, clen, used;  /* chunk in exp: stream elements [cbase, cbase + clen), `used` consumed */
+    size_t pos;             /* bit reader: next payload byte, bit buffer, valid bits */
+    uint64_t buf;
+    int nb;
+    bool bad;               /* a stream's bit count did not match */
+    lb__merge_fn merge;
+    uint8_t exp[LB_UNPACK_CHUNK + 16];
+} lb__cursor;
+
+void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int64_t end, lb__merge_fn merge);
+/* The next count[i] values of cursor c[i] into out[i], for n (1..4)
+ * cursors read side by side: chunks of two or four of them are decoded
+ * interleaved when they need one at the same time (more table lookups in
+ * flight). count[i] must not exceed what c[i] has left. */
+void lb__cursor_read(int n, lb__cursor *const *c, uint16_t *const *out, const int64_t *count);
+/* False when a stream read to its end had the wrong bit count. */
+bool lb__cursor_finish(lb__cursor *c);
 
 #endif

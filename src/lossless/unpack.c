@@ -14,7 +14,7 @@
 #include "lossless/lossless.h"
 #include <stdatomic.h>
 
-#define CHUNK 4096
+#define CHUNK LB_UNPACK_CHUNK
 
 typedef struct {
     const uint8_t *base;
@@ -52,13 +52,13 @@ static void decode_exps(const uint64_t *tab, bitreader *br, uint8_t *o, int64_t 
         buf |= load_be64(base + pos) >> nb;
         pos += (size_t)((63 - nb) >> 3);
         nb |= 56;
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
-            uint64_t e = tab[buf >> (64 - LB_HUFF_TABLE_BITS)];
-            int used = (int)(e >> 48) & 0xff;
-            memcpy(o, &e, 8);
+            uint64_t e = tab[buf >> (64 - LB_HUFF_TABLE_BITS)], syms = e >> 8;
+            memcpy(o, &syms, 8);
             o += (e >> 56) & 7;
-            buf <<= used;
-            nb -= used;
+            buf <<= e & 63;
+            nb -= (int)(e & 63);
         }
     }
     br->pos = pos; br->buf = buf; br->nb = nb;
@@ -66,7 +66,7 @@ static void decode_exps(const uint64_t *tab, bitreader *br, uint8_t *o, int64_t 
         if (br->nb < LB_HUFF_TABLE_BITS) refill_safe(br);
         uint64_t e = tab[br->buf >> (64 - LB_HUFF_TABLE_BITS)];
         int l = (int)(e >> 59) & 15;
-        *o++ = (uint8_t)e;
+        *o++ = (uint8_t)(e >> 8);
         br->buf <<= l;
         br->nb -= l;
     }
@@ -88,15 +88,16 @@ static void decode_exps2(const uint64_t *tab, bitreader *ba, uint8_t *oa, bitrea
         xb |= load_be64(base + pb) >> nb;
         pb += (size_t)((63 - nb) >> 3);
         nb |= 56;
+#pragma GCC unroll 4
         for (int k = 0; k < 4; k++) {
             uint64_t e = tab[xa >> (64 - LB_HUFF_TABLE_BITS)], f = tab[xb >> (64 - LB_HUFF_TABLE_BITS)];
-            int ua = (int)(e >> 48) & 0xff, ub = (int)(f >> 48) & 0xff;
-            memcpy(oa, &e, 8);
-            memcpy(ob, &f, 8);
+            uint64_t se = e >> 8, sf = f >> 8;
+            memcpy(oa, &se, 8);
+            memcpy(ob, &sf, 8);
             oa += (e >> 56) & 7;
             ob += (f >> 56) & 7;
-            xa <<= ua; na -= ua;
-            xb <<= ub; nb -= ub;
+            xa <<= e & 63; na -= (int)(e & 63);
+            xb <<= f & 63; nb -= (int)(f & 63);
         }
     }
     ba->pos = pa; ba->buf = xa; ba->nb = na;
@@ -105,7 +106,38 @@ static void decode_exps2(const uint64_t *tab, bitreader *ba, uint8_t *oa, bitrea
     decode_exps(tab, bb, ob, eb - ob);
 }
 
-typedef void (*merge_fn)(const uint8_t *, const uint8_t *, uint16_t *, int64_t);
+/* Four independent streams at once (more lookups in flight than two). */
+static void decode_exps4(const uint64_t *tab, bitreader *const br[4], uint8_t *const out[4], int64_t n)
+{
+    const uint8_t *base = br[0]->base;
+    size_t size = br[0]->size;
+    uint8_t *o0 = out[0], *o1 = out[1], *o2 = out[2], *o3 = out[3], *const e0 = o0 + n;
+    size_t p0 = br[0]->pos, p1 = br[1]->pos, p2 = br[2]->pos, p3 = br[3]->pos;
+    uint64_t x0 = br[0]->buf, x1 = br[1]->buf, x2 = br[2]->buf, x3 = br[3]->buf;
+    int n0 = br[0]->nb, n1 = br[1]->nb, n2 = br[2]->nb, n3 = br[3]->nb;
+#define REFILL(x, nb, p) do { x |= load_be64(base + p) >> nb; p += (size_t)((63 - nb) >> 3); nb |= 56; } while (0)
+#define STEP(x, nb, o) do { uint64_t e_ = tab[x >> (64 - LB_HUFF_TABLE_BITS)], s_ = e_ >> 8; memcpy(o, &s_, 8); \
+        o += (e_ >> 56) & 7; x <<= e_ & 63; nb -= (int)(e_ & 63); } while (0)
+    uint8_t *const e1 = out[1] + n, *const e2 = out[2] + n, *const e3 = out[3] + n;
+    const ptrdiff_t room = 4 * LB_HUFF_MULTI;
+    while (e0 - o0 >= room && e1 - o1 >= room && e2 - o2 >= room && e3 - o3 >= room && p0 + 8 <= size &&
+           p1 + 8 <= size && p2 + 8 <= size && p3 + 8 <= size) {
+        REFILL(x0, n0, p0); REFILL(x1, n1, p1); REFILL(x2, n2, p2); REFILL(x3, n3, p3);
+        for (int k = 0; k < 4; k++) { STEP(x0, n0, o0); STEP(x1, n1, o1); STEP(x2, n2, o2); STEP(x3, n3, o3); }
+    }
+#undef REFILL
+#undef STEP
+    uint8_t *o[4] = {o0, o1, o2, o3};
+    size_t ps[4] = {p0, p1, p2, p3};
+    uint64_t xs[4] = {x0, x1, x2, x3};
+    int ns[4] = {n0, n1, n2, n3};
+    for (int i = 0; i < 4; i++) {
+        br[i]->pos = ps[i]; br[i]->buf = xs[i]; br[i]->nb = ns[i];
+        decode_exps(tab, br[i], o[i], out[i] + n - o[i]);
+    }
+}
+
+typedef lb__merge_fn merge_fn;
 
 static merge_fn pick_merge(void)
 {
@@ -188,6 +220,20 @@ static void sdec_pair(sdec *a, sdec *b, merge_fn merge)
     }
 }
 
+/* Four streams side by side while all have whole Huffman chunks left. */
+static void sdec_quad(sdec *d, merge_fn merge)
+{
+    if (d[0].p->kind != LB_KIND_HUFFMAN) return;
+    for (;;) {
+        for (int k = 0; k < 4; k++)
+            if (d[k].done >= d[k].hi || sdec_next(&d[k]) != CHUNK) return;
+        bitreader *br[4] = {&d[0].br, &d[1].br, &d[2].br, &d[3].br};
+        uint8_t *o[4] = {d[0].exp, d[1].exp, d[2].exp, d[3].exp};
+        decode_exps4(d[0].p->table, br, o, CHUNK);
+        for (int k = 0; k < 4; k++) sdec_emit(&d[k], merge);
+    }
+}
+
 static int decode_window(const lb_bf16_packed *p, int64_t s, int64_t lo, int64_t hi, uint16_t *out, bool verify,
                          merge_fn merge, stream_result *r)
 {
@@ -247,7 +293,12 @@ static void range_task(void *vctx, int64_t b, int64_t e, int thread)
 {
     range_ctx *c = vctx;
     int64_t s0 = c->begin / c->p->stream_len;
-    sdec d[2];
+    sdec d[4];
+    for (; b + 4 <= e; b += 4) {
+        for (int k = 0; k < 4; k++) range_init(c, &d[k], s0 + b + k);
+        sdec_quad(d, c->merge);
+        for (int k = 3; k >= 0; k--) range_done(c, &d[k]);
+    }
     for (int64_t i = b; i < e; i += 2) {
         range_init(c, &d[0], s0 + i);
         if (i + 1 < e) {
@@ -297,3 +348,174 @@ lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool)
     if (!p) return lb__err(LB_ERR_ARG, "lb_bf16_unpack: NULL packed tensor");
     return lb_bf16_unpack_streams(p, 0, p->n_streams, out, 0, pool);
 }
+
+/* ---- Sequential reading (the forward pass's fused decode + matmul) ----
+ * A cursor walks elements [begin, end) of a tensor in order across stream
+ * boundaries, decoding CHUNK exponents at a time and merging only what the
+ * caller asks for, so no part of a stream is decoded twice. Starting inside
+ * a stream decodes (but does not merge) that stream's elements before
+ * `begin`. Two cursors read side by side decode their chunks interleaved
+ * (decode_exps2) whenever both need a whole chunk. */
+
+static int64_t cur_stream_count(const lb__cursor *c) { return lb__stream_count(c->p, c->s); }
+
+static void cur_start_stream(lb__cursor *c)
+{
+    const lb_bf16_packed *p = c->p;
+    c->cbase = 0;
+    c->clen = 0;
+    c->used = 0;
+    c->pos = (size_t)p->off[c->s];
+    c->buf = 0;
+    c->nb = 0;
+}
+
+void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int64_t end, lb__merge_fn merge)
+{
+    c->p = p;
+    c->left = end - begin;
+    c->s = p->stream_len ? begin / p->stream_len : 0;
+    c->skip = begin - c->s * p->stream_len;
+    c->merge = merge;
+    c->bad = false;
+    cur_start_stream(c);
+}
+
+/* Stream c->s fully decoded: check its bit count and padding, go to the next. */
+static void cur_next_stream(lb__cursor *c)
+{
+    const lb_bf16_packed *p = c->p;
+    uint64_t used = (uint64_t)(c->pos - p->off[c->s]) * 8 - (uint64_t)c->nb;
+    if (p->kind == LB_KIND_HUFFMAN && used != p->nbits[c->s]) c->bad = true;
+    c->s++;
+    cur_start_stream(c);
+}
+
+static void cur_load(lb__cursor *c, bitreader *br)
+{
+    *br = (bitreader){c->p->payload, c->pos, (size_t)c->p->off[c->p->n_streams], c->buf, c->nb};
+}
+
+static void cur_save(lb__cursor *c, const bitreader *br)
+{
+    c->pos = br->pos;
+    c->buf = br->buf;
+    c->nb = br->nb;
+}
+
+/* Exponents left undecoded in the current stream, capped at CHUNK. */
+static int64_t cur_next_len(const lb__cursor *c) { return lb__min64(CHUNK, cur_stream_count(c) - c->cbase - c->clen); }
+
+/* The chunk buffer is used up: decode the next chunk of this stream. */
+static void cur_decode(lb__cursor *c)
+{
+    if (c->cbase + c->clen == cur_stream_count(c)) cur_next_stream(c);
+    int64_t k = cur_next_len(c);
+    c->cbase += c->clen;
+    c->clen = k;
+    c->used = 0;
+    if (c->p->kind == LB_KIND_CONSTANT) {
+        memset(c->exp, c->p->const_exp, (size_t)c->clen);
+        return;
+    }
+    bitreader br;
+    cur_load(c, &br);
+    decode_exps(c->p->table, &br, c->exp, c->clen);
+    cur_save(c, &br);
+}
+
+/* Start the next chunk of c, of CHUNK values (false when the stream has
+ * fewer left or the tensor has no Huffman bits: cur_decode then). */
+static bool cur_whole_chunk(lb__cursor *c)
+{
+    if (c->p->kind != LB_KIND_HUFFMAN) return false;
+    if (c->cbase + c->clen == cur_stream_count(c)) cur_next_stream(c);
+    return cur_next_len(c) == CHUNK;
+}
+
+static void cur_begin_chunk(lb__cursor *c, bitreader *br)
+{
+    c->cbase += c->clen;
+    c->clen = CHUNK;
+    c->used = 0;
+    cur_load(c, br);
+}
+
+/* The next whole chunks of n cursors (2 or 4), interleaved; false (and
+ * nothing decoded) when one of them has no whole chunk next. */
+static bool cur_decode_n(int n, lb__cursor *const *c)
+{
+    for (int i = 0; i < n; i++) if (!cur_whole_chunk(c[i])) return false;
+    bitreader br[4];
+    for (int i = 0; i < n; i++) cur_begin_chunk(c[i], &br[i]);
+    if (n == 4) {
+        bitreader *b[4] = {&br[0], &br[1], &br[2], &br[3]};
+        uint8_t *o[4] = {c[0]->exp, c[1]->exp, c[2]->exp, c[3]->exp};
+        decode_exps4(c[0]->p->table, b, o, CHUNK);
+    } else {
+        decode_exps2(c[0]->p->table, &br[0], c[0]->exp, &br[1], c[1]->exp, CHUNK);
+    }
+    for (int i = 0; i < n; i++) cur_save(c[i], &br[i]);
+    return true;
+}
+
+/* Take what the chunk buffer holds (skipping first), up to *want values. */
+static void cur_take(lb__cursor *c, uint16_t **out, int64_t *want)
+{
+    int64_t k = lb__min64(c->skip, c->clen - c->used);
+    c->used += k;
+    c->skip -= k;
+    k = lb__min64(*want, c->clen - c->used);
+    if (k <= 0) return;
+    const uint8_t *sm = c->p->sm + c->s * c->p->stream_len + c->cbase + c->used;
+    c->merge(c->exp + c->used, sm, *out, k);
+    c->used += k;
+    *out += k;
+    *want -= k;
+    c->left -= k;
+}
+
+static bool cur_empty(const lb__cursor *c) { return c->used == c->clen; }
+
+void lb__cursor_read(int n, lb__cursor *const *c, uint16_t *const *out, const int64_t *count)
+{
+    LB_ASSERT(n >= 1 && n <= 4);
+    uint16_t *o[4];
+    int64_t want[4];
+    for (int i = 0; i < n; i++) {
+        LB_ASSERT(count[i] <= c[i]->left);
+        o[i] = out[i];
+        want[i] = count[i];
+    }
+    for (;;) {
+        lb__cursor *need[4];   /* cursors that want more and hold nothing */
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (want[i] > 0) cur_take(c[i], &o[i], &want[i]);
+            if (want[i] > 0 && cur_empty(c[i])) need[m++] = c[i];
+        }
+        bool any = false;
+        for (int i = 0; i < n; i++) any |= want[i] > 0;
+        if (!any) return;
+        if (m == 4 && cur_decode_n(4, need)) continue;
+        for (int i = 0; i < m; i += 2)
+            if (i + 1 >= m || !cur_decode_n(2, need + i)) {
+                cur_decode(need[i]);
+                if (i + 1 < m) cur_decode(need[i + 1]);
+            }
+    }
+}
+
+bool lb__cursor_finish(lb__cursor *c)
+{
+    /* a cursor that ended exactly at its stream's end checks that stream too */
+    if (!c->bad && c->left == 0 && c->skip == 0 && cur_empty(c) && c->cbase + c->clen == cur_stream_count(c) &&
+        c->clen > 0) {
+        const lb_bf16_packed *p = c->p;
+        uint64_t used = (uint64_t)(c->pos - p->off[c->s]) * 8 - (uint64_t)c->nb;
+        if (p->kind == LB_KIND_HUFFMAN && used != p->nbits[c->s]) c->bad = true;
+    }
+    return !c->bad;
+}
+
+lb__merge_fn lb__merge_pick(void) { return pick_merge(); }

@@ -2,6 +2,8 @@
  * them from a packed safetensors file at load time, and decoding them for
  * the forward pass into one reusable workspace. */
 #include "lossless/weights.h"
+#include "kernels/kernels.h"
+#include <stdatomic.h>
 
 bool lb__lossless_file(const lb_st_file *f)
 {
@@ -97,9 +99,19 @@ void lb__lossless_row(const lb_weight *w, int64_t r, float *out)
     }
 }
 
+/* Values a fused sub-block aims at: 32K BF16 values (64 KiB), NSEG per
+ * thread, so decoded rows are still in L2 when the kernel reads them. */
+#define FUSED_SUB ((int64_t)1 << 15)
+/* Segments (cursors read side by side) per thread. */
+#define NSEG 4
+
 struct lb_unpacker {
-    uint16_t *ws;         /* (cap) decoded BF16 rows of one block */
-    int64_t cap;
+    uint16_t *ws;         /* (cap) decoded BF16 rows of one block (other matmuls) */
+    int64_t cap, cols;    /* cols: the widest packed matrix */
+    uint16_t *fws;        /* (fthreads * NSEG * fsub) the fused path's sub-blocks */
+    int64_t *cut;         /* (fthreads * NSEG + 1) segment boundaries of one product */
+    int64_t fsub;
+    int fthreads;
 };
 
 lb_status lb__unpacker_create(const lb_model *m, int64_t cap, lb_unpacker **out)
@@ -118,6 +130,8 @@ lb_status lb__unpacker_create(const lb_model *m, int64_t cap, lb_unpacker **out)
     lb_unpacker *u = lb__zalloc(sizeof *u);
     if (!u) return LB_ERR_NOMEM;
     u->cap = lb__max64(cap > 0 ? cap : lb__min64(big, LB_UNPACK_WS), cols);
+    u->cols = cols;
+    u->fsub = lb__max64(lb__min64(u->cap, FUSED_SUB), cols);
     u->ws = lb__alloc_aligned(sizeof *u->ws * (size_t)u->cap);
     if (!u->ws) { LB_FREE(u); return LB_ERR_NOMEM; }
     *out = u;
@@ -128,11 +142,15 @@ void lb__unpacker_free(lb_unpacker *u)
 {
     if (!u) return;
     lb__free_aligned(u->ws);
+    lb__free_aligned(u->fws);
+    LB_FREE(u->cut);
     LB_FREE(u);
 }
 
-void lb__unpacker_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const lb_weight *w, const float *x,
-                         int64_t nt, int64_t xs, float *y, int64_t ys)
+/* Decode a block of rows into the workspace, multiply it with mm (any
+ * matmul with lb__matmul's contract), next block. */
+static void blockwise_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const lb_weight *w, const float *x,
+                             int64_t nt, int64_t xs, float *y, int64_t ys)
 {
     int64_t block = u->cap / w->cols;
     LB_ASSERT(block >= 1);
@@ -143,4 +161,112 @@ void lb__unpacker_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const l
         lb_weight sub = {.data = u->ws, .dtype = LB_DTYPE_BF16, .rows = nr, .cols = w->cols};
         mm(pool, &sub, x, nt, xs, y + r0, ys);
     }
+}
+
+/* The fused path (mm == lb__matmul): the rows are cut into NSEG segments
+ * per thread at rows starting right after a stream boundary (so a segment
+ * decodes at most one row's worth of exponents it does not use). Each
+ * thread reads its segments with NSEG cursors side by side (their chunks
+ * decode interleaved: more table lookups in flight), a sub-block of whole
+ * rows of each at a time into its own small buffers, and runs the
+ * single-threaded BF16 row kernel on each sub-block while it is in L2: one
+ * pool job per matrix, decoded values never leave the core's caches, and
+ * every output is the same canonical dot product lb__matmul computes. */
+typedef struct {
+    const lb_unpacker *u;
+    const lb_kernels *k;
+    lb__merge_fn merge;
+    const lb_weight *w;
+    const float *x;
+    float *y;
+    int64_t nt, xs, ys;
+    const int64_t *cut;   /* (NSEG * jobs + 1) segment boundaries, in rows */
+    _Atomic int bad;
+} fused_job;
+
+static void fused_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    fused_job *j = ctx;
+    const lb_weight *w = j->w;
+    int64_t cols = w->cols, rsub = j->u->fsub / cols;
+    for (int64_t i = b; i < e; i++) {
+        lb__cursor cur[NSEG], *c[NSEG];
+        uint16_t *buf[NSEG];
+        int64_t row[NSEG], end[NSEG], cnt[NSEG];
+        for (int h = 0; h < NSEG; h++) {
+            c[h] = &cur[h];
+            buf[h] = j->u->fws + ((size_t)thread * NSEG + (size_t)h) * (size_t)j->u->fsub;
+            row[h] = j->cut[NSEG * i + h];
+            end[h] = j->cut[NSEG * i + h + 1];
+            lb__cursor_init(c[h], w->packed, row[h] * cols, end[h] * cols, j->merge);
+        }
+        for (;;) {
+            bool more = false;
+            for (int h = 0; h < NSEG; h++) {
+                cnt[h] = lb__min64(rsub, end[h] - row[h]) * cols;
+                more |= cnt[h] > 0;
+            }
+            if (!more) break;
+            lb__cursor_read(NSEG, c, buf, cnt);
+            for (int h = 0; h < NSEG; h++) {
+                int64_t n = cnt[h] / cols;
+                if (!n) continue;
+                lb_weight sub = {buf[h], LB_DTYPE_BF16, n, cols, NULL};
+                j->k->matmul_rows(&sub, 0, n, j->x, j->nt, j->xs, j->y + row[h], j->ys);
+                row[h] += n;
+            }
+        }
+        for (int h = 0; h < NSEG; h++) if (!lb__cursor_finish(c[h])) atomic_store(&j->bad, 1);
+    }
+}
+
+/* Per-thread sub-block buffers for `threads` threads; false when they
+ * cannot be had (the caller then goes block by block). */
+static bool fused_buffers(lb_unpacker *u, int threads)
+{
+    if (u->fthreads >= threads) return true;
+    uint16_t *f = lb__alloc_aligned(sizeof *f * NSEG * (size_t)u->fsub * (size_t)threads);
+    int64_t *cut = lb__alloc(sizeof *cut * (NSEG * (size_t)threads + 1));
+    if (!f || !cut) {
+        lb__free_aligned(f);
+        LB_FREE(cut);
+        return false;
+    }
+    lb__free_aligned(u->fws);
+    LB_FREE(u->cut);
+    u->fws = f;
+    u->cut = cut;
+    u->fthreads = threads;
+    return true;
+}
+
+/* Row where segment boundary k of nseg falls: the first row that starts at
+ * or after the stream boundary nearest to k/nseg of the elements. */
+static int64_t cut_row(const lb_weight *w, int64_t k, int64_t nseg)
+{
+    const lb_bf16_packed *p = w->packed;
+    int64_t n = w->rows * w->cols, target = (int64_t)((double)n * (double)k / (double)nseg);
+    int64_t s = (target + p->stream_len / 2) / p->stream_len;
+    int64_t e = lb__min64(s * p->stream_len, n);
+    return lb__min64((e + w->cols - 1) / w->cols, w->rows);
+}
+
+void lb__unpacker_matmul(lb_unpacker *u, lb_matmul_fn mm, lb_pool *pool, const lb_weight *w, const float *x,
+                         int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    int threads = pool ? lb_pool_threads(pool) : 1;
+    if (mm != lb__matmul || w->cols > u->fsub || !fused_buffers(u, threads)) {
+        blockwise_matmul(u, mm, pool, w, x, nt, xs, y, ys);
+        return;
+    }
+    /* as many jobs as threads, but (like lb__matmul) not fewer than ~64K
+     * multiply-adds each, or waking threads costs more than it saves */
+    int64_t grain = lb__max64(16, ((int64_t)1 << 16) / lb__max64(1, w->cols * nt));
+    int64_t jobs = lb__max64(1, lb__min64(threads, w->rows / grain));
+    int64_t *cut = u->cut;
+    for (int64_t k = 0; k <= NSEG * jobs; k++) cut[k] = k == NSEG * jobs ? w->rows : cut_row(w, k, NSEG * jobs);
+    for (int64_t k = 1; k <= NSEG * jobs; k++) cut[k] = lb__max64(cut[k], cut[k - 1]);
+    fused_job j = {u, lb__kernels(), lb__merge_pick(), w, x, y, nt, xs, ys, cut, 0};
+    lb_pool_for(jobs > 1 ? pool : NULL, jobs, 1, fused_task, &j);
+    LB_ASSERT(!atomic_load(&j.bad)); /* the whole tensor was verified at load */
 }
