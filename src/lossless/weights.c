@@ -211,7 +211,7 @@ static void fused_task(void *ctx, int64_t b, int64_t e, int thread)
             for (int h = 0; h < NSEG; h++) {
                 int64_t n = cnt[h] / cols;
                 if (!n) continue;
-                lb_weight sub = {buf[h], LB_DTYPE_BF16, n, cols, NULL};
+                lb_weight sub = {.data = buf[h], .dtype = LB_DTYPE_BF16, .rows = n, .cols = cols};
                 j->k->matmul_rows(&sub, 0, n, j->x, j->nt, j->xs, j->y + row[h], j->ys);
                 row[h] += n;
             }
