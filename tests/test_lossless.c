@@ -856,14 +856,14 @@ static void test_fused_matmul(void)
         for (int64_t i = 0; i < NT * cols; i++) x[i] = (float)lb_rng_normal(&r);
         int64_t ys = rows + 3;
         float *ya = malloc(sizeof *ya * (size_t)(NT * ys)), *yb = malloc(sizeof *yb * (size_t)(NT * ys));
-        lb_weight wa = {wv, LB_DTYPE_BF16, rows, cols, NULL};
+        lb_weight wa = {.data = wv, .dtype = LB_DTYPE_BF16, .rows = rows, .cols = cols};
         for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
             if (lens[li] < 100 && n > 5000) continue;   /* one value per stream: slow, and covered by smaller shapes */
             lb_bf16_pack_opts o = {.stream_len = lens[li]};
             lb_bf16_packed *p = NULL;
             REQUIRE(lb_bf16_pack(wv, n, "fused", &o, NULL, &p) == LB_OK, "%s", lb_errmsg());
             CHECK(!constant || p->kind == LB_KIND_CONSTANT, "kind %d", p->kind);
-            lb_weight wb = {NULL, LB_DTYPE_BF16, rows, cols, p};
+            lb_weight wb = {.dtype = LB_DTYPE_BF16, .rows = rows, .cols = cols, .packed = p};
             lb_bf16_packed *list[1] = {p};
             lb_model m;
             memset(&m, 0, sizeof m);
