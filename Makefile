@@ -9,7 +9,7 @@ PREFIX  ?= /usr/local
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes
+WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes $(EXTRA_WARN)
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude -Isrc $(WARN)
 LDLIBS   = -lm -pthread
 VERSION  = 0.1.0
@@ -35,8 +35,10 @@ STATIC = $(BUILD)/liblowbit.a
 SHARED = $(BUILD)/liblowbit.so
 CLI    = $(BUILD)/lowbit
 
-.PHONY: all test asan ubsan bench fuzz install clean
+.PHONY: all everything test asan ubsan bench fuzz install clean
 all: $(STATIC) $(SHARED) $(CLI)
+# every program: library, CLI, tests, fuzz targets, benchmarks (CI builds this with -Werror)
+everything: all $(TESTS) $(FUZZERS) $(BENCHES)
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
