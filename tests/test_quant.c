@@ -522,7 +522,7 @@ static void test_qdot_kernels(void)
                 int64_t rows = 9, cols = ks[ki] * lb_format_block(f);
                 size_t rb = lb_format_row_bytes(f, cols);
                 float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)(2 * cols));
-                float *scratch = malloc(sizeof(float) * (size_t)(cols * 16)), ref[2][9], y[2][9], yp[2][9];
+                float *scratch = malloc(sizeof(float) * (size_t)(cols * 16)), ref[2][9], y[9], yp[18];
                 uint8_t *packed = malloc(rb * (size_t)rows);
                 float ts = 1.0f;
                 for (int64_t i = 0; i < 2 * cols; i++) x[i] = (float)lb_rng_normal(&r);
@@ -542,12 +542,12 @@ static void test_qdot_kernels(void)
                     for (int64_t nr = 1; nr <= rows; nr++) {
                         lb_weight W = {.data = packed, .dtype = LB_DTYPE_U8, .rows = nr, .cols = cols, .fmt = f,
                                        .tensor_scale = ts, .row_bytes = rb};
-                        lb__linear(NULL, &W, x, 1, cols, y[0], nr, scratch);
-                        lb__linear(pool, &W, x, 2, cols, yp[0], nr, scratch);
+                        lb__linear(NULL, &W, x, 1, cols, y, nr, scratch);
+                        lb__linear(pool, &W, x, 2, cols, yp, nr, scratch);
                         bool ok = true;
                         for (int64_t i = 0; i < nr; i++)
-                            ok = ok && same_float(y[0][i], ref[0][i]) && same_float(yp[0][i], ref[0][i]) &&
-                                 same_float(yp[0][nr + i], ref[1][i]);
+                            ok = ok && same_float(y[i], ref[0][i]) && same_float(yp[i], ref[0][i]) &&
+                                 same_float(yp[nr + i], ref[1][i]);
                         CHECK(ok, "%s %s, %lld rows x %lld cols, %s: differs from lb_format_dot", fmts[fi],
                               mode ? "random bytes" : "quantized", (long long)nr, (long long)cols, lb_isa_name(isas[ii]));
                         checked++;

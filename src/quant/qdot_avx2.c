@@ -1,7 +1,8 @@
 /* qdot_avx2.c: AVX2 version of the multi-row decode kernels of
  * qdot_avx512.c (same formats, same arithmetic, same bits): up to 4 rows
  * at a time (16 ymm registers), the 16 canonical lanes of a row in two
- * accumulators of 8.
+ * accumulators of 8. MXINT8 is left to the formats module's per-row AVX2
+ * kernel, which bench_qdot measured faster than this one.
  *   - scales: lb__block_d's arithmetic per block (F16 by F16C), 16 blocks
  *     of a row at a time into a small array;
  *   - 4-bit codes: the block's 16 possible weights (v_c - z) * d in two
@@ -15,7 +16,7 @@
 #include <immintrin.h>
 #include <pthread.h>
 
-typedef enum kind { K_TAB4, K_INT8, K_UINT8, K_MXINT8 } kind;
+typedef enum kind { K_TAB4, K_INT8, K_UINT8 } kind;
 
 static float tab_e2m1[16], tab_int4[16], tab_uint4[16];
 static pthread_once_t tab_once = PTHREAD_ONCE_INIT;
@@ -33,10 +34,7 @@ static inline float scale_d(const lb_format *f, const uint8_t *blk, const float 
 {
     *z = f->asym ? (float)blk[2] : 0.0f;
     switch (f->sd) {
-    case LB__SD_E8M0: {
-        float d = blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127);
-        return k == K_MXINT8 ? d * 0x1p-6f : d;   /* exact: v * 2^-6 * 2^e rounds once either way */
-    }
+    case LB__SD_E8M0: return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127);
     case LB__SD_UE4M3: return nvd[blk[0] & 0x7f];
     case LB__SD_F16: return _cvtsh_ss(lb__rd16(blk));
     default: return lb__bits_f32((uint32_t)lb__rd16(blk) << 16);
@@ -148,7 +146,6 @@ static inline __attribute__((always_inline)) void rows_impl(const lb_format *f, 
 ROWS_FN(rows_tab4, K_TAB4, TOP4)
 ROWS_FN(rows_int8, K_INT8, 4)
 ROWS_FN(rows_uint8, K_UINT8, 4)
-ROWS_FN(rows_mxint8, K_MXINT8, 4)
 
 bool lb__qdot_avx2(const lb_format *f, lb__qkern *k)
 {
@@ -160,7 +157,10 @@ bool lb__qdot_avx2(const lb_format *f, lb__qkern *k)
     case LB_ELEM_E2M1: *k = (lb__qkern){rows_tab4, tab_e2m1, true}; return true;
     case LB_ELEM_INT4: *k = (lb__qkern){rows_tab4, tab_int4, true}; return true;
     case LB_ELEM_UINT4: *k = (lb__qkern){rows_tab4, tab_uint4, true}; return true;
-    case LB_ELEM_INT8: *k = (lb__qkern){f->fam == LB__FAM_MX ? rows_mxint8 : rows_int8, NULL, false}; return true;
+    case LB_ELEM_INT8:   /* MXINT8: the formats module's per-row kernel measured faster (bench_qdot) */
+        if (f->fam == LB__FAM_MX) return false;
+        *k = (lb__qkern){rows_int8, NULL, false};
+        return true;
     case LB_ELEM_UINT8: *k = (lb__qkern){rows_uint8, NULL, false}; return true;
     default: return false;
     }
