@@ -493,6 +493,74 @@ static void test_linear(void)
     free(w); free(wd); free(scratch);
 }
 
+/* The multi-row decode kernels (qdot_avx512.c, qdot_avx2.c) through
+ * lb__linear at awkward sizes: 1..9 rows (every tail of the 8- and 4-row
+ * groups), cols = k blocks for k = 1, 2, 3, 5, 24 (partial chunks of 16
+ * block scales), one and two tokens, with and without threads, on every
+ * ISA path this machine has, against the reference lb_format_dot row by
+ * row. Rows are either quantized weights or random bytes (any code, any
+ * scale byte: NaN / Inf / subnormal scales included); equal means the same
+ * bits, or both NaN. */
+static bool same_float(float a, float b) { return (isnan(a) && isnan(b)) || !memcmp(&a, &b, sizeof a); }
+
+static void test_qdot_kernels(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED + 11);
+    const char *fmts[] = {"int4_g32", "int4_g32_asym", "int4_g64_bf16", "int4_g128_asym", "mxfp4", "nvfp4", "nvint4",
+                          "nf4", "int8_g32", "int8_g64_asym", "int8_g32_bf16", "mxint8", "mxfp8_e4m3", "mxfp8_e5m2"};
+    const int ks[] = {1, 2, 3, 5, 24};
+    lb_isa best = lb_isa_best(), isas[] = {LB_ISA_AVX2, LB_ISA_AVX512};
+    lb_pool *pool = NULL;
+    REQUIRE(!lb_pool_create(2, &pool), "pool");
+    int64_t checked = 0;
+    for (size_t fi = 0; fi < sizeof fmts / sizeof *fmts; fi++) {
+        const lb_format *f = lb_format_find(fmts[fi]);
+        REQUIRE(f, "%s", fmts[fi]);
+        for (int ki = 0; ki < 5; ki++)
+            for (int mode = 0; mode < 2; mode++) {
+                int64_t rows = 9, cols = ks[ki] * lb_format_block(f);
+                size_t rb = lb_format_row_bytes(f, cols);
+                float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)(2 * cols));
+                float *scratch = malloc(sizeof(float) * (size_t)(cols * 16)), ref[2][9], y[9], yp[18];
+                uint8_t *packed = malloc(rb * (size_t)rows);
+                float ts = 1.0f;
+                for (int64_t i = 0; i < 2 * cols; i++) x[i] = (float)lb_rng_normal(&r);
+                if (mode == 0) {
+                    for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
+                    REQUIRE(!lb_format_quantize(f, NULL, w, rows, cols, packed, &ts), "%s", lb_errmsg());
+                } else {
+                    for (size_t i = 0; i < rb * (size_t)rows; i++) packed[i] = (uint8_t)lb_rng_u64(&r);
+                    ts = 0.75f;
+                }
+                lb_isa_set(LB_ISA_REF);
+                for (int t = 0; t < 2; t++)
+                    for (int64_t i = 0; i < rows; i++) ref[t][i] = lb_format_dot(f, packed + (size_t)i * rb, ts, x + t * cols, cols);
+                for (int ii = 0; ii < 2; ii++) {
+                    if (isas[ii] > best) continue;
+                    lb_isa_set(isas[ii]);
+                    for (int64_t nr = 1; nr <= rows; nr++) {
+                        lb_weight W = {.data = packed, .dtype = LB_DTYPE_U8, .rows = nr, .cols = cols, .fmt = f,
+                                       .tensor_scale = ts, .row_bytes = rb};
+                        lb__linear(NULL, &W, x, 1, cols, y, nr, scratch);
+                        lb__linear(pool, &W, x, 2, cols, yp, nr, scratch);
+                        bool ok = true;
+                        for (int64_t i = 0; i < nr; i++)
+                            ok = ok && same_float(y[i], ref[0][i]) && same_float(yp[i], ref[0][i]) &&
+                                 same_float(yp[nr + i], ref[1][i]);
+                        CHECK(ok, "%s %s, %lld rows x %lld cols, %s: differs from lb_format_dot", fmts[fi],
+                              mode ? "random bytes" : "quantized", (long long)nr, (long long)cols, lb_isa_name(isas[ii]));
+                        checked++;
+                    }
+                }
+                lb_isa_set(best);
+                free(w); free(x); free(scratch); free(packed);
+            }
+    }
+    CHECK(checked > 0 || best < LB_ISA_AVX2, "no SIMD path checked");
+    lb_pool_free(pool);
+}
+
 static float *logits_of(const lb_model *m, const int32_t *tok, int64_t n, int threads, int64_t batch)
 {
     lb_session *s = NULL;
@@ -648,6 +716,7 @@ int main(int argc, char **argv)
     RUN(test_model_opts);
     RUN(test_bad_files);
     RUN(test_linear);
+    RUN(test_qdot_kernels);
     RUN(test_forward);
     RUN(test_layer_errors);
     if (*tmpdir) {

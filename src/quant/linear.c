@@ -4,8 +4,9 @@
  *   1. rotated weight (hadamard_block > 0): x' = R x per token (block-diagonal
  *      Hadamard with the weight's signs; the same block as offline);
  *   2. SINQ column scale: x' = col_scale .* x';
- *   3. packed weight: per output row, the format's fused dequantize-and-dot
- *      (lb_format_dot, SIMD where formats has it) for decode; for prefill
+ *   3. packed weight: for decode, the fused dequantize-and-dot of several
+ *      rows at once (qdot_avx512.c / qdot_avx2.c, x reordered once per call
+ *      when the kernel wants it), else per row lb_format_dot; for prefill
  *      (nt > 2) the row is dequantized once into a per-thread buffer and
  *      reused for every token with the engine's canonical dot. Dense weight:
  *      the engine's matmul.
@@ -36,7 +37,8 @@ size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads)
         const lb_weight *w[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int i = 0; i < 7; i++) max_cols(w[i], &cols, &any);
     }
-    return any ? (size_t)(cols * (3 * max_batch + n_threads)) : 0;   /* q, k, v inputs + row buffers */
+    /* q, k, v inputs + decode inputs in kernel order + row buffers */
+    return any ? (size_t)(cols * (3 * max_batch + 3 * 2 + n_threads)) : 0;
 }
 
 void lb__qweight_row(const lb_weight *w, int64_t r, float *out)
@@ -49,6 +51,23 @@ void lb__qweight_row(const lb_weight *w, int64_t r, float *out)
     if (w->hadamard_block) lb__quant_unrotate(out, 1, w->cols, w->hadamard_block, w->hadamard_signs);
 }
 
+bool lb__qdot_kernel(const lb_format *f, lb__qkern *k)
+{
+    *k = (lb__qkern){0};
+    if (lb_isa_active() >= LB_ISA_AVX512) return lb__qdot_avx512(f, k);
+    if (lb_isa_active() >= LB_ISA_AVX2) return lb__qdot_avx2(f, k);
+    return false;
+}
+
+void lb__qdot_perm_x(const float *x, int64_t cols, float *xp)
+{
+    for (int64_t c = 0; c < cols; c += 16)
+        for (int m = 0; m < 8; m++) {
+            xp[c + 2 * m] = x[c + m];
+            xp[c + 2 * m + 1] = x[c + 8 + m];
+        }
+}
+
 #define LINEAR_MAX_N 3
 
 typedef struct qmm_part {
@@ -57,8 +76,9 @@ typedef struct qmm_part {
     int64_t xs, row0;        /* input row stride; first row in the joint row range */
     float *y;
     int64_t ys;
-    lb__qdot_fn fast;        /* AVX-512 row kernel, or NULL: lb_format_dot */
-    const float *tab;
+    lb__qkern kern;          /* multi-row kernel (kern.rows NULL: lb_format_dot) */
+    const float *xk;         /* decode: x in the kernel's order (row stride xks) */
+    int64_t xks;
     float nvd[128];          /* NV formats: ue4m3(code) / tensor_scale */
 } qmm_part;
 
@@ -74,15 +94,13 @@ typedef struct qmm_job {
 static void packed_rows(const qmm_job *j, const qmm_part *p, int64_t r0, int64_t r1, int thread)
 {
     const lb_weight *w = p->w;
-    if (j->nt <= 2 && p->fast) {   /* AVX-512 kernel, 4 rows at a time */
-        float o[8];
-        for (int64_t r = r0; r < r1; r += 8) {
-            int nr = (int)lb__min64(8, r1 - r);
+    if (j->nt <= 2 && p->kern.rows) {   /* multi-row kernel; 32 rows per step stay in cache for token 2 */
+        for (int64_t r = r0; r < r1; r += 32) {
+            int nr = (int)lb__min64(32, r1 - r);
             const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-            for (int64_t t = 0; t < j->nt; t++) {
-                p->fast(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->x + t * p->xs, w->cols, p->tab, p->nvd, o);
-                for (int k = 0; k < nr; k++) p->y[t * p->ys + r + k] = o[k];
-            }
+            for (int64_t t = 0; t < j->nt; t++)
+                p->kern.rows(w->fmt, w->tensor_scale, row, w->row_bytes, nr, p->xk + t * p->xks, w->cols, p->kern.tab,
+                             p->nvd, p->y + t * p->ys + r);
         }
         return;
     }
@@ -154,8 +172,8 @@ void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
         qmm_part *p = &j.p[i];
         *p = (qmm_part){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
         rows += w[i]->rows;
-        if (w[i]->fmt && lb_isa_active() >= LB_ISA_AVX512) p->fast = lb__qdot_avx512(w[i]->fmt, &p->tab);
-        if (p->fast && lb_format_uses_tensor_scale(w[i]->fmt))
+        if (w[i]->fmt && nt <= 2) lb__qdot_kernel(w[i]->fmt, &p->kern);
+        if (p->kern.rows && lb_format_uses_tensor_scale(w[i]->fmt))
             for (int c = 0; c < 128; c++) p->nvd[c] = lb_elem_decode(LB_ELEM_UE4M3, (uint8_t)c) / w[i]->tensor_scale;
         if (!transformed(w[i])) continue;
         int k = same_transform(&j, i);
@@ -165,8 +183,21 @@ void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
         p->xs = w[i]->cols;
         used += nt * w[i]->cols;
     }
+    for (int i = 0; i < n; i++) {   /* decode: inputs in the kernel's order, once per distinct input */
+        qmm_part *p = &j.p[i];
+        p->xk = p->x;
+        p->xks = p->xs;
+        if (!p->kern.perm_x) continue;
+        int k = 0;
+        while (k < i && !(j.p[k].kern.perm_x && j.p[k].x == p->x)) k++;
+        if (k < i) { p->xk = j.p[k].xk; p->xks = j.p[k].xks; continue; }
+        for (int64_t t = 0; t < nt; t++) lb__qdot_perm_x(p->x + t * p->xs, p->w->cols, scratch + used + t * p->w->cols);
+        p->xk = scratch + used;
+        p->xks = p->w->cols;
+        used += nt * p->w->cols;
+    }
     j.rowbuf = scratch + used;
-    int64_t grain = lb__max64(4, ((int64_t)1 << 16) / lb__max64(1, j.max_cols * nt));
+    int64_t grain = (lb__max64(8, ((int64_t)1 << 16) / lb__max64(1, j.max_cols * nt)) + 7) / 8 * 8;   /* whole 8-row groups */
     lb_pool_for(pool, rows, grain, qmm_task, &j);
 }
 

@@ -101,15 +101,25 @@ void lb__linear(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, i
  * transformed once. */
 void lb__linear_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
                   float *const *y, const int64_t *ys, float *scratch);
-/* Fused dequantize-and-dot of nr (<= 4) consecutive packed rows (row stride
- * rb) with x into out[nr] (qdot_avx512.c); each result is bit-identical with
- * lb_format_dot; tab is the value table lb__qdot_avx512 returns, nvd (NV
- * formats) the 128 block multipliers ue4m3(c) / ts. */
+/* Fused dequantize-and-dot of nr consecutive packed rows (row stride rb)
+ * with x into out[nr] (qdot_avx512.c, qdot_avx2.c); each result is
+ * bit-identical with lb_format_dot; tab is the value table of the kernel,
+ * nvd (NV formats) the 128 block multipliers ue4m3(c) / ts. x is in the
+ * order lb__qdot_perm_x gives when the kernel's perm_x is set. */
 typedef void (*lb__qdot_fn)(const lb_format *f, float ts, const uint8_t *rows, size_t rb, int nr, const float *x,
                             int64_t cols, const float *tab, const float *nvd, float *out);
-/* The AVX-512 row kernel for f, or NULL when f has none (then lb_format_dot).
- * Call only when the AVX-512 path is active. */
-lb__qdot_fn lb__qdot_avx512(const lb_format *f, const float **tab);
+typedef struct lb__qkern {
+    lb__qdot_fn rows;
+    const float *tab;
+    bool perm_x;                 /* x interleaved per 16: x[0], x[8], x[1], x[9], ... x[7], x[15] */
+} lb__qkern;
+/* The multi-row kernel for f on the active ISA (false: none, use
+ * lb_format_dot). The _avx512 / _avx2 ones: call only when that ISA is active. */
+bool lb__qdot_kernel(const lb_format *f, lb__qkern *k);
+bool lb__qdot_avx512(const lb_format *f, lb__qkern *k);
+bool lb__qdot_avx2(const lb_format *f, lb__qkern *k);
+/* xp (cols, a multiple of 16) = x in the perm_x order. */
+void lb__qdot_perm_x(const float *x, int64_t cols, float *xp);
 /* Floats of scratch lb__linear needs for any weight of m (0 when all dense). */
 size_t lb__linear_scratch(const lb_model *m, int64_t max_batch, int n_threads);
 /* Row r of any weight as F32 in the original space (embedding lookup). */
