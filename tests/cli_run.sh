@@ -25,6 +25,8 @@ $CLI run --model "$S260" --temp 0.8 --top-p 0.9 --seed 7 -n 40 --threads 1 >"$T/
 check run-sampled-identical cmp -s "$T/s_ref" "$T/s_avx512"
 check run-sampled-identical-avx2 cmp -s "$T/s_ref" "$T/s_avx2"
 check run-sampled-threads cmp -s "$T/s_1" "$T/s_avx512"
+expect_ok run-echo $CLI run --model "$S260" --temp 0 -n 8 -p "Once upon a time"
+check run-echo-prompt grep -q "^Once upon a time, there" "$T/out"
 expect_ok run-json $CLI run --model "$S260" --temp 0 -n 20 --json -p "Once upon"
 check run-json-text grep -q '"text": "' "$T/out"
 

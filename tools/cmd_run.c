@@ -79,7 +79,8 @@ static int run_usage(void)
     printf("usage: lowbit run --model M [--tokenizer T] [-p PROMPT] [-n N] [--temp T] [--top-p P] [--seed S]\n"
            "                  [--threads K] [--ctx C] [--json]\n"
            "Generates text: the prompt (with BOS) is processed in one batch, then up to N tokens (default 256)\n"
-           "are sampled one at a time and streamed to stdout; generation stops at EOS/BOS or the context end.\n"
+           "are sampled one at a time and streamed to stdout after the prompt itself; generation stops at EOS/BOS\n"
+           "or the context end.\n"
            "  --temp 0 is greedy (argmax); --top-p < 1 keeps the smallest nucleus of that mass (default 1).\n"
            "  --seed S (default 42) fixes sampling; --ctx C caps the context (default: the model's).\n"
            "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
@@ -183,6 +184,7 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
     int64_t gen = 0, n_dec = 0;
     int32_t prev = ids[np - 1], eos = lb_tokenizer_eos(t), bos = lb_tokenizer_bos(t);
     char buf[64];
+    if (!s && !o->json) { fputs(o->prompt, stdout); fflush(stdout); }   /* echo, then continue it */
     while (!s && gen < o->n) {
         int32_t next = lb_sample(g.smp, g.logits);
         if (next == eos || next == bos) break;
