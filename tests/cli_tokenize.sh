@@ -13,6 +13,20 @@ expect_fail corrupt-bin "tokenizer.bin" $CLI tokenize --tokenizer "$T/tokenizer.
 printf '{"model": {"type": "Unigram", "vocab": []}}' > "$T/tokenizer.json"
 expect_fail unigram "Unigram" $CLI tokenize --model "$T" "hi"
 
+if [ -f "$M/tinystories-656k/model.safetensors" ]; then
+    # a single-file safetensors model (as `lowbit quantize` writes) finds the
+    # tokenizer.json beside it, and names what it looked for when absent
+    mkdir "$T/single"
+    ln -s "$(cd "$M/tinystories-656k" && pwd)/model.safetensors" "$T/single/q.safetensors"
+    expect_fail single-none "looked for tokenizer.json" $CLI tokenize --model "$T/single/q.safetensors" "hi"
+    cp "$M/tinystories-656k/tokenizer.json" "$T/single/"
+    expect_ok single-found $CLI tokenize --model "$T/single/q.safetensors" "Once upon a time"
+    $CLI tokenize --model "$M/tinystories-656k" "Once upon a time" > "$T/want" 2>/dev/null
+    check single-same-ids cmp -s "$T/out" "$T/want"
+else
+    echo "SKIP cli_tokenize: tinystories-656k absent"; skip=$((skip + 1))
+fi
+
 if [ -f "$M/llama2c-tokenizer/tokenizer.bin" ]; then
     # the Llama 2 tokenizer's well-known ids for "Hello world"
     expect_ok hello $CLI tokenize --tokenizer "$M/llama2c-tokenizer/tokenizer.bin" --bos Hello world

@@ -527,8 +527,8 @@ lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap)
         if (try_path(buf, cap, model_path, "tokenizer.json") || try_path(buf, cap, model_path, "tokenizer.bin") ||
             find_tok_bin(buf, cap, model_path))
             return LB_OK;
-        return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this folder "
-                       "(give one with --tokenizer)", model_path);
+        return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this folder",
+                       model_path);
     }
     if (!is_file(model_path)) return lb__err(LB_ERR_IO, "%s: no such model file or folder", model_path);
     size_t n = strlen(model_path);
@@ -544,12 +544,20 @@ lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap)
     memcpy(dir, slash ? model_path : ".", dl);
     dir[dl] = 0;
     if (!dl) strcpy(dir, "/");
-    int64_t v = llama2c_vocab(model_path);
-    char name[64];
-    snprintf(name, sizeof name, "tok%lld.bin", (long long)v);
-    if ((v > 0 && try_path(buf, cap, dir, name)) || try_path(buf, cap, dir, "tokenizer.bin") ||
-        try_path(buf, cap, dir, "tokenizer.json") || find_tok_bin(buf, cap, dir))
+    /* a safetensors file (lowbit's quantized or packed single-file models)
+     * has no llama2.c header to take the vocabulary size from */
+    bool st = n >= 12 && !strcmp(model_path + n - 12, ".safetensors");
+    int64_t v = st ? 0 : llama2c_vocab(model_path);
+    char name[64] = "", tried[80] = "";
+    if (v > 0) {
+        snprintf(name, sizeof name, "tok%lld.bin", (long long)v);
+        snprintf(tried, sizeof tried, "%s, ", name);
+    }
+    if ((v > 0 && try_path(buf, cap, dir, name)) || (st && try_path(buf, cap, dir, "tokenizer.json")) ||
+        try_path(buf, cap, dir, "tokenizer.bin") || try_path(buf, cap, dir, "tokenizer.json") ||
+        find_tok_bin(buf, cap, dir))
         return LB_OK;
-    return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer beside this model (looked for %s, tokenizer.bin, "
-                   "tokenizer.json, tok*.bin in %s; give one with --tokenizer)", model_path, name, dir);
+    return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer beside this model (looked for %s%s in %s)", model_path,
+                   tried, st ? "tokenizer.json, tokenizer.bin, tok*.bin" : "tokenizer.bin, tokenizer.json, tok*.bin",
+                   dir);
 }
