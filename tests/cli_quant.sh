@@ -7,6 +7,7 @@ expect_ok help $CLI quantize --help
 check help-usage grep -q usage "$T/out"
 if [ -f "$M/stories260K/stories260K.bin" ]; then
     expect_ok q-rtn $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/a.safetensors" --format int4_asym --group 32
+    check q-tokenizer-hint grep -q -- "--tokenizer .*tok512.bin" "$T/err"
     check q-summary grep -q "linears: 30 quantized, 5 kept" "$T/out"
     check q-kept-shape grep -q "down_proj.weight.*kept (shape)" "$T/out"
     check q-file test -s "$T/a.safetensors"

@@ -103,6 +103,17 @@ static const char *with_rotation(const char *m, char *buf, size_t cap)
     return buf;
 }
 
+/* The quantized file carries no tokenizer: when none sits beside it, say
+ * which one `run`/`eval` will need (on stderr, so stdout stays the report). */
+static void tokenizer_hint(const char *in, const char *out)
+{
+    char src[4096], near[4096];
+    if (lb_tokenizer_find(out, near, sizeof near) == LB_OK) return;
+    if (lb_tokenizer_find(in, src, sizeof src) == LB_OK)
+        fprintf(stderr, "lowbit quantize: no tokenizer beside %s; run it with --tokenizer %s (or copy that file "
+                        "beside it)\n", out, src);
+}
+
 int cmd_quantize(int argc, char **argv)
 {
     const char *in = NULL, *out = NULL, *v;
@@ -161,5 +172,6 @@ int cmd_quantize(int argc, char **argv)
     if (json) print_json(&rep, out, o.format, o.method);
     else print_text(&rep, out);
     lb_quant_report_free(&rep);
+    tokenizer_hint(in, out);
     return 0;
 }
