@@ -295,15 +295,10 @@ INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, 
         return;
     }
     bool conv = dt != LB_DTYPE_F32 && nt >= 3 && 8 * n <= SCRATCH_FLOATS;
-    if (n >= lb__avx512_wide_cols && nt >= 2) {
-        for (; r + 4 <= r1; r += 4) {
-            const uint8_t *wt = base + (size_t)r * rb;
-            if (conv) {
-                convert_rows(wt, rb, 4, n, dt, scratch);
-                rows4_tokens((const uint8_t *)scratch, (size_t)n * 4, x, nt, xs, n, LB_DTYPE_F32, y + r, ys);
-            } else rows4_tokens(wt, rb, x, nt, xs, n, dt, y + r, ys);
-        }
-    }
+    /* F32 only: on BF16 weights (through the F32 scratch) the 4-row tile
+     * measured ~3 % slower than 8 rows, on F32 0-4 % faster. */
+    if (dt == LB_DTYPE_F32 && n >= lb__avx512_wide_cols && nt >= 2)
+        for (; r + 4 <= r1; r += 4) rows4_tokens(base + (size_t)r * rb, rb, x, nt, xs, n, dt, y + r, ys);
     for (; r + 8 <= r1; r += 8) {
         const uint8_t *wt = base + (size_t)r * rb;
         if (conv) {
