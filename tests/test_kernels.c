@@ -113,6 +113,28 @@ static void test_matmul_tokens(void)
     check_shape(pools, LB_DTYPE_F32, 70, 129, 9);
 }
 
+/* The AVX-512 4-row x 6-token prefill tile (normally only for inputs >= 1280
+ * wide, F32 weights) forced on at every width: rows 1..17 cover whole 4-row
+ * tiles plus 1..3 leftover rows, tokens 1..13 every token remainder 0..5.
+ * BF16/F16 at width 2048 keep the 8-row tile; checked beside it. */
+static void test_matmul_wide_tile(void)
+{
+    int saved = lb__avx512_wide_cols;
+    lb__avx512_wide_cols = 0;
+    static const int64_t cols[] = {1, 15, 16, 17};
+    for (size_t c = 0; c < sizeof cols / sizeof *cols; c++)
+        for (int64_t rows = 1; rows <= 17; rows++)
+            for (int64_t nt = 1; nt <= 13; nt++)
+                check_shape(pools, LB_DTYPE_F32, rows, cols[c], nt);
+    lb__avx512_wide_cols = saved;   /* 2048 reaches the tile at the default threshold */
+    for (int64_t rows = 1; rows <= 17; rows++) check_shape(pools, LB_DTYPE_F32, rows, 2048, 1 + (rows * 5) % 13);
+    for (int64_t nt = 1; nt <= 13; nt++) {
+        check_shape(pools, LB_DTYPE_F32, 7, 2048, nt);
+        check_shape(pools, LB_DTYPE_BF16, 9, 2048, nt);
+    }
+    check_shape(pools, LB_DTYPE_F16, 6, 2048, 8);
+}
+
 static void test_dot(void)
 {
     for (int64_t n = 0; n < 70; n++) {
@@ -180,6 +202,7 @@ int main(int argc, char **argv)
     RUN(test_attention_kernels);
     RUN(test_matmul_awkward);
     RUN(test_matmul_tokens);
+    RUN(test_matmul_wide_tile);
     for (int i = 0; i < 3; i++) lb_pool_free(pools[i]);
     return TEST_DONE();
 }

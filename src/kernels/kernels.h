@@ -71,6 +71,9 @@ float lb__dot_avx2(const float *a, const float *b, int64_t n);
 void lb__matmul_rows_avx512(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                             float *y, int64_t ys);
 float lb__dot_avx512(const float *a, const float *b, int64_t n);
+/* Prefill inputs (F32 weights) at least this wide use the AVX-512 4x6 tile
+ * (default 1280; tests set 0 to run it at every width). */
+extern int lb__avx512_wide_cols;
 
 /* Multithreaded Y = X W^T over all rows of w (split by output rows on the
  * pool, NULL = calling thread), with the active ISA. */
