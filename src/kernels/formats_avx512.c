@@ -371,8 +371,20 @@ static inline __attribute__((always_inline)) void encode_block(const lb_format *
                                                                float inv, float zf, vkind k)
 {
     __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
-    for (int64_t i = 0; i < f->block; i += 16)
-        pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), codes, i, k);
+    int64_t B = f->block, i = 0;
+    if (!is8(k)) {
+        /* 32 4-bit codes -> 16 bytes: packus gives words ordered, per 128-bit
+         * lane l, elements 4l..4l+3 then 16+4l..16+4l+3; madd joins word pairs
+         * into bytes (lo + 16 * hi); vpmovdb, then pshufb restores byte order. */
+        const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        for (; i + 32 <= B; i += 32) {
+            __m512i c0 = encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz);
+            __m512i c1 = encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i + 16), vi), k, vz);
+            __m512i w = _mm512_madd_epi16(_mm512_packus_epi32(c0, c1), _mm512_set1_epi32(0x00100001));
+            _mm_storeu_si128((__m128i *)(codes + i / 2), _mm_shuffle_epi8(_mm512_cvtepi32_epi8(w), order));
+        }
+    }
+    for (; i < B; i += 16) pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), codes, i, k);
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
