@@ -306,21 +306,17 @@ static inline __attribute__((always_inline)) void chunk_heads(const lb_format *f
     uint32_t ab[64];
     float lo[64], hi[64];
     const __m512i absm = _mm512_set1_epi32(0x7fffffff);
-    for (int64_t j0 = 0; j0 < cnt && !is_asym(k); j0 += 16)
-        _mm512_storeu_si512(ab + j0, block_amax16(x + j0 * f->block, f->block, lb__min64(16, cnt - j0)));
-    for (int64_t j = 0; j < cnt && is_asym(k); j++) {
+    for (int64_t j = 0; j < cnt; j++) {
         const float *xb = x + j * f->block;
         __m512i am = _mm512_setzero_si512();
         __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
         for (int64_t i = 0; i < f->block; i += 16) {
             __m512 v = _mm512_loadu_ps(xb + i);
             am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_castps_si512(v), absm));
-            mn = _mm512_min_ps(v, mn);
-            mx = _mm512_max_ps(v, mx);
+            if (is_asym(k)) { mn = _mm512_min_ps(v, mn); mx = _mm512_max_ps(v, mx); }
         }
         ab[j] = (uint32_t)_mm512_reduce_max_epu32(am);
-        lo[j] = _mm512_reduce_min_ps(mn);
-        hi[j] = _mm512_reduce_max_ps(mx);
+        if (is_asym(k)) { lo[j] = _mm512_reduce_min_ps(mn); hi[j] = _mm512_reduce_max_ps(mx); }
     }
     float qmax = lb_elem_max(f->elem);
     for (int64_t j0 = 0; j0 < cnt; j0 += 16) {
