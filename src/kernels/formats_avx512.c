@@ -213,43 +213,6 @@ static inline __m512i scale16_encode16(lb__sdtype sd_type, __m512 s, __m512 *sd)
     return h;
 }
 
-/* Lane j = max over the 32-bit lanes of v[j], for 16 vectors: a transpose
- * by halves (256-, 128-, 64-, 32-bit) with a max at each step, so 16 block
- * maxima cost 30 shuffles instead of 16 separate reductions. */
-static inline __m512i hmax16_epu32(const __m512i v[16])
-{
-    __m512i x[8], y[4], z[2];
-    for (int i = 0; i < 8; i++)
-        x[i] = _mm512_max_epu32(_mm512_shuffle_i32x4(v[2 * i], v[2 * i + 1], 0x44),
-                                _mm512_shuffle_i32x4(v[2 * i], v[2 * i + 1], 0xee));
-    for (int i = 0; i < 4; i++)   /* 128-bit lane l: block 4i + l */
-        y[i] = _mm512_max_epu32(_mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], 0x88),
-                                _mm512_shuffle_i32x4(x[2 * i], x[2 * i + 1], 0xdd));
-    for (int i = 0; i < 2; i++)
-        z[i] = _mm512_max_epu32(_mm512_unpacklo_epi64(y[2 * i], y[2 * i + 1]),
-                                _mm512_unpackhi_epi64(y[2 * i], y[2 * i + 1]));
-    /* 128-bit lane l, dword d: block 4d + l */
-    __m512 z0 = _mm512_castsi512_ps(z[0]), z1 = _mm512_castsi512_ps(z[1]);
-    __m512i w = _mm512_max_epu32(_mm512_castps_si512(_mm512_shuffle_ps(z0, z1, 0x88)),
-                                 _mm512_castps_si512(_mm512_shuffle_ps(z0, z1, 0xdd)));
-    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), w);
-}
-
-/* Amax bits of the cnt <= 16 blocks of B elements at x (lanes past cnt: 0). */
-static inline __m512i block_amax16(const float *x, int64_t B, int64_t cnt)
-{
-    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
-    __m512i v[16];
-    for (int64_t j = 0; j < 16; j++) {
-        __m512i am = _mm512_setzero_si512();
-        if (j < cnt)
-            for (int64_t i = 0; i < B; i += 16)
-                am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_loadu_si512(x + j * B + i), absm));
-        v[j] = am;
-    }
-    return hmax16_epu32(v);
-}
-
 /* 2^-e for 16 exponents e in [-127, 127] (lb__pow2f(-e)). */
 static inline __m512 pow2_neg16(__m512i e)
 {
@@ -262,7 +225,15 @@ static inline __m512 pow2_neg16(__m512i e)
 static inline void mx_heads16(const lb_format *f, lb_scale_rule rule, const float *x, uint8_t *out, size_t bb,
                               int64_t cnt, bool *ok, float *inv)
 {
-    __m512i A = block_amax16(x, f->block, cnt);
+    uint32_t ab[16] = {0};
+    for (int64_t j = 0; j < cnt; j++) {   /* per-block reductions beat a 16-vector transpose here */
+        __m512i am = _mm512_setzero_si512();
+        for (int64_t i = 0; i < f->block; i += 16)
+            am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_loadu_si512(x + j * f->block + i),
+                                                       _mm512_set1_epi32(0x7fffffff)));
+        ab[j] = (uint32_t)_mm512_reduce_max_epu32(am);
+    }
+    __m512i A = _mm512_loadu_si512(ab);
     __mmask16 fin = _mm512_cmplt_epu32_mask(A, _mm512_set1_epi32(0x7f800000));
     A = _mm512_maskz_mov_epi32(fin, A);
     /* floor(log2 amax): exponent field, or for subnormals that of (float)bits (exact below 2^24) - 149 */
