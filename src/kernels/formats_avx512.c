@@ -3,8 +3,9 @@
  * group formats; dequantize and dot for MXFP8, MXFP6 and the INT2/INT3
  * groups (codes read with gathers). The same operations as formats_avx2.c
  * on 16 lanes, so one vector holds the dot product's 16 partial sums. Bit-exact with the
- * reference (src/formats/blocks.c): block headers come from the shared
- * scalar helpers, elements go through the same float operations.
+ * reference (src/formats/blocks.c): block headers go through the operations of the
+ * shared scalar helpers (16 blocks per vector), elements through the same
+ * float operations.
  *
  * 4-bit codes: element 2j is the low nibble of byte j; 16 codes (8 bytes)
  * widen to 16 int32 lanes. 16-entry tables (E2M1, NF4) decode with one
