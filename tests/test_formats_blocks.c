@@ -6,7 +6,8 @@
  *  - idempotence of quantize on dequantized data (MX floor, INT symmetric)
  *  - rows pack independently; dot = the fixed 16-lane fmaf order
  *  - zero blocks, Inf/NaN blocks, amax at the E8M0 and E4M3 limits
- *  - every ISA path bit-exact with the reference at awkward sizes */
+ *  - every ISA path bit-exact with the reference at awkward sizes, and on
+ *    E2M1 rounding midpoints +- a few ulps */
 #include "harness.h"
 #include "formats/formats.h"
 #include <sys/mman.h>
@@ -312,6 +313,59 @@ static void test_isa_bitexact(void)
     lb_isa_set(best);
 }
 
+/* E2M1 rounding in the SIMD quantizers: MXFP4 blocks whose first element is
+ * 6 (shared exponent 0, so x * 2^-e = x) and whose others sit on or within a
+ * few ulps of a rounding midpoint or grid point, random sign; some blocks
+ * scaled by 2^-140 (subnormal amax); all paths against the reference. */
+static void test_e2m1_ties(void)
+{
+    lb_isa best = lb_isa_best();
+    if (best == LB_ISA_REF) SKIP("no SIMD path on this CPU");
+    static const float pts[] = {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f, 1.75f, 2.0f, 2.5f, 3.0f, 3.5f,
+                                4.0f, 5.0f, 6.0f, 7.0f};
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED ^ 0xe2);
+    const char *names[] = {"mxfp4", "nvfp4"};
+    int64_t cols = 4096, rows = 8, n = cols * rows;
+    float *x = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        float v = pts[lb_rng_u64(&r) % 16];
+        int k = (int)(lb_rng_u64(&r) % 7) - 3;
+        for (; k > 0; k--) v = nextafterf(v, INFINITY);
+        for (; k < 0; k++) v = nextafterf(v, 0.0f);
+        if (lb_rng_u64(&r) % 8 == 0) v = (float)(lb_rng_u64(&r) % 8000) / 1000.0f;
+        x[i] = lb_rng_u64(&r) & 1 ? -v : v;
+    }
+    for (int64_t b = 0; b < n / 32; b++) {
+        x[b * 32] = 6.0f;
+        if (b % 5 == 4)
+            for (int64_t i = 0; i < 32; i++) x[b * 32 + i] *= 0x1p-140f;
+    }
+    for (size_t ni = 0; ni < 2; ni++) {
+        const lb_format *f = lb_format_find(names[ni]);
+        REQUIRE(f, "%s", names[ni]);
+        size_t rb = lb_format_row_bytes(f, cols);
+        uint8_t *p0 = malloc(rb * rows), *p1 = malloc(rb * rows);
+        for (int rule = 0; rule < 2; rule++) {
+            lb_quant_opts o = {(lb_scale_rule)rule};
+            float t0, t1;
+            lb_isa_set(LB_ISA_REF);
+            lb_format_quantize(f, &o, x, rows, cols, p0, &t0);
+            for (int isa = LB_ISA_AVX2; isa <= (int)best; isa++) {
+                lb_isa_set((lb_isa)isa);
+                lb_format_quantize(f, &o, x, rows, cols, p1, &t1);
+                size_t d = 0;
+                while (d < rb * rows && p0[d] == p1[d]) d++;
+                CHECK(d == rb * rows && t0 == t1, "%s %s rule %d: first differing byte %zu", names[ni],
+                      lb_isa_name((lb_isa)isa), rule, d);
+            }
+        }
+        free(p0); free(p1);
+    }
+    free(x);
+    lb_isa_set(best);
+}
+
 /* Every path reads and writes only inside its row: the packed row, the input
  * and the output each end exactly at a page followed by an inaccessible one
  * (a read past the end faults, which sanitizers do not see inside SIMD gathers). */
@@ -351,6 +405,7 @@ int main(int argc, char **argv)
     RUN(test_scale_limits);
     RUN(test_ue4m3_fast);
     RUN(test_isa_bitexact);
+    RUN(test_e2m1_ties);
     RUN(test_row_end_guard);
     return TEST_DONE();
 }

@@ -9,10 +9,12 @@
  *
  * 4-bit codes: element 2j is the low nibble of byte j; 16 codes (8 bytes)
  * widen to two vectors of 8 int32. 16-entry tables (E2M1, NF4) decode with
- * two vpermps and a blend on code bit 3. E2M1 encodes by counting the
- * rounding thresholds |v| passes (>0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5,
- * ties to the even code), NF4 by counting the midpoints below v (ties to
- * the lower entry). */
+ * two vpermps and a blend on code bit 3. NF4 encodes by counting the
+ * midpoints below v (ties to the lower entry). E2M1 rounds a = |v|
+ * (nearest, ties to even, saturating at 6) without compares, as in
+ * formats_avx512.c: s = round(2a) from the bits of a + 1.5*2^22 (exact
+ * below 1), n = a rounded to 1 mantissa bit on its bit pattern, minus 252
+ * (exact from 1 up); code = max(min(s, 2), min(n, 7)), sign as bit 3. */
 #include "kernels/formats_simd.h"
 #include <immintrin.h>
 
@@ -181,11 +183,15 @@ static inline __m256i encode8(__m256 v, vkind k, __m256 z)
 {
     __m256i c = _mm256_setzero_si256();
 #define COUNT(x, t, op) c = _mm256_sub_epi32(c, _mm256_castps_si256(_mm256_cmp_ps(x, _mm256_set1_ps(t), op)))
-    if (k == V_E2M1) {
-        __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-        COUNT(a, 0.25f, _CMP_GT_OQ); COUNT(a, 0.75f, _CMP_GE_OQ); COUNT(a, 1.25f, _CMP_GT_OQ);
-        COUNT(a, 1.75f, _CMP_GE_OQ); COUNT(a, 2.5f, _CMP_GT_OQ); COUNT(a, 3.5f, _CMP_GE_OQ); COUNT(a, 5.0f, _CMP_GT_OQ);
-        return _mm256_or_si256(c, _mm256_slli_epi32(_mm256_srli_epi32(_mm256_castps_si256(v), 31), 3));
+    if (k == V_E2M1) {   /* see the header comment */
+        __m256i u = _mm256_castps_si256(v), b = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+        __m256i s = _mm256_sub_epi32(_mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(b), _mm256_set1_ps(0x1.8p22f))),
+                                     _mm256_set1_epi32(0x4ac00000));
+        __m256i n = _mm256_add_epi32(_mm256_add_epi32(b, _mm256_set1_epi32(0x1fffff - 0x3f000000)),
+                                     _mm256_and_si256(_mm256_srli_epi32(b, 22), _mm256_set1_epi32(1)));
+        n = _mm256_min_epi32(_mm256_srai_epi32(n, 22), _mm256_set1_epi32(7));
+        c = _mm256_max_epi32(_mm256_min_epi32(s, _mm256_set1_epi32(2)), n);
+        return _mm256_or_si256(c, _mm256_and_si256(_mm256_srli_epi32(u, 28), _mm256_set1_epi32(8)));
     }
     if (k == V_NF4) {
         for (int j = 0; j < 15; j++) COUNT(v, 0.5f * (lb__nf4_table[j] + lb__nf4_table[j + 1]), _CMP_GT_OQ);

@@ -3,14 +3,20 @@
  * group formats; dequantize and dot for MXFP8, MXFP6 and the INT2/INT3
  * groups (codes read with gathers). The same operations as formats_avx2.c
  * on 16 lanes, so one vector holds the dot product's 16 partial sums. Bit-exact with the
- * reference (src/formats/blocks.c): block headers come from the shared
- * scalar helpers, elements go through the same float operations.
+ * reference (src/formats/blocks.c): block headers go through the operations of the
+ * shared scalar helpers (16 blocks per vector), elements through the same
+ * float operations.
  *
  * 4-bit codes: element 2j is the low nibble of byte j; 16 codes (8 bytes)
  * widen to 16 int32 lanes. 16-entry tables (E2M1, NF4) decode with one
- * vpermps. E2M1 encodes by counting the rounding thresholds |v| passes
- * (>0.25 >=0.75 >1.25 >=1.75 >2.5 >=3.5 >5, ties to the even code), NF4 by
- * counting the midpoints below v (ties to the lower entry). */
+ * vpermps. NF4 encodes by counting the midpoints below v (ties to the
+ * lower entry). E2M1 rounding (nearest, ties to even, saturating at 6) of
+ * a = |v| without compares: s = round(2a) by adding 1.5*2^22 (whose ulp is
+ * 0.5) and subtracting its bits, exact below 1 where the grid step is 0.5;
+ * n = a rounded to 1 mantissa bit on the bit pattern (add 2^21 - 1 plus
+ * the kept bit, shift by 22), minus 252 = the code of 1.0's exponent,
+ * exact from 1 up; n <= s everywhere, so code = max(min(s, 2), min(n, 7)),
+ * then the sign bit as bit 3. */
 #include "kernels/formats_simd.h"
 #include <immintrin.h>
 
@@ -133,13 +139,15 @@ static inline __attribute__((always_inline)) float dot_impl(const lb_format *f, 
 static inline __m512i encode16(__m512 v, vkind k, __m512 z)
 {
     __m512i c = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
-    if (k == V_E2M1) {
-        __m512 a = _mm512_abs_ps(v);
-#define STEP(t, op) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(a, _mm512_set1_ps(t), op), c, one)
-        STEP(0.25f, _CMP_GT_OQ); STEP(0.75f, _CMP_GE_OQ); STEP(1.25f, _CMP_GT_OQ); STEP(1.75f, _CMP_GE_OQ);
-        STEP(2.5f, _CMP_GT_OQ); STEP(3.5f, _CMP_GE_OQ); STEP(5.0f, _CMP_GT_OQ);
-#undef STEP
-        return _mm512_or_si512(c, _mm512_slli_epi32(_mm512_srli_epi32(_mm512_castps_si512(v), 31), 3));
+    if (k == V_E2M1) {   /* see e2m1 rounding in the header comment */
+        __m512i b = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff));
+        __m512i s = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(b), _mm512_set1_ps(0x1.8p22f))),
+                                     _mm512_set1_epi32(0x4ac00000));
+        __m512i n = _mm512_add_epi32(_mm512_add_epi32(b, _mm512_set1_epi32(0x1fffff - 0x3f000000)),
+                                     _mm512_and_si512(_mm512_srli_epi32(b, 22), one));
+        n = _mm512_min_epi32(_mm512_srai_epi32(n, 22), _mm512_set1_epi32(7));
+        c = _mm512_max_epi32(_mm512_min_epi32(s, _mm512_set1_epi32(2)), n);
+        return _mm512_ternarylogic_epi32(c, _mm512_srli_epi32(_mm512_castps_si512(v), 28), _mm512_set1_epi32(8), 0xf8);
     }
     if (k == V_NF4) {
         for (int j = 0; j < 15; j++) {
@@ -166,27 +174,6 @@ static inline void pack16(__m512i c, uint8_t *p, int64_t i, vkind k)
     if (is8(k)) { _mm_storeu_si128((__m128i *)(p + i), _mm512_cvtepi32_epi8(c)); return; }
     __m512i t = _mm512_or_si512(c, _mm512_srli_epi64(c, 28));
     _mm_storel_epi64((__m128i *)(p + i / 2), _mm512_cvtepi64_epi8(t));
-}
-
-static inline __attribute__((always_inline)) bool block_head(const lb_format *f, lb_scale_rule rule, float g,
-                                                             const float *x, uint8_t *out, vkind k, const float *ue4m3,
-                                                             const float *invtab, float *inv, float *zf)
-{
-    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
-    __m512i am = _mm512_setzero_si512();
-    __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
-    for (int64_t i = 0; i < f->block; i += 16) {
-        __m512 v = _mm512_loadu_ps(x + i);
-        am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_castps_si512(v), absm));
-        if (is_asym(k)) { mn = _mm512_min_ps(v, mn); mx = _mm512_max_ps(v, mx); }
-    }
-    uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
-    *zf = 0.0f;
-    if (ab >= 0x7f800000u) return false;
-    float lo = 0.0f, hi = 0.0f;
-    if (is_asym(k)) { lo = _mm512_reduce_min_ps(mn); hi = _mm512_reduce_max_ps(mx); }
-    *inv = lb__head_simd(f, rule, g, ab, lo, hi, out, ue4m3, invtab, zf);
-    return true;
 }
 
 /* UE4M3 code of 16 finite s >= 0 (lb__ue4m3_encode_fast on each lane). */
@@ -227,6 +214,52 @@ static inline __m512i scale16_encode16(lb__sdtype sd_type, __m512 s, __m512 *sd)
     return h;
 }
 
+/* 2^-e for 16 exponents e in [-127, 127] (lb__pow2f(-e)). */
+static inline __m512 pow2_neg16(__m512i e)
+{
+    __m512i b = _mm512_slli_epi32(_mm512_sub_epi32(_mm512_set1_epi32(127), e), 23);
+    return _mm512_castsi512_ps(_mm512_mask_mov_epi32(b, _mm512_cmpeq_epi32_mask(e, _mm512_set1_epi32(127)),
+                                                     _mm512_set1_epi32(1 << 22)));
+}
+
+/* MX headers of cnt <= 16 blocks: lb__mx_exp on 16 lanes. */
+static inline void mx_heads16(const lb_format *f, lb_scale_rule rule, const float *x, uint8_t *out, size_t bb,
+                              int64_t cnt, bool *ok, float *inv)
+{
+    uint32_t ab[16] = {0};
+    for (int64_t j = 0; j < cnt; j++) {   /* per-block reductions beat a 16-vector transpose here */
+        __m512i am = _mm512_setzero_si512();
+        for (int64_t i = 0; i < f->block; i += 16)
+            am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_loadu_si512(x + j * f->block + i),
+                                                       _mm512_set1_epi32(0x7fffffff)));
+        ab[j] = (uint32_t)_mm512_reduce_max_epu32(am);
+    }
+    __m512i A = _mm512_loadu_si512(ab);
+    __mmask16 fin = _mm512_cmplt_epu32_mask(A, _mm512_set1_epi32(0x7f800000));
+    A = _mm512_maskz_mov_epi32(fin, A);
+    /* floor(log2 amax): exponent field, or for subnormals that of (float)bits (exact below 2^24) - 149 */
+    __m512i fl = _mm512_sub_epi32(_mm512_srli_epi32(A, 23), _mm512_set1_epi32(127));
+    __m512i fs = _mm512_sub_epi32(_mm512_srli_epi32(_mm512_castps_si512(_mm512_cvtepi32_ps(A)), 23),
+                                  _mm512_set1_epi32(127 + 149));
+    fl = _mm512_mask_mov_epi32(fl, _mm512_cmplt_epu32_mask(A, _mm512_set1_epi32(0x00800000)), fs);
+    __m512i e = _mm512_max_epi32(_mm512_sub_epi32(fl, _mm512_set1_epi32(f->emax)), _mm512_set1_epi32(-127));
+    e = _mm512_mask_mov_epi32(e, _mm512_cmpeq_epi32_mask(A, _mm512_setzero_si512()), _mm512_set1_epi32(-127));
+    if (rule == LB_SCALE_CEIL) {
+        __mmask16 up = _mm512_cmplt_epi32_mask(e, _mm512_set1_epi32(127)) &
+                       _mm512_cmp_ps_mask(_mm512_mul_ps(_mm512_castsi512_ps(A), pow2_neg16(e)),
+                                          _mm512_set1_ps(lb__mx_maxval(f)), _CMP_GT_OQ);
+        e = _mm512_mask_add_epi32(e, up, e, _mm512_set1_epi32(1));
+    }
+    e = _mm512_min_epi32(e, _mm512_set1_epi32(127));
+    _mm512_mask_storeu_ps(inv, (__mmask16)((1u << cnt) - 1), pow2_neg16(e));
+    uint32_t h[16];
+    _mm512_storeu_si512(h, _mm512_add_epi32(e, _mm512_set1_epi32(127)));
+    for (int64_t j = 0; j < cnt; j++) {
+        out[j * bb] = (uint8_t)h[j];
+        ok[j] = (fin >> j) & 1;
+    }
+}
+
 /* Headers of up to 64 blocks. MX headers are integer work per block; NV,
  * INT and NF4 headers (divisions, FP16/BF16/UE4M3 rounding) run 16 blocks
  * per vector with the same operations as the scalar helpers. */
@@ -237,8 +270,9 @@ static inline __attribute__((always_inline)) void chunk_heads(const lb_format *f
 {
     size_t bb = lb__block_bytes(f, f->block);
     if (f->fam == LB__FAM_MX) {
-        for (int64_t j = 0; j < cnt; j++)
-            ok[j] = block_head(f, rule, g, x + j * f->block, out + j * bb, k, ue4m3, invtab, &inv[j], &zf[j]);
+        memset(zf, 0, (size_t)cnt * sizeof *zf);
+        for (int64_t j0 = 0; j0 < cnt; j0 += 16)
+            mx_heads16(f, rule, x + j0 * f->block, out + j0 * bb, bb, lb__min64(16, cnt - j0), ok + j0, inv + j0);
         return;
     }
     uint32_t ab[64];
@@ -305,8 +339,20 @@ static inline __attribute__((always_inline)) void encode_block(const lb_format *
                                                                float inv, float zf, vkind k)
 {
     __m512 vi = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
-    for (int64_t i = 0; i < f->block; i += 16)
-        pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), codes, i, k);
+    int64_t B = f->block, i = 0;
+    if (!is8(k)) {
+        /* 32 4-bit codes -> 16 bytes: packus gives words ordered, per 128-bit
+         * lane l, elements 4l..4l+3 then 16+4l..16+4l+3; madd joins word pairs
+         * into bytes (lo + 16 * hi); vpmovdb, then pshufb restores byte order. */
+        const __m128i order = _mm_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
+        for (; i + 32 <= B; i += 32) {
+            __m512i c0 = encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz);
+            __m512i c1 = encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i + 16), vi), k, vz);
+            __m512i w = _mm512_madd_epi16(_mm512_packus_epi32(c0, c1), _mm512_set1_epi32(0x00100001));
+            _mm_storeu_si128((__m128i *)(codes + i / 2), _mm_shuffle_epi8(_mm512_cvtepi32_epi8(w), order));
+        }
+    }
+    for (; i < B; i += 16) pack16(encode16(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), k, vz), codes, i, k);
 }
 
 static uint32_t finite_amax(const float *x, int64_t n)
