@@ -68,16 +68,10 @@ bool lb__cpu_has_avx512(void)
 
 static _Atomic int isa_active = -1;
 
-/* cpuid traps to the hypervisor on VMs (microseconds), so ask it once. */
+/* The probes above are cached, so this is cheap on every call. */
 lb_isa lb_isa_best(void)
 {
-    static _Atomic int best = -1;
-    int b = atomic_load(&best);
-    if (b < 0) {
-        b = lb__cpu_has_avx512() ? LB_ISA_AVX512 : lb__cpu_has_avx2() ? LB_ISA_AVX2 : LB_ISA_REF;
-        atomic_store(&best, b);
-    }
-    return (lb_isa)b;
+    return lb__cpu_has_avx512() ? LB_ISA_AVX512 : lb__cpu_has_avx2() ? LB_ISA_AVX2 : LB_ISA_REF;
 }
 
 const char *lb_isa_name(lb_isa isa)

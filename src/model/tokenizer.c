@@ -545,19 +545,19 @@ lb_status lb_tokenizer_find(const char *model_path, char *buf, size_t cap)
     dir[dl] = 0;
     if (!dl) strcpy(dir, "/");
     /* a safetensors file (lowbit's quantized or packed single-file models)
-     * has no llama2.c header to take the vocabulary size from */
+     * has no llama2.c header to take the vocabulary size from, and its
+     * tokenizer is most likely a Hugging Face tokenizer.json */
     bool st = n >= 12 && !strcmp(model_path + n - 12, ".safetensors");
     int64_t v = st ? 0 : llama2c_vocab(model_path);
+    const char *first = st ? "tokenizer.json" : "tokenizer.bin", *second = st ? "tokenizer.bin" : "tokenizer.json";
     char name[64] = "", tried[80] = "";
     if (v > 0) {
         snprintf(name, sizeof name, "tok%lld.bin", (long long)v);
         snprintf(tried, sizeof tried, "%s, ", name);
     }
-    if ((v > 0 && try_path(buf, cap, dir, name)) || (st && try_path(buf, cap, dir, "tokenizer.json")) ||
-        try_path(buf, cap, dir, "tokenizer.bin") || try_path(buf, cap, dir, "tokenizer.json") ||
-        find_tok_bin(buf, cap, dir))
+    if ((v > 0 && try_path(buf, cap, dir, name)) || try_path(buf, cap, dir, first) ||
+        try_path(buf, cap, dir, second) || find_tok_bin(buf, cap, dir))
         return LB_OK;
-    return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer beside this model (looked for %s%s in %s)", model_path,
-                   tried, st ? "tokenizer.json, tokenizer.bin, tok*.bin" : "tokenizer.bin, tokenizer.json, tok*.bin",
-                   dir);
+    return lb__err(LB_ERR_NOTFOUND, "%s: no tokenizer beside this model (looked for %s%s, %s, tok*.bin in %s)",
+                   model_path, tried, first, second, dir);
 }
