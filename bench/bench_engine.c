@@ -201,7 +201,7 @@ static void synth_remove(const char *dir)
  * lookup reads one row; tied lm_head reads the whole table). */
 static const lb_weight *out_weight(const lb_model *m)
 {
-    return m->lm_head.data ? &m->lm_head : &m->tok_embed;
+    return m->lm_head.rep ? &m->lm_head : &m->tok_embed;
 }
 
 static double bytes_per_token(const lb_model *m)

@@ -8,7 +8,6 @@
  * baseline. Arguments (optional): the formats to run. One thread; the machine is shared: read the ratios. */
 #include "lowbit.h"
 #include "quant/quant.h"
-#include "kernels/kernels.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +16,17 @@ enum { COPIES = 16 };
 
 typedef struct mat { int64_t rows, cols; lb_weight w[COPIES]; lb_qmatrix q[COPIES]; } mat;
 
-static double best_of(int reps, int iters, const mat *m, const float *x, float *y, float *scratch, bool rowdot)
+static double best_of(int reps, int iters, const mat *m, const float *x, float *y, lb_wspace *ws, bool rowdot)
 {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = lb_time_now();
         for (int i = 0; i < iters; i++) {
             const lb_weight *w = &m->w[i % COPIES];
-            if (!rowdot) { lb__linear(NULL, w, x, 1, m->cols, y, m->rows, scratch); continue; }
+            if (!rowdot) { lb__linear(ws, NULL, w, x, 1, m->cols, y, m->rows); continue; }
+            const lb_wblock *b = &w->u.block;
             for (int64_t k = 0; k < m->rows; k++)
-                y[k] = lb_format_dot(w->fmt, (const uint8_t *)w->data + (size_t)k * w->row_bytes, w->tensor_scale, x,
+                y[k] = lb_format_dot(b->fmt, (const uint8_t *)w->data + (size_t)k * b->row_bytes, b->tensor_scale, x,
                                      m->cols);
         }
         double t = (lb_time_now() - t0) / iters;
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
         int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
         int copies = s == 0 ? 1 : COPIES, iters = s == 0 ? 400 : 64;
         float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
-        float *y = malloc(sizeof(float) * (size_t)rows), *scratch = malloc(sizeof(float) * (size_t)cols * 16);
+        float *y = malloc(sizeof(float) * (size_t)rows);
         float *dense[COPIES];
         lb_rng r;
         lb_rng_seed(&r, 1);
@@ -64,7 +64,7 @@ int main(int argc, char **argv)
             for (int c = 0; c < COPIES; c++) {
                 int cc = c % copies;
                 if (!strcmp(fmts[f], "f32")) {
-                    m.w[c] = (lb_weight){.data = dense[cc], .dtype = LB_DTYPE_F32, .rows = rows, .cols = cols};
+                    m.w[c] = lb__weight_dense(dense[cc], LB_DTYPE_F32, rows, cols);
                     continue;
                 }
                 if (c < copies) {
@@ -74,14 +74,19 @@ int main(int argc, char **argv)
                 if (ok) m.w[c] = lb__qmatrix_weight(&m.q[cc]);
             }
             if (!ok) { printf("| %s | (failed: %s) | | |\n", fmts[f], lb_errmsg()); continue; }
-            double t = best_of(5, iters, &m, x, y, scratch, false);
-            if (f == 0) { t32 = t; printf("| f32 | %.4f | 1.00x | |\n", t * 1e9 / (double)n); continue; }
-            double tr = best_of(3, iters / 4, &m, x, y, scratch, true);
+            const lb_weight *all[COPIES];
+            for (int c = 0; c < COPIES; c++) all[c] = &m.w[c];
+            lb_wspace *ws = NULL;
+            if (lb__wspace_create(all, COPIES, 1, 1, &ws)) { printf("| %s | (failed: %s) | | |\n", fmts[f], lb_errmsg()); continue; }
+            double t = best_of(5, iters, &m, x, y, ws, false);
+            if (f == 0) { t32 = t; printf("| f32 | %.4f | 1.00x | |\n", t * 1e9 / (double)n); lb__wspace_free(ws); continue; }
+            double tr = best_of(3, iters / 4, &m, x, y, ws, true);
+            lb__wspace_free(ws);
             printf("| %s | %.4f | %.2fx | %.2fx |\n", fmts[f], t * 1e9 / (double)n, t32 / t, tr / t);
             for (int c = 0; c < copies; c++) lb_qmatrix_free(&m.q[c]);
         }
         for (int c = 0; c < copies; c++) free(dense[c]);
-        free(w); free(x); free(y); free(scratch);
+        free(w); free(x); free(y);
     }
     return 0;
 }

@@ -5,7 +5,7 @@
  * included) and read back the way the loader and `lowbit unpack` do:
  * safetensors parse, table entry, blob read, decode. Errors are fine;
  * crashes and sanitizer reports are not. */
-#include "lossless/weights.h"
+#include "lossless/lossless.h"
 #include <stdlib.h>
 #include <string.h>
 

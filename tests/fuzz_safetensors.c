@@ -1,7 +1,7 @@
 /* fuzz_safetensors.c: the safetensors header parser on mutated files. On
  * success every byte of every tensor view is read and every name looked up,
  * so a view reaching past the buffer shows up under ASan. */
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

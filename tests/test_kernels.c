@@ -66,7 +66,7 @@ static void check_shape(lb_pool **pools, lb_dtype dt, int64_t rows, int64_t cols
         }
     CHECK(maxrel < 1e-5, "canonical dot far from double: rel %g (%s %lldx%lld)", maxrel, lb_dtype_name(dt),
           (long long)rows, (long long)cols);
-    lb_weight w = {.data = wd, .dtype = dt, .rows = rows, .cols = cols};
+    lb_mat w = {.data = wd, .dtype = dt, .rows = rows, .cols = cols};
     for (int isa = 0; isa < n_isas(); isa++) {
         lb_isa_set((lb_isa)isa);
         for (int th = 0; th < 3; th++) {

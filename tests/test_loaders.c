@@ -6,7 +6,7 @@
  * gives one clear error naming the file. */
 #include "harness.h"
 #include "model/loader.h"
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -143,7 +143,7 @@ static void test_llama2c_both_layouts(void)
         }
     }
     CHECK(present == 3 + 5 * 9, "present weights %d", present);
-    CHECK(ma->n_owned == 0 && mb->n_owned == 0, "weights were copied instead of mapped");
+    CHECK(ma->store.n == 0 && mb->store.n == 0, "weights were copied instead of mapped");
     /* the legacy file's first embedding float sits right after the 28-byte header */
     CHECK((const uint8_t *)ma->tok_embed.data == ma->maps[0].data + 28, "legacy embedding offset");
     CHECK((const uint8_t *)mb->layers[0].attn_norm.data == mb->maps[0].data + 256, "v1 first tensor offset");
@@ -448,7 +448,7 @@ static void test_hf_tinystories(void)
     for (int i = 0; i < nw; i++)
         if (ws[i]->data) { present++; CHECK(in_map(m, ws[i]) && ws[i]->dtype == LB_DTYPE_F32, "weight %d not a view", i); }
     CHECK(present == 3 + 2 * 9, "present %d", present);
-    CHECK(m->n_owned == 0, "weights were copied instead of mapped");
+    CHECK(m->store.n == 0, "weights were copied instead of mapped");
     CHECK(m->layers[1].wk.rows == 64 && m->layers[1].wk.cols == 128 && m->layers[0].w_down.cols == 384, "shapes");
     lb_model *m2 = NULL;   /* config.json and model.safetensors paths load the folder */
     CHECK(lb_model_load(models_file(TS656 "/config.json"), &m2) == LB_OK, "%s", lb_errmsg());

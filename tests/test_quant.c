@@ -5,7 +5,7 @@
  * load round trip compared bit for bit. */
 #include "harness.h"
 #include "quant/quant.h"
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 #include "model/loader.h"
 #include <sys/stat.h>
 #include <unistd.h>
@@ -242,18 +242,25 @@ static void test_bad_shapes(void)
 
 /* ------------------------------------------------------------ model level */
 
+static bool same_xform(const lb_xform *a, const lb_xform *b, int64_t cols)
+{
+    if (a->kind != b->kind || a->block != b->block || !a->signs != !b->signs || !a->scale != !b->scale) return false;
+    if (a->signs && memcmp(a->signs, b->signs, (size_t)cols)) return false;
+    return !a->scale || !memcmp(a->scale, b->scale, (size_t)cols * 4);
+}
+
 static bool same_weight(const lb_weight *a, const lb_weight *b)
 {
-    if (a->rows != b->rows || a->cols != b->cols || a->fmt != b->fmt || a->hadamard_block != b->hadamard_block ||
-        !a->col_scale != !b->col_scale || !a->hadamard_signs != !b->hadamard_signs)
+    if (a->rows != b->rows || a->cols != b->cols || a->rep != b->rep || a->n_in != b->n_in || a->dtype != b->dtype)
         return false;
-    if (a->fmt) {
-        if (a->tensor_scale != b->tensor_scale || a->row_bytes != b->row_bytes) return false;
-        if (memcmp(a->data, b->data, a->row_bytes * (size_t)a->rows)) return false;
-    } else if (a->dtype != b->dtype || memcmp(a->data, b->data, (size_t)(a->rows * a->cols) * lb_dtype_size(a->dtype)))
+    if (a->rep == &lb__wrep_block) {
+        const lb_wblock *x = &a->u.block, *y = &b->u.block;
+        if (x->fmt != y->fmt || x->tensor_scale != y->tensor_scale || x->row_bytes != y->row_bytes) return false;
+        if (memcmp(a->data, b->data, x->row_bytes * (size_t)a->rows)) return false;
+    } else if (memcmp(a->data, b->data, (size_t)(a->rows * a->cols) * lb_dtype_size(a->dtype)))
         return false;
-    if (a->col_scale && memcmp(a->col_scale, b->col_scale, (size_t)a->cols * 4)) return false;
-    if (a->hadamard_signs && memcmp(a->hadamard_signs, b->hadamard_signs, (size_t)a->cols)) return false;
+    for (int i = 0; i < a->n_in; i++)
+        if (!same_xform(&a->in[i], &b->in[i], a->cols)) return false;
     return true;
 }
 
@@ -293,10 +300,10 @@ static void test_roundtrip(void)
             REQUIRE(!lb_model_save(q, path), "%s", lb_errmsg());
             REQUIRE(!lb_model_load(path, &b), "%s", lb_errmsg());
             CHECK(!memcmp(&q->cfg, &b->cfg, sizeof q->cfg), "config differs");
-            int64_t n = lb__qnames(q, NULL, 0);
-            lb__qname *na = calloc((size_t)n, sizeof *na), *nb = calloc((size_t)n, sizeof *nb);
-            lb__qnames(q, na, n);
-            lb__qnames(b, nb, n);
+            int64_t n = lb__model_names(q, NULL, 0);
+            lb__wname *na = calloc((size_t)n, sizeof *na), *nb = calloc((size_t)n, sizeof *nb);
+            lb__model_names(q, na, n);
+            lb__model_names(b, nb, n);
             for (int64_t i = 0; i < n; i++) {
                 CHECK(same_weight(na[i].w, nb[i].w), "%s %s %s differs after the round trip", models[k], fmts[fi],
                       na[i].name);
@@ -332,9 +339,9 @@ static void test_model_opts(void)
     REQUIRE(!lb_model_quantize(m, &o, &b, &rb), "%s", lb_errmsg());
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         CHECK(same_weight(&a->layers[l].w_up, &b->layers[l].w_up), "threads change the result");
-        CHECK(!a->layers[l].w_down.fmt && a->layers[l].w_down.dtype == LB_DTYPE_F32, "down_proj kept");
+        CHECK(a->layers[l].w_down.rep == &lb__wrep_dense && a->layers[l].w_down.dtype == LB_DTYPE_F32, "down_proj kept");
     }
-    CHECK(!a->layers[1].wq.fmt && a->layers[0].wq.fmt, "exact-name keep");
+    CHECK(a->layers[1].wq.rep == &lb__wrep_dense && a->layers[0].wq.rep == &lb__wrep_block, "exact-name keep");
     int kept = 0;
     for (int64_t i = 0; i < ra.n_tensors; i++) kept += !strcmp(ra.tensors[i].status, "kept (--keep)");
     CHECK(kept == 3 && ra.n_kept_linear == 3 && ra.n_quantized == 11, "kept %d, report %lld/%lld", kept,
@@ -406,7 +413,7 @@ static void test_bad_files(void)
     struct { const char *from, *to, *needle; } edits[] = {
         {"\"group\": 32", "\"group\": 64", "group 64"},
         {"int4_g32_asym", "int4_g99_asym", "unknown format"},
-        {"\"method\": \"hadamard+sinq\"", "\"method\": \"magic\"", "unknown method"},
+        {"\"method\": \"hadamard+sinq\"", "\"method\": \"Magic!\"", "invalid method name"},
         {"\"shape\": [384, 128]", "\"shape\": [384, 64]", "does not match"},
         {"\"col_scale\": true", "\"col_scale\": false", "col_scale"},
         {"\"transform\": \"hadamard\"", "\"transform\": \"none\"", "transform"},
@@ -432,6 +439,22 @@ static void test_bad_files(void)
 
 static lb_weight as_weight(const lb_qmatrix *q) { return lb__qmatrix_weight(q); }
 
+/* y[i] = W_i x through the inference path (src/weights), with a workspace
+ * sized for these weights alone. */
+static void lin_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+                  float *const *y, const int64_t *ys)
+{
+    lb_wspace *ws = NULL;
+    if (lb__wspace_create(w, n, nt, pool ? lb_pool_threads(pool) : 1, &ws)) return;
+    lb__linear_n(ws, pool, n, w, x, nt, xs, y, ys);
+    lb__wspace_free(ws);
+}
+
+static void lin(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+{
+    lin_n(pool, 1, &w, x, nt, xs, &y, &ys);
+}
+
 /* lb__linear against dequantize-then-multiply (double), and bit-identical
  * across token counts (decode vs prefill), threads and ISA paths. */
 static void test_linear(void)
@@ -441,7 +464,6 @@ static void test_linear(void)
     int64_t rows = 37, cols = 256, nt = 5;
     float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *wd = malloc(sizeof(float) * (size_t)(rows * cols));
     float x[5 * 256], y1[5 * 37], y2[5 * 37], y3[5 * 37], y4[5 * 37];
-    float *scratch = malloc(sizeof(float) * (size_t)(cols * (3 * nt + 8)));
     for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
     for (int64_t i = 0; i < nt * cols; i++) x[i] = (float)lb_rng_normal(&r);
     lb_pool *pool = NULL;
@@ -459,21 +481,21 @@ static void test_linear(void)
             lb_weight W = as_weight(&q);
             lb_qmatrix_dequantize(&q, wd);
             lb_isa_set(LB_ISA_REF);
-            lb__linear(NULL, &W, x, nt, cols, y1, rows, scratch);
+            lin(NULL, &W, x, nt, cols, y1, rows);
             lb_isa_set(best);
-            lb__linear(pool, &W, x, nt, cols, y2, rows, scratch);
-            for (int64_t t = 0; t < nt; t++) lb__linear(pool, &W, x + t * cols, 1, cols, y3 + t * rows, rows, scratch);
-            lb__linear(NULL, &W, x, 2, cols, y4, rows, scratch);
+            lin(pool, &W, x, nt, cols, y2, rows);
+            for (int64_t t = 0; t < nt; t++) lin(pool, &W, x + t * cols, 1, cols, y3 + t * rows, rows);
+            lin(NULL, &W, x, 2, cols, y4, rows);
             CHECK(!memcmp(y1, y2, sizeof y1) && !memcmp(y2, y3, sizeof y2) && !memcmp(y2, y4, 2 * rows * sizeof(float)),
                   "%s %s: results differ across ISA / threads / batch", fmts[f], meth[mi]);
             {   /* three weights in one pass (the second one dense) give the same bits */
-                lb_weight D = {.data = w, .dtype = LB_DTYPE_F32, .rows = rows, .cols = cols};
+                lb_weight D = lb__weight_dense(w, LB_DTYPE_F32, rows, cols);
                 const lb_weight *ws[3] = {&W, &D, &W};
                 float z[3][5 * 37], zd[5 * 37];
                 float *ys[3] = {z[0], z[1], z[2]};
                 int64_t yst[3] = {rows, rows, rows};
-                lb__linear_n(pool, 3, ws, x, nt, cols, ys, yst, scratch);
-                lb__linear(pool, &D, x, nt, cols, zd, rows, NULL);
+                lin_n(pool, 3, ws, x, nt, cols, ys, yst);
+                lin(pool, &D, x, nt, cols, zd, rows);
                 CHECK(!memcmp(z[0], y2, sizeof y2) && !memcmp(z[2], y2, sizeof y2) && !memcmp(z[1], zd, sizeof zd),
                       "%s %s: lb__linear_n differs from single products", fmts[f], meth[mi]);
             }
@@ -490,7 +512,7 @@ static void test_linear(void)
             lb_qmatrix_free(&q);
         }
     lb_pool_free(pool);
-    free(w); free(wd); free(scratch);
+    free(w); free(wd);
 }
 
 /* The multi-row decode kernels (qdot_avx512.c, qdot_avx2.c) through
@@ -522,7 +544,7 @@ static void test_qdot_kernels(void)
                 int64_t rows = 9, cols = ks[ki] * lb_format_block(f);
                 size_t rb = lb_format_row_bytes(f, cols);
                 float *w = malloc(sizeof(float) * (size_t)(rows * cols)), *x = malloc(sizeof(float) * (size_t)(2 * cols));
-                float *scratch = malloc(sizeof(float) * (size_t)(cols * 16)), ref[2][9], y[9], yp[18];
+                float ref[2][9], y[9], yp[18];
                 uint8_t *packed = malloc(rb * (size_t)rows);
                 float ts = 1.0f;
                 for (int64_t i = 0; i < 2 * cols; i++) x[i] = (float)lb_rng_normal(&r);
@@ -540,10 +562,9 @@ static void test_qdot_kernels(void)
                     if (isas[ii] > best) continue;
                     lb_isa_set(isas[ii]);
                     for (int64_t nr = 1; nr <= rows; nr++) {
-                        lb_weight W = {.data = packed, .dtype = LB_DTYPE_U8, .rows = nr, .cols = cols, .fmt = f,
-                                       .tensor_scale = ts, .row_bytes = rb};
-                        lb__linear(NULL, &W, x, 1, cols, y, nr, scratch);
-                        lb__linear(pool, &W, x, 2, cols, yp, nr, scratch);
+                        lb_weight W = lb__weight_block(f, ts, packed, nr, cols);
+                        lin(NULL, &W, x, 1, cols, y, nr);
+                        lin(pool, &W, x, 2, cols, yp, nr);
                         bool ok = true;
                         for (int64_t i = 0; i < nr; i++)
                             ok = ok && same_float(y[i], ref[0][i]) && same_float(yp[i], ref[0][i]) &&
@@ -554,7 +575,7 @@ static void test_qdot_kernels(void)
                     }
                 }
                 lb_isa_set(best);
-                free(w); free(x); free(scratch); free(packed);
+                free(w); free(x); free(packed);
             }
     }
     CHECK(checked > 0 || best < LB_ISA_AVX2, "no SIMD path checked");
@@ -588,14 +609,14 @@ static lb_model *densify(lb_model *q)
     lb_model *d = lb__model_new();
     d->cfg = q->cfg;
     lb__model_alloc_layers(d);
-    int64_t n = lb__qnames(q, NULL, 0);
-    lb__qname *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
-    lb__qnames(q, a, n);
-    lb__qnames(d, b, n);
+    int64_t n = lb__model_names(q, NULL, 0);
+    lb__wname *a = calloc((size_t)n, sizeof *a), *b = calloc((size_t)n, sizeof *b);
+    lb__model_names(q, a, n);
+    lb__model_names(d, b, n);
     for (int64_t i = 0; i < n; i++) {
-        float *w = lb__model_own(d, sizeof(float) * (size_t)(a[i].w->rows * a[i].w->cols));
+        float *w = lb__wstore_alloc(&d->store, sizeof(float) * (size_t)(a[i].w->rows * a[i].w->cols));
         lb__weight_f32(a[i].w, w);
-        *b[i].w = (lb_weight){.data = w, .dtype = LB_DTYPE_F32, .rows = a[i].w->rows, .cols = a[i].w->cols};
+        *b[i].w = lb__weight_dense(w, LB_DTYPE_F32, a[i].w->rows, a[i].w->cols);
     }
     if (d->cfg.tied_embeddings) d->lm_head = d->tok_embed;
     free(a); free(b);
@@ -624,7 +645,7 @@ static void test_forward(void)
             lb_model_quant_opts o = {.format = "f32", .method = "hadamard+rtn", .q = {.hadamard_block = blocks[b], .seed = 9}};
             lb_model *rot = NULL;
             REQUIRE(!lb_model_quantize(m, &o, &rot, NULL), "%s", lb_errmsg());
-            CHECK(rot->layers[0].wq.hadamard_block > 0, "rotated");
+            CHECK(lb__weight_xform(&rot->layers[0].wq, LB_XFORM_HADAMARD), "rotated");
             float *lr = logits_of(rot, tok, 32, 2, 16);
             REQUIRE(lr, "rotated logits");
             double e = max_rel(lr, base, nl);

@@ -22,7 +22,7 @@ static lb_weight mkw(tmodel *t, lb_dtype dt, int64_t rows, int64_t cols, double 
         else ((uint16_t *)p)[i] = lb_f32_to_bf16(v);
     }
     t->blobs[t->n_blobs++] = p;
-    return (lb_weight){.data = p, .dtype = dt, .rows = rows, .cols = cols};
+    return lb__weight_dense(p, dt, rows, cols);
 }
 
 static void build(tmodel *t, lb_config c, lb_dtype dt)

@@ -6,7 +6,7 @@
 #include "kernels/kernels.h"
 #include <math.h>
 
-static inline float weight_elem(const lb_weight *w, const void *row, int64_t c)
+static inline float weight_elem(const lb_mat *w, const void *row, int64_t c)
 {
     switch (w->dtype) {
     case LB_DTYPE_F16: return lb_f16_to_f32(((const uint16_t *)row)[c]);
@@ -16,7 +16,7 @@ static inline float weight_elem(const lb_weight *w, const void *row, int64_t c)
 }
 
 /* One canonical dot: row of w (any dtype, as F32) with x. */
-static float dot_row_ref(const lb_weight *w, const void *row, const float *x, int64_t n)
+static float dot_row_ref(const lb_mat *w, const void *row, const float *x, int64_t n)
 {
     float s[LB_DOT_LANES] = {0};
     for (int64_t i = 0; i < n; i += LB_DOT_LANES)
@@ -30,7 +30,7 @@ static float dot_row_ref(const lb_weight *w, const void *row, const float *x, in
     return s[0];
 }
 
-void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+void lb__matmul_rows_ref(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                          float *y, int64_t ys)
 {
     size_t rb = (size_t)w->cols * lb_dtype_size(w->dtype);
@@ -42,7 +42,7 @@ void lb__matmul_rows_ref(const lb_weight *w, int64_t r0, int64_t r1, const float
 
 float lb__dot_ref(const float *a, const float *b, int64_t n)
 {
-    lb_weight w = {.data = a, .dtype = LB_DTYPE_F32, .rows = 1, .cols = n};
+    lb_mat w = {.data = a, .dtype = LB_DTYPE_F32, .rows = 1, .cols = n};
     return dot_row_ref(&w, a, b, n);
 }
 
@@ -92,7 +92,7 @@ const lb_kernels *lb__kernels(void)
 
 typedef struct {
     const lb_kernels *k;
-    const lb_weight *w;
+    const lb_mat *w;
     const float *x;
     float *y;
     int64_t nt, xs, ys;
@@ -104,7 +104,7 @@ static void matmul_task(void *ctx, int64_t b, int64_t e, int thread)
     j->k->matmul_rows(j->w, b, e, j->x, j->nt, j->xs, j->y, j->ys);
 }
 
-void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
+void lb__matmul(lb_pool *pool, const lb_mat *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
 {
     matmul_job j = {lb__kernels(), w, x, y, nt, xs, ys};
     /* at least ~64K multiply-adds per thread, or waking threads costs more */
@@ -115,7 +115,7 @@ void lb__matmul(lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, i
 typedef struct {
     const lb_kernels *k;
     int n;
-    const lb_weight *const *w;
+    const lb_mat *const *w;
     const float *x;
     float *const *y;
     const int64_t *ys;
@@ -134,7 +134,7 @@ static void matmul_n_task(void *ctx, int64_t b, int64_t e, int thread)
     }
 }
 
-void lb__matmul_n(lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
+void lb__matmul_n(lb_pool *pool, int n, const lb_mat *const *w, const float *x, int64_t nt, int64_t xs,
                   float *const *y, const int64_t *ys)
 {
     matmul_n_job j = {lb__kernels(), n, w, x, y, ys, nt, xs};
@@ -144,7 +144,7 @@ void lb__matmul_n(lb_pool *pool, int n, const lb_weight *const *w, const float *
     lb_pool_for(pool, rows, grain, matmul_n_task, &j);
 }
 
-void lb__weight_row(const lb_weight *w, int64_t r, float *out)
+void lb__mat_row(const lb_mat *w, int64_t r, float *out)
 {
     size_t rb = (size_t)w->cols * lb_dtype_size(w->dtype);
     const void *row = (const uint8_t *)w->data + (size_t)r * rb;
@@ -153,9 +153,4 @@ void lb__weight_row(const lb_weight *w, int64_t r, float *out)
     case LB_DTYPE_BF16: lb_bf16_to_f32_row(row, out, w->cols); break;
     default: memcpy(out, row, (size_t)w->cols * sizeof(float)); break;
     }
-}
-
-size_t lb__weight_bytes(const lb_weight *w)
-{
-    return w->data ? (size_t)w->rows * (size_t)w->cols * lb_dtype_size(w->dtype) : 0;
 }

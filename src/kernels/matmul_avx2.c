@@ -87,7 +87,7 @@ INLINE void tile(const uint8_t *w0, size_t rb, int RB, const float *x, int64_t x
         for (int t = 0; t < TB; t++) y[t * ys + r] = hsum16(lo[r * TB + t], hi[r * TB + t]);
 }
 
-INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+INLINE void rows_dt(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                     float *y, int64_t ys, lb_dtype dt)
 {
     size_t rb = (size_t)w->cols * lb_dtype_size(dt);
@@ -110,23 +110,23 @@ INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, 
     }
 }
 
-static void rows_f32(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
+static void rows_f32(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
                      int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_F32);
 }
-static void rows_f16(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
+static void rows_f16(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
                      int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_F16);
 }
-static void rows_bf16(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+static void rows_bf16(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                       float *y, int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_BF16);
 }
 
-void lb__matmul_rows_avx2(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+void lb__matmul_rows_avx2(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                           float *y, int64_t ys)
 {
     switch (w->dtype) {

@@ -281,7 +281,7 @@ INLINE void rows8_tokens(const uint8_t *w, size_t rb, const float *x, int64_t nt
     else if (nt - t == 1) tile8(w, rb, x + t * xs, xs, 1, n, dt, y + t * ys, ys, NULL);
 }
 
-INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+INLINE void rows_dt(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                     float *y, int64_t ys, lb_dtype dt)
 {
     size_t rb = (size_t)w->cols * lb_dtype_size(dt);
@@ -313,23 +313,23 @@ INLINE void rows_dt(const lb_weight *w, int64_t r0, int64_t r1, const float *x, 
     }
 }
 
-static void rows_f32(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
+static void rows_f32(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
                      int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_F32);
 }
-static void rows_f16(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
+static void rows_f16(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs, float *y,
                      int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_F16);
 }
-static void rows_bf16(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+static void rows_bf16(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                       float *y, int64_t ys)
 {
     rows_dt(w, r0, r1, x, nt, xs, y, ys, LB_DTYPE_BF16);
 }
 
-void lb__matmul_rows_avx512(const lb_weight *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
+void lb__matmul_rows_avx512(const lb_mat *w, int64_t r0, int64_t r1, const float *x, int64_t nt, int64_t xs,
                             float *y, int64_t ys)
 {
     switch (w->dtype) {

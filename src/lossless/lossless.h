@@ -7,6 +7,7 @@
 #define LB_LOSSLESS_H
 
 #include "core/core.h"
+#include "core/safetensors.h"
 
 /* Decode tables always index 12 bits; code lengths never exceed this. */
 #define LB_HUFF_TABLE_BITS 12
@@ -122,5 +123,13 @@ void lb__cursor_init(lb__cursor *c, const lb_bf16_packed *p, int64_t begin, int6
 void lb__cursor_read(int n, lb__cursor *const *c, uint16_t *const *out, const int64_t *count);
 /* False when a stream read to its end had the wrong bit count. */
 bool lb__cursor_finish(lb__cursor *c);
+
+/* ---- packed files (packfile.c) */
+
+/* True when f was written by lowbit pack. */
+bool lb__lossless_file(const lb_st_file *f);
+/* The lowbit.lossless entry of tensor t: the shape it unpacks to and its
+ * element count. LB_ERR_NOTFOUND (no message) when t is not listed. */
+lb_status lb__lossless_entry(const lb_st_file *f, const lb_st_tensor *t, int *ndim, int64_t *shape, int64_t *n);
 
 #endif

@@ -9,7 +9,7 @@
  *                       "shape":[...],"source_dtype":"F32"|"BF16"},...}}
  * A folder is packed file by file into a temporary folder renamed into place
  * at the end, so a failure leaves nothing behind. */
-#include "lossless/weights.h"
+#include "lossless/lossless.h"
 #include <dirent.h>
 #include <errno.h>
 #include <sys/stat.h>
@@ -158,6 +158,12 @@ static lb_status pack_file(const char *in, const char *out, const job *j)
 
 /* The entry of tensor t in the packed table: shape into shape/ndim, checked
  * against the blob's own element count later. */
+bool lb__lossless_file(const lb_st_file *f)
+{
+    const char *v = lb__st_meta(f, FORMAT_KEY);
+    return v && !strcmp(v, FORMAT_VAL);
+}
+
 static lb_status table_entry(const lb_st_file *f, const lb_json *tensors, const lb_st_tensor *t, int *ndim,
                              int64_t *shape, int64_t *n)
 {

@@ -17,10 +17,7 @@
  * plain sequential code executed identically for a token whether it comes in a
  * prefill batch or alone, and for any thread count (work is split by token x
  * head or by output row, never inside a sum). */
-#include "kernels/kernels.h"
 #include "model/model.h"
-#include "quant/quant.h"
-#include "lossless/weights.h"
 #include <math.h>
 
 typedef struct layer_f32 {     /* small per-layer vectors converted once */
@@ -46,8 +43,7 @@ struct lb_session {
     float *scores;             /* (n_threads, max_ctx) */
     float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
     float *last;               /* (dim) final-normed last token */
-    float *qscratch;           /* lb__linear scratch for packed / rotated weights (src/quant), or NULL */
-    lb_unpacker *unp;          /* lossless weights' decode workspace (NULL when none is packed) */
+    lb_wspace *ws;             /* the products' workspace (src/weights), sized for this model and batch */
 };
 
 /* ---- validation */
@@ -55,17 +51,11 @@ struct lb_session {
 static lb_status check_weight(const lb_weight *w, const char *name, int64_t l, int64_t rows, int64_t cols,
                               bool optional)
 {
-    if (!w->data && !w->packed) {
-        if (optional) return LB_OK;
-        return lb__err(LB_ERR_FORMAT, "model: layer %lld: weight %s is missing", (long long)l, name);
-    }
-    if (!w->fmt && w->dtype != LB_DTYPE_F32 && w->dtype != LB_DTYPE_F16 && w->dtype != LB_DTYPE_BF16)
-        return lb__err(LB_ERR_UNSUPPORTED, "model: %s has dtype %s; the forward pass takes F32, F16, BF16", name,
-                       lb_dtype_name(w->dtype));
-    if (w->rows * w->cols != rows * cols || (rows > 1 && (w->rows != rows || w->cols != cols)))
-        return lb__err(LB_ERR_FORMAT, "model: layer %lld: %s is [%lld, %lld], expected [%lld, %lld]", (long long)l,
-                       name, (long long)w->rows, (long long)w->cols, (long long)rows, (long long)cols);
-    return LB_OK;
+    if (!w->rep && optional) return LB_OK;
+    char nm[64];
+    if (l >= 0) snprintf(nm, sizeof nm, "layer %lld: %s", (long long)l, name);
+    else snprintf(nm, sizeof nm, "%s", name);
+    return lb__weight_check(w, nm, rows, cols);
 }
 
 static lb_status check_model(const lb_model *m)
@@ -78,7 +68,7 @@ static lb_status check_model(const lb_model *m)
     int64_t d = c->dim, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim, hd = c->head_dim;
     lb_status s = check_weight(&m->tok_embed, "tok_embed", -1, c->vocab_size, d, false);
     if (!s) s = check_weight(&m->final_norm, "final_norm", -1, 1, d, false);
-    if (!s) s = check_weight(m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
+    if (!s) s = check_weight(m->lm_head.rep ? &m->lm_head : &m->tok_embed, "lm_head", -1, c->vocab_size, d, false);
     for (int64_t l = 0; l < c->n_layers && !s; l++) {
         const lb_layer_weights *L = &m->layers[l];
         s = check_weight(&L->attn_norm, "attn_norm", l, 1, d, false);
@@ -104,11 +94,10 @@ static lb_status check_model(const lb_model *m)
 /* A 1-D weight as a new F32 array (NULL when absent or on failure: *st set). */
 static float *vec_f32(const lb_weight *w, lb_status *st)
 {
-    if (!w->data || *st) return NULL;
+    if (!w->rep || *st) return NULL;
     float *v = lb__alloc(sizeof(float) * (size_t)(w->rows * w->cols));
     if (!v) { *st = LB_ERR_NOMEM; return NULL; }
-    lb_weight flat = {.data = w->data, .dtype = w->dtype, .rows = 1, .cols = w->rows * w->cols};
-    lb__weight_row(&flat, 0, v);
+    if ((*st = lb__weight_f32(w, v))) LB_FREE(v);
     return v;
 }
 
@@ -168,6 +157,27 @@ static lb_status convert_vectors(lb_session *s)
     return st;
 }
 
+static const lb_weight *out_weight(const lb_model *m) { return m->lm_head.rep ? &m->lm_head : &m->tok_embed; }
+
+/* The workspace of every product the pass makes. */
+static lb_status create_wspace(lb_session *s)
+{
+    const lb_model *m = s->m;
+    int n = 0;
+    const lb_weight **w = lb__alloc(sizeof *w * (size_t)(7 * m->cfg.n_layers + 2));
+    if (!w) return LB_ERR_NOMEM;
+    w[n++] = &m->tok_embed;
+    w[n++] = out_weight(m);
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_layer_weights *L = &m->layers[l];
+        const lb_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int i = 0; i < 7; i++) w[n++] = lw[i];
+    }
+    lb_status st = lb__wspace_create(w, n, s->max_batch, s->n_threads, &s->ws);
+    LB_FREE(w);
+    return st;
+}
+
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
 {
     *out = NULL;
@@ -192,9 +202,7 @@ lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_s
         st = convert_vectors(s);
     }
     if (!st) st = alloc_buffers(s);
-    if (!st) st = lb__unpacker_create(m, 0, &s->unp);
-    size_t qn = st ? 0 : lb__linear_scratch(m, s->max_batch, s->n_threads);
-    if (qn && !(s->qscratch = lb__alloc_aligned(sizeof(float) * qn))) st = LB_ERR_NOMEM;
+    if (!st) st = create_wspace(s);
     if (st) {
         lb_session_free(s);
         return lb__err_prefix(st, "session: ");
@@ -215,9 +223,9 @@ void lb_session_free(lb_session *s)
     LB_FREE(s->lw);
     LB_FREE(s->final_norm);
     float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
-                     s->scores, s->key_cache, s->val_cache, s->last, s->qscratch};
+                     s->scores, s->key_cache, s->val_cache, s->last};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
-    lb__unpacker_free(s->unp);
+    lb__wspace_free(s->ws);
     LB_FREE(s);
 }
 
@@ -313,24 +321,17 @@ static void add_into(float *x, const float *y, int64_t n)
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* Y = X W^T. A losslessly packed W (src/lossless) is decoded block by block
- * first; every other weight goes through src/quant's linear step, which
- * handles quantized, rotated and SINQ-scaled weights and hands plain dense
- * ones to lb__matmul. */
+/* Y = X W^T for any weight (src/weights). */
 static void mm(lb_session *s, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
 {
-    if (w->packed) lb__unpacker_matmul(s->unp, lb__matmul, s->pool, w, x, nt, xs, y, ys);
-    else lb__linear(s->pool, w, x, nt, xs, y, ys, s->qscratch);
+    lb__linear(s->ws, s->pool, w, x, nt, xs, y, ys);
 }
 
-/* Several products sharing x (lb__linear_n), one by one when any is losslessly packed. */
+/* Several products sharing x, fused where the weights allow. */
 static void mm_n(lb_session *s, int n, const lb_weight *const *w, const float *x, int64_t nt, int64_t xs,
                  float *const *y, const int64_t *ys)
 {
-    bool packed = false;
-    for (int i = 0; i < n; i++) packed |= w[i]->packed != NULL;
-    if (!packed) { lb__linear_n(s->pool, n, w, x, nt, xs, y, ys, s->qscratch); return; }
-    for (int i = 0; i < n; i++) mm(s, w[i], x, nt, xs, y[i], ys[i]);
+    lb__linear_n(s->ws, s->pool, n, w, x, nt, xs, y, ys);
 }
 
 static void layer(lb_session *s, int64_t l, int64_t B)
@@ -364,11 +365,6 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     add_into(s->x, s->h, B * d);
 }
 
-static const lb_weight *out_weight(const lb_model *m)
-{
-    return m->lm_head.data || m->lm_head.packed ? &m->lm_head : &m->tok_embed;
-}
-
 /* One batch of B <= max_batch tokens. logits: NULL, the last token's row
  * (all = false) or B rows (all = true). */
 static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logits, bool all)
@@ -376,7 +372,7 @@ static void run_batch(lb_session *s, const int32_t *tok, int64_t B, float *logit
     const lb_model *m = s->m;
     int64_t d = s->dim;
     for (int64_t t = 0; t < B; t++)
-        (m->tok_embed.packed ? lb__lossless_row : lb__qweight_row)(&m->tok_embed, tok[t], s->x + t * d);
+        lb__weight_row(&m->tok_embed, tok[t], s->x + t * d);
     for (int64_t l = 0; l < m->cfg.n_layers; l++) layer(s, l, B);
     s->pos += B;
     if (!logits) return;

@@ -8,8 +8,7 @@
  * silently. RoPE: Hugging Face checkpoints rotate halves (LB_ROPE_HALF).
  * The field mapping is written down in docs/models.md. */
 #include "model/loader.h"
-#include "lossless/weights.h"
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 #include <math.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -194,6 +193,7 @@ lb_status lb__hf_config_parse(const char *text, size_t n, const char *what, lb_c
 
 typedef struct hf_ctx {
     const char *dir;
+    const char *only;     /* the one weight file to read (a file name in dir), or NULL: the folder's */
     lb_st_file *files;
     bool **used;          /* used[f][t]: tensor t of file f was taken */
     int n_files;
@@ -269,6 +269,11 @@ static lb_status open_sharded(hf_ctx *h, const char *index_path)
 
 static lb_status open_weights(hf_ctx *h)
 {
+    if (h->only) {
+        h->files = lb__zalloc(sizeof *h->files);
+        h->used = lb__zalloc(sizeof *h->used);
+        return h->files && h->used ? open_file(h, h->only) : LB_ERR_NOMEM;
+    }
     char *index = join(h->dir, "model.safetensors.index.json"), *single = join(h->dir, "model.safetensors");
     lb_status s = LB_OK;
     if (!index || !single) s = LB_ERR_NOMEM;
@@ -286,7 +291,7 @@ static lb_status open_weights(hf_ctx *h)
 
 lb_status lb__hf_open_files(const char *dir, lb_st_file **files, int *n)
 {
-    hf_ctx h = {dir, NULL, NULL, 0, NULL};
+    hf_ctx h = {dir, NULL, NULL, NULL, 0, NULL};
     lb_status s = open_weights(&h);
     for (int i = 0; i < h.n_files; i++) LB_FREE(h.used[i]);
     LB_FREE(h.used);
@@ -309,46 +314,12 @@ static const lb_st_tensor *find(hf_ctx *h, const char *name, int *file)
     return NULL;
 }
 
-/* A view of tensor `name` with shape (rows, cols), or (cols) when rows == 0.
- * Misaligned data (legal in safetensors) is copied into a model-owned buffer. */
+/* Weight `name` of shape (rows, cols), or (cols) when rows == 0, in
+ * whatever representation the files hold it (src/weights). */
 static lb_status take(hf_ctx *h, const char *name, int64_t rows, int64_t cols, lb_weight *w)
 {
-    int fi;
-    const lb_st_tensor *t = find(h, name, &fi);
-    if (!t) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing", h->dir, name);
-    const char *file = h->files[fi].what;
-    if (t->dtype == LB_DTYPE_U8 && lb__lossless_file(&h->files[fi])) { /* lowbit pack output */
-        h->used[fi][t - h->files[fi].tensors] = true;
-        return lb__lossless_take(&h->files[fi], t, rows, cols, h->m, w);
-    }
-    if (t->dtype != LB_DTYPE_F32 && t->dtype != LB_DTYPE_F16 && t->dtype != LB_DTYPE_BF16)
-        return lb__err(LB_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (supported: F32, F16, BF16)", file, name,
-                       lb_dtype_name(t->dtype));
-    bool ok = rows ? t->ndim == 2 && t->shape[0] == rows && t->shape[1] == cols : t->ndim == 1 && t->shape[0] == cols;
-    if (!ok) {
-        char got[128] = "";
-        for (int i = 0; i < t->ndim; i++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? ", " : "", (long long)t->shape[i]);
-        if (rows) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld, %lld] from config.json",
-                                 file, name, got, (long long)rows, (long long)cols);
-        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' has shape [%s], expected [%lld] from config.json", file, name,
-                       got, (long long)cols);
-    }
-    h->used[fi][t - h->files[fi].tensors] = true;
-    *w = (lb_weight){.data = t->data, .dtype = t->dtype, .rows = rows ? rows : 1, .cols = cols};
-    size_t es = lb_dtype_size(t->dtype);
-    if ((uintptr_t)t->data % es) {
-        lb_model *m = h->m;
-        void **o = LB_REALLOC(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
-        if (!o) return lb__err(LB_ERR_NOMEM, "out of memory");
-        m->owned = o;
-        void *copy = lb__alloc((size_t)(t->end - t->begin));
-        if (!copy) return LB_ERR_NOMEM;
-        memcpy(copy, t->data, (size_t)(t->end - t->begin));
-        m->owned[m->n_owned++] = copy;
-        w->data = copy;
-    }
-    return LB_OK;
+    lb_wsrc src = {.files = h->files, .n_files = h->n_files, .used = h->used, .store = &h->m->store, .what = h->dir};
+    return lb__weight_read(&src, name, rows, cols, w);
 }
 
 static lb_status take_layer(hf_ctx *h, int64_t l)
@@ -428,9 +399,9 @@ lb_status lb__hf_read_config(const char *dir, lb_config *cfg)
     return s;
 }
 
-lb_status lb__hf_load(const char *dir, lb_model *m)
+static lb_status load(const char *dir, const char *only, lb_model *m)
 {
-    hf_ctx h = {dir, NULL, NULL, 0, m};
+    hf_ctx h = {dir, only, NULL, NULL, 0, m};
     lb_status s = lb__hf_read_config(dir, &m->cfg);
     if (!s) s = open_weights(&h);
     if (!s) s = lb__model_alloc_layers(m);
@@ -443,6 +414,26 @@ lb_status lb__hf_load(const char *dir, lb_model *m)
     for (int i = 0; i < h.n_files; i++) { lb__st_close(&h.files[i]); LB_FREE(h.used[i]); }
     LB_FREE(h.files);
     LB_FREE(h.used);
-    if (!s) s = lb__model_set_names(m, dir, "safetensors");
     return s;
+}
+
+lb_status lb__hf_load(const char *dir, lb_model *m)
+{
+    lb_status s = load(dir, NULL, m);
+    return s ? s : lb__model_set_names(m, dir, "safetensors");
+}
+
+lb_status lb__hf_load_file(const char *path, lb_model *m)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? lb__alloc((size_t)(slash - path) + 2) : NULL;
+    if (slash && !dir) return LB_ERR_NOMEM;
+    if (dir) {
+        size_t n = (size_t)(slash - path);
+        memcpy(dir, path, n ? n : 1);
+        dir[n ? n : 1] = 0;
+    }
+    lb_status s = load(dir ? dir : ".", slash ? slash + 1 : path, m);
+    LB_FREE(dir);
+    return s ? s : lb__model_set_names(m, path, "safetensors");
 }

@@ -4,8 +4,7 @@
  * under the names of llama2.c's model.py (tok_embeddings.weight,
  * layers.N.attention.wq.weight, ...). */
 #include "model/loader.h"
-#include "model/safetensors.h"
-#include "quant/quant.h"
+#include "core/safetensors.h"
 #include <sys/stat.h>
 
 typedef struct insp_tensor {
@@ -143,7 +142,9 @@ static void emit_text(lb_buf *b, const insp *x)
     for (int f = 0; f < x->n_files; f++) {
         const insp_file *F = &x->files[f];
         lb__buf_printf(b, "\nfile:    %s (%zu bytes, header %zu bytes)\n", F->path, F->size, F->header);
-        bool q = lb__qfile_describe(b, F->mk, F->mv, F->n_meta);   /* quantized weights (src/quant) */
+        bool q = false;   /* a lowbit model file: its stored weights as a table (src/weights) */
+        for (int64_t i = 0; i < F->n_meta; i++) q = q || !strcmp(F->mk[i], "lowbit.version");
+        if (q) lb__weight_describe_meta(b, F->mk, F->mv, F->n_meta);
         for (int64_t i = 0; i < F->n_meta; i++)
             if (!q || strncmp(F->mk[i], "lowbit.tensor.", 14)) lb__buf_printf(b, "  metadata %s = %s\n", F->mk[i], F->mv[i]);
         lb__buf_printf(b, "  %-48s %-5s %-16s %12s %12s\n", "name", "dtype", "shape", "bytes", "offset");
@@ -243,12 +244,14 @@ static lb_status finish(insp *x, int json, char **out)
 
 lb_status lb_inspect(const char *path, int json, char **out)
 {
+    if (!out) return lb__err(LB_ERR_ARG, "lb_inspect: no output pointer");
     *out = NULL;
-    struct stat st;
-    if (!path || stat(path, &st) != 0) return lb__err(LB_ERR_IO, "%s: no such file or folder", path ? path : "(null)");
+    if (!path) return lb__err(LB_ERR_ARG, "lb_inspect: no path given");
+    lb_file_kind kind = lb__model_file_kind(path);
+    if (kind == LB_FILE_NONE) return lb__err(LB_ERR_IO, "%s: no such file or folder", path);
     insp x = {path, NULL, NULL, NULL, 0};
     lb_status s;
-    if (S_ISDIR(st.st_mode)) {
+    if (kind == LB_FILE_DIR) {
         lb_config cfg;
         lb_st_file *files = NULL;
         int n = 0;
@@ -262,7 +265,7 @@ lb_status lb_inspect(const char *path, int json, char **out)
         insp_free(&x);
         return s;
     }
-    if (lb__ends_with(path, ".safetensors")) {
+    if (kind == LB_FILE_SAFETENSORS) {
         lb_st_file f;
         if ((s = lb__st_open(path, &f))) return s;
         x.format = "safetensors";
@@ -273,7 +276,7 @@ lb_status lb_inspect(const char *path, int json, char **out)
         return s;
     }
     lb_model *m = NULL;
-    if (lb__ends_with(path, ".json")) return lb__err(LB_ERR_ARG, "%s: inspect the model folder instead", path);
+    if (kind == LB_FILE_JSON) return lb__err(LB_ERR_ARG, "%s: inspect the model folder instead", path);
     if ((s = lb_model_load(path, &m))) return s;
     x.format = m->source_format; x.cfg = &m->cfg;
     s = from_llama2c(&x, m);

@@ -86,7 +86,7 @@ static sizes tensor_sizes(const lb_config *c)
 
 static lb_weight fview(const float *p, int64_t rows, int64_t cols)
 {
-    lb_weight w = {.data = p, .dtype = LB_DTYPE_F32, .rows = rows, .cols = cols};
+    lb_weight w = lb__weight_dense(p, LB_DTYPE_F32, rows, cols);
     return w;
 }
 

@@ -1,11 +1,17 @@
-/* load.c: lb_model_load picks the loader from what the path is (a folder or
- * config.json -> Hugging Face; a file -> llama2.c checkpoint), and the model's
+/* load.c: lb_model_load picks the loader from what the path holds, by
+ * content (the file name is never trusted): a folder -> Hugging Face; a
+ * safetensors file (u64 header length, then a JSON header) -> a lowbit model
+ * file when its metadata has lowbit.version, else that one Hugging Face
+ * weight file with the config.json of its folder; a JSON file -> the
+ * Hugging Face folder it configures; a llama2.c v1 magic -> llama2.c v1;
+ * anything else is tried as a legacy llama2.c checkpoint (which has no
+ * magic), and the error then lists every format tried. Also the model's
  * lifetime: the model owns its maps, converted buffers and layer array, and
  * lb_model_free releases them all. */
 #include "model/loader.h"
-#include "lossless/weights.h"
-#include "quant/quant.h"
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 lb_model *lb__model_new(void)
 {
@@ -78,7 +84,7 @@ lb_status lb__config_validate(const lb_config *c, const char *what)
     return LB_OK;
 }
 
-/* The folder holding `path` (a config.json or .safetensors inside it). */
+/* The folder holding `path` (a config.json inside it). */
 static char *parent_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -91,6 +97,27 @@ static char *parent_dir(const char *path)
     return d;
 }
 
+lb_file_kind lb__model_file_kind(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return LB_FILE_NONE;
+    if (S_ISDIR(st.st_mode)) return LB_FILE_DIR;
+    if (!S_ISREG(st.st_mode)) return LB_FILE_OTHER;
+    uint8_t h[16] = {0};
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, h, sizeof h) : -1;
+    if (fd >= 0) close(fd);
+    if (n < 0) return LB_FILE_OTHER;
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | h[i];
+    if (n >= 9 && h[8] == '{' && hl >= 2 && hl <= (uint64_t)st.st_size - 8) return LB_FILE_SAFETENSORS;
+    int k = 0;
+    while (k < n && (h[k] == ' ' || h[k] == '\n' || h[k] == '\r' || h[k] == '\t')) k++;
+    if (k < n && h[k] == '{') return LB_FILE_JSON;
+    if (lb__llama2c_is_v1(h, (size_t)n)) return LB_FILE_LLAMA2C_V1;
+    return LB_FILE_OTHER;
+}
+
 static lb_status load_llama2c(const char *path, lb_model *m)
 {
     m->maps = lb__zalloc(sizeof *m->maps);
@@ -101,24 +128,55 @@ static lb_status load_llama2c(const char *path, lb_model *m)
     return lb__llama2c_parse(m->maps[0].data, m->maps[0].size, path, m);
 }
 
+/* A safetensors file: lowbit's own model file, or one Hugging Face weight file. */
+static lb_status load_safetensors(const char *path, lb_model *m)
+{
+    lb_st_file f;
+    lb_status s = lb__st_open(path, &f);
+    if (s) return s;
+    if (!lb__st_meta(&f, "lowbit.version")) {
+        lb__st_close(&f);
+        return lb__hf_load_file(path, m);
+    }
+    s = lb__lbfile_load(&f, path, m);
+    if (!s && !(m->maps = lb__zalloc(sizeof *m->maps))) s = LB_ERR_NOMEM;
+    if (!s) { lb__st_take_map(&f, &m->maps[0]); m->n_maps = 1; }
+    lb__st_close(&f);
+    return s;
+}
+
+/* No magic matched: a legacy llama2.c checkpoint, or nothing lowbit reads. */
+static lb_status load_other(const char *path, lb_model *m)
+{
+    lb_status s = load_llama2c(path, m);
+    if (s == LB_ERR_FORMAT || s == LB_ERR_CORRUPT)
+        return lb__err_prefix(s, "%s: not a model file lowbit reads (tried safetensors, a Hugging Face config.json "
+                              "and llama2.c v1 by their headers, then a legacy llama2.c checkpoint): ", path);
+    return s;
+}
+
 lb_status lb_model_load(const char *path, lb_model **out)
 {
+    if (!out) return lb__err(LB_ERR_ARG, "lb_model_load: no output pointer");
     *out = NULL;
     if (!path || !*path) return lb__err(LB_ERR_ARG, "lb_model_load: no path given");
-    struct stat st;
-    if (stat(path, &st) != 0) return lb__err(LB_ERR_IO, "%s: no such file or folder", path);
+    lb_file_kind kind = lb__model_file_kind(path);
+    if (kind == LB_FILE_NONE) return lb__err(LB_ERR_IO, "%s: no such file or folder", path);
     lb_model *m = lb__model_new();
     if (!m) return LB_ERR_NOMEM;
     lb_status s;
-    if (S_ISDIR(st.st_mode)) s = lb__hf_load(path, m);
-    else if (lb__ends_with(path, ".safetensors") && lb__qfile_is_lowbit(path))
-        s = lb__qfile_load(path, m);   /* a lowbit model file (src/quant/qload.c) */
-    else if (lb__ends_with(path, ".json") || lb__ends_with(path, ".safetensors")) {
-        char *dir = parent_dir(path);
+    char *dir;
+    switch (kind) {
+    case LB_FILE_DIR: s = lb__hf_load(path, m); break;
+    case LB_FILE_SAFETENSORS: s = load_safetensors(path, m); break;
+    case LB_FILE_JSON:
+        dir = parent_dir(path);
         s = dir ? lb__hf_load(dir, m) : LB_ERR_NOMEM;
         LB_FREE(dir);
-    } else
-        s = load_llama2c(path, m);
+        break;
+    case LB_FILE_LLAMA2C_V1: s = load_llama2c(path, m); break;
+    default: s = load_other(path, m); break;
+    }
     if (s) { lb_model_free(m); return s; }
     *out = m;
     return LB_OK;
@@ -129,20 +187,15 @@ void lb_model_free(lb_model *m)
     if (!m) return;
     for (int i = 0; i < m->n_maps; i++) lb__unmap(&m->maps[i]);
     LB_FREE(m->maps);
-    for (int i = 0; i < m->n_owned; i++) LB_FREE(m->owned[i]);
-    LB_FREE(m->owned);
-    lb__lossless_model_free(m);
+    lb__wstore_free(&m->store);
     LB_FREE(m->layers);
     LB_FREE(m->path);
     LB_FREE(m->source_format);
     LB_FREE(m);
 }
 
-static int64_t numel(const lb_weight *w) { return w->data || w->packed ? w->rows * w->cols : 0; }
-static size_t nbytes(const lb_weight *w)
-{
-    return w->packed ? lb_bf16_packed_blob_size(w->packed) : (size_t)numel(w) * lb_dtype_size(w->dtype);
-}
+static int64_t numel(const lb_weight *w) { return w->rep ? w->rows * w->cols : 0; }
+static size_t nbytes(const lb_weight *w) { return w->rep ? w->rep->bytes(w) : 0; }
 
 /* Sum over every distinct weight of the model (a tied lm_head counts once). */
 static void count(const lb_model *m, int64_t *params, size_t *bytes)
@@ -150,7 +203,7 @@ static void count(const lb_model *m, int64_t *params, size_t *bytes)
     const lb_weight *top[3] = {&m->tok_embed, &m->final_norm, &m->lm_head};
     *params = 0; *bytes = 0;
     for (int i = 0; i < 3; i++) {
-        if (i == 2 && m->lm_head.data == m->tok_embed.data && m->lm_head.packed == m->tok_embed.packed) continue;
+        if (i == 2 && m->lm_head.data == m->tok_embed.data) continue;
         *params += numel(top[i]); *bytes += nbytes(top[i]);
     }
     for (int64_t l = 0; m->layers && l < m->cfg.n_layers; l++) {

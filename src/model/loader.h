@@ -7,6 +7,7 @@
 #define LB_MODEL_LOADER_H
 
 #include "model/model.h"
+#include "core/safetensors.h"
 
 /* Upper bounds on config values: far above any real model, low enough that
  * products of them cannot overflow int64 or size_t. */
@@ -31,6 +32,12 @@ lb_status lb__model_set_names(lb_model *m, const char *path, const char *source)
 /* Check a filled config for impossible values (sizes, divisibility). */
 lb_status lb__config_validate(const lb_config *c, const char *what);
 
+/* What a path holds, by content (load.c). */
+typedef enum lb_file_kind {
+    LB_FILE_NONE, LB_FILE_DIR, LB_FILE_SAFETENSORS, LB_FILE_JSON, LB_FILE_LLAMA2C_V1, LB_FILE_OTHER
+} lb_file_kind;
+lb_file_kind lb__model_file_kind(const char *path);
+
 /* llama2.c checkpoint (legacy 7-int header or version-1 256-byte header). */
 lb_status lb__llama2c_parse(const uint8_t *data, size_t size, const char *what, lb_model *m);
 /* True when the first bytes look like a llama2.c checkpoint (v1 magic). */
@@ -46,9 +53,27 @@ lb_status lb__hf_read_config(const char *dir, lb_config *cfg);
 /* Open the weight files of a folder (model.safetensors or the shards its
  * index names); *files is an array of *n opened files (lb__st_close each,
  * then free the array). Needs safetensors.h for lb_st_file. */
-struct lb_st_file;
-lb_status lb__hf_open_files(const char *dir, struct lb_st_file **files, int *n);
+lb_status lb__hf_open_files(const char *dir, lb_st_file **files, int *n);
 /* Hugging Face model folder (config.json + safetensors). */
 lb_status lb__hf_load(const char *dir, lb_model *m);
+/* One Hugging Face safetensors file with the config.json of its folder
+ * (the weights are read from that file only). */
+lb_status lb__hf_load_file(const char *path, lb_model *m);
+
+/* lbfile.c: a lowbit model file (lb_model_save's output: a safetensors file
+ * with lowbit.version and lowbit.config metadata). */
+lb_status lb__lbfile_load(const lb_st_file *f, const char *path, lb_model *m);
+
+/* The Hugging Face names of the weights of a model, in file order. */
+typedef struct lb__wname {
+    char name[96];
+    lb_weight *w;
+    bool vector;                 /* stored 1-D (norms, biases) */
+    bool linear;                 /* a projection the quantizers act on */
+} lb__wname;
+/* Fill up to cap entries; returns the count. A tied lm_head is not listed. */
+int64_t lb__model_names(lb_model *m, lb__wname *out, int64_t cap);
+/* Expected (rows, cols) of every listed weight from the config (rows 0: a vector). */
+void lb__model_name_shape(const lb_config *c, const char *name, int64_t *rows, int64_t *cols);
 
 #endif

@@ -4,11 +4,14 @@
  * and freed with it.
  *
  * Weight matrices are row-major [out_features, in_features] (the PyTorch
- * nn.Linear layout, also llama2.c's): y[r] = sum_c W[r, c] * x[c]. */
+ * nn.Linear layout, also llama2.c's): y[r] = sum_c W[r, c] * x[c]. How a
+ * weight is stored (dense, block-quantized, packed, with input transforms)
+ * is the weights module's business (src/weights/weights.h); the model only
+ * holds lb_weight values and calls that module's entry points. */
 #ifndef LB_MODEL_H
 #define LB_MODEL_H
 
-#include "core/core.h"
+#include "weights/weights.h"   /* lb_weight: how each weight is stored and multiplied */
 
 typedef enum lb_arch {
     LB_ARCH_LLAMA = 0,   /* llama2.c checkpoints and LlamaForCausalLM */
@@ -44,31 +47,6 @@ typedef struct lb_config {
     int32_t bos_id, eos_id; /* -1 when unknown */
 } lb_config;
 
-/* A borrowed (or owned) view of one weight tensor. 1-D tensors have rows = 1.
- * Quantized and losslessly packed weights (issues 4 and 5) extend this with
- * a format descriptor; the forward pass must go through the matmul kernels
- * rather than reading `data` directly, so that those can be added. */
-typedef struct lb_weight {
-    const void *data;   /* NULL when the tensor is absent (e.g. no bias) */
-    lb_dtype dtype;     /* F32, F16 or BF16; U8 when packed */
-    int64_t rows, cols;
-    const lb_bf16_packed *packed; /* lossless (src/lossless/weights.h): data is NULL, decode before use */
-    /* Packed and rotated weights (issue 4, src/quant; docs/quant.md). All zero
-     * for a plain dense tensor. The weight stands for
-     *   W = dequant(data) * diag(col_scale) * R,  R = blockdiag(T_hb) diag(signs)
-     * so y = W x is dequant(data) (col_scale .* (R x)): rotate x (when
-     * hadamard_block > 0), scale it (when col_scale), then the format's dot
-     * product per row. fmt == NULL: data is dense (dtype) but may still be
-     * rotated/scaled. */
-    const lb_format *fmt;          /* block format of data (rows * row_bytes bytes) or NULL */
-    float tensor_scale;            /* NV per-tensor encode scale (1 otherwise) */
-    size_t row_bytes;              /* bytes per packed row */
-    const float *col_scale;        /* (cols) SINQ column scale, or NULL */
-    int64_t hadamard_block;        /* 0 = not rotated */
-    const int8_t *hadamard_signs;  /* (cols) random signs of R, or NULL (all +1) */
-    const char *method;            /* quantizer name (static string), NULL when dense */
-} lb_weight;
-
 typedef struct lb_layer_weights {
     lb_weight attn_norm;          /* (dim) */
     lb_weight wq;                 /* (n_heads * head_dim, dim) */
@@ -89,12 +67,9 @@ struct lb_model {
     lb_layer_weights *layers;     /* (n_layers) */
     lb_map *maps;                 /* mapped files the views point into */
     int n_maps;
-    void **owned;                 /* buffers owned by the model (converted tensors) */
-    int n_owned;
+    lb_wstore store;              /* buffers the model owns for its weights (converted, packed, copied) */
     char *path;                   /* what was loaded */
     char *source_format;          /* "llama2c", "llama2c-v1", "safetensors", ... */
-    lb_bf16_packed **packed;      /* lossless tensors the packed weights decode from (owned) */
-    int n_packed;
 };
 
 #endif

@@ -8,7 +8,7 @@
  * loader accepts. Data is generated and written in small chunks: memory use
  * does not grow with the model. */
 #include "model/loader.h"
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>

@@ -24,13 +24,3 @@ lb_status lb__quant_rotate(const lb_quantize_opts *o, float *w, int64_t rows, in
     out->hadamard_signs = signs;
     return LB_OK;
 }
-
-lb_status lb__quant_rotate_vec(float *x, int64_t n, int64_t block, const int8_t *signs)
-{
-    return lb_hadamard_rows(x, 1, n, block, signs, 0);
-}
-
-lb_status lb__quant_unrotate(float *w, int64_t rows, int64_t cols, int64_t block, const int8_t *signs)
-{
-    return lb_hadamard_rows(w, rows, cols, block, signs, 1);
-}

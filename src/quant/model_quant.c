@@ -7,136 +7,22 @@
  * (one tensor per task), each independently, so the result does not depend
  * on the thread count. The new model owns every buffer. */
 #include "quant/quant.h"
-#include "kernels/kernels.h"
-#include "model/loader.h"
 #include <fnmatch.h>
 #include <math.h>
 
-/* ---------------------------------------------------------------- names */
-
-static void put_name(lb__qname *out, int64_t *n, int64_t cap, lb_weight *w, bool vector, bool linear,
-                     const char *name)
-{
-    if (*n < cap) {
-        snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
-        out[*n].w = w; out[*n].vector = vector; out[*n].linear = linear;
-    }
-    (*n)++;
-}
-
-int64_t lb__qnames(lb_model *m, lb__qname *out, int64_t cap)
-{
-    const lb_config *c = &m->cfg;
-    int64_t n = 0;
-    put_name(out, &n, cap, &m->tok_embed, false, false, "model.embed_tokens.weight");
-    for (int64_t l = 0; m->layers && l < c->n_layers; l++) {
-        lb_layer_weights *L = &m->layers[l];
-        struct { const char *s; lb_weight *w; bool vec, lin, on; } t[] = {
-            {"input_layernorm.weight", &L->attn_norm, true, false, true},
-            {"self_attn.q_proj.weight", &L->wq, false, true, true},
-            {"self_attn.k_proj.weight", &L->wk, false, true, true},
-            {"self_attn.v_proj.weight", &L->wv, false, true, true},
-            {"self_attn.q_proj.bias", &L->bq, true, false, c->qkv_bias},
-            {"self_attn.k_proj.bias", &L->bk, true, false, c->qkv_bias},
-            {"self_attn.v_proj.bias", &L->bv, true, false, c->qkv_bias},
-            {"self_attn.q_norm.weight", &L->q_norm, true, false, c->qk_norm},
-            {"self_attn.k_norm.weight", &L->k_norm, true, false, c->qk_norm},
-            {"self_attn.o_proj.weight", &L->wo, false, true, true},
-            {"post_attention_layernorm.weight", &L->ffn_norm, true, false, true},
-            {"mlp.gate_proj.weight", &L->w_gate, false, true, true},
-            {"mlp.up_proj.weight", &L->w_up, false, true, true},
-            {"mlp.down_proj.weight", &L->w_down, false, true, true},
-        };
-        for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
-            if (!t[i].on) continue;
-            char name[96];
-            snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)l, t[i].s);
-            put_name(out, &n, cap, t[i].w, t[i].vec, t[i].lin, name);
-        }
-    }
-    put_name(out, &n, cap, &m->final_norm, true, false, "model.norm.weight");
-    if (!c->tied_embeddings) put_name(out, &n, cap, &m->lm_head, false, false, "lm_head.weight");
-    return n;
-}
-
 /* ------------------------------------------------------------ ownership */
-
-static lb_status adopt(lb_model *m, void *p)
-{
-    void **o = LB_REALLOC(m->owned, (size_t)(m->n_owned + 1) * sizeof *o);
-    if (!o) { LB_FREE(p); return lb__err(LB_ERR_NOMEM, "out of memory"); }
-    m->owned = o;
-    m->owned[m->n_owned++] = p;
-    return LB_OK;
-}
-
-void *lb__model_own(lb_model *m, size_t n)
-{
-    void *p = lb__alloc(n ? n : 1);
-    if (p && adopt(m, p)) return NULL;
-    return p;
-}
-
-size_t lb__qweight_bytes(const lb_weight *w)
-{
-    if (!w->data) return 0;
-    size_t n = w->fmt ? (size_t)w->rows * w->row_bytes : (size_t)(w->rows * w->cols) * lb_dtype_size(w->dtype);
-    if (w->fmt && lb_format_uses_tensor_scale(w->fmt)) n += sizeof(float);
-    if (w->col_scale) n += (size_t)w->cols * sizeof(float);
-    if (w->hadamard_signs) n += (size_t)w->cols;
-    return n;
-}
-
-/* A dense copy of w owned by m (same dtype). */
-static lb_status copy_dense(lb_model *m, const lb_weight *src, lb_weight *dst)
-{
-    *dst = *src;
-    size_t n = lb__qweight_bytes(src) - (src->col_scale ? (size_t)src->cols * 4 : 0) -
-               (src->hadamard_signs ? (size_t)src->cols : 0);
-    void *p = lb__model_own(m, n);
-    if (!p) return LB_ERR_NOMEM;
-    memcpy(p, src->data, n);
-    dst->data = p;
-    if (src->col_scale) {
-        float *c = lb__model_own(m, (size_t)src->cols * sizeof *c);
-        if (!c) return LB_ERR_NOMEM;
-        memcpy(c, src->col_scale, (size_t)src->cols * sizeof *c);
-        dst->col_scale = c;
-    }
-    if (src->hadamard_signs) {
-        int8_t *g = lb__model_own(m, (size_t)src->cols);
-        if (!g) return LB_ERR_NOMEM;
-        memcpy(g, src->hadamard_signs, (size_t)src->cols);
-        dst->hadamard_signs = g;
-    }
-    return LB_OK;
-}
 
 /* ------------------------------------------------------- dequantization */
 
-lb_status lb__weight_f32(const lb_weight *w, float *out)
-{
-    lb_status s = LB_OK;
-    if (w->fmt) s = lb_format_dequantize(w->fmt, w->data, w->tensor_scale, w->rows, w->cols, out);
-    else
-        for (int64_t r = 0; r < w->rows; r++) lb__weight_row(w, r, out + r * w->cols);
-    if (s) return s;
-    if (w->col_scale)
-        for (int64_t r = 0; r < w->rows; r++)
-            for (int64_t c = 0; c < w->cols; c++) out[r * w->cols + c] *= w->col_scale[c];
-    if (w->hadamard_block) s = lb__quant_unrotate(out, w->rows, w->cols, w->hadamard_block, w->hadamard_signs);
-    return s;
-}
-
 lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols)
 {
-    int64_t n = lb__qnames((lb_model *)m, NULL, 0);
-    lb__qname *names = lb__alloc((size_t)n * sizeof *names);
+    int64_t n = lb__model_names((lb_model *)m, NULL, 0);
+    lb__wname *names = lb__alloc((size_t)n * sizeof *names);
     if (!names) return LB_ERR_NOMEM;
-    lb__qnames((lb_model *)m, names, n);
+    lb__model_names((lb_model *)m, names, n);
     lb_status s = lb__err(LB_ERR_NOTFOUND, "%s: no weight named '%s'", m->path ? m->path : "model", name);
     for (int64_t i = 0; i < n; i++) {
-        if (strcmp(names[i].name, name) || !names[i].w->data) continue;
+        if (strcmp(names[i].name, name) || !names[i].w->rep) continue;
         const lb_weight *x = names[i].w;
         if (rows) *rows = x->rows;
         if (cols) *cols = x->cols;
@@ -210,13 +96,12 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
 static lb_status install(lb_model *m, qjob *j)
 {
     lb_qmatrix *q = &j->q;
-    lb_weight *d = j->dst;
-    *d = lb__qmatrix_weight(q);
+    *j->dst = lb__qmatrix_weight(q);
     void *bufs[3] = {q->packed, q->col_scale, q->hadamard_signs};
     memset(q, 0, sizeof *q);
     lb_status s = LB_OK;
     for (int k = 0; k < 3; k++)
-        if (bufs[k]) { lb_status t = adopt(m, bufs[k]); s = s ? s : t; }
+        if (bufs[k]) { lb_status t = lb__wstore_keep(&m->store, bufs[k], NULL); s = s ? s : t; }
     return s;
 }
 
@@ -233,14 +118,14 @@ static void set_info(lb_quant_tensor_info *t, const char *name, const lb_weight 
     snprintf(t->name, sizeof t->name, "%s", name);
     t->rows = w->rows; t->cols = w->cols;
     snprintf(t->status, sizeof t->status, "%s", status);
-    snprintf(t->format, sizeof t->format, "%s", w->fmt ? lb_format_name(w->fmt) : lb_dtype_name(w->dtype));
+    snprintf(t->format, sizeof t->format, "%s", w->rep->describe(w));
 }
 
 static void finish_info(lb_quant_tensor_info *t, const lb_weight *w, const lb_qmatrix *q)
 {
-    t->bytes = lb__qweight_bytes(w);
+    t->bytes = lb__weight_bytes(w);
     t->bits_per_weight = 8.0 * (double)t->bytes / (double)(w->rows * w->cols);
-    snprintf(t->format, sizeof t->format, "%s", w->fmt ? lb_format_name(w->fmt) : lb_dtype_name(w->dtype));
+    snprintf(t->format, sizeof t->format, "%s", w->rep->describe(w));
     if (w->method) snprintf(t->method, sizeof t->method, "%s", w->method);
     if (q) { t->imbalance_before = q->imbalance_before; t->imbalance_after = q->imbalance_after; }
 }
@@ -250,7 +135,7 @@ typedef struct qrun {
     lb_model *dst;
     const lb_model_quant_opts *o;
     qctx ctx;
-    lb__qname *sn, *dn;
+    lb__wname *sn, *dn;
     int64_t n;
     lb_quant_tensor_info *info;
     lb_pool *pool;
@@ -266,11 +151,11 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
     for (int64_t i = i0; i < i1; i++) {
         const lb_weight *w = r->sn[i].w;
         lb_status s;
-        if (w->packed)
+        if (w->rep == &lb__wrep_lossless)
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is losslessly packed; unpack the model first (lowbit unpack)",
                            r->src->path ? r->src->path : "model", r->sn[i].name);
-        if (!w->data) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", r->sn[i].name);
-        if ((w->fmt || w->hadamard_block || w->col_scale) && (r->sn[i].linear || r->o->quantize_embeddings))
+        if (!w->rep) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", r->sn[i].name);
+        if ((w->rep != &lb__wrep_dense || w->n_in) && (r->sn[i].linear || r->o->quantize_embeddings))
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already quantized or rotated; quantize the original "
                            "model", r->src->path ? r->src->path : "model", r->sn[i].name);
         bool emb = r->o->quantize_embeddings && (!strcmp(r->sn[i].name, "model.embed_tokens.weight") ||
@@ -280,7 +165,7 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
                          : B && w->cols % B ? "kept (shape)" : NULL;
         set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
         if (why) {
-            if ((s = copy_dense(r->dst, w, r->dn[i].w))) return s;
+            if ((s = lb__weight_copy(&r->dst->store, w, r->dn[i].w))) return s;
             finish_info(&r->info[i], r->dn[i].w, NULL);
             continue;
         }
@@ -374,7 +259,7 @@ lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, l
     r.dst->cfg = src->cfg;
     s = lb__model_alloc_layers(r.dst);
     if (!s) s = lb__model_set_names(r.dst, src->path ? src->path : "", src->source_format ? src->source_format : "");
-    r.n = lb__qnames((lb_model *)src, NULL, 0);
+    r.n = lb__model_names((lb_model *)src, NULL, 0);
     r.sn = lb__zalloc((size_t)r.n * sizeof *r.sn);
     r.dn = lb__zalloc((size_t)r.n * sizeof *r.dn);
     r.info = lb__zalloc((size_t)r.n * sizeof *r.info);
@@ -382,8 +267,8 @@ lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, l
     if (!s && (!r.sn || !r.dn || !r.info || !r.ctx.jobs)) s = LB_ERR_NOMEM;
     if (!s) s = lb_pool_create(o->n_threads, &r.pool);
     if (!s) {
-        lb__qnames((lb_model *)src, r.sn, r.n);
-        lb__qnames(r.dst, r.dn, r.n);
+        lb__model_names((lb_model *)src, r.sn, r.n);
+        lb__model_names(r.dst, r.dn, r.n);
         s = quantize_all(&r);
     }
     if (!s && r.dst->cfg.tied_embeddings) r.dst->lm_head = r.dst->tok_embed;

@@ -105,6 +105,17 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
     return s;
 }
 
+lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
+{
+    lb_weight w = q->fmt ? lb__weight_block(q->fmt, q->tensor_scale, q->packed, q->rows, q->cols)
+                         : lb__weight_dense(q->packed, LB_DTYPE_F32, q->rows, q->cols);
+    if (q->hadamard_block)
+        lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs});
+    if (q->col_scale) lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_COL_SCALE, .scale = q->col_scale});
+    w.method = q->method ? q->method->name : NULL;
+    return w;
+}
+
 lb_status lb_qmatrix_dequantize(const lb_qmatrix *m, float *w)
 {
     lb_weight v = lb__qmatrix_weight(m);

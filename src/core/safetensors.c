@@ -1,7 +1,7 @@
 /* safetensors.c: safetensors reader (validating, zero-copy views into a
  * mapping or buffer) and streaming writer (atomic, header padded to 8 bytes).
  * See safetensors.h for the layout and the checks. */
-#include "model/safetensors.h"
+#include "core/safetensors.h"
 
 static uint64_t rd_u64(const uint8_t *p)
 {

@@ -20,8 +20,7 @@
  *     is canonical lane m, lane 2m + 1 canonical lane 8 + m, unpermuted
  *     before the reduction, which changes nothing in the arithmetic.
  * Blocks are multiples of 16 elements. */
-#include "quant/quant.h"
-#include "formats/formats.h"
+#include "kernels/kernels.h"
 #include <immintrin.h>
 #include <pthread.h>
 

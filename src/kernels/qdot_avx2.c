@@ -11,8 +11,7 @@
  *     of lb__qdot_perm_x (codes 0, 8, 1, 9, ... 7, 15 over the two halves),
  *     as in the AVX-512 kernel;
  *   - 8-bit codes: widened, converted, (v - z) * d, FMA. */
-#include "quant/quant.h"
-#include "formats/formats.h"
+#include "kernels/kernels.h"
 #include <immintrin.h>
 #include <pthread.h>
 

@@ -1,0 +1,189 @@
+/* linear.c: y = W x over a batch of nt tokens for every weight, whatever
+ * its representation and input transforms:
+ *
+ *   1. the input transforms, in order, into scratch (x' = T_k ... T_1 x;
+ *      shared by weights of one call whose transforms are the same);
+ *   2. the product with the stored representation S: plain dense weights
+ *      go to the engine's multi-matrix matmul; a representation with its
+ *      own product (lossless) runs it; every other one is a row job on the
+ *      pool: the rows of up to three weights laid end to end, split by
+ *      output rows, each range computed by its representation's rows().
+ *
+ * Every representation sums in the canonical order of kernels.h, so prefill
+ * and decode, every thread count and every ISA give the same bits. */
+#include "weights/weights.h"
+
+#define LINEAR_MAX_N 3
+
+struct lb_wspace {
+    float *scratch;          /* transformed inputs, kernel-order inputs, row buffers */
+    void *state[8];          /* per representation (registry index), from state_create */
+};
+
+static int rep_index(const lb_wrep *r)
+{
+    for (int i = 0; i < lb__wrep_count(); i++)
+        if (lb__wrep_at(i) == r) return i;
+    return -1;
+}
+
+/* Floats of scratch the products of these weights need (0 when all are plain dense). */
+static size_t scratch_floats(const lb_weight *const *w, int n, int64_t max_batch, int n_threads)
+{
+    int64_t cols = 0;
+    bool any = false;
+    for (int i = 0; i < n; i++) {
+        if (!w[i]->rep) continue;
+        if (w[i]->rep != &lb__wrep_dense || w[i]->n_in) any = true;
+        cols = lb__max64(cols, w[i]->cols);
+    }
+    /* q, k, v inputs + decode inputs in kernel order + row buffers */
+    return any ? (size_t)(cols * (3 * max_batch + 3 * 2 + n_threads)) : 0;
+}
+
+lb_status lb__wspace_create(const lb_weight *const *w, int n, int64_t max_batch, int n_threads, lb_wspace **out)
+{
+    *out = NULL;
+    lb_wspace *ws = lb__zalloc(sizeof *ws);
+    if (!ws) return LB_ERR_NOMEM;
+    size_t fl = scratch_floats(w, n, max_batch, n_threads);
+    lb_status s = LB_OK;
+    if (fl && !(ws->scratch = lb__alloc_aligned(sizeof(float) * fl))) s = LB_ERR_NOMEM;
+    LB_ASSERT(lb__wrep_count() <= (int)(sizeof ws->state / sizeof *ws->state));
+    for (int i = 0; i < lb__wrep_count() && !s; i++)
+        if (lb__wrep_at(i)->state_create) s = lb__wrep_at(i)->state_create(w, n, &ws->state[i]);
+    if (s) { lb__wspace_free(ws); return s; }
+    *out = ws;
+    return LB_OK;
+}
+
+void lb__wspace_free(lb_wspace *ws)
+{
+    if (!ws) return;
+    for (int i = 0; i < lb__wrep_count(); i++)
+        if (ws->state[i]) lb__wrep_at(i)->state_free(ws->state[i]);
+    lb__free_aligned(ws->scratch);
+    LB_FREE(ws);
+}
+
+typedef struct row_job {
+    lb_wjob j;
+    lb_wpart p[LINEAR_MAX_N];
+    int n;
+} row_job;
+
+/* Rows [b, e) of the weights laid end to end. */
+static void row_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    const row_job *rj = ctx;
+    for (int i = 0; i < rj->n; i++) {
+        const lb_wpart *p = &rj->p[i];
+        int64_t lo = lb__max64(b, p->row0) - p->row0, hi = lb__min64(e, p->row0 + p->w->rows) - p->row0;
+        if (lo < hi) p->w->rep->rows(&rj->j, p, lo, hi, thread);
+    }
+}
+
+/* x' = T_k ... T_1 x for each token, into dst (row stride = cols). */
+static void transform_input(const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *dst)
+{
+    int64_t n = w->cols;
+    for (int64_t t = 0; t < nt; t++) memcpy(dst + t * n, x + t * xs, sizeof(float) * (size_t)n);
+    for (int i = 0; i < w->n_in; i++) lb__xform_apply(&w->in[i], dst, nt, n);
+}
+
+static bool same_transforms(const lb_weight *a, const lb_weight *b)
+{
+    if (a->cols != b->cols || a->n_in != b->n_in) return false;
+    for (int i = 0; i < a->n_in; i++)
+        if (!lb__xform_same(&a->in[i], &b->in[i], a->cols)) return false;
+    return true;
+}
+
+/* The input of part i: the caller's x, an earlier part's transformed x, or
+ * x transformed into scratch at *used. */
+static void part_input(row_job *rj, int i, const float *x, int64_t nt, int64_t xs, float *scratch, int64_t *used)
+{
+    lb_wpart *p = &rj->p[i];
+    const lb_weight *w = p->w;
+    if (!w->n_in) return;
+    for (int k = 0; k < i; k++)
+        if (rj->p[k].x != x && same_transforms(rj->p[k].w, w)) { p->x = rj->p[k].x; p->xs = rj->p[k].xs; return; }
+    transform_input(w, x, nt, xs, scratch + *used);
+    p->x = scratch + *used;
+    p->xs = w->cols;
+    *used += nt * w->cols;
+}
+
+/* Decode inputs in the order a block kernel wants, once per distinct input. */
+static void kernel_input(row_job *rj, int i, int64_t nt, float *scratch, int64_t *used)
+{
+    lb_wpart *p = &rj->p[i];
+    p->xk = p->x;
+    p->xks = p->xs;
+    if (!p->kern.perm_x) return;
+    for (int k = 0; k < i; k++)
+        if (rj->p[k].kern.perm_x && rj->p[k].x == p->x) { p->xk = rj->p[k].xk; p->xks = rj->p[k].xks; return; }
+    for (int64_t t = 0; t < nt; t++) lb__qdot_perm_x(p->x + t * p->xs, p->w->cols, scratch + *used + t * p->w->cols);
+    p->xk = scratch + *used;
+    p->xks = p->w->cols;
+    *used += nt * p->w->cols;
+}
+
+static void row_products(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt,
+                         int64_t xs, float *const *y, const int64_t *ys)
+{
+    row_job rj = {.j = {.k = lb__kernels(), .nt = nt}, .n = n};
+    int64_t rows = 0, used = 0;
+    for (int i = 0; i < n; i++) rj.j.max_cols = lb__max64(rj.j.max_cols, w[i]->cols);
+    for (int i = 0; i < n; i++) {
+        rj.p[i] = (lb_wpart){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
+        rows += w[i]->rows;
+        if (w[i]->rep->prepare) w[i]->rep->prepare(w[i], nt, &rj.p[i]);
+        part_input(&rj, i, x, nt, xs, ws->scratch, &used);
+    }
+    for (int i = 0; i < n; i++) kernel_input(&rj, i, nt, ws->scratch, &used);
+    rj.j.rowbuf = ws->scratch + used;
+    int64_t grain = (lb__max64(8, ((int64_t)1 << 16) / lb__max64(1, rj.j.max_cols * nt)) + 7) / 8 * 8;   /* whole 8-row groups */
+    lb_pool_for(pool, rows, grain, row_task, &rj);
+}
+
+/* A representation with its own product: transforms into scratch first. */
+static void own_product(lb_wspace *ws, lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs,
+                        float *y, int64_t ys)
+{
+    if (w->n_in) {
+        transform_input(w, x, nt, xs, ws->scratch);
+        x = ws->scratch;
+        xs = w->cols;
+    }
+    w->rep->matmul(ws->state[rep_index(w->rep)], pool, w, x, nt, xs, y, ys);
+}
+
+void lb__linear_n(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt,
+                  int64_t xs, float *const *y, const int64_t *ys)
+{
+    bool plain = n <= LINEAR_MAX_N, own = false;
+    for (int i = 0; i < n; i++) {
+        plain = plain && w[i]->rep == &lb__wrep_dense && !w[i]->n_in;
+        own = own || w[i]->rep->matmul;
+    }
+    if (plain) {
+        lb_mat m[LINEAR_MAX_N];
+        const lb_mat *mp[LINEAR_MAX_N];
+        for (int i = 0; i < n; i++) {
+            m[i] = (lb_mat){.data = w[i]->data, .dtype = w[i]->dtype, .rows = w[i]->rows, .cols = w[i]->cols};
+            mp[i] = &m[i];
+        }
+        lb__matmul_n(pool, n, mp, x, nt, xs, y, ys);
+    } else if (own || n > LINEAR_MAX_N) {
+        for (int i = 0; i < n; i++) lb__linear(ws, pool, w[i], x, nt, xs, y[i], ys[i]);
+    } else
+        row_products(ws, pool, n, w, x, nt, xs, y, ys);
+}
+
+void lb__linear(lb_wspace *ws, lb_pool *pool, const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *y,
+                int64_t ys)
+{
+    if (w->rep->matmul) own_product(ws, pool, w, x, nt, xs, y, ys);
+    else lb__linear_n(ws, pool, 1, &w, x, nt, xs, &y, &ys);
+}

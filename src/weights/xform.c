@@ -1,0 +1,75 @@
+/* xform.c: the input transforms of a weight, one row each in the table
+ * below. A transform T acts on the activation before the product; the
+ * stored matrix S was built for the transformed space, so W = S T:
+ *
+ *   hadamard   T = blockdiag(H_b / sqrt(b)) diag(signs)   (src/transforms)
+ *              stored as P.hadamard_signs  I8 (cols); block in the metadata
+ *   col_scale  T = diag(scale)                            (SINQ)
+ *              stored as P.weight_col_scale F32 (cols)
+ *
+ * Undoing a transform on a matrix in the transformed space (w <- w T) gives
+ * the original space back: the inverse rotation of each row, or the scale
+ * multiplied into each column. */
+#include "weights/weights.h"
+#include <math.h>
+
+typedef struct xform_ops {
+    const char *name;
+    void (*apply)(const lb_xform *t, float *x, int64_t nt, int64_t cols);
+    lb_status (*undo)(const lb_xform *t, float *w, int64_t rows, int64_t cols);
+    bool (*same)(const lb_xform *a, const lb_xform *b, int64_t cols);
+    size_t (*bytes)(const lb_xform *t, int64_t cols);
+} xform_ops;
+
+static void hadamard_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols)
+{
+    lb_hadamard_rows(x, nt, cols, t->block, t->signs, 0);
+}
+
+static lb_status hadamard_undo(const lb_xform *t, float *w, int64_t rows, int64_t cols)
+{
+    return lb_hadamard_rows(w, rows, cols, t->block, t->signs, 1);
+}
+
+static bool hadamard_same(const lb_xform *a, const lb_xform *b, int64_t cols)
+{
+    return a->block == b->block &&
+           (a->signs == b->signs || (a->signs && b->signs && !memcmp(a->signs, b->signs, (size_t)cols)));
+}
+
+static size_t hadamard_bytes(const lb_xform *t, int64_t cols) { return t->signs ? (size_t)cols : 0; }
+
+static void scale_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols)
+{
+    for (int64_t i = 0; i < nt; i++)
+        for (int64_t c = 0; c < cols; c++) x[i * cols + c] *= t->scale[c];
+}
+
+static lb_status scale_undo(const lb_xform *t, float *w, int64_t rows, int64_t cols)
+{
+    scale_apply(t, w, rows, cols);
+    return LB_OK;
+}
+
+static bool scale_same(const lb_xform *a, const lb_xform *b, int64_t cols) { return a->scale == b->scale; }
+
+static size_t scale_bytes(const lb_xform *t, int64_t cols) { return (size_t)cols * sizeof(float); }
+
+static const xform_ops ops[LB_XFORM_COUNT] = {
+    [LB_XFORM_HADAMARD] = {"hadamard", hadamard_apply, hadamard_undo, hadamard_same, hadamard_bytes},
+    [LB_XFORM_COL_SCALE] = {"col_scale", scale_apply, scale_undo, scale_same, scale_bytes},
+};
+
+void lb__xform_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols) { ops[t->kind].apply(t, x, nt, cols); }
+
+lb_status lb__xform_undo(const lb_xform *t, float *w, int64_t rows, int64_t cols)
+{
+    return ops[t->kind].undo(t, w, rows, cols);
+}
+
+bool lb__xform_same(const lb_xform *a, const lb_xform *b, int64_t cols)
+{
+    return a->kind == b->kind && ops[a->kind].same(a, b, cols);
+}
+
+size_t lb__xform_bytes(const lb_xform *t, int64_t cols) { return ops[t->kind].bytes(t, cols); }
