@@ -270,7 +270,9 @@ typedef struct lb_synth_opts {
  * preset: "stories110m", "llama-3.2-1b". */
 lb_status lb_synth_preset(const char *name, lb_synth_opts *opts);
 /* Write the folder `dir` (created if missing; files replaced atomically).
- * Streams: memory use is one small chunk, not the model. */
+ * Streams: memory use is one small chunk, not the model. A size above the
+ * free space of dir's filesystem or above 4 TiB is refused (LB_ERR_ARG,
+ * naming the options to lower) before anything is created. */
 lb_status lb_synth_write(const char *dir, const lb_synth_opts *opts, lb_progress_fn progress, void *user);
 
 /* What a model file or folder holds: its format, config, every tensor
