@@ -270,7 +270,9 @@ typedef struct lb_synth_opts {
  * preset: "stories110m", "llama-3.2-1b". */
 lb_status lb_synth_preset(const char *name, lb_synth_opts *opts);
 /* Write the folder `dir` (created if missing; files replaced atomically).
- * Streams: memory use is one small chunk, not the model. */
+ * Streams: memory use is one small chunk, not the model. A size above the
+ * free space of dir's filesystem or above 4 TiB is refused (LB_ERR_ARG,
+ * naming the options to lower) before anything is created. */
 lb_status lb_synth_write(const char *dir, const lb_synth_opts *opts, lb_progress_fn progress, void *user);
 
 /* What a model file or folder holds: its format, config, every tensor
@@ -476,10 +478,13 @@ typedef struct lb_lossless_report {
     uint64_t bf16_bytes;      /* those values as BF16 */
     uint64_t packed_bytes;    /* their blobs */
     uint64_t in_bytes, out_bytes;  /* safetensors files read / written */
+    int64_t n_other_files;    /* a folder's other files (config, tokenizer, ...), copied as they are */
+    uint64_t other_bytes;     /* their bytes (read = written; not in in_bytes / out_bytes) */
 } lb_lossless_report;
 
 /* Pack a safetensors file into a packed one, or a model folder into a new
- * folder (each *.safetensors packed under its name, other files copied).
+ * folder (each *.safetensors packed under its name, other regular files
+ * copied through a 1 MiB buffer and counted in n_other_files/other_bytes).
  * F32 tensors are rounded to BF16 (round-to-nearest-even) first; BF16 is
  * kept bit for bit; F16 tensors are refused (LB_ERR_UNSUPPORTED). Writes are
  * atomic: on failure no output is left. rep may be NULL. */
@@ -487,7 +492,9 @@ lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_
                                  lb_progress_fn progress, void *user, lb_lossless_report *rep);
 /* The inverse: packed tensors come back as BF16 with their shapes, other
  * tensors and metadata unchanged; for a BF16 source the tensor bytes are
- * identical. */
+ * identical. A table that misses a blob tensor is refused (LB_ERR_FORMAT);
+ * the output is re-opened and checked (every tensor, each stream's CRC over
+ * the written bytes) before it is renamed into place (LB_ERR_CORRUPT). */
 lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
                                    void *user, lb_lossless_report *rep);
 

@@ -6,7 +6,9 @@
  *  - a saved base compared with the same model gives KL ~ 0, agreement 1;
  *    with another model, KL and top-1 agreement equal values computed here;
  *  - bad inputs: short text, wrong vocabulary, other text, corrupt files,
- *    unwritable output (no file left behind).
+ *    unwritable output (no file left behind), a model whose logits turn NaN
+ *    (refused, naming chunk and position), base files with NaN values,
+ *    overlapping tensors or trailing bytes (refused, naming the file).
  * Real-model checks (stories260K, tinystories-656k) live in tests/cli_run.sh. */
 #include "harness.h"
 #include "model/model.h"
@@ -185,6 +187,119 @@ static void test_kld(void)
     unbuild(&b);
 }
 
+/* Token x's embedding row set to NaN (F32 or BF16 weights). */
+static void poison_row(tmodel *t, int32_t x)
+{
+    lb_weight *w = &t->m.tok_embed;
+    int64_t d = t->m.cfg.dim;
+    for (int64_t i = 0; i < d; i++) {
+        if (w->dtype == LB_DTYPE_BF16) ((uint16_t *)w->data)[x * d + i] = 0x7fc0;
+        else ((float *)w->data)[x * d + i] = NAN;
+    }
+}
+
+/* A model whose logits turn NaN at chunk 1, position 10 (where a token with
+ * a NaN embedding sits) is refused by ppl and kld, naming that place, not
+ * reported as PPL = nan. */
+static void test_nonfinite_logits(void)
+{
+    lb_dtype dt;
+    lb_config c = variant(1, &dt);   /* untied: the NaN row is not also an lm_head row */
+    tmodel a, b;
+    build(&a, c, dt);
+    build(&b, c, dt);
+    const int32_t X = 5;
+    int64_t ctx = 16, n = 3 * ctx;
+    int32_t *tok = rand_tokens(n, c.vocab_size);
+    for (int64_t i = 0; i < n; i++)
+        if (tok[i] == X) tok[i] = X + 1;
+    tok[ctx + 10] = X;
+    char path[128];
+    snprintf(path, sizeof path, "%s/base_nf.st", tmpdir);
+    lb_ppl_opts o = {.ctx = ctx, .n_threads = 1, .bos = 1, .save_path = path};
+    lb_ppl_result pr;
+    REQUIRE(lb_eval_ppl(&a.m, tok, n, &o, &pr) == LB_OK, "%s", lb_errmsg());
+    poison_row(&b, X);
+    lb_kld_result k;
+    lb_status st = lb_eval_kld(&b.m, path, &(lb_kld_opts){.n_threads = 1}, &k);
+    CHECK(st == LB_ERR_CORRUPT && strstr(lb_errmsg(), "kld") && strstr(lb_errmsg(), "chunk 1, position 10") &&
+          strstr(lb_errmsg(), "NaN"), "kld: status %d, %s", st, lb_errmsg());
+    o.save_path = NULL;
+    st = lb_eval_ppl(&b.m, tok, n, &o, &pr);
+    CHECK(st == LB_ERR_CORRUPT && strstr(lb_errmsg(), "ppl") && strstr(lb_errmsg(), "chunk 1, position 10"),
+          "ppl: status %d, ppl %g, %s", st, pr.ppl, lb_errmsg());
+    /* saving: the failed run leaves no base file */
+    snprintf(path, sizeof path, "%s/base_nf2.st", tmpdir);
+    o.save_path = path;
+    CHECK(lb_eval_ppl(&b.m, tok, n, &o, &pr) == LB_ERR_CORRUPT && !test_file_exists(path), "base file left behind");
+    remove(path);
+    snprintf(path, sizeof path, "%s/base_nf.st", tmpdir);
+    remove(path);
+    free(tok);
+    unbuild(&a);
+    unbuild(&b);
+}
+
+/* A hand-made base file: ctx 4, one chunk, first 2 (one scored row).
+ * lp_off: the logprobs' data offset (16 = right after the tokens); extra:
+ * bytes appended after the data; nan_at >= 0 puts a NaN there. */
+static void write_base(const char *path, int64_t V, uint64_t lp_off, size_t extra, int64_t nan_at)
+{
+    char h[1024];
+    uint64_t lp_end = lp_off + 4 * (uint64_t)V, data = lp_end > 16 ? lp_end : 16;
+    int k = snprintf(h, sizeof h,
+                     "{\"__metadata__\":{\"format\":\"lowbit-logprobs\",\"version\":\"1\",\"model\":\"t\",\"vocab\":\"%lld\","
+                     "\"ctx\":\"4\",\"chunks\":\"1\",\"first\":\"2\",\"scoring\":\"half\",\"text_hash\":\"0000000000000001\"},"
+                     "\"tokens\":{\"dtype\":\"I32\",\"shape\":[1,4],\"data_offsets\":[0,16]},"
+                     "\"logprobs\":{\"dtype\":\"F32\",\"shape\":[1,%lld],\"data_offsets\":[%llu,%llu]}}",
+                     (long long)V, (long long)V, (unsigned long long)lp_off, (unsigned long long)lp_end);
+    while (k % 8) h[k++] = ' ';
+    uint8_t *d = calloc(data + extra + 1, 1);
+    int32_t tk[4] = {1, 2, 3, 4};
+    memcpy(d, tk, 16);
+    for (int64_t v = 0; v < V; v++) {
+        float x = v == nan_at ? NAN : -logf((float)V);
+        memcpy(d + lp_off + 4 * v, &x, 4);
+    }
+    FILE *f = fopen(path, "wb");
+    uint64_t len = (uint64_t)k;
+    fwrite(&len, 8, 1, f);
+    fwrite(h, 1, (size_t)k, f);
+    fwrite(d, 1, data + extra, f);
+    fclose(f);
+    free(d);
+}
+
+/* Base files with NaN values, overlapping tensors or trailing bytes are
+ * refused at open with a message naming the file; the same file without the
+ * defect is accepted. */
+static void test_base_file_checks(void)
+{
+    lb_dtype dt;
+    lb_config c = variant(0, &dt);
+    tmodel a;
+    build(&a, c, dt);
+    int64_t V = c.vocab_size;
+    char path[128];
+    snprintf(path, sizeof path, "%s/hand.st", tmpdir);
+    lb_kld_result k;
+    write_base(path, V, 16, 0, -1);
+    CHECK(lb_eval_kld(&a.m, path, &(lb_kld_opts){.n_threads = 1}, &k) == LB_OK && k.n == 1, "valid: %s", lb_errmsg());
+    write_base(path, V, 16, 0, 7);
+    lb_status st = lb_eval_kld(&a.m, path, &(lb_kld_opts){.n_threads = 1}, &k);
+    CHECK(st == LB_ERR_CORRUPT && strstr(lb_errmsg(), path) && strstr(lb_errmsg(), "NaN") && strstr(lb_errmsg(), "token 7"),
+          "NaN: status %d, %s", st, lb_errmsg());
+    write_base(path, V, 8, 0, -1);   /* logprobs start inside the tokens */
+    st = lb_eval_kld(&a.m, path, &(lb_kld_opts){.n_threads = 1}, &k);
+    CHECK(st == LB_ERR_FORMAT && strstr(lb_errmsg(), path) && strstr(lb_errmsg(), "overlap"), "overlap: status %d, %s",
+          st, lb_errmsg());
+    write_base(path, V, 16, 24, -1);
+    st = lb_eval_kld(&a.m, path, &(lb_kld_opts){.n_threads = 1}, &k);
+    CHECK(st == LB_ERR_FORMAT && strstr(lb_errmsg(), path), "trailing: status %d, %s", st, lb_errmsg());
+    remove(path);
+    unbuild(&a);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -193,6 +308,8 @@ int main(int argc, char **argv)
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_ppl);
     RUN(test_kld);
+    RUN(test_nonfinite_logits);
+    RUN(test_base_file_checks);
     rmdir(tmpdir);
     return TEST_DONE();
 }

@@ -7,7 +7,10 @@
 #include "harness.h"
 #include "model/loader.h"
 #include "core/safetensors.h"
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static char tmpdir[64];
@@ -795,6 +798,42 @@ static void test_synth_presets(void)
           "files left behind after a refused synth");
 }
 
+/* Dimensions whose product is exabytes (every one within the loader's
+ * limits) are refused before anything is created, naming the options to
+ * lower; so is a model larger than the free space. A file-size limit guards
+ * the disk should the check be missing. */
+static void test_synth_too_big(void)
+{
+    struct rlimit keep, lim;
+    getrlimit(RLIMIT_FSIZE, &keep);
+    lim = keep;
+    lim.rlim_cur = 64 << 20;
+    if (keep.rlim_max != RLIM_INFINITY && keep.rlim_max < lim.rlim_cur) lim.rlim_cur = keep.rlim_max;
+    void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    lb_synth_opts o = tiny_opts("llama");
+    o.dim = 1 << 20; o.n_heads = 16; o.n_kv_heads = 16; o.hidden_dim = 1 << 23; o.n_layers = 4096; o.vocab_size = 1 << 24;
+    const char *dir = tmp_path("huge");
+    lb_status s = lb_synth_write(dir, &o, NULL, NULL);
+    CHECK(s == LB_ERR_ARG && strstr(lb_errmsg(), "n_layers") && strstr(lb_errmsg(), "--layers") &&
+          strstr(lb_errmsg(), "GB"), "exabytes: status %d: %s", s, lb_errmsg());
+    struct stat st;
+    CHECK(stat(dir, &st) != 0, "%s created for a refused synth", dir);
+    /* a size that fits the limit but not the free space of this filesystem */
+    struct statvfs v;
+    if (statvfs("/tmp", &v) == 0 && (double)v.f_bavail * v.f_frsize < 2e12) {
+        o = tiny_opts("llama");
+        o.dim = 16384; o.n_heads = 128; o.n_kv_heads = 8; o.hidden_dim = 53248; o.n_layers = 126; o.vocab_size = 128256;
+        o.dtype = LB_DTYPE_BF16;   /* ~0.8 TB, Llama 3.1 405B's shape */
+        s = lb_synth_write(dir, &o, NULL, NULL);
+        CHECK(s == LB_ERR_ARG && strstr(lb_errmsg(), "free space") && strstr(lb_errmsg(), "--vocab"),
+              "405B: status %d: %s", s, lb_errmsg());
+        CHECK(stat(dir, &st) != 0, "%s created for a refused synth", dir);
+    }
+    setrlimit(RLIMIT_FSIZE, &keep);
+    signal(SIGXFSZ, old);
+}
+
 /* ---------------------------------------------------------------- inspect */
 
 static void test_inspect(void)
@@ -862,6 +901,7 @@ int main(int argc, char **argv)
     RUN(test_synth_archs);
     RUN(test_synth_values);
     RUN(test_synth_presets);
+    RUN(test_synth_too_big);
     RUN(test_inspect);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

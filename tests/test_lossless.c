@@ -5,12 +5,16 @@
  * the exponent entropy computed here from a histogram. Round trips are
  * bit-exact on real weights (stories260K, tinystories-656k rounded to BF16)
  * and adversarial data, on every ISA path; every single-bit flip of a blob
- * and every truncation is detected. */
+ * and every truncation is detected. Folders: other files are copied with
+ * bounded memory and counted; an incomplete packed table is refused. */
 #include "harness.h"
 #include "lossless/lossless.h"
 #include "model/model.h"
 #include "kernels/kernels.h"
 #include <stdbool.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- helpers */
@@ -700,6 +704,171 @@ static void test_model_file(void)
     lb_pool_free(pool);
 }
 
+/* ---- folders: other files, incomplete tables */
+
+/* A small synthetic model folder (F32, two layers) at dir. */
+static bool small_model(const char *dir)
+{
+    lb_synth_opts o;
+    lb_synth_preset(NULL, &o);
+    o.dim = 64; o.hidden_dim = 96; o.n_layers = 2; o.n_heads = 4; o.n_kv_heads = 2; o.vocab_size = 100;
+    o.max_seq = 64; o.seed = TEST_SEED;
+    return lb_synth_write(dir, &o, NULL, NULL) == LB_OK;
+}
+
+/* Stream-compare two files. */
+static bool same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    static uint8_t x[65536], y[65536];
+    bool same = fa && fb;
+    size_t na, nb;
+    while (same && (na = fread(x, 1, sizeof x, fa)) | (nb = fread(y, 1, sizeof y, fb)))
+        same = na == nb && !memcmp(x, y, na);
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+enum { EXTRA_MB = 48 };
+
+typedef struct child_result {
+    int status;
+    long rss_growth_kb;
+    lb_lossless_report rep;
+    char msg[256];
+} child_result;
+
+/* In a child process (so the peak resident size is this call's alone):
+ * pack or unpack in -> out; the resident growth in KiB and the report come
+ * back through a pipe. */
+static child_result in_child(bool unpack, const char *in, const char *out)
+{
+    child_result r = {.status = -1};
+    int fd[2];
+    if (pipe(fd)) return r;
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rusage a, b;
+        getrusage(RUSAGE_SELF, &a);
+        r.status = unpack ? lb_lossless_unpack_model(in, out, NULL, NULL, NULL, &r.rep)
+                          : lb_lossless_pack_model(in, out, NULL, NULL, NULL, NULL, &r.rep);
+        getrusage(RUSAGE_SELF, &b);
+        r.rss_growth_kb = b.ru_maxrss - a.ru_maxrss;
+        snprintf(r.msg, sizeof r.msg, "%s", lb_errmsg());
+        ssize_t w = write(fd[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fd[1]);
+    if (pid < 0 || read(fd[0], &r, sizeof r) != (ssize_t)sizeof r) r.status = -1;
+    close(fd[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    return r;
+}
+
+/* A 48 MB file beside the model (a pytorch_model.bin) is copied by pack and
+ * unpack byte for byte, with a resident growth far below its size (it was
+ * read whole), and counted in the report. */
+static void test_folder_other_files(void)
+{
+    char src[64], pk[64], up[64], big[96], path[128];
+    snprintf(src, sizeof src, "/tmp/lb_llo_%d_src", (int)getpid());
+    snprintf(pk, sizeof pk, "/tmp/lb_llo_%d_pk", (int)getpid());
+    snprintf(up, sizeof up, "/tmp/lb_llo_%d_up", (int)getpid());
+    REQUIRE(small_model(src), "synth: %s", lb_errmsg());
+    snprintf(big, sizeof big, "%s/pytorch_model.bin", src);
+    FILE *f = fopen(big, "wb");
+    REQUIRE(f, "create %s", big);
+    uint64_t size = (uint64_t)EXTRA_MB << 20;
+    for (uint64_t at = 0; at < size; at += 4096) {  /* one nonzero word per page, sparse in between */
+        fseek(f, (long)at, SEEK_SET);
+        fwrite(&at, sizeof at, 1, f);
+    }
+    fclose(f);
+    REQUIRE(truncate(big, (off_t)size) == 0, "truncate");
+    snprintf(path, sizeof path, "%s/config.json", src);
+    struct stat st;
+    REQUIRE(stat(path, &st) == 0, "config");
+    uint64_t other = size + (uint64_t)st.st_size;
+    child_result r = in_child(false, src, pk);
+    CHECK(r.status == LB_OK, "pack: %s", r.msg);
+    CHECK(r.rss_growth_kb < 16 * 1024, "pack: resident size grew by %ld KiB copying a %d MiB file", r.rss_growth_kb,
+          EXTRA_MB);
+    CHECK(r.rep.n_other_files == 2 && r.rep.other_bytes == other, "pack: %lld other files, %llu bytes (want 2, %llu)",
+          (long long)r.rep.n_other_files, (unsigned long long)r.rep.other_bytes, (unsigned long long)other);
+    snprintf(path, sizeof path, "%s/pytorch_model.bin", pk);
+    CHECK(same_file(big, path), "pack: %s not copied byte for byte", path);
+    r = in_child(true, pk, up);
+    CHECK(r.status == LB_OK, "unpack: %s", r.msg);
+    CHECK(r.rss_growth_kb < 16 * 1024, "unpack: resident size grew by %ld KiB", r.rss_growth_kb);
+    CHECK(r.rep.n_other_files == 2 && r.rep.other_bytes == other, "unpack: %lld other files, %llu bytes",
+          (long long)r.rep.n_other_files, (unsigned long long)r.rep.other_bytes);
+    snprintf(path, sizeof path, "%s/pytorch_model.bin", up);
+    CHECK(same_file(big, path), "unpack: %s not copied byte for byte", path);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s'", src, pk, up);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
+/* Copy packed file `in` to `out` with the entry of tensor `name` removed
+ * from the lowbit.lossless table. */
+static bool drop_table_entry(const char *in, const char *out, const char *name)
+{
+    lb_st_file f;
+    if (lb__st_open(in, &f)) return false;
+    const char *tab = lb__st_meta(&f, "lowbit.lossless");
+    char key[256], *t = tab ? strdup(tab) : NULL;
+    snprintf(key, sizeof key, "\"%s\":{", name);
+    char *a = t ? strstr(t, key) : NULL, *b = a ? strchr(a, '}') + 1 : NULL;
+    if (b && *b == ',') b++;
+    else if (a && a[-1] == ',') a--;
+    if (a) memmove(a, b, strlen(b) + 1);
+    lb_st_writer *w = NULL;
+    lb_status s = a ? lb__st_writer_open(out, &w) : LB_ERR_ARG;
+    for (int64_t i = 0; !s && i < f.n_meta; i++)
+        s = lb__st_writer_meta(w, f.meta_keys[i], strcmp(f.meta_keys[i], "lowbit.lossless") ? f.meta_vals[i] : t);
+    for (int64_t i = 0; !s && i < f.n_tensors; i++)
+        s = lb__st_writer_add(w, f.tensors[i].name, f.tensors[i].dtype, f.tensors[i].ndim, f.tensors[i].shape);
+    for (int64_t i = 0; !s && i < f.n_tensors; i++)
+        s = lb__st_writer_write(w, f.tensors[i].data, (size_t)(f.tensors[i].end - f.tensors[i].begin));
+    if (w) s = s ? (lb__st_writer_abort(w), s) : lb__st_writer_commit(w);
+    free(t);
+    lb__st_close(&f);
+    return s == LB_OK;
+}
+
+/* A packed file whose table misses one blob tensor is refused by unpack,
+ * naming the tensor, with no output left (it wrote a U8 tensor the loader
+ * refuses); the complete file unpacks and its output loads. */
+static void test_unpack_incomplete_table(void)
+{
+    char src[64], pk[96], bad[96], out[96], one[96];
+    snprintf(src, sizeof src, "/tmp/lb_lli_%d_src", (int)getpid());
+    REQUIRE(small_model(src), "synth: %s", lb_errmsg());
+    snprintf(pk, sizeof pk, "%s_pk.st", src);
+    snprintf(bad, sizeof bad, "%s_bad.st", src);
+    snprintf(out, sizeof out, "%s_out.st", src);
+    snprintf(one, sizeof one, "%s/model.safetensors", src);
+    REQUIRE(lb_lossless_pack_model(one, pk, NULL, NULL, NULL, NULL, NULL) == LB_OK, "pack: %s", lb_errmsg());
+    REQUIRE(drop_table_entry(pk, bad, "model.layers.1.mlp.up_proj.weight"), "rewrite table");
+    lb_status s = lb_lossless_unpack_model(bad, out, NULL, NULL, NULL, NULL);
+    CHECK(s == LB_ERR_FORMAT && strstr(lb_errmsg(), "model.layers.1.mlp.up_proj.weight") &&
+          strstr(lb_errmsg(), "incomplete"), "status %d: %s", s, lb_errmsg());
+    CHECK(!test_file_exists(out), "refused unpack left %s", out);
+    lb_lossless_report r;
+    REQUIRE(lb_lossless_unpack_model(pk, out, NULL, NULL, NULL, &r) == LB_OK, "unpack: %s", lb_errmsg());
+    CHECK(r.n_packed == r.n_tensors && r.n_tensors == 2 + 2 * 9, "report %lld of %lld", (long long)r.n_packed,
+          (long long)r.n_tensors);
+    /* the unpacked file replaces the model's weights: the folder loads */
+    rename(out, one);
+    lb_model *m = NULL;
+    CHECK(lb_model_load(src, &m) == LB_OK, "unpacked model does not load: %s", lb_errmsg());
+    lb_model_free(m);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s' '%s' '%s'", src, pk, bad, out);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 /* Naive Y = X W^T with BF16/F32 weights, any row order: the stand-in for the
  * forward pass's matmul (the unpacker must feed it the same values). */
 static void naive_mm(lb_pool *pool, const lb_mat *w, const float *x, int64_t nt, int64_t xs, float *y, int64_t ys)
@@ -912,6 +1081,8 @@ int main(int argc, char **argv)
     RUN(test_corruption);
     RUN(test_model_file);
     RUN(test_packed_model_load);
+    RUN(test_folder_other_files);
+    RUN(test_unpack_incomplete_table);
     RUN(test_fused_matmul);
     return TEST_DONE();
 }

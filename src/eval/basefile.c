@@ -8,7 +8,9 @@
  *   logprobs F32 [chunks * rows, vocab] log-softmax of the scored positions,
  *            rows = ctx - 1 - first per chunk, in position order.
  * Written through lb__out_* (temporary file + rename), so a failed run never
- * leaves a partial file. */
+ * leaves a partial file. Read through the safetensors reader (the two
+ * tensors must tile the data section exactly: no overlap, no trailing
+ * bytes), and every stored value must be finite. */
 #include "eval/eval.h"
 #include <inttypes.h>
 #include <math.h>
@@ -20,6 +22,16 @@ void lb__log_softmax(const float *logits, int64_t n, double *out)
     for (int64_t i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
     double lse = mx + log(sum);
     for (int64_t i = 0; i < n; i++) out[i] = (double)logits[i] - lse;
+}
+
+lb_status lb__check_logits(const float *logits, int64_t n, const char *what, int64_t chunk, int64_t pos)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(logits[i]))
+            return lb__err(LB_ERR_CORRUPT, "%s: the logit of token %lld at chunk %lld, position %lld is %s (non-finite "
+                           "weights or an overflow in the model; lowbit inspect reports non-finite weights)", what,
+                           (long long)i, (long long)chunk, (long long)pos, isnan(logits[i]) ? "NaN" : "infinite");
+    return LB_OK;
 }
 
 uint64_t lb_eval_text_hash(const void *text, size_t len)
@@ -83,9 +95,9 @@ void lb__base_abort(lb_base_writer *w) { if (w->out.f) lb__out_abort(&w->out); }
 
 /* ---- reading */
 
-static bool meta_int(const lb_json *md, const char *key, int64_t *v)
+static bool meta_int(const lb_st_file *f, const char *key, int64_t *v)
 {
-    const char *s = lb__json_str(md, key);
+    const char *s = lb__st_meta(f, key);
     char *end;
     if (!s || !*s) return false;
     long long x = strtoll(s, &end, 10);
@@ -94,35 +106,35 @@ static bool meta_int(const lb_json *md, const char *key, int64_t *v)
     return true;
 }
 
-/* Tensor `name`: dtype, 2-D shape and data range inside [0, data_size). */
-static lb_status tensor(const char *path, const lb_json *h, const char *name, const char *dtype, int64_t d0,
-                        int64_t d1, size_t data_size, size_t *off)
+/* Tensor `name` with its dtype and 2-D shape; the container reader has
+ * already checked that the tensors tile the data section exactly. */
+static lb_status tensor(const lb_st_file *f, const char *name, lb_dtype dtype, int64_t d0, int64_t d1,
+                        const void **data)
 {
-    const lb_json *t = lb__json_get(h, name), *sh = t ? lb__json_get(t, "shape") : NULL;
-    const lb_json *of = t ? lb__json_get(t, "data_offsets") : NULL;
-    const char *dt = t ? lb__json_str(t, "dtype") : NULL;
-    if (!t || !dt || strcmp(dt, dtype) || !sh || sh->type != LB_JSON_ARR || sh->len != 2 || !of ||
-        of->type != LB_JSON_ARR || of->len != 2)
-        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' missing or not %s 2-D", path, name, dtype);
-    double a = lb__json_at(of, 0)->num, b = lb__json_at(of, 1)->num;
-    if (lb__json_at(sh, 0)->num != (double)d0 || lb__json_at(sh, 1)->num != (double)d1 || a < 0 || b < a ||
-        b > (double)data_size || b - a != (double)d0 * (double)d1 * 4.0 || fmod(a, 4) != 0)
-        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' has an inconsistent shape or data range", path, name);
-    *off = (size_t)a;
+    const lb_st_tensor *t = lb__st_find(f, name);
+    if (!t || t->dtype != dtype || t->ndim != 2)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' missing or not %s 2-D", f->what, name, lb_dtype_name(dtype));
+    if (t->shape[0] != d0 || t->shape[1] != d1)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is [%lld, %lld], the metadata says [%lld, %lld]", f->what, name,
+                       (long long)t->shape[0], (long long)t->shape[1], (long long)d0, (long long)d1);
+    if ((uintptr_t)t->data % 4)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is not 4-byte aligned in the file", f->what, name);
+    *data = t->data;
     return LB_OK;
 }
 
-static lb_status parse_meta(const char *path, const lb_json *md, lb_base_info *in)
+static lb_status parse_meta(const lb_st_file *f, lb_base_info *in)
 {
-    const char *fmt = lb__json_str(md, "format"), *ver = lb__json_str(md, "version");
-    const char *sc = lb__json_str(md, "scoring"), *th = lb__json_str(md, "text_hash"), *model = lb__json_str(md, "model");
+    const char *path = f->what, *fmt = lb__st_meta(f, "format"), *ver = lb__st_meta(f, "version");
+    const char *sc = lb__st_meta(f, "scoring"), *th = lb__st_meta(f, "text_hash"), *model = lb__st_meta(f, "model");
     lb_chunk_plan *p = &in->plan;
     if (!fmt || strcmp(fmt, "lowbit-logprobs"))
         return lb__err(LB_ERR_FORMAT, "%s: not a lowbit base log-probability file (see eval ppl --save-logits)", path);
     if (!ver || strcmp(ver, "1")) return lb__err(LB_ERR_UNSUPPORTED, "%s: version %s not supported", path, ver ? ver : "?");
-    if (!meta_int(md, "vocab", &in->vocab) || !meta_int(md, "ctx", &p->ctx) || !meta_int(md, "chunks", &p->n_chunks) ||
-        !meta_int(md, "first", &p->first) || !sc || !th || strlen(th) != 16 || in->vocab < 1 || p->ctx < 2 ||
-        p->n_chunks < 1 || p->first > p->ctx - 2 || p->ctx > ((int64_t)1 << 24) || in->vocab > ((int64_t)1 << 24))
+    if (!meta_int(f, "vocab", &in->vocab) || !meta_int(f, "ctx", &p->ctx) || !meta_int(f, "chunks", &p->n_chunks) ||
+        !meta_int(f, "first", &p->first) || !sc || !th || strlen(th) != 16 || in->vocab < 1 || p->ctx < 2 ||
+        p->n_chunks < 1 || p->first > p->ctx - 2 || p->ctx > ((int64_t)1 << 24) || in->vocab > ((int64_t)1 << 24) ||
+        p->n_chunks > ((int64_t)1 << 40) / p->ctx)
         return lb__err(LB_ERR_FORMAT, "%s: metadata incomplete or out of range", path);
     p->scoring = strcmp(sc, "full") ? LB_SCORE_HALF : LB_SCORE_FULL;
     p->rows = p->ctx - 1 - p->first;
@@ -131,37 +143,45 @@ static lb_status parse_meta(const char *path, const lb_json *md, lb_base_info *i
     return LB_OK;
 }
 
+/* Every stored log-probability must be finite: one NaN would make every
+ * statistic of eval kld NaN. */
+static lb_status check_finite(const lb_base_file *f)
+{
+    const lb_chunk_plan *p = &f->info.plan;
+    int64_t V = f->info.vocab;
+    for (int64_t r = 0; r < p->n_chunks * p->rows; r++)
+        for (int64_t v = 0; v < V; v++) {
+            float x = f->logprobs[r * V + v];
+            if (!isfinite(x))
+                return lb__err(LB_ERR_CORRUPT, "%s: log-probability %s at chunk %lld, position %lld, token %lld",
+                               f->st.what, isnan(x) ? "NaN" : "infinite", (long long)(r / p->rows),
+                               (long long)(p->first + r % p->rows), (long long)v);
+        }
+    return LB_OK;
+}
+
 lb_status lb__base_open(const char *path, lb_base_file *f)
 {
     memset(f, 0, sizeof *f);
-    lb_status s = lb__map_file(path, &f->map);
+    lb_status s = lb__st_open(path, &f->st);
     if (s) return s;
-    const uint8_t *d = f->map.data;
-    uint64_t n = 0;
-    if (f->map.size >= 8)
-        for (int i = 0; i < 8; i++) n |= (uint64_t)d[i] << (8 * i);
-    if (f->map.size < 8 || n > f->map.size - 8 || n > (1u << 24) || (8 + n) % 4) {
-        lb__base_close(f);
-        return lb__err(LB_ERR_FORMAT, "%s: not a safetensors file (bad header length)", path);
-    }
-    lb_json *h = NULL;
-    s = lb__json_parse((const char *)d + 8, (size_t)n, path, &h);
-    const lb_json *md = h ? lb__json_get(h, "__metadata__") : NULL;
-    if (!s && !md) s = lb__err(LB_ERR_FORMAT, "%s: no __metadata__: not a lowbit base file", path);
-    if (!s) s = parse_meta(path, md, &f->info);
-    size_t data_size = f->map.size - 8 - (size_t)n, to = 0, lo = 0;
+    const void *tok = NULL, *lp = NULL;
     const lb_chunk_plan *p = &f->info.plan;
-    if (!s) s = tensor(path, h, "tokens", "I32", p->n_chunks, p->ctx, data_size, &to);
-    if (!s) s = tensor(path, h, "logprobs", "F32", p->n_chunks * p->rows, f->info.vocab, data_size, &lo);
-    lb__json_free(h);
-    if (s) { lb__base_close(f); return s; }
-    f->tokens = (const int32_t *)(d + 8 + n + to);
-    f->logprobs = (const float *)(d + 8 + n + lo);
-    return LB_OK;
+    s = parse_meta(&f->st, &f->info);
+    if (!s && f->st.n_tensors != 2)
+        s = lb__err(LB_ERR_FORMAT, "%s: %lld tensors; a base file holds exactly 'tokens' and 'logprobs'", path,
+                    (long long)f->st.n_tensors);
+    if (!s) s = tensor(&f->st, "tokens", LB_DTYPE_I32, p->n_chunks, p->ctx, &tok);
+    if (!s) s = tensor(&f->st, "logprobs", LB_DTYPE_F32, p->n_chunks * p->rows, f->info.vocab, &lp);
+    f->tokens = tok;
+    f->logprobs = lp;
+    if (!s) s = check_finite(f);
+    if (s) lb__base_close(f);
+    return s;
 }
 
 void lb__base_close(lb_base_file *f)
 {
-    lb__unmap(&f->map);
+    lb__st_close(&f->st);
     memset(f, 0, sizeof *f);
 }

@@ -4,6 +4,7 @@
 #define LB_EVAL_H
 
 #include "model/model.h"
+#include "core/safetensors.h"
 
 /* Chunk c covers tokens [c*ctx, (c+1)*ctx); positions first .. ctx-2 are
  * scored (each predicts the next token), rows = ctx - 1 - first per chunk. */
@@ -14,6 +15,9 @@ typedef struct lb_chunk_plan {
 
 /* out[i] = logits[i] - logsumexp(logits), in double. */
 void lb__log_softmax(const float *logits, int64_t n, double *out);
+/* LB_ERR_CORRUPT, naming `what`, the chunk and the position, when one of
+ * the n logits is NaN or infinite (a perplexity of NaN is no answer). */
+lb_status lb__check_logits(const float *logits, int64_t n, const char *what, int64_t chunk, int64_t pos);
 
 /* ---- base files: a safetensors container with metadata and two tensors,
  * "tokens" (I32 [n_chunks, ctx], as run: BOS already in place) and
@@ -36,12 +40,15 @@ lb_status lb__base_commit(lb_base_writer *w);
 void lb__base_abort(lb_base_writer *w);
 
 typedef struct lb_base_file {
-    lb_map map;
+    lb_st_file st;             /* the container (tensors tile its data exactly) */
     lb_base_info info;
     const int32_t *tokens;     /* [n_chunks, ctx] (little-endian host assumed) */
     const float *logprobs;     /* [n_chunks * rows, vocab] */
 } lb_base_file;
 
+/* Open and check a base file: the container, the metadata, exactly the two
+ * tensors with the shapes it states, and every log-probability finite
+ * (errors name the file). */
 lb_status lb__base_open(const char *path, lb_base_file *f);
 void lb__base_close(lb_base_file *f);
 

@@ -127,10 +127,11 @@ lb_status lb_eval_kld(const lb_model *m, const char *path, const lb_kld_opts *o,
         lb_session_reset(ses);
         s = lb_forward_all(ses, tk, p->ctx, logits);
         for (int64_t j = p->first; j < p->ctx - 1 && !s; j++) {
+            if ((s = lb__check_logits(logits + j * V, V, "kld", c, j))) break;
             lb__log_softmax(logits + j * V, V, q);
             compare_row(&a, q, f.logprobs + (c * p->rows + j - p->first) * V, V, tk[j + 1]);
         }
-        if (o->progress) o->progress(c + 1, p->n_chunks, "chunks", o->progress_user);
+        if (o->progress && !s) o->progress(c + 1, p->n_chunks, "chunks", o->progress_user);
     }
     if (!s) {
         finish(&a, r);

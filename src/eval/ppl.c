@@ -78,13 +78,14 @@ lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const
         lb_session_reset(st.s);
         s = lb_forward_all(st.s, tk, p.ctx, st.logits);
         for (int64_t j = p.first; j < p.ctx - 1 && !s; j++) {
+            if ((s = lb__check_logits(st.logits + j * V, V, "ppl", c, j))) break;
             lb__log_softmax(st.logits + j * V, V, st.lp);
             double v = -st.lp[tk[j + 1]];
             nll += v;
             nll2 += v * v;
             if (saving) s = lb__base_put_row(&w, st.lp);
         }
-        if (o->progress) o->progress(c + 1, p.n_chunks, "chunks", o->progress_user);
+        if (o->progress && !s) o->progress(c + 1, p.n_chunks, "chunks", o->progress_user);
     }
     if (saving) s = s ? (lb__base_abort(&w), s) : lb__base_commit(&w);
     state_free(&st);

@@ -8,7 +8,13 @@
  *   "lowbit.lossless": {"version":1,"tensors":{NAME:{"dtype":"BF16",
  *                       "shape":[...],"source_dtype":"F32"|"BF16"},...}}
  * A folder is packed file by file into a temporary folder renamed into place
- * at the end, so a failure leaves nothing behind. */
+ * at the end, so a failure leaves nothing behind; its other files are copied
+ * through a fixed 1 MiB buffer (never read whole) and counted in the report.
+ * Unpack refuses an incomplete table (a U8 tensor holding a blob that the
+ * table does not list), then re-opens what it wrote and checks it against
+ * the packed file (every tensor present with its shape, each stream's CRC
+ * over the written bytes, copied tensors byte for byte) before the output
+ * is renamed into place. */
 #include "lossless/lossless.h"
 #include <dirent.h>
 #include <errno.h>
@@ -25,7 +31,10 @@ typedef struct {
     lb_progress_fn progress;
     void *user;
     lb_lossless_report *rep;
+    bool unpack;          /* outputs are verified before their rename */
 } job;
+
+#define COPY_BUF ((size_t)1 << 20)
 
 static bool is_dir(const char *path)
 {
@@ -265,6 +274,76 @@ static lb_status unpack_tensors(const lb_st_file *f, const lb_json *tensors, lb_
     return s;
 }
 
+/* A U8 tensor the table does not list but whose bytes are a blob: the table
+ * is incomplete, and copying the blob as is would give a model that does
+ * not load. */
+static lb_status check_complete(const lb_st_file *f, const lb_json *tensors)
+{
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        const lb_st_tensor *t = &f->tensors[i];
+        if (lb__json_get(tensors, t->name) || t->dtype != LB_DTYPE_U8 || t->end - t->begin < LB_BLOB_HEADER ||
+            memcmp(t->data, LB_BLOB_MAGIC, 4))
+            continue;
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' holds a packed blob but the %s table does not list it "
+                       "(incomplete table); not unpacked", f->what, t->name, TABLE_KEY);
+    }
+    return LB_OK;
+}
+
+/* Each stream's CRC-32C over the BF16 bytes written for tensor u equals the
+ * one recorded in the blob of t. */
+static lb_status verify_crcs(const lb_st_file *f, const lb_st_tensor *t, const lb_st_tensor *u, const char *out)
+{
+    lb_bf16_packed *p;
+    lb_status s = lb_bf16_packed_read(t->data, (size_t)(t->end - t->begin), t->name, LB_PACKED_BORROW, &p);
+    if (s) return lb__err_prefix(s, "%s: ", f->what);
+    if ((uint64_t)p->n * 2 != u->end - u->begin)
+        s = lb__err(LB_ERR_CORRUPT, "%s: tensor '%s' has %llu bytes, want %lld BF16 values", out, u->name,
+                    (unsigned long long)(u->end - u->begin), (long long)p->n);
+    for (int64_t k = 0; !s && k < p->n_streams; k++) {
+        const uint8_t *x = (const uint8_t *)u->data + 2 * k * p->stream_len;
+        if (lb__crc32c(x, (size_t)lb__stream_count(p, k) * 2) != p->crc[k])
+            s = lb__err(LB_ERR_CORRUPT, "%s: tensor '%s': stream %lld as written does not match its CRC", out, u->name,
+                        (long long)k);
+    }
+    lb_bf16_packed_free(p);
+    return s;
+}
+
+/* Re-open the unpacked file `out` and check it against the packed file f:
+ * the same tensors in number and names, packed ones as BF16 of the table's
+ * shape with every stream's CRC matching, copied ones identical. */
+static lb_status verify_unpacked(const lb_st_file *f, const lb_json *tensors, const char *out)
+{
+    lb_st_file o;
+    lb_status s = lb__st_open(out, &o);
+    if (s) return lb__err_prefix(s, "unpacked output does not re-open: ");
+    int64_t shape[LB_ST_MAX_DIMS], n, n_packed = 0;
+    int ndim;
+    if (o.n_tensors != f->n_tensors)
+        s = lb__err(LB_ERR_CORRUPT, "%s: %lld tensors written for %lld", out, (long long)o.n_tensors,
+                    (long long)f->n_tensors);
+    else if (lb__st_meta(&o, FORMAT_KEY)) s = lb__err(LB_ERR_CORRUPT, "%s: still marked as packed", out);
+    for (int64_t i = 0; !s && i < f->n_tensors; i++) {
+        const lb_st_tensor *t = &f->tensors[i], *u = lb__st_find(&o, t->name);
+        lb_status e = table_entry(f, tensors, t, &ndim, shape, &n);
+        if (!u) s = lb__err(LB_ERR_CORRUPT, "%s: tensor '%s' missing from the output", out, t->name);
+        else if (e == LB_ERR_NOTFOUND) {
+            if (u->dtype != t->dtype || u->ndim != t->ndim || u->end - u->begin != t->end - t->begin ||
+                memcmp(u->data, t->data, (size_t)(t->end - t->begin)))
+                s = lb__err(LB_ERR_CORRUPT, "%s: copied tensor '%s' differs from the input", out, t->name);
+        } else if (e) s = e;
+        else if (u->dtype != LB_DTYPE_BF16 || u->ndim != ndim || memcmp(u->shape, shape, sizeof *shape * (size_t)ndim))
+            s = lb__err(LB_ERR_CORRUPT, "%s: tensor '%s' written with the wrong dtype or shape", out, t->name);
+        else if (!(s = verify_crcs(f, t, u, out))) n_packed++;
+    }
+    if (!s && n_packed != (int64_t)tensors->len)
+        s = lb__err(LB_ERR_CORRUPT, "%s: %lld of the %zu tensors of the %s table unpacked", out, (long long)n_packed,
+                    tensors->len, TABLE_KEY);
+    lb__st_close(&o);
+    return s;
+}
+
 static lb_status unpack_file(const char *in, const char *out, const job *j)
 {
     lb_st_file f;
@@ -274,13 +353,14 @@ static lb_status unpack_file(const char *in, const char *out, const job *j)
     const lb_json *tensors = NULL;
     lb_st_writer *w = NULL;
     s = open_table(&f, &doc, &tensors);
+    if (!s) s = check_complete(&f, tensors);
     if (!s) s = lb__st_writer_open(out, &w);
     for (int64_t i = 0; !s && i < f.n_meta; i++)
         if (strncmp(f.meta_keys[i], "lowbit.", 7)) s = lb__st_writer_meta(w, f.meta_keys[i], f.meta_vals[i]);
     if (!s) s = unpack_tensors(&f, tensors, w, j);
     if (w) {
         if (s) lb__st_writer_abort(w);
-        else s = lb__st_writer_commit(w);
+        else if (!(s = lb__st_writer_commit(w)) && (s = verify_unpacked(&f, tensors, out))) unlink(out);
     }
     lb__json_free(doc);
     lb__st_close(&f);
@@ -292,19 +372,29 @@ static lb_status unpack_file(const char *in, const char *out, const job *j)
 
 typedef lb_status (*file_fn)(const char *in, const char *out, const job *j);
 
-static lb_status copy_file(const char *in, const char *out)
+/* Copy a regular file through a COPY_BUF buffer (any size, bounded memory);
+ * counted as one of the report's other files. */
+static lb_status copy_file(const char *in, const char *out, const job *j)
 {
-    uint8_t *d;
-    size_t n;
-    lb_status s = lb__read_file(in, &d, &n);
-    if (s) return s;
-    lb_outfile o;
-    if (!(s = lb__out_open(out, &o))) {
-        s = lb__out_write(&o, d, n);
-        if (s) lb__out_abort(&o);
-        else s = lb__out_commit(&o);
+    struct stat st;
+    if (stat(in, &st) != 0 || !S_ISREG(st.st_mode))
+        return lb__err(LB_ERR_IO, "%s: not a regular file (a model folder's other files are copied as files)", in);
+    FILE *f = fopen(in, "rb");
+    if (!f) return lb__err(LB_ERR_IO, "%s: cannot open: %s", in, strerror(errno));
+    uint8_t *buf = lb__alloc(COPY_BUF);
+    lb_outfile o = {0};
+    lb_status s = buf ? lb__out_open(out, &o) : LB_ERR_NOMEM;
+    uint64_t total = 0;
+    size_t k;
+    while (!s && (k = fread(buf, 1, COPY_BUF, f)) > 0) {
+        s = lb__out_write(&o, buf, k);
+        total += k;
     }
-    LB_FREE(d);
+    if (!s && ferror(f)) s = lb__err(LB_ERR_IO, "%s: read error", in);
+    fclose(f);
+    LB_FREE(buf);
+    if (o.f) s = s ? (lb__out_abort(&o), s) : lb__out_commit(&o);
+    if (!s) { j->rep->n_other_files++; j->rep->other_bytes += total; }
     return s;
 }
 
@@ -346,7 +436,7 @@ static lb_status do_folder(const char *in, const char *out, const job *j, file_f
         snprintf(b, sizeof b, "%s/%s", tmp, e->d_name);
         if (e->d_name[0] == '.' || is_dir(a)) continue;
         if (ends_with(e->d_name, ".safetensors")) { s = fn(a, b, j); n_st++; }
-        else s = copy_file(a, b);
+        else s = copy_file(a, b, j);
     }
     closedir(d);
     if (!s && !n_st) s = lb__err(LB_ERR_NOTFOUND, "%s: no .safetensors file in the folder", in);
@@ -363,19 +453,27 @@ static lb_status run(const char *in, const char *out, job *j, file_fn fn)
     if (!in || !out) return lb__err(LB_ERR_ARG, "lossless: input and output paths are required");
     if (is_dir(in)) return do_folder(in, out, j, fn);
     if (is_dir(out)) return lb__err(LB_ERR_ARG, "%s: is a folder; the input %s is a file", out, in);
-    return fn(in, out, j);
+    if (!j->unpack) return fn(in, out, j);
+    /* unpack verifies what it wrote under a temporary name, then renames */
+    char tmp[4096];
+    if (strlen(out) > 4000) return lb__err(LB_ERR_ARG, "lossless: path too long");
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
+    lb_status s = fn(in, tmp, j);
+    if (!s && rename(tmp, out)) s = lb__err(LB_ERR_IO, "%s: cannot rename into place: %s", out, strerror(errno));
+    if (s) unlink(tmp);
+    return s;
 }
 
 lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_pack_opts *opts, lb_pool *pool,
                                  lb_progress_fn progress, void *user, lb_lossless_report *rep)
 {
-    job j = {opts, pool, progress, user, rep};
+    job j = {opts, pool, progress, user, rep, false};
     return run(in, out, &j, pack_file);
 }
 
 lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
                                    void *user, lb_lossless_report *rep)
 {
-    job j = {NULL, pool, progress, user, rep};
+    job j = {NULL, pool, progress, user, rep, true};
     return run(in, out, &j, unpack_file);
 }

@@ -6,14 +6,21 @@
  * on the options. The config text is run through the same config.json parser
  * the loader uses before anything is written, so whatever synth writes, the
  * loader accepts. Data is generated and written in small chunks: memory use
- * does not grow with the model. */
+ * does not grow with the model. Before anything is created, the file's size
+ * is computed from the options (overflow-checked) and refused above
+ * LB_SYNTH_MAX_BYTES or above the free space of the target filesystem, with
+ * a message naming the options that make it large. */
 #include "model/loader.h"
 #include "core/safetensors.h"
 #include <errno.h>
 #include <math.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define CHUNK 65536
+/* Largest model.safetensors synth writes (4 TiB; Llama 3.1 405B in BF16 is
+ * ~0.8 TiB): anything larger is a typo in a dimension. */
+#define LB_SYNTH_MAX_BYTES ((uint64_t)1 << 42)
 
 typedef struct synth_tensor {
     char name[96];
@@ -151,15 +158,66 @@ static lb_status write_tensor(lb_st_writer *w, const synth_tensor *t, int idx, c
     return LB_OK;
 }
 
-static lb_status write_weights(const char *path, const lb_config *c, const lb_synth_opts *o, lb_progress_fn progress,
-                               void *user)
+/* Bytes of model.safetensors for tensors t[0..n): data plus a bound on the
+ * header; false on uint64 overflow. *embed gets the embedding and lm_head
+ * part (the rest is the layers'). */
+static bool weights_bytes(const synth_tensor *t, int n, size_t elem, uint64_t *total, uint64_t *embed)
 {
-    synth_tensor *t = lb__alloc((size_t)(c->n_layers * 14 + 4) * sizeof *t);
+    uint64_t sum = 4096, emb = 0, e;
+    for (int i = 0; i < n; i++) {
+        if (__builtin_mul_overflow((uint64_t)(t[i].rows ? t[i].rows : 1), (uint64_t)t[i].cols, &e) ||
+            __builtin_mul_overflow(e, (uint64_t)elem, &e) || __builtin_add_overflow(sum, e + 160, &sum))
+            return false;
+        if (!strncmp(t[i].name, "model.embed", 11) || !strncmp(t[i].name, "lm_head", 7)) emb += e;
+    }
+    *total = sum;
+    *embed = emb;
+    return true;
+}
+
+/* Free bytes for an unprivileged writer on the filesystem holding dir (or
+ * its parent folder when dir does not exist yet); UINT64_MAX if unknown. */
+static uint64_t free_bytes(const char *dir)
+{
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0) return (uint64_t)v.f_bavail * v.f_frsize;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    size_t k = strlen(parent);
+    while (k > 1 && parent[k - 1] == '/') parent[--k] = 0;
+    char *slash = strrchr(parent, '/');
+    if (!slash) snprintf(parent, sizeof parent, ".");
+    else slash[slash == parent] = 0;
+    return statvfs(parent, &v) == 0 ? (uint64_t)v.f_bavail * v.f_frsize : UINT64_MAX;
+}
+
+/* Refuse sizes that overflow, exceed LB_SYNTH_MAX_BYTES or the free space,
+ * before anything is created. */
+static lb_status check_size(const char *dir, const lb_config *c, const synth_tensor *t, int n, lb_dtype dtype)
+{
+    uint64_t total, embed;
+    const char *fix = "lower vocab_size, dim, n_layers or hidden_dim (lowbit synth --vocab, --dim, --layers, --hidden)";
+    if (!weights_bytes(t, n, lb_dtype_size(dtype), &total, &embed))
+        return lb__err(LB_ERR_ARG, "synth: the weights' size overflows 64 bits (vocab_size %lld, dim %lld, n_layers %lld, "
+                       "hidden_dim %lld); %s", (long long)c->vocab_size, (long long)c->dim, (long long)c->n_layers,
+                       (long long)c->hidden_dim, fix);
+    uint64_t avail = free_bytes(dir), cap = avail < LB_SYNTH_MAX_BYTES ? avail : LB_SYNTH_MAX_BYTES;
+    if (total <= cap) return LB_OK;
+    return lb__err(LB_ERR_ARG, "synth: %s/model.safetensors would take %.4g GB (embeddings and lm_head %.4g GB: vocab_size "
+                   "%lld x dim %lld; %lld layers %.4g GB: dim %lld, hidden_dim %lld; %s), more than %s (%.4g GB); %s%s",
+                   dir, (double)total / 1e9, (double)embed / 1e9, (long long)c->vocab_size, (long long)c->dim,
+                   (long long)c->n_layers, (double)(total - embed) / 1e9, (long long)c->dim, (long long)c->hidden_dim,
+                   lb_dtype_name(dtype), cap == avail ? "the free space there" : "synth's limit",
+                   (double)cap / 1e9, fix, dtype == LB_DTYPE_F32 ? ", or use dtype bf16 (--dtype bf16)" : "");
+}
+
+static lb_status write_weights(const char *path, const lb_config *c, const lb_synth_opts *o, synth_tensor *t, int n,
+                               lb_progress_fn progress, void *user)
+{
     float *buf = lb__alloc(CHUNK * sizeof *buf);
     uint16_t *half = lb__alloc(CHUNK * sizeof *half);
     lb_st_writer *w = NULL;
-    lb_status s = t && buf && half ? lb__st_writer_open(path, &w) : LB_ERR_NOMEM;
-    int n = t ? tensor_list(c, t) : 0;
+    lb_status s = buf && half ? lb__st_writer_open(path, &w) : LB_ERR_NOMEM;
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
     if (!s) s = lb__st_writer_meta(w, "format", "pt");
@@ -175,7 +233,7 @@ static lb_status write_weights(const char *path, const lb_config *c, const lb_sy
     }
     if (s) lb__st_writer_abort(w);
     else s = lb__st_writer_commit(w);
-    LB_FREE(t); LB_FREE(buf); LB_FREE(half);
+    LB_FREE(buf); LB_FREE(half);
     return s;
 }
 
@@ -197,15 +255,20 @@ lb_status lb_synth_write(const char *dir, const lb_synth_opts *o, lb_progress_fn
     lb_config c;
     lb_status s = config_text(o, &cfg);
     if (!s) s = lb__hf_config_parse(cfg.data, cfg.len, "synth options", &c);
+    synth_tensor *t = s ? NULL : lb__alloc((size_t)(c.n_layers * 14 + 4) * sizeof *t);   /* n_layers <= 4096 */
+    int n_t = t ? tensor_list(&c, t) : 0;
+    if (!s && !t) s = LB_ERR_NOMEM;
+    if (!s) s = check_size(dir, &c, t, n_t, o->dtype);
     if (!s && mkdir(dir, 0755) != 0 && errno != EEXIST) s = lb__err(LB_ERR_IO, "%s: cannot create folder: %s", dir, strerror(errno));
     struct stat st;
     if (!s && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) s = lb__err(LB_ERR_IO, "%s: not a folder", dir);
     size_t n = strlen(dir) + 32;
     char *path = s ? NULL : lb__alloc(n);
     if (!s && !path) s = LB_ERR_NOMEM;
-    if (!s) { snprintf(path, n, "%s/model.safetensors", dir); s = write_weights(path, &c, o, progress, user); }
+    if (!s) { snprintf(path, n, "%s/model.safetensors", dir); s = write_weights(path, &c, o, t, n_t, progress, user); }
     if (!s) { snprintf(path, n, "%s/config.json", dir); s = write_text(path, &cfg); }
     LB_FREE(path);
+    LB_FREE(t);
     lb__buf_free(&cfg);
     return s;
 }
