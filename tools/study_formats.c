@@ -12,6 +12,7 @@
 
 static const char *CMD = "bench formats";
 
+/* --help: what the study measures and the options. */
 static int help(void)
 {
     printf("usage: lowbit bench formats [--out DIR] [--json] [--quick] [--seed S]\n"
@@ -37,7 +38,8 @@ static int write_outputs(const lb_formats_study *s, const char *dir, bool json)
 {
     static const char *ext[] = {"md", "json", "svg"};
     static const lb_report_kind kinds[] = {LB_REPORT_MARKDOWN, LB_REPORT_JSON, LB_REPORT_SVG};
-    if (dir && mkdir(dir, 0777) != 0 && errno != EEXIST) return cli_fail(CMD, "%s: cannot create: %s", dir, strerror(errno));
+    if (dir && mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return cli_fail(CMD, "%s: cannot create: %s", dir, strerror(errno));
     int rc = 0;
     for (int k = 0; k < 3 && !rc; k++) {
         char *buf = NULL;
@@ -55,6 +57,7 @@ static int write_outputs(const lb_formats_study *s, const char *dir, bool json)
     return rc;
 }
 
+/* `lowbit bench formats [--out DIR] [--json] [--quick] [--seed S]` */
 int bench_formats(int argc, char **argv)
 {
     const char *out = NULL, *v = NULL;

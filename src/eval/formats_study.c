@@ -249,6 +249,7 @@ static const char *QUICK[] = {"mxfp8_e4m3", "mxfp8_e5m2", "mxfp6_e2m3", "mxfp6_e
                               "nvint4", "int2_g32", "int3_g32", "int4_g32", "int4_g128", "int8_g32", "int4_ch",
                               "int8_ch", "nf4", "ternary"};
 
+/* True when the format named `name` is one --quick measures. */
 static bool in_quick(const char *name)
 {
     for (size_t i = 0; i < sizeof QUICK / sizeof *QUICK; i++)
@@ -280,6 +281,7 @@ static lb_status build_vars(lb_formats_study *s)
 
 /* ---- measurement */
 
+/* The rotated round trip (lowbit.h); x is left untouched, y receives the result. */
 lb_status lb_format_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows, int64_t cols,
                               int64_t block, const int8_t *signs, float *y)
 {
@@ -300,6 +302,7 @@ lb_status lb_format_roundtrip(const lb_format *f, const lb_quant_opts *q, const 
     return s;
 }
 
+/* One (data set, rotation) shared by the pool tasks. */
 typedef struct job {
     const lb_formats_study *s;
     const lb_fs_set *d;
@@ -393,6 +396,7 @@ static lb_status setup(lb_formats_study *s, const lb_formats_study_opts *o)
     return LB_OK;
 }
 
+/* Build, measure, then judge the findings; on failure nothing is returned. */
 lb_status lb_formats_study_run(const lb_formats_study_opts *opts, lb_formats_study **out)
 {
     static const lb_formats_study_opts none = {0};
@@ -420,6 +424,7 @@ lb_status lb_formats_study_run(const lb_formats_study_opts *opts, lb_formats_stu
     return LB_OK;
 }
 
+/* Frees the data sets, variants and cells; NULL is a no-op. */
 void lb_formats_study_free(lb_formats_study *s)
 {
     if (!s) return;
@@ -438,12 +443,14 @@ static int var_index(const lb_formats_study *s, const char *label)
     return -1;
 }
 
+/* See formats_study.h. */
 double lb__fs_qsnr(const lb_formats_study *s, int d, const char *label, int r)
 {
     int v = var_index(s, label);
     return v < 0 ? NAN : lb__fs_at(s, d, v, r)->qsnr;
 }
 
+/* Look up one cell by set name, variant label and rotation block. */
 lb_status lb_formats_study_qsnr(const lb_formats_study *s, const char *set, const char *format, int64_t hadamard,
                                 double *qsnr_db, double *coverage)
 {
@@ -459,6 +466,7 @@ lb_status lb_formats_study_qsnr(const lb_formats_study *s, const char *set, cons
     return LB_OK;
 }
 
+/* Render one report into a malloc'd string the caller frees. */
 lb_status lb_formats_study_report(const lb_formats_study *s, lb_report_kind kind, char **text, size_t *len)
 {
     *text = NULL;

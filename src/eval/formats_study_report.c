@@ -218,7 +218,8 @@ void lb__fs_svg(lb_buf *o, const lb_formats_study *s)
                    "(%s)</text>\n", L, s->command);
     for (int r = 0; r < LB_FS_N_ROTS; r++) svg_panel(o, s, &a, r);
     for (int d = 0; d < s->n_sets; d++)
-        lb__buf_printf(o, "<circle cx=\"%.0f\" cy=\"%d\" r=\"4\" fill=\"%s\"/><text x=\"%.0f\" y=\"%d\">%s%s</text>\n",
+        lb__buf_printf(o, "<circle cx=\"%.0f\" cy=\"%d\" r=\"4\" fill=\"%s\"/>"
+                       "<text x=\"%.0f\" y=\"%d\">%s%s</text>\n",
                        L + a.pw + 20, 64 + 16 * d, COLOURS[d % N_COLOURS], L + a.pw + 30, 68 + 16 * d, s->sets[d].name,
                        s->sets[d].skipped[0] ? " (skipped)" : "");
     lb__buf_printf(o, "</svg>\n");
