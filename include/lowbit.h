@@ -400,6 +400,57 @@ lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opt
 /* 64-bit FNV-1a of the text bytes (the text hash recorded in base files). */
 uint64_t lb_eval_text_hash(const void *text, size_t len);
 
+/* ---- formats study (src/eval/formats_study*.c; docs/formats-study.md)
+ * The QSNR = 10 log10(sum x^2 / sum (x - x')^2), x' = R^T deq(q(R x)), of
+ * every registry format (floor scale rule; MX formats also with the MSE rule,
+ * labelled "<name>/mse") on synthetic data sets ("gauss", "laplace", "t3":
+ * Student-t nu = 3, and "c2" .. "c100": 2 outlier columns at crest factor
+ * max|x| / rms = 2 .. 100) and on the linear weights of the models under
+ * models_dir ("stories260K", "tinystories-656k"), with R = I or
+ * blockdiag(T_B) diag(signs), B = 16, 32, 128, signs from
+ * lb_hadamard_signs(LB_FORMATS_STUDY_SIGN_SEED, cols). Four published claims
+ * are then judged from the numbers. `lowbit bench formats` is a thin caller. */
+#define LB_FORMATS_STUDY_SIGN_SEED 42
+
+/* y (rows x cols) = R^T deq(q(R x)) with R = blockdiag(T_block) diag(signs)
+ * (signs: cols entries, NULL = identity); block 0 = no rotation. The round
+ * trip the study measures. q may be NULL (floor rule). */
+lb_status lb_format_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows, int64_t cols,
+                              int64_t block, const int8_t *signs, float *y);
+
+typedef struct lb_formats_study lb_formats_study;
+typedef struct lb_formats_study_opts {
+    int64_t rows, cols;      /* each synthetic matrix; <= 0: 256 (quick: 32) x 4096 */
+    uint64_t seed;           /* seeds the synthetic data (data set k: seed * 1000 + k) */
+    int quick;               /* 17 formats, no /mse, crest 2, 10, 100 only, stories260K only */
+    const char *models_dir;  /* holds stories260K/ and tinystories-656k/; NULL: synthetic sets only. A model
+                                that is absent becomes a skipped set, with a LB_LOG_WARN "SKIP: ..." message */
+    const char *command;     /* recorded in the reports; NULL: "lb_formats_study_run" */
+    int n_threads;           /* <= 0: online CPUs; the numbers never depend on it */
+    lb_progress_fn progress; /* before each (data set, rotation), from the calling thread; may be NULL */
+    void *progress_user;
+} lb_formats_study_opts;
+
+/* Build the data sets and measure every cell (opts may be NULL: all defaults,
+ * seed 0). LB_ERR_ARG for a size outside cols >= 32, rows and cols <= 2^20,
+ * rows * cols <= 2^28, or one too small for the crest-100 set. Free *out
+ * with lb_formats_study_free. */
+lb_status lb_formats_study_run(const lb_formats_study_opts *opts, lb_formats_study **out);
+void lb_formats_study_free(lb_formats_study *s);
+/* The QSNR (dB; NAN when no matrix of the set fits the format and rotation
+ * blocks, or the set was skipped; +INFINITY when exact) and the fraction of
+ * the set's values measured, of one cell: set and format labels as above,
+ * hadamard 0, 16, 32 or 128. LB_ERR_NOTFOUND for an unknown cell. Either
+ * output may be NULL. */
+lb_status lb_formats_study_qsnr(const lb_formats_study *s, const char *set, const char *format, int64_t hadamard,
+                                double *qsnr_db, double *coverage);
+
+typedef enum lb_report_kind { LB_REPORT_MARKDOWN = 0, LB_REPORT_JSON = 1, LB_REPORT_SVG = 2 } lb_report_kind;
+/* A report as one NUL-terminated string: markdown (data sets, findings,
+ * tables), JSON (every cell) or an SVG chart. *text is malloc'd (free with
+ * free()); len may be NULL. */
+lb_status lb_formats_study_report(const lb_formats_study *s, lb_report_kind kind, char **text, size_t *len);
+
 /* ================================================================= lossless */
 /* (src/lossless: entropy-coded BF16, DFloat11-style; see docs/lossless.md)
  * A BF16 tensor keeps its sign+mantissa bytes raw and Huffman-codes its

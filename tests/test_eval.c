@@ -8,7 +8,11 @@
  *  - bad inputs: short text, wrong vocabulary, other text, corrupt files,
  *    unwritable output (no file left behind), a model whose logits turn NaN
  *    (refused, naming chunk and position), base files with NaN values,
- *    overlapping tensors or trailing bytes (refused, naming the file).
+ *    overlapping tensors or trailing bytes (refused, naming the file);
+ *  - the formats study (lb_formats_study_run) on a small configuration: its
+ *    QSNR cells equal a QSNR computed here from data regenerated with lb_rng
+ *    and the public quantize / dequantize / Hadamard calls; progress, a
+ *    skipped model, the three reports, bad options, thread independence.
  * Real-model checks (stories260K, tinystories-656k) live in tests/cli_run.sh. */
 #include "harness.h"
 #include "model/model.h"
@@ -300,6 +304,155 @@ static void test_base_file_checks(void)
     unbuild(&a);
 }
 
+/* ---- formats study */
+
+/* QSNR of the round trip x -> R^T deq(q(R x)) computed here, R = I (block 0)
+ * or blockdiag(T_block) diag(signs of seed 42). */
+static double own_qsnr(const char *fmt, const float *x, int64_t rows, int64_t cols, int64_t block)
+{
+    const lb_format *f = lb_format_find(fmt);
+    size_t n = (size_t)(rows * cols);
+    float *xr = malloc(n * sizeof *xr), *y = malloc(n * sizeof *y), g = 1;
+    uint8_t *p = malloc(lb_format_row_bytes(f, cols) * (size_t)rows);
+    int8_t *signs = malloc((size_t)cols);
+    memcpy(xr, x, n * sizeof *xr);
+    if (block) {
+        lb_hadamard_signs(LB_FORMATS_STUDY_SIGN_SEED, cols, signs);
+        lb_hadamard_rows(xr, rows, cols, block, signs, 0);
+    }
+    lb_format_quantize(f, NULL, xr, rows, cols, p, &g);
+    lb_format_dequantize(f, p, g, rows, cols, y);
+    if (block) lb_hadamard_rows(y, rows, cols, block, signs, 1);
+    double sx = 0, se = 0;
+    for (size_t i = 0; i < n; i++) sx += (double)x[i] * x[i], se += ((double)y[i] - x[i]) * ((double)y[i] - x[i]);
+    free(xr); free(y); free(p); free(signs);
+    return 10 * log10(sx / se);
+}
+
+/* The documented data: value i of "gauss" / "laplace" is the i-th draw of
+ * lb_rng seeded with seed * 1000 + 0 / 1. */
+static float *regen(int kind, uint64_t seed, int64_t n)
+{
+    float *x = malloc((size_t)n * sizeof *x);
+    lb_rng g;
+    lb_rng_seed(&g, seed * 1000 + (uint64_t)kind);
+    for (int64_t i = 0; i < n; i++) {
+        double u = kind ? lb_rng_uniform(&g) - 0.5 : 0;
+        x[i] = kind ? (float)((u < 0 ? 1 : -1) * log(1 - 2 * fabs(u)) / sqrt(2.0)) : (float)lb_rng_normal(&g);
+    }
+    return x;
+}
+
+typedef struct study_log { int progress, warns; int64_t last_done, total; char warn[256]; } study_log;
+
+static void study_progress(int64_t done, int64_t total, const char *what, void *user)
+{
+    study_log *l = user;
+    l->progress++, l->last_done = done, l->total = total;
+}
+
+static void study_warn(lb_log_level level, const char *msg, void *user)
+{
+    study_log *l = user;
+    if (level == LB_LOG_WARN) l->warns++, snprintf(l->warn, sizeof l->warn, "%s", msg);
+}
+
+enum { S_ROWS = 8, S_COLS = 8192 };
+
+/* The JSON report with its "seconds" value blanked (the only timing in it). */
+static char *json_untimed(const lb_formats_study *s)
+{
+    char *t = NULL, *p;
+    lb_formats_study_report(s, LB_REPORT_JSON, &t, NULL);
+    if (t && (p = strstr(t, "\"seconds\": ")))
+        for (p += 11; *p && *p != ','; p++) *p = '#';
+    return t;
+}
+
+static void test_study_cells(void)
+{
+    uint64_t seed = TEST_SEED % 100000;
+    study_log l = {0};
+    lb_formats_study_opts o = {.rows = S_ROWS, .cols = S_COLS, .seed = seed, .quick = 1,
+                               .models_dir = "/nonexistent-models", .n_threads = 2,
+                               .progress = study_progress, .progress_user = &l};
+    lb_formats_study *s = NULL;
+    lb_set_log(study_warn, &l);
+    lb_status st = lb_formats_study_run(&o, &s);
+    lb_set_log(NULL, NULL);
+    REQUIRE(st == LB_OK && s, "run: %s", lb_errmsg());
+    /* 3 distributions + crest 2, 10, 100 + the skipped stories260K, 4 rotations each */
+    CHECK(l.progress == 28 && l.total == 28 && l.last_done == 27, "progress %d calls, last %lld/%lld", l.progress,
+          (long long)l.last_done, (long long)l.total);
+    CHECK(l.warns == 1 && strstr(l.warn, "SKIP: /nonexistent-models/stories260K/stories260K.bin not found"),
+          "warn %d '%s'", l.warns, l.warn);
+    static const char *fmts[] = {"int4_g32", "mxfp4", "nvfp4", "int8_ch", "nf4"};
+    static const int64_t blocks[] = {0, 32, 128};
+    for (int kind = 0; kind < 2; kind++) {
+        float *x = regen(kind, seed, S_ROWS * S_COLS);
+        for (int k = 0; k < 5; k++)
+            for (int b = 0; b < 3; b++) {
+                double q = NAN, cov = -1, want = own_qsnr(fmts[k], x, S_ROWS, S_COLS, blocks[b]);
+                st = lb_formats_study_qsnr(s, kind ? "laplace" : "gauss", fmts[k], blocks[b], &q, &cov);
+                CHECK(st == LB_OK && fabs(q - want) < 1e-9 && cov == 1, "%s %s H%lld: %.12f want %.12f (cov %g)",
+                      kind ? "laplace" : "gauss", fmts[k], (long long)blocks[b], q, want, cov);
+            }
+        free(x);
+    }
+    double q8 = 0, q4 = 0, qm = 0;
+    lb_formats_study_qsnr(s, "gauss", "int8_g32", 0, &q8, NULL);
+    lb_formats_study_qsnr(s, "gauss", "int4_g32", 0, &q4, NULL);
+    CHECK(q8 > q4 + 15, "int8_g32 %.2f vs int4_g32 %.2f dB", q8, q4);
+    CHECK(lb_formats_study_qsnr(s, "stories260K", "mxfp4", 0, &qm, NULL) == LB_OK && isnan(qm), "skipped: %g", qm);
+    CHECK(lb_formats_study_qsnr(s, "nope", "mxfp4", 0, NULL, NULL) == LB_ERR_NOTFOUND, "unknown set");
+    CHECK(lb_formats_study_qsnr(s, "gauss", "mxfp4/mse", 0, NULL, NULL) == LB_ERR_NOTFOUND, "no /mse when quick");
+    CHECK(lb_formats_study_qsnr(s, "gauss", "mxfp4", 64, NULL, NULL) == LB_ERR_NOTFOUND, "unmeasured block");
+    lb_formats_study_free(s);
+}
+
+static void test_study_reports(void)
+{
+    lb_formats_study_opts o = {.rows = S_ROWS, .cols = S_COLS, .seed = 5, .quick = 1, .models_dir = "/nonexistent",
+                               .n_threads = 1};
+    lb_formats_study *s1 = NULL, *s3 = NULL;
+    REQUIRE(lb_formats_study_run(&o, &s1) == LB_OK, "run: %s", lb_errmsg());
+    char *md = NULL, *js = NULL, *svg = NULL;
+    size_t len = 0;
+    CHECK(lb_formats_study_report(s1, LB_REPORT_MARKDOWN, &md, &len) == LB_OK && md && len == strlen(md), "md");
+    CHECK(md && !strncmp(md, "# Formats study", 15) && strstr(md, "Produced by `lb_formats_study_run`") &&
+          strstr(md, "| stories260K | - | - | - | SKIP: /nonexistent/"), "md content");
+    int claims = 0;
+    for (const char *p = md; p && (p = strstr(p, "\n- **")); p++) claims++;
+    CHECK(claims == 4, "%d findings", claims);
+    CHECK(lb_formats_study_report(s1, LB_REPORT_SVG, &svg, NULL) == LB_OK && svg && !strncmp(svg, "<svg ", 5) &&
+          strstr(svg, "</svg>\n") == svg + strlen(svg) - 7, "svg");
+    js = json_untimed(s1);
+    CHECK(js && strstr(js, "\"seed\": 5, \"sign_seed\": 42, \"rows\": 8, \"cols\": 8192"), "json head");
+    char *bad = (char *)1;
+    CHECK(lb_formats_study_report(s1, (lb_report_kind)7, &bad, NULL) == LB_ERR_ARG && !bad, "bad kind");
+    /* the same numbers with 3 threads */
+    o.n_threads = 3;
+    REQUIRE(lb_formats_study_run(&o, &s3) == LB_OK, "run 3 threads: %s", lb_errmsg());
+    char *js3 = json_untimed(s3);
+    CHECK(js && js3 && !strcmp(js, js3), "JSON differs between 1 and 3 threads");
+    free(md); free(js); free(svg); free(js3);
+    lb_formats_study_free(s1);
+    lb_formats_study_free(s3);
+    lb_formats_study_free(NULL);
+}
+
+static void test_study_bad(void)
+{
+    lb_formats_study *s = (lb_formats_study *)1;
+    lb_formats_study_opts o = {.rows = 8, .cols = 16, .quick = 1};
+    CHECK(lb_formats_study_run(&o, &s) == LB_ERR_ARG && !s, "cols 16 accepted");
+    o.cols = 64; /* 512 values: crest 100 cannot be reached with 2 outlier columns */
+    CHECK(lb_formats_study_run(&o, &s) == LB_ERR_ARG && !s && strstr(lb_errmsg(), "out of reach"), "tiny: %s",
+          lb_errmsg());
+    o.rows = INT64_C(1) << 21;
+    CHECK(lb_formats_study_run(&o, &s) == LB_ERR_ARG, "huge rows accepted");
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -310,6 +463,9 @@ int main(int argc, char **argv)
     RUN(test_kld);
     RUN(test_nonfinite_logits);
     RUN(test_base_file_checks);
+    RUN(test_study_cells);
+    RUN(test_study_reports);
+    RUN(test_study_bad);
     rmdir(tmpdir);
     return TEST_DONE();
 }

@@ -67,16 +67,11 @@ int cmd_unpack(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int bench_quant(int argc, char **argv);
 
-/* study (tools/tensor_hadamard.c): the --hadamard stage of `lowbit tensor`
- * and the rotated round trip of `lowbit bench formats`. */
+/* tools/tensor_hadamard.c: the --hadamard stage of `lowbit tensor`. */
 /* 0 when block is a supported Hadamard order dividing cols, else prints and returns 1. */
 int cli_hadamard_check(const char *cmd, int64_t block, int64_t cols);
 /* cols random signs from seed (malloc'd), or NULL when !seeded (or out of memory). */
 int8_t *cli_hadamard_signs(bool seeded, uint64_t seed, int64_t cols);
-/* y (rows x cols) = R^T deq(q(R x)), R = blockdiag(T_block) diag(signs);
- * block 0 = no rotation (signs ignored). */
-lb_status cli_hadamard_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows,
-                                 int64_t cols, int64_t block, const int8_t *signs, float *y);
 /* quantize --hadamard (records the transform in the header) and dequantize
  * (undoes a recorded transform; block != 0 must match it). */
 int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant_opts *q, const char *in,
@@ -84,7 +79,8 @@ int tensor_hadamard_quantize(const char *cmd, const lb_format *f, const lb_quant
 int tensor_dequantize(const char *cmd, const lb_format *f, const char *in, int64_t block, bool seeded,
                       uint64_t seed, const char *out);
 /* study (tools/cmd_bench.c): `lowbit bench <name>` dispatches to sub-benches
- * (argv[0] = the bench name): tools/study_formats.c */
+ * (argv[0] = the bench name): tools/study_formats.c (a thin caller of
+ * lb_formats_study_run) */
 int cmd_bench(int argc, char **argv);
 int bench_formats(int argc, char **argv);
 

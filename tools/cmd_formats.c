@@ -125,7 +125,7 @@ static int tensor_hadamard_error(const tensor_opts *o, const lb_format *f, const
     if (cli_hadamard_check("tensor", o->hadamard, cols)) return 1;
     int8_t *signs = cli_hadamard_signs(o->hadamard_seeded, (uint64_t)o->hadamard_seed, cols);
     float *y = malloc((size_t)(rows * cols) * sizeof *y);
-    lb_status s = y && (signs || !o->hadamard_seeded) ? cli_hadamard_roundtrip(f, q, x, rows, cols, o->hadamard, signs, y)
+    lb_status s = y && (signs || !o->hadamard_seeded) ? lb_format_roundtrip(f, q, x, rows, cols, o->hadamard, signs, y)
                                                       : LB_ERR_NOMEM;
     if (!s) lb_quant_error_between(x, y, rows * cols, e);
     free(y);

@@ -1,5 +1,5 @@
-/* tensor_hadamard.c: the `--hadamard N` stage of `lowbit tensor`, and the
- * rotated round trip shared with `lowbit bench formats`.
+/* tensor_hadamard.c: the `--hadamard N` stage of `lowbit tensor` (its
+ * error measurement uses the library's rotated round trip, lb_format_roundtrip).
  *
  * With R = blockdiag(T_N) D (T_N the orthonormal Hadamard of order N, D the
  * +-1 signs of --hadamard-seed, or I), each row x becomes R x before it is
@@ -38,26 +38,6 @@ int8_t *cli_hadamard_signs(bool seeded, uint64_t seed, int64_t cols)
     if (!seeded) return NULL;
     int8_t *s = malloc((size_t)cols);
     if (s && lb_hadamard_signs(seed, cols, s)) { free(s); s = NULL; }
-    return s;
-}
-
-lb_status cli_hadamard_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows,
-                                 int64_t cols, int64_t block, const int8_t *signs, float *y)
-{
-    size_t n = (size_t)(rows * cols);
-    float *xr = block ? malloc(n * sizeof *xr) : NULL;
-    uint8_t *p = malloc(lb_format_row_bytes(f, cols) * (size_t)rows + 1);
-    lb_status s = LB_ERR_NOMEM;
-    float g = 1.0f;
-    if (p && (xr || !block)) {
-        if (block) memcpy(xr, x, n * sizeof *xr);
-        s = block ? lb_hadamard_rows(xr, rows, cols, block, signs, 0) : LB_OK;
-        if (!s) s = lb_format_quantize(f, q, block ? xr : x, rows, cols, p, &g);
-        if (!s) s = lb_format_dequantize(f, p, g, rows, cols, y);
-        if (!s && block) s = lb_hadamard_rows(y, rows, cols, block, signs, 1);
-    }
-    free(p);
-    free(xr);
     return s;
 }
 
