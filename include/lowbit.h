@@ -41,6 +41,16 @@ const char *lb_version(void);
 
 typedef enum lb_log_level { LB_LOG_DEBUG, LB_LOG_INFO, LB_LOG_WARN } lb_log_level;
 typedef void (*lb_log_fn)(lb_log_level level, const char *msg, void *user);
+/* Output files and folders are written under a temporary name beside the
+ * target, "DIR/.NAME.lowbit-tmp.PID", and renamed into place when complete.
+ * lb_temp_path writes that name for `path` and process `pid` into buf
+ * (LB_ERR_ARG when cap is too small), so a program can remove it when
+ * interrupted. lb_temp_clean removes the stale temporaries of `path`, those
+ * whose PID is no longer a running process (files, or folders and the files
+ * in them), and stores how many it removed in *n_removed (may be NULL). */
+lb_status lb_temp_path(const char *path, long pid, char *buf, size_t cap);
+lb_status lb_temp_clean(const char *path, int *n_removed);
+
 /* Install a log callback (NULL silences the library, the default). */
 void lb_set_log(lb_log_fn fn, void *user);
 

@@ -8,7 +8,7 @@ check help-lists grep -q 'formats' "$T/out"
 expect_ok help-formats $CLI bench formats --help
 check help-formats-usage grep -q 'usage: lowbit bench formats' "$T/out"
 expect_fail unknown-bench "unknown bench 'nope'" $CLI bench nope
-expect_fail unknown-opt "unknown option '--bogus'" $CLI bench formats --bogus
+expect_fail unknown-opt "--bogus: unknown option" $CLI bench formats --bogus
 expect_fail bad-seed "must be an integer" $CLI bench formats --seed x
 expect_fail no-parent "cannot create" $CLI bench formats --quick --out "$T/missing/dir"
 check no-parent-noout test ! -e "$T/missing"

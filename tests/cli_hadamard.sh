@@ -34,7 +34,7 @@ check data-values [ "$(floats "$T/x.f32" | awk '{ v = $1 * 64; if (v != int(v) |
 for f in mxfp4 nvfp4 int4_g32; do
     expect_ok "q-$f" $CLI tensor quantize --format $f --cols $COLS --hadamard 32 --hadamard-seed 9 "$T/x.f32" "$T/$f.q"
     expect_ok "d-$f" $CLI tensor dequantize --format $f "$T/$f.q" "$T/$f.y"
-    expect_ok "rot-$f" $CLI hadamard "$T/x.f32" "$T/r.f32" --cols $COLS --block 32 --seed 9
+    expect_ok "rot-$f" $CLI hadamard "$T/x.f32" "$T/r.f32" --cols $COLS --block 32 --seed 9 --force
     expect_ok "q0-$f" $CLI tensor quantize --format $f --cols $COLS "$T/r.f32" "$T/$f.q0"
     expect_ok "d0-$f" $CLI tensor dequantize --format $f "$T/$f.q0" "$T/$f.r0"
     expect_ok "inv-$f" $CLI hadamard "$T/$f.r0" "$T/$f.y0" --cols $COLS --block 32 --seed 9 --inverse

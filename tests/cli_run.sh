@@ -79,7 +79,7 @@ expect_fail n-neg "\-n" $CLI run --model "$S260" -n -1
 expect_fail temp-neg "temp" $CLI run --model "$S260" --temp -1
 expect_fail top-p-zero "top-p" $CLI run --model "$S260" --top-p 0
 expect_fail top-p-big "top-p" $CLI run --model "$S260" --top-p 2
-expect_fail threads-zero "threads" $CLI run --model "$S260" --threads 0
+expect_ok threads-zero-all-cores $CLI run --model "$S260" --threads 0 -n 2
 expect_fail threads-huge "threads" $CLI eval ppl --model "$S260" --text "$VAL" --threads 100000
 expect_fail ctx-run "context" $CLI run --model "$S260" --ctx 2 -p "Once upon a time there was"
 expect_fail missing-model "cannot open\|such file" $CLI run --model /nonexistent/model.bin

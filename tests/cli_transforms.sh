@@ -43,6 +43,6 @@ check no-partial-output2 [ ! -e "$T/bad.f32" ]
 expect_fail missing-in "cannot open" $CLI hadamard "$T/nope.f32" "$T/bad.f32" --cols 4
 expect_fail no-cols "--cols C is required" $CLI hadamard "$T/x.f32" "$T/bad.f32"
 expect_fail odd-plan "odd" $CLI hadamard --plan 43
-expect_fail bad-along "rows or cols" $CLI hadamard "$T/x.f32" "$T/bad.f32" --cols 4 --along diag
+expect_fail bad-along "rows|cols" $CLI hadamard "$T/x.f32" "$T/bad.f32" --cols 4 --along diag
 expect_fail unknown "unknown option" $CLI hadamard --frob
 done_tests

@@ -1,4 +1,7 @@
-/* cli.c: argument parsing, error printing and progress for the CLI. */
+/* cli.c: the one option parser of the CLI, error printing and progress.
+ * Every command describes its options in a cli_optdef table, so values are
+ * checked the same way everywhere and every problem reads
+ * "lowbit CMD: --opt VALUE: problem". */
 #include "cli.h"
 #include <errno.h>
 #include <math.h>
@@ -24,49 +27,102 @@ int cli_fail_status(const char *cmd, lb_status s)
     return cli_fail(cmd, "%s", m && *m ? m : lb_status_str(s));
 }
 
-bool cli_flag(const char *arg, const char *name) { return strcmp(arg, name) == 0; }
 bool cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
 
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *err)
+static const cli_optdef *find_opt(const cli_optdef *defs, const char *arg, const char **inline_val)
 {
-    const char *a = argv[*i];
-    size_t n = strlen(name);
-    if (strncmp(a, name, n) != 0) return false;
-    if (a[n] == '=') { *val = a + n + 1; return true; }
-    if (a[n] != 0) return false;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "lowbit %s: option %s needs a value\n", argv[0], name);
-        *err = true;
-        return true;
+    *inline_val = NULL;
+    for (const cli_optdef *d = defs; d->name; d++) {
+        size_t n = strlen(d->name);
+        if (strncmp(arg, d->name, n)) continue;
+        if (arg[n] == 0) return d;
+        if (arg[n] == '=' && d->kind != CLI_FLAG) { *inline_val = arg + n + 1; return d; }
     }
-    *val = argv[++*i];
-    return true;
+    return NULL;
 }
 
-bool cli_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
+/* "a|b|c": the index of v, or -1. */
+static int choice_index(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    int k = 0;
+    for (const char *p = choices; *p; k++) {
+        const char *e = strchr(p, '|');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n)) return k;
+        p += len + (e != NULL);
+    }
+    return -1;
+}
+
+/* Store v into d's destination; prints the problem and returns 1 when v is not valid. */
+static int store(const char *cmd, const cli_optdef *d, const char *v)
 {
     char *end;
     errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
-        cli_fail(cmd, "%s must be an integer in [%lld, %lld], got '%s'", opt, (long long)lo, (long long)hi, s);
-        return false;
+    switch (d->kind) {
+    case CLI_FLAG: *(bool *)d->dst = true; return 0;
+    case CLI_STR: *(const char **)d->dst = v; return 0;
+    case CLI_PATH:
+        if (!*v) return cli_fail(cmd, "%s '': needs a path", d->name);
+        *(const char **)d->dst = v;
+        return 0;
+    case CLI_INT: {
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end || x < d->ilo || x > d->ihi)
+            return cli_fail(cmd, "%s %s: must be an integer in [%lld, %lld]", d->name, v, (long long)d->ilo,
+                            (long long)d->ihi);
+        *(int64_t *)d->dst = x;
+        return 0;
     }
-    *out = v;
-    return true;
+    case CLI_FLOAT: {
+        double x = strtod(v, &end);
+        if (errno || end == v || *end || !(x >= d->flo && x <= d->fhi))
+            return cli_fail(cmd, "%s %s: must be a number in [%g, %g]", d->name, v, d->flo, d->fhi);
+        *(double *)d->dst = x;
+        return 0;
+    }
+    case CLI_CHOICE: {
+        int k = choice_index(d->choices, v);
+        if (k < 0) return cli_fail(cmd, "%s %s: must be one of %s", d->name, v, d->choices);
+        *(int *)d->dst = k;
+        return 0;
+    }
+    case CLI_MULTI:
+        if (*d->seen > d->ihi) return cli_fail(cmd, "%s %s: at most %lld are allowed", d->name, v, (long long)d->ihi);
+        ((const char **)d->dst)[*d->seen - 1] = v;
+        return 0;
+    }
+    return 1;
 }
 
-bool cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out)
+int cli_parse(const char *cmd, int argc, char **argv, const cli_optdef *defs, const char **pos, int max_pos,
+              int *n_pos)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
-        cli_fail(cmd, "%s must be a number in [%g, %g], got '%s'", opt, lo, hi, s);
-        return false;
+    int np = 0;
+    bool opts_done = false;
+    if (n_pos) *n_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!opts_done && cli_is_help(a)) return -1;
+        if (!opts_done && !strcmp(a, "--")) { opts_done = true; continue; }
+        const cli_optdef *d = opts_done || a[0] != '-' || !a[1] ? NULL : find_opt(defs, a, &v);
+        if (!d) {
+            if (!opts_done && a[0] == '-' && a[1])
+                return cli_fail(cmd, "%s: unknown option (see lowbit %s --help)", a, cmd);
+            if (np >= max_pos) return cli_fail(cmd, "'%s': unexpected argument (see lowbit %s --help)", a, cmd);
+            pos[np++] = a;
+            if (n_pos) *n_pos = np;
+            continue;
+        }
+        if (d->kind != CLI_FLAG && !v) {
+            if (i + 1 >= argc) return cli_fail(cmd, "%s: needs a value", d->name);
+            v = argv[++i];
+        }
+        if (d->seen) ++*d->seen;
+        if (store(cmd, d, v)) return 1;
     }
-    *out = v;
-    return true;
+    return 0;
 }
 
 static bool progress_shown;
@@ -88,48 +144,8 @@ void cli_progress_end(void)
     progress_shown = false;
 }
 
-void *cli_read_all(const char *cmd, const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) { cli_fail(cmd, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    size_t cap = 1 << 16, n = 0, k;
-    char *buf = malloc(cap);
-    while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) { char *b = realloc(buf, cap *= 2); if (!b) { free(buf); buf = NULL; } else buf = b; }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf) { cli_fail(cmd, "%s: out of memory", path); return NULL; }
-    if (bad) { free(buf); cli_fail(cmd, "%s: read error", path); return NULL; }
-    *size = n;
-    return buf;
-}
-
 const char *cli_models_dir(void)
 {
     const char *d = getenv("LOWBIT_MODELS");
     return d && *d ? d : "../shared/models";
-}
-
-/* Write head (hn bytes) then body (bn bytes) to path through a temporary file
- * renamed on success: a failure never leaves a partial file behind. */
-int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn)
-{
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return cli_fail(cmd, "out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { int rc = cli_fail(cmd, "%s: cannot create: %s", path, strerror(errno)); free(tmp); return rc; }
-    bool ok = (!hn || fwrite(head, 1, hn, f) == hn) && (!bn || fwrite(body, 1, bn, f) == bn);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        free(tmp);
-        return cli_fail(cmd, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return 0;
 }

@@ -19,26 +19,80 @@ typedef struct cli_command {
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Report a failed library call: "lowbit <cmd>: <lb_errmsg()>". Returns 1. */
 int cli_fail_status(const char *cmd, lb_status s);
-
-/* True when argv[*i] is `name`; stores the value of "--name V" or "--name=V"
- * in *val (advancing *i). A missing value prints an error and sets *err. */
-bool cli_opt(int argc, char **argv, int *i, const char *name, const char **val, bool *err);
-bool cli_flag(const char *arg, const char *name);
 bool cli_is_help(const char *arg);
-/* Parse numbers within [lo, hi]; print a clear error naming the option. */
-bool cli_int(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out);
-bool cli_double(const char *cmd, const char *opt, const char *s, double lo, double hi, double *out);
+
+/* ---- one option parser for every command (tools/cli.c)
+ * A command lists its options in a table ended by {0}; cli_parse fills the
+ * destinations and reports every problem as one line
+ * "lowbit CMD: --opt VALUE: problem". Options take "--opt V" or "--opt=V";
+ * "--" ends the options. Shared conventions: --threads K (0 = all cores, the
+ * default, everywhere), --force (replace an existing output), --json. */
+typedef enum cli_kind {
+    CLI_FLAG,     /* bool *: set when given */
+    CLI_STR,      /* const char **: any text */
+    CLI_PATH,     /* const char **: a non-empty path */
+    CLI_INT,      /* int64_t *: integer in [ilo, ihi] */
+    CLI_FLOAT,    /* double *: finite number in [flo, fhi] */
+    CLI_CHOICE,   /* int *: index of the value in choices "a|b|c" */
+    CLI_MULTI,    /* const char **: an array of capacity ihi; repeatable; *seen counts */
+} cli_kind;
+typedef struct cli_optdef {
+    const char *name;          /* "--ctx" or "-n" */
+    cli_kind kind;
+    void *dst;
+    int64_t ilo, ihi;
+    double flo, fhi;
+    const char *choices;
+    int *seen;                 /* optional: incremented each time the option is given */
+} cli_optdef;
+/* Parses argv[1..argc) (argv[0] names nothing; cmd is used in messages).
+ * Arguments that are not options go to pos (at most max_pos, counted in
+ * *n_pos; n_pos may be NULL when max_pos is 0). Returns 0, 1 after printing
+ * an error, or -1 when --help / -h was given (the caller prints its help). */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_optdef *defs, const char **pos, int max_pos,
+              int *n_pos);
+/* Table rows (plain initializers; the option name stays greppable). */
+#define CLI_O_FLAG(n, p) {.name = (n), .kind = CLI_FLAG, .dst = (p)}
+#define CLI_O_STR(n, p) {.name = (n), .kind = CLI_STR, .dst = (p)}
+#define CLI_O_PATH(n, p) {.name = (n), .kind = CLI_PATH, .dst = (p)}
+#define CLI_O_INT(n, p, lo, hi) {.name = (n), .kind = CLI_INT, .dst = (p), .ilo = (lo), .ihi = (hi)}
+#define CLI_O_FLOAT(n, p, lo, hi) {.name = (n), .kind = CLI_FLOAT, .dst = (p), .flo = (lo), .fhi = (hi)}
+#define CLI_O_CHOICE(n, p, list) {.name = (n), .kind = CLI_CHOICE, .dst = (p), .choices = (list)}
+#define CLI_O_MULTI(n, arr, cap, count) {.name = (n), .kind = CLI_MULTI, .dst = (arr), .ihi = (cap), .seen = (count)}
+/* The --threads option every multithreaded command takes: 0 = all cores. */
+#define CLI_THREADS(p) CLI_O_INT("--threads", (p), 0, 1024)
 
 /* Progress line on stderr, only when stderr is a terminal. Pass as the
  * library's lb_progress_fn with user = command name. */
 void cli_progress(int64_t done, int64_t total, const char *what, void *user);
 void cli_progress_end(void);
 
+/* ---- files (tools/cli_files.c)
+ * Inputs must be regular files (a FIFO or a device is refused, never read),
+ * or folders where dir_ok. Prints "lowbit CMD: OPT PATH: problem", returns 1. */
+int cli_input(const char *cmd, const char *opt, const char *path, bool dir_ok);
+/* Checks an output before any work: refused when it is (or resolves to,
+ * through links) one of the inputs (NULL entries skipped) or an existing file
+ * inside an input folder; refused when it exists unless force. Removes stale
+ * temporaries of earlier killed runs and registers this run's temporary name
+ * (lb_temp_path) so SIGINT/SIGTERM removes it. Prints and returns 1 when refused. */
+int cli_output(const char *cmd, const char *opt, const char *path, bool force, const char *const *inputs,
+               int n_inputs);
+/* Registers one more temporary path for removal on SIGINT/SIGTERM. */
+void cli_temp_register(const char *tmp);
+/* Installs the SIGINT/SIGTERM handler (removes the registered temporaries,
+ * then dies of the signal). Called once by main. */
+void cli_signals_init(void);
+/* Removes a file, or a folder and the files in it (async-signal-safe). */
+void cli_remove_tree(const char *path);
+
 /* Atomic write of head then body (temporary file + rename, so a failure
  * leaves no partial file); prints and returns 1 on error. */
 int cli_write_atomic(const char *cmd, const char *path, const void *head, size_t hn, const void *body, size_t bn);
 
-/* Read a whole file (for raw float32 tensors); returns NULL and prints on error. */
+/* Read a whole regular file (raw float32 tensors, texts); returns NULL and
+ * prints on error. The size comes from the file system, so a device or a
+ * FIFO is refused rather than read without end. */
 void *cli_read_all(const char *cmd, const char *path, size_t *size);
 
 /* Directory with the shared models (LOWBIT_MODELS, else ../shared/models). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAXL 64
 
@@ -331,31 +332,44 @@ static int make_base(const bopts *o, const lb_model *m, const lb_tokenizer *t, b
     return 0;
 }
 
+/* Every method and format must be known before hours of measuring start. */
+static int check_lists(const bopts *o)
+{
+    for (int i = 0; i < o->n_methods; i++)
+        if (!lb_quantizer_find(o->methods[i]))
+            return cli_fail("bench quant", "--methods %s: unknown method (see lowbit quantize --help)", o->methods[i]);
+    for (int i = 0; i < o->n_formats; i++) {
+        char fname[40];
+        lb_scale_rule rule;
+        parse_format(o->formats[i], fname, sizeof fname, &rule);
+        const char *c = strchr(o->formats[i], ':');
+        if (c && strcmp(c + 1, "mse") && strcmp(c + 1, "ceil") && strcmp(c + 1, "floor"))
+            return cli_fail("bench quant", "--formats %s: unknown scale rule (floor, ceil, mse)", o->formats[i]);
+        if (strcmp(fname, "f32") && !lb_format_find(fname))
+            return cli_fail("bench quant", "--formats %s: unknown format (see lowbit formats)", o->formats[i]);
+    }
+    return 0;
+}
+
 static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
 {
-    bool err = false;
-    const char *v;
-    int64_t x;
-    for (int i = 1; i < argc && !err; i++) {
-        if (cli_is_help(argv[i])) { help(); return -1; }
-        if (cli_flag(argv[i], "--json")) o->json = true;
-        else if (cli_flag(argv[i], "--quantize-embeddings")) o->quant_emb = true;
-        else if (cli_opt(argc, argv, &i, "--model", &v, &err)) o->model = v;
-        else if (cli_opt(argc, argv, &i, "--text", &v, &err)) o->text = v;
-        else if (cli_opt(argc, argv, &i, "--tokenizer", &v, &err)) o->tok = v;
-        else if (cli_opt(argc, argv, &i, "--out", &v, &err)) o->out = v;
-        else if (cli_opt(argc, argv, &i, "--methods", &v, &err)) { if (!err) o->n_methods = split_list(v, o->methods, MAXL, mb, 1024); }
-        else if (cli_opt(argc, argv, &i, "--formats", &v, &err)) { if (!err) o->n_formats = split_list(v, o->formats, MAXL, fb, 2048); }
-        else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) { if (!err && !cli_int("bench", "--ctx", v, 8, 1 << 20, &o->ctx)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--chunks", &v, &err)) { if (!err && !cli_int("bench", "--chunks", v, 1, 1 << 20, &o->chunks)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--gen", &v, &err)) { if (!err && !cli_int("bench", "--gen", v, 0, 1 << 16, &o->gen)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
-            if (!err && !cli_int("bench", "--threads", v, 0, 1024, &x)) return 1;
-            o->threads = (int)x;
-        } else return cli_fail("bench", "unknown option '%s'", argv[i]);
-    }
-    if (err) return 1;
-    if (!o->model) return cli_fail("bench", "--model is required (see lowbit bench quant --help)");
+    const char *methods = NULL, *formats = NULL;
+    int64_t threads = 0;
+    const cli_optdef defs[] = {
+        CLI_O_FLAG("--json", &o->json), CLI_O_FLAG("--quantize-embeddings", &o->quant_emb),
+        CLI_O_PATH("--model", &o->model), CLI_O_PATH("--text", &o->text), CLI_O_PATH("--tokenizer", &o->tok),
+        CLI_O_PATH("--out", &o->out), CLI_O_STR("--methods", &methods), CLI_O_STR("--formats", &formats),
+        CLI_O_INT("--ctx", &o->ctx, 8, 1 << 20), CLI_O_INT("--chunks", &o->chunks, 1, 1 << 20),
+        CLI_O_INT("--gen", &o->gen, 0, 1 << 16), CLI_THREADS(&threads), {0}};
+    int rc = cli_parse("bench quant", argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) { help(); return -1; }
+    if (rc) return rc;
+    o->threads = (int)threads;
+    if (methods) o->n_methods = split_list(methods, o->methods, MAXL, mb, 1024);
+    if (formats) o->n_formats = split_list(formats, o->formats, MAXL, fb, 2048);
+    if (!o->model) return cli_fail("bench quant", "--model is required (see lowbit bench quant --help)");
+    if (cli_input("bench quant", "--model", o->model, true) || (o->text && cli_input("bench quant", "--text", o->text, false)))
+        return 1;
     return 0;
 }
 
@@ -370,7 +384,15 @@ int bench_quant(int argc, char **argv)
         o.n_formats = (int)(sizeof def_formats / sizeof *def_formats);
         for (int i = 0; i < o.n_formats; i++) o.formats[i] = def_formats[i];
     }
+    if (check_lists(&o)) return 1;
     if (mkdir(o.out, 0777) != 0 && errno != EEXIST) return cli_fail("bench", "%s: cannot create: %s", o.out, strerror(errno));
+    char tmp[1100], tmp2[1200];   /* the scratch model file and its temporary: removed if interrupted */
+    snprintf(tmp, sizeof tmp, "%s/tmp_model.safetensors", o.out);
+    cli_temp_register(tmp);
+    if (!lb_temp_path(tmp, (long)getpid(), tmp2, sizeof tmp2)) cli_temp_register(tmp2);
+    snprintf(tmp, sizeof tmp, "%s/base.logprobs", o.out);
+    cli_temp_register(tmp);
+    if (!lb_temp_path(tmp, (long)getpid(), tmp2, sizeof tmp2)) cli_temp_register(tmp2);
     lb_model *m = NULL;
     lb_tokenizer *t = NULL;
     base b = {0};

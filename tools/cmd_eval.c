@@ -9,65 +9,56 @@ typedef struct eval_opts {
     const char *model, *tok, *text, *base, *save;
     int64_t ctx, chunks, threads;
     lb_scoring scoring;
-    bool json;
+    bool json, force;
 } eval_opts;
 
 static int eval_usage(void)
 {
     printf("usage: lowbit eval ppl --model M --text FILE [--tokenizer T] [--ctx N] [--chunks K]\n"
-           "                       [--scoring half|full] [--threads K] [--save-logits F] [--json]\n"
+           "                       [--scoring half|full] [--threads K] [--save-logits F [--force]] [--json]\n"
            "       lowbit eval kld --model M --base F [--text FILE] [--threads K] [--json]\n"
            "ppl: perplexity over non-overlapping chunks of N tokens (default 512, at most the model's context).\n"
            "  The whole file is tokenized once (with BOS); each chunk's first token is replaced by BOS and the\n"
            "  chunk runs from an empty cache. --scoring half (default, as llama.cpp) scores positions N/2..N-2,\n"
            "  full scores 0..N-2. Prints PPL +- its standard error and tokens/s. --save-logits F saves the\n"
-           "  tokens and every scored position's log-probabilities as the base for `eval kld`.\n"
+           "  tokens and every scored position's log-probabilities as the base for `eval kld`; an existing F is\n"
+           "  replaced only with --force, and never when it is the model, its tokenizer or the text.\n"
+           "  --ctx is at most the model's context; the session holds one chunk. --threads 0 = all cores.\n"
            "kld: reruns the base's tokens with this model and reports the mean KL divergence (+- error), its\n"
            "  median/90/99/99.9 percentiles and maximum, top-1 agreement and PPL(model)/PPL(base). --text\n"
            "  checks that the base was computed on that text.\n");
     return 0;
 }
 
-static int parse_eval(int argc, char **argv, eval_opts *o)
+static int parse_eval(const char *cmd, int argc, char **argv, eval_opts *o)
 {
     *o = (eval_opts){0};
-    for (int i = 2; i < argc; i++) {
-        const char *v = NULL;
-        bool err = false;
-        if (cli_is_help(argv[i])) return eval_usage(), -1;
-        if (cli_opt(argc, argv, &i, "--model", &o->model, &err) || cli_opt(argc, argv, &i, "--tokenizer", &o->tok, &err) ||
-            cli_opt(argc, argv, &i, "--text", &o->text, &err) || cli_opt(argc, argv, &i, "--base", &o->base, &err) ||
-            cli_opt(argc, argv, &i, "--save-logits", &o->save, &err)) {
-            if (err) return 1;
-        } else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) {
-            if (err || !cli_int("eval", "--ctx", v, 2, 1 << 20, &o->ctx)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--chunks", &v, &err)) {
-            if (err || !cli_int("eval", "--chunks", v, 1, INT32_MAX, &o->chunks)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
-            if (err || !cli_int("eval", "--threads", v, 1, 1024, &o->threads)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--scoring", &v, &err)) {
-            if (err) return 1;
-            if (!strcmp(v, "half")) o->scoring = LB_SCORE_HALF;
-            else if (!strcmp(v, "full")) o->scoring = LB_SCORE_FULL;
-            else return cli_fail("eval", "--scoring must be half or full, got '%s'", v);
-        } else if (cli_flag(argv[i], "--json")) {
-            o->json = true;
-        } else {
-            return cli_fail("eval", "unknown option '%s'", argv[i]);
-        }
-    }
-    if (!o->model) return cli_fail("eval", "--model is required (see lowbit eval --help)");
+    int scoring = 0;
+    const cli_optdef defs[] = {
+        CLI_O_PATH("--model", &o->model), CLI_O_PATH("--tokenizer", &o->tok), CLI_O_PATH("--text", &o->text),
+        CLI_O_PATH("--base", &o->base), CLI_O_PATH("--save-logits", &o->save),
+        CLI_O_INT("--ctx", &o->ctx, 2, INT64_C(1) << 31), CLI_O_INT("--chunks", &o->chunks, 1, INT32_MAX),
+        CLI_THREADS(&o->threads), CLI_O_CHOICE("--scoring", &scoring, "half|full"),
+        CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), {0}};
+    int rc = cli_parse(cmd, argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) return eval_usage(), -1;
+    if (rc) return rc;
+    o->scoring = scoring ? LB_SCORE_FULL : LB_SCORE_HALF;
+    if (!o->model) return cli_fail(cmd, "--model is required (see lowbit eval --help)");
+    if (cli_input(cmd, "--model", o->model, true) || (o->tok && cli_input(cmd, "--tokenizer", o->tok, true)) ||
+        (o->text && cli_input(cmd, "--text", o->text, false)) || (o->base && cli_input(cmd, "--base", o->base, false)))
+        return 1;
     return 0;
 }
 
 /* Read and check the text: non-empty, UTF-8. */
-static char *read_text(const char *path, size_t *len)
+static char *read_text(const char *cmd, const char *path, size_t *len)
 {
-    char *t = cli_read_all("eval", path, len);
+    char *t = cli_read_all(cmd, path, len);
     if (!t) return NULL;
-    if (*len == 0) { free(t); cli_fail("eval", "%s: the text is empty", path); return NULL; }
+    if (*len == 0) { free(t); cli_fail(cmd, "%s: the text is empty", path); return NULL; }
     size_t bad = cli_utf8_check((const unsigned char *)t, *len);
-    if (bad != *len) { free(t); cli_fail("eval", "%s: not valid UTF-8 at byte %zu", path, bad); return NULL; }
+    if (bad != *len) { free(t); cli_fail(cmd, "%s: not valid UTF-8 at byte %zu", path, bad); return NULL; }
     return t;
 }
 
@@ -89,15 +80,26 @@ static void print_ppl(const eval_opts *o, const lb_ppl_result *r, int64_t ctx, i
     printf("speed: %.1f tokens/s (%.2f s, %s)\n", r->tokens_per_s, r->seconds, lb_isa_name(lb_isa_active()));
 }
 
+/* --save-logits must not replace the model, its tokenizer or the text. */
+static int check_save(const eval_opts *o)
+{
+    char found[4096];
+    const char *tok = o->tok;
+    if (!tok && lb_tokenizer_find(o->model, found, sizeof found) == LB_OK) tok = found;
+    const char *inputs[] = {o->model, tok, o->text};
+    return cli_output("eval ppl", "--save-logits", o->save, o->force, inputs, 3);
+}
+
 static int eval_ppl(const eval_opts *o)
 {
-    if (!o->text) return cli_fail("eval", "ppl needs --text FILE");
+    if (!o->text) return cli_fail("eval ppl", "--text FILE is required");
+    if (o->save && check_save(o)) return 1;
     size_t len;
-    char *text = read_text(o->text, &len);
+    char *text = read_text("eval ppl", o->text, &len);
     if (!text) return 1;
     lb_model *m;
     lb_tokenizer *t;
-    if (cli_load_model_tok("eval", o->model, o->tok, &m, &t)) { free(text); return 1; }
+    if (cli_load_model_tok("eval ppl", o->model, o->tok, &m, &t)) { free(text); return 1; }
     lb_model_info info;
     lb_model_get_info(m, &info);
     int32_t *ids = NULL;
@@ -105,12 +107,12 @@ static int eval_ppl(const eval_opts *o)
     int rc = 0;
     lb_status s = lb_tokenizer_encode(t, text, len, 1, &ids, &n);
     int64_t ctx = o->ctx ? o->ctx : (info.max_seq < 512 ? info.max_seq : 512);
-    if (s) rc = cli_fail_status("eval", s);
+    if (s) rc = cli_fail_status("eval ppl", s);
     else if (ctx > info.max_seq)
-        rc = cli_fail("eval", "--ctx %lld exceeds the model's %lld positions", (long long)ctx, (long long)info.max_seq);
+        rc = cli_fail("eval ppl", "--ctx %lld: exceeds the model's %lld positions", (long long)ctx, (long long)info.max_seq);
     else if (n < ctx)
-        rc = cli_fail("eval", "%s has %lld tokens; one chunk of --ctx %lld needs more", o->text, (long long)n,
-                      (long long)ctx);
+        rc = cli_fail("eval ppl", "--text %s: has %lld tokens; one chunk of --ctx %lld needs more (lower --ctx)",
+                      o->text, (long long)n, (long long)ctx);
     if (!rc) {
         lb_ppl_opts po = {.ctx = ctx, .max_chunks = o->chunks, .scoring = o->scoring, .n_threads = (int)o->threads,
                           .bos = lb_tokenizer_bos(t), .text_hash = lb_eval_text_hash(text, len),
@@ -119,7 +121,7 @@ static int eval_ppl(const eval_opts *o)
         lb_ppl_result r;
         s = lb_eval_ppl(m, ids, n, &po, &r);
         cli_progress_end();
-        if (s) rc = cli_fail_status("eval", s);
+        if (s) rc = cli_fail_status("eval ppl", s);
         else print_ppl(o, &r, ctx, n);
     }
     free(ids);
@@ -154,24 +156,25 @@ static void print_kld(const eval_opts *o, const lb_kld_result *r)
 
 static int eval_kld(const eval_opts *o)
 {
-    if (!o->base) return cli_fail("eval", "kld needs --base FILE (made by eval ppl --save-logits)");
+    if (!o->base) return cli_fail("eval kld", "--base FILE is required (made by eval ppl --save-logits)");
+    if (o->tok) return cli_fail("eval kld", "--tokenizer: not used by kld (the base file holds the token ids)");
     uint64_t hash = 0;
     if (o->text) {
         size_t len;
-        char *text = read_text(o->text, &len);
+        char *text = read_text("eval kld", o->text, &len);
         if (!text) return 1;
         hash = lb_eval_text_hash(text, len);
         free(text);
     }
     lb_model *m;
     lb_status s = lb_model_load(o->model, &m);
-    if (s) return cli_fail_status("eval", s);
+    if (s) return cli_fail_status("eval kld", s);
     lb_kld_opts ko = {.n_threads = (int)o->threads, .text_hash = hash, .progress = cli_progress,
                       .progress_user = "eval kld"};
     lb_kld_result r;
     s = lb_eval_kld(m, o->base, &ko, &r);
     cli_progress_end();
-    int rc = s ? cli_fail_status("eval", s) : 0;
+    int rc = s ? cli_fail_status("eval kld", s) : 0;
     if (!s) print_kld(o, &r);
     lb_model_free(m);
     return rc;
@@ -184,15 +187,15 @@ int cmd_eval(int argc, char **argv)
         return argc < 2 ? 1 : 0;
     }
     eval_opts o;
-    int rc = parse_eval(argc, argv, &o);
+    bool ppl = !strcmp(argv[1], "ppl"), kld = !strcmp(argv[1], "kld");
+    if (!ppl && !kld) return cli_fail("eval", "'%s': unknown subcommand (ppl or kld)", argv[1]);
+    const char *cmd = ppl ? "eval ppl" : "eval kld";
+    int rc = parse_eval(cmd, argc - 1, argv + 1, &o);
     if (rc) return rc < 0 ? 0 : rc;
-    if (!strcmp(argv[1], "ppl")) {
-        if (o.base) return cli_fail("eval", "--base belongs to eval kld");
+    if (ppl) {
+        if (o.base) return cli_fail(cmd, "--base: belongs to eval kld");
         return eval_ppl(&o);
     }
-    if (!strcmp(argv[1], "kld")) {
-        if (o.save || o.ctx || o.chunks) return cli_fail("eval", "kld takes its ctx and chunks from the base file");
-        return eval_kld(&o);
-    }
-    return cli_fail("eval", "unknown subcommand '%s' (ppl or kld)", argv[1]);
+    if (o.save || o.ctx || o.chunks || o.force) return cli_fail(cmd, "kld takes its ctx and chunks from the base file and writes nothing");
+    return eval_kld(&o);
 }

@@ -16,11 +16,9 @@ static int formats_help(void)
 int cmd_formats(int argc, char **argv)
 {
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) return formats_help();
-        if (cli_flag(argv[i], "--json")) json = true;
-        else return cli_fail("formats", "unknown option '%s'", argv[i]);
-    }
+    const cli_optdef defs[] = {CLI_O_FLAG("--json", &json), {0}};
+    int rc = cli_parse("formats", argc, argv, defs, NULL, 0, NULL);
+    if (rc) return rc < 0 ? formats_help() : rc;
     if (json) printf("{\"formats\": [");
     else printf("%-20s %8s %6s %6s  %s\n", "name", "bits/w", "block", "tensor", "description");
     for (int i = 0; i < lb_format_count(); i++) {
@@ -49,15 +47,15 @@ typedef struct tensor_opts {
     int64_t hadamard;        /* --hadamard N: rotation block, 0 = none (tools/tensor_hadamard.c) */
     int64_t hadamard_seed;
     bool hadamard_seeded;
-    bool json;
+    bool json, force;
     const char *pos[2];
     int n_pos;
 } tensor_opts;
 
 static int tensor_help(void)
 {
-    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] [--hadamard B] IN OUT\n"
-           "       lowbit tensor dequantize --format F [--hadamard B] IN OUT\n"
+    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] [--hadamard B] [--force] IN OUT\n"
+           "       lowbit tensor dequantize --format F [--hadamard B] [--force] IN OUT\n"
            "       lowbit tensor error      --format F [--scale-rule R] [--cols N] [--hadamard B] IN [--json]\n"
            "IN of quantize/error is raw little-endian float32; --cols N splits it into rows of N\n"
            "values (default: one row). quantize writes a packed tensor file (64-byte LBFQ header,\n"
@@ -68,32 +66,27 @@ static int tensor_help(void)
            "before quantizing; the file header records it and dequantize undoes it by itself\n"
            "(a --hadamard given there must match); error measures the whole round trip against\n"
            "the original values.\n"
+           "OUT must not be IN; an existing OUT is replaced only with --force.\n"
+           "       lowbit tensor sample [--cols N] [--hadamard-seed S] [--force] OUT\n"
+           "sample writes N (default 4096) Gaussian float32 values, sigma 0.02, seeded (S, default 1): a\n"
+           "test IN. From numpy: x.astype('<f4').tofile('w.f32').\n"
            "Formats: lowbit formats.\n");
     return 0;
 }
 
-static int parse_tensor_opts(int argc, char **argv, tensor_opts *o)
+static int parse_tensor_opts(const char *cmd, int argc, char **argv, tensor_opts *o)
 {
     memset(o, 0, sizeof *o);
-    for (int i = 2; i < argc; i++) {
-        const char *v = NULL;
-        bool err = false;
-        if (cli_is_help(argv[i])) return tensor_help(), -1;
-        if (cli_opt(argc, argv, &i, "--format", &v, &err)) { if (err) return 1; o->format = v; }
-        else if (cli_opt(argc, argv, &i, "--scale-rule", &v, &err)) { if (err) return 1; o->rule = v; }
-        else if (cli_opt(argc, argv, &i, "--cols", &v, &err)) {
-            if (err || !cli_int("tensor", "--cols", v, 1, INT64_C(1) << 40, &o->cols)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--hadamard", &v, &err)) {
-            if (err || !cli_int("tensor", "--hadamard", v, 1, LB_HADAMARD_MAX_BLOCK, &o->hadamard)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--hadamard-seed", &v, &err)) {
-            if (err || !cli_int("tensor", "--hadamard-seed", v, 0, INT64_MAX, &o->hadamard_seed)) return 1;
-            o->hadamard_seeded = true;
-        } else if (cli_flag(argv[i], "--json")) o->json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_fail("tensor", "unknown option '%s'", argv[i]);
-        else if (o->n_pos < 2) o->pos[o->n_pos++] = argv[i];
-        else return cli_fail("tensor", "unexpected argument '%s'", argv[i]);
-    }
-    return 0;
+    int seeded = 0;
+    const cli_optdef defs[] = {
+        CLI_O_STR("--format", &o->format), CLI_O_STR("--scale-rule", &o->rule),
+        CLI_O_INT("--cols", &o->cols, 1, INT64_C(1) << 40), CLI_O_INT("--hadamard", &o->hadamard, 1, LB_HADAMARD_MAX_BLOCK),
+        {.name = "--hadamard-seed", .kind = CLI_INT, .dst = &o->hadamard_seed, .ilo = 0, .ihi = INT64_MAX, .seen = &seeded},
+        CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), {0}};
+    int rc = cli_parse(cmd, argc, argv, defs, o->pos, 2, &o->n_pos);
+    if (rc < 0) return tensor_help(), -1;
+    o->hadamard_seeded = seeded > 0;
+    return rc;
 }
 
 static int pick(const tensor_opts *o, const lb_format **f, lb_quant_opts *q)
@@ -168,22 +161,53 @@ static int tensor_error(const tensor_opts *o, const lb_format *f, const lb_quant
     return 0;
 }
 
+/* `tensor sample`: seeded Gaussian values (sigma 0.02, splitmix64 + Box-Muller), a test input. */
+static int tensor_sample(const tensor_opts *o)
+{
+    if (o->n_pos != 1 || o->format || o->rule || o->hadamard)
+        return cli_fail("tensor sample", "takes OUT, --cols N and --hadamard-seed S only (see lowbit tensor --help)");
+    if (cli_output("tensor sample", "OUT", o->pos[0], o->force, NULL, 0)) return 1;
+    int64_t n = o->cols ? o->cols : 4096;
+    if (n > (INT64_C(1) << 30)) return cli_fail("tensor sample", "--cols %lld: at most 2^30 values", (long long)n);
+    float *x = malloc((size_t)n * sizeof *x);
+    if (!x) return cli_fail("tensor sample", "out of memory");
+    uint64_t st = o->hadamard_seeded ? (uint64_t)o->hadamard_seed : 1;
+    for (int64_t i = 0; i < n; i++) {
+        double u[2];
+        for (int k = 0; k < 2; k++) {
+            uint64_t z = (st += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            u[k] = ((double)((z ^ (z >> 31)) >> 11) + 0.5) / 9007199254740992.0;
+        }
+        x[i] = (float)(0.02 * sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]));
+    }
+    int rc = cli_write_atomic("tensor sample", o->pos[0], NULL, 0, x, (size_t)n * sizeof *x);
+    free(x);
+    return rc;
+}
+
 int cmd_tensor(int argc, char **argv)
 {
     if (argc < 2 || cli_is_help(argv[1])) { tensor_help(); return argc < 2 ? 1 : 0; }
     const char *sub = argv[1];
     tensor_opts o;
-    int rc = parse_tensor_opts(argc, argv, &o);
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "tensor %.16s", sub);
+    int rc = parse_tensor_opts(cmd, argc - 1, argv + 1, &o);
     if (rc) return rc < 0 ? 0 : rc;
+    if (!strcmp(sub, "sample")) return tensor_sample(&o);
     const lb_format *f = NULL;
     lb_quant_opts q;
     bool is_q = !strcmp(sub, "quantize"), is_d = !strcmp(sub, "dequantize"), is_e = !strcmp(sub, "error");
-    if (!is_q && !is_d && !is_e) return cli_fail("tensor", "unknown tensor command '%s' (quantize, dequantize, error)", sub);
+    if (!is_q && !is_d && !is_e) return cli_fail("tensor", "'%s': unknown tensor command (quantize, dequantize, error, sample)", sub);
     if ((rc = pick(&o, &f, &q))) return rc;
     int want = is_e ? 1 : 2;
     if (o.n_pos != want) return cli_fail("tensor", "%s needs %s (see 'lowbit tensor --help')", sub, is_e ? "IN" : "IN and OUT");
     if (o.hadamard_seeded && !o.hadamard) return cli_fail("tensor", "--hadamard-seed needs --hadamard N");
+    if (cli_input("tensor", "IN", o.pos[0], false)) return 1;
     if (is_e) return tensor_error(&o, f, &q);
+    if (cli_output("tensor", "OUT", o.pos[1], o.force, o.pos, 1)) return 1;
     if (is_d && (o.rule || o.cols)) return cli_fail("tensor", "dequantize takes no --scale-rule or --cols (the file has them)");
     if (is_d) return tensor_dequantize("tensor", f, o.pos[0], o.hadamard, o.hadamard_seeded,
                                        (uint64_t)o.hadamard_seed, o.pos[1]);

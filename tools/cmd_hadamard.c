@@ -12,7 +12,7 @@ static const char *CMD = "hadamard";
 static void help(void)
 {
     printf("usage: lowbit hadamard --plan N[,N...] [--max-block B] [--json]\n"
-           "       lowbit hadamard IN OUT --cols C [--block B] [--seed S] [--inverse] [--along rows|cols] [--json]\n\n"
+           "       lowbit hadamard IN OUT --cols C [--block B] [--seed S] [--inverse] [--along rows|cols] [--force] [--json]\n\n"
            "--plan: for each dimension N, the block-diagonal Hadamard lowbit uses: the largest supported\n"
            "  order dividing N (and <= B): 2^k, or 2^k*m with m a Paley order (12, 20, 28, 36, 44, 60, 68,\n"
            "  76, 84, 108, 124, 132, 140, 148); 'exact' when one block covers N.\n"
@@ -33,7 +33,14 @@ static int print_plans(const char *list, int64_t max_block, bool json)
     for (char *tok = strtok_r(dup, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
         int64_t n;
         lb_hadamard_plan p;
-        if (!cli_int(CMD, "--plan", tok, 1, INT64_MAX / 2, &n)) { rc = 1; break; }
+        char *end;
+        errno = 0;
+        long long v = strtoll(tok, &end, 10);
+        if (errno || end == tok || *end || v < 1 || v > INT64_MAX / 2) {
+            rc = cli_fail(CMD, "--plan %s: '%s' must be an integer in [1, %lld]", list, tok, (long long)(INT64_MAX / 2));
+            break;
+        }
+        n = v;
         lb_status s = lb_hadamard_plan_for(n, max_block, &p);
         if (s) { rc = cli_fail_status(CMD, s); break; }
         if (json)
@@ -104,30 +111,21 @@ done:
 int cmd_hadamard(int argc, char **argv)
 {
     apply_opts o = {0};
-    const char *plan = NULL, *v = NULL, *pos[2] = {0};
+    const char *plan = NULL, *pos[2] = {0};
     int64_t max_block = 0, seed = 0;
-    int npos = 0;
-    bool err = false;
-    for (int i = 1; i < argc && !err; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) { help(); return 0; }
-        if (cli_flag(a, "--json")) o.json = true;
-        else if (cli_flag(a, "--inverse")) o.inverse = true;
-        else if (cli_opt(argc, argv, &i, "--plan", &plan, &err)) {}
-        else if (cli_opt(argc, argv, &i, "--max-block", &v, &err)) { if (!err && !cli_int(CMD, "--max-block", v, 0, LB_HADAMARD_MAX_BLOCK, &max_block)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--cols", &v, &err)) { if (!err && !cli_int(CMD, "--cols", v, 1, INT64_MAX / 8, &o.cols)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--block", &v, &err)) { if (!err && !cli_int(CMD, "--block", v, 0, LB_HADAMARD_MAX_BLOCK, &o.block)) return 1; }
-        else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) { if (!err && !cli_int(CMD, "--seed", v, 0, INT64_MAX, &seed)) return 1; o.seeded = true; }
-        else if (cli_opt(argc, argv, &i, "--along", &v, &err)) {
-            if (err) break;
-            if (strcmp(v, "rows") && strcmp(v, "cols")) return cli_fail(CMD, "--along must be rows or cols, got '%s'", v);
-            o.along_cols = !strcmp(v, "cols");
-        }
-        else if (a[0] == '-' && a[1]) return cli_fail(CMD, "unknown option '%s'", a);
-        else if (npos < 2) pos[npos++] = a;
-        else return cli_fail(CMD, "unexpected argument '%s' (usage: lowbit hadamard --help)", a);
-    }
-    if (err) return 1;
+    int npos = 0, n_seed = 0, along = 0;
+    bool force = false;
+    const cli_optdef defs[] = {
+        CLI_O_FLAG("--json", &o.json), CLI_O_FLAG("--inverse", &o.inverse), CLI_O_STR("--plan", &plan),
+        CLI_O_INT("--max-block", &max_block, 0, LB_HADAMARD_MAX_BLOCK), CLI_O_INT("--cols", &o.cols, 1, INT64_MAX / 8),
+        CLI_O_INT("--block", &o.block, 0, LB_HADAMARD_MAX_BLOCK),
+        {.name = "--seed", .kind = CLI_INT, .dst = &seed, .ilo = 0, .ihi = INT64_MAX, .seen = &n_seed},
+        CLI_O_CHOICE("--along", &along, "rows|cols"), CLI_O_FLAG("--force", &force), {0}};
+    int rc = cli_parse(CMD, argc, argv, defs, pos, 2, &npos);
+    if (rc < 0) { help(); return 0; }
+    if (rc) return rc;
+    o.seeded = n_seed > 0;
+    o.along_cols = along == 1;
     if (plan) {
         if (npos) return cli_fail(CMD, "--plan takes no files");
         return print_plans(plan, max_block, o.json);
@@ -135,5 +133,6 @@ int cmd_hadamard(int argc, char **argv)
     if (npos != 2) return cli_fail(CMD, "need IN and OUT files, or --plan N (usage: lowbit hadamard --help)");
     if (!o.cols) return cli_fail(CMD, "--cols C is required (values per row of IN)");
     o.in = pos[0], o.out = pos[1], o.seed = (uint64_t)seed;
+    if (cli_input(CMD, "IN", o.in, false) || cli_output(CMD, "OUT", o.out, force, &o.in, 1)) return 1;
     return apply(&o);
 }

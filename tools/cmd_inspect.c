@@ -3,6 +3,7 @@
 #include "cli.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void help(void)
 {
@@ -17,18 +18,27 @@ int cmd_inspect(int argc, char **argv)
 {
     const char *path = NULL;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) { help(); return 0; }
-        if (cli_flag(argv[i], "--json")) json = true;
-        else if (argv[i][0] == '-' && argv[i][1]) return cli_fail("inspect", "unknown option '%s'", argv[i]);
-        else if (path) return cli_fail("inspect", "more than one path given ('%s')", argv[i]);
-        else path = argv[i];
-    }
+    int n = 0;
+    const cli_optdef defs[] = {CLI_O_FLAG("--json", &json), {0}};
+    int rc = cli_parse("inspect", argc, argv, defs, &path, 1, &n);
+    if (rc < 0) { help(); return 0; }
+    if (rc) return rc;
     if (!path) return cli_fail("inspect", "no model path (usage: lowbit inspect FILE|DIR [--json])");
+    if (cli_input("inspect", "path", path, true)) return 1;
     char *text = NULL;
     lb_status s = lb_inspect(path, json, &text);
     if (s) return cli_fail_status("inspect", s);
     fputs(text, stdout);
     free(text);
+    /* A folder or a llama2.c file is meant as a model: exit non-zero (after
+     * showing what it holds) when it would not load. A lone .safetensors
+     * file may be any tensor file, so it is only shown. */
+    struct stat st;
+    size_t n_len = strlen(path);
+    bool meant = (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) || (n_len > 4 && !strcmp(path + n_len - 4, ".bin"));
+    lb_model *m = NULL;
+    if (meant && (s = lb_model_load(path, &m)))
+        return cli_fail("inspect", "%s: shown above, but it does not load as a model: %s", path, lb_errmsg());
+    lb_model_free(m);
     return 0;
 }

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void json_str(const char *s)
 {
@@ -47,31 +48,38 @@ static void report(const char *cmd, const char *in, const char *out, const lb_lo
 }
 
 static const char *usage_pack =
-    "usage: lowbit pack --model IN --out OUT [--threads N] [--stream-len N] [--json]\n"
+    "usage: lowbit pack --model IN --out OUT [--threads N] [--stream-len N] [--force] [--json]\n"
     "Packs a safetensors file (or a model folder: every *.safetensors packed, other files copied) losslessly:\n"
     "each BF16 tensor's exponents are Huffman-coded, sign and mantissa kept, ~0.67 of the BF16 size, bit-exact.\n"
     "F32 tensors are first rounded to BF16 (round-to-nearest-even; this is the only lossy step, and it is\n"
-    "reported). F16 tensors are refused. Other dtypes are copied. 'lowbit unpack' restores BF16 safetensors.\n";
+    "reported). F16 tensors are refused. Other dtypes are copied. 'lowbit unpack' restores BF16 safetensors.\n"
+    "An existing OUT file is replaced only with --force; an existing OUT folder is always refused (a folder\n"
+    "is written whole under a temporary name and renamed, which cannot replace a folder: remove it first).\n"
+    "--threads 0 (the default) uses all cores.\n";
 static const char *usage_unpack =
-    "usage: lowbit unpack --model IN --out OUT [--threads N] [--json]\n"
+    "usage: lowbit unpack --model IN --out OUT [--threads N] [--force] [--json]\n"
     "Restores a file or folder written by 'lowbit pack' to plain BF16 safetensors (tensor bytes identical to a\n"
-    "BF16 source; F32 sources come back as their BF16 rounding). Every stream's CRC-32C is checked.\n";
+    "BF16 source; F32 sources come back as their BF16 rounding). Every stream's CRC-32C is checked.\n"
+    "Existing outputs: as for pack (--force replaces a file, never a folder).\n";
 
 static int run_cmd(int argc, char **argv, bool pack)
 {
-    const char *cmd = argv[0], *in = NULL, *out = NULL, *v;
-    bool json = false, err = false;
+    const char *cmd = argv[0], *in = NULL, *out = NULL;
+    bool json = false, force = false;
     int64_t threads = 0, sl = 0;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) { fputs(pack ? usage_pack : usage_unpack, stdout); return 0; }
-        if (cli_flag(argv[i], "--json")) json = true;
-        else if (cli_opt(argc, argv, &i, "--model", &in, &err) || cli_opt(argc, argv, &i, "--out", &out, &err)) {}
-        else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) { if (!err && !cli_int(cmd, "--threads", v, 0, 1024, &threads)) return 1; }
-        else if (pack && cli_opt(argc, argv, &i, "--stream-len", &v, &err)) { if (!err && !cli_int(cmd, "--stream-len", v, 1, 1 << 24, &sl)) return 1; }
-        else return cli_fail(cmd, "unknown option '%s' (see --help)", argv[i]);
-        if (err) return 1;
-    }
+    cli_optdef defs[] = {
+        CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_THREADS(&threads), CLI_O_FLAG("--force", &force),
+        CLI_O_FLAG("--json", &json), CLI_O_INT("--stream-len", &sl, 1, 1 << 24), {0}};
+    if (!pack) defs[5] = (cli_optdef){0};   /* --stream-len is pack's */
+    int rc = cli_parse(cmd, argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) { fputs(pack ? usage_pack : usage_unpack, stdout); return 0; }
+    if (rc) return rc;
     if (!in || !out) return cli_fail(cmd, "--model and --out are required (see --help)");
+    if (cli_input(cmd, "--model", in, true)) return 1;
+    struct stat st;
+    if (stat(out, &st) == 0 && S_ISDIR(st.st_mode) && force)
+        return cli_fail(cmd, "--out %s: is a folder; --force replaces files only (remove the folder first)", out);
+    if (cli_output(cmd, "--out", out, force, &in, 1)) return 1;
     lb_pool *pool = NULL;
     lb_status s = lb_pool_create((int)threads, &pool);
     if (s) return cli_fail_status(cmd, s);

@@ -12,7 +12,7 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--force] [--json]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
@@ -27,7 +27,8 @@ static void help(void)
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
-           "  --threads K       worker threads (default: all CPUs); the output does not depend on it\n"
+           "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
+           "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
            "Linears whose input size is not a multiple of the block are kept at original precision and\n"
            "reported as 'kept (shape)'.\n");
@@ -86,15 +87,6 @@ static void print_json(const lb_quant_report *r, const char *out, const char *fm
     printf("]}\n");
 }
 
-static bool parse_rule(const char *s, lb_scale_rule *r)
-{
-    if (!strcmp(s, "floor")) *r = LB_SCALE_FLOOR;
-    else if (!strcmp(s, "ceil")) *r = LB_SCALE_CEIL;
-    else if (!strcmp(s, "mse")) *r = LB_SCALE_MSE;
-    else return false;
-    return true;
-}
-
 /* "rtn" + --hadamard -> "hadamard+rtn". */
 static const char *with_rotation(const char *m, char *buf, size_t cap)
 {
@@ -116,45 +108,34 @@ static void tokenizer_hint(const char *in, const char *out)
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *v;
+    const char *in = NULL, *out = NULL;
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
-    bool json = false, err = false, rotate = false;
-    int64_t x;
-    for (int i = 1; i < argc && !err; i++) {
-        if (cli_is_help(argv[i])) { help(); return 0; }
-        if (cli_flag(argv[i], "--json")) json = true;
-        else if (cli_flag(argv[i], "--quantize-embeddings")) o.quantize_embeddings = 1;
-        else if (cli_opt(argc, argv, &i, "--model", &v, &err)) in = v;
-        else if (cli_opt(argc, argv, &i, "--out", &v, &err)) out = v;
-        else if (cli_opt(argc, argv, &i, "--format", &v, &err)) o.format = v;
-        else if (cli_opt(argc, argv, &i, "--method", &v, &err)) o.method = v;
-        else if (cli_opt(argc, argv, &i, "--group", &v, &err)) {
-            if (!err && !cli_int("quantize", "--group", v, 1, 1 << 20, &o.group)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--hadamard", &v, &err)) {
-            if (!err && !cli_int("quantize", "--hadamard", v, 0, 1 << 20, &o.q.hadamard_block)) return 1;
-            rotate = true;
-        } else if (cli_opt(argc, argv, &i, "--scale-rule", &v, &err)) {
-            if (!err && !parse_rule(v, &o.q.scale_rule))
-                return cli_fail("quantize", "--scale-rule must be floor, ceil or mse, got '%s'", v);
-        } else if (cli_opt(argc, argv, &i, "--keep", &v, &err)) {
-            if (err) break;
-            if (o.n_keep == MAX_KEEP) return cli_fail("quantize", "at most %d --keep patterns", MAX_KEEP);
-            keep[o.n_keep++] = v;
-        } else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) {
-            if (!err && !cli_int("quantize", "--seed", v, 0, INT64_MAX, &x)) return 1;
-            o.q.seed = (uint64_t)x;
-        } else if (cli_opt(argc, argv, &i, "--sinq-iters", &v, &err)) {
-            if (!err && !cli_int("quantize", "--sinq-iters", v, 1, 1000, &x)) return 1;
-            o.q.sinq_iters = (int)x;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
-            if (!err && !cli_int("quantize", "--threads", v, 0, 1024, &x)) return 1;
-            o.n_threads = (int)x;
-        } else return cli_fail("quantize", "unknown option '%s'", argv[i]);
-    }
-    if (err) return 1;
+    bool json = false, force = false, qemb = false;
+    int n_keep = 0, n_had = 0, rule = 0;
+    int64_t seed = 1, iters = 0, threads = 0;
+    const cli_optdef defs[] = {
+        CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_O_STR("--format", &o.format),
+        CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
+        {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
+        CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
+        CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
+        CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
+    int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) { help(); return 0; }
+    if (rc) return rc;
+    static const lb_scale_rule rules[] = {LB_SCALE_FLOOR, LB_SCALE_CEIL, LB_SCALE_MSE};
+    o.q.scale_rule = rules[rule];
+    o.q.seed = (uint64_t)seed;
+    o.q.sinq_iters = (int)iters;
+    o.n_threads = (int)threads;
+    o.n_keep = n_keep;
+    o.quantize_embeddings = qemb;
+    bool rotate = n_had > 0;
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
+    if (cli_input("quantize", "--model", in, true)) return 1;
+    if (cli_output("quantize", "--out", out, force, &in, 1)) return 1;
     char mbuf[64];
     if (rotate) o.method = with_rotation(o.method, mbuf, sizeof mbuf);
     o.keep = keep;

@@ -2,6 +2,7 @@
  * one batch, then decode token by token), streaming it to stdout; speeds on
  * stderr. Also the model + tokenizer loading shared with `lowbit eval`. */
 #include "cli.h"
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,8 @@ size_t cli_utf8_check(const unsigned char *s, size_t len)
 
 typedef struct run_opts {
     const char *model, *tok, *prompt;
-    int64_t n, threads, ctx;
+    int64_t n, threads, ctx, seed;
     double temp, top_p;
-    uint64_t seed;
     bool json;
 } run_opts;
 
@@ -82,7 +82,10 @@ static int run_usage(void)
            "are sampled one at a time and streamed to stdout after the prompt itself; generation stops at EOS/BOS\n"
            "or the context end.\n"
            "  --temp 0 is greedy (argmax); --top-p < 1 keeps the smallest nucleus of that mass (default 1).\n"
-           "  --seed S (default 42) fixes sampling; --ctx C caps the context (default: the model's).\n"
+           "  --seed S (default 42) fixes sampling; --threads K (0 = all cores, the default).\n"
+           "  --ctx C caps the context; the session holds the prompt + N tokens, at most C (default: the\n"
+           "  model's context), so a model declaring a huge context costs only what this run uses.\n"
+           "  Ids of a padded vocabulary (rows beyond the tokenizer's) are never sampled.\n"
            "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
            "  with the text and the speeds instead of streaming.\n");
     return 0;
@@ -91,36 +94,20 @@ static int run_usage(void)
 static int parse_run(int argc, char **argv, run_opts *o)
 {
     *o = (run_opts){.prompt = "", .n = 256, .threads = 0, .temp = 1.0, .top_p = 1.0, .seed = 42};
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL;
-        bool err = false;
-        int64_t iv;
-        if (cli_is_help(argv[i])) return run_usage(), -1;
-        if (cli_opt(argc, argv, &i, "--model", &o->model, &err) || cli_opt(argc, argv, &i, "--tokenizer", &o->tok, &err) ||
-            cli_opt(argc, argv, &i, "-p", &o->prompt, &err) || cli_opt(argc, argv, &i, "--prompt", &o->prompt, &err)) {
-            if (err) return 1;
-        } else if (cli_opt(argc, argv, &i, "-n", &v, &err)) {
-            if (err || !cli_int("run", "-n", v, 0, 1000000, &o->n)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v, &err)) {
-            if (err || !cli_int("run", "--threads", v, 1, 1024, &o->threads)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--ctx", &v, &err)) {
-            if (err || !cli_int("run", "--ctx", v, 1, 1 << 24, &o->ctx)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--temp", &v, &err)) {
-            if (err || !cli_double("run", "--temp", v, 0, 100, &o->temp)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--top-p", &v, &err)) {
-            if (err || !cli_double("run", "--top-p", v, 1e-6, 1, &o->top_p)) return 1;
-        } else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) {
-            if (err || !cli_int("run", "--seed", v, 0, INT64_MAX, &iv)) return 1;
-            o->seed = (uint64_t)iv;
-        } else if (cli_flag(argv[i], "--json")) {
-            o->json = true;
-        } else {
-            return cli_fail("run", "unknown option '%s'", argv[i]);
-        }
-    }
+    const cli_optdef defs[] = {
+        CLI_O_PATH("--model", &o->model), CLI_O_PATH("--tokenizer", &o->tok), CLI_O_STR("-p", &o->prompt),
+        CLI_O_STR("--prompt", &o->prompt), CLI_O_INT("-n", &o->n, 0, 1000000), CLI_THREADS(&o->threads),
+        CLI_O_INT("--ctx", &o->ctx, 1, INT64_C(1) << 31), CLI_O_FLOAT("--temp", &o->temp, 0, 100),
+        CLI_O_FLOAT("--top-p", &o->top_p, 1e-6, 1), CLI_O_INT("--seed", &o->seed, 0, INT64_MAX),
+        CLI_O_FLAG("--json", &o->json), {0}};
+    int rc = cli_parse("run", argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) return run_usage(), -1;
+    if (rc) return rc;
     if (!o->model) return cli_fail("run", "--model is required (see lowbit run --help)");
-    size_t pl = strlen(o->prompt);
-    if (cli_utf8_check((const unsigned char *)o->prompt, pl) != pl) return cli_fail("run", "the prompt is not valid UTF-8");
+    size_t pl = strlen(o->prompt), bad = cli_utf8_check((const unsigned char *)o->prompt, pl);
+    if (bad != pl) return cli_fail("run", "-p: the prompt is not valid UTF-8 (byte %zu)", bad);
+    if (cli_input("run", "--model", o->model, true) || (o->tok && cli_input("run", "--tokenizer", o->tok, true)))
+        return 1;
     return 0;
 }
 
@@ -158,10 +145,31 @@ static void print_json_str(const char *s, size_t n)
     putchar('"');
 }
 
+/* The text of token `next` after `prev`, into a buffer grown as needed (a
+ * piece has no length limit). Prints and returns 1 on error. */
+static int piece_of(lb_tokenizer *t, int32_t prev, int32_t next, char **buf, size_t *cap, const char **piece,
+                    size_t *len)
+{
+    for (;;) {
+        if (lb_tokenizer_piece(t, prev, next, *buf, *cap, piece, len) == LB_OK) return 0;
+        if (*cap >= ((size_t)1 << 24)) return cli_fail_status("run", LB_ERR_ARG);
+        char *b = realloc(*buf, *cap * 4);
+        if (!b) return cli_fail("run", "out of memory");
+        *buf = b;
+        *cap *= 4;
+    }
+}
+
+/* Positions the session needs: the prompt and the tokens to generate, at most ctx. */
+static int64_t session_len(int64_t np, int64_t n, int64_t ctx) { return np + n < ctx ? np + n : ctx; }
+
 static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
 {
     lb_model_info info;
     lb_model_get_info(m, &info);
+    if (o->ctx > info.max_seq)
+        return cli_fail("run", "--ctx %lld: exceeds the model's %lld positions", (long long)o->ctx,
+                        (long long)info.max_seq);
     int32_t *ids = NULL;
     int64_t np = 0;
     lb_status s = lb_tokenizer_encode(t, o->prompt, strlen(o->prompt), 1, &ids, &np);
@@ -170,39 +178,48 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
     if (np == 0) { free(ids); return cli_fail("run", "empty prompt and the tokenizer has no BOS token"); }
     if (np >= ctx) {
         free(ids);
-        return cli_fail("run", "the prompt has %lld tokens; the context holds %lld", (long long)np, (long long)ctx);
+        return cli_fail("run", "-p: the prompt has %lld tokens; the context holds %lld (raise --ctx up to %lld)",
+                        (long long)np, (long long)ctx, (long long)info.max_seq);
     }
     gen_state g = {0};
-    s = lb_session_create(m, &(lb_session_opts){(int)o->threads, ctx, 0}, &g.s);
-    if (!s) s = lb_sampler_create(info.vocab_size, &(lb_sampler_opts){(float)o->temp, (float)o->top_p, o->seed}, &g.smp);
+    int64_t slen = session_len(np, o->n, ctx), tv = lb_tokenizer_vocab_size(t);
+    s = lb_session_create(m, &(lb_session_opts){(int)o->threads, slen, 0}, &g.s);
+    if (s) {
+        int rc = cli_fail("run", "%s: cannot make a session of %lld positions: %s (lower -n or --ctx)", o->model,
+                          (long long)slen, lb_errmsg());
+        free(ids);
+        return rc;
+    }
+    s = lb_sampler_create(info.vocab_size, &(lb_sampler_opts){(float)o->temp, (float)o->top_p, (uint64_t)o->seed}, &g.smp);
     g.logits = malloc(sizeof(float) * (size_t)info.vocab_size);
-    if (!s && !g.logits) s = LB_ERR_NOMEM;
+    size_t cap = 256;
+    char *buf = malloc(cap);
+    if (!s && (!g.logits || !buf)) s = LB_ERR_NOMEM;
     int rc = 0;
     double t0 = lb_time_now(), t1 = t0;
     if (!s) s = lb_forward(g.s, ids, np, g.logits);
     t1 = lb_time_now();
     int64_t gen = 0, n_dec = 0;
     int32_t prev = ids[np - 1], eos = lb_tokenizer_eos(t), bos = lb_tokenizer_bos(t);
-    char buf[64];
     if (!s && !o->json) { fputs(o->prompt, stdout); fflush(stdout); }   /* echo, then continue it */
-    while (!s && gen < o->n) {
+    while (!s && !rc && gen < o->n) {
+        for (int64_t v = tv; v < info.vocab_size; v++) g.logits[v] = -INFINITY;   /* padding rows: no text */
         int32_t next = lb_sample(g.smp, g.logits);
         if (next == eos || next == bos) break;
         const char *piece;
         size_t len;
-        if (lb_tokenizer_piece(t, prev, next, buf, sizeof buf, &piece, &len) == LB_OK) {
-            if (o->json) text_put(&g, piece, len);
-            else { fwrite(piece, 1, len, stdout); fflush(stdout); }
-        }
+        if ((rc = piece_of(t, prev, next, &buf, &cap, &piece, &len))) break;
+        if (o->json) text_put(&g, piece, len);
+        else { fwrite(piece, 1, len, stdout); fflush(stdout); }
         gen++;
         prev = next;
-        if (lb_session_pos(g.s) >= ctx) break;
+        if (lb_session_pos(g.s) >= slen) break;
         s = lb_forward(g.s, &next, 1, g.logits);
         n_dec++;
     }
     double t2 = lb_time_now();
     if (s) rc = cli_fail_status("run", s);
-    else {
+    else if (!rc) {
         double pps = (double)np / (t1 - t0), gps = n_dec > 0 ? (double)n_dec / (t2 - t1) : 0;
         if (o->json) {
             printf("{\"text\": ");
@@ -217,6 +234,7 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
                     (long long)np, pps, (long long)gen, gps, lb_isa_name(lb_isa_active()));
         }
     }
+    free(buf);
     free(g.text.data);
     free(g.logits);
     free(ids);

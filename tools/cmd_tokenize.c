@@ -83,37 +83,53 @@ static int run(const char *tok_path, const char *text, size_t n, bool bos, bool 
     return rc;
 }
 
+/* The text arguments joined by single spaces (malloc'd). */
+static char *join(const char **pos, int n, size_t *len)
+{
+    size_t total = 1;
+    for (int i = 0; i < n; i++) total += strlen(pos[i]) + 1;
+    char *t = malloc(total);
+    if (!t) return NULL;
+    *len = 0;
+    for (int i = 0; i < n; i++) {
+        if (i) t[(*len)++] = ' ';
+        memcpy(t + *len, pos[i], strlen(pos[i]));
+        *len += strlen(pos[i]);
+    }
+    t[*len] = 0;
+    return t;
+}
+
 int cmd_tokenize(int argc, char **argv)
 {
-    const char *model = NULL, *tok = NULL, *file = NULL, *v;
-    bool bos = false, json = false, decode = false, err = false;
-    size_t cap = 1, n = 0;
-    char *text = calloc(1, 1);
-    for (int i = 1; i < argc && !err && text; i++) {
-        if (cli_is_help(argv[i])) { usage(); free(text); return 0; }
-        if (cli_opt(argc, argv, &i, "--model", &v, &err)) model = v;
-        else if (cli_opt(argc, argv, &i, "--tokenizer", &v, &err)) tok = v;
-        else if (cli_opt(argc, argv, &i, "--file", &v, &err)) file = v;
-        else if (cli_flag(argv[i], "--bos")) bos = true;
-        else if (cli_flag(argv[i], "--json")) json = true;
-        else if (cli_flag(argv[i], "--decode")) decode = true;
-        else if (argv[i][0] == '-' && argv[i][1] == '-') { free(text); return cli_fail("tokenize", "unknown option '%s'", argv[i]); }
-        else {
-            size_t k = strlen(argv[i]);
-            char *p = realloc(text, (cap = n + k + 2));
-            if (!p) { free(text); return cli_fail("tokenize", "out of memory"); }
-            text = p;
-            if (n) text[n++] = ' ';
-            memcpy(text + n, argv[i], k + 1);
-            n += k;
-        }
-    }
-    if (err || !text) { free(text); return 1; }
+    const char *model = NULL, *tok = NULL, *file = NULL;
+    bool bos = false, json = false, decode = false;
+    const char **pos = malloc(sizeof *pos * (size_t)argc);
+    int n_pos = 0;
+    const cli_optdef defs[] = {
+        CLI_O_PATH("--model", &model), CLI_O_PATH("--tokenizer", &tok), CLI_O_PATH("--file", &file),
+        CLI_O_FLAG("--bos", &bos), CLI_O_FLAG("--json", &json), CLI_O_FLAG("--decode", &decode), {0}};
+    if (!pos) return cli_fail("tokenize", "out of memory");
+    int rc = cli_parse("tokenize", argc, argv, defs, pos, argc, &n_pos);
+    if (rc) { free(pos); if (rc < 0) usage(); return rc < 0 ? 0 : rc; }
+    size_t n = 0;
+    char *text = join(pos, n_pos, &n);
+    free(pos);
+    if (!text) return cli_fail("tokenize", "out of memory");
     if (!model && !tok) { free(text); return cli_fail("tokenize", "give --model or --tokenizer (see --help for usage)"); }
+    if ((model && cli_input("tokenize", "--model", model, true)) || (tok && cli_input("tokenize", "--tokenizer", tok, true))) {
+        free(text);
+        return 1;
+    }
     if (file) {
         if (n) { free(text); return cli_fail("tokenize", "give either --file or text arguments, not both"); }
         free(text);
         if (!(text = cli_read_all("tokenize", file, &n))) return 1;
+    }
+    size_t bad = cli_utf8_check((const unsigned char *)text, n);
+    if (!decode && bad != n) {
+        free(text);
+        return cli_fail("tokenize", "%s: not valid UTF-8 at byte %zu", file ? file : "the text", bad);
     }
     char found[4096];
     if (!tok) {
@@ -121,7 +137,7 @@ int cmd_tokenize(int argc, char **argv)
         if (s) { free(text); return cli_fail_status("tokenize", s); }
         tok = found;
     }
-    int rc = run(tok, text, n, bos, json, decode);
+    rc = run(tok, text, n, bos, json, decode);
     free(text);
     return rc;
 }

@@ -39,7 +39,9 @@ static const cli_command *find(const char *name)
 static void usage(FILE *f)
 {
     fprintf(f, "lowbit %s: smaller, faster transformer inference on CPUs\n\n"
-               "usage: lowbit <command> [options]   (lowbit <command> --help for details)\n\ncommands:\n",
+               "usage: lowbit <command> [options]   (lowbit <command> --help for details; lowbit --version)\n\n"
+               "Common options: --threads K (0 = all cores, the default), --force (replace an existing\n"
+               "output; an output that is one of the inputs is always refused), --json.\n\ncommands:\n",
             lb_version());
     for (int i = 0; i < n_commands; i++) fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nenvironment: LOWBIT_ISA=ref|avx2|avx512 forces a kernel path; "
@@ -57,7 +59,9 @@ static int cmd_help(int argc, char **argv)
 
 static int cmd_version(int argc, char **argv)
 {
-    if (argc > 1 && cli_is_help(argv[1])) { printf("usage: lowbit version\nPrints the lowbit version.\n"); return 0; }
+    int rc = cli_parse("version", argc, argv, (const cli_optdef[]){{0}}, NULL, 0, NULL);
+    if (rc < 0) { printf("usage: lowbit version (or lowbit --version)\nPrints the lowbit version.\n"); return 0; }
+    if (rc) return rc;
     printf("lowbit %s\n", lb_version());
     return 0;
 }
@@ -65,15 +69,14 @@ static int cmd_version(int argc, char **argv)
 static int cmd_info(int argc, char **argv)
 {
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            printf("usage: lowbit info [--json]\nShows the best instruction set of this CPU, the one in use "
-                   "(LOWBIT_ISA overrides) and the default thread count.\n");
-            return 0;
-        }
-        if (cli_flag(argv[i], "--json")) json = true;
-        else return cli_fail("info", "unknown option '%s'", argv[i]);
+    const cli_optdef defs[] = {CLI_O_FLAG("--json", &json), {0}};
+    int rc = cli_parse("info", argc, argv, defs, NULL, 0, NULL);
+    if (rc < 0) {
+        printf("usage: lowbit info [--json]\nShows the best instruction set of this CPU, the one in use "
+               "(LOWBIT_ISA overrides) and the default thread count.\n");
+        return 0;
     }
+    if (rc) return rc;
     lb_pool *p = NULL;
     lb_status s = lb_pool_create(0, &p);
     if (s) return cli_fail_status("info", s);
@@ -91,6 +94,8 @@ static int cmd_info(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2 || cli_is_help(argv[1])) { usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
+    if (!strcmp(argv[1], "--version")) return cmd_version(1, argv + 1);
+    cli_signals_init();
     const cli_command *c = find(argv[1]);
     if (!c) return cli_fail(argv[1], "unknown command (see 'lowbit help')");
     return c->fn(argc - 1, argv + 1);

@@ -60,18 +60,14 @@ static int write_outputs(const lb_formats_study *s, const char *dir, bool json)
 /* `lowbit bench formats [--out DIR] [--json] [--quick] [--seed S]` */
 int bench_formats(int argc, char **argv)
 {
-    const char *out = NULL, *v = NULL;
-    bool json = false, quick = false, err = false;
+    const char *out = NULL;
+    bool json = false, quick = false;
     int64_t seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (cli_is_help(argv[i])) return help();
-        if (cli_flag(argv[i], "--json")) json = true;
-        else if (cli_flag(argv[i], "--quick")) quick = true;
-        else if (cli_opt(argc, argv, &i, "--out", &v, &err)) { if (err) return 1; out = v; }
-        else if (cli_opt(argc, argv, &i, "--seed", &v, &err)) {
-            if (err || !cli_int(CMD, "--seed", v, 0, INT64_C(1) << 40, &seed)) return 1;
-        } else return cli_fail(CMD, "unknown option '%s' (see 'lowbit bench formats --help')", argv[i]);
-    }
+    const cli_optdef defs[] = {CLI_O_FLAG("--json", &json), CLI_O_FLAG("--quick", &quick), CLI_O_PATH("--out", &out),
+                               CLI_O_INT("--seed", &seed, 0, INT64_C(1) << 40), {0}};
+    int prc = cli_parse(CMD, argc, argv, defs, NULL, 0, NULL);
+    if (prc < 0) return help();
+    if (prc) return prc;
     char command[256];
     snprintf(command, sizeof command, "lowbit bench formats%s --seed %llu", quick ? " --quick" : "",
              (unsigned long long)seed);

@@ -46,8 +46,12 @@ typedef struct lb_map {            /* a read-only memory-mapped file */
 lb_status lb__map_file(const char *path, lb_map *m);
 void lb__unmap(lb_map *m);
 lb_status lb__read_file(const char *path, uint8_t **data, size_t *size);
+/* Open path for reading without blocking (a FIFO with no writer would hang
+ * open()) and refuse anything but a regular file; returns the fd or -1 with
+ * the error recorded; *size (unless NULL) gets its size. */
+int lb__open_regular(const char *path, size_t *size);
 
-/* Atomic output: write to "<path>.tmp.<pid>", then rename over path on
+/* Atomic output: write to lb_temp_path(path, pid) ("DIR/.NAME.lowbit-tmp.PID"), then rename over path on
  * commit; abort (or a failed commit) removes the temporary file, so no
  * half-written output is ever left behind. */
 typedef struct lb_outfile {

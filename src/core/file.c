@@ -1,9 +1,15 @@
 /* file.c: memory-mapped input, whole-file reads, atomic output files and a
- * growable byte buffer. Output goes to a temporary file beside the target
- * and is renamed into place only when complete. */
+ * growable byte buffer. Output goes to a temporary file beside the target,
+ * "DIR/.NAME.lowbit-tmp.PID" (hidden, recognisable, owned by one process),
+ * and is renamed into place only when complete; lb_temp_clean removes the
+ * ones a killed process left. Inputs must be regular files: they are opened
+ * without blocking, so a FIFO with no writer or a device is refused instead
+ * of hanging or being read forever. */
 #include "core/core.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,17 +22,26 @@ static char *dup_str(const char *s)
     return d;
 }
 
-lb_status lb__map_file(const char *path, lb_map *m)
+int lb__open_regular(const char *path, size_t *size)
 {
-    memset(m, 0, sizeof *m);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return lb__err(LB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) { lb__err(LB_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return -1; }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return lb__err(LB_ERR_IO, "%s: not a regular file", path);
+        lb__err(LB_ERR_IO, "%s: not a regular file", path);
+        return -1;
     }
-    m->size = (size_t)st.st_size;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (size) *size = (size_t)st.st_size;
+    return fd;
+}
+
+lb_status lb__map_file(const char *path, lb_map *m)
+{
+    memset(m, 0, sizeof *m);
+    int fd = lb__open_regular(path, &m->size);
+    if (fd < 0) return LB_ERR_IO;
     if (m->size > 0) {
         void *p = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -51,8 +66,10 @@ void lb__unmap(lb_map *m)
 lb_status lb__read_file(const char *path, uint8_t **data, size_t *size)
 {
     *data = NULL; *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return lb__err(LB_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = lb__open_regular(path, NULL);
+    if (fd < 0) return LB_ERR_IO;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { close(fd); return lb__err(LB_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); }
     lb_buf b = {0};
     char chunk[65536];
     size_t k;
@@ -71,11 +88,11 @@ lb_status lb__read_file(const char *path, uint8_t **data, size_t *size)
 lb_status lb__out_open(const char *path, lb_outfile *o)
 {
     memset(o, 0, sizeof *o);
-    size_t n = strlen(path) + 32;
+    size_t n = strlen(path) + 48;
     o->path = dup_str(path);
     o->tmp = lb__alloc(n);
     if (!o->path || !o->tmp) { lb__out_abort(o); return LB_ERR_NOMEM; }
-    snprintf(o->tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    lb_temp_path(path, (long)getpid(), o->tmp, n);
     o->f = fopen(o->tmp, "wb");
     if (!o->f) {
         lb_status s = lb__err(LB_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -115,6 +132,79 @@ void lb__out_abort(lb_outfile *o)
     if (o->tmp) remove(o->tmp);
     LB_FREE(o->path); LB_FREE(o->tmp);
     memset(o, 0, sizeof *o);
+}
+
+/* Splits path at its last '/' (trailing slashes ignored): dir length (0 for
+ * none, keeping the '/'), name start and name length. */
+static void split_path(const char *path, size_t *dir_len, size_t *name_len)
+{
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t d = n;
+    while (d > 0 && path[d - 1] != '/') d--;
+    *dir_len = d;
+    *name_len = n - d;
+}
+
+lb_status lb_temp_path(const char *path, long pid, char *buf, size_t cap)
+{
+    if (!path || !*path || !buf) return lb__err(LB_ERR_ARG, "lb_temp_path: empty path");
+    size_t d, n;
+    split_path(path, &d, &n);
+    int k = snprintf(buf, cap, "%.*s.%.*s.lowbit-tmp.%ld", (int)d, path, (int)n, path + d, pid);
+    if (k < 0 || (size_t)k >= cap) return lb__err(LB_ERR_ARG, "%s: path too long for a temporary name", path);
+    return LB_OK;
+}
+
+/* Remove a file, or a folder with the files (and empty folders) inside it. */
+static int remove_entry(const char *path)
+{
+    if (unlink(path) == 0) return 0;
+    DIR *d = opendir(path);
+    struct dirent *e;
+    char sub[4096];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) < (int)sizeof sub && unlink(sub) != 0)
+            rmdir(sub);
+    if (d) closedir(d);
+    return rmdir(path);
+}
+
+/* The PID of a temporary name "<prefix>PID", or 0 when name is not one. */
+static long temp_pid(const char *name, const char *prefix)
+{
+    size_t k = strlen(prefix);
+    if (strncmp(name, prefix, k) || !name[k]) return 0;
+    long pid = 0;
+    for (const char *p = name + k; *p; p++) {
+        if (*p < '0' || *p > '9' || pid > 100000000) return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    return pid;
+}
+
+lb_status lb_temp_clean(const char *path, int *n_removed)
+{
+    if (n_removed) *n_removed = 0;
+    char prefix[1024], dir[4096], full[4096 + 1024];
+    size_t d, n;
+    if (!path || !*path) return lb__err(LB_ERR_ARG, "lb_temp_clean: empty path");
+    split_path(path, &d, &n);
+    if (d >= sizeof dir || n + 16 >= sizeof prefix) return lb__err(LB_ERR_ARG, "%s: path too long", path);
+    snprintf(dir, sizeof dir, "%.*s", (int)d, d ? path : "./");
+    snprintf(prefix, sizeof prefix, ".%.*s.lowbit-tmp.", (int)n, path + d);
+    DIR *dh = opendir(dir);
+    if (!dh) return LB_OK;                  /* no folder: nothing stale in it */
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        long pid = temp_pid(e->d_name, prefix);
+        if (!pid || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(full, sizeof full, "%s%s", dir, e->d_name);
+        if (remove_entry(full) == 0 && n_removed) (*n_removed)++;
+    }
+    closedir(dh);
+    return LB_OK;
 }
 
 void lb__buf_put(lb_buf *b, const void *data, size_t n)

@@ -424,8 +424,8 @@ static lb_status do_folder(const char *in, const char *out, const job *j, file_f
     char tmp[4096], a[4096 + 512], b[4096 + 512];
     if (strlen(in) > 3000 || strlen(out) > 3000) return lb__err(LB_ERR_ARG, "lossless: path too long");
     if (is_dir(out)) return lb__err(LB_ERR_ARG, "%s: output folder exists already", out);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-    if (mkdir(tmp, 0777)) return lb__err(LB_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (lb_temp_path(out, (long)getpid(), tmp, sizeof tmp)) return LB_ERR_ARG;
+    if (mkdir(tmp, 0777)) return lb__err(LB_ERR_IO, "%s: cannot create a temporary folder beside it: %s", out, strerror(errno));
     DIR *d = opendir(in);
     if (!d) { rmdir(tmp); return lb__err(LB_ERR_IO, "%s: cannot open folder: %s", in, strerror(errno)); }
     lb_status s = LB_OK;
