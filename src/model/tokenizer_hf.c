@@ -43,9 +43,11 @@ static lb_status set_piece(lb_tokenizer *t, int64_t id, const char *s, size_t n,
     return LB_OK;
 }
 
+/* An id: an integer in [0, MAX_ID). The range is checked on the double
+ * before any conversion (converting an out-of-range double is undefined). */
 static lb_status read_id(const lb_json *v, const char *name, const char *what, int64_t *id)
 {
-    if (!v || v->type != LB_JSON_NUM || v->num != (double)(int64_t)v->num || v->num < 0 || v->num >= MAX_ID)
+    if (!v || v->type != LB_JSON_NUM || !(v->num >= 0 && v->num < MAX_ID) || v->num != (double)(int64_t)v->num)
         return lb__err(LB_ERR_FORMAT, "%s: %s has no valid id (an integer in [0, %d))", name, what, MAX_ID);
     *id = (int64_t)v->num;
     return LB_OK;
