@@ -508,6 +508,11 @@ static void test_bad_hf_json(void)
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
                       LB_ERR_FORMAT, "not in the vocabulary");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    /* ids far outside int64 range: checked before the conversion (UBSan: float-cast-overflow) */
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1e300}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1e300}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"added_tokens\": "
+                      "[{\"id\": 9.3e18, \"content\": \"x\"}]}", LB_ERR_FORMAT, "id");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", LB_ERR_FORMAT,
                       "two different");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
@@ -528,6 +533,33 @@ static void test_bad_hf_json(void)
     CHECK(lb_tokenizer_encode(t, "abc", 3, 0, &ids, &n) == LB_ERR_FORMAT, "unknown character accepted");
     CHECK(lb_tokenizer_bos(t) == -1, "no bos");
     CHECK(lb_tokenizer_decode(t, (int32_t[]){2, 7}, 2, &(char *){NULL}, NULL) == LB_ERR_ARG, "id 7 decoded");
+    lb_tokenizer_free(t);
+}
+
+/* One token serving as BOS and EOS (cl100k's <|endoftext|>): only a leading
+ * BOS, as encode adds it, decodes to nothing; elsewhere it keeps its text. */
+static void test_decode_bos_eos(void)
+{
+    const char *js = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"H\": 0, \"i\": 1, \"Hi\": 2}, \"merges\": [\"H i\"]}, "
+                     "\"added_tokens\": [{\"id\": 3, \"content\": \"<|endoftext|>\", \"special\": true}]}";
+    const char *cfg = "{\"bos_token\": \"<|endoftext|>\", \"eos_token\": \"<|endoftext|>\"}";
+    lb_tokenizer *t = NULL;
+    REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "be.json", cfg, strlen(cfg), &t) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_tokenizer_bos(t) == 3 && lb_tokenizer_eos(t) == 3, "bos %d eos %d", lb_tokenizer_bos(t), lb_tokenizer_eos(t));
+    static const int32_t seqs[][3] = {{2, 3, 2}, {3, 2, 3}, {2, 3, 3}};
+    static const char *const want[] = {"Hi<|endoftext|>Hi", "Hi<|endoftext|>", "Hi<|endoftext|><|endoftext|>"};
+    for (int k = 0; k < 3; k++) {
+        char *out = NULL;
+        CHECK(lb_tokenizer_decode(t, seqs[k], 3, &out, NULL) == LB_OK && !strcmp(out, want[k]), "decode %d: '%s' want '%s'",
+              k, out ? out : "", want[k]);
+        free(out);
+    }
+    const char *p;
+    size_t n;
+    char buf[64];
+    CHECK(lb_tokenizer_piece(t, -1, 3, buf, sizeof buf, &p, &n) == LB_OK && n == 0, "leading BOS piece has %zu bytes", n);
+    CHECK(lb_tokenizer_piece(t, 2, 3, buf, sizeof buf, &p, &n) == LB_OK && n == 13 && !memcmp(p, "<|endoftext|>", 13),
+          "BOS/EOS piece after a token: '%.*s'", (int)n, p);
     lb_tokenizer_free(t);
 }
 
@@ -561,6 +593,7 @@ int main(int argc, char **argv)
     RUN(test_hf_synthetic);
     RUN(test_bad_llama2c);
     RUN(test_bad_hf_json);
+    RUN(test_decode_bos_eos);
     RUN(test_load_errors);
     return TEST_DONE();
 }
