@@ -309,10 +309,23 @@ static void on_split(void *ctx, size_t off, size_t len)
     lb__buf_put(&a->b, a->s + off, len);
 }
 
+static const char re_llama3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char re_qwen2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* A compiled Split step (free with lb__pretok_free). */
+static lb_pretok split_step(const char *pattern, bool literal, lb_split_behavior beh, bool invert)
+{
+    lb_pretok p = {.type = LB_PRE_SPLIT_REGEX, .behavior = beh, .invert = invert};
+    CHECK(lb__pretok_compile(&p, pattern, literal, "t.json") == LB_OK, "compile %s: %s", pattern, lb_errmsg());
+    return p;
+}
+
 static void check_split(lb_pretok p, const char *in, const char *want)
 {
     split_acc a = {{0}, in};
-    lb__pretok_split(&p, in, strlen(in), on_split, &a);
+    CHECK(lb__pretok_split(&p, in, strlen(in), on_split, &a) == LB_OK, "split: %s", lb_errmsg());
     lb__buf_put(&a.b, "", 1);
     CHECK(!strcmp(a.b.data, want), "split \"%s\": got \"%s\" want \"%s\"", in, a.b.data, want);
     lb__buf_free(&a.b);
@@ -320,9 +333,9 @@ static void check_split(lb_pretok p, const char *in, const char *want)
 
 static void test_pretok_patterns(void)
 {
-    lb_pretok g = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_GPT2};
-    lb_pretok l = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 3};
-    lb_pretok q = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 1};
+    lb_pretok g = split_step(lb__re_gpt2, false, LB_SPLIT_ISOLATED, false);
+    lb_pretok l = split_step(re_llama3, false, LB_SPLIT_ISOLATED, false);
+    lb_pretok q = split_step(re_qwen2, false, LB_SPLIT_ISOLATED, false);
     check_split(g, "Hello world! It's 2024.", "Hello| world|!| It|'s| 2024|.");
     check_split(g, "  hello", " | hello");
     check_split(g, "a  \n  b", "a|  \n | b");
@@ -336,13 +349,65 @@ static void test_pretok_patterns(void)
     check_split(l, "(word) ...\n\nx", "(word|)| ...\n\n|x");
     check_split(l, "\tword", "\tword");
     check_split(q, "12345", "1|2|3|4|5");
+    /* invalid UTF-8 never matches: it is left between the matches */
+    check_split(g, "ab\xff" "cd", "ab|\xff|cd");
+    lb__pretok_free(&g); lb__pretok_free(&l); lb__pretok_free(&q);
     lb_pretok d = {.type = LB_PRE_DIGITS, .individual = true};
     check_split(d, "ab12 3", "ab|1|2| |3");
     d.individual = false;
     check_split(d, "ab12 3", "ab|12| |3");
-    CHECK(lb__uni_is_letter(0x4F60) && lb__uni_is_letter(0x3B1) && lb__uni_is_letter(0x416) && !lb__uni_is_letter('1'),
-          "letter classes");
-    CHECK(lb__uni_is_number(0x663) && lb__uni_is_number(0xBD) && !lb__uni_is_number('a'), "number classes");
+}
+
+/* The five behaviors on the example of Hugging Face's SplitDelimiterBehavior
+ * documentation ("the-final--countdown", delimiter "-"), and with invert (the
+ * words count as the matches; derived by hand from the same rules). */
+static void test_split_behaviors(void)
+{
+    static const char *const want[5][2] = {
+        {"the|final|countdown", "-|-|-"},
+        {"the|-|final|-|-|countdown", "the|-|final|-|-|countdown"},
+        {"the-|final-|-|countdown", "the|-final|-|-countdown"},
+        {"the|-final|-|-countdown", "the-|final-|-|countdown"},
+        {"the|-|final|--|countdown", "the|-|final|--|countdown"},
+    };
+    for (int b = 0; b < 5; b++)
+        for (int inv = 0; inv < 2; inv++) {
+            lb_pretok p = split_step("-", true, (lb_split_behavior)b, inv);
+            check_split(p, "the-final--countdown", want[b][inv]);
+            lb__pretok_free(&p);
+        }
+    /* a String pattern is literal text; the same as a Regex it is not */
+    lb_pretok s = split_step("a+", true, LB_SPLIT_ISOLATED, false), r = split_step("a+", false, LB_SPLIT_ISOLATED, false);
+    check_split(s, "aa+a", "a|a+|a");
+    check_split(r, "aa+a", "aa|+|a");
+    lb__pretok_free(&s); lb__pretok_free(&r);
+    lb_pretok bad = {.type = LB_PRE_SPLIT_REGEX};
+    CHECK(lb__pretok_compile(&bad, "(unclosed", false, "t.json") == LB_ERR_UNSUPPORTED && strstr(lb_errmsg(), "t.json"),
+          "bad pattern: %s", lb_errmsg());
+}
+
+/* \p{..} and \s follow the generated Unicode 16 tables, not the library's
+ * own (PCRE2 10.42: Unicode 14): U+1C89 (Lu, new in 16.0), U+1E4D0 (Lo) and
+ * U+1E4F0 (Nd, both new in 15.0); U+180E is not White_Space (PCRE2's \s
+ * would take it). */
+static void test_unicode_classes(void)
+{
+    CHECK(!strcmp(lb__uni_version(), "16.0.0"), "Unicode %s", lb__uni_version());
+    int lu = lb__uni_category(0x1C89), lo = lb__uni_category(0x1E4D0), nd = lb__uni_category(0x1E4F0);
+    CHECK(lu == 0 && lo == 4 && nd == 8, "categories %d %d %d", lu, lo, nd);
+    CHECK(lb__uni_category(0x378) == -1 && lb__uni_category('a') == 1 && lb__uni_category(0x4F60) == 4, "categories");
+    lb_pretok l = split_step("\\p{L}+", false, LB_SPLIT_ISOLATED, false);
+    check_split(l, "a\xe1\xb2\x89" "b\xf0\x9e\x93\x90" "1", "a\xe1\xb2\x89" "b\xf0\x9e\x93\x90|1");
+    lb__pretok_free(&l);
+    lb_pretok n = split_step("[\\p{N}]+|\\P{N}+", false, LB_SPLIT_ISOLATED, false);
+    check_split(n, "x\xf0\x9e\x93\xb0" "3y", "x|\xf0\x9e\x93\xb0" "3|y");
+    lb__pretok_free(&n);
+    lb_pretok s = split_step("\\S+", false, LB_SPLIT_ISOLATED, false);
+    check_split(s, "a\xe1\xa0\x8e" "b c\xe2\x80\x83" "d", "a\xe1\xa0\x8e" "b| |c|\xe2\x80\x83|d");
+    lb__pretok_free(&s);
+    lb_pretok c = split_step("[^\\S\\n]+|\\p{Lu}\\p{Ll}*|\\p{^L}", false, LB_SPLIT_ISOLATED, false);
+    check_split(c, "Ab \n\tCd", "Ab| |\n|\t|Cd");
+    lb__pretok_free(&c);
 }
 
 /* Expected decode(encode(text)) for a tokenizer without byte fallback: each
@@ -518,8 +583,15 @@ static void test_bad_hf_json(void)
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
                       "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}", LB_ERR_UNSUPPORTED, "Whitespace");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
-                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}}",
+                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\\\\w+\"}, \"behavior\": \"Isolated\"}}",
                       LB_ERR_UNSUPPORTED, "pattern");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
+                      "{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"Sideways\"}}",
+                      LB_ERR_UNSUPPORTED, "Sideways");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
+                      "{\"type\": \"Split\", \"behavior\": \"Isolated\"}}", LB_ERR_FORMAT, "pattern");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": "
+                      "{\"type\": \"Lowercase\"}}", LB_ERR_UNSUPPORTED, "Lowercase");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", LB_ERR_FORMAT, "merge 0");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []", LB_ERR_FORMAT, "JSON");
     /* a tiny valid one: no unk, no byte fallback: an unknown character is an error, not a crash */
@@ -589,6 +661,8 @@ int main(int argc, char **argv)
     RUN(test_llama2c_round_trip);
     RUN(test_llama2c_vs_reference);
     RUN(test_pretok_patterns);
+    RUN(test_split_behaviors);
+    RUN(test_unicode_classes);
     RUN(test_hf_656k);
     RUN(test_hf_synthetic);
     RUN(test_bad_llama2c);

@@ -279,6 +279,7 @@ void lb__tok_free_fields(lb_tokenizer *t)
     LB_FREE(t->piece); LB_FREE(t->piece_len); LB_FREE(t->score); LB_FREE(t->map.slots);
     LB_FREE(t->merges.keys); LB_FREE(t->merges.rank); LB_FREE(t->merges.merged);
     for (int i = 0; i < t->n_norm; i++) { LB_FREE(t->norm[i].from); LB_FREE(t->norm[i].to); }
+    for (int i = 0; i < t->n_pretok; i++) lb__pretok_free(&t->pretok[i]);
     for (int i = 0; i < t->n_added; i++) LB_FREE(t->added[i].content);
     LB_FREE(t->added); LB_FREE(t->prefix_ids); LB_FREE(t->suffix_ids);
     LB_FREE(t->dec_replace_from); LB_FREE(t->dec_replace_to); LB_FREE(t->is_special);
