@@ -535,6 +535,22 @@ static void test_hf_real_families(void)
     }
 }
 
+/* Loads the tokenizer.json text js, encodes text without BOS and compares
+ * the ids with want[0..nwant). */
+static void check_json_ids(const char *js, const char *text, const int32_t *want, int64_t nwant, const char *what)
+{
+    lb_tokenizer *t = NULL;
+    CHECK(lb__tokenizer_from_hf_json(js, strlen(js), "t.json", NULL, 0, &t) == LB_OK, "%s: %s", what, lb_errmsg());
+    if (!t) return;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    CHECK(lb_tokenizer_encode(t, text, strlen(text), 0, &ids, &n) == LB_OK, "%s: encode: %s", what, lb_errmsg());
+    CHECK(n == nwant && (!n || !memcmp(ids, want, (size_t)n * sizeof *ids)), "%s: %lld ids, first %d %d", what,
+          (long long)n, n ? ids[0] : -1, n > 1 ? ids[1] : -1);
+    free(ids);
+    lb_tokenizer_free(t);
+}
+
 /* Unicode normalizers end to end: NFKC folds compatibility characters, NFD
  * decomposes, NFC composes, NFKD does both; an invalid byte passes through. */
 static void test_hf_normalizers(void)
@@ -549,15 +565,7 @@ static void test_hf_normalizers(void)
         snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"f\": 0, \"i\": 1, "
                  "\"1\": 2, \"\u00c5\": 3, \"e\": 4, \"\u0301\": 5, \"\u00e9\": 6, \"<unk>\": 7}, \"merges\": []}, "
                  "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"%s\"}]}}", forms[f]);
-        lb_tokenizer *t = NULL;
-        REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "norm.json", NULL, 0, &t) == LB_OK, "%s: %s", forms[f], lb_errmsg());
-        int32_t *ids;
-        int64_t n;
-        REQUIRE(lb_tokenizer_encode(t, text[f], strlen(text[f]), 0, &ids, &n) == LB_OK, "encode: %s", lb_errmsg());
-        CHECK(n == nwant[f] && !memcmp(ids, want[f], (size_t)n * 4), "%s: %lld ids, first %d", forms[f], (long long)n,
-              n ? ids[0] : -1);
-        free(ids);
-        lb_tokenizer_free(t);
+        check_json_ids(js, text[f], want[f], nwant[f], forms[f]);
     }
 }
 
@@ -573,15 +581,7 @@ static void test_hf_split_json(void)
         snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"-\": 2, \"a-\": 3, "
                  "\"-b\": 4, \"--\": 5}, \"merges\": [\"a -\", \"- b\", \"- -\"]}, \"pre_tokenizer\": {\"type\": "
                  "\"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"%s\", \"invert\": false}}", beh[b]);
-        lb_tokenizer *t = NULL;
-        REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "split.json", NULL, 0, &t) == LB_OK, "%s: %s", beh[b], lb_errmsg());
-        int32_t *ids;
-        int64_t n;
-        REQUIRE(lb_tokenizer_encode(t, "a--b", 4, 0, &ids, &n) == LB_OK, "encode: %s", lb_errmsg());
-        CHECK(n == nwant[b] && !memcmp(ids, want[b], (size_t)n * 4), "%s: %lld ids, first %d %d", beh[b], (long long)n,
-              n ? ids[0] : -1, n > 1 ? ids[1] : -1);
-        free(ids);
-        lb_tokenizer_free(t);
+        check_json_ids(js, "a--b", want[b], nwant[b], beh[b]);
     }
 }
 

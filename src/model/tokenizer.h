@@ -175,10 +175,9 @@ void lb__pretok_free(lb_pretok *p);
 typedef void (*lb_emit_fn)(void *ctx, size_t off, size_t len);
 lb_status lb__pretok_split(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx);
 /* General category of c as an index into the generated table's names
- * ("Lu", "Ll", ...), -1 for unassigned (Cn); White_Space. Unicode version:
+ * ("Lu", "Ll", ...), -1 for unassigned (Cn). Unicode version:
  * lb__uni_version(). */
 int lb__uni_category(uint32_t c);
-bool lb__uni_is_space(uint32_t c);
 const char *lb__uni_version(void);
 /* Decode one UTF-8 code point; invalid bytes decode as U+FFFD of length 1. */
 size_t lb__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);

@@ -7,6 +7,7 @@
 #include <utf8proc.h>
 #include "model/tokenizer.h"
 
+/* utf8proc options of each normal form. */
 static utf8proc_option_t form_options(lb_norm_kind kind)
 {
     switch (kind) {
@@ -29,6 +30,7 @@ static void normalize_run(utf8proc_option_t opt, const char *s, size_t n, lb_buf
     free(d);   /* utf8proc allocates with malloc */
 }
 
+/* Cuts the text at invalid bytes and normalizes each valid run. */
 void lb__normalize_form(lb_norm_kind kind, const char *s, size_t n, lb_buf *out)
 {
     utf8proc_option_t opt = form_options(kind);

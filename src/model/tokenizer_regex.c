@@ -23,6 +23,8 @@
 
 const char lb__re_gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* One code point; an invalid byte is U+FFFD of length 1 (overlongs,
+ * surrogates and cut sequences are invalid). */
 size_t lb__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 {
     unsigned c = s[0];
@@ -46,6 +48,7 @@ size_t lb__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 
 /* ------------------------------------------------------------ Unicode classes */
 
+/* Binary search of the generated ranges; -1 for unassigned. */
 int lb__uni_category(uint32_t c)
 {
     size_t lo = 0, hi = N_CATS;
@@ -58,13 +61,7 @@ int lb__uni_category(uint32_t c)
     return -1;
 }
 
-bool lb__uni_is_space(uint32_t c)
-{
-    for (size_t i = 0; i < N_SPACE; i++)
-        if (c >= lb_uni_space[i][0] && c <= lb_uni_space[i][1]) return true;
-    return false;
-}
-
+/* The Unicode version of the generated tables. */
 const char *lb__uni_version(void) { return LB_UNI_VERSION; }
 
 /* Category mask of a \p{name}: one letter (L, M, N, P, S, Z, C: the group),
@@ -208,6 +205,8 @@ static void translate(const char *pat, size_t n, lb_buf *b)
     }
 }
 
+/* Translates (or, for a String pattern, takes literally) and compiles the
+ * pattern into p->re, JIT-compiled when PCRE2 can; p owns it afterwards. */
 lb_status lb__pretok_compile(lb_pretok *p, const char *pattern, bool literal, const char *name)
 {
     lb_buf b = {0};
@@ -229,6 +228,7 @@ lb_status lb__pretok_compile(lb_pretok *p, const char *pattern, bool literal, co
     return LB_OK;
 }
 
+/* Frees the compiled pattern (none: a no-op). */
 void lb__pretok_free(lb_pretok *p)
 {
     pcre2_code_free(p->re);
@@ -240,6 +240,7 @@ void lb__pretok_free(lb_pretok *p)
 typedef struct seg { size_t a, b; bool m; } seg;
 typedef struct segs { seg *v; size_t n, cap; bool failed; } segs;
 
+/* Appends one segment; a failed allocation marks the list. */
 static void seg_push(segs *l, size_t a, size_t b, bool m)
 {
     if (l->n == l->cap) {
@@ -307,6 +308,7 @@ static size_t apply_behavior(seg *v, size_t n, lb_split_behavior beh)
     return k;
 }
 
+/* A Split (or ByteLevel) step: matches, invert, behavior, non-empty pieces. */
 static lb_status split_pattern(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx)
 {
     segs l = {0};
@@ -322,6 +324,7 @@ static lb_status split_pattern(const lb_pretok *p, const char *s, size_t n, lb_e
     return st;
 }
 
+/* Whether the code point at s[i] is \p{N}; its length in *len. */
 static bool is_number(const char *s, size_t n, size_t i, size_t *len)
 {
     uint32_t c;
@@ -340,6 +343,7 @@ static size_t digits_end(const lb_pretok *p, const char *s, size_t n, size_t i)
     return j;
 }
 
+/* Metaspace split: a piece runs until the next replacement character. */
 static size_t metaspace_end(const char *s, size_t n, size_t i, const char *rep)
 {
     size_t rl = strlen(rep), j = i + 1;
@@ -347,6 +351,7 @@ static size_t metaspace_end(const char *s, size_t n, size_t i, const char *rep)
     return j;
 }
 
+/* Pattern steps go to PCRE2; Digits and Metaspace are cut by hand. */
 lb_status lb__pretok_split(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx)
 {
     if (p->re) return split_pattern(p, s, n, emit, ctx);
