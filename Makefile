@@ -1,4 +1,6 @@
-# lowbit: plain GNU Makefile. Nothing here downloads anything.
+# lowbit: plain GNU Makefile. It downloads nothing, except that a build as
+# root on Debian installs the two libraries the tokenizer links when their
+# headers are missing (apt-get install libpcre2-dev libutf8proc-dev).
 #   make            library (static + shared) and the lowbit CLI
 #   make test       build and run every test program; ends with "N passed, N failed"
 #   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
@@ -11,7 +13,9 @@ OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 WARN     = -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes $(EXTRA_WARN)
 BASEFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread -Iinclude -Isrc $(WARN)
-LDLIBS   = -lm -pthread
+LDLIBS   = -lpcre2-8 -lutf8proc -lm -pthread
+# PCRE2 matches tokenizer Split patterns; utf8proc does NFC/NFKC/NFD/NFKD.
+DEB_PKGS = libpcre2-dev libutf8proc-dev
 VERSION  = 0.1.0
 
 # ISA variants are compiled with per-file flags and chosen at run time, so the
@@ -35,10 +39,26 @@ STATIC = $(BUILD)/liblowbit.a
 SHARED = $(BUILD)/liblowbit.so
 CLI    = $(BUILD)/lowbit
 
-.PHONY: all everything test asan ubsan bench fuzz install clean
+.PHONY: all everything test asan ubsan bench fuzz install clean deps
 all: $(STATIC) $(SHARED) $(CLI)
 # every program: library, CLI, tests, fuzz targets, benchmarks (CI builds this with -Werror)
 everything: all $(TESTS) $(FUZZERS) $(BENCHES)
+
+# The library's headers must exist before anything compiles: checked once per
+# build folder; installed with apt-get when run as root, else one line names
+# the packages.
+deps: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok:
+	@mkdir -p $(BUILD)
+	@if ! printf '#include <pcre2.h>\n#include <utf8proc.h>\n' | $(CC) -DPCRE2_CODE_UNIT_WIDTH=8 -E -x c - >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	        echo "make: installing $(DEB_PKGS) with apt-get"; \
+	        { apt-get install -y -qq $(DEB_PKGS) || { apt-get update -qq && apt-get install -y -qq $(DEB_PKGS); }; } >/dev/null 2>&1 || \
+	            { echo "make: apt-get install $(DEB_PKGS) failed; install them and run make again"; exit 1; }; \
+	    else echo "make: lowbit needs PCRE2 and utf8proc headers: install $(DEB_PKGS) (Debian/Ubuntu), then run make again"; exit 1; fi; \
+	fi
+	@touch $@
+$(LIB_OBJ) $(TOOL_OBJ): | $(BUILD)/.deps-ok
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)

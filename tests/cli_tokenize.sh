@@ -41,6 +41,21 @@ else
     echo "SKIP cli_tokenize: $M/llama2c-tokenizer missing"; skip=$((skip + 1))
 fi
 
+# real tokenizer.json files fetched by .ci/run (npm @lenml/tokenizer-*)
+X=${LOWBIT_EXT_TOKENIZERS:-build/ext-tokenizers}
+if [ -f "$X/gpt4/tokenizer.json" ] && [ -f "$X/gpt4o/tokenizer.json" ]; then
+    # tiktoken's published ids for "Hello world" (cl100k_base, o200k_base)
+    expect_ok cl100k-hello $CLI tokenize --tokenizer "$X/gpt4/tokenizer.json" "Hello world"
+    check cl100k-hello-ids [ "$(cat "$T/out")" = "9906 1917" ]
+    expect_ok o200k-hello $CLI tokenize --tokenizer "$X/gpt4o/tokenizer.json" "Hello world"
+    check o200k-hello-ids [ "$(cat "$T/out")" = "13225 2375" ]
+    # <|endoftext|> is BOS and EOS there: only a leading BOS vanishes in decode
+    expect_ok bos-eos-decode $CLI tokenize --tokenizer "$X/gpt4/tokenizer.json" --decode 13347 100257 13347
+    check bos-eos-text [ "$(cat "$T/out")" = "Hi<|endoftext|>Hi" ]
+else
+    echo "SKIP cli_tokenize: $X/gpt4 or $X/gpt4o absent (.ci/run fetches them with npm pack)"; skip=$((skip + 1))
+fi
+
 for m in stories260K/stories260K.bin tinystories-656k; do
     if [ ! -e "$M/$m" ] || [ ! -f "$D/tinystories/tinystories_val.txt" ]; then
         echo "SKIP cli_tokenize: $M/$m or the TinyStories text missing"; skip=$((skip + 1)); continue

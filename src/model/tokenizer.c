@@ -279,6 +279,7 @@ void lb__tok_free_fields(lb_tokenizer *t)
     LB_FREE(t->piece); LB_FREE(t->piece_len); LB_FREE(t->score); LB_FREE(t->map.slots);
     LB_FREE(t->merges.keys); LB_FREE(t->merges.rank); LB_FREE(t->merges.merged);
     for (int i = 0; i < t->n_norm; i++) { LB_FREE(t->norm[i].from); LB_FREE(t->norm[i].to); }
+    for (int i = 0; i < t->n_pretok; i++) lb__pretok_free(&t->pretok[i]);
     for (int i = 0; i < t->n_added; i++) LB_FREE(t->added[i].content);
     LB_FREE(t->added); LB_FREE(t->prefix_ids); LB_FREE(t->suffix_ids);
     LB_FREE(t->dec_replace_from); LB_FREE(t->dec_replace_to); LB_FREE(t->is_special);
@@ -403,8 +404,12 @@ static int byte_of_char(uint32_t c)
 }
 
 /* The bytes of one piece for decoding. Simple cases point into the
- * tokenizer; rewritten ones (byte-level, replacements) go to buf. */
-static lb_status render(const lb_tokenizer *t, int32_t id, bool at_start, char *buf, size_t cap,
+ * tokenizer; rewritten ones (byte-level, replacements) go to buf. `first`:
+ * the id opens the sequence, where a BOS (as encode adds it) decodes to
+ * nothing; anywhere else BOS keeps its text, which matters where one token
+ * is both BOS and EOS (cl100k's <|endoftext|>). `at_start`: the leading-space
+ * rule applies (start of the sequence or right after BOS). */
+static lb_status render(const lb_tokenizer *t, int32_t id, bool first, bool at_start, char *buf, size_t cap,
                         const char **out, size_t *len)
 {
     if (id < 0 || id >= t->n_vocab || !t->piece[id])
@@ -413,8 +418,8 @@ static lb_status render(const lb_tokenizer *t, int32_t id, bool at_start, char *
     const char *p = t->piece[id];
     size_t n = t->piece_len[id];
     *out = ""; *len = 0;
-    if (id == t->bos) return LB_OK;
-    if (t->is_special && t->is_special[id]) { *out = p; *len = n; return LB_OK; }
+    if (id == t->bos && first) return LB_OK;
+    if ((t->is_special && t->is_special[id]) || id == t->bos) { *out = p; *len = n; return LB_OK; }
     if (t->kind == LB_TOK_LLAMA2C) {
         if (at_start && n && p[0] == ' ') { p++; n--; }
         for (int b = 0; b < 256 && n == 6 && p[0] == '<'; b++)
@@ -454,7 +459,7 @@ lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, ch
                              const char **piece, size_t *len)
 {
     if (!t || !piece || !len || (!buf && cap)) return lb__err(LB_ERR_ARG, "lb_tokenizer_piece: NULL argument");
-    return render(t, id, prev < 0 || prev == t->bos, buf, cap, piece, len);
+    return render(t, id, prev < 0, prev < 0 || prev == t->bos, buf, cap, piece, len);
 }
 
 lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t n_ids, char **text, size_t *len)
@@ -470,7 +475,7 @@ lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t
     for (int64_t i = 0; i < n_ids && !s; i++) {
         const char *p;
         size_t n;
-        s = render(t, ids[i], i == 0 || ids[i - 1] == t->bos, tmp, cap, &p, &n);
+        s = render(t, ids[i], i == 0, i == 0 || ids[i - 1] == t->bos, tmp, cap, &p, &n);
         if (!s) lb__buf_put(&b, p, n);
     }
     LB_FREE(tmp);

@@ -12,26 +12,32 @@ typedef enum lb_tok_kind {
     LB_TOK_HF_BPE = 1,    /* rank-driven merges per pre-token (tokenizers' BPE model) */
 } lb_tok_kind;
 
-/* Pre-tokenizer regex families we match by hand (tokenizer_regex.c). */
-typedef enum lb_tok_regex {
-    LB_RE_NONE = 0,
-    LB_RE_GPT2 = 1,       /* 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
-    LB_RE_LLAMA3 = 2,     /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
-} lb_tok_regex;
+/* How a Split step turns the pattern's matches into pieces (Hugging Face
+ * SplitDelimiterBehavior; the text between matches forms the other pieces). */
+typedef enum lb_split_behavior {
+    LB_SPLIT_REMOVED = 0,        /* drop the matches */
+    LB_SPLIT_ISOLATED = 1,       /* every match is a piece of its own */
+    LB_SPLIT_MERGED_PREV = 2,    /* a match joins the piece before it */
+    LB_SPLIT_MERGED_NEXT = 3,    /* a match joins the piece after it */
+    LB_SPLIT_CONTIGUOUS = 4,     /* consecutive matches form one piece */
+} lb_split_behavior;
 
 /* One pre-tokenizer step, applied in order (a Sequence is flattened); each
  * step works on every piece the previous steps produced. */
 typedef enum lb_pretok_type {
-    LB_PRE_SPLIT_REGEX = 0,   /* Split(Regex, Isolated) */
+    LB_PRE_SPLIT_REGEX = 0,   /* Split: a PCRE2 pattern (Regex or String), a behavior, invert */
     LB_PRE_DIGITS = 1,        /* Digits: split digit runs (individual: each digit) */
     LB_PRE_METASPACE = 2,     /* Metaspace: ' ' -> replacement, maybe prepend it, maybe split before it */
     LB_PRE_BYTELEVEL = 3,     /* ByteLevel: maybe prepend ' ', maybe split with the GPT-2 pattern */
 } lb_pretok_type;
 
+struct pcre2_real_code_8;     /* pcre2.h's pcre2_code, kept out of this header */
+
 typedef struct lb_pretok {
     lb_pretok_type type;
-    lb_tok_regex re;          /* SPLIT_REGEX */
-    int max_digits;           /* SPLIT_REGEX: \p{N}{1,k} (0 = unbounded) */
+    struct pcre2_real_code_8 *re;   /* SPLIT_REGEX, BYTELEVEL with split: compiled pattern (owned) */
+    lb_split_behavior behavior;     /* SPLIT_REGEX (BYTELEVEL: Isolated) */
+    bool invert;              /* SPLIT_REGEX: the pieces between matches count as the matches */
     bool individual;          /* DIGITS */
     bool split;               /* METASPACE: split; BYTELEVEL: use_regex */
     bool add_prefix;          /* BYTELEVEL: add_prefix_space */
@@ -40,9 +46,15 @@ typedef struct lb_pretok {
 } lb_pretok;
 
 /* Normalizer steps, applied in order. */
+typedef enum lb_norm_kind {
+    LB_NORM_REPLACE = 0,      /* replace every `from` by `to` */
+    LB_NORM_PREPEND = 1,      /* prepend `to` to non-empty text */
+    LB_NORM_NFC = 2, LB_NORM_NFD = 3, LB_NORM_NFKC = 4, LB_NORM_NFKD = 5,   /* Unicode forms (utf8proc) */
+} lb_norm_kind;
+
 typedef struct lb_norm {
-    bool prepend;             /* true: prepend `to` (to non-empty text); false: replace `from` by `to` */
-    char *from, *to;
+    lb_norm_kind kind;
+    char *from, *to;          /* REPLACE, PREPEND */
 } lb_norm;
 
 typedef struct lb_added_token {
@@ -152,16 +164,26 @@ lb_status lb__tokenizer_from_hf_json(const char *json, size_t n, const char *nam
                                      size_t config_n, lb_tokenizer **out);
 lb_status lb__hf_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos, lb_ids *out);
 
-/* ---- tokenizer_regex.c: pre-tokenizer splitting. Calls emit(ctx, off, len)
- * for consecutive pieces covering s[0..n). */
+/* ---- tokenizer_regex.c: Split patterns and pre-tokenizer splitting.
+ * Compiles a Split pattern (literal: a String pattern) into p->re; messages
+ * name `name`. The GPT-2 pattern ByteLevel uses is lb__re_gpt2. */
+extern const char lb__re_gpt2[];
+lb_status lb__pretok_compile(lb_pretok *p, const char *pattern, bool literal, const char *name);
+void lb__pretok_free(lb_pretok *p);
+/* Calls emit(ctx, off, len) for the pieces step p makes of s[0..n), in
+ * order; may fail (allocation, a pattern exceeding PCRE2's match limits). */
 typedef void (*lb_emit_fn)(void *ctx, size_t off, size_t len);
-void lb__pretok_split(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx);
-/* Unicode classes used by the patterns (tables generated from the Unicode
- * database; see tests/ref/gen_unicode_tables.py). */
-bool lb__uni_is_letter(uint32_t c);
-bool lb__uni_is_number(uint32_t c);
-bool lb__uni_is_space(uint32_t c);
+lb_status lb__pretok_split(const lb_pretok *p, const char *s, size_t n, lb_emit_fn emit, void *ctx);
+/* General category of c as an index into the generated table's names
+ * ("Lu", "Ll", ...), -1 for unassigned (Cn). Unicode version:
+ * lb__uni_version(). */
+int lb__uni_category(uint32_t c);
+const char *lb__uni_version(void);
 /* Decode one UTF-8 code point; invalid bytes decode as U+FFFD of length 1. */
 size_t lb__utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
+
+/* ---- tokenizer_normalize.c: appends the Unicode normal form `kind` of
+ * s[0..n) to out (utf8proc); bytes that are not valid UTF-8 are copied. */
+void lb__normalize_form(lb_norm_kind kind, const char *s, size_t n, lb_buf *out);
 
 #endif /* LB_TOKENIZER_H */

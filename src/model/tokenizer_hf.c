@@ -43,9 +43,11 @@ static lb_status set_piece(lb_tokenizer *t, int64_t id, const char *s, size_t n,
     return LB_OK;
 }
 
+/* An id: an integer in [0, MAX_ID). The range is checked on the double
+ * before any conversion (converting an out-of-range double is undefined). */
 static lb_status read_id(const lb_json *v, const char *name, const char *what, int64_t *id)
 {
-    if (!v || v->type != LB_JSON_NUM || v->num != (double)(int64_t)v->num || v->num < 0 || v->num >= MAX_ID)
+    if (!v || v->type != LB_JSON_NUM || !(v->num >= 0 && v->num < MAX_ID) || v->num != (double)(int64_t)v->num)
         return lb__err(LB_ERR_FORMAT, "%s: %s has no valid id (an integer in [0, %d))", name, what, MAX_ID);
     *id = (int64_t)v->num;
     return LB_OK;
@@ -216,16 +218,20 @@ static lb_status read_normalizer(lb_tokenizer *t, const lb_json *n, const char *
         }
         return LB_OK;
     }
-    if (!strcmp(type, "NFC")) return LB_OK;   /* input is assumed to be NFC already (docs/tokenizers.md) */
-    if (strcmp(type, "Prepend") && strcmp(type, "Replace"))
+    static const char *const forms[] = {"NFC", "NFD", "NFKC", "NFKD"};
+    int form = -1;
+    for (int k = 0; k < 4; k++) if (!strcmp(type, forms[k])) form = k;
+    if (form < 0 && strcmp(type, "Prepend") && strcmp(type, "Replace"))
         return lb__err(LB_ERR_UNSUPPORTED, "%s: normalizer \"%s\" is not supported", name, type);
     if (t->n_norm == LB_TOK_MAX_NORM) return lb__err(LB_ERR_UNSUPPORTED, "%s: too many normalizer steps", name);
     lb_norm *m = &t->norm[t->n_norm];
+    if (form >= 0) { m->kind = (lb_norm_kind)(LB_NORM_NFC + form); t->n_norm++; return LB_OK; }
     const char *kind = "", *from = "", *to;
     if (!strcmp(type, "Prepend")) {
-        m->prepend = true;
+        m->kind = LB_NORM_PREPEND;
         to = lb__json_str(n, "prepend");
     } else {
+        m->kind = LB_NORM_REPLACE;
         from = pattern_str(n, "pattern", &kind);
         to = lb__json_str(n, "content");
         if (!from || strcmp(kind, "String") || !*from)
@@ -237,12 +243,6 @@ static lb_status read_normalizer(lb_tokenizer *t, const lb_json *n, const char *
     return LB_OK;
 }
 
-static const char *const re_gpt2 = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
-static const char *const re_llama3 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-                                     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char *const re_qwen2 = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-                                    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
 /* Metaspace's prepend_scheme (or the older add_prefix_space). */
 static int metaspace_prepend(const lb_json *o)
 {
@@ -251,20 +251,21 @@ static int metaspace_prepend(const lb_json *o)
     return jbool(o, "add_prefix_space", true) ? 1 : 0;
 }
 
+/* Split: a Regex or String pattern, one of Hugging Face's five behaviors
+ * (named as in tokenizer.json), invert. */
 static lb_status read_split(lb_pretok *p, const lb_json *n, const char *name)
 {
+    static const char *const behaviors[] = {"Removed", "Isolated", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
     const char *kind = "", *re = pattern_str(n, "pattern", &kind), *beh = lb__json_str(n, "behavior");
-    if (!re || strcmp(kind, "Regex"))
-        return lb__err(LB_ERR_UNSUPPORTED, "%s: Split pre-tokenizer needs a Regex pattern", name);
-    if ((beh && strcmp(beh, "Isolated")) || jbool(n, "invert", false))
-        return lb__err(LB_ERR_UNSUPPORTED, "%s: Split pre-tokenizer: only behavior Isolated, invert false", name);
+    if (!re) return lb__err(LB_ERR_FORMAT, "%s: Split pre-tokenizer needs a Regex or String pattern", name);
     p->type = LB_PRE_SPLIT_REGEX;
-    if (!strcmp(re, re_gpt2)) p->re = LB_RE_GPT2;
-    else if (!strcmp(re, re_llama3)) { p->re = LB_RE_LLAMA3; p->max_digits = 3; }
-    else if (!strcmp(re, re_qwen2)) { p->re = LB_RE_LLAMA3; p->max_digits = 1; }
-    else return lb__err(LB_ERR_UNSUPPORTED, "%s: Split pattern not supported (only the GPT-2, Llama 3 and Qwen2 "
-                        "patterns): %.80s", name, re);
-    return LB_OK;
+    p->behavior = LB_SPLIT_ISOLATED;
+    int b = beh ? -1 : (int)LB_SPLIT_ISOLATED;
+    for (int k = 0; beh && k < 5; k++) if (!strcmp(beh, behaviors[k])) b = k;
+    if (b < 0) return lb__err(LB_ERR_UNSUPPORTED, "%s: Split behavior \"%s\" is not supported", name, beh);
+    p->behavior = (lb_split_behavior)b;
+    p->invert = jbool(n, "invert", false);
+    return lb__pretok_compile(p, re, !strcmp(kind, "String"), name);
 }
 
 static lb_status read_pretok(lb_tokenizer *t, const lb_json *n, const char *name, int depth)
@@ -290,6 +291,8 @@ static lb_status read_pretok(lb_tokenizer *t, const lb_json *n, const char *name
         p->add_prefix = jbool(n, "add_prefix_space", true);
         p->split = jbool(n, "use_regex", true);
         t->byte_level = true;
+        lb_status s = p->split ? lb__pretok_compile(p, lb__re_gpt2, false, name) : LB_OK;
+        if (s) return s;
     } else if (!strcmp(type, "Digits")) {
         p->type = LB_PRE_DIGITS;
         p->individual = jbool(n, "individual_digits", false);
@@ -587,7 +590,12 @@ static void run_steps(enc *e, int step, const char *s, size_t n, bool at0)
     }
     if (!split) { run_steps(e, step + 1, s, n, at0); return; }
     split_ctx c = {e, step, s, at0};
-    lb__pretok_split(p, s, n, on_piece, &c);
+    lb_status st = lb__pretok_split(p, s, n, on_piece, &c);
+    if (st && !e->st) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", lb_errmsg());
+        e->st = st == LB_ERR_NOMEM ? st : lb__err(st, "%s: %s", t->path, msg);
+    }
 }
 
 /* Normalizer steps into the two spare buffers; returns the result. */
@@ -598,7 +606,9 @@ static const char *normalize(enc *e, const char *s, size_t *n)
         const lb_norm *m = &t->norm[k];
         lb_buf *b = &e->lvl[LB_TOK_MAX_PRETOK + (k & 1)];
         b->len = 0;
-        if (m->prepend) {
+        if (m->kind >= LB_NORM_NFC) {
+            lb__normalize_form(m->kind, s, *n, b);
+        } else if (m->kind == LB_NORM_PREPEND) {
             if (*n) lb__buf_put(b, m->to, strlen(m->to));
             lb__buf_put(b, s, *n);
         } else {

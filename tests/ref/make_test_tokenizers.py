@@ -107,8 +107,9 @@ def main():
                 post_processor={"type": "ByteLevel"}, decoder={"type": "ByteLevel"})
     write(outdir, "gpt2", gpt2)
 
-    for name, rex, k in (("llama3", LLAMA3_RE, 3), ("qwen2", QWEN2_RE, 1)):
-        body = byte_level(sample, [("Split", "llama3", k), ("ByteLevel", False, False)], name == "llama3", False)
+    for name, rex in (("llama3", LLAMA3_RE), ("qwen2", QWEN2_RE)):
+        body = byte_level(sample, [("Split", ref.regex.compile(rex), "Isolated", False), ("ByteLevel", False, False)],
+                          name == "llama3", False)
         body.update(normalizer={"type": "NFC"} if name == "qwen2" else None,
                     pre_tokenizer={"type": "Sequence", "pretokenizers": [
                         {"type": "Split", "pattern": {"Regex": rex}, "behavior": "Isolated", "invert": False},

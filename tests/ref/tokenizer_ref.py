@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """tokenizer_ref.py: an independent, deliberately simple reference for
-lowbit's tokenizers (standard library only). Used by tests/test_tokenizer.c.
+lowbit's tokenizers. Used by tests/test_tokenizer.c. Needs the standard
+library and the `regex` module (Debian python3-regex: its own engine and
+Unicode tables, sharing nothing with PCRE2 or lowbit's generated tables) for
+Split patterns; normalizers use unicodedata.
 
     python3 tokenizer_ref.py TOKENIZER TEXTFILE [--bos] [--records]
 
@@ -18,6 +21,12 @@ import os
 import struct
 import sys
 import unicodedata
+
+try:
+    import regex
+except ImportError:
+    sys.stderr.write("tokenizer_ref.py: the regex module is missing (Debian: apt-get install python3-regex)\n")
+    sys.exit(3)
 
 NO = float("-inf")
 
@@ -99,10 +108,6 @@ class Llama2c:
 
 # ---------------------------------------------------------------- Hugging Face
 
-WHITE = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029,
-         0x202F, 0x205F, 0x3000} | set(range(0x2000, 0x200B))
-
-
 def utf8_units(b):
     """Split bytes into (bytes, code point) units; a byte that does not start
     a valid UTF-8 sequence is its own unit with code point U+FFFD."""
@@ -125,78 +130,101 @@ def utf8_units(b):
     return out
 
 
-def klass(cp):
-    cat = unicodedata.category(chr(cp))
-    if cat[0] == "L":
-        return "L"
-    if cat[0] == "N":
-        return "N"
-    if cp in WHITE:
-        return "S"
-    return "O"
+def is_number(cp):
+    return unicodedata.category(chr(cp))[0] == "N"
 
 
-def regex_split(b, flavor, max_digits):
-    """The GPT-2 / Llama 3 split patterns, alternative by alternative."""
-    u = utf8_units(b)
-    cls = [klass(cp) for _, cp in u]
-    n = len(u)
-    pieces, i = [], 0
+def valid_runs(b):
+    """Pieces of b: (byte offset, str) for each run of valid UTF-8 and
+    (byte offset, bytes) for each invalid byte."""
+    out, cur, start, off = [], "", 0, 0
+    for ub, cp in utf8_units(b):
+        if len(ub) == 1 and cp == 0xFFFD:
+            if cur:
+                out.append((start, cur))
+            out.append((off, ub))
+            cur, start = "", off + 1
+        else:
+            if not cur:
+                start = off
+            cur += chr(cp)
+        off += len(ub)
+    if cur:
+        out.append((start, cur))
+    return out
 
-    def ch(j):
-        return u[j][0] if j < n else b""
 
-    def cl(j):
-        return cls[j] if j < n else None
+GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
-    def run(j, c, limit=None):
-        k = j
-        while k < n and cls[k] == c and (limit is None or k - j < limit):
-            k += 1
-        return k
 
-    while i < n:
-        end = None
-        # contractions
-        if ch(i) == b"'":
-            for form in (b"s", b"t", b"re", b"ve", b"m", b"ll", b"d"):
-                got = b"".join(ch(i + 1 + j) for j in range(len(form)))
-                if flavor == "llama3":
-                    got = got.lower() if all(len(ch(i + 1 + j)) == 1 for j in range(len(form))) else got
-                if got == form:
-                    end = i + 1 + len(form)
-                    break
-        if end is None and flavor == "gpt2":
-            for c in ("L", "N", "O"):
-                if ch(i) == b" " and cl(i + 1) == c:
-                    end = run(i + 1, c)
-                    break
-                if cl(i) == c:
-                    end = run(i, c)
-                    break
-        if end is None and flavor == "llama3":
-            if cl(i) not in ("L", "N") and ch(i) not in (b"\r", b"\n") and cl(i + 1) == "L":
-                end = run(i + 1, "L")
-            elif cl(i) == "L":
-                end = run(i, "L")
-            elif cl(i) == "N":
-                end = run(i, "N", max_digits)
-            elif (ch(i) == b" " and cl(i + 1) == "O") or cl(i) == "O":
-                end = run(i + 1 if cl(i) != "O" else i, "O")
-                while end < n and ch(end) in (b"\r", b"\n"):
-                    end += 1
-        if end is None:
-            k = run(i, "S")
-            nl = [j for j in range(i, k) if ch(j) in (b"\r", b"\n")]
-            if flavor == "llama3" and nl:
-                end = nl[-1] + 1
-            elif k == n or k - i == 1:
-                end = k
-            else:
-                end = k - 1
-        pieces.append(b"".join(x for x, _ in u[i:end]))
-        i = end
-    return pieces
+def find_matches(rx, b):
+    """[start, end, is_match] byte segments covering b: the matches, left to
+    right, searching again one character on after an empty match, and the
+    text between them. Invalid UTF-8 is never matched: the search runs on
+    each valid run separately."""
+    matches = []
+    for off, run in valid_runs(b):
+        if isinstance(run, bytes):
+            continue
+        cum = [off]
+        for ch in run:
+            cum.append(cum[-1] + len(ch.encode("utf-8")))
+        pos = 0
+        while pos <= len(run):
+            m = rx.search(run, pos)
+            if not m:
+                break
+            matches.append((cum[m.start()], cum[m.end()]))
+            pos = m.end() if m.end() > m.start() else m.end() + 1
+    segs, prev = [], 0
+    for a, e in matches:
+        if a > prev:
+            segs.append([prev, a, False])
+        segs.append([a, e, True])
+        prev = e
+    if prev < len(b):
+        segs.append([prev, len(b), False])
+    return segs
+
+
+def split_behavior(segs, behavior, invert):
+    """Hugging Face's SplitDelimiterBehavior, as the folds in tokenizers'
+    normalizer.rs, over [start, end, is_match] segments."""
+    segs = [[a, e, m != invert] for a, e, m in segs]
+    if behavior == "Removed":
+        return [(a, e) for a, e, m in segs if not m]
+    if behavior == "Isolated":
+        return [(a, e) for a, e, m in segs]
+    out, prev = [], False
+    order = reversed(segs) if behavior == "MergedWithNext" else segs
+    for a, e, m in order:
+        if behavior == "MergedWithPrevious" and m and not prev and out:
+            out[-1][1] = e
+        elif behavior == "MergedWithNext" and m and not prev and out:
+            out[-1][0] = a
+        elif behavior == "Contiguous" and m == prev and out:
+            out[-1][1] = e
+        else:
+            out.append([a, e])
+        prev = m
+    if behavior == "MergedWithNext":
+        out.reverse()
+    return [(a, e) for a, e in out]
+
+
+GPT2_RX = regex.compile(GPT2)
+
+
+def split_pattern(b, rx, behavior, invert):
+    return [b[a:e] for a, e in split_behavior(find_matches(rx, b), behavior, invert) if e > a]
+
+
+def normal_form(form, b):
+    """unicodedata's normal form of each valid UTF-8 run; invalid bytes kept."""
+    out = b""
+    for _, run in valid_runs(b):
+        out += run if isinstance(run, bytes) else unicodedata.normalize(form, run).encode("utf-8")
+    return out
 
 
 def bytes_to_unicode():
@@ -271,7 +299,9 @@ class HF:
             self.norm.append(("prepend", n["prepend"].encode("utf-8")))
         elif n["type"] == "Replace":
             self.norm.append(("replace", n["pattern"]["String"].encode("utf-8"), n["content"].encode("utf-8")))
-        elif n["type"] != "NFC":
+        elif n["type"] in ("NFC", "NFD", "NFKC", "NFKD"):
+            self.norm.append(("form", n["type"]))
+        else:
             raise ValueError("normalizer " + n["type"])
 
     def add_pre(self, p):
@@ -290,11 +320,9 @@ class HF:
             scheme = ps if ps else ("always" if p.get("add_prefix_space", True) else "never")
             self.pre.append(("Metaspace", p["replacement"].encode("utf-8"), scheme, p.get("split", True)))
         elif t == "Split":
-            r = p["pattern"]["Regex"]
-            if r.startswith("(?i:"):
-                self.pre.append(("Split", "llama3", 3 if "\\p{N}{1,3}" in r else 1))
-            else:
-                self.pre.append(("Split", "gpt2", None))
+            pat = p["pattern"]
+            rx = regex.compile(pat["Regex"] if "Regex" in pat else regex.escape(pat["String"]))
+            self.pre.append(("Split", rx, p.get("behavior", "Isolated"), p.get("invert", False)))
         else:
             raise ValueError("pre_tokenizer " + t)
 
@@ -316,6 +344,8 @@ class HF:
         for op in self.norm:
             if op[0] == "prepend":
                 s = op[1] + s if s else s
+            elif op[0] == "form":
+                s = normal_form(op[1], s)
             else:
                 s = s.replace(op[1], op[2])
         return s
@@ -352,13 +382,13 @@ class HF:
             elif p[0] == "ByteLevel":
                 if p[1] and not s.startswith(b" "):
                     s = b" " + s
-                parts = regex_split(s, "gpt2", None) if p[2] else [s]
+                parts = split_pattern(s, GPT2_RX, "Isolated", False) if p[2] else [s]
             elif p[0] == "Split":
-                parts = regex_split(s, p[1], p[2])
+                parts = split_pattern(s, p[1], p[2], p[3])
             else:  # Digits
                 parts, cur, cur_num = [], b"", None
                 for ub, cp in utf8_units(s):
-                    num = klass(cp) == "N"
+                    num = is_number(cp)
                     if cur and (num != cur_num or (num and p[1])):
                         parts.append(cur)
                         cur = b""
@@ -415,9 +445,12 @@ class HF:
             ids += self.prefix if self.prefix else ([self.bos] if self.bos is not None else [])
         seg, i = 0, 0
         ws = b" \t\n\r\x0b\x0c"
+        by_first = {}
+        for a in self.added:
+            by_first.setdefault(a[0][:1], []).append(a)
         while i < len(text):
             best = None
-            for c, tid, ls, rs in self.added:
+            for c, tid, ls, rs in by_first.get(text[i:i + 1], ()):
                 if text.startswith(c, i) and (best is None or len(c) > len(best[0])):
                     best = (c, tid, ls, rs)
             if best is None:
