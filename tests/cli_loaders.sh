@@ -59,4 +59,33 @@ if [ -f "$M/tinystories-656k/model.safetensors" ]; then
 else
     echo "SKIP cli_loaders: tinystories-656k not found in $M"; skip=$((skip + 1))
 fi
+# A path names one file, and files are recognised by their content (issue 13,
+# defects 1 and 3): a broken or foreign .safetensors beside a good model is
+# refused with its own error, never replaced by the folder's model.safetensors;
+# a lowbit file without an extension loads; a saved-logits file is not a model.
+if [ -d "$M/tinystories-656k" ]; then
+    TK="$M/tinystories-656k/tokenizer.json"
+    cp -r "$M/tinystories-656k" "$T/m6"
+    expect_ok q2 $CLI quantize --model "$T/m6" --out "$T/m6/q2.safetensors" --format int2_g32
+    sz=$(wc -c < "$T/m6/q2.safetensors")
+    head -c $((sz / 2)) "$T/m6/q2.safetensors" > "$T/m6/q2cut.safetensors"
+    expect_fail cut-beside-model "q2cut.safetensors" $CLI run --model "$T/m6/q2cut.safetensors" -n 2
+    head -c 5000 /dev/urandom > "$T/m6/x.safetensors"
+    expect_fail random-beside-model "x.safetensors" $CLI run --model "$T/m6/x.safetensors" -n 2
+    mkdir -p "$T/lone"
+    cp "$T/m6/q2cut.safetensors" "$T/lone/q.safetensors"
+    expect_fail cut-alone "q.safetensors" $CLI run --model "$T/lone/q.safetensors" --tokenizer "$TK" -n 2
+    check cut-alone-own-error sh -c "! grep -q config.json '$T/err'"
+    expect_ok q4-noext $CLI quantize --model "$T/m6" --out "$T/lone/q4noext" --format int4_g32
+    expect_ok run-noext $CLI run --model "$T/lone/q4noext" --tokenizer "$TK" -n 3 --temp 0
+    expect_ok inspect-noext $CLI inspect "$T/lone/q4noext"
+    check inspect-noext-table grep -q 'quantized weights' "$T/out"
+    expect_ok save-lp $CLI eval ppl --model "$T/m6" --text "${LOWBIT_DATA:-../shared/data}/tinystories/tinystories_val.txt" --ctx 64 --chunks 1 --save-logits "$T/lone/base.lp"
+    expect_fail run-lp "not a model's weights.*lowbit-logprobs" $CLI run --model "$T/lone/base.lp" --tokenizer "$TK" -n 2
+    expect_ok inspect-lp $CLI inspect "$T/lone/base.lp"
+    head -c 3000 /dev/urandom > "$T/lone/junk"
+    expect_fail junk-tried "not a model file lowbit reads (tried" $CLI run --model "$T/lone/junk" --tokenizer "$TK" -n 2
+else
+    echo "SKIP cli_loaders: tinystories-656k not found in $M (content detection checks)"; skip=$((skip + 1))
+fi
 done_tests

@@ -5,7 +5,7 @@
 build=$1; shift
 pass=0; fail=0; skip=0; crashed=0
 export LOWBIT_CLI="$build/lowbit"
-for t in "$@" $build/tests/fuzz_* tests/cli_*.sh; do
+for t in "$@" $build/tests/fuzz_* tests/cli_*.sh tests/check_*.sh; do
     case $t in *.d) continue;; esac
     case $t in *cli_lib.sh) continue;; esac
     [ -e "$t" ] || continue

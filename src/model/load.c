@@ -135,8 +135,15 @@ static lb_status load_safetensors(const char *path, lb_model *m)
     lb_status s = lb__st_open(path, &f);
     if (s) return s;
     if (!lb__st_meta(&f, "lowbit.version")) {
+        bool weights = lb__st_find(&f, "model.embed_tokens.weight") || lb__st_find(&f, "lm_head.weight") ||
+                       lb__st_find(&f, "model.norm.weight");
+        const char *fmt = lb__st_meta(&f, "format");
+        if (!weights)
+            s = lb__err(LB_ERR_FORMAT, "%s: a safetensors file but not a model's weights (no lowbit.version "
+                        "metadata, no model.embed_tokens / lm_head / model.norm tensor%s%s%s)", path,
+                        fmt ? "; its metadata says format '" : "", fmt ? fmt : "", fmt ? "'" : "");
         lb__st_close(&f);
-        return lb__hf_load_file(path, m);
+        return s ? s : lb__hf_load_file(path, m);
     }
     s = lb__lbfile_load(&f, path, m);
     if (!s && !(m->maps = lb__zalloc(sizeof *m->maps))) s = LB_ERR_NOMEM;
