@@ -248,6 +248,9 @@ typedef struct lb_model_info {
     int tied_embeddings;
     int64_t n_params;
     size_t weight_bytes;      /* bytes of weight data as stored */
+    int64_t n_nonfinite;      /* NaN/Inf values in the weight matrices (load warns; eval then refuses
+                                 non-finite logits). NaN/Inf in norms, biases or block scales fails the load. */
+    char nonfinite_tensor[96];/* the first tensor holding one, "" when none */
 } lb_model_info;
 
 /* Load a model: a llama2.c checkpoint (.bin, legacy or version 1) or a

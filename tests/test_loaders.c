@@ -882,6 +882,62 @@ static void test_load_missing(void)
     lb_model_free(NULL);
 }
 
+/* Overwrite n bytes of tensor `name` of a safetensors file at byte `at`. */
+static bool poke(const char *file, const char *name, size_t at, const void *bytes, size_t n)
+{
+    lb_st_file f;
+    if (lb__st_open(file, &f)) return false;
+    const lb_st_tensor *t = lb__st_find(&f, name);
+    long off = t ? (long)((const uint8_t *)t->data - (const uint8_t *)f.map.data) + (long)at : -1;
+    lb__st_close(&f);
+    FILE *fp = off >= 0 ? fopen(file, "r+b") : NULL;
+    bool ok = fp && fseek(fp, off, SEEK_SET) == 0 && fwrite(bytes, 1, n, fp) == n;
+    if (fp) fclose(fp);
+    return ok;
+}
+
+/* NaN/Inf (issue 13, defect 11): in a norm or a block scale the load fails
+ * naming the tensor; in a weight matrix the model loads, counts them, and
+ * inspect shows a warning. */
+static void test_nonfinite_at_load(void)
+{
+    lb_synth_opts o = tiny_opts("llama");
+    o.dim = 64; o.hidden_dim = 96; o.n_heads = 4;   /* every linear divides into MXFP4 blocks of 32 */
+    const char *dir = tmp_path("nan"), *q = tmp_path("nan_q.safetensors");
+    char file[300];
+    snprintf(file, sizeof file, "%s/model.safetensors", dir);
+    REQUIRE(lb_synth_write(dir, &o, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+    lb_model *m = NULL, *qm = NULL;
+    REQUIRE(lb_model_load(dir, &m) == LB_OK, "%s", lb_errmsg());
+    lb_model_quant_opts qo = {.format = "mxfp4", .n_threads = 1};
+    REQUIRE(lb_model_quantize(m, &qo, &qm, NULL) == LB_OK && lb_model_save(qm, q) == LB_OK, "%s", lb_errmsg());
+    lb_model_info info;
+    lb_model_get_info(m, &info);
+    CHECK(info.n_nonfinite == 0 && !info.nonfinite_tensor[0], "clean model counts %lld", (long long)info.n_nonfinite);
+    lb_model_free(m); lb_model_free(qm); m = NULL;
+    float inf = INFINITY, nan = NAN;
+    REQUIRE(poke(file, "model.layers.0.mlp.up_proj.weight", 12, &inf, 4) &&
+            poke(file, "model.layers.1.self_attn.q_proj.weight", 0, &nan, 4), "poke");
+    REQUIRE(lb_model_load(dir, &m) == LB_OK, "matrix NaN must load: %s", lb_errmsg());
+    lb_model_get_info(m, &info);
+    CHECK(info.n_nonfinite == 2 && !strcmp(info.nonfinite_tensor, "model.layers.0.mlp.up_proj.weight"),
+          "counted %lld, first '%s'", (long long)info.n_nonfinite, info.nonfinite_tensor);
+    lb_model_free(m); m = NULL;
+    char *text = NULL;
+    CHECK(lb_inspect(dir, 0, &text) == LB_OK && text && strstr(text, "warning: 2 NaN or infinite weight values"),
+          "inspect: %s", text ? text : lb_errmsg());
+    free(text);
+    REQUIRE(poke(file, "model.layers.1.post_attention_layernorm.weight", 8, &nan, 4), "poke norm");
+    CHECK(lb_model_load(dir, &m) == LB_ERR_FORMAT && strstr(lb_errmsg(), "post_attention_layernorm") &&
+          strstr(lb_errmsg(), "NaN or infinite values"), "norm NaN: %s", lb_errmsg());
+    lb_model_free(m); m = NULL;
+    uint8_t ff = 0xff;   /* E8M0 0xff is NaN: the first block scale of one packed weight */
+    REQUIRE(poke(q, "model.layers.0.self_attn.k_proj.weight_scale", 0, &ff, 1), "poke scale");
+    CHECK(lb_model_load(q, &m) == LB_ERR_FORMAT && strstr(lb_errmsg(), "k_proj") && strstr(lb_errmsg(), "block scales"),
+          "scale NaN: %s", lb_errmsg());
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -903,6 +959,7 @@ int main(int argc, char **argv)
     RUN(test_synth_presets);
     RUN(test_synth_too_big);
     RUN(test_inspect);
+    RUN(test_nonfinite_at_load);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

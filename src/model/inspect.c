@@ -29,6 +29,7 @@ typedef struct insp {
     const lb_config *cfg;        /* NULL for a bare safetensors file */
     insp_file *files;
     int n_files;
+    char warning[256];           /* what loading the model found (non-finite weights), or "" */
 } insp;
 
 static const char *arch_str(lb_arch a)
@@ -127,7 +128,9 @@ static void emit_json(lb_buf *b, const insp *x)
         }
         lb__buf_printf(b, "]}");
     }
-    lb__buf_printf(b, "]}\n");
+    lb__buf_printf(b, "], \"warning\": ");
+    if (x->warning[0]) lb__buf_json_str(b, x->warning); else lb__buf_printf(b, "null");
+    lb__buf_printf(b, "}\n");
 }
 
 static void emit_text(lb_buf *b, const insp *x)
@@ -139,6 +142,7 @@ static void emit_text(lb_buf *b, const insp *x)
     if (x->cfg) text_config(b, x->cfg);
     lb__buf_printf(b, "tensors: %lld, %lld parameters, %llu bytes\n", (long long)n, (long long)params,
                    (unsigned long long)bytes);
+    if (x->warning[0]) lb__buf_printf(b, "warning: %s\n", x->warning);
     for (int f = 0; f < x->n_files; f++) {
         const insp_file *F = &x->files[f];
         lb__buf_printf(b, "\nfile:    %s (%zu bytes, header %zu bytes)\n", F->path, F->size, F->header);
@@ -232,8 +236,21 @@ static void insp_free(insp *x)
     x->n_files = 0;
 }
 
+/* Load the model the path holds (when it loads) to report what only the
+ * values show: NaN or infinite weights. Errors here are not inspect's. */
+static void check_values(insp *x)
+{
+    lb_model *m = NULL;
+    if (lb_model_load(x->path, &m)) { lb__clear_err(); return; }
+    if (m->n_nonfinite)
+        snprintf(x->warning, sizeof x->warning, "%lld NaN or infinite weight values (first in '%s')",
+                 (long long)m->n_nonfinite, m->nonfinite_tensor);
+    lb_model_free(m);
+}
+
 static lb_status finish(insp *x, int json, char **out)
 {
+    check_values(x);
     lb_buf b = {0};
     if (json) emit_json(&b, x); else emit_text(&b, x);
     insp_free(x);
@@ -249,7 +266,7 @@ lb_status lb_inspect(const char *path, int json, char **out)
     if (!path) return lb__err(LB_ERR_ARG, "lb_inspect: no path given");
     lb_file_kind kind = lb__model_file_kind(path);
     if (kind == LB_FILE_NONE) return lb__err(LB_ERR_IO, "%s: no such file or folder", path);
-    insp x = {path, NULL, NULL, NULL, 0};
+    insp x = {.path = path};
     lb_status s;
     if (kind == LB_FILE_DIR) {
         lb_config cfg;

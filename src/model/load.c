@@ -162,6 +162,35 @@ static lb_status load_other(const char *path, lb_model *m)
     return s;
 }
 
+/* Non-finite values: in norms, biases and block scales an error (the pass
+ * would turn every logit into NaN); in weight matrices a warning, counted in
+ * the model (lb_model_info, `lowbit inspect`). */
+static lb_status validate(lb_model *m, const char *path)
+{
+    int64_t n = lb__model_names(m, NULL, 0);
+    lb__wname *names = lb__alloc((size_t)n * sizeof *names);
+    if (!names) return LB_ERR_NOMEM;
+    lb__model_names(m, names, n);
+    lb_status s = LB_OK;
+    for (int64_t i = 0; i < n && !s; i++) {
+        const lb_weight *w = names[i].w;
+        int64_t bad = lb__weight_nonfinite(w);
+        if (!bad) continue;
+        if (names[i].vector || w->rep != &lb__wrep_dense)
+            s = lb__err(LB_ERR_FORMAT, "%s: tensor '%s' holds %lld NaN or infinite %s", path, names[i].name,
+                        (long long)bad, names[i].vector ? "values" : "block scales");
+        else {
+            if (!m->n_nonfinite) snprintf(m->nonfinite_tensor, sizeof m->nonfinite_tensor, "%s", names[i].name);
+            m->n_nonfinite += bad;
+        }
+    }
+    if (!s && m->n_nonfinite)
+        lb__log(LB_LOG_WARN, "%s: %lld NaN or infinite weight values (first in '%s')", path,
+                (long long)m->n_nonfinite, m->nonfinite_tensor);
+    LB_FREE(names);
+    return s;
+}
+
 lb_status lb_model_load(const char *path, lb_model **out)
 {
     if (!out) return lb__err(LB_ERR_ARG, "lb_model_load: no output pointer");
@@ -184,6 +213,7 @@ lb_status lb_model_load(const char *path, lb_model **out)
     case LB_FILE_LLAMA2C_V1: s = load_llama2c(path, m); break;
     default: s = load_other(path, m); break;
     }
+    if (!s) s = validate(m, path);
     if (s) { lb_model_free(m); return s; }
     *out = m;
     return LB_OK;
@@ -244,4 +274,6 @@ void lb_model_get_info(const lb_model *m, lb_model_info *info)
     info->rope_theta = c->rope_theta; info->norm_eps = c->norm_eps;
     info->tied_embeddings = c->tied_embeddings;
     count(m, &info->n_params, &info->weight_bytes);
+    info->n_nonfinite = m->n_nonfinite;
+    snprintf(info->nonfinite_tensor, sizeof info->nonfinite_tensor, "%s", m->nonfinite_tensor);
 }

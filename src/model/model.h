@@ -70,6 +70,8 @@ struct lb_model {
     lb_wstore store;              /* buffers the model owns for its weights (converted, packed, copied) */
     char *path;                   /* what was loaded */
     char *source_format;          /* "llama2c", "llama2c-v1", "safetensors", ... */
+    int64_t n_nonfinite;          /* NaN/Inf values in dense weight matrices (a warning, found at load) */
+    char nonfinite_tensor[96];    /* the first tensor holding one */
 };
 
 #endif

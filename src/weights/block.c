@@ -199,6 +199,27 @@ static lb_status block_write(const lb_weight *w, int part, lb_st_writer *wr, uin
     return LB_OK;
 }
 
+/* Block scales that decode to NaN or Inf (E8M0 0xff, UE4M3 0x7f, F16/BF16
+ * with an all-ones exponent), plus a non-finite tensor scale. */
+static int64_t block_nonfinite(const lb_weight *w)
+{
+    const lb_wblock *b = &w->u.block;
+    lb__qsplit p;
+    lb__qsplit_plan(b->fmt, w->cols, &p);
+    size_t hb = (size_t)p.scale_bytes + p.has_zero, bb = hb + p.block_code_bytes;
+    int64_t bad = !(b->tensor_scale > -INFINITY && b->tensor_scale < INFINITY);
+    for (int64_t r = 0; r < w->rows; r++)
+        for (int64_t k = 0; k < p.n_blocks; k++) {
+            const uint8_t *s = (const uint8_t *)w->data + (size_t)r * b->row_bytes + (size_t)k * bb;
+            uint16_t h = p.scale_bytes == 2 ? lb__rd16(s) : s[0];
+            if (b->fmt->sd == LB__SD_E8M0) bad += h == 0xff;
+            else if (b->fmt->sd == LB__SD_UE4M3) bad += (h & 0x7f) == 0x7f;
+            else if (b->fmt->sd == LB__SD_BF16) bad += (h & 0x7f80) == 0x7f80;
+            else bad += (h & 0x7c00) == 0x7c00;
+        }
+    return bad;
+}
+
 static lb_status block_copy(lb_wstore *s, lb_weight *w)
 {
     size_t n = (size_t)w->rows * w->u.block.row_bytes;
@@ -222,4 +243,5 @@ const lb_wrep lb__wrep_block = {
     .plan = block_plan,
     .write = block_write,
     .copy = block_copy,
+    .nonfinite = block_nonfinite,
 };

@@ -23,6 +23,21 @@ static size_t dense_bytes(const lb_weight *w)
 
 static const char *dense_describe(const lb_weight *w) { return lb_dtype_name(w->dtype); }
 
+/* Values whose exponent bits are all ones (Inf, NaN), by dtype. */
+static int64_t dense_nonfinite(const lb_weight *w)
+{
+    int64_t n = w->rows * w->cols, bad = 0;
+    if (w->dtype == LB_DTYPE_F32) {
+        const uint32_t *v = w->data;
+        for (int64_t i = 0; i < n; i++) bad += (v[i] & 0x7f800000u) == 0x7f800000u;
+    } else {
+        const uint16_t *v = w->data;
+        uint16_t e = w->dtype == LB_DTYPE_BF16 ? 0x7f80 : 0x7c00;
+        for (int64_t i = 0; i < n; i++) bad += (v[i] & e) == e;
+    }
+    return bad;
+}
+
 static bool float_dtype(lb_dtype t) { return t == LB_DTYPE_F32 || t == LB_DTYPE_F16 || t == LB_DTYPE_BF16; }
 
 static lb_status dense_check(const lb_weight *w, const char *name)
@@ -105,4 +120,5 @@ const lb_wrep lb__wrep_dense = {
     .plan = dense_plan,
     .write = dense_write,
     .copy = dense_copy,
+    .nonfinite = dense_nonfinite,
 };

@@ -41,6 +41,11 @@ lb_status lb__weight_f32(const lb_weight *w, float *out)
     return s;
 }
 
+int64_t lb__weight_nonfinite(const lb_weight *w)
+{
+    return w->rep && w->rep->nonfinite ? w->rep->nonfinite(w) : 0;
+}
+
 size_t lb__weight_bytes(const lb_weight *w)
 {
     if (!w->rep) return 0;

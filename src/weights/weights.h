@@ -129,6 +129,10 @@ struct lb_wrep {
     /* files: the tensors S is saved as (lb__weight_save_plan), and one of them */
     lb_status (*plan)(const lb_weight *w, const char *name, const char *prefix, bool vector, lb_wplan *p);
     lb_status (*write)(const lb_weight *w, int part, lb_st_writer *wr, uint8_t *tmp);
+    /* stored values that are not finite (dense: elements; block: block and
+     * tensor scales); optional: NULL = not checked (lossless: CRC-verified
+     * BF16, counted when unpacked) */
+    int64_t (*nonfinite)(const lb_weight *w);
     /* replace w->data by a copy owned by s (optional: NULL = not copyable) */
     lb_status (*copy)(lb_wstore *s, lb_weight *w);
 };
@@ -157,6 +161,9 @@ static inline bool lb__weight_is(const lb_weight *w, const lb_wrep *r) { return 
 void lb__weight_row(const lb_weight *w, int64_t r, float *out);
 /* All of W as F32 in the original space (rows x cols). */
 lb_status lb__weight_f32(const lb_weight *w, float *out);
+/* Stored values of w that are NaN or infinite (0 when its representation
+ * does not check). */
+int64_t lb__weight_nonfinite(const lb_weight *w);
 /* Bytes w holds: its representation and its transforms' parameters. */
 size_t lb__weight_bytes(const lb_weight *w);
 /* LB_OK when w has shape (rows, cols) (a vector: rows*cols elements) and a
