@@ -67,4 +67,9 @@ for m in stories260K/stories260K.bin tinystories-656k; do
     { cat "$T/text"; echo; } > "$T/want"
     check "round-trip-$m" cmp -s "$T/want" "$T/out"
 done
+# A broken tokenizer file is described as what it was meant to be (issue 13, defect 12).
+echo garbage > "$T/bad.json"
+expect_fail json-not-json "bad.json: not a tokenizer.json" $CLI tokenize --tokenizer "$T/bad.json" hi
+echo garbage > "$T/tok.model"
+expect_fail neither-format "neither a tokenizer.json .* nor a llama2.c tokenizer.bin" $CLI tokenize --tokenizer "$T/tok.model" hi
 done_tests

@@ -329,8 +329,17 @@ static lb_status load_file(const char *path, lb_tokenizer **out)
         read_sibling_config(path, &cfg, &cfg_n);
         s = lb__tokenizer_from_hf_json((const char *)data, size, path, (const char *)cfg, cfg_n, out);
         LB_FREE(cfg);
+    } else if (strlen(path) >= 5 && !strcmp(path + strlen(path) - 5, ".json")) {
+        s = lb__err(LB_ERR_FORMAT, "%s: not a tokenizer.json (the file does not start with a JSON object)", path);
     } else {
         s = lb__tokenizer_from_llama2c(data, size, path, out);
+        if (s == LB_ERR_FORMAT || s == LB_ERR_CORRUPT) {   /* say both formats were tried */
+            char why[512];
+            size_t n = strlen(path);
+            const char *m = lb_errmsg();
+            snprintf(why, sizeof why, "%s", !strncmp(m, path, n) && !strncmp(m + n, ": ", 2) ? m + n + 2 : m);
+            s = lb__err(s, "%s: neither a tokenizer.json (no JSON object) nor a llama2.c tokenizer.bin (%s)", path, why);
+        }
     }
     LB_FREE(data);
     return s;
