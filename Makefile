@@ -4,6 +4,7 @@
 #   make            library (static + shared) and the lowbit CLI
 #   make test       build and run every test program; ends with "N passed, N failed"
 #   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
+#   make tsan       test_threads and test_api under ThreadSanitizer
 #   make bench      run the benchmarks under bench/
 #   make install PREFIX=/usr/local
 CC      ?= cc
@@ -39,7 +40,7 @@ STATIC = $(BUILD)/liblowbit.a
 SHARED = $(BUILD)/liblowbit.so
 CLI    = $(BUILD)/lowbit
 
-.PHONY: all everything test asan ubsan bench fuzz install clean deps
+.PHONY: all everything test asan ubsan tsan bench fuzz install clean deps
 all: $(STATIC) $(SHARED) $(CLI)
 # every program: library, CLI, tests, fuzz targets, benchmarks (CI builds this with -Werror)
 everything: all $(TESTS) $(FUZZERS) $(BENCHES)
@@ -92,6 +93,12 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" test
 ubsan:
 	$(MAKE) BUILD=build-ubsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=undefined" test
+# Only the programs that share objects between threads: the whole suite under
+# TSan would take long and exercise nothing more.
+TSAN_TESTS = build-tsan/tests/test_threads build-tsan/tests/test_api
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" $(TSAN_TESTS)
+	@for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" $$t || exit 1; done
 
 bench: $(BENCHES) $(CLI)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
@@ -106,6 +113,6 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lowbit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lowbit.pc
 
 clean:
-	rm -rf build build-asan build-ubsan
+	rm -rf build build-asan build-ubsan build-tsan
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -8,6 +8,32 @@
  *    lb_set_log().
  *  - constructors are _load/_create, destructors _free accept NULL.
  *  - enum values and on-disk ids are append-only.
+ *
+ * NULL arguments: a call returning lb_status that is given NULL for a
+ * required pointer returns LB_ERR_ARG, and lb_errmsg() starts with the
+ * function's name ("lb_forward: session is NULL"). Out-parameters that are
+ * not NULL are cleared (NULL, 0) first. A pointer documented "may be NULL" is
+ * optional; a buffer paired with a count of 0 may be NULL. The calls that
+ * return a value or nothing never crash on NULL either: names and
+ * descriptions give "", counts and sizes 0, lookups NULL, token ids -1,
+ * lb_format_dot NaN, and void calls do nothing (each noted below).
+ *
+ * Threads: an lb_model is read-only once lb_model_load (or
+ * lb_model_quantize) has returned, so any number of threads may use one
+ * model at once through the calls that take a const lb_model * (sessions,
+ * eval, quantize, save); it must outlive them all. An lb_session, its
+ * lb_pool and an lb_sampler belong to one thread at a time (they hold
+ * buffers, a KV cache, an RNG); two sessions on one model from two threads
+ * give logits bit-identical to one thread. An lb_tokenizer is read-only
+ * after loading: encode, decode and piece may run from several threads on
+ * one tokenizer. lb_pool_for runs one job at a time: call it from one thread
+ * at a time, never from inside a task of the same pool. Formats, quantizers
+ * and other static tables are immutable (built once, thread-safely).
+ * lb_errmsg() is per thread. lb_set_log and lb_isa_set are process-wide:
+ * set them before starting threads that call lowbit (lb_isa_set is atomic
+ * and results never depend on the path, but the log setting is not
+ * synchronized); the log callback may be called from several threads at
+ * once. tests/test_threads.c checks these rules under `make tsan`.
  */
 #ifndef LOWBIT_H
 #define LOWBIT_H
@@ -51,7 +77,9 @@ typedef void (*lb_log_fn)(lb_log_level level, const char *msg, void *user);
 lb_status lb_temp_path(const char *path, long pid, char *buf, size_t cap);
 lb_status lb_temp_clean(const char *path, int *n_removed);
 
-/* Install a log callback (NULL silences the library, the default). */
+/* Install a log callback (NULL silences the library, the default).
+ * Process-wide and not synchronized: call it before other threads use
+ * lowbit; the callback itself may run on several threads at once. */
 void lb_set_log(lb_log_fn fn, void *user);
 
 /* Progress callback used by long operations: done of total units. */
@@ -64,7 +92,8 @@ typedef enum lb_isa { LB_ISA_REF = 0, LB_ISA_AVX2 = 1, LB_ISA_AVX512 = 2 } lb_is
 lb_isa lb_isa_active(void);
 lb_isa lb_isa_best(void);           /* best the CPU supports */
 const char *lb_isa_name(lb_isa isa);
-/* Force a path for this process (tests, benchmarks). Returns the path in use. */
+/* Force a path for this process (tests, benchmarks); atomic, affects the
+ * calls that start afterwards on every thread. Returns the path in use. */
 lb_isa lb_isa_set(lb_isa isa);
 
 /* Element types of tensors held in memory and in files. */
@@ -81,24 +110,28 @@ uint16_t lb_f32_to_bf16(float x);
 float lb_bf16_to_f32(uint16_t h);
 uint16_t lb_f32_to_f16(float x);
 float lb_f16_to_f32(uint16_t h);
+/* Row versions: y[i] = codec(x[i]) for i < n; nothing when x or y is NULL. */
 void lb_f32_to_bf16_row(const float *x, uint16_t *y, int64_t n);
 void lb_bf16_to_f32_row(const uint16_t *x, float *y, int64_t n);
 void lb_f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
 void lb_f16_to_f32_row(const uint16_t *x, float *y, int64_t n);
 
 /* Thread pool: one per process is enough; work is split by output rows in a
- * fixed order, so results never depend on the thread count. */
+ * fixed order, so results never depend on the thread count. One job at a
+ * time: lb_pool_for from one thread at a time, not from inside its tasks. */
 typedef struct lb_pool lb_pool;
 typedef void (*lb_task_fn)(void *ctx, int64_t begin, int64_t end, int thread);
 /* n_threads <= 0 picks the number of online CPUs. */
 lb_status lb_pool_create(int n_threads, lb_pool **out);
 void lb_pool_free(lb_pool *p);
-int lb_pool_threads(const lb_pool *p);
+int lb_pool_threads(const lb_pool *p);   /* 1 for a NULL pool */
 /* Run fn over [0, n) in contiguous chunks of at least `grain` items; blocks
- * until done. A NULL pool runs everything on the calling thread. */
+ * until done. A NULL pool runs everything on the calling thread; a NULL fn
+ * does nothing. */
 void lb_pool_for(lb_pool *p, int64_t n, int64_t grain, lb_task_fn fn, void *ctx);
 
-/* Deterministic RNG (xoshiro256**, seeded through splitmix64). */
+/* Deterministic RNG (xoshiro256**, seeded through splitmix64); a plain
+ * value owned by its caller. A NULL r: seed does nothing, the draws give 0. */
 typedef struct lb_rng { uint64_t s[4]; } lb_rng;
 void lb_rng_seed(lb_rng *r, uint64_t seed);
 uint64_t lb_rng_u64(lb_rng *r);
@@ -149,6 +182,7 @@ typedef struct lb_quant_opts {
 int lb_format_count(void);
 const lb_format *lb_format_at(int i);                 /* NULL when out of range */
 const lb_format *lb_format_find(const char *name);    /* NULL when unknown */
+/* The getters below give "" (names) or 0 (numbers) for a NULL f. */
 const char *lb_format_name(const lb_format *f);
 const char *lb_format_describe(const lb_format *f);   /* one line for people */
 int64_t lb_format_block(const lb_format *f);          /* elements per block; 0 = one scale per row */
@@ -158,20 +192,21 @@ int lb_format_uses_tensor_scale(const lb_format *f);  /* 1 for nvfp4/nvint4 */
 /* Quantize x (rows x cols, row-major) into packed (rows * row_bytes bytes).
  * opts may be NULL (floor rule). *tensor_scale receives the FP32 per-tensor
  * encode scale of NV formats, 1 for the others (tensor_scale may be NULL for
- * those). A block holding Inf or NaN gets a NaN scale and decodes to NaN. */
+ * those, not for NV formats: LB_ERR_ARG). A block holding Inf or NaN gets a NaN scale and decodes to NaN. */
 lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                              int64_t cols, void *packed, float *tensor_scale);
 lb_status lb_format_dequantize(const lb_format *f, const void *packed, float tensor_scale, int64_t rows,
                                int64_t cols, float *y);
 /* sum_i dequant(row)[i] * x[i] over one packed row; the summation order is
  * fixed (16 lane partial sums, then a fixed tree), so every ISA path returns
- * the same float. */
+ * the same float. NaN when f, packed_row or x is NULL. */
 float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols);
 
 /* Error of quantize + dequantize over x: mean squared error, QSNR in dB
  * (10 log10(sum x^2 / sum err^2); +inf when exact) and max |error|. */
 typedef struct lb_quant_error { double mse, qsnr_db, max_abs; } lb_quant_error;
-/* The same three measures between an original x and its reconstruction y. */
+/* The same three measures between an original x and its reconstruction y
+ * (all NaN when x or y is NULL and n > 0; nothing when err is NULL). */
 void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_error *err);
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                           int64_t cols, lb_quant_error *err);
@@ -211,7 +246,8 @@ typedef struct lb_hadamard_plan {
 lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *out);
 /* 1 when n is a supported order (one full-size transform), else 0. */
 int lb_hadamard_supported(int64_t n);
-/* The small (Paley) orders m, ascending: fills up to cap, returns how many. */
+/* The small (Paley) orders m, ascending: fills up to cap (nothing when out
+ * is NULL), returns how many there are. */
 int lb_hadamard_small_orders(int64_t *out, int cap);
 
 /* x (n) <- T_n x in place; n must be a supported order. */
@@ -258,7 +294,7 @@ typedef struct lb_model_info {
  * model-*.safetensors with model.safetensors.index.json). Weights are mmap'd. */
 lb_status lb_model_load(const char *path, lb_model **out);
 void lb_model_free(lb_model *m);
-void lb_model_get_info(const lb_model *m, lb_model_info *info);
+void lb_model_get_info(const lb_model *m, lb_model_info *info);   /* all zero for a NULL m */
 
 /* Synthetic models: a Hugging Face folder (config.json + model.safetensors)
  * with seeded random weights (Gaussian, std `std`, like trained weights;
@@ -300,9 +336,9 @@ typedef struct lb_tokenizer lb_tokenizer;
  * a model folder holding tokenizer.json. */
 lb_status lb_tokenizer_load(const char *path, lb_tokenizer **out);
 void lb_tokenizer_free(lb_tokenizer *t);
-int64_t lb_tokenizer_vocab_size(const lb_tokenizer *t);
-int32_t lb_tokenizer_bos(const lb_tokenizer *t);   /* -1 when none */
-int32_t lb_tokenizer_eos(const lb_tokenizer *t);   /* -1 when none */
+int64_t lb_tokenizer_vocab_size(const lb_tokenizer *t);   /* 0 for a NULL t */
+int32_t lb_tokenizer_bos(const lb_tokenizer *t);   /* -1 when none (or t is NULL) */
+int32_t lb_tokenizer_eos(const lb_tokenizer *t);   /* -1 when none (or t is NULL) */
 /* Encode UTF-8 text (len bytes); *ids is malloc'd (free with free()). */
 lb_status lb_tokenizer_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos,
                               int32_t **ids, int64_t *n_ids);
@@ -336,8 +372,8 @@ typedef struct lb_session_opts {
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out);
 void lb_session_free(lb_session *s);
 void lb_session_reset(lb_session *s);          /* back to position 0 */
-int64_t lb_session_pos(const lb_session *s);   /* tokens processed so far */
-int64_t lb_session_max_ctx(const lb_session *s);
+int64_t lb_session_pos(const lb_session *s);   /* tokens processed so far (0 for NULL) */
+int64_t lb_session_max_ctx(const lb_session *s);   /* 0 for NULL */
 /* Process n tokens at the current position (prefill when n > 1, decode when
  * n == 1). lb_forward writes the last token's logits [vocab] (logits may be
  * NULL); lb_forward_all writes every token's logits [n, vocab]. */
@@ -353,7 +389,8 @@ typedef struct lb_sampler_opts {
 } lb_sampler_opts;
 lb_status lb_sampler_create(int64_t vocab, const lb_sampler_opts *opts, lb_sampler **out);
 void lb_sampler_free(lb_sampler *s);
-/* Pick the next token from logits [vocab] (the array is overwritten). */
+/* Pick the next token from logits [vocab] (the array is overwritten); -1
+ * when s or logits is NULL. */
 int32_t lb_sample(lb_sampler *s, float *logits);
 
 /* ===================================================================== eval */
@@ -407,10 +444,11 @@ typedef struct lb_kld_result {
 } lb_kld_result;
 
 /* Rerun the base file's tokens (saved by lb_eval_ppl) and compare with its
- * log-probabilities. */
+ * log-probabilities. opts may be NULL (all defaults). */
 lb_status lb_eval_kld(const lb_model *m, const char *base_path, const lb_kld_opts *opts, lb_kld_result *res);
 
-/* 64-bit FNV-1a of the text bytes (the text hash recorded in base files). */
+/* 64-bit FNV-1a of the text bytes (the text hash recorded in base files); a
+ * NULL text hashes as empty. */
 uint64_t lb_eval_text_hash(const void *text, size_t len);
 
 /* ---- formats study (src/eval/formats_study*.c; docs/formats-study.md)
@@ -499,7 +537,7 @@ typedef struct lb_bf16_packed_info {
 lb_status lb_bf16_pack(const uint16_t *x, int64_t n, const char *name, const lb_bf16_pack_opts *opts,
                        lb_pool *pool, lb_bf16_packed **out);
 void lb_bf16_packed_free(lb_bf16_packed *p);
-void lb_bf16_packed_get_info(const lb_bf16_packed *p, lb_bf16_packed_info *info);
+void lb_bf16_packed_get_info(const lb_bf16_packed *p, lb_bf16_packed_info *info);   /* zeros, name "", for NULL p */
 
 /* Decode all n elements into out (n uint16), streams in parallel over pool,
  * checking every stream's bit length and CRC. Bit-exact with the input. */
@@ -517,7 +555,8 @@ lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t
 lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
                                lb_pool *pool);
 
-/* Serialized form: one self-contained byte blob (layout in docs/lossless.md). */
+/* Serialized form: one self-contained byte blob (layout in docs/lossless.md);
+ * its size is 0 for a NULL p. */
 size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p);
 /* Write the blob into buf[0..cap); cap must be >= lb_bf16_packed_blob_size. */
 lb_status lb_bf16_packed_write(const lb_bf16_packed *p, void *buf, size_t cap);
@@ -578,7 +617,7 @@ typedef struct lb_quantizer lb_quantizer;
 int lb_quantizer_count(void);
 const lb_quantizer *lb_quantizer_at(int i);             /* NULL when out of range */
 const lb_quantizer *lb_quantizer_find(const char *name); /* NULL when unknown */
-const char *lb_quantizer_name(const lb_quantizer *q);
+const char *lb_quantizer_name(const lb_quantizer *q);     /* "" for NULL, as describe */
 const char *lb_quantizer_describe(const lb_quantizer *q);
 
 /* The format named `name` with group size `group` (0 = as named). Accepts a
@@ -682,7 +721,8 @@ typedef struct lb_quant_layer_error {
 lb_status lb_quant_layer_errors(const lb_model *m, const lb_model *q, const int32_t *tokens, int64_t n,
                                 lb_quant_layer_error **out, int64_t *n_out);
 /* W (rows x cols floats) of a weight of m by Hugging Face name, dequantized
- * into the original space; LB_ERR_NOTFOUND for an unknown name. */
+ * into the original space; LB_ERR_NOTFOUND for an unknown name. w may be
+ * NULL to learn only rows and cols; rows and cols may be NULL. */
 lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols);
 
 #ifdef __cplusplus

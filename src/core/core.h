@@ -29,6 +29,10 @@ lb_status lb__err(lb_status s, const char *fmt, ...) __attribute__((format(print
 /* Prefix the current message with more context ("loading X: " + old). */
 lb_status lb__err_prefix(lb_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lb__clear_err(void);
+/* Public entry points refuse a NULL required pointer before anything else:
+ * LB_ARG(s, "lb_forward: session is NULL") returns LB_ERR_ARG with that
+ * message (the function's name first, so a caller can tell who refused). */
+#define LB_ARG(ok, msg) do { if (!(ok)) return lb__err(LB_ERR_ARG, "%s", msg); } while (0)
 void lb__log(lb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Allocation that records LB_ERR_NOMEM with the size asked for. */

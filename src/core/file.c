@@ -148,7 +148,8 @@ static void split_path(const char *path, size_t *dir_len, size_t *name_len)
 
 lb_status lb_temp_path(const char *path, long pid, char *buf, size_t cap)
 {
-    if (!path || !*path || !buf) return lb__err(LB_ERR_ARG, "lb_temp_path: empty path");
+    LB_ARG(path && *path, "lb_temp_path: path is NULL or empty");
+    LB_ARG(buf, "lb_temp_path: buf is NULL");
     size_t d, n;
     split_path(path, &d, &n);
     int k = snprintf(buf, cap, "%.*s.%.*s.lowbit-tmp.%ld", (int)d, path, (int)n, path + d, pid);
@@ -189,7 +190,7 @@ lb_status lb_temp_clean(const char *path, int *n_removed)
     if (n_removed) *n_removed = 0;
     char prefix[1024], dir[4096], full[4096 + 1024];
     size_t d, n;
-    if (!path || !*path) return lb__err(LB_ERR_ARG, "lb_temp_clean: empty path");
+    LB_ARG(path && *path, "lb_temp_clean: path is NULL or empty");
     split_path(path, &d, &n);
     if (d >= sizeof dir || n + 16 >= sizeof prefix) return lb__err(LB_ERR_ARG, "%s: path too long", path);
     snprintf(dir, sizeof dir, "%.*s", (int)d, d ? path : "./");

@@ -45,17 +45,21 @@ float lb_f16_to_f32(uint16_t h)
 
 void lb_f32_to_bf16_row(const float *x, uint16_t *y, int64_t n)
 {
+    if (!x || !y) return;
     for (int64_t i = 0; i < n; i++) y[i] = lb_f32_to_bf16(x[i]);
 }
 void lb_bf16_to_f32_row(const uint16_t *x, float *y, int64_t n)
 {
+    if (!x || !y) return;
     for (int64_t i = 0; i < n; i++) y[i] = lb_bf16_to_f32(x[i]);
 }
 void lb_f32_to_f16_row(const float *x, uint16_t *y, int64_t n)
 {
+    if (!x || !y) return;
     for (int64_t i = 0; i < n; i++) y[i] = lb_f32_to_f16(x[i]);
 }
 void lb_f16_to_f32_row(const uint16_t *x, float *y, int64_t n)
 {
+    if (!x || !y) return;
     for (int64_t i = 0; i < n; i++) y[i] = lb_f16_to_f32(x[i]);
 }

@@ -90,6 +90,7 @@ static void *worker(void *arg)
 
 lb_status lb_pool_create(int n_threads, lb_pool **out)
 {
+    LB_ARG(out, "lb_pool_create: out is NULL");
     *out = NULL;
     if (n_threads <= 0) n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n_threads <= 0) n_threads = 1;
@@ -133,7 +134,7 @@ int lb_pool_threads(const lb_pool *p) { return p ? p->n : 1; }
 
 void lb_pool_for(lb_pool *p, int64_t n, int64_t grain, lb_task_fn fn, void *ctx)
 {
-    if (n <= 0) return;
+    if (n <= 0 || !fn) return;
     if (grain < 1) grain = 1;
     int64_t nt = p ? p->n : 1;
     int64_t chunk = (n + nt - 1) / nt;

@@ -13,6 +13,7 @@ static uint64_t splitmix64(uint64_t *x)
 
 void lb_rng_seed(lb_rng *r, uint64_t seed)
 {
+    if (!r) return;
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
@@ -20,6 +21,7 @@ static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k
 
 uint64_t lb_rng_u64(lb_rng *r)
 {
+    if (!r) return 0;
     uint64_t *s = r->s;
     uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
@@ -31,6 +33,7 @@ double lb_rng_uniform(lb_rng *r) { return (double)(lb_rng_u64(r) >> 11) * 0x1.0p
 
 double lb_rng_normal(lb_rng *r)
 {
+    if (!r) return 0;
     double u1 = lb_rng_uniform(r), u2 = lb_rng_uniform(r);
     if (u1 < 1e-300) u1 = 1e-300;
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);

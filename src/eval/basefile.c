@@ -38,7 +38,7 @@ uint64_t lb_eval_text_hash(const void *text, size_t len)
 {
     const uint8_t *p = text;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    for (size_t i = 0; p && i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
     return h;
 }
 

@@ -285,6 +285,9 @@ static lb_status build_vars(lb_formats_study *s)
 lb_status lb_format_roundtrip(const lb_format *f, const lb_quant_opts *q, const float *x, int64_t rows, int64_t cols,
                               int64_t block, const int8_t *signs, float *y)
 {
+    LB_ARG(f, "lb_format_roundtrip: f is NULL");
+    LB_ARG(x || !rows, "lb_format_roundtrip: x is NULL");
+    LB_ARG(y || !rows, "lb_format_roundtrip: y is NULL");
     size_t n = (size_t)(rows * cols);
     float *xr = block ? lb__alloc(n * sizeof *xr) : NULL;
     uint8_t *p = lb__alloc(lb_format_row_bytes(f, cols) * (size_t)rows + 1);
@@ -401,6 +404,7 @@ lb_status lb_formats_study_run(const lb_formats_study_opts *opts, lb_formats_stu
 {
     static const lb_formats_study_opts none = {0};
     const lb_formats_study_opts *o = opts ? opts : &none;
+    LB_ARG(out, "lb_formats_study_run: out is NULL");
     *out = NULL;
     double t0 = lb_time_now();
     lb_formats_study *s = lb__zalloc(sizeof *s);
@@ -454,6 +458,11 @@ double lb__fs_qsnr(const lb_formats_study *s, int d, const char *label, int r)
 lb_status lb_formats_study_qsnr(const lb_formats_study *s, const char *set, const char *format, int64_t hadamard,
                                 double *qsnr_db, double *coverage)
 {
+    if (qsnr_db) *qsnr_db = NAN;
+    if (coverage) *coverage = 0;
+    LB_ARG(s, "lb_formats_study_qsnr: s is NULL");
+    LB_ARG(set, "lb_formats_study_qsnr: set is NULL");
+    LB_ARG(format, "lb_formats_study_qsnr: format is NULL");
     int d = 0, r = 0, v = var_index(s, format);
     while (d < s->n_sets && strcmp(s->sets[d].name, set)) d++;
     while (r < LB_FS_N_ROTS && lb__fs_rots[r] != hadamard) r++;
@@ -469,7 +478,10 @@ lb_status lb_formats_study_qsnr(const lb_formats_study *s, const char *set, cons
 /* Render one report into a malloc'd string the caller frees. */
 lb_status lb_formats_study_report(const lb_formats_study *s, lb_report_kind kind, char **text, size_t *len)
 {
+    if (len) *len = 0;
+    LB_ARG(text, "lb_formats_study_report: text is NULL");
     *text = NULL;
+    LB_ARG(s, "lb_formats_study_report: s is NULL");
     if (kind < LB_REPORT_MARKDOWN || kind > LB_REPORT_SVG)
         return lb__err(LB_ERR_ARG, "formats study: unknown report kind %d", (int)kind);
     lb_buf b = {0};

@@ -106,7 +106,12 @@ static void finish(kld_acc *a, lb_kld_result *r)
 
 lb_status lb_eval_kld(const lb_model *m, const char *path, const lb_kld_opts *o, lb_kld_result *r)
 {
-    memset(r, 0, sizeof *r);
+    static const lb_kld_opts none = {0};
+    if (r) memset(r, 0, sizeof *r);
+    LB_ARG(m, "lb_eval_kld: m is NULL");
+    LB_ARG(path, "lb_eval_kld: base_path is NULL");
+    LB_ARG(r, "lb_eval_kld: res is NULL");
+    if (!o) o = &none;
     lb_base_file f;
     lb_status s = lb__base_open(path, &f);
     if (s) return s;

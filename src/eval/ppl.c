@@ -55,7 +55,11 @@ static lb_status state_init(ppl_state *st, const lb_model *m, const lb_chunk_pla
 
 lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const lb_ppl_opts *o, lb_ppl_result *r)
 {
-    memset(r, 0, sizeof *r);
+    if (r) memset(r, 0, sizeof *r);
+    LB_ARG(m, "lb_eval_ppl: m is NULL");
+    LB_ARG(tokens || n <= 0, "lb_eval_ppl: tokens is NULL");
+    LB_ARG(o, "lb_eval_ppl: opts is NULL");
+    LB_ARG(r, "lb_eval_ppl: res is NULL");
     lb_chunk_plan p;
     lb_status s = plan_chunks(m, n, o, &p);
     ppl_state st;

@@ -100,20 +100,21 @@ const lb_format *lb_format_find(const char *name)
     return NULL;
 }
 
-const char *lb_format_name(const lb_format *f) { return f->name; }
-const char *lb_format_describe(const lb_format *f) { return f->desc; }
-int64_t lb_format_block(const lb_format *f) { return f->block; }
-int lb_format_uses_tensor_scale(const lb_format *f) { return f->fam == LB__FAM_NV; }
+const char *lb_format_name(const lb_format *f) { return f ? f->name : ""; }
+const char *lb_format_describe(const lb_format *f) { return f ? f->desc : ""; }
+int64_t lb_format_block(const lb_format *f) { return f ? f->block : 0; }
+int lb_format_uses_tensor_scale(const lb_format *f) { return f && f->fam == LB__FAM_NV; }
 
 double lb_format_bits_per_weight(const lb_format *f)
 {
+    if (!f) return 0;
     double k = lb_elem_bits(f->elem);
     return f->block ? k + 8.0 * lb__scale_bytes(f) / (double)f->block : k;
 }
 
 size_t lb_format_row_bytes(const lb_format *f, int64_t cols)
 {
-    if (cols <= 0) return 0;
+    if (!f || cols <= 0) return 0;
     if (!f->block) return lb__block_bytes(f, cols);
     return (size_t)(cols / f->block) * lb__block_bytes(f, f->block);
 }
@@ -132,7 +133,6 @@ static const lb__fmt_kernels *kern_at(const lb_format *f, int level)
 
 static lb_status check_shape(const lb_format *f, int64_t rows, int64_t cols)
 {
-    if (!f) return lb__err(LB_ERR_ARG, "no format given");
     if (rows < 0 || cols <= 0) return lb__err(LB_ERR_ARG, "%s: bad shape %lld x %lld", f->name, (long long)rows,
                                                (long long)cols);
     if (f->block && cols % f->block)
@@ -154,9 +154,12 @@ static float nv_tensor_scale(const lb_format *f, const float *x, int64_t n)
 lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                              int64_t cols, void *packed, float *tensor_scale)
 {
+    LB_ARG(f, "lb_format_quantize: f is NULL");
+    LB_ARG(x || !rows, "lb_format_quantize: x is NULL");
+    LB_ARG(packed || !rows, "lb_format_quantize: packed is NULL");
+    LB_ARG(tensor_scale || f->fam != LB__FAM_NV, "lb_format_quantize: tensor_scale is NULL (needed by NV formats)");
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
-    if ((!x || !packed) && rows) return lb__err(LB_ERR_ARG, "%s: NULL buffer", f->name);
     lb_scale_rule rule = opts ? opts->scale_rule : LB_SCALE_FLOOR;
     if ((unsigned)rule > LB_SCALE_MSE) return lb__err(LB_ERR_ARG, "%s: unknown scale rule %d", f->name, (int)rule);
     float g = f->fam == LB__FAM_NV ? nv_tensor_scale(f, x, rows * cols) : 1.0f;
@@ -170,9 +173,11 @@ lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, cons
 lb_status lb_format_dequantize(const lb_format *f, const void *packed, float tensor_scale, int64_t rows,
                                int64_t cols, float *y)
 {
+    LB_ARG(f, "lb_format_dequantize: f is NULL");
+    LB_ARG(packed || !rows, "lb_format_dequantize: packed is NULL");
+    LB_ARG(y || !rows, "lb_format_dequantize: y is NULL");
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
-    if ((!y || !packed) && rows) return lb__err(LB_ERR_ARG, "%s: NULL buffer", f->name);
     lb__dequant_fn d = PICK(f, dequant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) d(f, tensor_scale, (const uint8_t *)packed + (size_t)r * rb, cols, y + r * cols);
@@ -181,12 +186,15 @@ lb_status lb_format_dequantize(const lb_format *f, const void *packed, float ten
 
 float lb_format_dot(const lb_format *f, const void *packed_row, float tensor_scale, const float *x, int64_t cols)
 {
-    LB_ASSERT(f && cols > 0 && (!f->block || cols % f->block == 0));
+    if (!f || !packed_row || !x) return NAN;
+    LB_ASSERT(cols > 0 && (!f->block || cols % f->block == 0));
     return PICK(f, dot)(f, tensor_scale, packed_row, x, cols);
 }
 
 void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_error *err)
 {
+    if (!err) return;
+    if ((!x || !y) && n > 0) { err->mse = err->qsnr_db = err->max_abs = NAN; return; }
     double se = 0, sx = 0, mx = 0;
     for (int64_t i = 0; i < n; i++) {
         double e = (double)x[i] - y[i];
@@ -202,6 +210,9 @@ void lb_quant_error_between(const float *x, const float *y, int64_t n, lb_quant_
 lb_status lb_format_error(const lb_format *f, const lb_quant_opts *opts, const float *x, int64_t rows,
                           int64_t cols, lb_quant_error *err)
 {
+    LB_ARG(f, "lb_format_error: f is NULL");
+    LB_ARG(x || !rows, "lb_format_error: x is NULL");
+    LB_ARG(err, "lb_format_error: err is NULL");
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
     size_t n = (size_t)(rows * cols);
@@ -224,7 +235,9 @@ enum { HDR = 64 };
 lb_status lb_format_quantize_file(const lb_format *f, const lb_quant_opts *opts, const char *in_path,
                                   int64_t cols, const char *out_path)
 {
-    if (!f) return lb__err(LB_ERR_ARG, "no format given");
+    LB_ARG(f, "lb_format_quantize_file: f is NULL");
+    LB_ARG(in_path, "lb_format_quantize_file: in_path is NULL");
+    LB_ARG(out_path, "lb_format_quantize_file: out_path is NULL");
     lb_map m;
     lb_status s = lb__map_file(in_path, &m);
     if (s) return s;
@@ -303,7 +316,9 @@ lb_status lb__fq_parse(const lb_format **fp, const uint8_t *data, size_t size, c
 
 lb_status lb_format_dequantize_file(const lb_format *f, const char *in_path, const char *out_path)
 {
-    if (!f) return lb__err(LB_ERR_ARG, "no format given");
+    LB_ARG(f, "lb_format_dequantize_file: f is NULL");
+    LB_ARG(in_path, "lb_format_dequantize_file: in_path is NULL");
+    LB_ARG(out_path, "lb_format_dequantize_file: out_path is NULL");
     lb_map m;
     lb_status s = lb__map_file(in_path, &m);
     if (s) return s;

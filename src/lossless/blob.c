@@ -35,6 +35,7 @@ static uint64_t get_le(const uint8_t *d, int bytes)
 
 size_t lb_bf16_packed_blob_size(const lb_bf16_packed *p)
 {
+    if (!p) return 0;
     return LB_BLOB_TABLES + LB_BLOB_STREAM_ENTRY * (size_t)p->n_streams + (size_t)p->n +
            (size_t)p->off[p->n_streams];
 }
@@ -47,6 +48,8 @@ static uint32_t header_crc(const uint8_t *b, size_t tables_end)
 
 lb_status lb_bf16_packed_write(const lb_bf16_packed *p, void *buf, size_t cap)
 {
+    LB_ARG(p, "lb_bf16_packed_write: p is NULL");
+    LB_ARG(buf, "lb_bf16_packed_write: buf is NULL");
     size_t need = lb_bf16_packed_blob_size(p);
     if (cap < need)
         return lb__err(LB_ERR_ARG, "tensor '%s': blob needs %zu bytes, buffer has %zu", lb__packed_name(p), need, cap);
@@ -160,7 +163,7 @@ lb_status lb_bf16_packed_read(const void *blob, size_t size, const char *name, u
     *out = NULL;
     const char *nm = name ? name : "";
     const uint8_t *b = blob;
-    if (!b && size) return lb__err(LB_ERR_ARG, "tensor '%s': NULL blob", nm);
+    LB_ARG(b || !size, "lb_bf16_packed_read: blob is NULL");
     lb_bf16_packed h = {0};
     size_t tables_end = 0;
     lb_status st = read_header(b, size, nm, &h, &tables_end);

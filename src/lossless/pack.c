@@ -57,7 +57,10 @@ lb_status lb__packed_finish_codes(lb_bf16_packed *p)
 
 void lb_bf16_packed_get_info(const lb_bf16_packed *p, lb_bf16_packed_info *info)
 {
+    if (!info) return;
     memset(info, 0, sizeof *info);
+    info->name = "";
+    if (!p) return;
     info->name = lb__packed_name(p);
     info->n = p->n;
     info->stream_len = p->stream_len;
@@ -150,6 +153,7 @@ lb_status lb_bf16_pack(const uint16_t *x, int64_t n, const char *name, const lb_
 {
     if (!out) return lb__err(LB_ERR_ARG, "lb_bf16_pack: out is NULL");
     *out = NULL;
+    LB_ARG(x || n <= 0, "lb_bf16_pack: x is NULL");
     const char *nm = name ? name : "";
     int64_t sl = opts && opts->stream_len ? opts->stream_len : LB_LOSSLESS_STREAM_LEN;
     int cap = opts && opts->max_code_len ? opts->max_code_len : LB_LOSSLESS_MAX_CODE_LEN;

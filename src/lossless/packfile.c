@@ -450,7 +450,6 @@ static lb_status run(const char *in, const char *out, job *j, file_fn fn)
     lb_lossless_report local;
     if (!j->rep) j->rep = &local;
     memset(j->rep, 0, sizeof *j->rep);
-    if (!in || !out) return lb__err(LB_ERR_ARG, "lossless: input and output paths are required");
     if (is_dir(in)) return do_folder(in, out, j, fn);
     if (is_dir(out)) return lb__err(LB_ERR_ARG, "%s: is a folder; the input %s is a file", out, in);
     if (!j->unpack) return fn(in, out, j);
@@ -467,6 +466,9 @@ static lb_status run(const char *in, const char *out, job *j, file_fn fn)
 lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_pack_opts *opts, lb_pool *pool,
                                  lb_progress_fn progress, void *user, lb_lossless_report *rep)
 {
+    if (rep) memset(rep, 0, sizeof *rep);
+    LB_ARG(in, "lb_lossless_pack_model: in is NULL");
+    LB_ARG(out, "lb_lossless_pack_model: out is NULL");
     job j = {opts, pool, progress, user, rep, false};
     return run(in, out, &j, pack_file);
 }
@@ -474,6 +476,9 @@ lb_status lb_lossless_pack_model(const char *in, const char *out, const lb_bf16_
 lb_status lb_lossless_unpack_model(const char *in, const char *out, lb_pool *pool, lb_progress_fn progress,
                                    void *user, lb_lossless_report *rep)
 {
+    if (rep) memset(rep, 0, sizeof *rep);
+    LB_ARG(in, "lb_lossless_unpack_model: in is NULL");
+    LB_ARG(out, "lb_lossless_unpack_model: out is NULL");
     job j = {NULL, pool, progress, user, rep, true};
     return run(in, out, &j, unpack_file);
 }

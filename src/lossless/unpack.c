@@ -313,7 +313,8 @@ static void range_task(void *vctx, int64_t b, int64_t e, int thread)
 lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t count, uint16_t *out, unsigned flags,
                                lb_pool *pool)
 {
-    if (!p || (!out && count > 0)) return lb__err(LB_ERR_ARG, "lb_bf16_unpack_range: NULL argument");
+    LB_ARG(p, "lb_bf16_unpack_range: p is NULL");
+    LB_ARG(out || count <= 0, "lb_bf16_unpack_range: out is NULL");
     if (begin < 0 || count < 0 || begin > p->n || count > p->n - begin)
         return lb__err(LB_ERR_ARG, "tensor '%s': elements [%lld, +%lld) outside 0..%lld", lb__packed_name(p),
                        (long long)begin, (long long)count, (long long)p->n);
@@ -335,7 +336,8 @@ lb_status lb_bf16_unpack_range(const lb_bf16_packed *p, int64_t begin, int64_t c
 lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t count, uint16_t *out,
                                  unsigned flags, lb_pool *pool)
 {
-    if (!p || (!out && count > 0)) return lb__err(LB_ERR_ARG, "lb_bf16_unpack_streams: NULL argument");
+    LB_ARG(p, "lb_bf16_unpack_streams: p is NULL");
+    LB_ARG(out || count <= 0, "lb_bf16_unpack_streams: out is NULL");
     if (first < 0 || count < 0 || first > p->n_streams || count > p->n_streams - first)
         return lb__err(LB_ERR_ARG, "tensor '%s': streams [%lld, +%lld) outside 0..%lld", lb__packed_name(p),
                        (long long)first, (long long)count, (long long)p->n_streams);
@@ -345,7 +347,8 @@ lb_status lb_bf16_unpack_streams(const lb_bf16_packed *p, int64_t first, int64_t
 
 lb_status lb_bf16_unpack(const lb_bf16_packed *p, uint16_t *out, lb_pool *pool)
 {
-    if (!p) return lb__err(LB_ERR_ARG, "lb_bf16_unpack: NULL packed tensor");
+    LB_ARG(p, "lb_bf16_unpack: p is NULL");
+    LB_ARG(out || !p->n, "lb_bf16_unpack: out is NULL");
     return lb_bf16_unpack_streams(p, 0, p->n_streams, out, 0, pool);
 }
 

@@ -180,7 +180,9 @@ static lb_status create_wspace(lb_session *s)
 
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
 {
+    LB_ARG(out, "lb_session_create: out is NULL");
     *out = NULL;
+    LB_ARG(m, "lb_session_create: m is NULL");
     lb_session_opts o = opts ? *opts : (lb_session_opts){0};
     lb_status st = check_model(m);
     if (st) return st;
@@ -229,9 +231,9 @@ void lb_session_free(lb_session *s)
     LB_FREE(s);
 }
 
-void lb_session_reset(lb_session *s) { s->pos = 0; }
-int64_t lb_session_pos(const lb_session *s) { return s->pos; }
-int64_t lb_session_max_ctx(const lb_session *s) { return s->max_ctx; }
+void lb_session_reset(lb_session *s) { if (s) s->pos = 0; }
+int64_t lb_session_pos(const lb_session *s) { return s ? s->pos : 0; }
+int64_t lb_session_max_ctx(const lb_session *s) { return s ? s->max_ctx : 0; }
 
 /* ---- building blocks */
 
@@ -407,11 +409,15 @@ static lb_status forward(lb_session *s, const int32_t *tokens, int64_t n, float 
 
 lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits)
 {
+    LB_ARG(s, "lb_forward: session is NULL");
+    LB_ARG(tokens || n <= 0, "lb_forward: tokens is NULL");
     return forward(s, tokens, n, logits, false);
 }
 
 lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits)
 {
-    if (!logits) return lb__err(LB_ERR_ARG, "forward: lb_forward_all needs a logits buffer");
+    LB_ARG(s, "lb_forward_all: session is NULL");
+    LB_ARG(tokens || n <= 0, "lb_forward_all: tokens is NULL");
+    LB_ARG(logits, "lb_forward_all: logits is NULL (lb_forward_all needs a logits buffer)");
     return forward(s, tokens, n, logits, true);
 }

@@ -264,7 +264,9 @@ static const char *arch_name(lb_arch a)
 
 void lb_model_get_info(const lb_model *m, lb_model_info *info)
 {
+    if (!info) return;
     memset(info, 0, sizeof *info);
+    if (!m) return;
     const lb_config *c = &m->cfg;
     snprintf(info->arch, sizeof info->arch, "%s", arch_name(c->arch));
     snprintf(info->source, sizeof info->source, "%s", m->source_format ? m->source_format : "");

@@ -16,7 +16,9 @@ struct lb_sampler {
 
 lb_status lb_sampler_create(int64_t vocab, const lb_sampler_opts *opts, lb_sampler **out)
 {
+    LB_ARG(out, "lb_sampler_create: out is NULL");
     *out = NULL;
+    LB_ARG(opts, "lb_sampler_create: opts is NULL");
     if (vocab <= 0 || vocab > INT32_MAX) return lb__err(LB_ERR_ARG, "sampler: vocabulary size %lld", (long long)vocab);
     if (!(opts->temperature >= 0) || !isfinite(opts->temperature))
         return lb__err(LB_ERR_ARG, "sampler: temperature must be >= 0, got %g", opts->temperature);
@@ -85,6 +87,7 @@ static int32_t draw(lb_sampler *s, const float *p)
 
 int32_t lb_sample(lb_sampler *s, float *logits)
 {
+    if (!s || !logits) return -1;
     int64_t n = s->vocab;
     if (s->temperature == 0.0f) return argmax(logits, n);
     float mx = logits[argmax(logits, n)];

@@ -37,6 +37,7 @@ lb_status lb_synth_preset(const char *name, lb_synth_opts *o)
 {
     lb_synth_opts d = {"llama", 768, 2048, 12, 12, 12, 0, 32000, 1024, 10000.0, 1e-5, 0, 0, 0, 0, 1, 1, 2,
                        LB_DTYPE_F32, 1, 0.02};
+    LB_ARG(o, "lb_synth_preset: opts is NULL");
     *o = d;
     if (!name || !strcmp(name, "stories110m")) return LB_OK;
     if (!strcmp(name, "llama-3.2-1b")) {
@@ -248,6 +249,8 @@ static lb_status write_text(const char *path, const lb_buf *b)
 
 lb_status lb_synth_write(const char *dir, const lb_synth_opts *o, lb_progress_fn progress, void *user)
 {
+    LB_ARG(dir && *dir, "lb_synth_write: dir is NULL or empty");
+    LB_ARG(o, "lb_synth_write: opts is NULL");
     if (o->dtype != LB_DTYPE_F32 && o->dtype != LB_DTYPE_F16 && o->dtype != LB_DTYPE_BF16)
         return lb__err(LB_ERR_ARG, "synth: dtype must be F32, F16 or BF16, not %s", lb_dtype_name(o->dtype));
     if (!(o->std > 0 && o->std < 100)) return lb__err(LB_ERR_ARG, "synth: std = %g must be in (0, 100)", o->std);

@@ -347,8 +347,9 @@ static lb_status load_file(const char *path, lb_tokenizer **out)
 
 lb_status lb_tokenizer_load(const char *path, lb_tokenizer **out)
 {
-    if (!path || !out) return lb__err(LB_ERR_ARG, "lb_tokenizer_load: NULL argument");
+    LB_ARG(out, "lb_tokenizer_load: out is NULL");
     *out = NULL;
+    LB_ARG(path, "lb_tokenizer_load: path is NULL");
     if (!is_dir(path)) {
         if (!is_file(path)) return lb__err(LB_ERR_IO, "%s: no such tokenizer file or folder", path);
         return load_file(path, out);
@@ -372,8 +373,9 @@ int32_t lb_tokenizer_eos(const lb_tokenizer *t) { return t ? t->eos : -1; }
 lb_status lb_tokenizer_encode(const lb_tokenizer *t, const char *text, size_t len, int add_bos, int32_t **ids,
                               int64_t *n_ids)
 {
+    if (ids) *ids = NULL;
+    if (n_ids) *n_ids = 0;
     if (!t || (!text && len) || !ids || !n_ids) return lb__err(LB_ERR_ARG, "lb_tokenizer_encode: NULL argument");
-    *ids = NULL; *n_ids = 0;
     if (!text) text = "";
     lb_ids a = {0};
     lb_status s = t->kind == LB_TOK_LLAMA2C ? lb__llama2c_encode(t, text, len, add_bos, &a)
@@ -467,15 +469,17 @@ static lb_status render(const lb_tokenizer *t, int32_t id, bool first, bool at_s
 lb_status lb_tokenizer_piece(const lb_tokenizer *t, int32_t prev, int32_t id, char *buf, size_t cap,
                              const char **piece, size_t *len)
 {
+    if (piece) *piece = "";
+    if (len) *len = 0;
     if (!t || !piece || !len || (!buf && cap)) return lb__err(LB_ERR_ARG, "lb_tokenizer_piece: NULL argument");
     return render(t, id, prev < 0, prev < 0 || prev == t->bos, buf, cap, piece, len);
 }
 
 lb_status lb_tokenizer_decode(const lb_tokenizer *t, const int32_t *ids, int64_t n_ids, char **text, size_t *len)
 {
-    if (!t || (!ids && n_ids) || n_ids < 0 || !text) return lb__err(LB_ERR_ARG, "lb_tokenizer_decode: bad argument");
-    *text = NULL;
+    if (text) *text = NULL;
     if (len) *len = 0;
+    if (!t || (!ids && n_ids) || n_ids < 0 || !text) return lb__err(LB_ERR_ARG, "lb_tokenizer_decode: bad argument");
     size_t cap = 4 * (size_t)t->max_piece_len + 64;
     char *tmp = lb__alloc(cap);
     if (!tmp) return LB_ERR_NOMEM;

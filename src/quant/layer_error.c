@@ -106,7 +106,13 @@ static lb_status workspace(const lb_model *m, const lb_model *q, int64_t n, lb_p
 lb_status lb_quant_layer_errors(const lb_model *m, const lb_model *q, const int32_t *tokens, int64_t n,
                                 lb_quant_layer_error **out, int64_t *n_out)
 {
-    *out = NULL; *n_out = 0;
+    if (out) *out = NULL;
+    if (n_out) *n_out = 0;
+    LB_ARG(m, "lb_quant_layer_errors: m is NULL");
+    LB_ARG(q, "lb_quant_layer_errors: q is NULL");
+    LB_ARG(tokens, "lb_quant_layer_errors: tokens is NULL");
+    LB_ARG(out, "lb_quant_layer_errors: out is NULL");
+    LB_ARG(n_out, "lb_quant_layer_errors: n_out is NULL");
     const lb_config *c = &m->cfg;
     if (n <= 0 || n > c->max_seq) return lb__err(LB_ERR_ARG, "layer errors: %lld tokens (1..%lld)", (long long)n, (long long)c->max_seq);
     if (memcmp(&m->cfg, &q->cfg, sizeof m->cfg)) return lb__err(LB_ERR_ARG, "layer errors: the models differ in config");

@@ -16,6 +16,10 @@
 
 lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols)
 {
+    if (rows) *rows = 0;
+    if (cols) *cols = 0;
+    LB_ARG(m, "lb_model_weight_f32: m is NULL");
+    LB_ARG(name, "lb_model_weight_f32: name is NULL");
     int64_t n = lb__model_names((lb_model *)m, NULL, 0);
     lb__wname *names = lb__alloc((size_t)n * sizeof *names);
     if (!names) return LB_ERR_NOMEM;
@@ -247,9 +251,11 @@ static lb_status quantize_all(qrun *r)
 
 lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, lb_model **out, lb_quant_report *rep)
 {
-    *out = NULL;
     if (rep) memset(rep, 0, sizeof *rep);
-    if (!src || !o) return lb__err(LB_ERR_ARG, "lb_model_quantize: no model or options");
+    LB_ARG(out, "lb_model_quantize: out is NULL");
+    *out = NULL;
+    LB_ARG(src, "lb_model_quantize: src is NULL");
+    LB_ARG(o, "lb_model_quantize: opts is NULL");
     double t0 = lb_time_now();
     qrun r = {.src = src, .o = o};
     lb_status s = resolve(o, &r.ctx.method, &r.ctx.fmt);

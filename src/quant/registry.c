@@ -21,8 +21,8 @@ static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
 int lb_quantizer_count(void) { return n_methods; }
 const lb_quantizer *lb_quantizer_at(int i) { return i >= 0 && i < n_methods ? &methods[i] : NULL; }
-const char *lb_quantizer_name(const lb_quantizer *q) { return q->name; }
-const char *lb_quantizer_describe(const lb_quantizer *q) { return q->desc; }
+const char *lb_quantizer_name(const lb_quantizer *q) { return q ? q->name : ""; }
+const char *lb_quantizer_describe(const lb_quantizer *q) { return q ? q->desc : ""; }
 
 const lb_quantizer *lb_quantizer_find(const char *name)
 {
@@ -43,8 +43,9 @@ static bool family_name(const char *name, int64_t group, char *buf, size_t cap)
 
 lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_format **out)
 {
+    LB_ARG(out, "lb_quant_format_resolve: out is NULL");
     *out = NULL;
-    if (!name || !*name) return lb__err(LB_ERR_ARG, "no format given");
+    LB_ARG(name && *name, "lb_quant_format_resolve: name is NULL or empty (no format given)");
     if (group < 0 || (group && !lb__is_pow2(group)))
         return lb__err(LB_ERR_ARG, "group size %lld is not a power of two", (long long)group);
     const lb_format *f = lb_format_find(name);
@@ -75,8 +76,11 @@ void lb_qmatrix_free(lb_qmatrix *m)
 lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
                              const float *w, int64_t rows, int64_t cols, lb_qmatrix *out)
 {
+    LB_ARG(out, "lb_quantize_matrix: out is NULL");
     memset(out, 0, sizeof *out);
-    if (!q || !f || !w) return lb__err(LB_ERR_ARG, "lb_quantize_matrix: no method, format or matrix given");
+    LB_ARG(q, "lb_quantize_matrix: q is NULL");
+    LB_ARG(f, "lb_quantize_matrix: f is NULL");
+    LB_ARG(w, "lb_quantize_matrix: w is NULL");
     if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 40) / cols)
         return lb__err(LB_ERR_ARG, "%s: bad matrix shape %lld x %lld", q->name, (long long)rows, (long long)cols);
     int64_t B = lb_format_block(f);
@@ -118,6 +122,8 @@ lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
 
 lb_status lb_qmatrix_dequantize(const lb_qmatrix *m, float *w)
 {
+    LB_ARG(m, "lb_qmatrix_dequantize: m is NULL");
+    LB_ARG(w, "lb_qmatrix_dequantize: w is NULL");
     lb_weight v = lb__qmatrix_weight(m);
     return lb__weight_f32(&v, w);
 }

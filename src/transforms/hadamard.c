@@ -41,6 +41,7 @@ int lb_hadamard_supported(int64_t n)
 
 lb_status lb_hadamard_plan_for(int64_t n, int64_t max_block, lb_hadamard_plan *out)
 {
+    LB_ARG(out, "lb_hadamard_plan_for: out is NULL");
     if (max_block <= 0) max_block = LB_HADAMARD_MAX_BLOCK;
     if (n < 2) return lb__err(LB_ERR_ARG, "lb_hadamard_plan_for: n=%lld must be >= 2", (long long)n);
     if (max_block < 2) return lb__err(LB_ERR_ARG, "lb_hadamard_plan_for: max_block=%lld must be >= 2 (or 0 for no limit)", (long long)max_block);

@@ -115,6 +115,6 @@ bool lb__hadamard_small_recipe(int m, int *q, int *kind)
 
 int lb_hadamard_small_orders(int64_t *out, int cap)
 {
-    for (int k = 0; k < N_ORDERS && k < cap; k++) out[k] = orders[k].m;
+    for (int k = 0; out && k < N_ORDERS && k < cap; k++) out[k] = orders[k].m;
     return N_ORDERS;
 }
