@@ -5,8 +5,9 @@
  * The parser rejects any file whose length is not the one its header implies
  * (src/model/llama2c.c), so plain byte mutations never get past that check:
  * a structure-aware mutator changes the header fields (to small, boundary or
- * neighbouring values) and then resizes the body to the implied length, in
- * 15 of 16 cases; the 16th keeps a wrong length to test the check itself. */
+ * neighbouring values, or a whole new small header) and then resizes the
+ * body to the implied length, in 15 of 16 cases; the 16th keeps a wrong
+ * length to test the check itself. */
 #include "model/loader.h"
 #include <math.h>
 #include <stdint.h>
@@ -56,15 +57,28 @@ static uint64_t l2c_next(uint64_t *s)
     return *s;
 }
 
-/* Mutate 1-3 header fields of d[0..n), then resize to the implied length
- * (zero-filling what grows) when it fits in cap. Returns the new size. */
+/* A whole new small header (a model of a few KB at most): fast to parse,
+ * and every field near the small boundaries at once. */
+static void l2c_small(uint8_t *h, uint64_t r)
+{
+    uint32_t heads = 1 + (uint32_t)(r % 4), kv = 1 + (uint32_t)(r >> 2) % 4;
+    uint32_t f[7] = {heads * (1 + (uint32_t)(r >> 4) % 8), 1 + (uint32_t)(r >> 8) % 32, (uint32_t)(r >> 13) % 3,
+                     heads, kv, 1 + (uint32_t)(r >> 15) % 64, 1 + (uint32_t)(r >> 21) % 16};
+    if ((r >> 25) % 2) f[5] = 0u - f[5];                        /* unshared classifier (legacy) */
+    for (int i = 0; i < 7; i++) wr32(h + 4 * i, f[i]);
+}
+
+/* Mutate d[0..n): 1 time in 4 a whole small header, else 1-3 header
+ * fields; then resize to the implied length (zero-filling what grows) when
+ * it fits in cap. Returns the new size. */
 static size_t fuzz_structured_mutate(uint8_t *d, size_t n, size_t cap, uint64_t seed)
 {
     uint64_t s = seed | 1;
     bool v1 = n >= 4 && rd32(d) == 0x616b3432u;
     size_t hdr = v1 ? 256 : 28;
     if (n < hdr) return n;
-    for (int k = 0, nk = 1 + (int)(l2c_next(&s) % 3); k < nk; k++) {
+    if (l2c_next(&s) % 4 == 0) l2c_small(d + (v1 ? 8 : 0), l2c_next(&s));
+    else for (int k = 0, nk = 1 + (int)(l2c_next(&s) % 3); k < nk; k++) {
         uint64_t r = l2c_next(&s);
         int field = (int)(r % (v1 ? 9 : 7));
         if (field == 7) wr32(d + 4, l2c_value(rd32(d + 4), r >> 4));      /* version */
