@@ -2,6 +2,8 @@
 #   make            library (static + shared) and the lowbit CLI
 #   make test       build and run every test program; ends with "N passed, N failed"
 #   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
+#   make ubsan-clang the tests under clang's UBSan (float-to-int overflow too)
+#   make fuzz       every fuzz target under libFuzzer, FUZZ_SECONDS each (docs/fuzzing.md)
 #   make bench      run the benchmarks under bench/
 #   make install PREFIX=/usr/local
 CC      ?= cc
@@ -81,8 +83,8 @@ asan:
 ubsan:
 	$(MAKE) BUILD=build-ubsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=undefined" test
 # clang's UBSan also checks what gcc's cannot: out-of-range float-to-int
-# conversions (not part of -fsanitize=undefined in clang 14), plus
-# and out-of-bounds indexing of local arrays (local-bounds).
+# conversions (not part of -fsanitize=undefined in clang 14) and
+# out-of-bounds indexing of local arrays (local-bounds).
 UBSAN_CLANG = -fsanitize=undefined,float-cast-overflow,local-bounds -fno-sanitize-recover=all
 ubsan-clang:
 	$(MAKE) CC=clang BUILD=build-ubsan-clang OPT=-O1 CFLAGS="-O1 -g $(UBSAN_CLANG) -fno-omit-frame-pointer" LDFLAGS="$(UBSAN_CLANG)" test
