@@ -5,6 +5,8 @@
 #   make test       build and run every test program; ends with "N passed, N failed"
 #   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
 #   make tsan       test_threads and test_api under ThreadSanitizer
+#   make ubsan-clang the tests under clang's UBSan (float-to-int overflow too)
+#   make fuzz       every fuzz target under libFuzzer, FUZZ_SECONDS each (docs/fuzzing.md)
 #   make bench      run the benchmarks under bench/
 #   make install PREFIX=/usr/local
 CC      ?= cc
@@ -36,11 +38,14 @@ TESTS     := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES   := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZERS   := $(FUZZ_SRC:tests/%.c=$(BUILD)/tests/%)
 
+# seed corpora made with the CLI from the real models (tests/fuzz_corpus.sh)
+CORPUS    := $(BUILD)/fuzz-corpus/.done
+
 STATIC = $(BUILD)/liblowbit.a
 SHARED = $(BUILD)/liblowbit.so
 CLI    = $(BUILD)/lowbit
 
-.PHONY: all everything test asan ubsan tsan bench fuzz install clean deps
+.PHONY: all everything test asan ubsan ubsan-clang tsan bench fuzz fuzz-corpus fuzzers install clean deps
 all: $(STATIC) $(SHARED) $(CLI)
 # every program: library, CLI, tests, fuzz targets, benchmarks (CI builds this with -Werror)
 everything: all $(TESTS) $(FUZZERS) $(BENCHES)
@@ -81,11 +86,16 @@ $(CLI): $(TOOL_OBJ) $(STATIC)
 $(BUILD)/tests/%: tests/%.c tests/harness.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+# Fuzz targets: the built-in driver (tests/fuzz_main.h) unless FUZZ_LINK
+# makes them libFuzzer programs (make fuzz).
+$(FUZZERS): $(BUILD)/tests/fuzz_%: tests/fuzz_%.c tests/fuzz_main.h tests/fuzz_files.h tests/harness.h $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASEFLAGS) $(CFLAGS) $(FUZZ_LINK) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
-test: $(TESTS) $(CLI) $(FUZZERS)
+test: $(TESTS) $(CLI) $(FUZZERS) $(CORPUS)
 	@sh tests/run_tests.sh $(BUILD) $(TESTS)
 
 # Sanitizer builds live in their own build folders so they never mix objects.
@@ -99,11 +109,32 @@ TSAN_TESTS = build-tsan/tests/test_threads build-tsan/tests/test_api
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" $(TSAN_TESTS)
 	@for t in $(TSAN_TESTS); do TSAN_OPTIONS="halt_on_error=1 $$TSAN_OPTIONS" $$t || exit 1; done
+# clang's UBSan also checks what gcc's cannot: out-of-range float-to-int
+# conversions (not part of -fsanitize=undefined in clang 14) and
+# out-of-bounds indexing of local arrays (local-bounds).
+UBSAN_CLANG = -fsanitize=undefined,float-cast-overflow,local-bounds -fno-sanitize-recover=all
+ubsan-clang:
+	$(MAKE) CC=clang BUILD=build-ubsan-clang OPT=-O1 CFLAGS="-O1 -g $(UBSAN_CLANG) -fno-omit-frame-pointer" LDFLAGS="$(UBSAN_CLANG)" test
 
 bench: $(BENCHES) $(CLI)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
 
-fuzz: $(FUZZERS)
+$(CORPUS): tests/fuzz_corpus.sh $(CLI)
+	@sh tests/fuzz_corpus.sh $(BUILD) && touch $@
+fuzz-corpus: $(CORPUS)
+fuzzers: $(FUZZERS)
+
+# libFuzzer runs (docs/fuzzing.md): every fuzz target built with clang
+# -fsanitize=fuzzer,address,undefined into FUZZ_BUILD, then run for
+# FUZZ_SECONDS each from its seeds (FUZZ_ARGS: more libFuzzer options).
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_ARGS    ?=
+FUZZ_SAN      = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all
+fuzz: $(FUZZERS) $(CORPUS)
+	$(MAKE) CC=clang BUILD=$(FUZZ_BUILD) CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	    LDFLAGS="$(FUZZ_SAN)" FUZZ_LINK="-DLB_LIBFUZZER -fsanitize=fuzzer" fuzzers
+	sh tests/fuzz_run.sh $(BUILD) $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
@@ -113,6 +144,6 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lowbit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lowbit.pc
 
 clean:
-	rm -rf build build-asan build-ubsan build-tsan
+	rm -rf build build-asan build-ubsan build-ubsan-clang build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -358,6 +358,25 @@ static void test_st_headers(void)
     free(b);
 }
 
+/* Shape and offset numbers far outside any integer type (and NaN-like
+ * spellings the JSON reader may take) are rejected before any float-to-int
+ * conversion; clang's UBSan (make ubsan-clang) reported the old order. */
+static void test_st_huge_numbers(void)
+{
+    static const char *const nums[] = {"1e300", "-1e300", "9.3e18", "1.8446744073709552e19", "9e15.5", "1e16",
+                                       "-0.5", "NaN", "Infinity"};
+    char h[256];
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        snprintf(h, sizeof h, "{\"a\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[0,8]}}", nums[i]);
+        st_expect(h, 8, LB_ERR_FORMAT, NULL);
+        snprintf(h, sizeof h, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[%s,8]}}", nums[i]);
+        st_expect(h, 8, LB_ERR_FORMAT, NULL);
+        snprintf(h, sizeof h, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,%s]}}", nums[i]);
+        st_expect(h, 8, LB_ERR_FORMAT, NULL);
+    }
+    st_expect("{\"a\":{\"dtype\":\"U8\",\"shape\":[8.0],\"data_offsets\":[0,8e0]}}", 8, LB_OK, NULL);
+}
+
 /* Writer -> reader round trip with random tensors and metadata. */
 static void test_st_roundtrip(void)
 {
@@ -949,6 +968,7 @@ int main(int argc, char **argv)
     RUN(test_llama2c_truncated);
     RUN(test_llama2c_bad_header);
     RUN(test_st_headers);
+    RUN(test_st_huge_numbers);
     RUN(test_st_roundtrip);
     RUN(test_hf_tinystories);
     RUN(test_hf_truncated);

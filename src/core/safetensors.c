@@ -29,6 +29,16 @@ static lb_status terr(const lb_st_file *f, const char *name, const char *msg)
     return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': %s", f->what, name, msg);
 }
 
+/* A JSON number that is a whole number in [0, 9e15] (all exact in a double).
+ * The range is checked before the conversion: converting a double outside
+ * the integer type's range (1e300, NaN) is undefined behaviour in C. */
+static bool json_count(const lb_json *d, uint64_t *out)
+{
+    if (d->type != LB_JSON_NUM || !(d->num >= 0 && d->num <= 9e15)) return false;
+    *out = (uint64_t)d->num;
+    return (double)*out == d->num;
+}
+
 /* One header entry {"dtype", "shape", "data_offsets"} -> t, checked against
  * the data section size. */
 static lb_status parse_entry(const lb_st_file *f, const char *name, const lb_json *v, lb_st_tensor *t)
@@ -49,22 +59,15 @@ static lb_status parse_entry(const lb_st_file *f, const char *name, const lb_jso
     uint64_t elems = 1;
     t->ndim = (int)shape->len;
     for (size_t i = 0; i < shape->len; i++) {
-        const lb_json *d = shape->kids[i];
-        if (d->type != LB_JSON_NUM || d->num < 0 || d->num != (double)(int64_t)d->num || d->num > 9e15)
-            return terr(f, name, "shape entries must be non-negative integers");
-        t->shape[i] = (int64_t)d->num;
+        uint64_t dim;
+        if (!json_count(shape->kids[i], &dim)) return terr(f, name, "shape entries must be non-negative integers");
+        t->shape[i] = (int64_t)dim;
         if (__builtin_mul_overflow(elems, (uint64_t)t->shape[i], &elems)) return terr(f, name, "shape overflows");
     }
     uint64_t bytes;
     if (__builtin_mul_overflow(elems, (uint64_t)lb_dtype_size(t->dtype), &bytes)) return terr(f, name, "shape overflows");
-    double o[2];
-    for (int i = 0; i < 2; i++) {
-        const lb_json *d = offs->kids[i];
-        if (d->type != LB_JSON_NUM || d->num < 0 || d->num != (double)(int64_t)d->num || d->num > 9e15)
-            return terr(f, name, "data_offsets must be non-negative integers");
-        o[i] = d->num;
-    }
-    t->begin = (uint64_t)o[0]; t->end = (uint64_t)o[1];
+    if (!json_count(offs->kids[0], &t->begin) || !json_count(offs->kids[1], &t->end))
+        return terr(f, name, "data_offsets must be non-negative integers");
     uint64_t data_size = f->size - f->data_off;
     if (t->begin > t->end || t->end > data_size)
         return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] outside the data section "

@@ -125,7 +125,7 @@ lb_status lb__llama2c_encode(const lb_tokenizer *t, const char *text, size_t len
         push_unit(t, text + i, k, out);
         i += k;
     }
-    if (out->failed) return LB_OK;
+    if (out->failed || out->n == start) return LB_OK;   /* nothing to merge (also: no array yet) */
     int64_t n = out->n - start;
     lb_bpe_work w = {0};
     lb_status s = lb__bpe_merge(t, llama2c_pair, &w, out->v + start, &n);
