@@ -173,7 +173,10 @@ typedef struct lb_format lb_format;
 typedef enum lb_scale_rule {
     LB_SCALE_FLOOR = 0, /* MX: 2^(floor(log2 amax) - emax_elem) (OCP; may clip); others: amax-based, nearest */
     LB_SCALE_CEIL = 1,  /* MX: smallest power of two that never clips; NV: block scale rounded up */
-    LB_SCALE_MSE = 2,   /* per-block search over a few candidate scales, least squared error */
+    LB_SCALE_MSE = 2,   /* per-block search over a few candidate scales, least squared error
+                           (symmetric INT: the floor and the full candidates) */
+    LB_SCALE_FULL = 3,  /* symmetric INT only: the block's signed extreme x_m maps to code -2^(k-1),
+                           d = x_m / -2^(k-1) (may be negative); other formats: LB_ERR_ARG */
 } lb_scale_rule;
 typedef struct lb_quant_opts {
     lb_scale_rule scale_rule;

@@ -38,6 +38,10 @@ check zeros-err-null grep -q '"mse": 0, "qsnr_db": null, "max_abs_err": 0' "$T/o
 expect_ok rule-ceil $CLI tensor quantize --format mxfp4 --scale-rule ceil "$T/x.f32" "$T/c.q"
 expect_ok rule-mse $CLI tensor error --format mxfp4 --scale-rule mse "$T/x.f32"
 check error-text grep -q 'qsnr:' "$T/out"
+expect_ok rule-full $CLI tensor quantize --format int4_g32 --scale-rule full "$T/x.f32" "$T/full.q"
+expect_ok rule-full-d $CLI tensor dequantize --format int4_g32 "$T/full.q" "$T/full.f32"
+expect_ok rule-full-err $CLI tensor error --format int3_ch_bf16 --scale-rule full "$T/x.f32"
+expect_fail rule-full-nf4 "scale rule full applies to symmetric INT formats" $CLI tensor quantize --format nf4 --scale-rule full "$T/x.f32" "$T/o13"
 expect_ok cols $CLI tensor quantize --format int8_ch --cols 16 "$T/x.f32" "$T/ch.q"
 check cols-size test "$(wc -c < "$T/ch.q")" -eq $((64 + 4 * (2 + 16)))
 expect_ok cols-d $CLI tensor dequantize --format int8_ch "$T/ch.q" "$T/ch.f32"

@@ -21,7 +21,12 @@ if [ -f "$M/stories260K/stories260K.bin" ]; then
     expect_fail bad-method "unknown method 'gptq'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method gptq
     expect_fail bad-group "not a power of two" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 48
     expect_fail bad-rule "scale-rule" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 32 --scale-rule best
+    expect_fail bad-full "int4_g32_asym: scale rule full applies to symmetric INT formats" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4_asym --group 32 --scale-rule full
     check no-partial test ! -e "$T/c.safetensors"
+    expect_ok q-full $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/f.safetensors" --format int4_g32 --scale-rule full
+    check q-full-summary grep -q "linears: 30 quantized, 5 kept" "$T/out"
+    expect_ok q-full-inspect $CLI inspect "$T/f.safetensors"
+    check q-full-int4 grep -q "self_attn.q_proj *int4_g32" "$T/out"
     check no-temp sh -c "! ls '$T' | grep -q tmp"
 else
     echo "SKIP cli_quant: no stories260K in $M"; skip=$((skip + 1))

@@ -241,6 +241,24 @@ static void test_golden_int(void)
     float y[6] = {127, -64, 0.5f, 254, 3, -1};
     golden("int8_ch", y, 2, 3, (const uint8_t[]){0x00, 0x3c, 0x7f, 0xc0, 0x00, 0x00, 0x40, 0x7f, 0x02, 0x00}, 10, 1,
            LB_SCALE_FLOOR);
+    /* full rule: the first element of largest |x| maps to -2^(k-1). int4_g32: x_m = 1 -> d = 1/-8 =
+     * -0.125 = FP16 0xb000; 1 -> -8 = 0x8, -0.875 -> 7; 0.0625 -> -0.5 ties -> 0; -1 (|x| ties x_m,
+     * later) -> 8 clamps to 7: bytes 78 70. BF16 -0.125 = 0xbe00. */
+    memset(x, 0, sizeof x); x[0] = 1; x[1] = -0.875f; x[2] = 0.0625f; x[3] = -1;
+    golden("int4_g32", x, 1, 32, (const uint8_t[]){0x00, 0xb0, 0x78, 0x70}, 4, 1, LB_SCALE_FULL);
+    golden("int4_g32_bf16", x, 1, 32, (const uint8_t[]){0x00, 0xbe, 0x78, 0x70}, 4, 1, LB_SCALE_FULL);
+    /* int3_g32: x_m = -4 -> d = 1; -4 = 100, 3 = 011, 3.6 -> 4 clamps to 011, -1 = 111:
+     * byte0 = 100 | 011<<3 | (011 & 3)<<6 = 0xdc; byte1 = 011>>2 | 111<<1 = 0x0e */
+    memset(x, 0, sizeof x); x[0] = -4; x[1] = 3; x[2] = 3.6f; x[3] = -1;
+    golden("int3_g32", x, 1, 32, (const uint8_t[]){0x00, 0x3c, 0xdc, 0x0e}, 4, 1, LB_SCALE_FULL);
+    /* int2_g32 (levels -2..1): x_m = -2 -> d = 1; -2 = 10, 1 = 01, 1.5 ties -> 2 clamps to 01: 0x16 */
+    memset(x, 0, sizeof x); x[0] = -2; x[1] = 1; x[2] = 1.5f;
+    golden("int2_g32", x, 1, 32, (const uint8_t[]){0x00, 0x3c, 0x16}, 3, 1, LB_SCALE_FULL);
+    /* int8_ch full: row 0 x_m = -128 -> d = 1: 80 40 7f; row 1 x_m = 3 -> d = 3/-128 = FP16 0xa600:
+     * 3 -> -128 = 80, 1 -> -42.67 -> -43 = d5, -2 -> 85.33 -> 85 = 55 */
+    float z[6] = {-128, 64, 127, 3, 1, -2};
+    golden("int8_ch", z, 2, 3, (const uint8_t[]){0x00, 0x3c, 0x80, 0x40, 0x7f, 0x00, 0xa6, 0x80, 0xd5, 0x55}, 10, 1,
+           LB_SCALE_FULL);
 }
 
 static void test_golden_lut(void)

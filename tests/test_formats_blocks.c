@@ -7,7 +7,9 @@
  *  - rows pack independently; dot = the fixed 16-lane fmaf order
  *  - zero blocks, Inf/NaN blocks, amax at the E8M0 and E4M3 limits
  *  - every ISA path bit-exact with the reference at awkward sizes, and on
- *    E2M1 rounding midpoints +- a few ulps */
+ *    E2M1 rounding midpoints +- a few ulps
+ *  - the full-range symmetric INT rule against a direct computation written
+ *    here: scale, every code, the extreme at -2^(k-1) */
 #include "harness.h"
 #include "formats/formats.h"
 #include <sys/mman.h>
@@ -89,6 +91,14 @@ static void check_bound(const lb_format *f, const float *x, const float *y, cons
         else d = bf ? hb16(blk) : h16(blk);
         if (l.asym) z = blk[2];
         double lo = l.asym ? -z * d : -l.maxval * d, hi = l.asym ? (l.maxval - z) * d : l.maxval * d;
+        int full = 0;       /* a full-range scale (full rule, or MSE's full candidates) uses -2^(k-1) */
+        for (int64_t i = 0; i < B && !l.asym && !l.mx && !l.nv && !l.nf4 && !l.ternary && rule >= LB_SCALE_MSE; i++)
+            full |= d != 0 && y[b * B + i] == (float)(-(l.maxval + 1) * d);
+        if (full) {         /* codes -2^(k-1) .. 2^(k-1)-1, d of either sign */
+            double a = -(l.maxval + 1) * d, c = l.maxval * d;
+            lo = a < c ? a : c;
+            hi = a < c ? c : a;
+        }
         uint32_t amax = 0;
         for (int64_t i = 0; i < B; i++) {
             double xi = x[b * B + i], yi = y[b * B + i];
@@ -96,7 +106,7 @@ static void check_bound(const lb_format *f, const float *x, const float *y, cons
             /* half a step, plus the float rounding of the documented arithmetic:
              * x * inv (inv = 1/d rounded to float) and (q - z) * d, each within
              * 2^-24 relative, can put a value a few ulps past a midpoint */
-            double bound = 0.5 * l.step * d * (1 + 1e-6) + (fabs(xi) + fabs(yi)) * 0x1p-22 + clip + 1e-30;
+            double bound = 0.5 * l.step * fabs(d) * (1 + 1e-6) + (fabs(xi) + fabs(yi)) * 0x1p-22 + clip + 1e-30;
             CHECK(fabs(xi - yi) <= bound, "%s rule %d block %lld el %lld: x %g y %g d %g bound %g", name, rule,
                   (long long)b, (long long)i, xi, yi, d, bound);
             uint32_t ab; float xf = fabsf(x[b * B + i]); memcpy(&ab, &xf, 4); if (ab > amax) amax = ab;
@@ -138,9 +148,16 @@ static void test_roundtrip_random(void)
         uint8_t *p = malloc(rb * rows), *p2 = malloc(rb * rows);
         for (int mode = 0; mode < 3; mode++) {
             fill(&r, x, rows * cols, mode);
-            for (int rule = 0; rule < 3; rule++) {
+            for (int rule = 0; rule < 4; rule++) {
                 lb_quant_opts o = {(lb_scale_rule)rule};
                 float ts = 0;
+                int sym_int = !strncmp(name, "int", 3) && !has(name, "asym");
+                if (rule == LB_SCALE_FULL && !sym_int) {
+                    CHECK(lb_format_quantize(f, &o, x, rows, cols, p, &ts) == LB_ERR_ARG &&
+                          has(lb_errmsg(), "scale rule full applies to symmetric INT formats"), "%s full: %s", name,
+                          lb_errmsg());
+                    continue;
+                }
                 REQUIRE(lb_format_quantize(f, &o, x, rows, cols, p, &ts) == LB_OK, "%s: %s", name, lb_errmsg());
                 REQUIRE(lb_format_dequantize(f, p, ts, rows, cols, y) == LB_OK, "%s", name);
                 for (int64_t row = 0; row < rows; row++) {
@@ -290,8 +307,10 @@ static void test_isa_bitexact(void)
             if (sizes[si] > 3)                   /* block 3: E2M1 grid points and ties, amax 6 */
                 for (int64_t i = 0; i < lb_format_block(f); i++)
                     x[3 * lb_format_block(f) + i] = (float)(i % 25) * 0.25f * (i & 1 ? -1.0f : 1.0f);
-            for (int rule = 0; rule < 2; rule++) {
-                lb_quant_opts o = {(lb_scale_rule)rule};
+            int sym_int = !strncmp(names[ni], "int", 3) && !has(names[ni], "asym");
+            for (int rule = 0; rule < (sym_int ? 4 : 2); rule++) {
+                if (rule == LB_SCALE_MSE) continue;
+                lb_quant_opts o = {(lb_scale_rule)rule};   /* full: quantized by the reference; SIMD decodes */
                 float t0, t1;
                 lb_isa_set(LB_ISA_REF);
                 lb_format_quantize(f, &o, x, rows, cols, p0, &t0);
@@ -372,6 +391,87 @@ static void test_e2m1_ties(void)
 /* Every path reads and writes only inside its row: the packed row, the input
  * and the output each end exactly at a page followed by an inaccessible one
  * (a read past the end faults, which sanitizers do not see inside SIMD gathers). */
+/* Signed code i of a k-bit little-endian code stream (docs/formats.md). */
+static int code_at(const uint8_t *c, int64_t i, int k)
+{
+    int64_t bit = i * k;
+    uint32_t v = c[bit >> 3] >> (bit & 7);
+    if ((bit & 7) + k > 8) v |= (uint32_t)c[(bit >> 3) + 1] << (8 - (bit & 7));
+    v &= (1u << k) - 1;
+    return v >> (k - 1) ? (int)v - (1 << k) : (int)v;
+}
+
+/* The full-range rule computed here from its definition (docs/formats.md):
+ * x_m = the first element of largest |x|; d = FP16/BF16(x_m / -2^(k-1)), a
+ * zero d stored as +0; code = clamp(rint(x * (1/d)), -2^(k-1), 2^(k-1)-1).
+ * Every symmetric INT format, random blocks (normal, outliers, one-signed of
+ * either sign, magnitude ties of opposite sign, all zero); decoded values are exactly
+ * code * d on the active ISA, the extreme decodes to -2^(k-1) * d, elements
+ * in range are within |d|/2. The floor rule on the same blocks never stores
+ * a negative scale or the code -2^(k-1). */
+static void test_full_rule(void)
+{
+    lb_rng r;
+    lb_rng_seed(&r, TEST_SEED ^ 0xf011);
+    int n_formats = 0;
+    for (int fi = 0; fi < lb_format_count(); fi++) {
+        const lb_format *f = lb_format_at(fi);
+        const char *name = lb_format_name(f);
+        if (strncmp(name, "int", 3) || has(name, "asym")) continue;
+        n_formats++;
+        int k = name[3] - '0', bf = has(name, "bf16"), lo = -(1 << (k - 1)), hi = (1 << (k - 1)) - 1;
+        int64_t B = lb_format_block(f) ? lb_format_block(f) : 37, cols = lb_format_block(f) ? 2 * B : B;
+        size_t bb = lb_format_row_bytes(f, cols) / (size_t)(cols / B);
+        float x[256], y[256];
+        uint8_t p[300], pf[300];
+        lb_quant_opts full = {LB_SCALE_FULL}, floor_rule = {LB_SCALE_FLOOR};
+        for (int trial = 0; trial < 300; trial++) {
+            fill(&r, x, cols, trial % 3);
+            if (trial % 4 == 3) for (int64_t i = 0; i < cols; i++) x[i] = -x[i];
+            if (trial % 5 == 4) {                  /* a later element with the extreme's magnitude, other sign */
+                int64_t m = 0;
+                for (int64_t i = 0; i < B; i++) m = fabsf(x[i]) > fabsf(x[m]) ? i : m;
+                x[B - 1 - (m == B - 1)] = -x[m];
+            }
+            if (trial % 7 == 6) memset(x, 0, sizeof(float) * (size_t)B);   /* d = 0, stored as +0 */
+            float ts;
+            REQUIRE(lb_format_quantize(f, &full, x, 1, cols, p, &ts) == LB_OK, "%s: %s", name, lb_errmsg());
+            REQUIRE(lb_format_dequantize(f, p, ts, 1, cols, y) == LB_OK, "%s", name);
+            lb_format_quantize(f, &floor_rule, x, 1, cols, pf, &ts);
+            for (int64_t b = 0; b < cols / B; b++) {
+                const float *xb = x + b * B, *yb = y + b * B;
+                const uint8_t *blk = p + b * bb, *blf = pf + b * bb;
+                int64_t m = 0;
+                for (int64_t i = 0; i < B; i++) m = fabsf(xb[i]) > fabsf(xb[m]) ? i : m;
+                float s = xb[m] / (float)lo;
+                uint16_t h = bf ? lb_f32_to_bf16(s) : lb_f32_to_f16(s);
+                if (!(h & 0x7fff)) h = 0;
+                float d = bf ? lb_bf16_to_f32(h) : lb_f16_to_f32(h), inv = d != 0.0f ? 1.0f / d : 0.0f;
+                CHECK(blk[0] == (h & 0xff) && blk[1] == h >> 8, "%s trial %d block %lld: scale %02x%02x, want %04x",
+                      name, trial, (long long)b, blk[1], blk[0], h);
+                CHECK(d == 0.0f || code_at(blk + 2, m, k) == lo, "%s trial %d: extreme %g has code %d, want %d",
+                      name, trial, xb[m], code_at(blk + 2, m, k), lo);
+                for (int64_t i = 0; i < B; i++) {
+                    float q = rintf(xb[i] * inv);
+                    q = q < lo ? lo : q > hi ? hi : q;
+                    int c = code_at(blk + 2, i, k);
+                    CHECK(c == (int)q, "%s trial %d el %lld: x %g code %d, want %d", name, trial, (long long)i, xb[i],
+                          c, (int)q);
+                    CHECK(yb[i] == (float)c * d, "%s trial %d el %lld: decoded %g, want %d * %g", name, trial,
+                          (long long)i, yb[i], c, d);
+                    double t = (double)xb[i] * inv;
+                    if (t >= lo - 0.5 && t <= hi + 0.5)
+                        CHECK(fabs((double)xb[i] - yb[i]) <= 0.5 * fabs(d) * (1 + 1e-6) + fabs(xb[i]) * 0x1p-22,
+                              "%s trial %d el %lld: x %g y %g d %g", name, trial, (long long)i, xb[i], yb[i], d);
+                    CHECK(code_at(blf + 2, i, k) != lo, "%s floor rule used code %d", name, lo);
+                }
+                CHECK(!(blf[1] & 0x80), "%s floor rule stored a negative scale", name);
+            }
+        }
+    }
+    CHECK(n_formats == 32, "%d symmetric INT formats, want 32", n_formats);
+}
+
 static void test_row_end_guard(void)
 {
     long pg = sysconf(_SC_PAGESIZE);
@@ -409,6 +509,7 @@ int main(int argc, char **argv)
     RUN(test_ue4m3_fast);
     RUN(test_isa_bitexact);
     RUN(test_e2m1_ties);
+    RUN(test_full_rule);
     RUN(test_row_end_guard);
     return TEST_DONE();
 }

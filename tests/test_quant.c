@@ -81,7 +81,8 @@ static void test_registry(void)
     CHECK(lb_quant_format_resolve("fp5", 0, &f) == LB_ERR_NOTFOUND && strstr(lb_errmsg(), "fp5"), "%s", lb_errmsg());
 }
 
-/* rtn is exactly the format's quantizer, for each scale rule. */
+/* rtn is exactly the format's quantizer, for each scale rule (full: the
+ * symmetric INT formats; the others refuse it). */
 static void test_rtn_is_format(void)
 {
     lb_rng r;
@@ -91,11 +92,17 @@ static void test_rtn_is_format(void)
     for (int64_t i = 0; i < rows * cols; i++) w[i] = (float)lb_rng_normal(&r) * 0.02f;
     const char *fmts[] = {"mxfp4", "nvfp4", "int4_g32_asym", "nf4", "int3_g64", "ternary", "int8_ch"};
     for (size_t k = 0; k < sizeof fmts / sizeof *fmts; k++)
-        for (int rule = 0; rule < 3; rule++) {
+        for (int rule = 0; rule < 4; rule++) {
             const lb_format *f = lb_format_find(fmts[k]);
             lb_quantize_opts o = {.scale_rule = (lb_scale_rule)rule};
             lb_quant_opts fo = {(lb_scale_rule)rule};
             lb_qmatrix q;
+            if (rule == LB_SCALE_FULL && (strncmp(fmts[k], "int", 3) || strstr(fmts[k], "asym"))) {
+                CHECK(lb_quantize_matrix(lb_quantizer_find("rtn"), f, &o, w, rows, cols, &q) == LB_ERR_ARG &&
+                      strstr(lb_errmsg(), "scale rule full applies to symmetric INT formats"), "%s full: %s", fmts[k],
+                      lb_errmsg());
+                continue;
+            }
             REQUIRE(!lb_quantize_matrix(lb_quantizer_find("rtn"), f, &o, w, rows, cols, &q), "%s", lb_errmsg());
             size_t n = lb_format_row_bytes(f, cols) * (size_t)rows;
             uint8_t *ref = malloc(n);
@@ -282,7 +289,8 @@ static const char *tmp(const char *name)
  * signs) and dequantized bit for bit equal. */
 static void test_roundtrip(void)
 {
-    const char *fmts[] = {"int4_g32_asym", "mxfp4", "nvfp4", "nf4", "int3_g32", "int8_ch_bf16", "ternary", "mxfp6_e3m2"};
+    const char *fmts[] = {"int4_g32_asym", "mxfp4", "nvfp4", "nf4", "int3_g32", "int8_ch_bf16", "ternary", "mxfp6_e3m2",
+                          "int4_g32", "int2_g64_bf16"};   /* the last two with the full rule (negative scales) */
     const char *meth[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
     int tested = 0;
     for (int k = 0; k < 2; k++) {
@@ -291,7 +299,7 @@ static void test_roundtrip(void)
         tested++;
         for (size_t fi = (size_t)k; fi < sizeof fmts / sizeof *fmts; fi += 1 + (size_t)k) {   /* 656k: every other */
             lb_model_quant_opts o = {.format = fmts[fi], .method = meth[fi % 4], .n_threads = 2,
-                                     .q = {.scale_rule = (lb_scale_rule)(fi % 3), .seed = 3}};
+                                     .q = {.scale_rule = fi >= 8 ? LB_SCALE_FULL : (lb_scale_rule)(fi % 3), .seed = 3}};
             lb_model *q = NULL, *b = NULL;
             lb_quant_report rep;
             REQUIRE(!lb_model_quantize(m, &o, &q, &rep), "%s", lb_errmsg());
@@ -333,6 +341,10 @@ static void test_model_opts(void)
     lb_model_quant_opts o = {.format = "int4_asym", .group = 64, .method = "sinq", .keep = keep, .n_keep = 2};
     lb_model *a = NULL, *b = NULL;
     lb_quant_report ra, rb;
+    o.q.scale_rule = LB_SCALE_FULL;              /* refused before any work: int4_asym has a zero point */
+    CHECK(lb_model_quantize(m, &o, &a, &ra) == LB_ERR_ARG && !a &&
+          strstr(lb_errmsg(), "int4_g64_asym: scale rule full applies to symmetric INT formats"), "%s", lb_errmsg());
+    o.q.scale_rule = LB_SCALE_FLOOR;
     o.n_threads = 1;
     REQUIRE(!lb_model_quantize(m, &o, &a, &ra), "%s", lb_errmsg());
     o.n_threads = 3;

@@ -52,7 +52,7 @@ static void help(void)
            "  --methods  default rtn,sinq,hadamard+rtn,hadamard+sinq\n"
            "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
            "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
-           "             (floor, ceil, mse); 'f32' is the unquantized model itself\n"
+           "             (floor, ceil, mse, full); 'f32' is the unquantized model itself\n"
            "Without --text only sizes and speeds are measured.\n");
 }
 
@@ -150,6 +150,7 @@ static void parse_format(const char *spec, char *name, size_t cap, lb_scale_rule
     *c = 0;
     if (!strcmp(c + 1, "mse")) *rule = LB_SCALE_MSE;
     else if (!strcmp(c + 1, "ceil")) *rule = LB_SCALE_CEIL;
+    else if (!strcmp(c + 1, "full")) *rule = LB_SCALE_FULL;
 }
 
 static void run_one(const bopts *o, const lb_model *m, const base *b, const char *method, const char *fspec, row *r)
@@ -343,8 +344,8 @@ static int check_lists(const bopts *o)
         lb_scale_rule rule;
         parse_format(o->formats[i], fname, sizeof fname, &rule);
         const char *c = strchr(o->formats[i], ':');
-        if (c && strcmp(c + 1, "mse") && strcmp(c + 1, "ceil") && strcmp(c + 1, "floor"))
-            return cli_fail("bench quant", "--formats %s: unknown scale rule (floor, ceil, mse)", o->formats[i]);
+        if (c && strcmp(c + 1, "mse") && strcmp(c + 1, "ceil") && strcmp(c + 1, "floor") && strcmp(c + 1, "full"))
+            return cli_fail("bench quant", "--formats %s: unknown scale rule (floor, ceil, mse, full)", o->formats[i]);
         if (strcmp(fname, "f32") && !lb_format_find(fname))
             return cli_fail("bench quant", "--formats %s: unknown format (see lowbit formats)", o->formats[i]);
     }

@@ -54,7 +54,7 @@ typedef struct tensor_opts {
 
 static int tensor_help(void)
 {
-    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse] [--cols N] [--hadamard B] [--force] IN OUT\n"
+    printf("usage: lowbit tensor quantize   --format F [--scale-rule floor|ceil|mse|full] [--cols N] [--hadamard B] [--force] IN OUT\n"
            "       lowbit tensor dequantize --format F [--hadamard B] [--force] IN OUT\n"
            "       lowbit tensor error      --format F [--scale-rule R] [--cols N] [--hadamard B] IN [--json]\n"
            "IN of quantize/error is raw little-endian float32; --cols N splits it into rows of N\n"
@@ -99,7 +99,8 @@ static int pick(const tensor_opts *o, const lb_format **f, lb_quant_opts *q)
         if (!strcmp(o->rule, "floor")) q->scale_rule = LB_SCALE_FLOOR;
         else if (!strcmp(o->rule, "ceil")) q->scale_rule = LB_SCALE_CEIL;
         else if (!strcmp(o->rule, "mse")) q->scale_rule = LB_SCALE_MSE;
-        else return cli_fail("tensor", "unknown scale rule '%s' (floor, ceil or mse)", o->rule);
+        else if (!strcmp(o->rule, "full")) q->scale_rule = LB_SCALE_FULL;
+        else return cli_fail("tensor", "unknown scale rule '%s' (floor, ceil, mse or full)", o->rule);
     }
     return 0;
 }

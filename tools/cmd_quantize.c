@@ -11,7 +11,7 @@
 static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
-           "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse] [--keep PATTERN ...]\n"
+           "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
            "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--force] [--json]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
@@ -22,7 +22,8 @@ static void help(void)
            "  --group G         group size (a power of two) for the INT families\n"
            "  --hadamard BLOCK  rotate each linear's input space with blocks of at most BLOCK (0 = whole row);\n"
            "                    turns rtn/sinq into hadamard+rtn/hadamard+sinq\n"
-           "  --scale-rule R    block scale rule: floor (default), ceil, mse (searched)\n"
+           "  --scale-rule R    block scale rule: floor (default), ceil, mse (searched), full (symmetric INT:\n"
+           "                    the block extreme maps to code -2^(k-1), all 2^k codes used)\n"
            "  --keep PATTERN    keep tensors whose Hugging Face name matches the glob at original precision\n"
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
@@ -118,13 +119,13 @@ int cmd_quantize(int argc, char **argv)
         CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_O_STR("--format", &o.format),
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
         {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
-        CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
+        CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse|full"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
         CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
         CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
-    static const lb_scale_rule rules[] = {LB_SCALE_FLOOR, LB_SCALE_CEIL, LB_SCALE_MSE};
+    static const lb_scale_rule rules[] = {LB_SCALE_FLOOR, LB_SCALE_CEIL, LB_SCALE_MSE, LB_SCALE_FULL};
     o.q.scale_rule = rules[rule];
     o.q.seed = (uint64_t)seed;
     o.q.sinq_iters = (int)iters;

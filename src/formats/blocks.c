@@ -5,7 +5,10 @@
  *   MX      d = 2^(scale-127) (E8M0; 0xFF = NaN), val = element value
  *           (MXINT8: code/64, two's complement, -128 never produced)
  *   NV      d = ue4m3(scale) / tensor_scale, val = E2M1 value or INT4 in [-7, 7]
- *   INT     d = FP16/BF16 scale, val = signed code, or code - zero (asym)
+ *   INT     d = FP16/BF16 scale, val = signed code, or code - zero (asym);
+ *           symmetric codes are [-(2^(k-1)-1), 2^(k-1)-1] with d = amax/(2^(k-1)-1)
+ *           (floor rule), or the full [-2^(k-1), 2^(k-1)-1] with
+ *           d = x_m/-2^(k-1), x_m the block's signed extreme (full rule)
  *   NF4     d = FP16/BF16 absmax, val = NF4 table entry
  *   ternary d = FP16/BF16 absmean of the row, val in {-1, 0, 1}
  * Quantization multiplies x by a per-block float inverse (2^-e for MX,
@@ -89,6 +92,15 @@ float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr)
     return lb__absmax_setup(f, amax / lb_elem_max(f->elem), hdr);
 }
 
+float lb__int_full_setup(const lb_format *f, float xm, uint8_t *hdr)
+{
+    uint16_t h = lb__scale16_encode(f->sd, xm / -(lb_elem_max(f->elem) + 1.0f));
+    if (!(h & 0x7fff)) h = 0;                 /* a zero scale is +0, never -0 */
+    float sd = lb__scale16_decode(f->sd, h);
+    lb__wr16(hdr, h);
+    return sd != 0.0f ? 1.0f / sd : 0.0f;
+}
+
 float lb__int_asym_setup(const lb_format *f, float mn, float mx, uint8_t *hdr, float *zero)
 {
     float qmax = lb_elem_max(f->elem);
@@ -137,16 +149,30 @@ static void nv_encode(const lb_format *f, uint8_t sc, float g, const float *x, i
     }
 }
 
-static void int_encode(const lb_format *f, float mul, const float *x, int64_t n, uint8_t *out)
+/* The first element of largest |x| (0 for an empty or all-zero block). */
+static float signed_extreme(const float *x, int64_t n)
+{
+    uint32_t m = 0;
+    float xm = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t b = lb__f32_bits(x[i]) & 0x7fffffffu;
+        if (b > m) { m = b; xm = x[i]; }
+    }
+    return xm;
+}
+
+static void int_encode(const lb_format *f, bool full, float mul, const float *x, int64_t n, uint8_t *out)
 {
     int k = lb_elem_bits(f->elem);
     uint32_t mask = (1u << k) - 1;
     float qmax = int_qmax(f);
     if (!f->asym) {
-        float inv = lb__int_sym_setup(f, lb__bits_f32(lb__amax_bits(x, n)) * mul, out);
+        float inv = full ? lb__int_full_setup(f, signed_extreme(x, n) * mul, out)
+                         : lb__int_sym_setup(f, lb__bits_f32(lb__amax_bits(x, n)) * mul, out);
+        float qmin = full ? -qmax - 1.0f : -qmax;
         for (int64_t i = 0; i < n; i++) {
             float q = rintf(x[i] * inv);
-            q = q < -qmax ? -qmax : q > qmax ? qmax : q;
+            q = q < qmin ? qmin : q > qmax ? qmax : q;
             put_code(out + 2, i, k, (uint32_t)(int32_t)q & mask);
         }
         return;
@@ -188,12 +214,14 @@ static void ternary_encode(const lb_format *f, float mul, const float *x, int64_
     }
 }
 
-/* Encode one finite block with rule parameter p (see above). */
-static void encode_param(const lb_format *f, bool ceil_rule, float g, int p_int, float p_mul, const float *x,
+/* Encode one finite block with rule parameter p (see above); rule is floor,
+ * ceil or full (symmetric INT only). */
+static void encode_param(const lb_format *f, lb_scale_rule rule, float g, int p_int, float p_mul, const float *x,
                          int64_t n, uint8_t *out)
 {
     memset(out, 0, lb__block_bytes(f, n));
     uint32_t ab = lb__amax_bits(x, n);
+    bool ceil_rule = rule == LB_SCALE_CEIL;
     switch (f->fam) {
     case LB__FAM_MX: {
         int e = lb__mx_exp(ab, f->emax, lb__mx_maxval(f), ceil_rule) + p_int;
@@ -206,7 +234,7 @@ static void encode_param(const lb_format *f, bool ceil_rule, float g, int p_int,
         nv_encode(f, (uint8_t)(c < 0 ? 0 : c > 0x7e ? 0x7e : c), g, x, n, out);
         break;
     }
-    case LB__FAM_INT: int_encode(f, p_mul, x, n, out); break;
+    case LB__FAM_INT: int_encode(f, rule == LB_SCALE_FULL, p_mul, x, n, out); break;
     case LB__FAM_NF4: nf4_encode(f, p_mul, x, n, out); break;
     case LB__FAM_TERNARY: ternary_encode(f, p_mul, x, n, out); break;
     }
@@ -228,25 +256,28 @@ static const int mse_int_params[] = {0, 1, -1};
 static const float mse_clip_params[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f};
 static const float mse_ternary_params[] = {1.0f, 0.7f, 0.8f, 0.9f, 1.1f, 1.2f, 1.35f, 1.5f};
 
-/* Least squared error over the family's candidate parameters (first wins ties). */
+/* Least squared error over the family's candidate parameters (first wins
+ * ties). Symmetric INT tries the clip multipliers with the floor rule, then
+ * with the full rule (d = mul * x_m / -2^(k-1)). */
 static void encode_mse(const lb_format *f, float g, const float *x, int64_t n, uint8_t *out)
 {
     size_t bb = lb__block_bytes(f, n);
     uint8_t *tmp = LB_MALLOC(bb);
     float *y = LB_MALLOC((size_t)n * sizeof *y);
     bool fl = f->fam == LB__FAM_MX || f->fam == LB__FAM_NV;
-    int np = fl ? 3 : 8;
+    int nc = (int)(sizeof mse_clip_params / sizeof *mse_clip_params);
+    int np = fl ? 3 : lb__format_full_ok(f) ? 2 * nc : nc;
     double best = INFINITY;
     for (int j = 0; j < np && tmp && y; j++) {
         int pi = fl ? mse_int_params[j] : 0;
-        float pm = fl ? 1.0f : f->fam == LB__FAM_TERNARY ? mse_ternary_params[j] : mse_clip_params[j];
-        encode_param(f, false, g, pi, pm, x, n, tmp);
+        float pm = fl ? 1.0f : f->fam == LB__FAM_TERNARY ? mse_ternary_params[j] : mse_clip_params[j % nc];
+        encode_param(f, j < nc ? LB_SCALE_FLOOR : LB_SCALE_FULL, g, pi, pm, x, n, tmp);
         decode_block(f, g, tmp, 0, n, n, y);
         double err = 0;
         for (int64_t i = 0; i < n; i++) err += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
         if (err < best) { best = err; memcpy(out, tmp, bb); }
     }
-    if (!(best < INFINITY)) encode_param(f, false, g, 0, 1.0f, x, n, out);  /* no memory: floor rule */
+    if (!(best < INFINITY)) encode_param(f, LB_SCALE_FLOOR, g, 0, 1.0f, x, n, out);  /* no memory: floor rule */
     LB_FREE(tmp);
     LB_FREE(y);
 }
@@ -256,7 +287,7 @@ void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, c
 {
     if (lb__amax_bits(x, n) >= 0x7f800000u) encode_nonfinite(f, n, out);
     else if (rule == LB_SCALE_MSE) encode_mse(f, tscale, x, n, out);
-    else encode_param(f, rule == LB_SCALE_CEIL, tscale, 0, 1.0f, x, n, out);
+    else encode_param(f, rule, tscale, 0, 1.0f, x, n, out);
 }
 
 /* Decode elements [i0, i0+cnt) of a block of n elements into y. */

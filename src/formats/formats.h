@@ -38,7 +38,7 @@ typedef float (*lb__dot_fn)(const lb_format *f, float tscale, const uint8_t *in,
 /* max |x| over the finite values of x[0..n) as raw FP32 bits (NV tensor scale). */
 typedef uint32_t (*lb__amax_fn)(const float *x, int64_t n);
 typedef struct lb__fmt_kernels {
-    lb__quant_fn quant;           /* floor/ceil rules only; MSE always runs the reference */
+    lb__quant_fn quant;           /* floor/ceil rules only; MSE and full always run the reference */
     lb__dequant_fn dequant;
     lb__dot_fn dot;
     lb__amax_fn finite_amax;
@@ -131,6 +131,11 @@ static inline float lb__nv_inv(uint8_t sc, float g, const float *lut)
  * the element inverse 1/d (0 when d is 0). Symmetric from amax, asymmetric
  * from min(x, 0) and max(x, 0); *zero receives the zero point as a float. */
 float lb__int_sym_setup(const lb_format *f, float amax, uint8_t *hdr);
+/* Full-range symmetric INT: d = xm / -2^(k-1) (a zero d is stored as +0);
+ * returns 1/d, 0 when d is 0. */
+float lb__int_full_setup(const lb_format *f, float xm, uint8_t *hdr);
+/* Whether LB_SCALE_FULL applies to f (symmetric INT formats). */
+static inline bool lb__format_full_ok(const lb_format *f) { return f->fam == LB__FAM_INT && !f->asym; }
 /* FP16/BF16 scale s (NF4: the absmax) written to hdr; returns 1/d (0 if d is 0). */
 float lb__absmax_setup(const lb_format *f, float s, uint8_t *hdr);
 /* QLoRA NormalFloat4 values (blocks.c); codes round to the nearest entry,

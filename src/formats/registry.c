@@ -161,10 +161,13 @@ lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, cons
     lb_status s = check_shape(f, rows, cols);
     if (s) return s;
     lb_scale_rule rule = opts ? opts->scale_rule : LB_SCALE_FLOOR;
-    if ((unsigned)rule > LB_SCALE_MSE) return lb__err(LB_ERR_ARG, "%s: unknown scale rule %d", f->name, (int)rule);
+    if ((unsigned)rule > LB_SCALE_FULL) return lb__err(LB_ERR_ARG, "%s: unknown scale rule %d", f->name, (int)rule);
+    if (rule == LB_SCALE_FULL && !lb__format_full_ok(f))
+        return lb__err(LB_ERR_ARG, "%s: scale rule full applies to symmetric INT formats", f->name);
     float g = f->fam == LB__FAM_NV ? nv_tensor_scale(f, x, rows * cols) : 1.0f;
     if (tensor_scale) *tensor_scale = g;
-    lb__quant_fn q = rule == LB_SCALE_MSE ? lb__ref_kernels.quant : PICK(f, quant);
+    /* the SIMD quantizers implement floor and ceil; MSE and full run the reference */
+    lb__quant_fn q = rule == LB_SCALE_MSE || rule == LB_SCALE_FULL ? lb__ref_kernels.quant : PICK(f, quant);
     size_t rb = lb_format_row_bytes(f, cols);
     for (int64_t r = 0; r < rows; r++) q(f, rule, g, x + r * cols, cols, (uint8_t *)packed + (size_t)r * rb);
     return LB_OK;

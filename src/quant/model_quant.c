@@ -7,6 +7,7 @@
  * (one tensor per task), each independently, so the result does not depend
  * on the thread count. The new model owns every buffer. */
 #include "quant/quant.h"
+#include "formats/formats.h"
 #include <fnmatch.h>
 #include <math.h>
 
@@ -218,7 +219,7 @@ static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, c
         lb__buf_free(&b);
         return s;
     }
-    if ((unsigned)o->q.scale_rule > LB_SCALE_MSE)
+    if ((unsigned)o->q.scale_rule > LB_SCALE_FULL)
         return lb__err(LB_ERR_ARG, "unknown scale rule %d", (int)o->q.scale_rule);
     if (o->format && !strcmp(o->format, "f32")) {   /* rotation only */
         *f = NULL;
@@ -227,7 +228,10 @@ static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, c
                            "the rotation alone");
         return LB_OK;
     }
-    return lb_quant_format_resolve(o->format, o->group, f);
+    lb_status s = lb_quant_format_resolve(o->format, o->group, f);
+    if (!s && o->q.scale_rule == LB_SCALE_FULL && !lb__format_full_ok(*f))
+        s = lb__err(LB_ERR_ARG, "%s: scale rule full applies to symmetric INT formats", lb_format_name(*f));
+    return s;
 }
 
 static lb_status quantize_all(qrun *r)
