@@ -271,10 +271,11 @@ static lb_status lossless_read(lb_wsrc *src, const char *name, const char *pre, 
         s = lb__err(LB_ERR_FORMAT, "%s: tensor '%s': blob holds %lld values, its shape %lld", f->what, t->name,
                     (long long)p->n, (long long)n);
     else if (vector) s = take_vector(src, f, p, w);
-    else if (!(s = verify_streams(f, p)) && !(s = lb__wstore_keep(src->store, p, free_blob))) {
-        *w = lb__weight_lossless(p, w->rows, w->cols);
-        return LB_OK;
-    } else return s;   /* keep() released p on failure */
+    else if (!(s = verify_streams(f, p))) {
+        s = lb__wstore_keep(src->store, p, free_blob);   /* releases p on failure */
+        if (!s) *w = lb__weight_lossless(p, w->rows, w->cols);
+        return s;
+    }
     lb_bf16_packed_free(p);
     return s;
 }
