@@ -152,8 +152,6 @@ lb_weight lb__weight_block(const lb_format *f, float tensor_scale, const uint8_t
 lb_status lb__weight_push(lb_weight *w, lb_xform t);
 /* The Hadamard transform / column scale of w, or NULL. */
 const lb_xform *lb__weight_xform(const lb_weight *w, lb_xform_kind kind);
-static inline bool lb__weight_present(const lb_weight *w) { return w->rep != NULL; }
-static inline bool lb__weight_is(const lb_weight *w, const lb_wrep *r) { return w->rep == r; }
 
 /* ---- using a weight */
 
