@@ -423,17 +423,8 @@ lb_status lb__hf_load(const char *dir, lb_model *m)
     return s ? s : lb__model_set_names(m, dir, "safetensors");
 }
 
-lb_status lb__hf_load_file(const char *path, lb_model *m)
+lb_status lb__hf_load_file(const char *dir, const char *name, const char *path, lb_model *m)
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? lb__alloc((size_t)(slash - path) + 2) : NULL;
-    if (slash && !dir) return LB_ERR_NOMEM;
-    if (dir) {
-        size_t n = (size_t)(slash - path);
-        memcpy(dir, path, n ? n : 1);
-        dir[n ? n : 1] = 0;
-    }
-    lb_status s = load(dir ? dir : ".", slash ? slash + 1 : path, m);
-    LB_FREE(dir);
+    lb_status s = load(dir, name, m);
     return s ? s : lb__model_set_names(m, path, "safetensors");
 }

@@ -143,7 +143,12 @@ static lb_status load_safetensors(const char *path, lb_model *m)
                         "metadata, no model.embed_tokens / lm_head / model.norm tensor%s%s%s)", path,
                         fmt ? "; its metadata says format '" : "", fmt ? fmt : "", fmt ? "'" : "");
         lb__st_close(&f);
-        return s ? s : lb__hf_load_file(path, m);
+        if (s) return s;
+        char *dir = parent_dir(path);
+        const char *slash = strrchr(path, '/');
+        s = dir ? lb__hf_load_file(dir, slash ? slash + 1 : path, path, m) : LB_ERR_NOMEM;
+        LB_FREE(dir);
+        return s;
     }
     s = lb__lbfile_load(&f, path, m);
     if (!s && !(m->maps = lb__zalloc(sizeof *m->maps))) s = LB_ERR_NOMEM;

@@ -56,9 +56,10 @@ lb_status lb__hf_read_config(const char *dir, lb_config *cfg);
 lb_status lb__hf_open_files(const char *dir, lb_st_file **files, int *n);
 /* Hugging Face model folder (config.json + safetensors). */
 lb_status lb__hf_load(const char *dir, lb_model *m);
-/* One Hugging Face safetensors file with the config.json of its folder
- * (the weights are read from that file only). */
-lb_status lb__hf_load_file(const char *path, lb_model *m);
+/* One Hugging Face safetensors file, `name` in folder `dir` (path = both,
+ * for messages), with the config.json of that folder; the weights are read
+ * from that file only. */
+lb_status lb__hf_load_file(const char *dir, const char *name, const char *path, lb_model *m);
 
 /* lbfile.c: a lowbit model file (lb_model_save's output: a safetensors file
  * with lowbit.version and lowbit.config metadata). */

@@ -18,6 +18,15 @@
 
 enum { PART_SIGNS, PART_SCALE };
 
+/* "P.weight" -> "P", the prefix of a weight's stored tensors and metadata
+ * entry (names not ending in ".weight" are kept whole). */
+static void prefix_of(const char *name, char *pre, size_t cap)
+{
+    snprintf(pre, cap, "%s", name);
+    size_t n = strlen(pre);
+    if (n > 7 && !strcmp(pre + n - 7, ".weight")) pre[n - 7] = 0;
+}
+
 /* ---- sources */
 
 const lb_st_tensor *lb__wsrc_find(const lb_wsrc *src, const char *name, int *file)
@@ -189,9 +198,7 @@ static lb_status read_rep(lb_wsrc *src, const char *name, const char *pre, bool 
 lb_status lb__weight_read(lb_wsrc *src, const char *name, int64_t rows, int64_t cols, lb_weight *w)
 {
     char pre[128], key[160];
-    snprintf(pre, sizeof pre, "%s", name);
-    size_t n = strlen(pre);
-    if (n > 7 && !strcmp(pre + n - 7, ".weight")) pre[n - 7] = 0;
+    prefix_of(name, pre, sizeof pre);
     snprintf(key, sizeof key, "lowbit.tensor.%s", pre);
     bool vector = rows == 0;
     const char *text = src_meta(src, key);
@@ -266,9 +273,7 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
 lb_status lb__weight_save_plan(lb_st_writer *wr, lb_wplan *p, const lb_weight *w, const char *name, bool vector)
 {
     char pre[128];
-    snprintf(pre, sizeof pre, "%s", name);
-    size_t n = strlen(pre);
-    if (n > 7 && !strcmp(pre + n - 7, ".weight")) pre[n - 7] = 0;
+    prefix_of(name, pre, sizeof pre);
     lb_status s = w->rep->plan(w, name, pre, vector, p);
     if (!s) s = plan_xform(p, w, pre, ".weight_col_scale", LB_XFORM_COL_SCALE, LB_DTYPE_F32);
     if (!s) s = plan_xform(p, w, pre, ".hadamard_signs", LB_XFORM_HADAMARD, LB_DTYPE_I8);
