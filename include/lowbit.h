@@ -630,12 +630,31 @@ const char *lb_quantizer_describe(const lb_quantizer *q);
  * block; LB_ERR_NOTFOUND for an unknown name. */
 lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_format **out);
 
+/* Calibration statistics of one matrix's input x (n = the matrix's cols),
+ * averaged over the calibration tokens (src/calib). Buffers are borrowed. */
+typedef struct lb_calib_stats {
+    int64_t n;                  /* input size */
+    int64_t n_tokens;           /* tokens averaged */
+    const double *H;            /* (n, n) mean of x x^T (float-path inputs) */
+    const double *sq;           /* (n) mean of x^2 per column (llama.cpp's importance matrix) */
+    const double *abs;          /* (n) mean of |x| per column (AWQ) */
+    /* sequential calibration only (NULL otherwise): xq = the same input computed
+     * by the model whose earlier layers are already quantized (Qronos) */
+    const double *Hq;           /* (n, n) mean of xq xq^T */
+    const double *Hqx;          /* (n, n) mean of xq x^T */
+} lb_calib_stats;
+
 typedef struct lb_quantize_opts {
     lb_scale_rule scale_rule;   /* the format's scale rule (LB_SCALE_MSE: searched scales) */
     int64_t hadamard_block;     /* hadamard+*: largest rotation block (0 = no limit); the block used is
                                    the largest supported order dividing cols and <= this */
     uint64_t seed;              /* hadamard+*: seed of the random signs */
     int sinq_iters;             /* sinq: Sinkhorn iterations (0 = 16) */
+    const lb_calib_stats *calib;/* this matrix's input statistics; NULL = none (methods that need them
+                                   fail with LB_ERR_ARG) */
+    double damp;                /* gptq family: damping as a fraction of mean(diag H) (0 = 0.01) */
+    int act_order;              /* gptq family: columns in descending diag H, with static groups */
+    int64_t gptq_block;         /* gptq family: columns per lazy batch update (0 = 128) */
 } lb_quantize_opts;
 
 /* A quantized matrix; every buffer is owned (free with lb_qmatrix_free). */

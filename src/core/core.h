@@ -108,6 +108,13 @@ const char *lb__json_str(const lb_json *obj, const char *key);
 bool lb__cpu_has_avx2(void);     /* AVX2 + FMA + F16C */
 bool lb__cpu_has_avx512(void);   /* F, BW, VL, DQ, VNNI, BF16 */
 
+/* ---- dense linear algebra (linalg.c), double, row-major n x n, fixed loop order */
+/* a <- L, the lower Cholesky factor of the symmetric positive definite a
+ * (upper triangle zeroed). LB_ERR_ARG naming the failing pivot otherwise. */
+lb_status lb__chol(double *a, int64_t n);
+/* a (SPD) <- U, upper triangular with a^-1 = U^T U (GPTQ's "Hinv"). */
+lb_status lb__chol_inv_upper(double *a, int64_t n);
+
 /* ---- misc */
 static inline int64_t lb__min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t lb__max64(int64_t a, int64_t b) { return a > b ? a : b; }

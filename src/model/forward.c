@@ -44,6 +44,8 @@ struct lb_session {
     float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
     float *last;               /* (dim) final-normed last token */
     lb_wspace *ws;             /* the products' workspace (src/weights), sized for this model and batch */
+    lb__tap_fn tap;            /* sees every linear input (calibration); NULL = off */
+    void *tap_user;
 };
 
 /* ---- validation */
@@ -336,12 +338,18 @@ static void mm_n(lb_session *s, int n, const lb_weight *const *w, const float *x
     lb__linear_n(s->ws, s->pool, n, w, x, nt, xs, y, ys);
 }
 
+static void tap(lb_session *s, int64_t l, lb_site site, const float *x, int64_t B, int64_t cols)
+{
+    if (s->tap) s->tap(s->tap_user, l, site, x, B, cols);
+}
+
 static void layer(lb_session *s, int64_t l, int64_t B)
 {
     const lb_config *c = &s->m->cfg;
     const lb_layer_weights *L = &s->m->layers[l];
     int64_t d = s->dim;
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].attn_norm, d, c->norm_eps);
+    tap(s, l, LB_SITE_QKV, s->h, B, d);
     const lb_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {s->q, s->kk, s->vv};
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
@@ -352,9 +360,11 @@ static void layer(lb_session *s, int64_t l, int64_t B)
      * calling thread (no wake-up) */
     int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
     lb_pool_for(s->pool, B * c->n_heads, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
+    tap(s, l, LB_SITE_O, s->att, B, s->q_dim);
     mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
     for (int64_t t = 0; t < B; t++) rmsnorm(s->k, s->h + t * d, s->x + t * d, s->lw[l].ffn_norm, d, c->norm_eps);
+    tap(s, l, LB_SITE_GATEUP, s->h, B, d);
     const lb_weight *gu[2] = {&L->w_gate, &L->w_up};
     float *gu_out[2] = {s->gate, s->up};
     int64_t gu_ys[2] = {s->hidden, s->hidden};
@@ -363,6 +373,7 @@ static void layer(lb_session *s, int64_t l, int64_t B)
         float g = s->gate[i];
         s->gate[i] = g / (1.0f + expf(-g)) * s->up[i];
     }
+    tap(s, l, LB_SITE_DOWN, s->gate, B, s->hidden);
     mm(s, &L->w_down, s->gate, B, s->hidden, s->h, d);
     add_into(s->x, s->h, B * d);
 }
@@ -420,4 +431,40 @@ lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float 
     LB_ARG(tokens || n <= 0, "lb_forward_all: tokens is NULL");
     LB_ARG(logits, "lb_forward_all: logits is NULL (lb_forward_all needs a logits buffer)");
     return forward(s, tokens, n, logits, true);
+}
+
+/* ---- layer by layer (the calibration stage, src/calib) */
+
+void lb__session_tap(lb_session *s, lb__tap_fn fn, void *user)
+{
+    s->tap = fn;
+    s->tap_user = user;
+}
+
+lb_status lb__session_embed(lb_session *s, const int32_t *tokens, int64_t n, float *x)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= s->vocab)
+            return lb__err(LB_ERR_ARG, "token %d at index %lld is outside the vocabulary (%lld)", tokens[i],
+                           (long long)i, (long long)s->vocab);
+    for (int64_t i = 0; i < n; i++) lb__weight_row(&s->m->tok_embed, tokens[i], x + i * s->dim);
+    return LB_OK;
+}
+
+lb_status lb__session_layer(lb_session *s, int64_t l, float *x, int64_t n, int64_t pos)
+{
+    if (l < 0 || l >= s->m->cfg.n_layers) return lb__err(LB_ERR_ARG, "layer %lld out of range", (long long)l);
+    if (pos < 0 || n < 0 || n > s->max_ctx - pos)
+        return lb__err(LB_ERR_ARG, "%lld tokens at position %lld exceed the context of %lld", (long long)n,
+                       (long long)pos, (long long)s->max_ctx);
+    s->k = lb__kernels();
+    for (int64_t i = 0; i < n; i += s->max_batch) {
+        int64_t B = lb__min64(s->max_batch, n - i);
+        s->pos = pos + i;
+        memcpy(s->x, x + i * s->dim, sizeof(float) * (size_t)(B * s->dim));
+        layer(s, l, B);
+        memcpy(x + i * s->dim, s->x, sizeof(float) * (size_t)(B * s->dim));
+    }
+    s->pos = pos + n;
+    return LB_OK;
 }

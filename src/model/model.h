@@ -74,4 +74,21 @@ struct lb_model {
     char nonfinite_tensor[96];    /* the first tensor holding one */
 };
 
+/* ---- layer-by-layer forward (forward.c), for the calibration stage */
+/* The inputs of the linear layers: the normed input of q/k/v (dim), the
+ * attention output entering o (n_heads * head_dim), the normed input of
+ * gate/up (dim), the SwiGLU product entering down (hidden_dim). */
+typedef enum lb_site { LB_SITE_QKV, LB_SITE_O, LB_SITE_GATEUP, LB_SITE_DOWN, LB_SITE_COUNT } lb_site;
+/* Called from the calling thread with the n_tok x cols input (row stride
+ * cols) of every linear site, before the product, in layer order. */
+typedef void (*lb__tap_fn)(void *user, int64_t layer, lb_site site, const float *x, int64_t n_tok, int64_t cols);
+void lb__session_tap(lb_session *s, lb__tap_fn fn, void *user);   /* fn NULL: off */
+/* x (n, dim) <- the token embeddings. */
+lb_status lb__session_embed(lb_session *s, const int32_t *tokens, int64_t n, float *x);
+/* Run layer l alone on the residual stream x (n, dim, in place) of tokens at
+ * positions pos .. pos+n-1 of one sequence (the layer's KV cache entries at
+ * those positions are written, earlier ones read): the same arithmetic as
+ * lb_forward, so running every layer in turn reproduces it bit for bit. */
+lb_status lb__session_layer(lb_session *s, int64_t l, float *x, int64_t n, int64_t pos);
+
 #endif
