@@ -630,6 +630,24 @@ const char *lb_quantizer_describe(const lb_quantizer *q);
  * block; LB_ERR_NOTFOUND for an unknown name. */
 lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_format **out);
 
+/* ---- calibration (src/calib): statistics of every linear input of a model,
+ * collected by running real text through it (docs/calib.md) */
+typedef struct lb_calib lb_calib;
+typedef struct lb_calib_opts {
+    int64_t ctx;                /* tokens per sequence (<= 0: 128, capped at the model's max_seq) */
+    int n_threads;              /* <= 0: all CPUs; results never depend on it */
+    lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
+    void *progress_user;
+} lb_calib_opts;
+/* Run n_tokens tokens (split into sequences of ctx) through m and collect
+ * the statistics of every linear input. */
+lb_status lb_calib_collect(const lb_model *m, const int32_t *tokens, int64_t n_tokens, const lb_calib_opts *opts,
+                           lb_calib **out);
+lb_status lb_calib_save(const lb_calib *c, const char *path);          /* safetensors, atomic */
+/* Load a statistics file; LB_ERR_ARG when it was made for another shape than m's. */
+lb_status lb_calib_load(const char *path, const lb_model *m, lb_calib **out);
+void lb_calib_free(lb_calib *c);
+
 /* Calibration statistics of one matrix's input x (n = the matrix's cols),
  * averaged over the calibration tokens (src/calib). Buffers are borrowed. */
 typedef struct lb_calib_stats {
@@ -638,6 +656,7 @@ typedef struct lb_calib_stats {
     const double *H;            /* (n, n) mean of x x^T (float-path inputs) */
     const double *sq;           /* (n) mean of x^2 per column (llama.cpp's importance matrix) */
     const double *abs;          /* (n) mean of |x| per column (AWQ) */
+    const double *amax;         /* (n) max of |x| per column (SmoothQuant, static activation scales) */
     /* sequential calibration only (NULL otherwise): xq = the same input computed
      * by the model whose earlier layers are already quantized (Qronos) */
     const double *Hq;           /* (n, n) mean of xq xq^T */
@@ -698,6 +717,7 @@ typedef struct lb_model_quant_opts {
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;
+    const lb_calib *calib;      /* statistics for methods that need them (NULL = none) */
 } lb_model_quant_opts;
 
 typedef struct lb_quant_tensor_info {

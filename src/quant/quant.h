@@ -18,6 +18,8 @@ struct lb_quantizer {
     const char *name;
     const char *desc;
     bool rotate;                 /* Hadamard-rotate the input space first */
+    bool calib;                  /* needs o->calib (H and column statistics) */
+    bool sequential;             /* needs sequential calibration (o->calib->Hq, Hqx) */
     lb__quant_method_fn quantize;
 };
 

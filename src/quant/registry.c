@@ -8,14 +8,14 @@
 #include "quant/quant.h"
 #include <math.h>
 
-/* name, description, rotate first, method */
+/* name, description, rotate first, needs calibration, needs sequential calibration, method */
 static const lb_quantizer methods[] = {
-    {"rtn", "round to nearest with the format's scale rule (floor, ceil or MSE-searched)", false, lb__rtn_quantize},
+    {"rtn", "round to nearest with the format's scale rule (floor, ceil or MSE-searched)", false, false, false, lb__rtn_quantize},
     {"sinq", "Sinkhorn-normalized: per (rows x group) tile, balance row/column std devs, fold the column scale "
-             "into the activations, then round to nearest", false, lb__sinq_quantize},
-    {"hadamard+rtn", "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn", true,
+             "into the activations, then round to nearest", false, false, false, lb__sinq_quantize},
+    {"hadamard+rtn", "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn", true, false, false,
      lb__rtn_quantize},
-    {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, lb__sinq_quantize},
+    {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, false, false, lb__sinq_quantize},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
