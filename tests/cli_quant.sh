@@ -8,8 +8,8 @@ check help-usage grep -q usage "$T/out"
 if [ -f "$M/stories260K/stories260K.bin" ]; then
     expect_ok q-rtn $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/a.safetensors" --format int4_asym --group 32
     check q-tokenizer-hint grep -q -- "--tokenizer .*tok512.bin" "$T/err"
-    check q-summary grep -q "linears: 30 quantized, 5 kept" "$T/out"
-    check q-kept-shape grep -q "down_proj.weight.*kept (shape)" "$T/out"
+    check q-summary grep -q "linears: 35 quantized, 0 kept" "$T/out"
+    check q-padded grep -q "down_proj.weight .*int4_g32_asym .*quantized (padded to 192)" "$T/out"
     check q-file test -s "$T/a.safetensors"
     expect_ok q-json $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/b.safetensors" --format mxfp4 --hadamard 32 --scale-rule mse --json --keep '*layers.0.*'
     check q-json-method grep -q '"method": "hadamard+rtn"' "$T/out"
@@ -24,7 +24,9 @@ if [ -f "$M/stories260K/stories260K.bin" ]; then
     expect_fail bad-full "int4_g32_asym: scale rule full applies to symmetric INT formats" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4_asym --group 32 --scale-rule full
     check no-partial test ! -e "$T/c.safetensors"
     expect_ok q-full $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/f.safetensors" --format int4_g32 --scale-rule full
-    check q-full-summary grep -q "linears: 30 quantized, 5 kept" "$T/out"
+    check q-full-summary grep -q "linears: 35 quantized, 0 kept" "$T/out"
+    expect_ok q-padded-run $CLI run --model "$T/f.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    check q-padded-story grep -q "Once upon a time" "$T/out"
     expect_ok q-full-inspect $CLI inspect "$T/f.safetensors"
     check q-full-int4 grep -q "self_attn.q_proj *int4_g32" "$T/out"
     check no-temp sh -c "! ls '$T' | grep -q tmp"

@@ -31,19 +31,19 @@ static void help(void)
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
-           "Linears whose input size is not a multiple of the block are kept at original precision and\n"
-           "reported as 'kept (shape)'.\n");
+           "A linear whose input size the block does not divide is stored padded to the next multiple of\n"
+           "the block (zero weights meeting zero inputs) and reported as 'quantized (padded to N)'.\n");
 }
 
 static void print_text(const lb_quant_report *r, const char *out)
 {
-    printf("%-44s %-11s %-20s %-14s %-18s %8s %10s %9s\n", "tensor", "shape", "format", "method", "status", "bits/w",
+    printf("%-44s %-11s %-20s %-14s %-25s %8s %10s %9s\n", "tensor", "shape", "format", "method", "status", "bits/w",
            "bytes", "rel.err");
     for (int64_t i = 0; i < r->n_tensors; i++) {
         const lb_quant_tensor_info *t = &r->tensors[i];
         char shape[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)t->rows, (long long)t->cols);
-        printf("%-44s %-11s %-20s %-14s %-18s %8.3f %10zu %9.5f\n", t->name, shape, t->format,
+        printf("%-44s %-11s %-20s %-14s %-25s %8.3f %10zu %9.5f\n", t->name, shape, t->format,
                *t->method ? t->method : "-", t->status, t->bits_per_weight, t->bytes, t->rel_err);
     }
     printf("linears: %lld quantized, %lld kept; linear bits/weight %.3f; all weights %.3f bits/weight, %zu bytes; "

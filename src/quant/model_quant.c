@@ -1,11 +1,13 @@
 /* model_quant.c: quantizing a whole model. Every linear weight (q, k, v, o,
  * gate, up, down) goes through one method into one format; everything else
  * (embeddings, lm_head, norms, biases) is copied at its precision. A linear
- * is also kept when a --keep glob matches its Hugging Face name, or when its
- * cols are not a multiple of the format's block ("kept (shape)"); the report
- * says which and why. The linears of a layer are quantized in parallel
- * (one tensor per task), each independently, so the result does not depend
- * on the thread count. The new model owns every buffer. */
+ * is also kept when a --keep glob matches its Hugging Face name; a linear
+ * whose cols the format's block does not divide is quantized padded to the
+ * next multiple of the block ("quantized (padded to N)", weights/block.c),
+ * which costs fewer bits than any dense fallback for every block format in
+ * the registry (docs/quant.md); the report says which and why. The linears
+ * of a layer are quantized in parallel (one tensor per task), each
+ * independently, so the result does not depend on the thread count. The new model owns every buffer. */
 #include "quant/quant.h"
 #include "formats/formats.h"
 #include <fnmatch.h>
@@ -167,8 +169,11 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
                                                  !strcmp(r->sn[i].name, "lm_head.weight"));
         bool lin = r->sn[i].linear || emb;
         const char *why = !lin ? "kept (not linear)" : keep_match(r->o, r->sn[i].name) ? "kept (--keep)"
-                         : B && w->cols % B ? "kept (shape)" : NULL;
+                         : !r->ctx.fmt && w->cols % B ? "kept (shape)" : NULL;
         set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
+        if (!why && r->ctx.fmt && lb__pad_cols(r->ctx.fmt, w->cols) != w->cols)
+            snprintf(r->info[i].status, sizeof r->info[i].status, "quantized (padded to %lld)",
+                     (long long)lb__pad_cols(r->ctx.fmt, w->cols));
         if (why) {
             if ((s = lb__weight_copy(&r->dst->store, w, r->dn[i].w))) return s;
             finish_info(&r->info[i], r->dn[i].w, NULL);
@@ -199,7 +204,7 @@ static void summarize(lb_quant_report *rep, lb_quant_tensor_info *info, int64_t 
         bool lin = strcmp(info[i].status, "kept (not linear)") != 0;
         tb += (double)info[i].bytes; te += e;
         if (lin) { lb += (double)info[i].bytes; le += e; }
-        if (!strcmp(info[i].status, "quantized")) rep->n_quantized++;
+        if (!strncmp(info[i].status, "quantized", 9)) rep->n_quantized++;
         else if (lin) rep->n_kept_linear++;
         rep->total_bytes += info[i].bytes;
     }

@@ -73,6 +73,44 @@ void lb_qmatrix_free(lb_qmatrix *m)
     m->packed = NULL; m->col_scale = NULL; m->hadamard_signs = NULL;
 }
 
+/* Calibration statistics of a padded matrix: zero inputs in the padding
+ * columns (H rows and columns 0: GPTQ's dead columns), their per-column
+ * statistics set to the mean of the true columns so that column-wise
+ * scalings stay neutral there. */
+typedef struct pad_stats {
+    lb_calib_stats st;
+    double *buf;
+} pad_stats;
+
+static lb_status pad_stats_make(const lb_calib_stats *c, int64_t pc, pad_stats *p)
+{
+    int64_t n = c->n;
+    const double *src[6] = {c->H, c->Hq, c->Hqx, c->sq, c->abs, c->amax};
+    size_t total = 0;
+    for (int k = 0; k < 6; k++) total += src[k] ? (size_t)(k < 3 ? pc * pc : pc) : 0;
+    if (!(p->buf = lb__zalloc(total * sizeof *p->buf))) return LB_ERR_NOMEM;
+    p->st = (lb_calib_stats){.n = pc, .n_tokens = c->n_tokens};
+    const double **dst[6] = {&p->st.H, &p->st.Hq, &p->st.Hqx, &p->st.sq, &p->st.abs, &p->st.amax};
+    double *at = p->buf;
+    for (int k = 0; k < 6; k++) {
+        if (!src[k]) continue;
+        if (k < 3) {
+            for (int64_t i = 0; i < n; i++) memcpy(at + i * pc, src[k] + i * n, (size_t)n * sizeof *at);
+            *dst[k] = at; at += pc * pc;
+        } else {
+            double mean = 0;
+            for (int64_t i = 0; i < n; i++) mean += src[k][i];
+            mean /= (double)n;
+            memcpy(at, src[k], (size_t)n * sizeof *at);
+            for (int64_t i = n; i < pc; i++) at[i] = mean;
+            *dst[k] = at; at += pc;
+        }
+    }
+    return LB_OK;
+}
+
+static void pad_stats_free(pad_stats *p) { LB_FREE(p->buf); }
+
 lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
                              const float *w, int64_t rows, int64_t cols, lb_qmatrix *out)
 {
@@ -83,18 +121,18 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
     LB_ARG(w, "lb_quantize_matrix: w is NULL");
     if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 40) / cols)
         return lb__err(LB_ERR_ARG, "%s: bad matrix shape %lld x %lld", q->name, (long long)rows, (long long)cols);
-    int64_t B = lb_format_block(f);
-    if (B && cols % B)
-        return lb__err(LB_ERR_ARG, "%s/%s: %lld columns are not a multiple of the block size %lld", q->name,
-                       lb_format_name(f), (long long)cols, (long long)B);
     lb_quantize_opts def = {0};
     if (!opts) opts = &def;
+    if (opts->calib && opts->calib->n != cols)
+        return lb__err(LB_ERR_ARG, "%s: calibration statistics are for %lld inputs, the matrix has %lld columns",
+                       q->name, (long long)opts->calib->n, (long long)cols);
+    int64_t pc = lb__pad_cols(f, cols);
     *out = (lb_qmatrix){.fmt = f, .method = q, .rows = rows, .cols = cols,
-                        .row_bytes = lb_format_row_bytes(f, cols), .tensor_scale = 1.0f};
-    float *tmp = NULL;
+                        .row_bytes = lb_format_row_bytes(f, pc), .tensor_scale = 1.0f};
+    float *tmp = NULL, *padded = NULL;
     lb_status s = LB_OK;
     if (!(out->packed = lb__alloc(out->row_bytes * (size_t)rows))) s = LB_ERR_NOMEM;
-    if (!s && q->rotate) {
+    if (!s && q->rotate) {   /* on the true columns (the rotation block divides cols) */
         tmp = lb__alloc((size_t)(rows * cols) * sizeof *tmp);
         if (!tmp) s = LB_ERR_NOMEM;
         else {
@@ -103,7 +141,22 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
             w = tmp;
         }
     }
-    if (!s) s = q->quantize(opts, w, out);
+    if (!s && pc != cols) {   /* zero columns up to the block */
+        if (!(padded = lb__zalloc((size_t)(rows * pc) * sizeof *padded))) s = LB_ERR_NOMEM;
+        for (int64_t r = 0; !s && r < rows; r++) memcpy(padded + r * pc, w + r * cols, (size_t)cols * sizeof *w);
+        w = padded;
+    }
+    pad_stats ps = {0};
+    lb_quantize_opts po = *opts;
+    if (!s && pc != cols && opts->calib) {
+        s = pad_stats_make(opts->calib, pc, &ps);
+        po.calib = &ps.st;
+    }
+    out->cols = pc;                      /* the method sees the padded matrix */
+    if (!s) s = q->quantize(&po, w, out);
+    out->cols = cols;
+    pad_stats_free(&ps);
+    LB_FREE(padded);
     LB_FREE(tmp);
     if (s) lb_qmatrix_free(out);
     return s;

@@ -12,7 +12,13 @@
  *   P.weight_scale        U8 (E8M0 / UE4M3 codes), F16 or BF16 (rows, blocks)
  *   P.weight_zero_point   U8  (rows, blocks), asymmetric INT only
  *   P.weight_global_scale F32 (1), NV formats only
- * (the compressed-tensors convention); reading interleaves them again. */
+ * (the compressed-tensors convention); reading interleaves them again.
+ *
+ * A row whose length the block does not divide (stories260K's down_proj:
+ * 172 columns) is stored padded to pcols = the next multiple of the block:
+ * the padding columns hold zero weights, and the product (linear.c) pads the
+ * input with zeros, so they never contribute. Files store the padded
+ * shapes; the reader recognises them from the tensor shapes. */
 #include "weights/weights.h"
 #include <math.h>
 
@@ -56,8 +62,13 @@ void lb__qjoin_row(const lb__qsplit *p, const uint8_t *codes, const uint8_t *sca
 static void block_row(const lb_weight *w, int64_t r, float *out)
 {
     const lb_wblock *b = &w->u.block;
-    lb_format_dequantize(b->fmt, (const uint8_t *)w->data + (size_t)r * b->row_bytes, b->tensor_scale, 1, w->cols,
-                         out);
+    const uint8_t *row = (const uint8_t *)w->data + (size_t)r * b->row_bytes;
+    if (b->pcols == w->cols) { lb_format_dequantize(b->fmt, row, b->tensor_scale, 1, w->cols, out); return; }
+    int64_t B = b->fmt->block, full = w->cols / B * B;   /* padded: the last block through a local buffer */
+    float tail[LB_PAD_MAX_BLOCK];
+    if (full) lb_format_dequantize(b->fmt, row, b->tensor_scale, 1, full, out);
+    lb_format_dequantize(b->fmt, row + lb_format_row_bytes(b->fmt, full), b->tensor_scale, 1, B, tail);
+    memcpy(out + full, tail, sizeof(float) * (size_t)(w->cols - full));
 }
 
 static size_t block_bytes(const lb_weight *w)
@@ -86,7 +97,7 @@ static void block_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t 
             int nr = (int)lb__min64(32, r1 - r);
             const uint8_t *row = (const uint8_t *)w->data + (size_t)r * b->row_bytes;
             for (int64_t t = 0; t < j->nt; t++)
-                p->kern.rows(b->fmt, b->tensor_scale, row, b->row_bytes, nr, p->xk + t * p->xks, w->cols, p->kern.tab,
+                p->kern.rows(b->fmt, b->tensor_scale, row, b->row_bytes, nr, p->xk + t * p->xks, b->pcols, p->kern.tab,
                              p->nvd, p->y + t * p->ys + r);
         }
         return;
@@ -95,12 +106,12 @@ static void block_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t 
         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * b->row_bytes;
         if (j->nt <= 2) {
             for (int64_t t = 0; t < j->nt; t++)
-                p->y[t * p->ys + r] = lb_format_dot(b->fmt, row, b->tensor_scale, p->x + t * p->xs, w->cols);
+                p->y[t * p->ys + r] = lb_format_dot(b->fmt, row, b->tensor_scale, p->x + t * p->xs, b->pcols);
             continue;
         }
         float *buf = j->rowbuf + (int64_t)thread * j->max_cols;
-        lb_format_dequantize(b->fmt, row, b->tensor_scale, 1, w->cols, buf);
-        for (int64_t t = 0; t < j->nt; t++) p->y[t * p->ys + r] = j->k->dot(buf, p->x + t * p->xs, w->cols);
+        lb_format_dequantize(b->fmt, row, b->tensor_scale, 1, b->pcols, buf);
+        for (int64_t t = 0; t < j->nt; t++) p->y[t * p->ys + r] = j->k->dot(buf, p->x + t * p->xs, b->pcols);
     }
 }
 
@@ -140,8 +151,9 @@ static lb_status block_read(lb_wsrc *src, const char *name, const char *pre, boo
     if (!src->meta) return lb__err(LB_ERR_FORMAT, "%s: '%s' has no metadata entry 'lowbit.tensor.%s'", src->what, n1, pre);
     const lb_format *f = src->meta->fmt;
     if (!f) return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: format does not match the tensors stored", src->what, pre);
+    int64_t pcols = lb__pad_cols(f, w->cols);
     lb__qsplit p;
-    lb__qsplit_plan(f, w->cols, &p);
+    lb__qsplit_plan(f, pcols, &p);
     snprintf(n2, sizeof n2, "%s.weight_scale", pre);
     snprintf(n3, sizeof n3, "%s.weight_zero_point", pre);
     snprintf(n4, sizeof n4, "%s.weight_global_scale", pre);
@@ -156,7 +168,7 @@ static lb_status block_read(lb_wsrc *src, const char *name, const char *pre, boo
     float ts;
     if (!s) s = global_scale(src, n4, glob, &ts);
     if (s) return s;
-    size_t rb = lb_format_row_bytes(f, w->cols), sb = (size_t)(p.n_blocks * p.scale_bytes);
+    size_t rb = lb_format_row_bytes(f, pcols), sb = (size_t)(p.n_blocks * p.scale_bytes);
     uint8_t *buf = lb__wstore_alloc(src->store, rb * (size_t)w->rows);
     if (!buf) return LB_ERR_NOMEM;
     for (int64_t r = 0; r < w->rows; r++)
@@ -171,7 +183,7 @@ static lb_status block_plan(const lb_weight *w, const char *name, const char *pr
 {
     const lb_format *f = w->u.block.fmt;
     lb__qsplit p;
-    lb__qsplit_plan(f, w->cols, &p);
+    lb__qsplit_plan(f, w->u.block.pcols, &p);
     lb_status s = lb__wplan_add(L, w, pre, ".weight_packed", PART_CODES, LB_DTYPE_U8, 2, w->rows, (int64_t)p.code_bytes);
     if (!s) s = lb__wplan_add(L, w, pre, ".weight_scale", PART_SCALES, p.scale_dtype, 2, w->rows, p.n_blocks);
     if (!s && p.has_zero) s = lb__wplan_add(L, w, pre, ".weight_zero_point", PART_ZEROS, LB_DTYPE_U8, 2, w->rows, p.n_blocks);
@@ -186,7 +198,7 @@ static lb_status block_write(const lb_weight *w, int part, lb_st_writer *wr, uin
     const lb_wblock *b = &w->u.block;
     if (part == PART_GLOBAL) return lb__st_writer_write(wr, &b->tensor_scale, sizeof(float));
     lb__qsplit p;
-    lb__qsplit_plan(b->fmt, w->cols, &p);
+    lb__qsplit_plan(b->fmt, b->pcols, &p);
     size_t n = part == PART_CODES ? p.code_bytes : part == PART_SCALES ? (size_t)(p.n_blocks * p.scale_bytes)
                                                                       : (size_t)p.n_blocks;
     for (int64_t r = 0; r < w->rows; r++) {
@@ -205,7 +217,7 @@ static int64_t block_nonfinite(const lb_weight *w)
 {
     const lb_wblock *b = &w->u.block;
     lb__qsplit p;
-    lb__qsplit_plan(b->fmt, w->cols, &p);
+    lb__qsplit_plan(b->fmt, b->pcols, &p);
     size_t hb = (size_t)p.scale_bytes + p.has_zero, bb = hb + p.block_code_bytes;
     int64_t bad = !(b->tensor_scale > -INFINITY && b->tensor_scale < INFINITY);
     for (int64_t r = 0; r < w->rows; r++)
@@ -226,10 +238,18 @@ static lb_status block_copy(lb_wstore *s, lb_weight *w)
     return (w->data = lb__wstore_copy(s, w->data, n)) ? LB_OK : LB_ERR_NOMEM;
 }
 
+int64_t lb__pad_cols(const lb_format *f, int64_t cols)
+{
+    int64_t B = f->block;
+    return B && cols % B ? (cols / B + 1) * B : cols;
+}
+
 lb_weight lb__weight_block(const lb_format *f, float tensor_scale, const uint8_t *data, int64_t rows, int64_t cols)
 {
+    int64_t pc = lb__pad_cols(f, cols);
     return (lb_weight){.rep = &lb__wrep_block, .rows = rows, .cols = cols, .data = data, .dtype = LB_DTYPE_U8,
-                       .u.block = {.fmt = f, .tensor_scale = tensor_scale, .row_bytes = lb_format_row_bytes(f, cols)}};
+                       .u.block = {.fmt = f, .tensor_scale = tensor_scale, .row_bytes = lb_format_row_bytes(f, pc),
+                                   .pcols = pc}};
 }
 
 const lb_wrep lb__wrep_block = {

@@ -116,9 +116,6 @@ static lb_status meta_parse(const lb_wsrc *src, const char *pre, const char *tex
     if (t->rows != rows || t->cols != cols)
         return lb__err(LB_ERR_FORMAT, "%s: shape [%lld, %lld] does not match the config's [%lld, %lld]", what,
                        (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
-    if (t->fmt && lb_format_block(t->fmt) && cols % lb_format_block(t->fmt))
-        return lb__err(LB_ERR_FORMAT, "%s: %lld columns do not divide into blocks of %lld", what, (long long)cols,
-                       (long long)lb_format_block(t->fmt));
     if (t->hadamard && (t->hblock < 2 || cols % t->hblock || !lb_hadamard_supported(t->hblock)))
         return lb__err(LB_ERR_FORMAT, "%s: hadamard_block %lld is not a supported order dividing %lld", what,
                        (long long)t->hblock, (long long)cols);

@@ -35,7 +35,7 @@ static size_t scratch_floats(const lb_weight *const *w, int n, int64_t max_batch
     for (int i = 0; i < n; i++) {
         if (!w[i]->rep) continue;
         if (w[i]->rep != &lb__wrep_dense || w[i]->n_in) any = true;
-        cols = lb__max64(cols, w[i]->cols);
+        cols = lb__max64(cols, lb__weight_in_cols(w[i]));
     }
     /* q, k, v inputs + decode inputs in kernel order + row buffers */
     return any ? (size_t)(cols * (3 * max_batch + 3 * 2 + n_threads)) : 0;
@@ -83,12 +83,20 @@ static void row_task(void *ctx, int64_t b, int64_t e, int thread)
     }
 }
 
-/* x' = T_k ... T_1 x for each token, into dst (row stride = cols). */
+/* x' = T_k ... T_1 x for each token, into dst (row stride = the stored
+ * columns; the padding of a padded block weight is zeros). */
 static void transform_input(const lb_weight *w, const float *x, int64_t nt, int64_t xs, float *dst)
 {
-    int64_t n = w->cols;
-    for (int64_t t = 0; t < nt; t++) memcpy(dst + t * n, x + t * xs, sizeof(float) * (size_t)n);
-    for (int i = 0; i < w->n_in; i++) lb__xform_apply(&w->in[i], dst, nt, n);
+    int64_t n = w->cols, ni = lb__weight_in_cols(w);
+    for (int64_t t = 0; t < nt; t++) {
+        float *d = dst + t * ni;
+        memcpy(d, x + t * xs, sizeof(float) * (size_t)n);
+        memset(d + n, 0, sizeof(float) * (size_t)(ni - n));
+        if (ni != n)
+            for (int i = 0; i < w->n_in; i++) lb__xform_apply(&w->in[i], d, 1, n);
+    }
+    if (ni == n)
+        for (int i = 0; i < w->n_in; i++) lb__xform_apply(&w->in[i], dst, nt, n);
 }
 
 static bool same_transforms(const lb_weight *a, const lb_weight *b)
@@ -105,13 +113,16 @@ static void part_input(row_job *rj, int i, const float *x, int64_t nt, int64_t x
 {
     lb_wpart *p = &rj->p[i];
     const lb_weight *w = p->w;
-    if (!w->n_in) return;
+    int64_t ni = lb__weight_in_cols(w);
+    if (!w->n_in && ni == w->cols) return;
     for (int k = 0; k < i; k++)
-        if (rj->p[k].x != x && same_transforms(rj->p[k].w, w)) { p->x = rj->p[k].x; p->xs = rj->p[k].xs; return; }
+        if (rj->p[k].x != x && same_transforms(rj->p[k].w, w) && lb__weight_in_cols(rj->p[k].w) == ni) {
+            p->x = rj->p[k].x; p->xs = rj->p[k].xs; return;
+        }
     transform_input(w, x, nt, xs, scratch + *used);
     p->x = scratch + *used;
-    p->xs = w->cols;
-    *used += nt * w->cols;
+    p->xs = ni;
+    *used += nt * ni;
 }
 
 /* Decode inputs in the order a block kernel wants, once per distinct input. */
@@ -123,10 +134,11 @@ static void kernel_input(row_job *rj, int i, int64_t nt, float *scratch, int64_t
     if (!p->kern.perm_x) return;
     for (int k = 0; k < i; k++)
         if (rj->p[k].kern.perm_x && rj->p[k].x == p->x) { p->xk = rj->p[k].xk; p->xks = rj->p[k].xks; return; }
-    for (int64_t t = 0; t < nt; t++) lb__qdot_perm_x(p->x + t * p->xs, p->w->cols, scratch + *used + t * p->w->cols);
+    int64_t ni = lb__weight_in_cols(p->w);
+    for (int64_t t = 0; t < nt; t++) lb__qdot_perm_x(p->x + t * p->xs, ni, scratch + *used + t * ni);
     p->xk = scratch + *used;
-    p->xks = p->w->cols;
-    *used += nt * p->w->cols;
+    p->xks = ni;
+    *used += nt * ni;
 }
 
 static void row_products(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *const *w, const float *x, int64_t nt,
@@ -134,7 +146,7 @@ static void row_products(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *c
 {
     row_job rj = {.j = {.k = lb__kernels(), .nt = nt}, .n = n};
     int64_t rows = 0, used = 0;
-    for (int i = 0; i < n; i++) rj.j.max_cols = lb__max64(rj.j.max_cols, w[i]->cols);
+    for (int i = 0; i < n; i++) rj.j.max_cols = lb__max64(rj.j.max_cols, lb__weight_in_cols(w[i]));
     for (int i = 0; i < n; i++) {
         rj.p[i] = (lb_wpart){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
         rows += w[i]->rows;

@@ -12,6 +12,11 @@ static const lb_wrep *const reps[] = {&lb__wrep_block, &lb__wrep_lossless, &lb__
 int lb__wrep_count(void) { return (int)(sizeof reps / sizeof *reps); }
 const lb_wrep *lb__wrep_at(int i) { return i >= 0 && i < lb__wrep_count() ? reps[i] : NULL; }
 
+int64_t lb__weight_in_cols(const lb_weight *w)
+{
+    return w->rep == &lb__wrep_block ? w->u.block.pcols : w->cols;
+}
+
 lb_status lb__weight_push(lb_weight *w, lb_xform t)
 {
     if (w->n_in >= LB_WEIGHT_MAX_XFORMS)

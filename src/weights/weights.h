@@ -58,6 +58,8 @@ typedef struct lb_wblock {
     const lb_format *fmt;   /* block format of data: rows * row_bytes bytes */
     float tensor_scale;     /* NV per-tensor encode scale (1 otherwise) */
     size_t row_bytes;       /* bytes per packed row */
+    int64_t pcols;          /* stored columns: cols, or cols rounded up to the block when the block does
+                               not divide cols (the padding columns hold zeros and meet zero inputs) */
 } lb_wblock;
 
 /* One weight. Borrowed views into mapped files or buffers owned by the
@@ -148,6 +150,14 @@ const lb_wrep *lb__wrep_at(int i);
 lb_weight lb__weight_dense(const void *data, lb_dtype dt, int64_t rows, int64_t cols);
 /* A block-quantized weight over packed rows of format f. */
 lb_weight lb__weight_block(const lb_format *f, float tensor_scale, const uint8_t *data, int64_t rows, int64_t cols);
+/* block.c: cols rounded up to f's block (cols when the block divides it or
+ * f has one block per row); blocks are at most LB_PAD_MAX_BLOCK. */
+#define LB_PAD_MAX_BLOCK 256
+int64_t lb__pad_cols(const lb_format *f, int64_t cols);
+/* Columns the stored representation multiplies: w->cols, or the padded
+ * width of a block weight whose block does not divide cols (the product
+ * zero-pads the input to it). */
+int64_t lb__weight_in_cols(const lb_weight *w);
 /* Append an input transform (LB_ERR_ARG when the list is full). */
 lb_status lb__weight_push(lb_weight *w, lb_xform t);
 /* The Hadamard transform / column scale of w, or NULL. */
