@@ -77,19 +77,11 @@ static lb_status batch(gptq_job *j, int64_t r0, int64_t r1, int64_t i1, int64_t 
 }
 
 /* The lazy update of columns [i2, n) from the batch [i1, i2): for each row,
- * w_k -= E_c U[i1 + c][k] for c ascending. */
+ * w_k -= E_c U[i1 + c][k] for c ascending (lb__gemm_sub). */
 static void lazy_update(gptq_job *j, int64_t r0, int64_t r1, int64_t i1, int64_t i2, const double *E)
 {
     int64_t n = j->n;
-    for (int64_t r = r0; r < r1; r++) {
-        double *w = j->W + r * n;
-        const double *e = E + (r - r0) * j->bs;
-        for (int64_t c = 0; c < i2 - i1; c++) {
-            const double *u = j->U + (i1 + c) * n;
-            double ec = e[c];
-            for (int64_t k = i2; k < n; k++) w[k] -= ec * u[k];
-        }
-    }
+    if (i2 < n) lb__gemm_sub(j->W + r0 * n + i2, n, E, j->bs, j->U + i1 * n + i2, n, r1 - r0, i2 - i1, n - i2, false);
 }
 
 static lb_status run_rows(gptq_job *j, int64_t r0, int64_t r1)
