@@ -267,6 +267,59 @@ static void test_dead(void)
     free(H);
 }
 
+/* ---------------------------------------------------------- linear algebra */
+
+/* lb__gemm_sub against the plain loop (bit for bit) at awkward sizes, and
+ * the factor U of H^-1 against its definition: U upper, positive diagonal,
+ * U^T U H = I. */
+static void test_linalg(void)
+{
+    int64_t sizes[] = {1, 2, 3, 5, 7, 33, 67, 130, 300};
+    for (int si = 0; si < 9; si++)
+        for (int up = 0; up < 2; up++) {
+            int64_t m = sizes[si], K = sizes[(si + 3) % 9], len = sizes[(si + 5) % 9] + (up ? K : 0);
+            int64_t ldc = len + 3, lda = K + 1, ldb = len + 2;
+            double *C = malloc(sizeof(double) * (size_t)(m * ldc)), *R = malloc(sizeof(double) * (size_t)(m * ldc));
+            double *A = malloc(sizeof(double) * (size_t)(m * lda)), *B = malloc(sizeof(double) * (size_t)(K * ldb));
+            for (int64_t i = 0; i < m * ldc; i++) C[i] = R[i] = lb_rng_normal(&rng);
+            for (int64_t i = 0; i < m * lda; i++) A[i] = lb_rng_normal(&rng);
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0; j < ldb; j++) B[k * ldb + j] = up && j < k ? 0.0 : lb_rng_normal(&rng);
+            for (int64_t r = 0; r < m; r++)
+                for (int64_t j = 0; j < len; j++)
+                    for (int64_t k = 0; k < K; k++) R[r * ldc + j] -= A[r * lda + k] * B[k * ldb + j];
+            lb__gemm_sub(C, ldc, A, lda, B, ldb, m, K, len, up);
+            CHECK(!memcmp(C, R, sizeof(double) * (size_t)(m * ldc)), "gemm_sub %lld x %lld x %lld upper %d differs",
+                  (long long)m, (long long)K, (long long)len, up);
+            free(C); free(R); free(A); free(B);
+        }
+    int64_t ns[] = {1, 3, 31, 32, 33, 100};
+    for (int t = 0; t < 6; t++) {
+        int64_t n = ns[t];
+        double *H = make_h(n, 3 * n + 5, -1), *U = malloc(sizeof(double) * (size_t)(n * n));
+        for (int64_t i = 0; i < n; i++) H[i * n + i] += 0.01;
+        memcpy(U, H, sizeof(double) * (size_t)(n * n));
+        REQUIRE(!lb__chol_inv_upper(U, n), "%s", lb_errmsg());
+        double worst = 0, *M = calloc((size_t)(n * n), sizeof *M);
+        int shape = 1;
+        for (int64_t l = 0; l < n; l++)            /* M = U^T U */
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t k = 0; k < n; k++) M[i * n + k] += U[l * n + i] * U[l * n + k];
+        for (int64_t i = 0; i < n; i++) {
+            shape &= U[i * n + i] > 0;
+            for (int64_t j = 0; j < i; j++) shape &= U[i * n + j] == 0;
+            for (int64_t j = 0; j < n; j++) {      /* (M H)[i][j] */
+                double s = 0;
+                for (int64_t k = 0; k < n; k++) s += M[i * n + k] * H[k * n + j];
+                worst = fmax(worst, fabs(s - (i == j)));
+            }
+        }
+        free(M);
+        CHECK(shape && worst < 1e-8, "n %lld: U^T U H - I up to %g (shape %d)", (long long)n, worst, shape);
+        free(H); free(U);
+    }
+}
+
 /* ---------------------------------------------------------- rotation of H */
 
 static void test_rotated_h(void)
@@ -398,6 +451,118 @@ static double method_loss(const char *method, const char *fmt, int act, const fl
     return l;
 }
 
+/* Statistics of every linear input of m on the tokens (H = mean x x^T per
+ * layer and site). */
+static hacc *capture(lb_model *m, const int32_t *ids, int64_t nt)
+{
+    hacc *acc = calloc(1, sizeof *acc);
+    lb_session *s = NULL;
+    lb_session_opts so = {.n_threads = 1, .max_ctx = nt};
+    float *lg = malloc(sizeof(float) * (size_t)(nt * m->cfg.vocab_size));
+    if (lb_session_create(m, &so, &s) || (lb__session_tap(s, tap, acc), lb_forward_all(s, ids, nt, lg))) {
+        fprintf(stderr, "capture: %s\n", lb_errmsg());
+        free(acc);
+        acc = NULL;
+    }
+    lb_session_free(s);
+    free(lg);
+    for (int64_t l = 0; acc && l < m->cfg.n_layers && l < 64; l++)
+        for (int site = 0; site < LB_SITE_COUNT; site++)
+            if (acc->H[l][site])
+                for (int64_t i = 0; i < acc->n[l][site] * acc->n[l][site]; i++)
+                    acc->H[l][site][i] /= (double)acc->tok[l][site];
+    return acc;
+}
+
+static void free_acc(hacc *a)
+{
+    for (int l = 0; a && l < 64; l++)
+        for (int s = 0; s < LB_SITE_COUNT; s++) free(a->H[l][s]);
+    free(a);
+}
+
+static int site_of(const char *name, int64_t *layer)
+{
+    for (int s = 0; s < LB_SITE_COUNT; s++)
+        for (int k = 0; k < 3 && site_names[s][k]; k++)
+            if (strstr(name, site_names[s][k]) && sscanf(name, "model.layers.%lld.", (long long *)layer) == 1)
+                return s;
+    return -1;
+}
+
+/* GPTQ / MR-GPTQ matrices put into a model, saved, loaded: the same bytes
+ * decode, the same logits come out. */
+static void test_save_load(void)
+{
+    lb_model *m = NULL;
+    struct stat sb;
+    if (stat(model_path("tinystories-656k"), &sb) || lb_model_load(model_path("tinystories-656k"), &m))
+        SKIP("no tinystories-656k in %s", test_models_dir());
+    int64_t nt = 0;
+    int32_t *ids = text_tokens(model_path("tinystories-656k"), 64, &nt);
+    if (!ids || nt < 16) { free(ids); lb_model_free(m); SKIP("no text in %s", test_data_dir()); }
+    hacc *acc = capture(m, ids, nt);
+    REQUIRE(acc, "capture");
+    const char *methods[2] = {"gptq", "mr-gptq"}, *fmts[2] = {"int4_g32_asym", "nvfp4"};
+    for (int t = 0; t < 2; t++) {
+        lb_model_quant_opts qo = {.format = fmts[t], .method = "rtn", .n_threads = 1};
+        lb_model *q = NULL;
+        REQUIRE(!lb_model_quantize(m, &qo, &q, NULL), "%s", lb_errmsg());
+        lb__wname names[256];
+        int64_t nn = lb__model_names(q, names, 256);
+        lb_qmatrix mats[64];
+        int nm = 0;
+        for (int64_t i = 0; i < nn && nm < 64; i++) {
+            int64_t layer, rows, cols;
+            int site = names[i].linear ? site_of(names[i].name, &layer) : -1;
+            if (site < 0) continue;
+            REQUIRE(!lb_model_weight_f32(m, names[i].name, NULL, &rows, &cols), "%s", lb_errmsg());
+            float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+            lb_model_weight_f32(m, names[i].name, w, &rows, &cols);
+            lb_calib_stats st = {.n = cols, .n_tokens = nt, .H = acc->H[layer][site]};
+            lb_quantize_opts o = {.calib = &st, .act_order = 1, .seed = 5};
+            REQUIRE(!lb_quantize_matrix(lb_quantizer_find(methods[t]), lb_format_find(fmts[t]), &o, w, rows, cols,
+                                        &mats[nm]), "%s %s: %s", methods[t], names[i].name, lb_errmsg());
+            *names[i].w = lb__qmatrix_weight(&mats[nm++]);
+            free(w);
+        }
+        CHECK(nm == 14, "%d linears replaced", nm);
+        char path[] = "/tmp/lb_gptq_model.XXXXXX";
+        int fd = mkstemp(path);
+        REQUIRE(fd >= 0, "mkstemp");
+        close(fd);
+        lb_model *back = NULL;
+        REQUIRE(!lb_model_save(q, path) && !lb_model_load(path, &back), "%s", lb_errmsg());
+        int bad = 0;
+        for (int k = 0; k < nm; k++) {
+            int64_t rows = mats[k].rows, cols = mats[k].cols;
+            float *a = malloc(sizeof(float) * (size_t)(rows * cols)), *b = malloc(sizeof(float) * (size_t)(rows * cols));
+            lb__wname *nmk = NULL;
+            for (int64_t i = 0, seen = 0; i < nn; i++)
+                if (names[i].linear && site_of(names[i].name, &(int64_t){0}) >= 0 && seen++ == k) nmk = &names[i];
+            bad += !nmk || lb_qmatrix_dequantize(&mats[k], a) || lb_model_weight_f32(back, nmk->name, b, &rows, &cols) ||
+                   memcmp(a, b, sizeof(float) * (size_t)(rows * cols)) != 0;
+            free(a); free(b);
+        }
+        CHECK(bad == 0, "%s: %d matrices differ after save -> load", methods[t], bad);
+        lb_session *s1 = NULL, *s2 = NULL;
+        lb_session_opts so = {.n_threads = 1, .max_ctx = nt};
+        float *l1 = malloc(sizeof(float) * (size_t)(nt * m->cfg.vocab_size)), *l2 = malloc(sizeof(float) * (size_t)(nt * m->cfg.vocab_size));
+        REQUIRE(!lb_session_create(q, &so, &s1) && !lb_session_create(back, &so, &s2) && !lb_forward_all(s1, ids, nt, l1) &&
+                !lb_forward_all(s2, ids, nt, l2), "%s", lb_errmsg());
+        CHECK(!memcmp(l1, l2, sizeof(float) * (size_t)(nt * m->cfg.vocab_size)), "%s: logits differ after reload",
+              methods[t]);
+        lb_session_free(s1); lb_session_free(s2); free(l1); free(l2);
+        lb_model_free(back);
+        unlink(path);
+        lb_model_free(q);
+        for (int k = 0; k < nm; k++) lb_qmatrix_free(&mats[k]);
+    }
+    free_acc(acc);
+    free(ids);
+    lb_model_free(m);
+}
+
 static void test_real_models(void)
 {
     const char *rels[2] = {"stories260K/stories260K.bin", "tinystories-656k"};
@@ -476,7 +641,9 @@ int main(int argc, char **argv)
     RUN(test_batch_independent);
     RUN(test_bad_input);
     RUN(test_dead);
+    RUN(test_linalg);
     RUN(test_rotated_h);
+    RUN(test_save_load);
     RUN(test_real_models);
     return TEST_DONE();
 }
