@@ -267,6 +267,59 @@ static void test_dead(void)
     free(H);
 }
 
+/* Options: MR-GPTQ's rotation block follows the format (16 NVFP4, 32
+ * MXFP4) unless hadamard_block is given; shared_amax sets the NV tensor
+ * scale; lb_quantize_amax gives the rotated matrix's amax. */
+static void test_options(void)
+{
+    int64_t rows = 8, n = 128;
+    float *w = malloc(sizeof(float) * (size_t)(rows * n)), *r = malloc(sizeof(float) * (size_t)(rows * n));
+    fill_normal(w, rows * n, 0.1);
+    double *H = make_h(n, 200, -1);
+    lb_calib_stats st = {.n = n, .H = H};
+    const lb_quantizer *mr = lb_quantizer_find("mr-gptq"), *g = lb_quantizer_find("gptq");
+    const lb_format *nv = lb_format_find("nvfp4"), *mx = lb_format_find("mxfp4");
+    lb_quantize_opts o = {.calib = &st, .seed = 9};
+    lb_qmatrix q;
+    REQUIRE(!lb_quantize_matrix(mr, nv, &o, w, rows, n, &q), "%s", lb_errmsg());
+    CHECK(q.hadamard_block == 16, "nvfp4 rotation block %lld", (long long)q.hadamard_block);
+    float ts_own = q.tensor_scale;
+    lb_qmatrix_free(&q);
+    REQUIRE(!lb_quantize_matrix(mr, mx, &o, w, rows, n, &q), "%s", lb_errmsg());
+    CHECK(q.hadamard_block == 32, "mxfp4 rotation block %lld", (long long)q.hadamard_block);
+    lb_qmatrix_free(&q);
+    o.hadamard_block = 64;
+    REQUIRE(!lb_quantize_matrix(mr, mx, &o, w, rows, n, &q), "%s", lb_errmsg());
+    CHECK(q.hadamard_block == 64, "asked rotation block 64, got %lld", (long long)q.hadamard_block);
+    lb_qmatrix_free(&q);
+    o.hadamard_block = 0;
+    /* the amax of W R^T (R with the format's block) */
+    float amax = 0, ramax = 0;
+    REQUIRE(!lb_quantize_amax(mr, nv, &o, w, rows, n, &amax), "%s", lb_errmsg());
+    memcpy(r, w, sizeof(float) * (size_t)(rows * n));
+    lb_quantize_opts ro = {.seed = 9, .hadamard_block = 16};
+    lb_qmatrix rq = {.cols = n};
+    REQUIRE(!lb__quant_rotate(&ro, r, rows, n, &rq), "%s", lb_errmsg());
+    for (int64_t i = 0; i < rows * n; i++) ramax = fmaxf(ramax, fabsf(r[i]));
+    lb_qmatrix_free(&rq);
+    CHECK(amax == ramax && ts_own == lb__grid_tensor_scale(nv, amax), "rotated amax %g vs %g, tensor scale %g",
+          amax, ramax, ts_own);
+    o.shared_amax = 3 * amax;
+    REQUIRE(!lb_quantize_matrix(mr, nv, &o, w, rows, n, &q), "%s", lb_errmsg());
+    CHECK(q.tensor_scale == lb__grid_tensor_scale(nv, 3 * amax), "shared tensor scale %g", q.tensor_scale);
+    lb_qmatrix_free(&q);
+    o.shared_amax = amax / 2;                       /* below the own amax: the own one wins */
+    REQUIRE(!lb_quantize_matrix(g, nv, &o, w, rows, n, &q), "%s", lb_errmsg());
+    float own = 0;
+    for (int64_t i = 0; i < rows * n; i++) own = fmaxf(own, fabsf(w[i]));
+    CHECK(q.tensor_scale == lb__grid_tensor_scale(nv, own), "own tensor scale %g", q.tensor_scale);
+    lb_qmatrix_free(&q);
+    o.shared_amax = NAN;
+    CHECK(lb_quantize_matrix(g, nv, &o, w, rows, n, &q) == LB_ERR_ARG && strstr(lb_errmsg(), "amax"), "NaN amax: %s",
+          lb_errmsg());
+    free(w); free(r); free(H);
+}
+
 /* ---------------------------------------------------------- linear algebra */
 
 /* lb__gemm_sub against the plain loop (bit for bit) at awkward sizes, and
@@ -641,6 +694,7 @@ int main(int argc, char **argv)
     RUN(test_batch_independent);
     RUN(test_bad_input);
     RUN(test_dead);
+    RUN(test_options);
     RUN(test_linalg);
     RUN(test_rotated_h);
     RUN(test_save_load);
