@@ -322,14 +322,18 @@ static void test_options(void)
 
 /* ---------------------------------------------------------- linear algebra */
 
-/* lb__gemm_sub against the plain loop (bit for bit) at awkward sizes, and
+/* lb__gemm_sub against the plain loop (bit for bit) at awkward sizes on
+ * every ISA path, and
  * the factor U of H^-1 against its definition: U upper, positive diagonal,
  * U^T U H = I. */
 static void test_linalg(void)
 {
     int64_t sizes[] = {1, 2, 3, 5, 7, 33, 67, 130, 300};
+    lb_isa best = lb_isa_best();
+    for (int isa = LB_ISA_REF; isa <= (int)best; isa++)
     for (int si = 0; si < 9; si++)
         for (int up = 0; up < 2; up++) {
+            lb_isa_set((lb_isa)isa);
             int64_t m = sizes[si], K = sizes[(si + 3) % 9], len = sizes[(si + 5) % 9] + (up ? K : 0);
             int64_t ldc = len + 3, lda = K + 1, ldb = len + 2;
             double *C = malloc(sizeof(double) * (size_t)(m * ldc)), *R = malloc(sizeof(double) * (size_t)(m * ldc));
@@ -342,8 +346,9 @@ static void test_linalg(void)
                 for (int64_t j = 0; j < len; j++)
                     for (int64_t k = 0; k < K; k++) R[r * ldc + j] -= A[r * lda + k] * B[k * ldb + j];
             lb__gemm_sub(C, ldc, A, lda, B, ldb, m, K, len, up);
-            CHECK(!memcmp(C, R, sizeof(double) * (size_t)(m * ldc)), "gemm_sub %lld x %lld x %lld upper %d differs",
-                  (long long)m, (long long)K, (long long)len, up);
+            CHECK(!memcmp(C, R, sizeof(double) * (size_t)(m * ldc)), "gemm_sub %lld x %lld x %lld upper %d isa %d "
+                  "differs", (long long)m, (long long)K, (long long)len, up, isa);
+            lb_isa_set(best);
             free(C); free(R); free(A); free(B);
         }
     int64_t ns[] = {1, 3, 31, 32, 33, 100};
