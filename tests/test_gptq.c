@@ -209,6 +209,34 @@ static void test_batch_independent(void)
     free(w); free(H);
 }
 
+/* Every format of the registry runs through gptq (with and without act
+ * order) and mr-gptq to finite results. */
+static void test_every_format(void)
+{
+    int64_t rows = 6, n = 128;
+    float *w = malloc(sizeof(float) * (size_t)(rows * n)), *y = malloc(sizeof(float) * (size_t)(rows * n));
+    fill_normal(w, rows * n, 0.05);
+    double *H = make_h(n, 300, -1);
+    lb_calib_stats st = {.n = n, .H = H};
+    for (int fi = 0; fi < lb_format_count(); fi++) {
+        const lb_format *f = lb_format_at(fi);
+        for (int mth = 0; mth < 3; mth++) {
+            lb_quantize_opts o = {.calib = &st, .act_order = mth == 1, .seed = 1};
+            lb_qmatrix q;
+            const char *mn = mth == 2 ? "mr-gptq" : "gptq";
+            if (lb_quantize_matrix(lb_quantizer_find(mn), f, &o, w, rows, n, &q)) {
+                CHECK(0, "%s %s: %s", mn, f->name, lb_errmsg());
+                continue;
+            }
+            int finite = !lb_qmatrix_dequantize(&q, y);
+            for (int64_t i = 0; i < rows * n; i++) finite &= isfinite(y[i]);
+            CHECK(finite, "%s %s act %d: non-finite result", mn, f->name, mth == 1);
+            lb_qmatrix_free(&q);
+        }
+    }
+    free(w); free(y); free(H);
+}
+
 /* Bad input: one clear error each, nothing returned. */
 static void test_bad_input(void)
 {
@@ -643,7 +671,7 @@ static void test_real_models(void)
         lb_session_free(s);
         tested++;
         int compared = 0, mr_better = 0, mr_total = 0;
-        double sum[4] = {0};
+        double sum[4] = {0}, fsum[4][3] = {{0}};
         for (int64_t l = 0; l < m->cfg.n_layers && l < 64; l++)
             for (int site = 0; site < LB_SITE_COUNT; site++) {
                 int64_t n = acc->n[l][site];
@@ -666,19 +694,22 @@ static void test_real_models(void)
                         CHECK(gq < rtn && ga < rtn, "%s %s %s: proxy loss gptq %g, gptq act-order %g, rtn %g",
                               rels[mi], name, fmts[fi], gq, ga, rtn);
                         compared++;
+                        fsum[fi][0] += rtn; fsum[fi][1] += gq; fsum[fi][2] += ga;
                         if (fi == 3) {
                             double mr = method_loss("mr-gptq", "mxfp4", 1, w, H, rows, n);
                             mr_total++;
                             mr_better += mr < gq;
                             sum[0] += rtn; sum[1] += gq; sum[2] += ga; sum[3] += mr;
-                            printf("  %s %s mxfp4 proxy loss: rtn %.4g gptq %.4g gptq+act %.4g mr-gptq %.4g\n",
-                                   rels[mi], name, rtn, gq, ga, mr);
                         }
                     }
                     free(w);
                 }
                 free(H);
             }
+        for (int fi = 0; fi < 3; fi++)
+            printf("  %s: %s proxy loss over the linears: rtn %.4g gptq %.4g gptq+act %.4g\n", rels[mi],
+                   fi == 0 ? "int4_g32" : fi == 1 ? "int4_g32_asym" : "int3_g32", fsum[fi][0], fsum[fi][1],
+                   fsum[fi][2]);
         printf("  %s: mxfp4 totals rtn %.4g gptq %.4g gptq+act %.4g mr-gptq %.4g; mr-gptq below gptq on %d of %d "
                "linears\n", rels[mi], sum[0], sum[1], sum[2], sum[3], mr_better, mr_total);
         CHECK(mr_total == 0 || sum[3] < sum[1], "%s: MR-GPTQ total mxfp4 proxy loss %g not below GPTQ's %g",
@@ -697,6 +728,7 @@ int main(int argc, char **argv)
     RUN(test_grid_matches_format);
     RUN(test_numpy_reference);
     RUN(test_batch_independent);
+    RUN(test_every_format);
     RUN(test_bad_input);
     RUN(test_dead);
     RUN(test_options);
