@@ -8,9 +8,16 @@
  * estimate on 1 and 2 threads (model_quant runs a layer's matrices in
  * parallel, one per thread). Times are CPU seconds of the one thread (the
  * machine is shared; note the load beside them).
- *   bench_gptq [reps] [format] [act_order 0|1] */
+ *   bench_gptq [reps] [format] [act_order 0|1]
+ * Model mode: every linear of a model folder (e.g. `lowbit synth --out DIR`,
+ * the 110M shape) quantized with GPTQ on THREADS threads, the matrices of a
+ * layer in parallel as model_quant does, with H from TOKENS random tokens
+ * (collected here through the forward pass's tap; calibration proper is
+ * src/calib's). Prints the wall time of the quantization per layer and in all.
+ *   bench_gptq model DIR [format] [tokens] [threads] */
 #include "bench_util.h"
 #include "core/core.h"
+#include "model/model.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,8 +81,102 @@ static double *make_h(lb_rng *r, int64_t n, int64_t k)
     return H;
 }
 
+/* ---- model mode */
+typedef struct mctx {
+    int64_t n[64][LB_SITE_COUNT], tok[64][LB_SITE_COUNT];
+    double *H[64][LB_SITE_COUNT], *neg;
+} mctx;
+
+static void tap(void *user, int64_t layer, lb_site site, const float *x, int64_t n_tok, int64_t cols)
+{
+    mctx *c = user;
+    if (layer >= 64) return;
+    if (!c->H[layer][site]) { c->H[layer][site] = calloc((size_t)(cols * cols), sizeof(double)); c->n[layer][site] = cols; }
+    double *xt = malloc(sizeof(double) * (size_t)(n_tok * cols)), *xx = malloc(sizeof(double) * (size_t)(n_tok * cols));
+    for (int64_t t = 0; t < n_tok; t++)
+        for (int64_t i = 0; i < cols; i++) { xt[i * n_tok + t] = -(double)x[t * cols + i]; xx[t * cols + i] = x[t * cols + i]; }
+    lb__gemm_sub(c->H[layer][site], cols, xt, n_tok, xx, cols, cols, n_tok, cols, false);   /* H += x^T x */
+    c->tok[layer][site] += n_tok;
+    free(xt); free(xx);
+}
+
+static const char *site_names[LB_SITE_COUNT][3] = {
+    {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"}, {"self_attn.o_proj"},
+    {"mlp.gate_proj", "mlp.up_proj"}, {"mlp.down_proj"}};
+
+typedef struct mjob { const lb_model *m; const lb_format *f; char name[128]; lb_calib_stats st; lb_status s; } mjob;
+
+static void quant_one(void *ctx, int64_t b, int64_t e, int thread)
+{
+    (void)thread;
+    mjob *j = ctx;
+    for (int64_t i = b; i < e; i++) {
+        int64_t rows, cols;
+        lb_model_weight_f32(j[i].m, j[i].name, NULL, &rows, &cols);
+        float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+        lb_model_weight_f32(j[i].m, j[i].name, w, &rows, &cols);
+        lb_quantize_opts o = {.calib = &j[i].st};
+        lb_qmatrix q;
+        j[i].s = lb_quantize_matrix(lb_quantizer_find("gptq"), j[i].f, &o, w, rows, cols, &q);
+        lb_qmatrix_free(&q);
+        free(w);
+    }
+}
+
+static int model_mode(int argc, char **argv)
+{
+    const char *dir = argv[2], *fname = argc > 3 ? argv[3] : "int4_g32";
+    int64_t ntok = argc > 4 ? atoll(argv[4]) : 128;
+    int threads = argc > 5 ? atoi(argv[5]) : 2;
+    lb_model *m;
+    const lb_format *f = lb_format_find(fname);
+    if (!f || lb_model_load(dir, &m)) { fprintf(stderr, "bench_gptq: %s\n", f ? lb_errmsg() : "unknown format"); return 1; }
+    mctx *c = calloc(1, sizeof *c);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)ntok);
+    lb_rng r;
+    lb_rng_seed(&r, 2);
+    for (int64_t i = 0; i < ntok; i++) ids[i] = (int32_t)(lb_rng_u64(&r) % (uint64_t)m->cfg.vocab_size);
+    lb_session *s;
+    lb_session_opts so = {.n_threads = threads, .max_ctx = ntok};
+    float *lg = malloc(sizeof(float) * (size_t)(ntok * m->cfg.vocab_size));
+    double t0 = lb_time_now();
+    if (lb_session_create(m, &so, &s)) { fprintf(stderr, "bench_gptq: %s\n", lb_errmsg()); return 1; }
+    lb__session_tap(s, tap, c);
+    lb_forward_all(s, ids, ntok, lg);
+    lb_session_free(s);
+    double t_cal = lb_time_now() - t0;
+    lb_pool *pool;
+    lb_pool_create(threads, &pool);
+    printf("GPTQ of every linear of %s, %s, %d threads, H from %lld random tokens (collected in %.1f s, not "
+           "counted)\n\n| layer | wall s |\n|---|---:|\n", dir, fname, threads, (long long)ntok, t_cal);
+    double total = 0;
+    for (int64_t l = 0; l < m->cfg.n_layers && l < 64; l++) {
+        mjob jobs[8];
+        int nj = 0;
+        /* the down projection first: the longest job starts first */
+        for (int site = LB_SITE_COUNT - 1; site >= 0; site--)
+            for (int k = 0; k < 3 && site_names[site][k]; k++) {
+                mjob *j = &jobs[nj++];
+                *j = (mjob){.m = m, .f = f, .st = {.n = c->n[l][site], .n_tokens = c->tok[l][site], .H = c->H[l][site]}};
+                snprintf(j->name, sizeof j->name, "model.layers.%lld.%s.weight", (long long)l, site_names[site][k]);
+            }
+        for (int site = 0; site < LB_SITE_COUNT; site++)
+            for (int64_t i = 0; i < c->n[l][site] * c->n[l][site]; i++) c->H[l][site][i] /= (double)c->tok[l][site];
+        double t1 = lb_time_now();
+        lb_pool_for(pool, nj, 1, quant_one, jobs);
+        double t = lb_time_now() - t1;
+        for (int i = 0; i < nj; i++)
+            if (jobs[i].s) { fprintf(stderr, "bench_gptq: %s failed\n", jobs[i].name); return 1; }
+        printf("| %lld | %.2f |\n", (long long)l, t);
+        total += t;
+    }
+    printf("\nall %lld layers: %.1f s wall on %d threads\n", (long long)m->cfg.n_layers, total, threads);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 2 && !strcmp(argv[1], "model")) return model_mode(argc, argv);
     int reps = argc > 1 ? atoi(argv[1]) : 2;
     const char *fname = argc > 2 ? argv[2] : "int4_g32";
     int act = argc > 3 ? atoi(argv[3]) : 0;
