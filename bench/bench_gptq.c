@@ -14,14 +14,23 @@
  * layer in parallel as model_quant does, with H from TOKENS random tokens
  * (collected here through the forward pass's tap; calibration proper is
  * src/calib's). Prints the wall time of the quantization per layer and in all.
- *   bench_gptq model DIR [format] [tokens] [threads] */
+ *   bench_gptq model DIR [format] [tokens] [threads]
+ * KL mode: KL divergence to the float model (lb_eval_kld, ctx 128, the first
+ * CHUNKS chunks of TEXT) of rtn (the baseline), gptq, gptq with act order
+ * and mr-gptq, per format, with H = mean x x^T of the float model's linear
+ * inputs on CAL tokens of TEXT from byte 400000 on (sequences of 128; not
+ * sequential: earlier layers are not quantized while H is collected).
+ *   bench_gptq kld MODEL TOKENIZER TEXT [chunks] [cal] [formats,...] */
 #include "bench_util.h"
 #include "core/core.h"
 #include "model/model.h"
+#include "model/loader.h"
+#include "quant/quant.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Fastest of reps runs in CPU seconds of this process (one thread, so this
  * is the work itself, less sensitive than wall time to a loaded machine). */
@@ -174,8 +183,103 @@ static int model_mode(int argc, char **argv)
     return 0;
 }
 
+/* ---- KL mode */
+static int32_t *read_tokens(const char *tok, const char *text, long off, size_t len, int64_t *n)
+{
+    lb_tokenizer *t;
+    FILE *f = fopen(text, "rb");
+    if (!f || lb_tokenizer_load(tok, &t)) { if (f) fclose(f); return NULL; }
+    char *buf = malloc(len + 1);
+    size_t got = fseek(f, off, SEEK_SET) ? 0 : fread(buf, 1, len, f);
+    fclose(f);
+    int32_t *ids = NULL;
+    if (lb_tokenizer_encode(t, buf, got, 1, &ids, n)) ids = NULL;
+    lb_tokenizer_free(t);
+    free(buf);
+    return ids;
+}
+
+static int kld_mode(int argc, char **argv)
+{
+    const char *mpath = argv[2], *tok = argv[3], *text = argv[4];
+    int64_t chunks = argc > 5 ? atoll(argv[5]) : 100, ncal = argc > 6 ? atoll(argv[6]) : 2048;
+    char fl[512];
+    snprintf(fl, sizeof fl, "%s", argc > 7 ? argv[7] : "int4_g32_asym,int4_g64_asym,int3_g32_asym,mxfp4,nvfp4");
+    lb_model *m;
+    if (lb_model_load(mpath, &m)) { fprintf(stderr, "bench_gptq: %s\n", lb_errmsg()); return 1; }
+    int64_t ne = 0, nc = 0;
+    int32_t *ev = read_tokens(tok, text, 0, 400000, &ne), *cal = read_tokens(tok, text, 400000, 200000, &nc);
+    if (!ev || !cal || nc < ncal) { fprintf(stderr, "bench_gptq: tokens: %s\n", lb_errmsg()); return 1; }
+    char base[] = "/tmp/lb_bench_gptq_base.XXXXXX";
+    int fd = mkstemp(base);
+    if (fd < 0) return 1;
+    close(fd);
+    lb_ppl_opts po = {.ctx = 128, .max_chunks = chunks, .bos = -1, .save_path = base, .n_threads = 2};
+    lb_ppl_result pr;
+    if (lb_eval_ppl(m, ev, ne, &po, &pr)) { fprintf(stderr, "bench_gptq: %s\n", lb_errmsg()); return 1; }
+    mctx *c = calloc(1, sizeof *c);
+    lb_session *s;
+    lb_session_opts so = {.n_threads = 2, .max_ctx = 128};
+    float *lg = malloc(sizeof(float) * (size_t)(128 * m->cfg.vocab_size));
+    lb_session_create(m, &so, &s);
+    lb__session_tap(s, tap, c);
+    for (int64_t i = 0; i + 128 <= ncal; i += 128) { lb_session_reset(s); lb_forward_all(s, cal + i, 128, lg); }
+    lb_session_free(s);
+    for (int64_t l = 0; l < m->cfg.n_layers && l < 64; l++)
+        for (int site = 0; site < LB_SITE_COUNT; site++)
+            for (int64_t i = 0; i < c->n[l][site] * c->n[l][site]; i++) c->H[l][site][i] /= (double)c->tok[l][site];
+    printf("KL divergence to the float model, %s, %lld chunks of 128 (ppl %.3f), H from %lld tokens\n\n"
+           "| format | method | KL | top-1 | KL / rtn |\n|---|---|---:|---:|---:|\n", mpath, (long long)pr.n_chunks,
+           pr.ppl, (long long)ncal);
+    for (char *fmt = strtok(fl, ","); fmt; fmt = strtok(NULL, ",")) {
+        double k_rtn = 0;
+        for (int mth = 0; mth < 4; mth++) {
+            static const char *mn[4] = {"rtn", "gptq", "gptq", "mr-gptq"}, *label[4] = {"rtn", "gptq", "gptq act-order", "mr-gptq"};
+            lb_model_quant_opts qo = {.format = fmt, .method = "rtn", .n_threads = 2};
+            lb_model *q;
+            if (lb_model_quantize(m, &qo, &q, NULL)) { fprintf(stderr, "bench_gptq: %s\n", lb_errmsg()); return 1; }
+            lb__wname names[1024];
+            int64_t nn = lb__model_names(q, names, 1024);
+            lb_qmatrix *mats = calloc((size_t)nn, sizeof *mats);
+            const lb_format *f = lb_format_find(fmt);
+            for (int64_t i = 0; mth && i < nn; i++) {
+                int64_t layer = -1, rows, cols;
+                int site = -1;
+                for (int st = 0; names[i].linear && st < LB_SITE_COUNT && site < 0; st++)
+                    for (int k = 0; k < 3 && site_names[st][k]; k++)
+                        if (strstr(names[i].name, site_names[st][k])) site = st;
+                if (site < 0 || sscanf(names[i].name, "model.layers.%lld.", (long long *)&layer) != 1) continue;
+                lb_model_weight_f32(m, names[i].name, NULL, &rows, &cols);
+                if (lb_format_block(f) && cols % lb_format_block(f)) continue;      /* kept by the rtn model too */
+                float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+                lb_model_weight_f32(m, names[i].name, w, &rows, &cols);
+                lb_calib_stats st = {.n = cols, .n_tokens = ncal, .H = c->H[layer][site]};
+                lb_quantize_opts o = {.calib = &st, .act_order = mth == 2, .seed = 1};
+                if (lb_quantize_matrix(lb_quantizer_find(mn[mth]), f, &o, w, rows, cols, &mats[i])) {
+                    fprintf(stderr, "bench_gptq: %s: %s\n", names[i].name, lb_errmsg());
+                    return 1;
+                }
+                *names[i].w = lb__qmatrix_weight(&mats[i]);
+                free(w);
+            }
+            lb_kld_opts ko = {.n_threads = 2};
+            lb_kld_result kr;
+            if (lb_eval_kld(q, base, &ko, &kr)) { fprintf(stderr, "bench_gptq: %s\n", lb_errmsg()); return 1; }
+            if (!mth) k_rtn = kr.kld;
+            printf("| %s | %s | %.5f ± %.5f | %.4f | %.3f |\n", fmt, label[mth], kr.kld, kr.kld_err, kr.top1, kr.kld / k_rtn);
+            fflush(stdout);
+            lb_model_free(q);
+            for (int64_t i = 0; i < nn; i++) lb_qmatrix_free(&mats[i]);
+            free(mats);
+        }
+    }
+    unlink(base);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 4 && !strcmp(argv[1], "kld")) return kld_mode(argc, argv);
     if (argc > 2 && !strcmp(argv[1], "model")) return model_mode(argc, argv);
     int reps = argc > 1 ? atoi(argv[1]) : 2;
     const char *fname = argc > 2 ? argv[2] : "int4_g32";
