@@ -697,7 +697,9 @@ typedef struct lb_qmatrix {
 
 /* Quantize w (rows x cols) with method q into format f (opts may be NULL).
  * LB_ERR_ARG when cols is not a multiple of the format's block (or of 2 for
- * a rotation). */
+ * a rotation), when q needs calibration statistics and opts->calib is NULL,
+ * or when they are for another input size. A rotating method receives the
+ * statistics of the rotated input (H' = R H R^T, sq' = diag H'). */
 lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
                              const float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
 /* w (rows x cols) <- the approximation of the original matrix (rotation and

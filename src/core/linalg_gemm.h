@@ -33,6 +33,29 @@ static void gemm_sub_4x4(double *C, int64_t ldc, const double *A, int64_t lda, c
     ST4(C + j, c0); ST4(C + ldc + j, c1); ST4(C + 2 * ldc + j, c2); ST4(C + 3 * ldc + j, c3);
 }
 
+#ifdef LB__GEMM_WIDE
+/* Columns [j, j + 8) of 4 rows (8 accumulators: enough independent
+ * subtractions in flight to hide their latency; 16 vector registers). */
+static void gemm_sub_4x8(double *C, int64_t ldc, const double *A, int64_t lda, const double *B, int64_t ldb,
+                         int64_t k0, int64_t k1, int64_t j)
+{
+    v4d c0, c1, c2, c3, d0, d1, d2, d3, b, e;
+    LD4(c0, C + j); LD4(c1, C + ldc + j); LD4(c2, C + 2 * ldc + j); LD4(c3, C + 3 * ldc + j);
+    LD4(d0, C + j + 4); LD4(d1, C + ldc + j + 4); LD4(d2, C + 2 * ldc + j + 4); LD4(d3, C + 3 * ldc + j + 4);
+    for (int64_t k = k0; k < k1; k++) {
+        LD4(b, B + k * ldb + j);
+        LD4(e, B + k * ldb + j + 4);
+        double a0 = A[k], a1 = A[lda + k], a2 = A[2 * lda + k], a3 = A[3 * lda + k];
+        c0 -= a0 * b; d0 -= a0 * e;
+        c1 -= a1 * b; d1 -= a1 * e;
+        c2 -= a2 * b; d2 -= a2 * e;
+        c3 -= a3 * b; d3 -= a3 * e;
+    }
+    ST4(C + j, c0); ST4(C + ldc + j, c1); ST4(C + 2 * ldc + j, c2); ST4(C + 3 * ldc + j, c3);
+    ST4(C + j + 4, d0); ST4(C + ldc + j + 4, d1); ST4(C + 2 * ldc + j + 4, d2); ST4(C + 3 * ldc + j + 4, d3);
+}
+#endif
+
 /* One row, columns [j0, j1), k in [k0, k1) (upper: k <= j). */
 static void gemm_sub_row(double *c, const double *a, const double *B, int64_t ldb, int64_t k0, int64_t k1,
                          int64_t j0, int64_t j1, bool upper)
@@ -62,7 +85,19 @@ void LB__GEMM_NAME(double *C, int64_t ldc, const double *A, int64_t lda, const d
             for (; r + 4 <= m; r += 4) {
                 double *c = C + r * ldc;
                 const double *a = A + r * lda;
-                for (int64_t j = jb; j < je4; j += 4) {
+                int64_t j = jb;
+#ifdef LB__GEMM_WIDE
+                for (; j + 8 <= je4; j += 8) {
+                    if (upper && j + 4 < ke) {          /* in the triangle: 4 columns at a time */
+                        for (int64_t h = j; h < j + 8; h += 4) {
+                            int64_t k1 = h + 4 < ke ? h + 4 : ke;
+                            if (k1 > kb) gemm_sub_4x4(c, ldc, a, lda, B, ldb, kb, k1, h);
+                        }
+                    } else
+                        gemm_sub_4x8(c, ldc, a, lda, B, ldb, kb, ke, j);
+                }
+#endif
+                for (; j < je4; j += 4) {
                     int64_t k1 = upper && j + 4 < ke ? j + 4 : ke;
                     if (k1 > kb) gemm_sub_4x4(c, ldc, a, lda, B, ldb, kb, k1, j);
                 }
