@@ -227,10 +227,10 @@ static lb_status permute_rows(double *W, int64_t rows, int64_t n, const int64_t 
 /* The lazy batch: o->gptq_block (0 = 128), lowered so that a dynamic grid's
  * block never starts inside a batch it does not end in (its first column
  * must see every earlier update). */
-static int64_t batch_size(const lb_quantize_opts *o, int64_t g, bool dynamic)
+static int64_t batch_size(const lb_quantize_opts *o, int64_t g, int64_t n, bool dynamic)
 {
     int64_t bs = o->gptq_block ? o->gptq_block : 128;
-    if (!dynamic) return bs;
+    if (!dynamic || g == n) return bs;      /* static grids, or one grid per row found at column 0 */
     if (g <= bs) return bs - bs % g;
     while (g % bs) bs--;
     return bs;
@@ -245,7 +245,7 @@ static lb_status gptq_run(const gptq_cfg *c, const lb_quantize_opts *o, const fl
     gptq_job j = {.f = f, .rule = c->rule, .rows = rows, .n = n, .g = f->block ? f->block : n,
                   .dynamic = !c->static_grids};
     j.ng = n / j.g;
-    j.bs = batch_size(o, j.g, j.dynamic);
+    j.bs = batch_size(o, j.g, n, j.dynamic);
     float amax = lb__bits_f32(lb__amax_bits(w, rows * n));
     j.tscale = lb__grid_tensor_scale(f, o->shared_amax > amax ? o->shared_amax : amax);
     double *H = lb__alloc((size_t)(n * n) * sizeof *H), *U = lb__alloc((size_t)(n * n) * sizeof *U);
