@@ -674,6 +674,10 @@ typedef struct lb_quantize_opts {
     double damp;                /* gptq family: damping as a fraction of mean(diag H) (0 = 0.01) */
     int act_order;              /* gptq family: columns in descending diag H, with static groups */
     int64_t gptq_block;         /* gptq family: columns per lazy batch update (0 = 128) */
+    /* gptq family, NV formats: the tensor scale comes from max(this, the matrix's own amax after the
+       method's rotation), so matrices sharing an input (q/k/v, gate/up) can share it; 0 = own amax
+       (lb_quantize_amax gives each matrix's) */
+    float shared_amax;
 } lb_quantize_opts;
 
 /* A quantized matrix; every buffer is owned (free with lb_qmatrix_free). */
@@ -693,13 +697,19 @@ typedef struct lb_qmatrix {
 
 /* Quantize w (rows x cols) with method q into format f (opts may be NULL).
  * LB_ERR_ARG when cols is not a multiple of the format's block (or of 2 for
- * a rotation). */
+ * a rotation), when q needs calibration statistics and opts->calib is NULL,
+ * or when they are for another input size. A rotating method receives the
+ * statistics of the rotated input (H' = R H R^T, sq' = diag H'). */
 lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
                              const float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
 /* w (rows x cols) <- the approximation of the original matrix (rotation and
  * column scale undone). */
 lb_status lb_qmatrix_dequantize(const lb_qmatrix *m, float *w);
 void lb_qmatrix_free(lb_qmatrix *m);          /* frees the buffers, not m; NULL ok */
+/* gptq family: max |W'| of the matrix the method would quantize (W' = W R^T
+ * for rotating methods, with the rotation opts asks for), for shared_amax. */
+lb_status lb_quantize_amax(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
+                           const float *w, int64_t rows, int64_t cols, float *amax);
 
 /* Model-level quantization: every linear weight (q, k, v, o, gate, up,
  * down) is quantized; embeddings, lm_head and norms keep their precision.

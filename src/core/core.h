@@ -114,6 +114,11 @@ bool lb__cpu_has_avx512(void);   /* F, BW, VL, DQ, VNNI, BF16 */
 lb_status lb__chol(double *a, int64_t n);
 /* a (SPD) <- U, upper triangular with a^-1 = U^T U (GPTQ's "Hinv"). */
 lb_status lb__chol_inv_upper(double *a, int64_t n);
+/* C (m x len, row stride ldc) -= A (m x K, stride lda) B (K x len, stride
+ * ldb): each element gets c - a_k b_k for k ascending, unfused; upper: B is
+ * zero where column < row (those k are skipped, which changes nothing). */
+void lb__gemm_sub(double *C, int64_t ldc, const double *A, int64_t lda, const double *B, int64_t ldb, int64_t m,
+                  int64_t K, int64_t len, bool upper);
 
 /* ---- misc */
 static inline int64_t lb__min64(int64_t a, int64_t b) { return a < b ? a : b; }

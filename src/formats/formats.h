@@ -209,6 +209,31 @@ static inline float lb__reduce16(const float a[16])
 void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, const float *x, int64_t n,
                          uint8_t *out);
 
+/* ---- fixed grids (grid.c): a block's scale chosen once, values rounded to
+ * it one at a time later (GPTQ). A grid is the block's scale bytes plus what
+ * decoding and encoding need; see grid.c for the exact rules. */
+typedef struct lb__grid {
+    float d, zero;               /* value(code) = (val(code) - zero) * d, as lb__block_d */
+    float inv;                   /* the encoder's element inverse */
+    float qmin, qmax;            /* INT/ternary code range (asym: [0, qmax]) */
+    uint8_t hdr[4];              /* the block's scale bytes (lb__scale_bytes of them) */
+} lb__grid;
+/* NV per-tensor encode scale from an amax (the rule of lb_format_quantize:
+ * elmax * 448 / amax, capped at 2^100; 1 for amax 0 and for other families). */
+float lb__grid_tensor_scale(const lb_format *f, float amax);
+/* The grid the format's own quantizer (rule, tensor scale) picks for the n
+ * finite values x (n = the format's block, or cols for per-row formats);
+ * LB_ERR_ARG when x holds Inf/NaN. */
+lb_status lb__grid_find(const lb_format *f, lb_scale_rule rule, float tscale, const float *x, int64_t n,
+                        lb__grid *g);
+uint8_t lb__grid_code(const lb_format *f, const lb__grid *g, float x);     /* the encoder's code of x */
+float lb__grid_value(const lb_format *f, const lb__grid *g, uint8_t code); /* what decoding gives */
+float lb__grid_round(const lb_format *f, const lb__grid *g, float x);      /* value(code(x)) */
+/* One packed block: the grid's scale bytes, then codes[0..n) / the codes of
+ * the values v[0..n) (on-grid values keep their exact code). */
+void lb__grid_pack(const lb_format *f, const lb__grid *g, const uint8_t *codes, int64_t n, uint8_t *out);
+void lb__grid_encode(const lb_format *f, const lb__grid *g, const float *v, int64_t n, uint8_t *out);
+
 /* Check a packed tensor file image (registry.c): *f NULL takes the format
  * named in the header. On success data + 64 holds rows packed rows. */
 lb_status lb__fq_parse(const lb_format **f, const uint8_t *data, size_t size, const char *what, int64_t *rows,

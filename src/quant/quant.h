@@ -21,6 +21,7 @@ struct lb_quantizer {
     bool calib;                  /* needs o->calib (H and column statistics) */
     bool sequential;             /* needs sequential calibration (o->calib->Hq, Hqx) */
     lb__quant_method_fn quantize;
+    bool rotate_format_block;    /* rotation block = the format's block when o->hadamard_block is 0 */
 };
 
 /* The weight view of a quantized matrix (buffers stay the matrix's; a NULL
@@ -41,5 +42,15 @@ void lb__sinq_tile(const float *w, int64_t rows, int64_t g, int64_t ld, int iter
 /* hadamard.c: the rotation of a method with rotate = true: w (rows x cols)
  * <- w R^T in place; sets out->hadamard_block / seed / signs (owned). */
 lb_status lb__quant_rotate(const lb_quantize_opts *o, float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
+
+/* mrgptq.c: the statistics of a rotated input x' = R x for a matrix q that
+ * lb__quant_rotate rotated: H' = R H R^T (and Hq, Hqx), sq' = diag H',
+ * abs/amax NULL. out's buffers live in *buf (free with LB_FREE). */
+lb_status lb__quant_rotate_calib(const lb_qmatrix *q, const lb_calib_stats *in, lb_calib_stats *out, double **buf);
+
+/* gptq.c: GPTQ (dynamic grids, or static with act_order) and MR-GPTQ
+ * (static MSE grids, activation order; the registry rotates first). */
+lb_status lb__gptq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+lb_status lb__mrgptq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 
 #endif

@@ -8,14 +8,20 @@
 #include "quant/quant.h"
 #include <math.h>
 
-/* name, description, rotate first, needs calibration, needs sequential calibration, method */
+/* name, description, rotate first, needs calibration, needs sequential calibration, method, rotation block
+ * defaults to the format's block */
 static const lb_quantizer methods[] = {
-    {"rtn", "round to nearest with the format's scale rule (floor, ceil or MSE-searched)", false, false, false, lb__rtn_quantize},
+    {"rtn", "round to nearest with the format's scale rule (floor, ceil or MSE-searched)", false, false, false, lb__rtn_quantize, false},
     {"sinq", "Sinkhorn-normalized: per (rows x group) tile, balance row/column std devs, fold the column scale "
-             "into the activations, then round to nearest", false, false, false, lb__sinq_quantize},
+             "into the activations, then round to nearest", false, false, false, lb__sinq_quantize, false},
     {"hadamard+rtn", "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn", true, false, false,
-     lb__rtn_quantize},
-    {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, false, false, lb__sinq_quantize},
+     lb__rtn_quantize, false},
+    {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, false, false, lb__sinq_quantize, false},
+    {"gptq", "GPTQ: columns rounded in turn, each one's error spread over the later columns through the "
+             "inverse Hessian of the calibration inputs (act_order: descending diag H, static grids)", false, true,
+     false, lb__gptq_quantize, false},
+    {"mr-gptq", "MR-GPTQ: block Hadamard of the format's block size, then GPTQ with static MSE-searched grids "
+                "and activation order", true, true, false, lb__mrgptq_quantize, true},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
@@ -121,15 +127,21 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
     LB_ARG(w, "lb_quantize_matrix: w is NULL");
     if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 40) / cols)
         return lb__err(LB_ERR_ARG, "%s: bad matrix shape %lld x %lld", q->name, (long long)rows, (long long)cols);
-    lb_quantize_opts def = {0};
-    if (!opts) opts = &def;
-    if (opts->calib && opts->calib->n != cols)
+    int64_t B = lb_format_block(f);
+    lb_quantize_opts o = opts ? *opts : (lb_quantize_opts){0};
+    if (q->calib && !o.calib)
+        return lb__err(LB_ERR_ARG, "%s needs calibration statistics of the layer's inputs (--calib STATS or "
+                       "--calib-text FILE)", q->name);
+    if (o.calib && o.calib->n != cols)
         return lb__err(LB_ERR_ARG, "%s: calibration statistics are for %lld inputs, the matrix has %lld columns",
-                       q->name, (long long)opts->calib->n, (long long)cols);
+                       q->name, (long long)o.calib->n, (long long)cols);
+    if (q->rotate_format_block && !o.hadamard_block) o.hadamard_block = B ? B : 128;
     int64_t pc = lb__pad_cols(f, cols);
     *out = (lb_qmatrix){.fmt = f, .method = q, .rows = rows, .cols = cols,
                         .row_bytes = lb_format_row_bytes(f, pc), .tensor_scale = 1.0f};
     float *tmp = NULL, *padded = NULL;
+    double *hbuf = NULL;
+    lb_calib_stats rot;
     lb_status s = LB_OK;
     if (!(out->packed = lb__alloc(out->row_bytes * (size_t)rows))) s = LB_ERR_NOMEM;
     if (!s && q->rotate) {   /* on the true columns (the rotation block divides cols) */
@@ -137,9 +149,10 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
         if (!tmp) s = LB_ERR_NOMEM;
         else {
             memcpy(tmp, w, (size_t)(rows * cols) * sizeof *tmp);
-            s = lb__quant_rotate(opts, tmp, rows, cols, out);
+            s = lb__quant_rotate(&o, tmp, rows, cols, out);
             w = tmp;
         }
+        if (!s && o.calib && !(s = lb__quant_rotate_calib(out, o.calib, &rot, &hbuf))) o.calib = &rot;
     }
     if (!s && pc != cols) {   /* zero columns up to the block */
         if (!(padded = lb__zalloc((size_t)(rows * pc) * sizeof *padded))) s = LB_ERR_NOMEM;
@@ -147,19 +160,44 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
         w = padded;
     }
     pad_stats ps = {0};
-    lb_quantize_opts po = *opts;
-    if (!s && pc != cols && opts->calib) {
-        s = pad_stats_make(opts->calib, pc, &ps);
-        po.calib = &ps.st;
-    }
+    if (!s && pc != cols && o.calib && !(s = pad_stats_make(o.calib, pc, &ps))) o.calib = &ps.st;
     out->cols = pc;                      /* the method sees the padded matrix */
-    if (!s) s = q->quantize(&po, w, out);
+    if (!s) s = q->quantize(&o, w, out);
     out->cols = cols;
     pad_stats_free(&ps);
     LB_FREE(padded);
     LB_FREE(tmp);
+    LB_FREE(hbuf);
     if (s) lb_qmatrix_free(out);
     return s;
+}
+
+lb_status lb_quantize_amax(const lb_quantizer *q, const lb_format *f, const lb_quantize_opts *opts,
+                           const float *w, int64_t rows, int64_t cols, float *amax)
+{
+    LB_ARG(amax, "lb_quantize_amax: amax is NULL");
+    *amax = 0;
+    LB_ARG(q && f && w, "lb_quantize_amax: q, f or w is NULL");
+    if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 40) / cols)
+        return lb__err(LB_ERR_ARG, "%s: bad matrix shape %lld x %lld", q->name, (long long)rows, (long long)cols);
+    lb_quantize_opts o = opts ? *opts : (lb_quantize_opts){0};
+    int64_t B = lb_format_block(f);
+    if (q->rotate_format_block && !o.hadamard_block) o.hadamard_block = B ? B : 128;
+    float *tmp = NULL;
+    lb_qmatrix r = {.cols = cols};
+    if (q->rotate) {
+        if (!(tmp = lb__alloc((size_t)(rows * cols) * sizeof *tmp))) return LB_ERR_NOMEM;
+        memcpy(tmp, w, (size_t)(rows * cols) * sizeof *tmp);
+        lb_status s = lb__quant_rotate(&o, tmp, rows, cols, &r);
+        if (s) { LB_FREE(tmp); return s; }
+        w = tmp;
+    }
+    float m = 0;
+    for (int64_t i = 0; i < rows * cols; i++) m = fabsf(w[i]) > m ? fabsf(w[i]) : m;
+    *amax = m;
+    LB_FREE(tmp);
+    LB_FREE(r.hadamard_signs);
+    return LB_OK;
 }
 
 lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
