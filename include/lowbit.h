@@ -816,7 +816,7 @@ typedef struct lb_prune_tensor_info {
     char name[96];
     int64_t rows, cols;
     char status[32];            /* "pruned", "kept (--keep)", "kept (not linear)" */
-    char stored[32];            /* "BF16 2:4 bitmask", "F32" */
+    char stored[48];            /* "BF16 2:4 bitmask", "F32" */
     double sparsity;            /* fraction of zeros kept out */
     size_t bytes, dense_bytes;  /* as stored; dense at the same dtype */
     double rel_err;             /* ||W - W'||_F / ||W||_F */

@@ -10,10 +10,12 @@
  * round-trip bit-exact and corrupt index data is refused. */
 #include "harness.h"
 #include "sparsity/sparsity.h"
+#include "sparsity/prune.h"
 #include "kernels/sparse.h"
 #include <unistd.h>
 
 static lb_rng rng;
+#include "tmodel.h"
 
 /* ---- helpers */
 
@@ -113,8 +115,12 @@ static void check_mask(const char *crit, const char *pat, double ratio, int64_t 
                 }
                 CHECK(used <= 4, "%s %s: block (%lld, %lld) uses %d columns", crit, pat, (long long)r0, (long long)c, used);
             }
-    CHECK(lb__pattern_desc_of(&p)->check(&p, k, rows, cols, "mask") == LB_OK || (sgpt && p.kind == LB__PAT_UNSTRUCTURED),
-          "%s %s: pattern check refused: %s", crit, pat, lb_errmsg());
+    lb_wstore st = {0};   /* the stored form accepts it (and its validator agrees) */
+    lb_weight sw;
+    CHECK(lb__weight_sparse(&st, w, k, rows, cols, LB_DTYPE_F32, p.kind == LB__PAT_VNM ? p.v : 0,
+                            p.kind ? p.n : 0, p.kind ? p.m : 0, LB_SPARSE_AUTO, &sw) == LB_OK,
+          "%s %s: not storable: %s", crit, pat, lb_errmsg());
+    lb__wstore_free(&st);
 }
 
 static void test_patterns(void)
@@ -259,6 +265,316 @@ static void test_bad_input(void)
     CHECK(lb_prune_matrix(NULL, w, 8, 8, NULL) == LB_ERR_ARG, "NULL opts accepted");
 }
 
+/* ---- kernels: gathers bit-exact across ISAs, products against references */
+
+static void test_gather(void)
+{
+    for (int64_t cols = 0; cols <= 140; cols += cols < 40 ? 1 : 13)
+        for (int d = 0; d < 4; d++) {
+            double dens = d == 0 ? 0 : d == 1 ? 0.1 : d == 2 ? 0.5 : 1;
+            uint8_t mask[32] = {0};
+            float x[160], ref[176], got[176];
+            for (int64_t c = 0; c < cols; c++) {
+                x[c] = (float)lb_rng_normal(&rng);
+                if (lb_rng_uniform(&rng) < dens) mask[c >> 3] |= (uint8_t)(1u << (c & 7));
+            }
+            int64_t kr = lb__sparse_gather_ref(mask, x, cols, ref);
+            for (int isa = LB_ISA_AVX2; isa <= (int)lb_isa_best(); isa++) {
+                for (int i = 0; i < 176; i++) got[i] = -7.0f;
+                int64_t kg = lb__sparse_gather_for((lb_isa)isa)(mask, x, cols, got);
+                CHECK(kg == kr && !memcmp(got, ref, sizeof(float) * (size_t)kr), "%s gather, cols %lld: %lld vs %lld kept",
+                      lb_isa_name((lb_isa)isa), (long long)cols, (long long)kg, (long long)kr);
+                for (int64_t i = cols; i < 176; i++) CHECK(got[i] == -7.0f, "%s gather wrote xk[%lld] past cols %lld",
+                                                           lb_isa_name((lb_isa)isa), (long long)i, (long long)cols);
+            }
+        }
+}
+
+/* y = W x through lb__linear for a sparse W on every ISA, 1 and 2 threads,
+ * 1, 2 and 5 tokens: bit-exact with the canonical dot of the kept values and
+ * gathered inputs (lb__dot_ref), and within float rounding of the dense
+ * reference dot of the masked matrix. */
+static void check_products(const lb_weight *w, const float *wm, const char *what)
+{
+    int64_t rows = w->rows, cols = w->cols, nt = 5;
+    float *x = malloc(sizeof(float) * (size_t)(nt * cols)), *want = malloc(sizeof(float) * (size_t)(nt * rows));
+    float *y = malloc(sizeof(float) * (size_t)(nt * rows)), *row = malloc(sizeof(float) * (size_t)cols);
+    float *vk = malloc(sizeof(float) * (size_t)cols), *xk = malloc(sizeof(float) * (size_t)cols);
+    for (int64_t i = 0; i < nt * cols; i++) x[i] = (float)lb_rng_normal(&rng);
+    const lb_wsparse *sp = &w->u.sparse;
+    for (int64_t r = 0; r < rows; r++) {
+        lb__weight_row(w, r, row);
+        for (int64_t t = 0; t < nt; t++) {
+            int64_t k = 0;
+            double mag = 0, dense = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                bool kept = sp->mask ? (sp->mask[r * sp->mask_bytes + c / 8] >> (c % 8) & 1) : false;
+                for (int64_t i = sp->off[r]; !sp->mask && i < sp->off[r + 1]; i++) kept |= sp->idx[i] == c;
+                CHECK(kept || row[c] == 0.0f, "%s: decoded row %lld has a value at pruned input %lld", what, (long long)r, (long long)c);
+                CHECK(!kept || row[c] == wm[r * cols + c] || w->dtype != LB_DTYPE_F32, "%s: value changed", what);
+                if (kept) { vk[k] = row[c]; xk[k++] = x[t * cols + c]; }
+                mag += fabs((double)wm[r * cols + c] * x[t * cols + c]);
+                dense += (double)row[c] * x[t * cols + c];
+            }
+            want[t * rows + r] = lb__dot_ref(vk, xk, k);
+            CHECK(fabs(want[t * rows + r] - dense) <= 1e-5 * mag + 1e-30, "%s: row %lld: %g vs dense %g", what,
+                  (long long)r, want[t * rows + r], dense);
+        }
+    }
+    lb_isa saved = lb_isa_active();
+    for (int isa = LB_ISA_REF; isa <= (int)lb_isa_best(); isa++)
+        for (int th = 1; th <= 2; th++) {
+            lb_isa_set((lb_isa)isa);
+            lb_pool *pool = NULL;
+            lb_wspace *ws = NULL;
+            const lb_weight *wl[1] = {w};
+            REQUIRE(lb_pool_create(th, &pool) == LB_OK && lb__wspace_create(wl, 1, nt, th, &ws) == LB_OK, "%s", lb_errmsg());
+            for (int64_t n = 1; n <= nt; n += n == 2 ? 3 : 1) {
+                for (int64_t i = 0; i < n * rows; i++) y[i] = NAN;
+                lb__linear(ws, pool, w, x, n, cols, y, rows);
+                CHECK(!memcmp(y, want, sizeof(float) * (size_t)(n * rows)), "%s: %s, %d threads, %lld tokens differ",
+                      what, lb_isa_name((lb_isa)isa), th, (long long)n);
+            }
+            lb__wspace_free(ws);
+            lb_pool_free(pool);
+        }
+    lb_isa_set(saved);
+    free(x); free(want); free(y); free(row); free(vk); free(xk);
+}
+
+static void test_products(void)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 16}, {7, 33}, {17, 130}, {40, 257}};
+    static const struct { const char *pat; double ratio; lb_sparse_layout lay; } pats[] = {
+        {"unstructured", 0.5, LB_SPARSE_BITMASK}, {"unstructured", 0.5, LB_SPARSE_INDEX},
+        {"unstructured", 0.97, LB_SPARSE_AUTO}, {"2:4", 0, LB_SPARSE_AUTO}, {"1:4", 0, LB_SPARSE_AUTO},
+        {"8:2:8", 0, LB_SPARSE_AUTO}};
+    static const lb_dtype dts[] = {LB_DTYPE_F32, LB_DTYPE_BF16, LB_DTYPE_F16};
+    for (int s = 0; s < 6; s++)
+        for (int i = 0; i < 6; i++)
+            for (int d = 0; d < 3; d++) {
+                int64_t rows = shapes[s][0], cols = shapes[s][1];
+                float *w = rand_w(rows, cols);
+                uint8_t *k = malloc((size_t)(rows * cols));
+                lb_prune_opts o = {.pattern = pats[i].pat, .ratio = pats[i].ratio};
+                lb__pattern p;
+                lb__pattern_parse(pats[i].pat, pats[i].ratio, &p);
+                REQUIRE(lb_prune_matrix(&o, w, rows, cols, k) == LB_OK, "%s", lb_errmsg());
+                lb_wstore st = {0};
+                lb_weight sw;
+                char what[96];
+                snprintf(what, sizeof what, "%s %s [%lld, %lld]", pats[i].pat, lb_dtype_name(dts[d]), (long long)rows,
+                         (long long)cols);
+                REQUIRE(lb__weight_sparse(&st, w, k, rows, cols, dts[d], p.kind == LB__PAT_VNM ? p.v : 0,
+                                          p.kind ? p.n : 0, p.kind ? p.m : 0, pats[i].lay, &sw) == LB_OK,
+                        "%s: %s", what, lb_errmsg());
+                if (pats[i].ratio > 0.9 && cols > 200) CHECK(sw.u.sparse.idx, "%s: auto layout should be the index list", what);
+                if (pats[i].lay == LB_SPARSE_AUTO && pats[i].ratio < 0.9) CHECK(sw.u.sparse.mask, "%s: auto layout should be the bitmask", what);
+                check_products(&sw, w, what);
+                lb__wstore_free(&st);
+                free(w); free(k);
+            }
+}
+
+/* ---- files: save / load bit-exact, corrupt index data refused */
+
+static char tmp_path[64];
+static const char *tmpfile_path(void)
+{
+    snprintf(tmp_path, sizeof tmp_path, "/tmp/lb_sparse_%d.safetensors", (int)getpid());
+    return tmp_path;
+}
+
+static bool same_sparse(const lb_weight *a, const lb_weight *b)
+{
+    const lb_wsparse *x = &a->u.sparse, *y = &b->u.sparse;
+    if (a->rep != &lb__wrep_sparse || b->rep != &lb__wrep_sparse || a->dtype != b->dtype || x->nnz != y->nnz ||
+        x->v != y->v || x->n != y->n || x->m != y->m || !x->mask != !y->mask)
+        return false;
+    bool ok = !memcmp(a->data, b->data, (size_t)x->nnz * lb_dtype_size(a->dtype)) &&
+              !memcmp(x->off, y->off, sizeof(int64_t) * (size_t)(a->rows + 1));
+    if (x->mask) ok = ok && !memcmp(x->mask, y->mask, (size_t)a->rows * x->mask_bytes);
+    else ok = ok && !memcmp(x->idx, y->idx, 2 * (size_t)x->nnz);
+    return ok;
+}
+
+static void test_roundtrip(void)
+{
+    static const struct { const char *pat; double ratio; const char *dt; } cases[] = {
+        {"2:4", 0, "bf16"}, {"unstructured", 0.95, "f32"}, {"8:2:8", 0, "f16"}, {"unstructured", 0.5, NULL}};
+    int32_t tok[12] = {1, 5, 9, 22, 3, 40, 7, 7, 60, 2, 11, 30};
+    for (int c = 0; c < 4; c++) {
+        tmodel t;
+        lb_dtype dt;
+        lb_config cfg = variant(c == 3 ? 1 : 0, &dt);   /* the last: Qwen2-like, BF16, biases, untied */
+        build(&t, cfg, dt);
+        lb_model *q = NULL, *back = NULL;
+        lb_model_prune_opts o = {.p = {.pattern = cases[c].pat, .ratio = cases[c].ratio}, .dtype = cases[c].dt, .n_threads = 2};
+        lb_prune_report rep;
+        REQUIRE(lb_model_prune(&t.m, &o, &q, &rep) == LB_OK, "%s", lb_errmsg());
+        CHECK(rep.n_pruned == 14, "%s: %lld linears pruned", cases[c].pat, (long long)rep.n_pruned);
+        CHECK(lb_model_save(q, tmpfile_path()) == LB_OK, "%s", lb_errmsg());
+        CHECK(lb_model_load(tmpfile_path(), &back) == LB_OK, "%s: %s", cases[c].pat, lb_errmsg());
+        if (back) {
+            lb__wname a[64], b[64];
+            int64_t n = lb__model_names(q, a, 64);
+            CHECK(lb__model_names(back, b, 64) == n, "names");
+            for (int64_t i = 0; i < n; i++)
+                if (a[i].linear) CHECK(same_sparse(a[i].w, b[i].w), "%s: %s differs after load", cases[c].pat, a[i].name);
+            float *l1 = malloc(sizeof(float) * 12 * 67), *l2 = malloc(sizeof(float) * 12 * 67);
+            if (c == 3) CHECK(a[1].w->dtype == LB_DTYPE_BF16, "values keep the model's BF16");
+            lb_session *s1 = NULL, *s2 = NULL;
+            lb_session_opts so = {.n_threads = 1, .max_ctx = 12};
+            REQUIRE(!lb_session_create(q, &so, &s1) && !lb_session_create(back, &so, &s2), "%s", lb_errmsg());
+            CHECK(!lb_forward_all(s1, tok, 12, l1) && !lb_forward_all(s2, tok, 12, l2), "%s", lb_errmsg());
+            CHECK(!memcmp(l1, l2, sizeof(float) * 12 * 67), "%s: logits differ after save/load", cases[c].pat);
+            lb_session_free(s1); lb_session_free(s2);
+            free(l1); free(l2);
+        }
+        lb_prune_report_free(&rep);
+        lb_model_free(back);
+        lb_model_free(q);
+        unbuild(&t);
+        unlink(tmpfile_path());
+    }
+}
+
+/* Damage one sparse weight's index data in memory, save, and expect the
+ * load to refuse the file with a message naming the weight. */
+static void expect_refused(lb_model *q, const char *why)
+{
+    CHECK(lb_model_save(q, tmpfile_path()) == LB_OK, "%s", lb_errmsg());
+    lb_model *back = NULL;
+    lb_status s = lb_model_load(tmpfile_path(), &back);
+    CHECK(s == LB_ERR_FORMAT && strstr(lb_errmsg(), "sparse weight 'model.layers.0.self_attn.q_proj.weight'"),
+          "%s: load gave %d '%s'", why, s, lb_errmsg());
+    lb_model_free(back);
+    unlink(tmpfile_path());
+}
+
+static void test_corrupt(void)
+{
+    for (int c = 0; c < 2; c++) {
+        tmodel t;
+        build(&t, base_cfg(), LB_DTYPE_F32);
+        lb_model *q = NULL;
+        lb_model_prune_opts o = {.p = {.pattern = c ? "unstructured" : "2:4", .ratio = c ? 0.97 : 0}};
+        REQUIRE(lb_model_prune(&t.m, &o, &q, NULL) == LB_OK, "%s", lb_errmsg());
+        lb_weight *wq = &q->layers[0].wq;
+        if (c) {   /* the index layout (at this width the bitmask is smaller: built explicitly) */
+            float *w = malloc(sizeof(float) * 48 * 48);
+            uint8_t k[48 * 48];
+            REQUIRE(lb__weight_f32(wq, w) == LB_OK, "%s", lb_errmsg());
+            for (int i = 0; i < 48 * 48; i++) k[i] = w[i] != 0;
+            REQUIRE(lb__weight_sparse(&q->store, w, k, 48, 48, LB_DTYPE_F32, 0, 0, 0, LB_SPARSE_INDEX, wq) == LB_OK,
+                    "%s", lb_errmsg());
+            free(w);
+        }
+        lb_wsparse *sp = &wq->u.sparse;
+        if (!c) {
+            uint8_t *m = (uint8_t *)sp->mask;
+            m[3] ^= 0x01;                  /* a group of 4 now keeps 1 or 3: count and pattern break */
+            expect_refused(q, "flipped bit");
+            m[3] ^= 0x01;
+            uint8_t save = m[1];
+            m[1] = (uint8_t)((save & 0xf0) | ((save & 0x0f) == 0x3 ? 0x5 : 0x3)); /* same counts, other inputs */
+            CHECK(lb_model_save(q, tmpfile_path()) == LB_OK, "%s", lb_errmsg());   /* still a valid 2:4 mask */
+            lb_model *back = NULL;
+            CHECK(lb_model_load(tmpfile_path(), &back) == LB_OK, "a valid changed mask refused: %s", lb_errmsg());
+            lb_model_free(back);
+            m[1] = save;
+            sp->v = 4; sp->n = 2; sp->m = 8;   /* claim 4:2:8: a 2:4 mask keeps 4 of every 8 */
+            expect_refused(q, "pattern claim");
+        } else {
+            REQUIRE(sp->idx, "index layout expected at 97%%");
+            uint16_t *ix = (uint16_t *)sp->idx, save = ix[0];
+            ix[0] = 60000;
+            expect_refused(q, "index out of range");
+            ix[0] = save;
+            int64_t *off = (int64_t *)sp->off, o1 = off[1];
+            off[1] = off[2] + 1;
+            expect_refused(q, "offsets decreasing");
+            off[1] = o1;
+        }
+        lb_model_free(q);
+        unbuild(&t);
+    }
+}
+
+/* ---- model level */
+
+static void test_model_bad_input(void)
+{
+    tmodel t;
+    build(&t, base_cfg(), LB_DTYPE_F32);
+    lb_model *q = (lb_model *)1;
+    lb_model_prune_opts o = {.p = {.criterion = "wanda", .pattern = "2:4"}};
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "needs calibration") && !q,
+          "wanda without statistics: '%s'", lb_errmsg());
+    o = (lb_model_prune_opts){.p = {.pattern = "2:4"}, .dtype = "int4"};
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "dtype"), "dtype: '%s'", lb_errmsg());
+    o = (lb_model_prune_opts){.p = {.pattern = "5:4"}};
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_ARG, "5:4 accepted");
+    const char *keep[] = {"*mlp*"};
+    o = (lb_model_prune_opts){.p = {.pattern = "2:4"}, .keep = keep, .n_keep = 1};
+    lb_prune_report rep;
+    REQUIRE(lb_model_prune(&t.m, &o, &q, &rep) == LB_OK, "%s", lb_errmsg());
+    CHECK(rep.n_pruned == 8, "--keep *mlp*: %lld pruned", (long long)rep.n_pruned);
+    CHECK(q->layers[0].w_up.rep == &lb__wrep_dense && q->layers[0].wq.rep == &lb__wrep_sparse, "keep ignored");
+    lb_model *q2 = NULL;   /* pruning a pruned model is refused */
+    o.n_keep = 0;
+    CHECK(lb_model_prune(q, &o, &q2, NULL) == LB_ERR_UNSUPPORTED && !q2, "re-pruning: '%s'", lb_errmsg());
+    lb_prune_report_free(&rep);
+    lb_model_free(q);
+    unbuild(&t);
+}
+
+/* A real H: the inputs of a real model's linears through the forward tap
+ * (interim collector), Wanda and SparseGPT on that model's own weights
+ * against NumPy. */
+static void test_real_h(void)
+{
+    const char *py = find_python();
+    char path[512], text[512];
+    snprintf(path, sizeof path, "%s/tinystories-656k", test_models_dir());
+    snprintf(text, sizeof text, "%s/tinystories/tinystories_val.txt", test_data_dir());
+    if (!py) SKIP("python3 with numpy not found: real-H reference comparison not run");
+    if (!test_file_exists(text)) SKIP("%s not found (LOWBIT_DATA)", text);
+    lb_model *m = NULL;
+    if (lb_model_load(path, &m)) SKIP("%s not loadable (LOWBIT_MODELS): %s", path, lb_errmsg());
+    lb_tokenizer *tk = NULL;
+    REQUIRE(lb_tokenizer_load(path, &tk) == LB_OK, "%s", lb_errmsg());
+    FILE *f = fopen(text, "rb");
+    char buf[6000];
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = 0;
+    int32_t *tok = NULL;
+    int64_t nt = 0;
+    REQUIRE(lb_tokenizer_encode(tk, buf, len, 1, &tok, &nt) == LB_OK, "%s", lb_errmsg());
+    lb__pstats *ps = NULL;
+    REQUIRE(lb__pstats_collect(m, tok, lb__min64(nt, 512), 128, true, 2, &ps) == LB_OK, "%s", lb_errmsg());
+    static const char *names[] = {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"};
+    for (int i = 0; i < 2; i++) {
+        int64_t full, cols;
+        REQUIRE(lb_model_weight_f32(m, names[i], NULL, &full, &cols) == LB_OK, "%s", lb_errmsg());
+        int64_t rows = lb__min64(full, 48);   /* the first rows keep the test fast */
+        float *w = malloc(sizeof(float) * (size_t)(full * cols));
+        REQUIRE(lb_model_weight_f32(m, names[i], w, NULL, NULL) == LB_OK, "%s", lb_errmsg());
+        double *H = malloc(sizeof(double) * (size_t)(cols * cols)), *sq = malloc(sizeof(double) * (size_t)cols);
+        REQUIRE(lb__pstats_for(ps, names[i], H, sq, cols) == LB_OK, "%s", lb_errmsg());
+        lb_calib_stats st = {.n = cols, .H = H, .sq = sq};
+        vs_numpy(py, "wanda", "unstructured", 0.5, w, rows, cols, &st, 128);
+        vs_numpy(py, "sparsegpt", "unstructured", 0.5, w, rows, cols, &st, 128);
+        vs_numpy(py, "sparsegpt", "2:4", 0, w, rows, cols, &st, 128);
+        free(w); free(H); free(sq);
+    }
+    lb__pstats_free(ps);
+    free(tok);
+    lb_tokenizer_free(tk);
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -267,5 +583,11 @@ int main(int argc, char **argv)
     RUN(test_numpy);
     RUN(test_wanda_uses_inputs);
     RUN(test_bad_input);
+    RUN(test_gather);
+    RUN(test_products);
+    RUN(test_roundtrip);
+    RUN(test_corrupt);
+    RUN(test_model_bad_input);
+    RUN(test_real_h);
     return TEST_DONE();
 }

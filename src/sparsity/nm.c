@@ -37,24 +37,10 @@ static void nm_select(const lb__pattern *p, const double *score, int64_t rows, i
         }
 }
 
-static lb_status nm_check(const lb__pattern *p, const uint8_t *keep, int64_t rows, int64_t cols, const char *what)
-{
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c += p->m) {
-            int64_t g = lb__min64(p->m, cols - c), k = 0;
-            for (int64_t i = 0; i < g; i++) k += keep[r * cols + c + i] != 0;
-            if (k != lb__nm_keep(p->n, p->m, g))
-                return lb__err(LB_ERR_FORMAT, "%s: row %lld, columns %lld..%lld keep %lld weights, pattern %d:%d "
-                               "allows %lld", what, (long long)r, (long long)c, (long long)(c + g - 1), (long long)k,
-                               p->n, p->m, (long long)lb__nm_keep(p->n, p->m, g));
-        }
-    return LB_OK;
-}
 
 const lb__pattern_desc lb__pat_nm = {
     .name = "N:M",
     .syntax = "N:M (keep N of every M consecutive inputs: 2:4, 4:8, 1:4)",
     .parse = nm_parse,
     .select = nm_select,
-    .check = nm_check,
 };

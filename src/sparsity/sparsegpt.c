@@ -15,6 +15,7 @@
  * each column's update at once. */
 #include "sparsity/sparsity.h"
 #include <math.h>
+#include <stdio.h>
 
 /* H + damping, dead columns fixed, in place; W's dead columns zeroed. */
 static void sgpt_damp(double *H, double *W, int64_t rows, int64_t n, double damp)
@@ -84,7 +85,11 @@ static lb_status sgpt_run(const lb_prune_opts *o, const lb__pattern *p, double *
 {
     sgpt_damp(H, W, rows, n, o->damp > 0 ? o->damp : 0.01);
     lb_status s = lb__chol_inv_upper(H, n);
-    if (s) return lb__err(s, "sparsegpt: the damped Hessian: %s", lb_errmsg());
+    if (s) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", lb_errmsg());
+        return lb__err(s, "sparsegpt: the damped Hessian: %s", msg);
+    }
     int64_t B = o->block > 0 ? o->block : 128, m = p->kind == LB__PAT_UNSTRUCTURED ? 1 : p->m;
     B = lb__max64(m, B / m * m);
     double *gs = lb__alloc((size_t)(rows * m) * sizeof *gs);

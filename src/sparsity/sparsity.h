@@ -32,9 +32,6 @@ typedef struct lb__pattern_desc {
      * kept set the pattern allows with the highest scores */
     void (*select)(const lb__pattern *p, const double *score, int64_t rows, int64_t cols, int64_t ld, uint8_t *keep,
                    int64_t kld);
-    /* LB_OK when keep (rows x cols, row stride cols) satisfies the pattern
-     * exactly; else an error naming `what` and the first violation */
-    lb_status (*check)(const lb__pattern *p, const uint8_t *keep, int64_t rows, int64_t cols, const char *what);
 } lb__pattern_desc;
 
 extern const lb__pattern_desc lb__pat_unstructured, lb__pat_nm, lb__pat_vnm;

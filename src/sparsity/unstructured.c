@@ -30,15 +30,10 @@ static void un_select(const lb__pattern *p, const double *score, int64_t rows, i
     LB_FREE(idx);
 }
 
-static lb_status un_check(const lb__pattern *p, const uint8_t *keep, int64_t rows, int64_t cols, const char *what)
-{
-    return LB_OK;
-}
 
 const lb__pattern_desc lb__pat_unstructured = {
     .name = "unstructured",
     .syntax = "unstructured (with --ratio R: R of every row pruned)",
     .parse = un_parse,
     .select = un_select,
-    .check = un_check,
 };

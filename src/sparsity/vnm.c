@@ -56,30 +56,10 @@ static void vnm_select(const lb__pattern *p, const double *score, int64_t rows, 
     }
 }
 
-static lb_status vnm_check(const lb__pattern *p, const uint8_t *keep, int64_t rows, int64_t cols, const char *what)
-{
-    lb__pattern t = {.kind = LB__PAT_NM, .n = p->n, .m = p->m};
-    lb_status s = lb__pat_nm.check(&t, keep, rows, cols, what);   /* N per M in every row, tails included */
-    if (s) return s;
-    for (int64_t r0 = 0; r0 < rows; r0 += p->v)
-        for (int64_t c = 0; c + p->m <= cols; c += p->m) {
-            int used = 0;
-            for (int i = 0; i < p->m; i++) {
-                bool any = false;
-                for (int64_t r = r0; r < lb__min64(rows, r0 + p->v); r++) any |= keep[r * cols + c + i] != 0;
-                used += any;
-            }
-            if (used > 4)
-                return lb__err(LB_ERR_FORMAT, "%s: block at row %lld, column %lld uses %d columns, pattern %d:%d:%d "
-                               "allows 4", what, (long long)r0, (long long)c, used, p->v, p->n, p->m);
-        }
-    return LB_OK;
-}
 
 const lb__pattern_desc lb__pat_vnm = {
     .name = "V:N:M",
     .syntax = "V:N:M (V x M blocks keep 4 columns, N of them per row: 64:2:8)",
     .parse = vnm_parse,
     .select = vnm_select,
-    .check = vnm_check,
 };

@@ -60,6 +60,18 @@ typedef struct lb_wblock {
     size_t row_bytes;       /* bytes per packed row */
 } lb_wblock;
 
+/* Parameters of the sparse representation (sparse.c): the kept values are
+ * w->data (nnz values of w->dtype, row by row in column order); which
+ * inputs they belong to is a bitmask or an index list. */
+typedef struct lb_wsparse {
+    const uint8_t *mask;    /* bitmask layout: (rows, mask_bytes), bit c % 8 of byte c / 8 set: input c kept */
+    const uint16_t *idx;    /* index layout: (nnz) the input of each kept value (cols <= 65536) */
+    const int64_t *off;     /* (rows + 1) first value of each row */
+    int64_t nnz;
+    size_t mask_bytes;      /* ceil(cols / 8) */
+    int32_t v, n, m;        /* pattern: n = 0 unstructured, v = 0 N:M (n of m), else V:N:M */
+} lb_wsparse;
+
 /* One weight. Borrowed views into mapped files or buffers owned by the
  * model's lb_wstore. `rep` NULL: the tensor is absent (e.g. no bias). */
 typedef struct lb_weight {
@@ -69,6 +81,7 @@ typedef struct lb_weight {
     lb_dtype dtype;         /* dense: F32, F16 or BF16; block: U8; lossless: BF16 */
     union {                 /* representation parameters */
         lb_wblock block;    /* block.c */
+        lb_wsparse sparse;  /* sparse.c */
     } u;
     lb_xform in[LB_WEIGHT_MAX_XFORMS]; /* input transforms, applied in this order */
     int n_in;
@@ -137,7 +150,7 @@ struct lb_wrep {
     lb_status (*copy)(lb_wstore *s, lb_weight *w);
 };
 
-extern const lb_wrep lb__wrep_dense, lb__wrep_block, lb__wrep_lossless;
+extern const lb_wrep lb__wrep_dense, lb__wrep_block, lb__wrep_lossless, lb__wrep_sparse;
 /* Registry: the representations in the order the file reader tries them. */
 int lb__wrep_count(void);
 const lb_wrep *lb__wrep_at(int i);
@@ -286,6 +299,23 @@ void lb__qsplit_plan(const lb_format *f, int64_t cols, lb__qsplit *p);
 void lb__qsplit_row(const lb__qsplit *p, const uint8_t *row, uint8_t *codes, uint8_t *scales, uint8_t *zeros);
 void lb__qjoin_row(const lb__qsplit *p, const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
                    uint8_t *row);
+
+/* ---- sparse.c */
+
+typedef enum lb_sparse_layout { LB_SPARSE_AUTO = -1, LB_SPARSE_BITMASK = 0, LB_SPARSE_INDEX = 1 } lb_sparse_layout;
+/* A sparse weight holding w's entries where keep (rows x cols bytes) is
+ * nonzero, as values of vdt (F32, F16 or BF16), recording pattern (v, n, m)
+ * (see lb_wsparse); buffers owned by s. LB_SPARSE_AUTO picks the layout with
+ * fewer bytes. The kept set must satisfy the pattern (LB_ERR_ARG if not). */
+lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, int64_t rows, int64_t cols, lb_dtype vdt,
+                            int32_t v, int32_t n, int32_t m, lb_sparse_layout layout, lb_weight *out);
+/* LB_OK when w's index data is consistent: offsets, indices in range and
+ * increasing, mask bits within cols, counts matching nnz and the pattern;
+ * else LB_ERR_FORMAT with a message naming `what`. */
+lb_status lb__sparse_validate(const lb_weight *w, const char *what);
+/* "2:4", "64:2:8", "unstructured"; and "bitmask" / "index list". */
+void lb__sparse_pattern_text(const lb_wsparse *sp, char *out, size_t cap);
+const char *lb__sparse_layout_name(const lb_wsparse *sp);
 
 /* ---- lossless.c */
 

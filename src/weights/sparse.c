@@ -1,0 +1,356 @@
+/* sparse.c: the sparse representation: only the kept weights of a pruned
+ * matrix, as values (F32, F16 or BF16, row by row in column order) plus
+ * which inputs they belong to, in one of two layouts:
+ *   bitmask     one bit per weight, (rows, ceil(cols / 8)) bytes, bit c % 8
+ *               of byte c / 8 set when input c is kept (compressed-tensors'
+ *               bitmask compressors use the same bits); row offsets are
+ *               counted at load;
+ *   index list  one U16 input index per kept value and (rows + 1) I64 row
+ *               offsets: fewer bytes below 1/16 density.
+ * The pattern it was pruned to (unstructured, N:M, V:N:M) is recorded and
+ * checked at load, so corrupt index data is refused before any product.
+ *
+ * A product row is the canonical dot (kernels.h) of the kept values with
+ * the kept inputs gathered in column order (kernels/sparse.h): the same
+ * bits on every ISA, thread count, and in prefill and decode.
+ *
+ * In a file (docs/file-format.md) a weight P.weight is stored as
+ *   P.weight_values       F32/F16/BF16 (nnz)
+ *   P.weight_bitmask      U8 (rows, ceil(cols / 8))            bitmask layout
+ *   P.weight_indices      U16 (nnz)                             index layout
+ *   P.weight_row_offsets  I64 (rows + 1)                        index layout
+ *   P.weight_sparsity     I32 (3): V, N, M (0, 0, 0: unstructured; V 0: N:M) */
+#include "weights/weights.h"
+#include "kernels/sparse.h"
+#include <math.h>
+#include <stdio.h>
+
+enum { PART_VALUES, PART_MASK, PART_IDX, PART_OFF, PART_PAT };
+
+static size_t vsize(const lb_weight *w) { return lb_dtype_size(w->dtype); }
+
+static bool kept_bit(const lb_wsparse *sp, int64_t r, int64_t c) { return sp->mask[(size_t)r * sp->mask_bytes + (size_t)(c >> 3)] >> (c & 7) & 1; }
+
+/* Kept value i as F32 (the conversions are exact). */
+static float value_at(const lb_weight *w, int64_t i)
+{
+    if (w->dtype == LB_DTYPE_F32) return ((const float *)w->data)[i];
+    uint16_t h = ((const uint16_t *)w->data)[i];
+    return w->dtype == LB_DTYPE_BF16 ? lb_bf16_to_f32(h) : lb_f16_to_f32(h);
+}
+
+static void sparse_row(const lb_weight *w, int64_t r, float *out)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    memset(out, 0, sizeof(float) * (size_t)w->cols);
+    int64_t i = sp->off[r];
+    if (sp->idx)
+        for (; i < sp->off[r + 1]; i++) out[sp->idx[i]] = value_at(w, i);
+    else
+        for (int64_t c = 0; c < w->cols; c++)
+            if (kept_bit(sp, r, c)) out[c] = value_at(w, i++);
+}
+
+static size_t index_bytes(const lb_weight *w)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    return sp->mask ? (size_t)w->rows * sp->mask_bytes : (size_t)sp->nnz * 2 + (size_t)(w->rows + 1) * 8;
+}
+
+static size_t sparse_bytes(const lb_weight *w)
+{
+    return (size_t)w->u.sparse.nnz * vsize(w) + index_bytes(w) + 3 * sizeof(int32_t);
+}
+
+static const char *sparse_describe(const lb_weight *w) { return lb_dtype_name(w->dtype); }
+
+void lb__sparse_pattern_text(const lb_wsparse *sp, char *out, size_t cap)
+{
+    if (!sp->n) snprintf(out, cap, "unstructured");
+    else if (!sp->v) snprintf(out, cap, "%d:%d", sp->n, sp->m);
+    else snprintf(out, cap, "%d:%d:%d", sp->v, sp->n, sp->m);
+}
+
+const char *lb__sparse_layout_name(const lb_wsparse *sp) { return sp->mask ? "bitmask" : "index list"; }
+
+/* Rows [r0, r1) for every token: gather the kept inputs, canonical dot. */
+static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t r1, int thread)
+{
+    const lb_weight *w = p->w;
+    const lb_wsparse *sp = &w->u.sparse;
+    lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
+    float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t k = sp->off[r + 1] - sp->off[r];
+        lb_mat m = {.data = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), .dtype = w->dtype, .rows = 1,
+                    .cols = k};
+        for (int64_t t = 0; t < j->nt; t++) {
+            const float *x = p->x + t * p->xs;
+            if (sp->mask) gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
+            else lb__sparse_gather_idx(sp->idx + sp->off[r], k, x, xk);
+            if (k) j->k->matmul_rows(&m, 0, 1, xk, 1, k, p->y + t * p->ys + r, 1);
+            else p->y[t * p->ys + r] = 0.0f;
+        }
+    }
+}
+
+/* ---- validation */
+
+/* Kept inputs of row r in [c, c + g). */
+static int64_t kept_in(const lb_wsparse *sp, int64_t r, int64_t c, int64_t g)
+{
+    int64_t n = 0;
+    for (int64_t i = c; i < c + g; i++) n += kept_bit(sp, r, i);
+    return n;
+}
+
+static lb_status check_pattern(const lb_weight *w, const char *what)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    for (int64_t r = 0; r < w->rows; r++)
+        for (int64_t c = 0; c < w->cols; c += sp->m) {
+            int64_t g = lb__min64(sp->m, w->cols - c), want = (int64_t)sp->n * g / sp->m, k = kept_in(sp, r, c, g);
+            if (k != want)
+                return lb__err(LB_ERR_FORMAT, "%s: row %lld, inputs %lld..%lld keep %lld weights; pattern %d:%d "
+                               "allows %lld", what, (long long)r, (long long)c, (long long)(c + g - 1), (long long)k,
+                               sp->n, sp->m, (long long)want);
+        }
+    for (int64_t r0 = 0; sp->v && r0 < w->rows; r0 += sp->v)
+        for (int64_t c = 0; c + sp->m <= w->cols; c += sp->m) {
+            int used = 0;
+            for (int64_t i = c; i < c + sp->m; i++) {
+                bool any = false;
+                for (int64_t r = r0; r < lb__min64(w->rows, r0 + sp->v) && !any; r++) any = kept_bit(sp, r, i);
+                used += any;
+            }
+            if (used > 4)
+                return lb__err(LB_ERR_FORMAT, "%s: the block at row %lld, input %lld keeps %d columns; pattern "
+                               "%d:%d:%d allows 4", what, (long long)r0, (long long)c, used, sp->v, sp->n, sp->m);
+        }
+    return LB_OK;
+}
+
+static lb_status check_indices(const lb_weight *w, const char *what)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    if (sp->off[0] != 0 || sp->off[w->rows] != sp->nnz)
+        return lb__err(LB_ERR_FORMAT, "%s: row offsets run from %lld to %lld, expected 0 to %lld", what,
+                       (long long)sp->off[0], (long long)sp->off[w->rows], (long long)sp->nnz);
+    for (int64_t r = 0; r < w->rows; r++) {
+        if (sp->off[r + 1] < sp->off[r] || sp->off[r + 1] - sp->off[r] > w->cols)
+            return lb__err(LB_ERR_FORMAT, "%s: row offsets of row %lld (%lld, %lld) are not increasing within %lld", what,
+                           (long long)r, (long long)sp->off[r], (long long)sp->off[r + 1], (long long)w->cols);
+        for (int64_t i = sp->off[r]; i < sp->off[r + 1]; i++)
+            if (sp->idx[i] >= w->cols || (i > sp->off[r] && sp->idx[i] <= sp->idx[i - 1]))
+                return lb__err(LB_ERR_FORMAT, "%s: row %lld: index %u at entry %lld is out of range or not increasing",
+                               what, (long long)r, sp->idx[i], (long long)i);
+    }
+    return LB_OK;
+}
+
+static lb_status check_mask(const lb_weight *w, const char *what)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    int64_t total = 0, tail = w->cols & 7;
+    for (int64_t r = 0; r < w->rows; r++) {
+        const uint8_t *row = sp->mask + (size_t)r * sp->mask_bytes;
+        if (tail && row[sp->mask_bytes - 1] >> tail)
+            return lb__err(LB_ERR_FORMAT, "%s: row %lld sets mask bits past input %lld", what, (long long)r,
+                           (long long)w->cols);
+        for (size_t b = 0; b < sp->mask_bytes; b++) total += lb__popcount8[row[b]];
+    }
+    if (total != sp->nnz)
+        return lb__err(LB_ERR_FORMAT, "%s: the bitmask keeps %lld weights, %lld values are stored", what,
+                       (long long)total, (long long)sp->nnz);
+    for (int64_t r = 0; r < w->rows; r++)
+        if (sp->off[r + 1] - sp->off[r] != kept_in(sp, r, 0, w->cols))
+            return lb__err(LB_ERR_FORMAT, "%s: row offsets do not match the bitmask at row %lld", what, (long long)r);
+    return LB_OK;
+}
+
+lb_status lb__sparse_validate(const lb_weight *w, const char *what)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    if (sp->n < 0 || sp->m < 0 || sp->v < 0 || (sp->n && (sp->m < 1 || sp->m > 256 || sp->n > sp->m)) ||
+        (sp->v && (sp->m < 4 || sp->n > 4)) || (!sp->n && (sp->m || sp->v)))
+        return lb__err(LB_ERR_FORMAT, "%s: pattern (%d, %d, %d) is not unstructured, N:M or V:N:M", what, sp->v,
+                       sp->n, sp->m);
+    lb_status s = sp->mask ? check_mask(w, what) : check_indices(w, what);
+    if (s || !sp->n) return s;
+    if (!sp->mask) return lb__err(LB_ERR_FORMAT, "%s: an N:M or V:N:M pattern is stored as a bitmask", what);
+    return check_pattern(w, what);
+}
+
+/* ---- building */
+
+static lb_status store_values(lb_wstore *s, const float *w, const uint8_t *keep, int64_t n, lb_dtype vdt, int64_t nnz,
+                              void **out)
+{
+    uint8_t *v = lb__wstore_alloc(s, (size_t)nnz * lb_dtype_size(vdt));
+    if (!v) return LB_ERR_NOMEM;
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (!keep[i]) continue;
+        if (vdt == LB_DTYPE_F32) ((float *)v)[k++] = w[i];
+        else if (vdt == LB_DTYPE_BF16) ((uint16_t *)v)[k++] = lb_f32_to_bf16(w[i]);
+        else ((uint16_t *)v)[k++] = lb_f32_to_f16(w[i]);
+    }
+    *out = v;
+    return LB_OK;
+}
+
+lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, int64_t rows, int64_t cols, lb_dtype vdt,
+                            int32_t v, int32_t n, int32_t m, lb_sparse_layout layout, lb_weight *out)
+{
+    if (vdt != LB_DTYPE_F32 && vdt != LB_DTYPE_F16 && vdt != LB_DTYPE_BF16)
+        return lb__err(LB_ERR_ARG, "sparse weight: values must be F32, F16 or BF16, not %s", lb_dtype_name(vdt));
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < rows * cols; i++) nnz += keep[i] != 0;
+    size_t mb = (size_t)(cols + 7) / 8;
+    bool idx = layout == LB_SPARSE_INDEX ||
+               (layout == LB_SPARSE_AUTO && !n && cols <= 65536 && (size_t)nnz * 2 + (size_t)(rows + 1) * 8 < (size_t)rows * mb);
+    if (idx && cols > 65536) return lb__err(LB_ERR_ARG, "sparse weight: index lists hold at most 65536 inputs");
+    int64_t *off = lb__wstore_alloc(s, sizeof(int64_t) * (size_t)(rows + 1));
+    uint8_t *mask = idx ? NULL : lb__wstore_alloc(s, (size_t)rows * mb);
+    uint16_t *ix = idx ? lb__wstore_alloc(s, 2 * (size_t)lb__max64(nnz, 1)) : NULL;
+    void *vals = NULL;
+    if (!off || (!idx && !mask) || (idx && !ix) || store_values(s, w, keep, rows * cols, vdt, nnz, &vals)) return LB_ERR_NOMEM;
+    if (mask) memset(mask, 0, (size_t)rows * mb);
+    off[0] = 0;
+    for (int64_t r = 0, k = 0; r < rows; r++) {
+        for (int64_t c = 0; c < cols; c++) {
+            if (!keep[r * cols + c]) continue;
+            if (mask) mask[(size_t)r * mb + (size_t)(c >> 3)] |= (uint8_t)(1u << (c & 7));
+            else ix[k] = (uint16_t)c;
+            k++;
+        }
+        off[r + 1] = k;
+    }
+    *out = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = vals, .dtype = vdt,
+                       .u.sparse = {.mask = mask, .idx = ix, .off = off, .nnz = nnz, .mask_bytes = mb, .v = v, .n = n, .m = m}};
+    if (!lb__sparse_validate(out, "sparse weight")) return LB_OK;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", lb_errmsg());
+    return lb__err(LB_ERR_ARG, "%s", msg);
+}
+
+/* ---- files */
+
+static lb_status get(lb_wsrc *src, const char *pre, const char *suffix, lb_dtype dt, int64_t d0, int64_t d1,
+                     const void **data)
+{
+    char name[192];
+    snprintf(name, sizeof name, "%s%s", pre, suffix);
+    int fi;
+    const lb_st_tensor *t = lb__wsrc_take(src, name, &fi);
+    if (!t) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing", src->what, name);
+    if (t->dtype != dt)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' has dtype %s, expected %s", src->what, name,
+                       lb_dtype_name(t->dtype), lb_dtype_name(dt));
+    bool ok = d1 ? t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1 : t->ndim == 1 && t->shape[0] == d0;
+    if (!ok) return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': expected shape [%lld%s%lld]", src->what, name,
+                            (long long)d0, d1 ? ", " : "", (long long)d1);
+    return (*data = lb__wsrc_view(src, t)) ? LB_OK : LB_ERR_NOMEM;
+}
+
+/* Row offsets of a bitmask, into the store. */
+static lb_status mask_offsets(lb_wsrc *src, lb_weight *w)
+{
+    lb_wsparse *sp = &w->u.sparse;
+    int64_t *off = lb__wstore_alloc(src->store, sizeof(int64_t) * (size_t)(w->rows + 1));
+    if (!off) return LB_ERR_NOMEM;
+    off[0] = 0;
+    for (int64_t r = 0; r < w->rows; r++) {
+        int64_t k = 0;
+        for (size_t b = 0; b < sp->mask_bytes; b++) k += lb__popcount8[sp->mask[(size_t)r * sp->mask_bytes + b]];
+        off[r + 1] = off[r] + k;
+    }
+    sp->off = off;
+    return LB_OK;
+}
+
+static lb_status sparse_read(lb_wsrc *src, const char *name, const char *pre, bool vector, lb_weight *w)
+{
+    char vname[192], what[256];
+    snprintf(vname, sizeof vname, "%s.weight_values", pre);
+    int fi;
+    const lb_st_tensor *vt = lb__wsrc_find(src, vname, &fi);
+    if (!vt) return LB_ERR_NOTFOUND;
+    snprintf(what, sizeof what, "%s: sparse weight '%s'", src->what, name);
+    if (vt->dtype != LB_DTYPE_F32 && vt->dtype != LB_DTYPE_F16 && vt->dtype != LB_DTYPE_BF16)
+        return lb__err(LB_ERR_FORMAT, "%s: values have dtype %s (F32, F16 or BF16 expected)", what, lb_dtype_name(vt->dtype));
+    if (vt->ndim != 1 || vt->shape[0] > w->rows * w->cols)
+        return lb__err(LB_ERR_FORMAT, "%s: values must be 1-D with at most %lld entries", what, (long long)(w->rows * w->cols));
+    lb_wsparse sp = {.nnz = vt->shape[0], .mask_bytes = (size_t)(w->cols + 7) / 8};
+    const void *vals, *pat, *mask = NULL, *ix = NULL, *off = NULL;
+    lb_status s = get(src, pre, ".weight_values", vt->dtype, sp.nnz, 0, &vals);
+    if (!s) s = get(src, pre, ".weight_sparsity", LB_DTYPE_I32, 3, 0, &pat);
+    char iname[192];
+    snprintf(iname, sizeof iname, "%s.weight_indices", pre);
+    bool idx = lb__wsrc_find(src, iname, &fi) != NULL;
+    if (!s && !idx) s = get(src, pre, ".weight_bitmask", LB_DTYPE_U8, w->rows, (int64_t)sp.mask_bytes, &mask);
+    if (!s && idx) s = get(src, pre, ".weight_indices", LB_DTYPE_U16, sp.nnz, 0, &ix);
+    if (!s && idx) s = get(src, pre, ".weight_row_offsets", LB_DTYPE_I64, w->rows + 1, 0, &off);
+    if (s) return s;
+    const int32_t *pv = pat;
+    sp.v = pv[0]; sp.n = pv[1]; sp.m = pv[2];
+    sp.mask = mask; sp.idx = ix; sp.off = off;
+    int64_t rows = w->rows, cols = w->cols;
+    *w = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = vals, .dtype = vt->dtype, .u.sparse = sp};
+    if (mask && (s = mask_offsets(src, w))) return s;
+    return lb__sparse_validate(w, what);
+}
+
+static lb_status sparse_plan(const lb_weight *w, const char *name, const char *pre, bool vector, lb_wplan *p)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    lb_status s = lb__wplan_add(p, w, pre, ".weight_values", PART_VALUES, w->dtype, 1, sp->nnz, 0);
+    if (!s && sp->mask) s = lb__wplan_add(p, w, pre, ".weight_bitmask", PART_MASK, LB_DTYPE_U8, 2, w->rows, (int64_t)sp->mask_bytes);
+    if (!s && sp->idx) s = lb__wplan_add(p, w, pre, ".weight_indices", PART_IDX, LB_DTYPE_U16, 1, sp->nnz, 0);
+    if (!s && sp->idx) s = lb__wplan_add(p, w, pre, ".weight_row_offsets", PART_OFF, LB_DTYPE_I64, 1, w->rows + 1, 0);
+    if (!s) s = lb__wplan_add(p, w, pre, ".weight_sparsity", PART_PAT, LB_DTYPE_I32, 1, 3, 0);
+    return s;
+}
+
+static lb_status sparse_write(const lb_weight *w, int part, lb_st_writer *wr, uint8_t *tmp)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    int32_t pat[3] = {sp->v, sp->n, sp->m};
+    switch (part) {
+    case PART_VALUES: return lb__st_writer_write(wr, w->data, (size_t)sp->nnz * vsize(w));
+    case PART_MASK: return lb__st_writer_write(wr, sp->mask, (size_t)w->rows * sp->mask_bytes);
+    case PART_IDX: return lb__st_writer_write(wr, sp->idx, (size_t)sp->nnz * 2);
+    case PART_OFF: return lb__st_writer_write(wr, sp->off, (size_t)(w->rows + 1) * 8);
+    default: return lb__st_writer_write(wr, pat, sizeof pat);
+    }
+}
+
+static int64_t sparse_nonfinite(const lb_weight *w)
+{
+    int64_t bad = 0;
+    for (int64_t i = 0; i < w->u.sparse.nnz; i++) bad += !isfinite(value_at(w, i));
+    return bad;
+}
+
+static lb_status sparse_copy(lb_wstore *s, lb_weight *w)
+{
+    lb_wsparse *sp = &w->u.sparse;
+    if (!(w->data = lb__wstore_copy(s, w->data, (size_t)sp->nnz * vsize(w) + 1))) return LB_ERR_NOMEM;
+    if (!(sp->off = lb__wstore_copy(s, sp->off, (size_t)(w->rows + 1) * 8))) return LB_ERR_NOMEM;
+    if (sp->mask && !(sp->mask = lb__wstore_copy(s, sp->mask, (size_t)w->rows * sp->mask_bytes))) return LB_ERR_NOMEM;
+    if (sp->idx && !(sp->idx = lb__wstore_copy(s, sp->idx, (size_t)sp->nnz * 2 + 1))) return LB_ERR_NOMEM;
+    return LB_OK;
+}
+
+const lb_wrep lb__wrep_sparse = {
+    .name = "sparse",
+    .row = sparse_row,
+    .bytes = sparse_bytes,
+    .describe = sparse_describe,
+    .rows = sparse_rows,
+    .read = sparse_read,
+    .plan = sparse_plan,
+    .write = sparse_write,
+    .copy = sparse_copy,
+    .nonfinite = sparse_nonfinite,
+};
