@@ -344,13 +344,13 @@ static void check_products(const lb_weight *w, const float *wm, const char *what
 
 static void test_products(void)
 {
-    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 16}, {7, 33}, {17, 130}, {40, 257}};
+    static const int64_t shapes[][2] = {{1, 1}, {3, 7}, {5, 16}, {7, 33}, {17, 130}, {40, 257}, {9, 264}, {4, 512}};
     static const struct { const char *pat; double ratio; lb_sparse_layout lay; } pats[] = {
         {"unstructured", 0.5, LB_SPARSE_BITMASK}, {"unstructured", 0.5, LB_SPARSE_INDEX},
         {"unstructured", 0.97, LB_SPARSE_AUTO}, {"2:4", 0, LB_SPARSE_AUTO}, {"1:4", 0, LB_SPARSE_AUTO},
         {"8:2:8", 0, LB_SPARSE_AUTO}};
     static const lb_dtype dts[] = {LB_DTYPE_F32, LB_DTYPE_BF16, LB_DTYPE_F16};
-    for (int s = 0; s < 6; s++)
+    for (int s = 0; s < 8; s++)
         for (int i = 0; i < 6; i++)
             for (int d = 0; d < 3; d++) {
                 int64_t rows = shapes[s][0], cols = shapes[s][1];
@@ -370,6 +370,7 @@ static void test_products(void)
                         "%s: %s", what, lb_errmsg());
                 if (pats[i].ratio > 0.9 && cols > 200) CHECK(sw.u.sparse.idx, "%s: auto layout should be the index list", what);
                 if (pats[i].lay == LB_SPARSE_AUTO && pats[i].ratio < 0.9) CHECK(sw.u.sparse.mask, "%s: auto layout should be the bitmask", what);
+                if (p.kind && cols % 8 == 0) CHECK(sw.u.sparse.p == p.n * 8 / p.m, "%s: fused kernel not chosen (p %d)", what, sw.u.sparse.p);
                 check_products(&sw, w, what);
                 lb__wstore_free(&st);
                 free(w); free(k);

@@ -33,3 +33,9 @@ lb__sparse_gather_fn lb__sparse_gather_for(lb_isa isa)
     if (isa >= LB_ISA_AVX2) return lb__sparse_gather_avx2;
     return lb__sparse_gather_ref;
 }
+
+lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa)
+{
+    lb_isa best = lb_isa_best();
+    return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_udot_avx2 : NULL;
+}

@@ -73,12 +73,26 @@ void lb__sparse_pattern_text(const lb_wsparse *sp, char *out, size_t cap)
 
 const char *lb__sparse_layout_name(const lb_wsparse *sp) { return sp->mask ? "bitmask" : "index list"; }
 
-/* Rows [r0, r1) for every token: gather the kept inputs, canonical dot. */
+/* The p of lb_wsparse: the set bits every mask byte holds, or 0. */
+static int32_t uniform_p(const lb_weight *w)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    if (!sp->mask || w->cols % 8 || !w->rows) return 0;
+    int p = lb__popcount8[sp->mask[0]];
+    if (p != 1 && p != 2 && p != 4 && p != 8) return 0;
+    for (size_t i = 0; i < (size_t)w->rows * sp->mask_bytes; i++)
+        if (lb__popcount8[sp->mask[i]] != p) return 0;
+    return p;
+}
+
+/* Rows [r0, r1) for every token: the fused kernel for uniform masks, else
+ * gather the kept inputs and take the canonical dot (the same bits). */
 static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t r1, int thread)
 {
     const lb_weight *w = p->w;
     const lb_wsparse *sp = &w->u.sparse;
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
+    lb__sparse_udot_fn udot = sp->p ? lb__sparse_udot_for(lb_isa_active()) : NULL;
     float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
     for (int64_t r = r0; r < r1; r++) {
         int64_t k = sp->off[r + 1] - sp->off[r];
@@ -86,6 +100,10 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                     .cols = k};
         for (int64_t t = 0; t < j->nt; t++) {
             const float *x = p->x + t * p->xs;
+            if (udot) {
+                p->y[t * p->ys + r] = udot(sp->mask + (size_t)r * sp->mask_bytes, sp->p, m.data, w->dtype, x, w->cols);
+                continue;
+            }
             if (sp->mask) gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
             else lb__sparse_gather_idx(sp->idx + sp->off[r], k, x, xk);
             if (k) j->k->matmul_rows(&m, 0, 1, xk, 1, k, p->y + t * p->ys + r, 1);
@@ -228,6 +246,7 @@ lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, i
     }
     *out = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = vals, .dtype = vdt,
                        .u.sparse = {.mask = mask, .idx = ix, .off = off, .nnz = nnz, .mask_bytes = mb, .v = v, .n = n, .m = m}};
+    out->u.sparse.p = uniform_p(out);
     if (!lb__sparse_validate(out, "sparse weight")) return LB_OK;
     char msg[256];
     snprintf(msg, sizeof msg, "%s", lb_errmsg());
@@ -298,6 +317,7 @@ static lb_status sparse_read(lb_wsrc *src, const char *name, const char *pre, bo
     int64_t rows = w->rows, cols = w->cols;
     *w = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = vals, .dtype = vt->dtype, .u.sparse = sp};
     if (mask && (s = mask_offsets(src, w))) return s;
+    w->u.sparse.p = uniform_p(w);
     return lb__sparse_validate(w, what);
 }
 

@@ -70,6 +70,8 @@ typedef struct lb_wsparse {
     int64_t nnz;
     size_t mask_bytes;      /* ceil(cols / 8) */
     int32_t v, n, m;        /* pattern: n = 0 unstructured, v = 0 N:M (n of m), else V:N:M */
+    int32_t p;              /* every mask byte holds p set bits (1, 2, 4, 8; cols % 8 == 0): the fused
+                               kernel applies; 0 otherwise (not stored: derived from the mask) */
 } lb_wsparse;
 
 /* One weight. Borrowed views into mapped files or buffers owned by the
