@@ -801,6 +801,9 @@ typedef lb_status (*lb_calib_stats_fn)(const lb_calib *c, const char *name, lb_c
 typedef struct lb_model_prune_opts {
     lb_prune_opts p;            /* p.calib is ignored: set per matrix */
     const char *dtype;          /* kept values: "f32", "f16", "bf16"; NULL = each weight's own dtype */
+    const char *format;         /* or: prune, then quantize the kept values (RTN) into this block format
+                                   (lb_quant_format_resolve name); every row must keep the same count, a
+                                   multiple of the block; a matrix where it is not keeps its values at dtype */
     const char *const *keep;    /* fnmatch globs of linears left dense */
     int n_keep;
     const lb_calib *calib;      /* statistics, read through stats_for */

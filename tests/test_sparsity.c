@@ -316,8 +316,10 @@ static void check_products(const lb_weight *w, const float *wm, const char *what
                 mag += fabs((double)wm[r * cols + c] * x[t * cols + c]);
                 dense += (double)row[c] * x[t * cols + c];
             }
-            want[t * rows + r] = lb__dot_ref(vk, xk, k);
-            CHECK(fabs(want[t * rows + r] - dense) <= 1e-5 * mag + 1e-30, "%s: row %lld: %g vs dense %g", what,
+            want[t * rows + r] = sp->fmt ? lb_format_dot(sp->fmt, (const uint8_t *)w->data + r * sp->row_bytes,
+                                                         sp->tensor_scale, xk, k)
+                                         : lb__dot_ref(vk, xk, k);
+            CHECK(fabs(want[t * rows + r] - dense) <= (sp->fmt ? 1e-3 : 1e-5) * mag + 1e-30, "%s: row %lld: %g vs dense %g", what,
                   (long long)r, want[t * rows + r], dense);
         }
     }
@@ -377,6 +379,59 @@ static void test_products(void)
             }
 }
 
+/* Packed values (prune + quantize): products bit-exact with lb_format_dot
+ * of the packed row and the gathered inputs on every ISA and thread count. */
+static void test_products_packed(void)
+{
+    static const struct { int64_t rows, cols; const char *pat, *fmt; } cases[] = {
+        {4, 512, "2:4", "int4_g32"}, {3, 256, "4:8", "int4_g32_asym"}, {5, 128, "1:4", "mxfp4"},
+        {6, 64, "2:4", "nvfp4"}, {7, 128, "8:2:8", "int8_g32"}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int64_t rows = cases[i].rows, cols = cases[i].cols;
+        float *w = rand_w(rows, cols);
+        uint8_t *k = malloc((size_t)(rows * cols));
+        lb_prune_opts o = {.pattern = cases[i].pat};
+        lb__pattern p;
+        lb__pattern_parse(cases[i].pat, 0, &p);
+        REQUIRE(lb_prune_matrix(&o, w, rows, cols, k) == LB_OK, "%s", lb_errmsg());
+        int64_t kk = cols * p.n / p.m;
+        float *c = malloc(sizeof(float) * (size_t)(rows * kk));
+        for (int64_t j = 0, n = 0; j < rows * cols; j++)
+            if (k[j]) c[n++] = w[j];
+        const lb_format *f = lb_format_find(cases[i].fmt);
+        lb_qmatrix q;
+        lb_quantize_opts qo = {0};
+        REQUIRE(lb_quantize_matrix(lb_quantizer_find("rtn"), f, &qo, c, rows, kk, &q) == LB_OK, "%s", lb_errmsg());
+        REQUIRE(lb_qmatrix_dequantize(&q, c) == LB_OK, "%s", lb_errmsg());
+        for (int64_t j = 0, n = 0; j < rows * cols; j++)
+            if (k[j]) w[j] = c[n++];
+        lb_wstore st = {0};
+        lb_weight sw;
+        char what[96];
+        snprintf(what, sizeof what, "%s %s [%lld, %lld]", cases[i].pat, cases[i].fmt, (long long)rows, (long long)cols);
+        REQUIRE(lb__weight_sparse_packed(&st, k, rows, cols, f, q.tensor_scale, q.packed, p.kind == LB__PAT_VNM ? p.v : 0,
+                                         p.n, p.m, &sw) == LB_OK, "%s: %s", what, lb_errmsg());
+        float *row = malloc(sizeof(float) * (size_t)cols);
+        for (int64_t r = 0; r < rows; r++) {   /* decoded rows = the quantized kept values in place */
+            lb__weight_row(&sw, r, row);
+            CHECK(!memcmp(row, w + r * cols, sizeof(float) * (size_t)cols), "%s: row %lld decodes differently", what, (long long)r);
+        }
+        check_products(&sw, w, what);
+        free(row);
+        lb__wstore_free(&st);
+        lb_qmatrix_free(&q);
+        free(w); free(k); free(c);
+    }
+    lb_wstore st = {0};   /* a kept count that is not a multiple of the block is refused */
+    uint8_t k[48];
+    for (int i = 0; i < 48; i++) k[i] = i % 2;
+    uint8_t packed[64] = {0};
+    lb_weight sw;
+    CHECK(lb__weight_sparse_packed(&st, k, 1, 48, lb_format_find("int4_g32"), 1, packed, 0, 0, 0, &sw) == LB_ERR_ARG &&
+          strstr(lb_errmsg(), "do not divide"), "24 kept into int4_g32: '%s'", lb_errmsg());
+    lb__wstore_free(&st);
+}
+
 /* ---- files: save / load bit-exact, corrupt index data refused */
 
 static char tmp_path[64];
@@ -390,9 +445,11 @@ static bool same_sparse(const lb_weight *a, const lb_weight *b)
 {
     const lb_wsparse *x = &a->u.sparse, *y = &b->u.sparse;
     if (a->rep != &lb__wrep_sparse || b->rep != &lb__wrep_sparse || a->dtype != b->dtype || x->nnz != y->nnz ||
-        x->v != y->v || x->n != y->n || x->m != y->m || !x->mask != !y->mask)
+        x->v != y->v || x->n != y->n || x->m != y->m || !x->mask != !y->mask || x->fmt != y->fmt ||
+        x->tensor_scale != y->tensor_scale)
         return false;
-    bool ok = !memcmp(a->data, b->data, (size_t)x->nnz * lb_dtype_size(a->dtype)) &&
+    size_t vb = x->fmt ? (size_t)a->rows * x->row_bytes : (size_t)x->nnz * lb_dtype_size(a->dtype);
+    bool ok = !memcmp(a->data, b->data, vb) &&
               !memcmp(x->off, y->off, sizeof(int64_t) * (size_t)(a->rows + 1));
     if (x->mask) ok = ok && !memcmp(x->mask, y->mask, (size_t)a->rows * x->mask_bytes);
     else ok = ok && !memcmp(x->idx, y->idx, 2 * (size_t)x->nnz);
@@ -401,16 +458,18 @@ static bool same_sparse(const lb_weight *a, const lb_weight *b)
 
 static void test_roundtrip(void)
 {
-    static const struct { const char *pat; double ratio; const char *dt; } cases[] = {
-        {"2:4", 0, "bf16"}, {"unstructured", 0.95, "f32"}, {"8:2:8", 0, "f16"}, {"unstructured", 0.5, NULL}};
+    static const struct { const char *pat; double ratio; const char *dt, *fmt; } cases[] = {
+        {"2:4", 0, "bf16", NULL}, {"unstructured", 0.95, "f32", NULL}, {"8:2:8", 0, "f16", NULL},
+        {"unstructured", 0.5, NULL, NULL}, {"unstructured", 1.0 / 3, NULL, "int4_g32_asym"}, {"1:3", 0, NULL, "nvfp4"}};
     int32_t tok[12] = {1, 5, 9, 22, 3, 40, 7, 7, 60, 2, 11, 30};
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 6; c++) {
         tmodel t;
         lb_dtype dt;
         lb_config cfg = variant(c == 3 ? 1 : 0, &dt);   /* the last: Qwen2-like, BF16, biases, untied */
         build(&t, cfg, dt);
         lb_model *q = NULL, *back = NULL;
-        lb_model_prune_opts o = {.p = {.pattern = cases[c].pat, .ratio = cases[c].ratio}, .dtype = cases[c].dt, .n_threads = 2};
+        lb_model_prune_opts o = {.p = {.pattern = cases[c].pat, .ratio = cases[c].ratio}, .dtype = cases[c].dt,
+                                 .format = cases[c].fmt, .n_threads = 2};
         lb_prune_report rep;
         REQUIRE(lb_model_prune(&t.m, &o, &q, &rep) == LB_OK, "%s", lb_errmsg());
         CHECK(rep.n_pruned == 14, "%s: %lld linears pruned", cases[c].pat, (long long)rep.n_pruned);
@@ -424,6 +483,10 @@ static void test_roundtrip(void)
                 if (a[i].linear) CHECK(same_sparse(a[i].w, b[i].w), "%s: %s differs after load", cases[c].pat, a[i].name);
             float *l1 = malloc(sizeof(float) * 12 * 67), *l2 = malloc(sizeof(float) * 12 * 67);
             if (c == 3) CHECK(a[1].w->dtype == LB_DTYPE_BF16, "values keep the model's BF16");
+            if (c >= 4) {   /* packed where the 48 inputs allow it; down_proj (100 inputs) keeps F32 values */
+                CHECK(q->layers[0].wq.u.sparse.fmt == lb_format_find(cases[c].fmt), "%s: q_proj not packed", cases[c].fmt);
+                CHECK(!q->layers[0].w_down.u.sparse.fmt && q->layers[0].w_down.dtype == LB_DTYPE_F32, "down_proj packed");
+            }
             lb_session *s1 = NULL, *s2 = NULL;
             lb_session_opts so = {.n_threads = 1, .max_ctx = 12};
             REQUIRE(!lb_session_create(q, &so, &s1) && !lb_session_create(back, &so, &s2), "%s", lb_errmsg());
@@ -586,6 +649,7 @@ int main(int argc, char **argv)
     RUN(test_bad_input);
     RUN(test_gather);
     RUN(test_products);
+    RUN(test_products_packed);
     RUN(test_roundtrip);
     RUN(test_corrupt);
     RUN(test_model_bad_input);

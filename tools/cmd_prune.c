@@ -12,7 +12,7 @@
 static void help(void)
 {
     printf("usage: lowbit prune --model IN --out OUT.safetensors [--criterion C] [--pattern P] [--ratio R]\n"
-           "                     [--calib-text FILE] [--calib-tokens N] [--ctx N] [--dtype f32|f16|bf16]\n"
+           "                     [--calib-text FILE] [--calib-tokens N] [--ctx N] [--dtype f32|f16|bf16] [--format F]\n"
            "                     [--damp D] [--block B] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
            "Prunes the linear weights (q, k, v, o, gate, up, down) of a model and stores them sparse: the kept\n"
            "values plus a bitmask (or an index list when that is smaller); see docs/sparsity.md.\n"
@@ -25,6 +25,9 @@ static void help(void)
            "  --calib-tokens N  tokens of that text used (default 4096)\n"
            "  --ctx N           tokens per calibration sequence (default 128)\n"
            "  --dtype D         kept values' dtype (default: each weight's own)\n"
+           "  --format F        then quantize each row's kept values (RTN) into block format F (int4_g32, mxfp4,\n"
+           "                    ...); needs the same kept count in every row, a multiple of the block (else the\n"
+           "                    matrix keeps its values at --dtype)\n"
            "  --damp D          sparsegpt damping, fraction of mean(diag H) (default 0.01)\n"
            "  --block B         sparsegpt columns per mask block (default 128)\n"
            "  --keep GLOB       leave linears whose Hugging Face name matches dense (repeatable)\n"
@@ -115,7 +118,7 @@ int cmd_prune(int argc, char **argv)
         CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_O_STR("--criterion", &o.p.criterion),
         CLI_O_STR("--pattern", &o.p.pattern), CLI_O_FLOAT("--ratio", &o.p.ratio, -1e9, 1e9),
         CLI_O_PATH("--calib-text", &text), CLI_O_INT("--calib-tokens", &n_calib, 2, INT64_MAX),
-        CLI_O_INT("--ctx", &ctx, 2, 1 << 20), CLI_O_STR("--dtype", &o.dtype), CLI_O_FLOAT("--damp", &o.p.damp, 0, 1e6),
+        CLI_O_INT("--ctx", &ctx, 2, 1 << 20), CLI_O_STR("--dtype", &o.dtype), CLI_O_STR("--format", &o.format), CLI_O_FLOAT("--damp", &o.p.damp, 0, 1e6),
         CLI_O_INT("--block", &block, 1, 1 << 20), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep), CLI_THREADS(&threads),
         CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
     int rc = cli_parse("prune", argc, argv, defs, NULL, 0, NULL);

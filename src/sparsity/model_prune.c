@@ -1,6 +1,8 @@
 /* model_prune.c: pruning a whole model. Every linear (q, k, v, o, gate, up,
  * down) not matched by a keep glob is pruned with one criterion and one
  * pattern and stored sparse (weights/sparse.c); everything else is copied.
+ * With a format, each row's kept values are then quantized with RTN into
+ * that block format (prune, then quantize; not SparseGPT's joint mode).
  * The linears of a layer are pruned in parallel, one matrix per task, each
  * independently (statistics come from the dense model), so the result does
  * not depend on the thread count. The new model owns every buffer. */
@@ -18,6 +20,7 @@ typedef struct pjob {
     double *H, *sq;             /* owned statistics (interim collector), or NULL */
     float *w;                   /* pruned values */
     uint8_t *keep;
+    lb_qmatrix q;               /* with a format: the kept values packed (q.packed NULL: kept at dtype) */
     lb_status status;
     char err[256];
 } pjob;
@@ -30,6 +33,7 @@ typedef struct prun {
     lb__pattern pat;
     lb_dtype vdt;               /* values dtype (own_dtype: each weight's own) */
     bool own_dtype;
+    const lb_format *fmt;       /* quantize the kept values into it, or NULL */
     lb__pstats *ps;
     lb__wname *sn, *dn;
     int64_t n;
@@ -40,8 +44,43 @@ typedef struct prun {
 
 static void job_free(pjob *j)
 {
+    lb_qmatrix_free(&j->q);
+    memset(&j->q, 0, sizeof j->q);
     LB_FREE(j->H); LB_FREE(j->sq); LB_FREE(j->w); LB_FREE(j->keep);
     j->H = j->sq = NULL; j->w = NULL; j->keep = NULL;
+}
+
+/* The kept count of every row, or -1 when rows differ. */
+static int64_t uniform_keep(const uint8_t *keep, int64_t rows, int64_t cols)
+{
+    int64_t k0 = -1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < cols; c++) k += keep[r * cols + c] != 0;
+        if (k0 >= 0 && k != k0) return -1;
+        k0 = k;
+    }
+    return k0;
+}
+
+/* Quantize each row's kept values (RTN) into r->fmt, and put the decoded
+ * values back into j->w; leaves j->q empty when the kept counts do not fit
+ * the format (then the values stay at dtype). */
+static lb_status quantize_kept(const prun *r, pjob *j)
+{
+    int64_t rows = j->src->rows, cols = j->src->cols, k = uniform_keep(j->keep, rows, cols), B = lb_format_block(r->fmt);
+    if (k < 1 || (B && k % B)) return LB_OK;
+    float *c = lb__alloc(sizeof(float) * (size_t)(rows * k));
+    if (!c) return lb__err(LB_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0, n = 0; i < rows * cols; i++)
+        if (j->keep[i]) c[n++] = j->w[i];
+    lb_quantize_opts qo = {0};
+    lb_status s = lb_quantize_matrix(lb_quantizer_find("rtn"), r->fmt, &qo, c, rows, k, &j->q);
+    if (!s) s = lb_qmatrix_dequantize(&j->q, c);
+    for (int64_t i = 0, n = 0; !s && i < rows * cols; i++)
+        if (j->keep[i]) j->w[i] = c[n++];
+    LB_FREE(c);
+    return s;
 }
 
 static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
@@ -60,6 +99,7 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
             memcpy(j->w, orig, (size_t)n * sizeof *orig);
             s = lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
         }
+        if (!s && r->fmt) s = quantize_kept(r, j);
         if (!s) {
             double se = 0, sw = 0;
             for (int64_t k = 0; k < n; k++) { double d = (double)orig[k] - j->w[k]; se += d * d; sw += (double)orig[k] * orig[k]; }
@@ -114,9 +154,11 @@ static lb_status install(prun *r, pjob *j)
 {
     const lb__pattern *p = &r->pat;
     lb_dtype vdt = r->own_dtype ? j->src->dtype : r->vdt;
-    lb_status s = lb__weight_sparse(&r->dst->store, j->w, j->keep, j->src->rows, j->src->cols, vdt,
-                                    p->kind == LB__PAT_VNM ? p->v : 0, p->kind == LB__PAT_UNSTRUCTURED ? 0 : p->n,
-                                    p->kind == LB__PAT_UNSTRUCTURED ? 0 : p->m, LB_SPARSE_AUTO, j->dst);
+    int32_t v = p->kind == LB__PAT_VNM ? p->v : 0, n = p->kind ? p->n : 0, m = p->kind ? p->m : 0;
+    lb_status s = j->q.packed ? lb__weight_sparse_packed(&r->dst->store, j->keep, j->src->rows, j->src->cols, r->fmt,
+                                                         j->q.tensor_scale, j->q.packed, v, n, m, j->dst)
+                              : lb__weight_sparse(&r->dst->store, j->w, j->keep, j->src->rows, j->src->cols, vdt, v, n,
+                                                  m, LB_SPARSE_AUTO, j->dst);
     if (s) return s;
     lb_prune_tensor_info *t = j->info;
     const lb_wsparse *sp = &j->dst->u.sparse;
@@ -125,7 +167,9 @@ static lb_status install(prun *r, pjob *j)
     t->bytes = lb__weight_bytes(j->dst);
     t->dense_bytes = (size_t)(j->dst->rows * j->dst->cols) * lb_dtype_size(vdt);
     t->sparsity = 1.0 - (double)sp->nnz / (double)(j->dst->rows * j->dst->cols);
-    snprintf(t->stored, sizeof t->stored, "%s %s %s", lb_dtype_name(vdt), pt, sp->mask ? "bitmask" : "index");
+    t->dense_bytes = sp->fmt ? (size_t)j->dst->rows * lb_format_row_bytes(sp->fmt, j->dst->cols) : t->dense_bytes;
+    snprintf(t->stored, sizeof t->stored, "%s %s %s", sp->fmt ? lb_format_name(sp->fmt) : lb_dtype_name(vdt), pt,
+             sp->mask ? "bitmask" : "index");
     return LB_OK;
 }
 
@@ -191,6 +235,7 @@ static lb_status resolve(prun *r)
         else if (!strcasecmp(o->dtype, "bf16")) r->vdt = LB_DTYPE_BF16;
         else return lb__err(LB_ERR_ARG, "unknown values dtype '%s' (known: f32, f16, bf16)", o->dtype);
     }
+    if (o->format && (s = lb_quant_format_resolve(o->format, 0, &r->fmt))) return s;
     if (!r->crit->calib) return LB_OK;
     if (o->calib && !o->stats_for)
         return lb__err(LB_ERR_ARG, "lb_model_prune: calib given without stats_for");
