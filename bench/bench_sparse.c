@@ -3,7 +3,8 @@
  * 2048 x 768, 768 x 2048), with 1 and 2 threads, all in one run:
  *   dense BF16 (the baseline of the ratios, timed alternately with each
  *   variant so both see the same load), dense int4_g32 (RTN),
- *   2:4 BF16, 64:2:8 BF16 (V:N:M, 75%), unstructured 50% BF16.
+ *   2:4 BF16, 64:2:8 BF16 (V:N:M, 75%), unstructured 50% BF16, and 2:4
+ *   with the kept values in int4_g32 (also against dense int4_g32).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
  * as stored, ns per weight, speed-up over dense BF16 (> 1: faster), and the
@@ -16,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { COPIES = 48, N_VAR = 5 };
+enum { COPIES = 48, N_VAR = 6 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
-                                      "unstructured 50% BF16"};
+                                      "unstructured 50% BF16", "2:4 int4_g32"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -56,8 +57,8 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     memset(out, 0, sizeof *out);
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
-    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured"};
-    static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}};
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4"};
+    static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -66,7 +67,16 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     }
     for (int c = 0; c < COPIES && !rc; c++) {
         if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
-        else if (v == 1) {
+        else if (v == 5) {   /* prune 2:4, then the kept values (cols / 2 per row) into int4_g32 */
+            float *k2 = malloc(sizeof(float) * (size_t)(rows * cols / 2));
+            for (int64_t i = 0, n = 0; i < rows * cols; i++)
+                if (keep[i]) k2[n++] = wp[i];
+            lb_quantize_opts o = {0};
+            rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, cols / 2, &out->q[c]) != LB_OK;
+            if (!rc) rc = lb__weight_sparse_packed(&out->store, keep, rows, cols, out->q[c].fmt, out->q[c].tensor_scale,
+                                                   out->q[c].packed, 0, 2, 4, &out->w[c]) != LB_OK;
+            free(k2);
+        } else if (v == 1) {
             lb_quantize_opts o = {0};
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, w, rows, cols, &out->q[c]) != LB_OK;
             if (!rc) out->w[c] = lb__qmatrix_weight(&out->q[c]);
@@ -143,8 +153,11 @@ int main(void)
         }
         printf("\n%lld x %lld\n| variant | bytes/weight | threads | ns/weight | vs dense BF16 | fraction of read bandwidth |\n"
                "|---|---:|---:|---:|---:|---:|\n", (long long)rows, (long long)cols);
-        var base;
-        if (build(0, w, rows, cols, bf, &base)) { printf("dense BF16 failed: %s\n", lb_errmsg()); return 1; }
+        var base, base4;
+        if (build(0, w, rows, cols, bf, &base) || build(1, w, rows, cols, bf, &base4)) {
+            printf("baselines failed: %s\n", lb_errmsg());
+            return 1;
+        }
         for (int th = 1; th <= 2; th++) {
             lb_pool *pool = NULL;
             lb_pool_create(th, &pool);
@@ -155,14 +168,19 @@ int main(void)
                 time_pair(&base, &vv, rows, cols, pool, th, x, y, t);
                 printf("| %s | %.4f | %d | %.4f | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
                        1e9 * t[1] / (double)n, t[0] / t[1], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
+                if (v == 5) {   /* and against dense int4_g32, alternated the same way */
+                    time_pair(&base4, &vv, rows, cols, pool, th, x, y, t);
+                    printf("| 2:4 int4_g32 vs dense int4_g32 | | %d | %.4f | %.2fx (vs int4_g32) | |\n", th,
+                           1e9 * t[1] / (double)n, t[0] / t[1]);
+                }
                 free_var(&vv);
             }
             lb_pool_free(pool);
         }
         free_var(&base);
+        free_var(&base4);
         for (int c = 0; c < COPIES; c++) free(bf[c]);
         free(w); free(x); free(y);
     }
-    printf("\n2:4 on int4_g32 (prune + quantize storage): not implemented; see docs/sparsity.md.\n");
     return 0;
 }

@@ -35,6 +35,17 @@ for mn in s260 t656; do
     done
   done
 done
+for mn in s260 t656; do   # 2:4 with int4_g32 values, and int4_g32 alone
+  [ $mn = s260 ] && M=$M260 || M=$M656
+  $L quantize --model $M --out $D/${mn}_rtn_int4.safetensors --format int4_g32 --force --json > $D/${mn}_rtn_int4.safetensors.json 2>/dev/null
+  for tx in ts wk; do $L eval kld --model $D/${mn}_rtn_int4.safetensors --base $D/base_${mn}_$tx.st --json > $D/${mn}_rtn_int4.safetensors.$tx.kld.json; done
+  for crit in magnitude wanda sparsegpt; do
+    out=$D/${mn}_${crit}_2-4-int4.safetensors
+    C=""; [ $crit != magnitude ] && C="--calib-text $D/calib.txt"
+    $L prune --model $M --out $out --criterion $crit --pattern 2:4 --format int4_g32 $C --force --json > $out.json
+    for tx in ts wk; do $L eval kld --model $out --base $D/base_${mn}_$tx.st --json > $out.$tx.kld.json; done
+  done
+done
 for mn in s260 t656; do   # the same model saved dense by lowbit, for the file-size ratios
   [ $mn = s260 ] && M=$M260 || M=$M656
   $L prune --model $M --out $D/${mn}_dense.safetensors --keep '*' --force --json > $D/${mn}_dense.safetensors.json
