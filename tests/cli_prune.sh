@@ -17,6 +17,11 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     expect_ok p-wanda $CLI prune --model "$S" --out "$T/b.safetensors" --criterion wanda --ratio 0.6 --calib-text "$T/calib.txt" --calib-tokens 512 --dtype bf16 --json
     check p-json grep -q '"criterion": "wanda"' "$T/out"
     check p-json-stored grep -q '"stored": "BF16 unstructured bitmask"' "$T/out"
+    expect_ok p-int4 $CLI prune --model "$S" --out "$T/q.safetensors" --pattern 2:4 --format int4_g32
+    check p-int4-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
+    check p-int4-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
+    expect_ok p-int4-run $CLI run --model "$T/q.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_fail bad-format "unknown" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int5
     expect_ok p-inspect $CLI inspect "$T/b.safetensors"
     check p-inspect-values grep -q "weight_values" "$T/out"
     expect_fail bad-ratio "--ratio 1: must lie in \[0, 1)" $CLI prune --model "$S" --out "$T/c.safetensors" --ratio 1

@@ -518,13 +518,28 @@ static void expect_refused(lb_model *q, const char *why)
 
 static void test_corrupt(void)
 {
-    for (int c = 0; c < 2; c++) {
+    for (int c = 0; c < 3; c++) {
         tmodel t;
         build(&t, base_cfg(), LB_DTYPE_F32);
         lb_model *q = NULL;
-        lb_model_prune_opts o = {.p = {.pattern = c ? "unstructured" : "2:4", .ratio = c ? 0.97 : 0}};
+        lb_model_prune_opts o = {.p = {.pattern = c ? "unstructured" : "2:4", .ratio = c == 1 ? 0.97 : 1.0 / 3},
+                                 .format = c == 2 ? "int4_g32" : NULL};
         REQUIRE(lb_model_prune(&t.m, &o, &q, NULL) == LB_OK, "%s", lb_errmsg());
         lb_weight *wq = &q->layers[0].wq;
+        if (c == 2) {   /* packed values: a row count that differs, a format whose block does not fit */
+            lb_wsparse *sp = &wq->u.sparse;
+            REQUIRE(sp->fmt && sp->k == 32, "q_proj should be packed with 32 kept per row");
+            uint8_t *m = (uint8_t *)sp->mask;
+            m[0] ^= 0x01;   /* row 0 keeps one more or one fewer */
+            expect_refused(q, "packed row count");
+            m[0] ^= 0x01;
+            sp->fmt = lb_format_find("int4_g64");
+            expect_refused(q, "packed block");
+            sp->fmt = lb_format_find("int4_g32");
+            lb_model_free(q);
+            unbuild(&t);
+            continue;
+        }
         if (c) {   /* the index layout (at this width the bitmask is smaller: built explicitly) */
             float *w = malloc(sizeof(float) * 48 * 48);
             uint8_t k[48 * 48];
