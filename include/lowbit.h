@@ -777,6 +777,73 @@ lb_status lb_quant_layer_errors(const lb_model *m, const lb_model *q, const int3
  * NULL to learn only rows and cols; rows and cols may be NULL. */
 lb_status lb_model_weight_f32(const lb_model *m, const char *name, float *w, int64_t *rows, int64_t *cols);
 
+/* ================================================================ sparsity */
+/* (src/sparsity: pruning criteria and patterns, stored compressed; see
+ * docs/sparsity.md. Block added for issue 12.) */
+
+/* Pruning one matrix. Patterns: "unstructured" (a ratio per row), "N:M"
+ * (keep N of every M consecutive inputs: "2:4", "4:8", "1:4"), "V:N:M"
+ * (each V x M block keeps 4 of its M columns, then N of those 4 per row:
+ * "64:2:8" is 75% sparse). Criteria: "magnitude" |W|, "wanda" |W| sqrt(sq)
+ * (calib->sq), "sparsegpt" (OBS pruning with error feedback, calib->H). */
+typedef struct lb_prune_opts {
+    const char *criterion;      /* NULL = "magnitude" */
+    const char *pattern;        /* NULL = "unstructured" */
+    double ratio;               /* unstructured: fraction pruned, [0, 1) (per row; sparsegpt: per block) */
+    const lb_calib_stats *calib;/* this matrix's input statistics (wanda, sparsegpt) */
+    double damp;                /* sparsegpt: damping, fraction of mean(diag H) (0 = 0.01) */
+    int64_t block;              /* sparsegpt: columns per mask block (0 = 128; rounded down to a multiple of M) */
+} lb_prune_opts;
+/* w (rows x cols) is pruned in place (sparsegpt also updates the kept
+ * weights); keep (rows x cols bytes, may be NULL) gets 1 for kept weights. */
+lb_status lb_prune_matrix(const lb_prune_opts *o, float *w, int64_t rows, int64_t cols, uint8_t *keep);
+int lb_prune_criterion_count(void);
+const char *lb_prune_criterion_name(int i);   /* NULL out of range */
+const char *lb_prune_criterion_desc(int i);
+
+/* One matrix's statistics from a calibration set, by Hugging Face name
+ * (the calib module's lb_calib_stats_for once merged). */
+typedef lb_status (*lb_calib_stats_fn)(const lb_calib *c, const char *name, lb_calib_stats *out);
+
+/* Model-level pruning: every linear (q, k, v, o, gate, up, down) not matched
+ * by a keep glob is pruned and stored sparse (docs/file-format.md); the
+ * rest is copied. */
+typedef struct lb_model_prune_opts {
+    lb_prune_opts p;            /* p.calib is ignored: set per matrix */
+    const char *dtype;          /* kept values: "f32", "f16", "bf16"; NULL = each weight's own dtype */
+    const char *format;         /* or: prune, then quantize the kept values (RTN) into this block format
+                                   (lb_quant_format_resolve name); every row must keep the same count, a
+                                   multiple of the block; a matrix where it is not keeps its values at dtype */
+    const char *const *keep;    /* fnmatch globs of linears left dense */
+    int n_keep;
+    const lb_calib *calib;      /* statistics, read through stats_for */
+    lb_calib_stats_fn stats_for;
+    const int32_t *tokens;      /* or: calibration tokens; statistics collected here (one pass, dense model) */
+    int64_t n_tokens, ctx;      /* ctx: tokens per sequence (<= 0: 128, capped at max_seq) */
+    int n_threads;              /* <= 0: all CPUs; results never depend on it */
+    lb_progress_fn progress;    /* per layer; may be NULL */
+    void *progress_user;
+} lb_model_prune_opts;
+
+typedef struct lb_prune_tensor_info {
+    char name[96];
+    int64_t rows, cols;
+    char status[32];            /* "pruned", "kept (--keep)", "kept (not linear)" */
+    char stored[48];            /* "BF16 2:4 bitmask", "F32" */
+    double sparsity;            /* fraction of zeros kept out */
+    size_t bytes, dense_bytes;  /* as stored; dense at the same dtype */
+    double rel_err;             /* ||W - W'||_F / ||W||_F */
+} lb_prune_tensor_info;
+typedef struct lb_prune_report {
+    lb_prune_tensor_info *tensors;
+    int64_t n_tensors, n_pruned;
+    double linear_sparsity;     /* over the pruned linears */
+    size_t total_bytes, dense_bytes;
+    double seconds;
+} lb_prune_report;
+lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *opts, lb_model **out, lb_prune_report *rep);
+void lb_prune_report_free(lb_prune_report *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -117,6 +117,8 @@ size_t cli_utf8_check(const unsigned char *s, size_t len);
 /* lossless (cmd_pack.c) */
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
+/* sparsity (cmd_prune.c) */
+int cmd_prune(int argc, char **argv);
 /* quant (cmd_quantize.c, cmd_bench_quant.c: `lowbit bench quant`) */
 int cmd_quantize(int argc, char **argv);
 int bench_quant(int argc, char **argv);

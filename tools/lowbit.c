@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
     {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
     {"quantize", "quantize a model's linear weights (rtn, sinq, hadamard+*) into a block format", cmd_quantize},
+    {"prune", "prune a model's linear weights (magnitude, wanda, sparsegpt; unstructured, N:M, V:N:M), stored sparse", cmd_prune},
     {"bench", "studies with reports: 'bench formats' (QSNR of every format), 'bench quant' (methods x formats on a model)", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);

@@ -7,7 +7,7 @@
 
 /* The order the file reader tries them in: the first that recognises a
  * stored tensor takes it (dense last: any float tensor of the name). */
-static const lb_wrep *const reps[] = {&lb__wrep_block, &lb__wrep_lossless, &lb__wrep_dense};
+static const lb_wrep *const reps[] = {&lb__wrep_block, &lb__wrep_lossless, &lb__wrep_sparse, &lb__wrep_dense};
 
 int lb__wrep_count(void) { return (int)(sizeof reps / sizeof *reps); }
 const lb_wrep *lb__wrep_at(int i) { return i >= 0 && i < lb__wrep_count() ? reps[i] : NULL; }

@@ -62,6 +62,25 @@ typedef struct lb_wblock {
                                not divide cols (the padding columns hold zeros and meet zero inputs) */
 } lb_wblock;
 
+/* Parameters of the sparse representation (sparse.c): the kept values are
+ * w->data (nnz values of w->dtype, row by row in column order); which
+ * inputs they belong to is a bitmask or an index list. */
+typedef struct lb_wsparse {
+    const uint8_t *mask;    /* bitmask layout: (rows, mask_bytes), bit c % 8 of byte c / 8 set: input c kept */
+    const uint16_t *idx;    /* index layout: (nnz) the input of each kept value (cols <= 65536) */
+    const int64_t *off;     /* (rows + 1) first value of each row */
+    int64_t nnz;
+    size_t mask_bytes;      /* ceil(cols / 8) */
+    int32_t v, n, m;        /* pattern: n = 0 unstructured, v = 0 N:M (n of m), else V:N:M */
+    int32_t p;              /* every mask byte holds p set bits (1, 2, 4, 8; cols % 8 == 0): the fused
+                               kernel applies; 0 otherwise (not stored: derived from the mask) */
+    const lb_format *fmt;   /* NULL: values of w->dtype; else each row's k kept values packed in this block
+                               format (w->dtype U8, row_bytes per row; every row keeps k, k % block == 0) */
+    float tensor_scale;     /* fmt's per-tensor scale (NV formats), else 1 */
+    size_t row_bytes;
+    int64_t k;
+} lb_wsparse;
+
 /* One weight. Borrowed views into mapped files or buffers owned by the
  * model's lb_wstore. `rep` NULL: the tensor is absent (e.g. no bias). */
 typedef struct lb_weight {
@@ -71,6 +90,7 @@ typedef struct lb_weight {
     lb_dtype dtype;         /* dense: F32, F16 or BF16; block: U8; lossless: BF16 */
     union {                 /* representation parameters */
         lb_wblock block;    /* block.c */
+        lb_wsparse sparse;  /* sparse.c */
     } u;
     lb_xform in[LB_WEIGHT_MAX_XFORMS]; /* input transforms, applied in this order */
     int n_in;
@@ -139,7 +159,7 @@ struct lb_wrep {
     lb_status (*copy)(lb_wstore *s, lb_weight *w);
 };
 
-extern const lb_wrep lb__wrep_dense, lb__wrep_block, lb__wrep_lossless;
+extern const lb_wrep lb__wrep_dense, lb__wrep_block, lb__wrep_lossless, lb__wrep_sparse;
 /* Registry: the representations in the order the file reader tries them. */
 int lb__wrep_count(void);
 const lb_wrep *lb__wrep_at(int i);
@@ -296,6 +316,29 @@ void lb__qsplit_plan(const lb_format *f, int64_t cols, lb__qsplit *p);
 void lb__qsplit_row(const lb__qsplit *p, const uint8_t *row, uint8_t *codes, uint8_t *scales, uint8_t *zeros);
 void lb__qjoin_row(const lb__qsplit *p, const uint8_t *codes, const uint8_t *scales, const uint8_t *zeros,
                    uint8_t *row);
+
+/* ---- sparse.c */
+
+typedef enum lb_sparse_layout { LB_SPARSE_AUTO = -1, LB_SPARSE_BITMASK = 0, LB_SPARSE_INDEX = 1 } lb_sparse_layout;
+/* A sparse weight holding w's entries where keep (rows x cols bytes) is
+ * nonzero, as values of vdt (F32, F16 or BF16), recording pattern (v, n, m)
+ * (see lb_wsparse); buffers owned by s. LB_SPARSE_AUTO picks the layout with
+ * fewer bytes. The kept set must satisfy the pattern (LB_ERR_ARG if not). */
+lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, int64_t rows, int64_t cols, lb_dtype vdt,
+                            int32_t v, int32_t n, int32_t m, lb_sparse_layout layout, lb_weight *out);
+/* The same with the kept values packed per row in block format f: packed
+ * holds rows x lb_format_row_bytes(f, k) bytes (copied into s), k = the
+ * count every row of keep holds (a multiple of f's block; LB_ERR_ARG if not). */
+lb_status lb__weight_sparse_packed(lb_wstore *s, const uint8_t *keep, int64_t rows, int64_t cols, const lb_format *f,
+                                   float tensor_scale, const uint8_t *packed, int32_t v, int32_t n, int32_t m,
+                                   lb_weight *out);
+/* LB_OK when w's index data is consistent: offsets, indices in range and
+ * increasing, mask bits within cols, counts matching nnz and the pattern;
+ * else LB_ERR_FORMAT with a message naming `what`. */
+lb_status lb__sparse_validate(const lb_weight *w, const char *what);
+/* "2:4", "64:2:8", "unstructured"; and "bitmask" / "index list". */
+void lb__sparse_pattern_text(const lb_wsparse *sp, char *out, size_t cap);
+const char *lb__sparse_layout_name(const lb_wsparse *sp);
 
 /* ---- lossless.c */
 

@@ -1,0 +1,186 @@
+/* bench_sparse.c: decode (one token) y = W x through lb__linear for sparse
+ * weights against dense ones of the 110M model's shapes (768 x 768,
+ * 2048 x 768, 768 x 2048), with 1 and 2 threads, all in one run:
+ *   dense BF16 (the baseline of the ratios, timed alternately with each
+ *   variant so both see the same load), dense int4_g32 (RTN),
+ *   2:4 BF16, 64:2:8 BF16 (V:N:M, 75%), unstructured 50% BF16, and 2:4
+ *   with the kept values in int4_g32 (also against dense int4_g32).
+ * Each matrix is streamed from DRAM as in generation: COPIES copies (over
+ * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
+ * as stored, ns per weight, speed-up over dense BF16 (> 1: faster), and the
+ * bytes read per second as a fraction of a plain streaming read (a sum over
+ * 256 MB) measured in the same run. The machine is shared: read the ratios
+ * and the load printed with them. */
+#include "lowbit.h"
+#include "quant/quant.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { COPIES = 48, N_VAR = 6 };
+static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
+                                      "unstructured 50% BF16", "2:4 int4_g32"};
+
+typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
+
+/* Plain read bandwidth (bytes/s): the best of 3 sums over 256 MB. */
+static double read_bandwidth(int threads)
+{
+    size_t n = (size_t)64 << 20;
+    float *a = malloc(n * sizeof *a);
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 7);
+    lb_pool *pool = NULL;
+    lb_pool_create(threads, &pool);
+    const lb_weight w = lb__weight_dense(a, LB_DTYPE_F32, (int64_t)(n / 4096), 4096);
+    float x[4096], *y = malloc(sizeof(float) * (n / 4096));
+    for (int i = 0; i < 4096; i++) x[i] = 1.0f;
+    const lb_weight *wl[1] = {&w};
+    lb_wspace *ws = NULL;
+    lb__wspace_create(wl, 1, 1, threads, &ws);
+    double best = 1e30;
+    for (int r = 0; r < 3; r++) {   /* the F32 matvec: one FMA per 4 bytes, bound by the read */
+        double t0 = lb_time_now();
+        lb__linear(ws, pool, &w, x, 1, 4096, y, (int64_t)(n / 4096));
+        double t = lb_time_now() - t0;
+        if (t < best) best = t;
+    }
+    lb__wspace_free(ws);
+    lb_pool_free(pool);
+    free(a);
+    free(y);
+    return (double)(n * sizeof(float)) / best;
+}
+
+/* Variant v of every copy from the F32 matrix w. */
+static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **bf, var *out)
+{
+    memset(out, 0, sizeof *out);
+    float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
+    uint8_t *keep = malloc((size_t)(rows * cols));
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4"};
+    static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}};
+    int rc = 0;
+    if (pats[v]) {
+        memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
+        lb_prune_opts o = {.pattern = pats[v], .ratio = 0.5};
+        rc = lb_prune_matrix(&o, wp, rows, cols, keep) != LB_OK;
+    }
+    for (int c = 0; c < COPIES && !rc; c++) {
+        if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
+        else if (v == 5) {   /* prune 2:4, then the kept values (cols / 2 per row) into int4_g32 */
+            float *k2 = malloc(sizeof(float) * (size_t)(rows * cols / 2));
+            for (int64_t i = 0, n = 0; i < rows * cols; i++)
+                if (keep[i]) k2[n++] = wp[i];
+            lb_quantize_opts o = {0};
+            rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, cols / 2, &out->q[c]) != LB_OK;
+            if (!rc) rc = lb__weight_sparse_packed(&out->store, keep, rows, cols, out->q[c].fmt, out->q[c].tensor_scale,
+                                                   out->q[c].packed, 0, 2, 4, &out->w[c]) != LB_OK;
+            free(k2);
+        } else if (v == 1) {
+            lb_quantize_opts o = {0};
+            rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, w, rows, cols, &out->q[c]) != LB_OK;
+            if (!rc) out->w[c] = lb__qmatrix_weight(&out->q[c]);
+        } else
+            rc = lb__weight_sparse(&out->store, wp, keep, rows, cols, LB_DTYPE_BF16, vnm[v][0], vnm[v][1], vnm[v][2],
+                                   LB_SPARSE_AUTO, &out->w[c]) != LB_OK;
+    }
+    if (!rc) out->bytes = lb__weight_bytes(&out->w[0]);
+    free(wp);
+    free(keep);
+    return rc;
+}
+
+static void free_var(var *v)
+{
+    for (int c = 0; c < COPIES; c++) lb_qmatrix_free(&v->q[c]);
+    lb__wstore_free(&v->store);
+}
+
+/* Seconds per product of one pass over all copies. */
+static double pass(var *v, lb_wspace *ws, int64_t rows, int64_t cols, lb_pool *pool, const float *x, float *y)
+{
+    double t0 = lb_time_now();
+    for (int c = 0; c < COPIES; c++) lb__linear(ws, pool, &v->w[c], x, 1, cols, y, rows);
+    return (lb_time_now() - t0) / COPIES;
+}
+
+static lb_wspace *space(var *v, int threads)
+{
+    const lb_weight *all[COPIES];
+    for (int c = 0; c < COPIES; c++) all[c] = &v->w[c];
+    lb_wspace *ws = NULL;
+    return lb__wspace_create(all, COPIES, 1, threads, &ws) ? NULL : ws;
+}
+
+/* Best of 7 passes of v and of the baseline b, alternated so that both see
+ * the same load: t[0] = baseline, t[1] = v. */
+static void time_pair(var *b, var *v, int64_t rows, int64_t cols, lb_pool *pool, int threads, const float *x, float *y,
+                      double *t)
+{
+    lb_wspace *wb = space(b, threads), *wv = space(v, threads);
+    t[0] = t[1] = 1e30;
+    for (int r = 0; r < 7 && wb && wv; r++) {
+        double a = pass(b, wb, rows, cols, pool, x, y), c = pass(v, wv, rows, cols, pool, x, y);
+        if (a < t[0]) t[0] = a;
+        if (c < t[1]) t[1] = c;
+    }
+    lb__wspace_free(wb);
+    lb__wspace_free(wv);
+}
+
+int main(void)
+{
+    const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
+    double load[3] = {0};
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) { if (fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3) load[0] = -1; fclose(f); }
+    printf("isa %s; load average %.2f; decode y = W x streamed from DRAM (%d copies cycled)\n",
+           lb_isa_name(lb_isa_active()), load[0], COPIES);
+    double bw[3] = {0, read_bandwidth(1), read_bandwidth(2)};
+    printf("plain read bandwidth: %.2f GB/s (1 thread), %.2f GB/s (2 threads)\n", bw[1] / 1e9, bw[2] / 1e9);
+    for (int s = 0; s < 3; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
+        float *y = malloc(sizeof(float) * (size_t)rows);
+        uint16_t *bf[COPIES];
+        lb_rng r;
+        lb_rng_seed(&r, 1);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
+        for (int c = 0; c < COPIES; c++) {
+            bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
+            lb_f32_to_bf16_row(w, bf[c], n);
+        }
+        printf("\n%lld x %lld\n| variant | bytes/weight | threads | ns/weight | vs dense BF16 | fraction of read bandwidth |\n"
+               "|---|---:|---:|---:|---:|---:|\n", (long long)rows, (long long)cols);
+        var base, base4;
+        if (build(0, w, rows, cols, bf, &base) || build(1, w, rows, cols, bf, &base4)) {
+            printf("baselines failed: %s\n", lb_errmsg());
+            return 1;
+        }
+        for (int th = 1; th <= 2; th++) {
+            lb_pool *pool = NULL;
+            lb_pool_create(th, &pool);
+            for (int v = 0; v < N_VAR; v++) {
+                var vv;
+                if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
+                double t[2];
+                time_pair(&base, &vv, rows, cols, pool, th, x, y, t);
+                printf("| %s | %.4f | %d | %.4f | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
+                       1e9 * t[1] / (double)n, t[0] / t[1], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
+                if (v == 5) {   /* and against dense int4_g32, alternated the same way */
+                    time_pair(&base4, &vv, rows, cols, pool, th, x, y, t);
+                    printf("| 2:4 int4_g32 vs dense int4_g32 | | %d | %.4f | %.2fx (vs int4_g32) | |\n", th,
+                           1e9 * t[1] / (double)n, t[0] / t[1]);
+                }
+                free_var(&vv);
+            }
+            lb_pool_free(pool);
+        }
+        free_var(&base);
+        free_var(&base4);
+        for (int c = 0; c < COPIES; c++) free(bf[c]);
+        free(w); free(x); free(y);
+    }
+    return 0;
+}

@@ -1,0 +1,316 @@
+/* model_prune.c: pruning a whole model. Every linear (q, k, v, o, gate, up,
+ * down) not matched by a keep glob is pruned with one criterion and one
+ * pattern and stored sparse (weights/sparse.c); everything else is copied.
+ * With a format, each row's kept values are then quantized with RTN into
+ * that block format (prune, then quantize; not SparseGPT's joint mode).
+ * The linears of a layer are pruned in parallel, one matrix per task, each
+ * independently (statistics come from the dense model), so the result does
+ * not depend on the thread count. The new model owns every buffer. */
+#include "sparsity/prune.h"
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <strings.h>
+
+typedef struct pjob {
+    const lb_weight *src;
+    lb_weight *dst;
+    lb_prune_tensor_info *info;
+    lb_calib_stats st;
+    double *H, *sq;             /* owned statistics (interim collector), or NULL */
+    float *w;                   /* pruned values */
+    uint8_t *keep;
+    lb_qmatrix q;               /* with a format: the kept values packed (q.packed NULL: kept at dtype) */
+    lb_status status;
+    char err[256];
+} pjob;
+
+typedef struct prun {
+    const lb_model *src;
+    lb_model *dst;
+    const lb_model_prune_opts *o;
+    const lb__criterion *crit;
+    lb__pattern pat;
+    lb_dtype vdt;               /* values dtype (own_dtype: each weight's own) */
+    bool own_dtype;
+    const lb_format *fmt;       /* quantize the kept values into it, or NULL */
+    lb__pstats *ps;
+    lb__wname *sn, *dn;
+    int64_t n;
+    lb_prune_tensor_info *info;
+    pjob *jobs;
+    lb_pool *pool;
+} prun;
+
+static void job_free(pjob *j)
+{
+    lb_qmatrix_free(&j->q);
+    memset(&j->q, 0, sizeof j->q);
+    LB_FREE(j->H); LB_FREE(j->sq); LB_FREE(j->w); LB_FREE(j->keep);
+    j->H = j->sq = NULL; j->w = NULL; j->keep = NULL;
+}
+
+/* The kept count of every row, or -1 when rows differ. */
+static int64_t uniform_keep(const uint8_t *keep, int64_t rows, int64_t cols)
+{
+    int64_t k0 = -1;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < cols; c++) k += keep[r * cols + c] != 0;
+        if (k0 >= 0 && k != k0) return -1;
+        k0 = k;
+    }
+    return k0;
+}
+
+/* Quantize each row's kept values (RTN) into r->fmt, and put the decoded
+ * values back into j->w; leaves j->q empty when the kept counts do not fit
+ * the format (then the values stay at dtype). */
+static lb_status quantize_kept(const prun *r, pjob *j)
+{
+    int64_t rows = j->src->rows, cols = j->src->cols, k = uniform_keep(j->keep, rows, cols), B = lb_format_block(r->fmt);
+    if (k < 1 || (B && k % B)) return LB_OK;
+    float *c = lb__alloc(sizeof(float) * (size_t)(rows * k));
+    if (!c) return lb__err(LB_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0, n = 0; i < rows * cols; i++)
+        if (j->keep[i]) c[n++] = j->w[i];
+    lb_quantize_opts qo = {0};
+    lb_status s = lb_quantize_matrix(lb_quantizer_find("rtn"), r->fmt, &qo, c, rows, k, &j->q);
+    if (!s) s = lb_qmatrix_dequantize(&j->q, c);
+    for (int64_t i = 0, n = 0; !s && i < rows * cols; i++)
+        if (j->keep[i]) j->w[i] = c[n++];
+    LB_FREE(c);
+    return s;
+}
+
+static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    prun *r = ctx;
+    for (int64_t i = b; i < e; i++) {
+        pjob *j = &r->jobs[i];
+        int64_t n = j->src->rows * j->src->cols;
+        float *orig = lb__alloc((size_t)n * sizeof *orig);
+        j->w = lb__alloc((size_t)n * sizeof *j->w);
+        j->keep = lb__alloc((size_t)n);
+        lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
+        lb_prune_opts po = r->o->p;
+        po.calib = r->crit->calib ? &j->st : NULL;
+        if (!s) {
+            memcpy(j->w, orig, (size_t)n * sizeof *orig);
+            s = lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
+        }
+        if (!s && r->fmt) s = quantize_kept(r, j);
+        if (!s) {
+            double se = 0, sw = 0;
+            for (int64_t k = 0; k < n; k++) { double d = (double)orig[k] - j->w[k]; se += d * d; sw += (double)orig[k] * orig[k]; }
+            j->info->rel_err = sw > 0 ? sqrt(se / sw) : 0;
+        }
+        j->status = s;
+        if (s) snprintf(j->err, sizeof j->err, "%s: %s", j->info->name, lb_errmsg());
+        LB_FREE(orig);
+    }
+}
+
+static bool keep_match(const lb_model_prune_opts *o, const char *name)
+{
+    for (int i = 0; i < o->n_keep; i++)
+        if (o->keep[i] && fnmatch(o->keep[i], name, 0) == 0) return true;
+    return false;
+}
+
+static void set_info(lb_prune_tensor_info *t, const char *name, const lb_weight *w, const char *status)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->rows = w->rows; t->cols = w->cols;
+    snprintf(t->status, sizeof t->status, "%s", status);
+    t->bytes = lb__weight_bytes(w);
+    t->dense_bytes = w->rep == &lb__wrep_dense ? t->bytes : (size_t)(w->rows * w->cols) * lb_dtype_size(w->dtype);
+    snprintf(t->stored, sizeof t->stored, "%s", w->rep->describe(w));
+}
+
+/* Statistics of job j's matrix: from the caller's lb_calib or the interim collector. */
+static lb_status job_stats(prun *r, pjob *j, const char *name)
+{
+    int64_t cols = j->src->cols;
+    if (!r->crit->calib) return LB_OK;
+    if (r->o->calib) {
+        lb_status s = r->o->stats_for(r->o->calib, name, &j->st);
+        if (!s && j->st.n != cols)
+            s = lb__err(LB_ERR_ARG, "calibration statistics of '%s' are for %lld inputs, it has %lld", name,
+                        (long long)j->st.n, (long long)cols);
+        return s;
+    }
+    bool h = r->crit == &lb__crit_sparsegpt;
+    j->sq = lb__alloc(sizeof(double) * (size_t)cols);
+    j->H = h ? lb__alloc(sizeof(double) * (size_t)(cols * cols)) : NULL;
+    if (!j->sq || (h && !j->H)) return lb__err(LB_ERR_NOMEM, "out of memory (statistics)");
+    j->st = (lb_calib_stats){.n = cols, .H = j->H, .sq = j->sq};
+    return lb__pstats_for(r->ps, name, j->H, j->sq, cols);
+}
+
+/* Install job j's result as a sparse weight of the new model. */
+static lb_status install(prun *r, pjob *j)
+{
+    const lb__pattern *p = &r->pat;
+    lb_dtype vdt = r->own_dtype ? j->src->dtype : r->vdt;
+    int32_t v = p->kind == LB__PAT_VNM ? p->v : 0, n = p->kind ? p->n : 0, m = p->kind ? p->m : 0;
+    lb_status s = j->q.packed ? lb__weight_sparse_packed(&r->dst->store, j->keep, j->src->rows, j->src->cols, r->fmt,
+                                                         j->q.tensor_scale, j->q.packed, v, n, m, j->dst)
+                              : lb__weight_sparse(&r->dst->store, j->w, j->keep, j->src->rows, j->src->cols, vdt, v, n,
+                                                  m, LB_SPARSE_AUTO, j->dst);
+    if (s) return s;
+    lb_prune_tensor_info *t = j->info;
+    const lb_wsparse *sp = &j->dst->u.sparse;
+    char pt[32];
+    lb__sparse_pattern_text(sp, pt, sizeof pt);
+    t->bytes = lb__weight_bytes(j->dst);
+    t->dense_bytes = (size_t)(j->dst->rows * j->dst->cols) * lb_dtype_size(vdt);
+    t->sparsity = 1.0 - (double)sp->nnz / (double)(j->dst->rows * j->dst->cols);
+    t->dense_bytes = sp->fmt ? (size_t)j->dst->rows * lb_format_row_bytes(sp->fmt, j->dst->cols) : t->dense_bytes;
+    snprintf(t->stored, sizeof t->stored, "%s %s %s", sp->fmt ? lb_format_name(sp->fmt) : lb_dtype_name(vdt), pt,
+             sp->mask ? "bitmask" : "index");
+    return LB_OK;
+}
+
+/* Entries [i0, i1) (one layer or one top-level tensor). */
+static lb_status run_range(prun *r, int64_t i0, int64_t i1)
+{
+    int64_t nj = 0;
+    lb_status s = LB_OK;
+    for (int64_t i = i0; i < i1 && !s; i++) {
+        const lb_weight *w = r->sn[i].w;
+        const char *nm = r->sn[i].name;
+        if (!w->rep) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", nm);
+        bool lin = r->sn[i].linear, kept = !lin || keep_match(r->o, nm);
+        if (lin && !kept && (w->rep != &lb__wrep_dense || w->n_in))
+            return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already %s (%s); prune the dense model",
+                           r->src->path ? r->src->path : "model", nm, w->rep->name, w->rep->describe(w));
+        set_info(&r->info[i], nm, w, !lin ? "kept (not linear)" : kept ? "kept (--keep)" : "pruned");
+        if (kept) { s = lb__weight_copy(&r->dst->store, w, r->dn[i].w); continue; }
+        pjob *j = &r->jobs[nj++];
+        *j = (pjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i]};
+        s = job_stats(r, j, nm);
+    }
+    if (!s) lb_pool_for(r->pool, nj, 1, prune_task, r);
+    for (int64_t k = 0; k < nj; k++) {
+        if (!s && r->jobs[k].status) s = lb__err(r->jobs[k].status, "%s", r->jobs[k].err);
+        if (!s) s = install(r, &r->jobs[k]);
+        job_free(&r->jobs[k]);
+    }
+    return s;
+}
+
+static lb_status prune_all(prun *r)
+{
+    lb_status s = LB_OK;
+    int64_t i = 0, done = 0;
+    while (!s && i < r->n) {
+        const char *nm = r->sn[i].name;
+        int64_t j = i + 1;
+        if (!strncmp(nm, "model.layers.", 13)) {
+            size_t pre = (size_t)(strchr(nm + 13, '.') - nm) + 1;
+            while (j < r->n && !strncmp(r->sn[j].name, nm, pre)) j++;
+        }
+        s = run_range(r, i, j);
+        if (!s && j - i > 1 && r->o->progress) r->o->progress(++done, r->src->cfg.n_layers, "layers", r->o->progress_user);
+        i = j;
+    }
+    return s;
+}
+
+/* Criterion, pattern, dtype and statistics source, checked before any work. */
+static lb_status resolve(prun *r)
+{
+    const lb_model_prune_opts *o = r->o;
+    const char *cn = o->p.criterion ? o->p.criterion : "magnitude";
+    if (!(r->crit = lb__criterion_find(cn)))
+        return lb__err(LB_ERR_NOTFOUND, "unknown criterion '%s' (known: magnitude, wanda, sparsegpt)", cn);
+    lb_status s = lb__pattern_parse(o->p.pattern, o->p.ratio, &r->pat);
+    if (s) return s;
+    r->own_dtype = !o->dtype;
+    if (o->dtype) {
+        if (!strcasecmp(o->dtype, "f32")) r->vdt = LB_DTYPE_F32;
+        else if (!strcasecmp(o->dtype, "f16")) r->vdt = LB_DTYPE_F16;
+        else if (!strcasecmp(o->dtype, "bf16")) r->vdt = LB_DTYPE_BF16;
+        else return lb__err(LB_ERR_ARG, "unknown values dtype '%s' (known: f32, f16, bf16)", o->dtype);
+    }
+    if (o->format && (s = lb_quant_format_resolve(o->format, 0, &r->fmt))) return s;
+    if (!r->crit->calib) return LB_OK;
+    if (o->calib && !o->stats_for)
+        return lb__err(LB_ERR_ARG, "lb_model_prune: calib given without stats_for");
+    if (!o->calib && (!o->tokens || o->n_tokens < 1))
+        return lb__err(LB_ERR_ARG, "criterion %s needs calibration statistics: give calibration text (--calib-text) "
+                       "or statistics", r->crit->name);
+    return LB_OK;
+}
+
+static void summarize(lb_prune_report *rep, lb_prune_tensor_info *info, int64_t n)
+{
+    double zeros = 0, elems = 0;
+    rep->tensors = info;
+    rep->n_tensors = n;
+    for (int64_t i = 0; i < n; i++) {
+        rep->total_bytes += info[i].bytes;
+        rep->dense_bytes += info[i].dense_bytes;
+        if (strcmp(info[i].status, "pruned")) continue;
+        rep->n_pruned++;
+        zeros += info[i].sparsity * (double)(info[i].rows * info[i].cols);
+        elems += (double)(info[i].rows * info[i].cols);
+    }
+    rep->linear_sparsity = elems > 0 ? zeros / elems : 0;
+}
+
+static void prun_free(prun *r)
+{
+    LB_FREE(r->sn); LB_FREE(r->dn); LB_FREE(r->jobs);
+    lb_pool_free(r->pool);
+    lb__pstats_free(r->ps);
+}
+
+lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *o, lb_model **out, lb_prune_report *rep)
+{
+    if (rep) memset(rep, 0, sizeof *rep);
+    LB_ARG(out, "lb_model_prune: out is NULL");
+    *out = NULL;
+    LB_ARG(src, "lb_model_prune: src is NULL");
+    LB_ARG(o, "lb_model_prune: opts is NULL");
+    double t0 = lb_time_now();
+    prun r = {.src = src, .o = o};
+    lb_status s = resolve(&r);
+    if (s) return s;
+    if (r.crit->calib && !o->calib)
+        s = lb__pstats_collect(src, o->tokens, o->n_tokens, o->ctx, r.crit == &lb__crit_sparsegpt, o->n_threads, &r.ps);
+    if (!s && !(r.dst = lb__model_new())) s = LB_ERR_NOMEM;
+    if (!s) {
+        r.dst->cfg = src->cfg;
+        s = lb__model_alloc_layers(r.dst);
+    }
+    if (!s) s = lb__model_set_names(r.dst, src->path ? src->path : "", src->source_format ? src->source_format : "");
+    r.n = lb__model_names((lb_model *)src, NULL, 0);
+    r.sn = lb__zalloc((size_t)r.n * sizeof *r.sn);
+    r.dn = lb__zalloc((size_t)r.n * sizeof *r.dn);
+    r.info = lb__zalloc((size_t)r.n * sizeof *r.info);
+    r.jobs = lb__zalloc((size_t)r.n * sizeof *r.jobs);
+    if (!s && (!r.sn || !r.dn || !r.info || !r.jobs)) s = LB_ERR_NOMEM;
+    if (!s) s = lb_pool_create(o->n_threads, &r.pool);
+    if (!s) {
+        lb__model_names((lb_model *)src, r.sn, r.n);
+        lb__model_names(r.dst, r.dn, r.n);
+        s = prune_all(&r);
+    }
+    if (!s && r.dst->cfg.tied_embeddings) r.dst->lm_head = r.dst->tok_embed;
+    prun_free(&r);
+    if (s) { LB_FREE(r.info); lb_model_free(r.dst); return s; }
+    if (rep) { summarize(rep, r.info, r.n); rep->seconds = lb_time_now() - t0; }
+    else LB_FREE(r.info);
+    *out = r.dst;
+    return LB_OK;
+}
+
+void lb_prune_report_free(lb_prune_report *r)
+{
+    if (!r) return;
+    LB_FREE(r->tensors);
+    memset(r, 0, sizeof *r);
+}

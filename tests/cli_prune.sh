@@ -1,0 +1,42 @@
+#!/bin/sh
+# lowbit prune: a real model end to end (magnitude and wanda, 2:4 and
+# unstructured), the summary and JSON, the pruned file running and reloading,
+# bad input (ratio, N > M, unknown names, calibration missing) with nothing written.
+. tests/cli_lib.sh
+M=${LOWBIT_MODELS:-../shared/models}
+D=${LOWBIT_DATA:-../shared/data}
+expect_ok help $CLI prune --help
+check help-usage grep -q "usage: lowbit prune" "$T/out"
+if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_val.txt" ]; then
+    S="$M/stories260K/stories260K.bin"
+    head -c 20000 "$D/tinystories/tinystories_val.txt" > "$T/calib.txt"
+    expect_ok p-mag $CLI prune --model "$S" --out "$T/a.safetensors" --pattern 2:4
+    check p-summary grep -q "linears: 35 pruned, sparsity 0.5000" "$T/out"
+    check p-stored grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
+    expect_ok p-run $CLI run --model "$T/a.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_ok p-wanda $CLI prune --model "$S" --out "$T/b.safetensors" --criterion wanda --ratio 0.6 --calib-text "$T/calib.txt" --calib-tokens 512 --dtype bf16 --json
+    check p-json grep -q '"criterion": "wanda"' "$T/out"
+    check p-json-stored grep -q '"stored": "BF16 unstructured bitmask"' "$T/out"
+    expect_ok p-int4 $CLI prune --model "$S" --out "$T/q.safetensors" --pattern 2:4 --format int4_g32
+    check p-int4-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
+    check p-int4-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
+    expect_ok p-int4-run $CLI run --model "$T/q.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_fail bad-format "unknown" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int5
+    expect_ok p-inspect $CLI inspect "$T/b.safetensors"
+    check p-inspect-values grep -q "weight_values" "$T/out"
+    expect_fail bad-ratio "--ratio 1: must lie in \[0, 1)" $CLI prune --model "$S" --out "$T/c.safetensors" --ratio 1
+    expect_fail bad-nm "N (kept per group) must lie in \[1, M\]" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 5:4
+    expect_fail bad-vnm "M must lie in \[4, 256\]" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 8:2:3
+    expect_fail bad-pattern "unknown pattern 'dense'" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern dense
+    expect_fail bad-criterion "unknown criterion 'obs'" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion obs
+    expect_fail no-calib "needs calibration data" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt
+    expect_fail bad-dtype "unknown values dtype 'int4'" $CLI prune --model "$S" --out "$T/c.safetensors" --dtype int4
+    expect_fail repruned "prune the dense model" $CLI prune --model "$T/a.safetensors" --out "$T/c.safetensors"
+    check no-partial test ! -e "$T/c.safetensors"
+    check no-temp sh -c "! ls '$T' | grep -q tmp"
+else
+    echo "SKIP cli_prune: no stories260K in $M or no text in $D"; skip=$((skip + 1))
+fi
+expect_fail no-model "no such file" $CLI prune --model "$T/none.bin" --out "$T/d.safetensors"
+expect_fail missing-args "required" $CLI prune --pattern 2:4
+done_tests
