@@ -68,6 +68,28 @@ static int tail_region(const char *cmd, const char *opt, const char *path, const
     return 0;
 }
 
+/* The region [begin, end) from out->begin on, end at a line start, with at least want tokens. */
+static int head_region(const char *cmd, const char *opt, const char *path, const lb_tokenizer *t, const char *text,
+                       int64_t len, int64_t want, cli_calib_text *out)
+{
+    int64_t est = want * 4 + 1024, n = 0, end = len;
+    int32_t *ids = NULL;
+    for (int it = 0; it < 40; it++) {
+        end = out->begin + est < len ? line_start(text, len, out->begin + est) : len;
+        free(ids);
+        if (encode(cmd, t, text + out->begin, end - out->begin, &ids, &n)) return 1;
+        if (n >= want) break;
+        if (end == len)
+            return free(ids), cli_fail(cmd, "%s %s: has %lld tokens from byte %lld on; --tokens %lld needs more (lower "
+                                       "it or give an earlier --from-byte)", opt, path, (long long)n,
+                                       (long long)out->begin, (long long)want);
+        est *= 2;
+    }
+    out->tokens = ids;
+    out->end = end;
+    return 0;
+}
+
 int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, const lb_tokenizer *t, int64_t want,
                           int64_t ctx, int64_t from_byte, cli_calib_text *out)
 {
@@ -81,13 +103,10 @@ int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, co
     else if (bad != len) rc = cli_fail(cmd, "%s %s: not valid UTF-8 at byte %zu", opt, path, bad);
     else if (from_byte >= (int64_t)len)
         rc = cli_fail(cmd, "--from-byte %lld: %s has %zu bytes", (long long)from_byte, path, len);
-    int64_t n = 0;
+    out->end = (int64_t)len;
     if (!rc && from_byte >= 0) {
         out->begin = line_start(text, (int64_t)len, from_byte);
-        rc = encode(cmd, t, text + out->begin, (int64_t)len - out->begin, &out->tokens, &n);
-        if (!rc && n < want)
-            rc = cli_fail(cmd, "%s %s: has %lld tokens from byte %lld on; --tokens %lld needs more (lower it or give "
-                          "an earlier --from-byte)", opt, path, (long long)n, (long long)out->begin, (long long)want);
+        rc = head_region(cmd, opt, path, t, text, (int64_t)len, want, out);
     } else if (!rc)
         rc = tail_region(cmd, opt, path, t, text, (int64_t)len, want, out);
     int32_t *pre = NULL;
@@ -96,7 +115,6 @@ int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, co
     free(text);
     if (rc) { free(out->tokens); memset(out, 0, sizeof *out); return 1; }
     out->n_tokens = want;
-    out->end = (int64_t)len;
     out->file_bytes = (int64_t)len;
     int32_t bos = lb_tokenizer_bos(t);   /* each sequence starts with BOS, as eval's chunks do */
     for (int64_t i = 0; bos >= 0 && i < want; i += ctx) out->tokens[i] = bos;
@@ -105,10 +123,10 @@ int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, co
 
 void cli_calib_text_print(FILE *f, const char *path, const cli_calib_text *c, int64_t ctx)
 {
-    fprintf(f, "calibration text %s: %lld tokens from bytes [%lld, %lld) of %lld (%s), in %lld sequences of %lld; "
+    fprintf(f, "calibration text %s: %lld tokens from bytes [%lld, %lld) of %lld%s, in %lld sequences of %lld; "
                "the %lld tokens before byte %lld are left to evaluation (eval ppl/kld with ctx x chunks <= %lld "
                "never reach the calibration bytes)\n", path, (long long)c->n_tokens, (long long)c->begin,
-            (long long)c->end, (long long)c->file_bytes, c->end == c->file_bytes ? "from its tail" : "",
+            (long long)c->end, (long long)c->file_bytes, c->end == c->file_bytes ? " (its tail)" : "",
             (long long)((c->n_tokens + ctx - 1) / ctx), (long long)ctx, (long long)c->tokens_before,
             (long long)c->begin, (long long)c->tokens_before);
 }
