@@ -250,16 +250,17 @@ static void test_threads_isa(void)
     lb_model_free(m);
     /* the accumulation kernels directly, at awkward widths */
     if (lb_isa_best() < LB_ISA_AVX2) return;
-    int64_t ns[] = {1, 2, 3, 5, 7, 15, 16, 17, 33, 100};
+    int64_t ns[] = {1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 33, 100};
     for (size_t k = 0; k < sizeof ns / sizeof *ns; k++) {
         int64_t w = ns[k], T = 1 + (int64_t)(lb_rng_u64(&rng) % 40);
-        float *a = malloc(sizeof(float) * (size_t)(T * w)), *b = malloc(sizeof(float) * (size_t)(T * w));
+        double *a = malloc(sizeof(double) * (size_t)(T * w)), *b = malloc(sizeof(double) * (size_t)(T * w));
         for (int64_t i = 0; i < T * w; i++) { a[i] = (float)lb_rng_normal(&rng) * 3; b[i] = (float)lb_rng_normal(&rng); }
         double *M1 = malloc(sizeof(double) * (size_t)(w * w)), *M2 = malloc(sizeof(double) * (size_t)(w * w));
         for (int64_t i = 0; i < w * w; i++) M1[i] = M2[i] = lb_rng_normal(&rng);
-        for (int64_t i = 0; i < w; i++) {
-            lb__calib_acc_row_ref(M1, a, b, w, T, i, i % 3);
-            lb__calib_acc_row_avx2(M2, a, b, w, T, i, i % 3);
+        for (int64_t i0 = 0; i0 < w; i0 += 4) {
+            int64_t nr = w - i0 < 4 ? w - i0 : 4, j0 = (i0 / 4) % 2 ? i0 : 0;
+            lb__calib_acc_rows_ref(M1, a, b, w, T, i0, nr, j0);
+            lb__calib_acc_rows_avx2(M2, a, b, w, T, i0, nr, j0);
         }
         CHECK(count_diff(M1, M2, w * w) == 0, "AVX2 accumulation differs from the reference at n %lld T %lld",
               (long long)w, (long long)T);

@@ -52,14 +52,17 @@ uint64_t lb__calib_fingerprint(const lb_model *m);
 /* The (layer, site) a linear's Hugging Face name reads; false for any other name. */
 bool lb__calib_name_site(const char *name, int64_t *layer, lb_site *site);
 
-/* Row i of M (n x n) += sum over t < T, in order, of a[t][i] * b[t][j] for
- * j in [j0, n) (a, b: T x n floats). The reference and the AVX2 path give
- * the same bits; lb__calib_acc_row picks the active ISA's. */
-typedef void (*lb__calib_acc_row_fn)(double *M, const float *a, const float *b, int64_t n, int64_t T, int64_t i,
-                                     int64_t j0);
-void lb__calib_acc_row_ref(double *M, const float *a, const float *b, int64_t n, int64_t T, int64_t i, int64_t j0);
-void lb__calib_acc_row_avx2(double *M, const float *a, const float *b, int64_t n, int64_t T, int64_t i, int64_t j0);
-lb__calib_acc_row_fn lb__calib_acc_row(void);
+/* Rows i0 .. i0+nr-1 (nr <= 4) of M (n x n) += sum over t < T, in order, of
+ * a[t][i] * b[t][j] for j in [j0, n) (a, b: T x n, floats widened to
+ * double). The reference and the AVX2 path give the same bits;
+ * lb__calib_acc_rows picks the active ISA's. */
+typedef void (*lb__calib_acc_fn)(double *M, const double *a, const double *b, int64_t n, int64_t T, int64_t i0,
+                                 int64_t nr, int64_t j0);
+void lb__calib_acc_rows_ref(double *M, const double *a, const double *b, int64_t n, int64_t T, int64_t i0,
+                            int64_t nr, int64_t j0);
+void lb__calib_acc_rows_avx2(double *M, const double *a, const double *b, int64_t n, int64_t T, int64_t i0,
+                             int64_t nr, int64_t j0);
+lb__calib_acc_fn lb__calib_acc_rows(void);
 
 /* ---- the layer-by-layer runner (collect.c) */
 typedef struct lb__calib_run lb__calib_run;

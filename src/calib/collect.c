@@ -9,10 +9,11 @@
  * capture buffer, from which the statistics are accumulated:
  *   H[i][j] += x_t[i] * x_t[j]   for t in token order, in double
  * (each product of two floats is exact in double; accum_avx2.c is the same
- * chain of additions per element, bit for bit). The pool splits H by rows
- * (row i together with row n-1-i, so the upper-triangle work is balanced);
- * every element is summed by one thread in token order, so the result does
- * not depend on the thread count. Sums become means (/ n_tokens) and H is
+ * chain of additions per element, bit for bit). The pool splits H by groups
+ * of 4 rows (group g together with the mirror group, so the upper-triangle
+ * work is balanced); every element is summed by one thread in token order,
+ * so the result does not depend on the thread count. Symmetric matrices are
+ * summed for j >= the group's first row and mirrored at the end. Sums become means (/ n_tokens) and H is
  * mirrored when the layer is done. */
 #include "calib/calib.h"
 #include <math.h>
@@ -28,6 +29,7 @@ struct lb__calib_run {
     float *tmp;                  /* (ctx, dim) */
     int64_t lq;                  /* layers the quantized stream went through */
     float *cap[2][LB_SITE_COUNT];/* (ctx, width) one sequence's inputs: float path, quantized path */
+    double *capd[2][LB_SITE_COUNT]; /* the same widened to double (exact) */
     int64_t cap_rows[LB_SITE_COUNT];
     int cap_which;
     lb__calib_site st[LB_SITE_COUNT];  /* the current layer's sums */
@@ -80,42 +82,61 @@ static void site_zero(lb__calib_site *s)
 
 /* ---- accumulation */
 
+#define ACC_ROWS 4               /* rows per kernel call */
+#define ACC_TOKENS 32            /* tokens per pass: keeps b's chunk (32 x n doubles) in L2 */
+
 typedef struct acc_mat {
     double *M;                   /* (n, n) sums */
-    const float *a, *b;          /* (T, n): M[i][j] += a[t][i] * b[t][j] */
+    const double *a, *b;         /* (T, n): M[i][j] += a[t][i] * b[t][j] */
     int64_t n, T;
-    bool sym;                    /* a == b: only j >= i (mirrored at the end) */
-    lb__calib_acc_row_fn row;
+    bool sym;                    /* a == b: only j >= the group's first row (mirrored at the end) */
+    lb__calib_acc_fn rows;
 } acc_mat;
 
-void lb__calib_acc_row_ref(double *M, const float *a, const float *b, int64_t n, int64_t T, int64_t i, int64_t j0)
+void lb__calib_acc_rows_ref(double *M, const double *a, const double *b, int64_t n, int64_t T, int64_t i0,
+                            int64_t nr, int64_t j0)
 {
-    double *h = M + i * n;
-    for (int64_t t = 0; t < T; t++) {
-        double ai = (double)a[t * n + i];
-        const float *bt = b + t * n;
-        for (int64_t j = j0; j < n; j++) h[j] += ai * (double)bt[j];
+    for (int64_t i = i0; i < i0 + nr; i++) {
+        double *h = M + i * n;
+        for (int64_t t = 0; t < T; t++) {
+            double ai = a[t * n + i];
+            const double *bt = b + t * n;
+            for (int64_t j = j0; j < n; j++) h[j] += ai * bt[j];
+        }
     }
 }
 
-static void acc_row(const acc_mat *m, int64_t i)
+lb__calib_acc_fn lb__calib_acc_rows(void)
 {
-    m->row(m->M, m->a, m->b, m->n, m->T, i, m->sym ? i : 0);
+    return lb_isa_active() >= LB_ISA_AVX2 && lb__cpu_has_avx2() ? lb__calib_acc_rows_avx2 : lb__calib_acc_rows_ref;
 }
 
+static void acc_group(const acc_mat *m, int64_t g, int64_t t0, int64_t T)
+{
+    int64_t i0 = g * ACC_ROWS, nr = lb__min64(ACC_ROWS, m->n - i0);
+    m->rows(m->M, m->a + t0 * m->n, m->b + t0 * m->n, m->n, T, i0, nr, m->sym ? i0 : 0);
+}
+
+/* Units pair row group u with group G-1-u (equal work under symmetry);
+ * tokens in chunks, each element still summed in token order. */
 static void acc_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     const acc_mat *m = ctx;
-    for (int64_t u = b; u < e; u++) {
-        acc_row(m, u);
-        if (m->n - 1 - u != u) acc_row(m, m->n - 1 - u);
+    int64_t G = (m->n + ACC_ROWS - 1) / ACC_ROWS;
+    for (int64_t t0 = 0; t0 < m->T; t0 += ACC_TOKENS) {
+        int64_t T = lb__min64(ACC_TOKENS, m->T - t0);
+        for (int64_t u = b; u < e; u++) {
+            acc_group(m, u, t0, T);
+            if (G - 1 - u != u) acc_group(m, G - 1 - u, t0, T);
+        }
     }
 }
 
-static void accumulate(lb_pool *pool, double *M, const float *a, const float *b, int64_t n, int64_t T)
+static void accumulate(lb_pool *pool, double *M, const double *a, const double *b, int64_t n, int64_t T)
 {
-    acc_mat m = {M, a, b, n, T, a == b, lb__calib_acc_row()};
-    lb_pool_for(pool, (n + 1) / 2, 1, acc_task, &m);
+    acc_mat m = {M, a, b, n, T, a == b, lb__calib_acc_rows()};
+    int64_t G = (n + ACC_ROWS - 1) / ACC_ROWS;
+    lb_pool_for(pool, (G + 1) / 2, 1, acc_task, &m);
 }
 
 static void column_stats(lb__calib_site *s, const float *x, int64_t T)
@@ -147,11 +168,6 @@ static void finish_site(lb__calib_site *s, int64_t N)
     for (int64_t i = 0; s->Hqx && i < n * n; i++) s->Hqx[i] /= d;
 }
 
-lb__calib_acc_row_fn lb__calib_acc_row(void)
-{
-    return lb_isa_active() >= LB_ISA_AVX2 && lb__cpu_has_avx2() ? lb__calib_acc_row_avx2 : lb__calib_acc_row_ref;
-}
-
 /* ---- the runner */
 
 static void on_tap(void *user, int64_t layer, lb_site site, const float *x, int64_t n_tok, int64_t cols)
@@ -169,7 +185,7 @@ void lb__calib_run_free(lb__calib_run *r)
     lb_pool_free(r->pool);
     LB_FREE(r->x); LB_FREE(r->xq); LB_FREE(r->tmp);
     for (int k = 0; k < LB_SITE_COUNT; k++) {
-        LB_FREE(r->cap[0][k]); LB_FREE(r->cap[1][k]);
+        LB_FREE(r->cap[0][k]); LB_FREE(r->cap[1][k]); LB_FREE(r->capd[0][k]); LB_FREE(r->capd[1][k]);
         lb__calib_site_free(&r->st[k]);
     }
     LB_FREE(r);
@@ -186,7 +202,9 @@ static lb_status run_alloc(lb__calib_run *r, bool seq)
         return LB_ERR_NOMEM;
     for (int k = 0; k < LB_SITE_COUNT; k++) {
         size_t cb = sizeof(float) * (size_t)(r->ctx * r->nd[k]);
-        if (!(r->cap[0][k] = lb__alloc(cb)) || (seq && !(r->cap[1][k] = lb__alloc(cb)))) return LB_ERR_NOMEM;
+        if (!(r->cap[0][k] = lb__alloc(cb)) || (seq && !(r->cap[1][k] = lb__alloc(cb))) ||
+            !(r->capd[0][k] = lb__alloc(2 * cb)) || (seq && !(r->capd[1][k] = lb__alloc(2 * cb))))
+            return LB_ERR_NOMEM;
         lb_status s = lb__calib_site_alloc(&r->st[k], r->nd[k], seq);
         if (s) return s;
     }
@@ -286,11 +304,14 @@ lb_status lb__calib_run_layer(lb__calib_run *r, int64_t l, const lb_model *qm, l
         for (int k = 0; k < LB_SITE_COUNT; k++) {
             lb__calib_site *st = &r->st[k];
             const float *x = r->cap[0][k], *xq = r->cap[1][k];
-            accumulate(r->pool, st->H, x, x, st->n, T);
+            double *xd = r->capd[0][k], *xqd = r->capd[1][k];
+            for (int64_t i = 0; i < T * st->n; i++) xd[i] = x[i];
+            accumulate(r->pool, st->H, xd, xd, st->n, T);
             column_stats(st, x, T);
             if (seq) {
-                accumulate(r->pool, st->Hq, xq, xq, st->n, T);
-                accumulate(r->pool, st->Hqx, xq, x, st->n, T);
+                for (int64_t i = 0; i < T * st->n; i++) xqd[i] = xq[i];
+                accumulate(r->pool, st->Hq, xqd, xqd, st->n, T);
+                accumulate(r->pool, st->Hqx, xqd, xd, st->n, T);
             }
         }
     }
