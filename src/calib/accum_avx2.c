@@ -7,7 +7,7 @@
  * double, so every product is exact and FMA rounds like multiply-then-add:
  * the result is bit-identical to the reference. Four rows x eight columns
  * stay in registers across the T tokens, so each load of b feeds four FMAs
- * (the caller cuts the tokens into chunks that keep b in L2). */
+ * (the caller cuts the tokens into chunks that keep b in cache). */
 #include "calib/calib.h"
 #include <immintrin.h>
 

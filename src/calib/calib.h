@@ -63,6 +63,9 @@ void lb__calib_acc_rows_ref(double *M, const double *a, const double *b, int64_t
 void lb__calib_acc_rows_avx2(double *M, const double *a, const double *b, int64_t n, int64_t T, int64_t i0,
                              int64_t nr, int64_t j0);
 lb__calib_acc_fn lb__calib_acc_rows(void);
+/* Tokens per kernel call in the runner: b's chunk (8 x n doubles) stays in
+ * L1/L2 across a row group's columns (bench/bench_calib.c compares sizes). */
+#define LB__CALIB_ACC_TOKENS 8
 
 /* ---- the layer-by-layer runner (collect.c) */
 typedef struct lb__calib_run lb__calib_run;

@@ -83,7 +83,6 @@ static void site_zero(lb__calib_site *s)
 /* ---- accumulation */
 
 #define ACC_ROWS 4               /* rows per kernel call */
-#define ACC_TOKENS 32            /* tokens per pass: keeps b's chunk (32 x n doubles) in L2 */
 
 typedef struct acc_mat {
     double *M;                   /* (n, n) sums */
@@ -123,8 +122,8 @@ static void acc_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     const acc_mat *m = ctx;
     int64_t G = (m->n + ACC_ROWS - 1) / ACC_ROWS;
-    for (int64_t t0 = 0; t0 < m->T; t0 += ACC_TOKENS) {
-        int64_t T = lb__min64(ACC_TOKENS, m->T - t0);
+    for (int64_t t0 = 0; t0 < m->T; t0 += LB__CALIB_ACC_TOKENS) {
+        int64_t T = lb__min64(LB__CALIB_ACC_TOKENS, m->T - t0);
         for (int64_t u = b; u < e; u++) {
             acc_group(m, u, t0, T);
             if (G - 1 - u != u) acc_group(m, G - 1 - u, t0, T);
