@@ -1,11 +1,13 @@
 /* model_quant.c: quantizing a whole model. Every linear weight (q, k, v, o,
  * gate, up, down) goes through one method into one format; everything else
  * (embeddings, lm_head, norms, biases) is copied at its precision. A linear
- * is also kept when a --keep glob matches its Hugging Face name, or when its
- * cols are not a multiple of the format's block ("kept (shape)"); the report
- * says which and why. The linears of a layer are quantized in parallel
- * (one tensor per task), each independently, so the result does not depend
- * on the thread count. The new model owns every buffer.
+ * is also kept when a --keep glob matches its Hugging Face name; a linear
+ * whose cols the format's block does not divide is quantized padded to the
+ * next multiple of the block ("quantized (padded to N)", weights/block.c),
+ * which costs fewer bits than any dense fallback for every block format in
+ * the registry (docs/quant.md); the report says which and why. The linears
+ * of a layer are quantized in parallel (one tensor per task), each
+ * independently, so the result does not depend on the thread count. The new model owns every buffer.
  *
  * Calibration (docs/calib.md): each linear gets the statistics of its input
  * site (q/k/v <- qkv, o <- o, gate/up <- gateup, down <- down) through its
