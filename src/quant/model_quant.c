@@ -7,18 +7,7 @@
  * which costs fewer bits than any dense fallback for every block format in
  * the registry (docs/quant.md); the report says which and why. The linears
  * of a layer are quantized in parallel (one tensor per task), each
- * independently, so the result does not depend on the thread count. The new model owns every buffer.
- *
- * Calibration (docs/calib.md): each linear gets the statistics of its input
- * site (q/k/v <- qkv, o <- o, gate/up <- gateup, down <- down) through its
- * lb_quantize_opts.calib, either from a loaded lb_calib or collected on the
- * fly, one layer at a time, by the calib runner just before the layer is
- * quantized. In sequential mode the runner's second residual stream goes
- * through the layers already quantized (a shallow copy of the source model
- * whose layers < l are replaced by the new model's), so layer l's Hq / Hqx
- * see the quantized model's inputs. All 7 linears of layer l use the
- * statistics of layer l's inputs with layer l itself still in float (no
- * re-collection between q/k/v, o, gate/up and down inside a layer). */
+ * independently, so the result does not depend on the thread count. The new model owns every buffer. */
 #include "quant/quant.h"
 #include "calib/calib.h"
 #include "formats/formats.h"
@@ -165,6 +154,17 @@ typedef struct qrun {
     int64_t cur_layer;           /* layer of cur, -1 = none */
     lb_model hybrid;             /* sequential: the source with layers < l taken from dst */
 } qrun;
+
+/* Calibration (docs/calib.md): each linear gets the statistics of its input
+ * site (q/k/v <- qkv, o <- o, gate/up <- gateup, down <- down) through its
+ * lb_quantize_opts.calib, either from a loaded lb_calib or collected on the
+ * fly, one layer at a time, by the calib runner just before the layer is
+ * quantized. In sequential mode the runner's second residual stream goes
+ * through the layers already quantized (a shallow copy of the source model
+ * whose layers < l are replaced by the new model's), so layer l's Hq / Hqx
+ * see the quantized model's inputs. All 7 linears of layer l use the
+ * statistics of layer l's inputs with layer l itself still in float (no
+ * re-collection between q/k/v, o, gate/up and down inside a layer). */
 
 /* The statistics a linear gets (stats zeroed and false when none). */
 static bool stats_of(const qrun *r, const char *name, lb_calib_stats *st)
