@@ -400,9 +400,10 @@ static lb_status probe_quantize(const lb_quantize_opts *o, const float *w, lb_qm
     return lb__rtn_quantize(o, w, out);
 }
 
-static const lb_quantizer probe = {"probe", "records its calibration statistics, then rtn", false, true, false,
-                                   probe_quantize};
-static const lb_quantizer probe_seq = {"probe-seq", "as probe, sequential", false, true, true, probe_quantize};
+static const lb_quantizer probe = {.name = "probe", .desc = "records its calibration statistics, then rtn",
+                                   .calib = true, .quantize = probe_quantize};
+static const lb_quantizer probe_seq = {.name = "probe-seq", .desc = "as probe, sequential", .calib = true,
+                                       .sequential = true, .quantize = probe_quantize};
 
 static void recs_free(void)
 {
