@@ -634,7 +634,8 @@ lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_form
  * collected by running real text through it (docs/calib.md) */
 typedef struct lb_calib lb_calib;
 typedef struct lb_calib_opts {
-    int64_t ctx;                /* tokens per sequence (<= 0: 128, capped at the model's max_seq) */
+    int64_t ctx;                /* tokens per sequence (<= 0: 128, or the model's max_seq when smaller;
+                                   more than max_seq is refused) */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;

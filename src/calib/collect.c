@@ -217,7 +217,7 @@ lb_status lb__calib_run_create(const lb_model *m, const int32_t *tokens, int64_t
     lb_calib_opts def = {0};
     if (!o) o = &def;
     if (n_tokens <= 0 || !tokens) return lb__err(LB_ERR_ARG, "calibration: no tokens");
-    int64_t ctx = o->ctx > 0 ? o->ctx : 128;
+    int64_t ctx = o->ctx > 0 ? o->ctx : lb__min64(128, m->cfg.max_seq);
     if (ctx > m->cfg.max_seq)
         return lb__err(LB_ERR_ARG, "calibration: ctx %lld exceeds the model's %lld positions", (long long)ctx,
                        (long long)m->cfg.max_seq);
