@@ -9,10 +9,11 @@
  * capture buffer, from which the statistics are accumulated:
  *   H[i][j] += x_t[i] * x_t[j]   for t in token order, in double
  * (each product of two floats is exact in double; accum_avx2.c is the same
- * chain of additions per element, bit for bit). The pool splits H by groups
- * of 4 rows (group g together with the mirror group, so the upper-triangle
- * work is balanced); every element is summed by one thread in token order,
- * so the result does not depend on the thread count. Symmetric matrices are
+ * chain of additions per element, bit for bit). One parallel-for per
+ * sequence covers every matrix: the pool's slices take groups of 4 rows
+ * (group g together with its mirror, so the upper-triangle work is
+ * balanced); every element is summed by one thread in token order, so the
+ * result does not depend on the thread count. Symmetric matrices are
  * summed for j >= the group's first row and mirrored at the end. Sums become means (/ n_tokens) and H is
  * mirrored when the layer is done. */
 #include "calib/calib.h"
@@ -116,26 +117,37 @@ static void acc_group(const acc_mat *m, int64_t g, int64_t t0, int64_t T)
     m->rows(m->M, m->a + t0 * m->n, m->b + t0 * m->n, m->n, T, i0, nr, m->sym ? i0 : 0);
 }
 
-/* Units pair row group u with group G-1-u (equal work under symmetry);
- * tokens in chunks, each element still summed in token order. */
-static void acc_task(void *ctx, int64_t b, int64_t e, int thread)
+/* All the matrices of one sequence in one parallel-for: slice s of S takes
+ * the units u = s, s + S, ... of every matrix, a unit being row group u and
+ * its mirror G-1-u (equal work under symmetry), tokens in chunks. Every
+ * element is still summed by one call chain in token order, so the slicing
+ * (the thread count) does not change a bit. */
+typedef struct acc_job {
+    acc_mat m[3 * LB_SITE_COUNT];
+    int n_m;
+    int64_t S;
+} acc_job;
+
+static void acc_slices(void *ctx, int64_t b, int64_t e, int thread)
 {
-    const acc_mat *m = ctx;
-    int64_t G = (m->n + ACC_ROWS - 1) / ACC_ROWS;
-    for (int64_t t0 = 0; t0 < m->T; t0 += LB__CALIB_ACC_TOKENS) {
-        int64_t T = lb__min64(LB__CALIB_ACC_TOKENS, m->T - t0);
-        for (int64_t u = b; u < e; u++) {
-            acc_group(m, u, t0, T);
-            if (G - 1 - u != u) acc_group(m, G - 1 - u, t0, T);
+    const acc_job *j = ctx;
+    for (int64_t sl = b; sl < e; sl++)
+        for (int k = 0; k < j->n_m; k++) {
+            const acc_mat *m = &j->m[k];
+            int64_t G = (m->n + ACC_ROWS - 1) / ACC_ROWS, U = (G + 1) / 2;
+            for (int64_t t0 = 0; t0 < m->T; t0 += LB__CALIB_ACC_TOKENS) {
+                int64_t T = lb__min64(LB__CALIB_ACC_TOKENS, m->T - t0);
+                for (int64_t u = sl; u < U; u += j->S) {
+                    acc_group(m, u, t0, T);
+                    if (G - 1 - u != u) acc_group(m, G - 1 - u, t0, T);
+                }
+            }
         }
-    }
 }
 
-static void accumulate(lb_pool *pool, double *M, const double *a, const double *b, int64_t n, int64_t T)
+static void acc_add(acc_job *j, double *M, const double *a, const double *b, int64_t n, int64_t T)
 {
-    acc_mat m = {M, a, b, n, T, a == b, lb__calib_acc_rows()};
-    int64_t G = (n + ACC_ROWS - 1) / ACC_ROWS;
-    lb_pool_for(pool, (G + 1) / 2, 1, acc_task, &m);
+    j->m[j->n_m++] = (acc_mat){M, a, b, n, T, a == b, lb__calib_acc_rows()};
 }
 
 static void column_stats(lb__calib_site *s, const float *x, int64_t T)
@@ -300,19 +312,21 @@ lb_status lb__calib_run_layer(lb__calib_run *r, int64_t l, const lb_model *qm, l
             memcpy(r->tmp, r->xq + t0 * r->dim, sizeof(float) * (size_t)(T * r->dim));
             if ((s = capture(r, 1, l, q, r->tmp, T))) break;
         }
+        acc_job job = {.S = lb_pool_threads(r->pool)};
         for (int k = 0; k < LB_SITE_COUNT; k++) {
             lb__calib_site *st = &r->st[k];
             const float *x = r->cap[0][k], *xq = r->cap[1][k];
             double *xd = r->capd[0][k], *xqd = r->capd[1][k];
             for (int64_t i = 0; i < T * st->n; i++) xd[i] = x[i];
-            accumulate(r->pool, st->H, xd, xd, st->n, T);
+            acc_add(&job, st->H, xd, xd, st->n, T);
             column_stats(st, x, T);
             if (seq) {
                 for (int64_t i = 0; i < T * st->n; i++) xqd[i] = xq[i];
-                accumulate(r->pool, st->Hq, xqd, xqd, st->n, T);
-                accumulate(r->pool, st->Hqx, xqd, xd, st->n, T);
+                acc_add(&job, st->Hq, xqd, xqd, st->n, T);
+                acc_add(&job, st->Hqx, xqd, xd, st->n, T);
             }
         }
+        lb_pool_for(r->pool, job.S, 1, acc_slices, &job);
     }
     if (s) return s;
     for (int k = 0; k < LB_SITE_COUNT; k++) {
