@@ -48,6 +48,16 @@ if [ -f "$M6/model.safetensors" ] && [ -f "$TXT" ]; then
     expect_fail q-not-stats "not a lowbit calibration statistics file" $CLI quantize --model "$M6" --out "$T/x.safetensors" --format int4_g32 --calib "$M6/model.safetensors"
     expect_fail q-out-is-stats "" $CLI quantize --model "$M6" --out "$T/s1.safetensors" --format int4_g32 --calib "$T/s1.safetensors" --force
     check q-stats-kept cmp -s "$T/s1.safetensors" "$T/s2.safetensors"
+    # a method that reads the statistics: a file and the same tokens on the fly give the same bits
+    # (skipped while the registry has no gptq: its refusal then says "unknown method")
+    $CLI quantize --model "$M6" --out "$T/x.safetensors" --format int4_g32 --method gptq >/dev/null 2>"$T/probe"
+    if grep -q "needs calibration statistics" "$T/probe"; then
+        check q-gptq-none test ! -e "$T/x.safetensors"
+        expect_ok q-gptq-file $CLI quantize --model "$M6" --out "$T/g1.safetensors" --format int4_g32 --method gptq --calib "$T/s1.safetensors"
+        expect_ok q-gptq-fly $CLI quantize --model "$M6" --out "$T/g2.safetensors" --format int4_g32 --method gptq --calib-text "$TXT" --calib-tokens 600 --calib-ctx 64
+        check q-gptq-same cmp -s "$T/g1.safetensors" "$T/g2.safetensors"
+        check q-gptq-differs sh -c "! cmp -s '$T/g1.safetensors' '$T/q0.safetensors'"
+    fi
     if [ -f "$M2" ]; then
         expect_fail q-other-model "s1.safetensors: statistics of another model shape" $CLI quantize --model "$M2" --out "$T/x.safetensors" --format int4_g32 --calib "$T/s1.safetensors"
     fi
