@@ -634,19 +634,36 @@ lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_form
  * collected by running real text through it (docs/calib.md) */
 typedef struct lb_calib lb_calib;
 typedef struct lb_calib_opts {
-    int64_t ctx;                /* tokens per sequence (<= 0: 128, capped at the model's max_seq) */
+    int64_t ctx;                /* tokens per sequence (<= 0: 128, or the model's max_seq when smaller;
+                                   more than max_seq is refused) */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;
+    /* where the tokens came from, recorded in the file's metadata (may be NULL / 0) */
+    const char *text;           /* the text file */
+    int64_t text_begin, text_end;   /* its byte range [begin, end) the tokens were taken from */
 } lb_calib_opts;
-/* Run n_tokens tokens (split into sequences of ctx) through m and collect
- * the statistics of every linear input. */
+/* Run n_tokens tokens (split into sequences of ctx, each from position 0)
+ * through m and collect the statistics of every linear input, layer by layer
+ * on a stored residual stream (docs/calib.md). LB_ERR_ARG names the layer and
+ * site of a NaN or Inf activation. */
 lb_status lb_calib_collect(const lb_model *m, const int32_t *tokens, int64_t n_tokens, const lb_calib_opts *opts,
                            lb_calib **out);
 lb_status lb_calib_save(const lb_calib *c, const char *path);          /* safetensors, atomic */
-/* Load a statistics file; LB_ERR_ARG when it was made for another shape than m's. */
+/* Load a statistics file (every tensor checked: shape, dtype, finite). m
+ * may be NULL; otherwise LB_ERR_ARG, naming the file, when it was made for
+ * another shape or another model (weight fingerprint) than m. */
 lb_status lb_calib_load(const char *path, const lb_model *m, lb_calib **out);
 void lb_calib_free(lb_calib *c);
+typedef struct lb_calib_info {
+    int64_t n_layers, n_tokens, ctx;
+    int sequential;             /* holds Hq / Hqx too */
+    size_t bytes;               /* statistics held (double) */
+    double seconds;             /* collection time (0 when loaded) */
+    char model[256], text[256];
+    int64_t text_begin, text_end;
+} lb_calib_info;
+void lb_calib_get_info(const lb_calib *c, lb_calib_info *info);
 
 /* Calibration statistics of one matrix's input x (n = the matrix's cols),
  * averaged over the calibration tokens (src/calib). Buffers are borrowed. */
@@ -662,6 +679,11 @@ typedef struct lb_calib_stats {
     const double *Hq;           /* (n, n) mean of xq xq^T */
     const double *Hqx;          /* (n, n) mean of xq x^T */
 } lb_calib_stats;
+/* The statistics of the input of the linear with Hugging Face name `name`
+ * ("model.layers.3.self_attn.k_proj.weight": q/k/v share one input, so do
+ * gate/up); views into c. LB_ERR_NOTFOUND for a name that is no linear of
+ * a layer c holds. */
+lb_status lb_calib_stats_for(const lb_calib *c, const char *name, lb_calib_stats *out);
 
 typedef struct lb_quantize_opts {
     lb_scale_rule scale_rule;   /* the format's scale rule (LB_SCALE_MSE: searched scales) */
@@ -728,6 +750,15 @@ typedef struct lb_model_quant_opts {
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;
     const lb_calib *calib;      /* statistics for methods that need them (NULL = none) */
+    /* calibration on the fly instead of `calib`: these tokens (sequences of
+     * calib_ctx, <= 0: 128) run through the model layer by layer; each layer's
+     * linears get the statistics of their inputs, then the layer is quantized.
+     * sequential: layer l's inputs also come from the model whose layers < l
+     * are already quantized (Hq, Hqx; needed by methods flagged sequential). */
+    const int32_t *calib_tokens;
+    int64_t n_calib_tokens;
+    int64_t calib_ctx;
+    int sequential;
 } lb_model_quant_opts;
 
 typedef struct lb_quant_tensor_info {

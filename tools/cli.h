@@ -123,6 +123,23 @@ int cmd_prune(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int bench_quant(int argc, char **argv);
 
+/* calibration (cmd_calib.c): `lowbit calib`, and the calibration tokens of
+ * a text that `lowbit quantize --calib-text` takes the same way */
+int cmd_calib(int argc, char **argv);
+typedef struct cli_calib_text {
+    int32_t *tokens;            /* (n_tokens), malloc'd; each ctx-th token (from 0) replaced by BOS */
+    int64_t n_tokens;
+    int64_t begin, end;         /* the bytes [begin, end) of the file the tokens were taken from */
+    int64_t file_bytes;
+    int64_t tokens_before;      /* tokens of bytes [0, begin) (with BOS): evaluation up to this many stays clear */
+} cli_calib_text;
+/* want tokens from the file's tail (from_byte < 0) or from the first line
+ * start at or after from_byte; prints ("lowbit CMD: OPT PATH: ...") and
+ * returns 1 when the text is unreadable, not UTF-8 or too short. */
+int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, const lb_tokenizer *t, int64_t want,
+                          int64_t ctx, int64_t from_byte, cli_calib_text *out);
+void cli_calib_text_print(FILE *f, const char *path, const cli_calib_text *c, int64_t ctx);
+
 /* tools/tensor_hadamard.c: the --hadamard stage of `lowbit tensor`. */
 /* 0 when block is a supported Hadamard order dividing cols, else prints and returns 1. */
 int cli_hadamard_check(const char *cmd, int64_t block, int64_t cols);
