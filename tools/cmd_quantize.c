@@ -12,7 +12,8 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--force] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force]\n"
+           "                        [--json]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
@@ -28,6 +29,9 @@ static void help(void)
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
+           "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
+           "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
+           "                    per token with it (docs/activations.md)\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
@@ -109,7 +113,7 @@ static void tokenizer_hint(const char *in, const char *out)
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *act = NULL;
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
     bool json = false, force = false, qemb = false;
@@ -120,7 +124,7 @@ int cmd_quantize(int argc, char **argv)
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
         {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
         CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse|full"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
-        CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
+        CLI_O_STR("--act", &act), CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
         CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
@@ -145,9 +149,14 @@ int cmd_quantize(int argc, char **argv)
     lb_model *m = NULL, *q = NULL;
     lb_quant_report rep;
     lb_status s = lb_model_load(in, &m);
+    if (!s && act) {   /* a bad name fails before any work */
+        s = lb_model_set_act(m, act, NULL);
+        if (!s) s = lb_model_set_act(m, NULL, NULL);
+    }
     if (!s) s = lb_model_quantize(m, &o, &q, &rep);
     cli_progress_end();
     lb_model_free(m);
+    if (!s && cli_set_act("quantize", q, act)) { lb_model_free(q); lb_quant_report_free(&rep); return 1; }
     if (!s) s = lb_model_save(q, out);
     lb_model_free(q);
     if (s) return cli_fail_status("quantize", s);
