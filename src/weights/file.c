@@ -303,13 +303,14 @@ lb_status lb__weight_save_item(lb_st_writer *wr, const lb_wplan_item *it, uint8_
 
 void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, int64_t n)
 {
-    lb__buf_printf(b, "  quantized weights:\n  %-40s %-20s %-14s %6s %-9s %8s\n", "weight", "format", "method", "group",
-                   "transform", "bits/w");
+    lb__buf_printf(b, "  quantized weights:\n  %-40s %-20s %-14s %6s %-9s %8s  %s\n", "weight", "format", "method", "group",
+                   "transform", "bits/w", "act");
     for (int64_t i = 0; i < n; i++) {
         if (strncmp(keys[i], "lowbit.tensor.", 14)) continue;
         lb_json *j = NULL;
         if (lb__json_parse(vals[i], strlen(vals[i]), keys[i], &j)) { lb__clear_err(); continue; }
         const char *f = lb__json_str(j, "format"), *m = lb__json_str(j, "method"), *t = lb__json_str(j, "transform");
+        const char *act = lb__json_str(j, "act");
         int64_t g = 0, hb = 0;
         double bits = 0;
         lb__json_int(j, "group", &g);
@@ -317,8 +318,8 @@ void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, i
         lb__json_num(j, "bits_per_weight", &bits);
         char tr[32];
         snprintf(tr, sizeof tr, t && !strcmp(t, "hadamard") ? "H%lld" : "none", (long long)hb);
-        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f\n", keys[i] + 14, f ? f : "?", m ? m : "?",
-                       (long long)g, tr, bits);
+        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f  %s\n", keys[i] + 14, f ? f : "?", m ? m : "?",
+                       (long long)g, tr, bits, act ? act : "-");
         lb__json_free(j);
     }
 }
