@@ -17,12 +17,16 @@
 
 #define IG_INLINE static inline __attribute__((always_inline))
 
+/* How a weight block's scale is stored (a compile-time constant in the
+ * kernels, so the loops carry no format branches). */
+enum { SK_F16, SK_BF16, SK_E8M0 };
+
 /* The decoded scale of a weight block: lb__iw_scale's arithmetic. */
-IG_INLINE float ig_wscale(const lb__iw *w, const uint8_t *blk)
+IG_INLINE float ig_wscale(int sk, const uint8_t *blk)
 {
-    if (w->mx) return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127) * 0x1p-6f;
+    if (sk == SK_E8M0) return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127) * 0x1p-6f;
     uint16_t h = lb__rd16(blk);
-    return w->f->sd == LB__SD_BF16 ? lb__bits_f32((uint32_t)h << 16) : _cvtsh_ss(h);
+    return sk == SK_BF16 ? lb__bits_f32((uint32_t)h << 16) : _cvtsh_ss(h);
 }
 
 /* The 32 weight values of a block in kernel order, as signed bytes. */
@@ -44,8 +48,8 @@ IG_INLINE float ig_hsum(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
-IG_INLINE void ig_tile(const lb__iw *w, const uint8_t *row, size_t rb, int64_t nb, const lb__iact *a, int64_t t0,
-                       float *y, int64_t ys, int64_t r, int R, int T, int bits)
+IG_INLINE void ig_tile(const uint8_t *row, size_t rb, size_t bb, int64_t nb, const lb__iact *a, int64_t t0,
+                       float *y, int64_t ys, int64_t r, int R, int T, int bits, int sk)
 {
     __m256 acc[4][4];
 #pragma GCC unroll 4
@@ -59,9 +63,10 @@ IG_INLINE void ig_tile(const lb__iw *w, const uint8_t *row, size_t rb, int64_t n
         float dw[4];
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            const uint8_t *blk = row + (size_t)i * rb + (size_t)b * w->bb;
-            dw[i] = ig_wscale(w, blk);
-            wv[i] = ig_wcodes(blk + w->sb, bits);
+            const uint8_t *blk = row + (size_t)i * rb + (size_t)b * bb;
+            dw[i] = ig_wscale(sk, blk);
+            wv[i] = ig_wcodes(blk + (sk == SK_E8M0 ? 1 : 2), bits);
+            if (T <= 2) _mm_prefetch((const char *)(blk + 3 * (size_t)R * rb), _MM_HINT_T0);   /* decode: 3 tiles ahead */
             wu[i] = _mm256_abs_epi8(wv[i]);
         }
 #pragma GCC unroll 4
@@ -82,43 +87,43 @@ IG_INLINE void ig_tile(const lb__iw *w, const uint8_t *row, size_t rb, int64_t n
 }
 
 /* Rows [r0, r1) for tokens [t0, t0 + nt): R rows x T tokens per tile. */
-IG_INLINE void ig_rows(const lb__iw *w, const uint8_t *data, size_t rb, int64_t r0, int64_t r1, int64_t nb,
-                       const lb__iact *a, int64_t t0, int64_t nt, float *y, int64_t ys, int bits)
+IG_INLINE void ig_rows(const uint8_t *data, size_t rb, size_t bb, int64_t r0, int64_t r1, int64_t nb,
+                       const lb__iact *a, int64_t t0, int64_t nt, float *y, int64_t ys, int bits, int sk)
 {
     int64_t r = r0;
-    if (nt == 1) {
-        for (; r + 4 <= r1; r += 4) ig_tile(w, data + (size_t)r * rb, rb, nb, a, t0, y, ys, r, 4, 1, bits);
-        for (; r < r1; r++) ig_tile(w, data + (size_t)r * rb, rb, nb, a, t0, y, ys, r, 1, 1, bits);
-        return;
-    }
-    if (nt == 2) {
-        for (; r + 4 <= r1; r += 4) ig_tile(w, data + (size_t)r * rb, rb, nb, a, t0, y, ys, r, 4, 2, bits);
-        for (; r < r1; r++) ig_tile(w, data + (size_t)r * rb, rb, nb, a, t0, y, ys, r, 1, 2, bits);
+#define IG_TILE(R, T, t) ig_tile(data + (size_t)r * rb, rb, bb, nb, a, t, y, ys, r, R, T, bits, sk)
+    if (nt <= 2) {
+        for (; r + 4 <= r1; r += 4) { if (nt == 1) IG_TILE(4, 1, t0); else IG_TILE(4, 2, t0); }
+        for (; r < r1; r++) { if (nt == 1) IG_TILE(1, 1, t0); else IG_TILE(1, 2, t0); }
         return;
     }
     for (; r < r1; r += 2) {
-        int R = r + 2 <= r1 ? 2 : 1;
-        const uint8_t *row = data + (size_t)r * rb;
+        bool two = r + 2 <= r1;
         int64_t t = t0;
-        for (; t + 4 <= t0 + nt; t += 4) {
-            if (R == 2) ig_tile(w, row, rb, nb, a, t, y, ys, r, 2, 4, bits);
-            else ig_tile(w, row, rb, nb, a, t, y, ys, r, 1, 4, bits);
-        }
-        for (; t < t0 + nt; t++) {
-            if (R == 2) ig_tile(w, row, rb, nb, a, t, y, ys, r, 2, 1, bits);
-            else ig_tile(w, row, rb, nb, a, t, y, ys, r, 1, 1, bits);
-        }
+        for (; t + 4 <= t0 + nt; t += 4) { if (two) IG_TILE(2, 4, t); else IG_TILE(1, 4, t); }
+        for (; t < t0 + nt; t++) { if (two) IG_TILE(2, 1, t); else IG_TILE(1, 1, t); }
     }
+#undef IG_TILE
 }
 
 void IG_NAME(const lb__iw *w, const uint8_t *data, size_t rb, int64_t r0, int64_t r1, int64_t cols,
              const lb__iact *a, int64_t nt, float *y, int64_t ys)
 {
     int64_t nb = cols / LB_IG_BLOCK;
+    int sk = w->mx ? SK_E8M0 : w->f->sd == LB__SD_BF16 ? SK_BF16 : SK_F16;
+    size_t bb = w->bb;
     for (int64_t t0 = 0; t0 < nt; t0 += 64) {
         int64_t n = lb__min64(64, nt - t0);
-        if (w->bits == 8) ig_rows(w, data, rb, r0, r1, nb, a, t0, n, y, ys, 8);
-        else ig_rows(w, data, rb, r0, r1, nb, a, t0, n, y, ys, 4);
+#define IG_ROWS(bits, sk) ig_rows(data, rb, bb, r0, r1, nb, a, t0, n, y, ys, bits, sk)
+        if (w->bits == 8) {
+            if (sk == SK_F16) IG_ROWS(8, SK_F16);
+            else if (sk == SK_BF16) IG_ROWS(8, SK_BF16);
+            else IG_ROWS(8, SK_E8M0);
+        } else {
+            if (sk == SK_F16) IG_ROWS(4, SK_F16);
+            else IG_ROWS(4, SK_BF16);
+        }
+#undef IG_ROWS
     }
 }
 
