@@ -875,6 +875,27 @@ typedef struct lb_prune_report {
 lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *opts, lb_model **out, lb_prune_report *rep);
 void lb_prune_report_free(lb_prune_report *r);
 
+/* ---- activation quantization (issue 10; src/weights/act.c, src/model/act.c,
+ * docs/activations.md)
+ * From now on quantize the inputs of every q/k/v, o, gate/up and down product
+ * of m with format `act`, dynamically per token in blocks along the row
+ * (after the weight's input transforms, e.g. after its Hadamard rotation):
+ * a registry block format name (int8_g32, int4_g32, mxint8, mxfp8_e4m3,
+ * mxfp6_e2m3, mxfp4, nvfp4, ...), "int8" / "int4" for int8_g32 / int4_g32,
+ * or "none" / NULL for FP32 inputs. Weights in int8_g32[_bf16],
+ * int4_g32[_bf16] or mxint8 with activations in one of those formats are
+ * multiplied by the integer kernels (which define that product); every other
+ * pair simulates the activation format (quantize, dequantize, float product).
+ * A linear whose input width the format's block does not divide keeps FP32
+ * inputs (counted in *n_kept; may be NULL). Norms, attention, the residual
+ * stream, the embedding and lm_head stay FP32. lb_model_save records the
+ * format; lb_model_load restores it. Call it before creating sessions on m
+ * (a session made while m had no activation format keeps FP32 inputs) and
+ * never while a session of m runs. LB_ERR_ARG for an unknown name. */
+lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept);
+/* The activation format of m's first linear that has one, or "none". */
+const char *lb_model_act(const lb_model *m);
+
 #ifdef __cplusplus
 }
 #endif

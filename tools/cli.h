@@ -114,6 +114,10 @@ int cmd_eval(int argc, char **argv);
 int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);
 /* Offset of the first byte that is not strict UTF-8, or len when valid. */
 size_t cli_utf8_check(const unsigned char *s, size_t len);
+/* --act FORMAT of quantize/run/eval (NULL: leave the model's own): sets the
+ * activation format of m (lb_model_set_act) and notes on stderr how many
+ * linears keep FP32 inputs. Prints and returns 1 on a bad name. */
+int cli_set_act(const char *cmd, lb_model *m, const char *act);
 /* lossless (cmd_pack.c) */
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);

@@ -12,7 +12,7 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--force] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
            "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
            "                         [--calib-from-byte B] [--sequential] [--tokenizer T]]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
@@ -37,6 +37,9 @@ static void help(void)
            "  --sequential      with --calib-text: layer l's inputs also come from the model whose layers < l are\n"
            "                    already quantized (GPTQ's sequential mode; needed by qronos)\n"
            "  --tokenizer T     tokenizer for --calib-text (default: the one beside the model)\n"
+           "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
+           "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
+           "                    per token with it (docs/activations.md)\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
@@ -166,7 +169,7 @@ static int calib_setup(const char *in, const calib_args *a, lb_model **m, lb_cal
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *act = NULL;
     calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
@@ -178,7 +181,7 @@ int cmd_quantize(int argc, char **argv)
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
         {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
         CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse|full"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
-        CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
+        CLI_O_STR("--act", &act), CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
         CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json),
         CLI_O_PATH("--calib", &ca.stats), CLI_O_PATH("--calib-text", &ca.text), CLI_O_PATH("--tokenizer", &ca.tok),
         {.name = "--calib-tokens", .kind = CLI_INT, .dst = &ca.tokens, .ilo = 1, .ihi = INT64_C(1) << 32,
@@ -213,11 +216,17 @@ int cmd_quantize(int argc, char **argv)
     cli_calib_text ct = {0};
     lb_quant_report rep;
     if (calib_setup(in, &ca, &m, &cal, &ct, &o)) { lb_model_free(m); return 1; }
-    lb_status s = lb_model_quantize(m, &o, &q, &rep);
+    lb_status s = LB_OK;
+    if (act) {   /* a bad name fails before any work */
+        s = lb_model_set_act(m, act, NULL);
+        if (!s) s = lb_model_set_act(m, NULL, NULL);
+    }
+    if (!s) s = lb_model_quantize(m, &o, &q, &rep);
     cli_progress_end();
     lb_model_free(m);
     lb_calib_free(cal);
     free(ct.tokens);
+    if (!s && cli_set_act("quantize", q, act)) { lb_model_free(q); lb_quant_report_free(&rep); return 1; }
     if (!s) s = lb_model_save(q, out);
     lb_model_free(q);
     if (s) return cli_fail_status("quantize", s);
