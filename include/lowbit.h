@@ -622,6 +622,10 @@ const lb_quantizer *lb_quantizer_at(int i);             /* NULL when out of rang
 const lb_quantizer *lb_quantizer_find(const char *name); /* NULL when unknown */
 const char *lb_quantizer_name(const lb_quantizer *q);     /* "" for NULL, as describe */
 const char *lb_quantizer_describe(const lb_quantizer *q);
+/* Whether q needs calibration statistics (gptq, awq, ...) / sequential
+ * calibration (qronos): 1 or 0 (0 for NULL). */
+int lb_quantizer_needs_calib(const lb_quantizer *q);
+int lb_quantizer_needs_sequential(const lb_quantizer *q);
 
 /* The format named `name` with group size `group` (0 = as named). Accepts a
  * registry name ("int4_g64_asym", "mxfp4") or, with a group, a family name
