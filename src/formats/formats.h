@@ -209,6 +209,21 @@ static inline float lb__reduce16(const float a[16])
 void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, const float *x, int64_t n,
                          uint8_t *out);
 
+/* The MSE scale search (blocks.c): number of candidates of f, and block j
+ * of them (0 <= j < lb__mse_ncand(f)) encoded from x[0..n) into out. */
+int lb__mse_ncand(const lb_format *f);
+void lb__mse_candidate(const lb_format *f, float g, int j, const float *x, int64_t n, uint8_t *out);
+/* One row quantized by the importance-weighted MSE search: each block keeps
+ * the candidate with the least sum_i w[i] (x[i] - q[i])^2 (w per element
+ * of the row, >= 0); a block with no positive weight, or holding Inf/NaN,
+ * is encoded as without weights. */
+void lb__quant_row_mse_w(const lb_format *f, float tscale, const float *x, const float *w, int64_t cols,
+                         uint8_t *out);
+/* lb_format_quantize with the MSE rule weighted by imp (cols, finite,
+ * >= 0; else LB_ERR_ARG) (registry.c); tensor_scale is always written. */
+lb_status lb__format_quantize_w(const lb_format *f, const float *imp, const float *x, int64_t rows, int64_t cols,
+                               void *packed, float *tensor_scale);
+
 /* Check a packed tensor file image (registry.c): *f NULL takes the format
  * named in the header. On success data + 64 holds rows packed rows. */
 lb_status lb__fq_parse(const lb_format **f, const uint8_t *data, size_t size, const char *what, int64_t *rows,

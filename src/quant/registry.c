@@ -16,6 +16,14 @@ static const lb_quantizer methods[] = {
     {"hadamard+rtn", "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn", true, false, false,
      lb__rtn_quantize},
     {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, false, false, lb__sinq_quantize},
+    {"awq", "activation-aware: column scale s = mean|x|^alpha, alpha searched (20 points) for the least layer "
+            "output error tr(E H E^T); W diag(s) rounded to nearest, 1/s kept as the column scale", false, true, false,
+     lb__awq_quantize},
+    {"awq+sinq", "A-SINQ: the awq scale search with sinq as the quantizer (column scale t/s)", false, true, false,
+     lb__awq_sinq_quantize},
+    {"qronos", "Qronos: fits Q xq to W x (float-path x, quantized-path xq from sequential calibration): "
+               "least-squares first column, re-solve, then GPTQ error diffusion on a fixed rtn grid", false, true, true,
+     lb__qronos_quantize},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
