@@ -32,18 +32,28 @@
 
 #define AWQ_GRID 20
 
-/* tr(E H E^T) for E = w - y (rows x n), H (n x n) double. */
+/* tr(E H E^T) for E = w - y (rows x n), H (n x n) double, 8 rows at a
+ * time: e holds the block transposed (n x 8) so that each H_ij multiplies 8
+ * independent sums (each one summed in j order, whatever the compiler
+ * vectorizes), and H is read rows / 8 times instead of rows times. H is
+ * symmetric (a mean of x x^T), so only its upper triangle is read. */
 double lb__layer_loss(const double *H, const float *w, const float *y, int64_t rows, int64_t n, double *e)
 {
     double tot = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j = 0; j < n; j++) e[j] = (double)w[r * n + j] - y[r * n + j];
-        for (int64_t i = 0; i < n; i++) {
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        int64_t nb = rows - r0 < 8 ? rows - r0 : 8;
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t k = 0; k < 8; k++)
+                e[j * 8 + k] = k < nb ? (double)w[(r0 + k) * n + j] - y[(r0 + k) * n + j] : 0.0;
+        double part[8] = {0};
+        for (int64_t i = 0; i < n; i++) {     /* e_i (H_ii e_i + 2 sum_{j>i} H_ij e_j): H symmetric */
             const double *h = H + i * n;
-            double t = 0;
-            for (int64_t j = 0; j < n; j++) t += h[j] * e[j];
-            tot += e[i] * t;
+            double t[8] = {0};
+            for (int64_t j = i + 1; j < n; j++)
+                for (int k = 0; k < 8; k++) t[k] += h[j] * e[j * 8 + k];
+            for (int k = 0; k < 8; k++) part[k] += e[i * 8 + k] * (h[i] * e[i * 8 + k] + 2 * t[k]);
         }
+        for (int k = 0; k < 8; k++) tot += part[k];
     }
     return tot;
 }
@@ -111,7 +121,7 @@ static lb_status awq_search(const lb_quantize_opts *o, const float *w, lb_qmatri
     if (st) return st;
     int64_t rows = out->rows, n = out->cols;
     size_t mn = (size_t)(rows * n), pb = out->row_bytes * (size_t)rows;
-    awq_buf b = {.s = lb__alloc((size_t)n * sizeof(double)), .e = lb__alloc((size_t)n * sizeof(double)),
+    awq_buf b = {.s = lb__alloc((size_t)n * sizeof(double)), .e = lb__alloc((size_t)(8 * n) * sizeof(double)),
                  .ws = lb__alloc(mn * sizeof(float)), .y = lb__alloc(mn * sizeof(float)),
                  .c = lb__alloc((size_t)n * sizeof(float)), .base = (float *)w};
     b.q = *out;

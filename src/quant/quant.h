@@ -41,7 +41,7 @@ lb_status lb__awq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix
 lb_status lb__awq_sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 /* awq.c: tr(E H E^T) for E = w - y (rows x n floats), H (n x n); e is
- * scratch of n doubles. */
+ * scratch of 8 n doubles. */
 double lb__layer_loss(const double *H, const float *w, const float *y, int64_t rows, int64_t n, double *e);
 
 /* sinq.c: the Sinkhorn column scale of one tile (rows x g columns of w with
