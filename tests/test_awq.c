@@ -318,6 +318,39 @@ static void test_qronos(void)
     free(X); free(Xq); free(w); free(y); free(yr);
 }
 
+/* With a diagonal H (= Hq = Hqx) every correction of qronos vanishes (the
+ * Cholesky factor is diagonal, the re-solve returns W up to one double
+ * rounding), so it must round W onto the rtn grid exactly as rtn does: a
+ * check of its private grid rounding for every format and scale rule (mse
+ * with symmetric INT excepted: there qronos may use code -2^(k-1) on blocks
+ * whose clipped floor candidate won, which rtn never does). */
+static void test_qronos_grid(void)
+{
+    const lb_scale_rule rules[] = {LB_SCALE_FLOOR, LB_SCALE_CEIL, LB_SCALE_MSE, LB_SCALE_FULL};
+    for (int fi = 0; fi < lb_format_count(); fi++) {
+        const lb_format *f = lb_format_at(fi);
+        int64_t rows = 3, n = cols_for(f);
+        double *H = calloc((size_t)(n * n), sizeof(double)), *v = calloc((size_t)n, sizeof(double));
+        for (int64_t i = 0; i < n; i++) H[i * n + i] = v[i] = 0.5 + lb_rng_uniform(&rng);
+        lb_calib_stats c = {.n = n, .n_tokens = 1, .H = H, .sq = v, .abs = v, .Hq = H, .Hqx = H};
+        float *w = random_w(rows, n);
+        for (int k = 0; k < 4; k++) {
+            if (rules[k] == LB_SCALE_FULL && !lb__format_full_ok(f)) continue;
+            if (rules[k] == LB_SCALE_MSE && lb__format_full_ok(f)) continue;
+            lb_qmatrix a, b;
+            lb_quantize_opts o = {.scale_rule = rules[k], .calib = &c};
+            REQUIRE(!quant("qronos", lb_format_name(f), &o, w, rows, n, &a, NULL), "%s: %s", lb_format_name(f),
+                    lb_errmsg());
+            REQUIRE(!quant("rtn", lb_format_name(f), &(lb_quantize_opts){.scale_rule = rules[k]}, w, rows, n, &b, NULL),
+                    "%s", lb_errmsg());
+            CHECK(!memcmp(a.packed, b.packed, a.row_bytes * (size_t)rows) && a.tensor_scale == b.tensor_scale,
+                  "%s rule %d: qronos with a diagonal H differs from rtn", lb_format_name(f), (int)rules[k]);
+            lb_qmatrix_free(&a); lb_qmatrix_free(&b);
+        }
+        free(H); free(v); free(w);
+    }
+}
+
 /* ---- bad input: one clear error, nothing left allocated */
 
 static void test_bad_input(void)
@@ -359,6 +392,7 @@ int main(int argc, char **argv)
     RUN(test_weighted_argmin);
     RUN(test_awq);
     RUN(test_qronos);
+    RUN(test_qronos_grid);
     RUN(test_bad_input);
     return TEST_DONE();
 }

@@ -63,12 +63,13 @@ static double qerr(const char *method, const char *fmt, const float *w, int64_t 
 static void test_registry(void)
 {
     const char *names[] = {"rtn", "sinq", "hadamard+rtn", "hadamard+sinq"};
-    CHECK(lb_quantizer_count() == 4, "count %d", lb_quantizer_count());
+    CHECK(lb_quantizer_count() >= 4, "count %d", lb_quantizer_count());
     for (int i = 0; i < 4; i++) {
         const lb_quantizer *q = lb_quantizer_find(names[i]);
         CHECK(q && !strcmp(lb_quantizer_name(q), names[i]) && *lb_quantizer_describe(q), "%s", names[i]);
     }
-    CHECK(!lb_quantizer_find("gptq") && !lb_quantizer_find(NULL) && !lb_quantizer_at(4), "unknown");
+    CHECK(!lb_quantizer_find("no-such-method") && !lb_quantizer_find(NULL) && !lb_quantizer_at(lb_quantizer_count()),
+          "unknown");
     const lb_format *f;
     CHECK(!lb_quant_format_resolve("int4_asym", 64, &f) && f == lb_format_find("int4_g64_asym"), "family+group");
     CHECK(!lb_quant_format_resolve("int8_bf16", 32, &f) && f == lb_format_find("int8_g32_bf16"), "bf16 family");
