@@ -7,46 +7,19 @@
 #include "harness.h"
 #include "quant/quant.h"
 #include "formats/formats.h"
+#include "tstats.h"
 #include <unistd.h>
 
 static lb_rng rng;
 
-/* Statistics of X (T x n) and Xq (T x n, NULL = none), all owned by st. */
-typedef struct stats {
-    lb_calib_stats c;
-    double *H, *sq, *abs, *Hq, *Hqx;
-} stats;
-
-static void stats_build(stats *s, const double *X, const double *Xq, int64_t T, int64_t n)
-{
-    memset(s, 0, sizeof *s);
-    s->H = calloc((size_t)(n * n), sizeof(double));
-    s->sq = calloc((size_t)n, sizeof(double));
-    s->abs = calloc((size_t)n, sizeof(double));
-    if (Xq) { s->Hq = calloc((size_t)(n * n), sizeof(double)); s->Hqx = calloc((size_t)(n * n), sizeof(double)); }
-    for (int64_t t = 0; t < T; t++) {
-        const double *x = X + t * n, *xq = Xq ? Xq + t * n : NULL;
-        for (int64_t i = 0; i < n; i++) {
-            s->sq[i] += x[i] * x[i] / (double)T;
-            s->abs[i] += fabs(x[i]) / (double)T;
-            for (int64_t j = 0; j < n; j++) {
-                s->H[i * n + j] += x[i] * x[j] / (double)T;
-                if (xq) { s->Hq[i * n + j] += xq[i] * xq[j] / (double)T; s->Hqx[i * n + j] += xq[i] * x[j] / (double)T; }
-            }
-        }
-    }
-    s->c = (lb_calib_stats){.n = n, .n_tokens = T, .H = s->H, .sq = s->sq, .abs = s->abs, .Hq = s->Hq, .Hqx = s->Hqx};
-}
-
-static void stats_free(stats *s) { free(s->H); free(s->sq); free(s->abs); free(s->Hq); free(s->Hqx); }
-
 /* Activations with a few strong channels (the setting AWQ is built for). */
-static double *activations(int64_t T, int64_t n)
+static float *activations(int64_t T, int64_t n)
 {
-    double *X = malloc(sizeof(double) * (size_t)(T * n)), *g = malloc(sizeof(double) * (size_t)n);
+    float *X = malloc(sizeof(float) * (size_t)(T * n));
+    double *g = malloc(sizeof(double) * (size_t)n);
     for (int64_t j = 0; j < n; j++) g[j] = exp(1.2 * lb_rng_normal(&rng)) * (j % 11 == 3 ? 8.0 : 1.0);
     for (int64_t t = 0; t < T; t++)
-        for (int64_t j = 0; j < n; j++) X[t * n + j] = g[j] * lb_rng_normal(&rng) + 0.1 * g[j];
+        for (int64_t j = 0; j < n; j++) X[t * n + j] = (float)(g[j] * lb_rng_normal(&rng) + 0.1 * g[j]);
     free(g);
     return X;
 }
@@ -116,8 +89,8 @@ static void test_uniform_importance(void)
     }
     /* rtn with uniform statistics through the public API = rtn with the mse rule */
     int64_t rows = 8, n = 64, T = 16;
-    double *X = malloc(sizeof(double) * (size_t)(T * n));
-    for (int64_t i = 0; i < T * n; i++) X[i] = i % 2 ? 1.0 : -1.0;
+    float *X = malloc(sizeof(float) * (size_t)(T * n));
+    for (int64_t i = 0; i < T * n; i++) X[i] = i % 2 ? 1.0f : -1.0f;
     stats st;
     stats_build(&st, X, NULL, T, n);
     float *w = random_w(rows, n);
@@ -175,19 +148,6 @@ static void test_weighted_argmin(void)
 
 /* ---- awq */
 
-static const char *find_python(void)
-{
-    static const char *cands[] = {NULL, "/usr/bin/python3", "python3"};
-    cands[0] = getenv("LOWBIT_PYTHON");
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
-
 /* Run tests/ref/<script> on a file holding rows, n, w and the double
  * matrices mats[0..nm) of sizes sz[]; read back nd doubles and rows*n floats. */
 static int run_ref(const char *py, const char *script, const float *w, int64_t rows, int64_t n, const double **mats,
@@ -215,7 +175,7 @@ static int run_ref(const char *py, const char *script, const float *w, int64_t r
 static void test_awq(void)
 {
     int64_t rows = 48, n = 64, T = 200, N = rows * n;
-    double *X = activations(T, n);
+    float *X = activations(T, n);
     stats st;
     stats_build(&st, X, NULL, T, n);
     float *w = random_w(rows, n), *y = malloc(sizeof(float) * (size_t)N), *yr = malloc(sizeof(float) * (size_t)N);
@@ -275,8 +235,8 @@ static void test_awq(void)
 static void test_qronos(void)
 {
     int64_t rows = 24, n = 64, T = 160, N = rows * n;
-    double *X = activations(T, n), *Xq = malloc(sizeof(double) * (size_t)(T * n));
-    for (int64_t i = 0; i < T * n; i++) Xq[i] = X[i] * (1 + 0.05 * lb_rng_normal(&rng)) + 0.2 * lb_rng_normal(&rng);
+    float *X = activations(T, n), *Xq = malloc(sizeof(float) * (size_t)(T * n));
+    for (int64_t i = 0; i < T * n; i++) Xq[i] = (float)(X[i] * (1 + 0.05 * lb_rng_normal(&rng)) + 0.2 * lb_rng_normal(&rng));
     for (int64_t t = 0; t < T; t++) Xq[t * n + 5] = 0;   /* a dead column on the quantized path */
     stats st;
     stats_build(&st, X, Xq, T, n);
@@ -356,7 +316,7 @@ static void test_qronos_grid(void)
 static void test_bad_input(void)
 {
     int64_t rows = 4, n = 32, T = 8;
-    double *X = activations(T, n);
+    float *X = activations(T, n);
     stats st;
     stats_build(&st, X, NULL, T, n);
     float *w = random_w(rows, n);

@@ -16,18 +16,21 @@
  * awq model goes through save -> load and must come back bit-exact. */
 #include "harness.h"
 #include "quant/quant.h"
+#include "tstats.h"
 #include <unistd.h>
 
 #define T_SEQ 128
-#define N_HELD 2    /* held-out sequences */
-/* calibration sequences: 3 (LOWBIT_AWQ_CAL_SEQ overrides: the figures in
- * docs/quant.md use 24, which takes ~45 s; LOWBIT_AWQ_FORMAT picks the format) */
-static int n_cal(void)
+/* Sequences of T_SEQ tokens: calibration 3, held-out 2 (LOWBIT_AWQ_CAL_SEQ
+ * and LOWBIT_AWQ_HELD_SEQ override them: the figures in docs/results.md use
+ * 24 and 16, ~1 min per format; LOWBIT_AWQ_FORMAT picks the format). */
+static int env_int(const char *name, int def)
 {
-    const char *e = getenv("LOWBIT_AWQ_CAL_SEQ");
-    int n = e ? atoi(e) : 3;
-    return n > 0 && n <= 256 ? n : 3;
+    const char *e = getenv(name);
+    int n = e ? atoi(e) : def;
+    return n > 0 && n <= 256 ? n : def;
 }
+static int n_cal(void) { return env_int("LOWBIT_AWQ_CAL_SEQ", 3); }
+#define N_HELD env_int("LOWBIT_AWQ_HELD_SEQ", 2)
 
 typedef struct capture {
     int64_t layers, rows_cap;
@@ -68,38 +71,6 @@ static int run_capture(const lb_model *m, const int32_t *tok, int nseq, capture 
     lb_session_free(s);
     return rc;
 }
-
-typedef struct stats {
-    lb_calib_stats c;
-    double *H, *sq, *abs, *Hq, *Hqx;
-} stats;
-
-static void stats_build(stats *s, const float *X, const float *Xq, int64_t T, int64_t n)
-{
-    memset(s, 0, sizeof *s);
-    s->H = calloc((size_t)(n * n), sizeof(double));
-    s->sq = calloc((size_t)n, sizeof(double));
-    s->abs = calloc((size_t)n, sizeof(double));
-    if (Xq) { s->Hq = calloc((size_t)(n * n), sizeof(double)); s->Hqx = calloc((size_t)(n * n), sizeof(double)); }
-    for (int64_t t = 0; t < T; t++) {
-        const float *x = X + t * n, *xq = Xq ? Xq + t * n : NULL;
-        for (int64_t i = 0; i < n; i++) {
-            s->sq[i] += (double)x[i] * x[i] / (double)T;
-            s->abs[i] += fabs((double)x[i]) / (double)T;
-            for (int64_t j = i; j < n; j++) s->H[i * n + j] += (double)x[i] * x[j] / (double)T;
-            for (int64_t j = i; xq && j < n; j++) s->Hq[i * n + j] += (double)xq[i] * xq[j] / (double)T;
-            for (int64_t j = 0; xq && j < n; j++) s->Hqx[i * n + j] += (double)xq[i] * x[j] / (double)T;
-        }
-    }
-    for (int64_t i = 0; i < n; i++)      /* the symmetric lower halves */
-        for (int64_t j = 0; j < i; j++) {
-            s->H[i * n + j] = s->H[j * n + i];
-            if (Xq) s->Hq[i * n + j] = s->Hq[j * n + i];
-        }
-    s->c = (lb_calib_stats){.n = n, .n_tokens = T, .H = s->H, .sq = s->sq, .abs = s->abs, .Hq = s->Hq, .Hqx = s->Hqx};
-}
-
-static void stats_free(stats *s) { free(s->H); free(s->sq); free(s->abs); free(s->Hq); free(s->Hqx); }
 
 /* tr(E H E^T) (awq.c's routine; test_awq checks it against a direct sum). */
 static double hloss(const double *H, const float *w, const float *y, int64_t rows, int64_t n)
