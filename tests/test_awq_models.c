@@ -318,7 +318,7 @@ static void run_model(const char *rel, const char *fmt)
     printf("%s %s, %d linears (sums over them; KLD on %d held-out tokens):\n", rel, fmt, nlin, N_HELD * T_SEQ);
     printf("  %-12s %14s %14s %12s\n", "method", "tr(EHE^T) cal", "held-out", "KLD");
     for (int k = 0; k < M_COUNT; k++)
-        printf("  %-12s %14.5g %14.5g %12.6f\n", mnames[k], tt.cal[k], tt.held[k], kld(m, models[k], held, N_HELD));
+        printf("  %-12s %14.7g %14.7g %12.6f\n", mnames[k], tt.cal[k], tt.held[k], kld(m, models[k], held, N_HELD));
     printf("  qronos mean||Wx - Q xq||^2 (cal, sequential xq): rtn %.5g, qronos %.5g\n", tt.xq[0], tt.xq[1]);
     round_trip(models[M_AWQ], "awq model");
     round_trip(models[M_ASINQ], "awq+sinq model");
