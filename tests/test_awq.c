@@ -337,6 +337,16 @@ static void test_bad_input(void)
                 NULL) == LB_ERR_ARG, "rtn --calib with the ceil rule accepted");
     CHECK(quant("hadamard+rtn", "int4_g32", &(lb_quantize_opts){.calib = &st.c}, w, rows, n, &q, NULL) ==
           LB_ERR_UNSUPPORTED, "rotation with calibration accepted");
+    stats sq;
+    stats_build(&sq, X, X, T, n);
+    sq.Hqx[5 * n + 7] = INFINITY;
+    CHECK(quant("qronos", "int4_g32", &(lb_quantize_opts){.calib = &sq.c}, w, rows, n, &q, NULL) == LB_ERR_ARG &&
+          strstr(lb_errmsg(), "NaN or Inf"), "Inf in Hqx: %s", lb_errmsg());
+    stats_free(&sq);
+    st.H[2 * n + 9] = NAN;
+    CHECK(quant("awq", "int4_g32", &(lb_quantize_opts){.calib = &st.c}, w, rows, n, &q, NULL) == LB_ERR_ARG &&
+          strstr(lb_errmsg(), "NaN"), "NaN in H: %s", lb_errmsg());
+    st.H[2 * n + 9] = 0;
     st.sq[3] = NAN;
     CHECK(quant("rtn", "int4_g32", &(lb_quantize_opts){.calib = &st.c}, w, rows, n, &q, NULL) == LB_ERR_ARG &&
           strstr(lb_errmsg(), "NaN"), "NaN statistics: %s", lb_errmsg());

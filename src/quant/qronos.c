@@ -93,7 +93,9 @@ static void grid_column(const grid *gr, const double *V, int64_t rows, int64_t n
     for (int64_t r = 0; r < rows; r++) {
         uint8_t *blk = gr->packed + (size_t)r * gr->row_bytes + (size_t)(j / gr->B) * gr->bb;
         float dq;
-        uint32_t c = grid_code(gr->f, gr->rule, gr->g, blk, (float)V[r * n + j], &dq);
+        double v = V[r * n + j];      /* finite floats only reach the encoders (no NaN from inf * 0) */
+        v = v > 0x1p127 ? 0x1p127 : v < -0x1p127 ? -0x1p127 : v == v ? v : 0.0;
+        uint32_t c = grid_code(gr->f, gr->rule, gr->g, blk, (float)v, &dq);
         int64_t bit = (j % gr->B) * gr->k;
         uint8_t *p = blk + gr->sb + (bit >> 3);
         int sh = (int)(bit & 7);

@@ -29,10 +29,15 @@ lb_status lb__calib_check(const lb_quantize_opts *o, const lb_qmatrix *out, bool
     if (out->hadamard_block)
         return lb__err(LB_ERR_UNSUPPORTED, "%s: calibration statistics are in the unrotated input space; a "
                        "Hadamard rotation before this method is not supported", m);
-    for (int64_t i = 0; i < c->n; i++)
-        if (!isfinite(c->sq[i]) || !isfinite(c->abs[i]) || !isfinite(c->H[i * c->n + i]))
+    const double *mats[3] = {c->H, sequential ? c->Hq : NULL, sequential ? c->Hqx : NULL};
+    for (int64_t i = 0; i < c->n; i++) {
+        bool ok = isfinite(c->sq[i]) && isfinite(c->abs[i]);
+        for (int k = 0; k < 3; k++)
+            for (int64_t j = 0; mats[k] && j < c->n; j++) ok = ok && isfinite(mats[k][i * c->n + j]);
+        if (!ok)
             return lb__err(LB_ERR_ARG, "%s: calibration statistics hold NaN or Inf (input column %lld)", m,
                            (long long)i);
+    }
     return LB_OK;
 }
 
