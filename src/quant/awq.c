@@ -48,9 +48,13 @@ double lb__layer_loss(const double *H, const float *w, const float *y, int64_t r
         double part[8] = {0};
         for (int64_t i = 0; i < n; i++) {     /* e_i (H_ii e_i + 2 sum_{j>i} H_ij e_j): H symmetric */
             const double *h = H + i * n;
-            double t[8] = {0};
-            for (int64_t j = i + 1; j < n; j++)
-                for (int k = 0; k < 8; k++) t[k] += h[j] * e[j * 8 + k];
+            double t0 = 0, t1 = 0, t2 = 0, t3 = 0, t4 = 0, t5 = 0, t6 = 0, t7 = 0;   /* in registers */
+            for (int64_t j = i + 1; j < n; j++) {
+                const double hj = h[j], *ej = e + j * 8;
+                t0 += hj * ej[0]; t1 += hj * ej[1]; t2 += hj * ej[2]; t3 += hj * ej[3];
+                t4 += hj * ej[4]; t5 += hj * ej[5]; t6 += hj * ej[6]; t7 += hj * ej[7];
+            }
+            const double t[8] = {t0, t1, t2, t3, t4, t5, t6, t7};
             for (int k = 0; k < 8; k++) part[k] += e[i * 8 + k] * (h[i] * e[i * 8 + k] + 2 * t[k]);
         }
         for (int k = 0; k < 8; k++) tot += part[k];

@@ -94,7 +94,7 @@ static void grid_column(const grid *gr, const double *V, int64_t rows, int64_t n
         uint8_t *blk = gr->packed + (size_t)r * gr->row_bytes + (size_t)(j / gr->B) * gr->bb;
         float dq;
         double v = V[r * n + j];      /* finite floats only reach the encoders (no NaN from inf * 0) */
-        v = v > 0x1p127 ? 0x1p127 : v < -0x1p127 ? -0x1p127 : v == v ? v : 0.0;
+        v = isnan(v) ? 0.0 : v > 0x1p127 ? 0x1p127 : v < -0x1p127 ? -0x1p127 : v;
         uint32_t c = grid_code(gr->f, gr->rule, gr->g, blk, (float)v, &dq);
         int64_t bit = (j % gr->B) * gr->k;
         uint8_t *p = blk + gr->sb + (bit >> 3);
@@ -142,7 +142,7 @@ static lb_status damped_inverse(const double *Hq, int64_t n, double *lam, double
 /* Steps 0 and 1: V <- the corrected columns, q0 quantized onto the grid.
  * U (m x m, m = n - 1) is the upper factor of M^-1, T scratch rows x m. */
 static void correct_past(const grid *gr, const lb_calib_stats *c, const float *w, int64_t rows, int64_t n, double lam,
-                         const double *U, double *V, double *T, double *q)
+                         const double *U, double *V, double *T, double *q, double *bt)
 {
     const double *Hq = c->Hq, *Hqx = c->Hqx;
     int64_t m = n - 1;
@@ -154,22 +154,37 @@ static void correct_past(const grid *gr, const lb_calib_stats *c, const float *w
         V[r * n] = (gw - uv) * h0;
     }
     grid_column(gr, V, rows, n, 0, q);
-    for (int64_t r = 0; r < rows; r++) {      /* R = W (G + lI)[:,1:] - q0 Hq[0,1:], then T = R U^T */
-        double *t = T + r * m;
-        for (int64_t j = 1; j < n; j++) {
-            double s = lam * w[r * n + j];
-            for (int64_t i = 0; i < n; i++) s += (double)w[r * n + i] * Hqx[j * n + i];
-            V[r * n + j] = s - q[r] * Hq[j];
+    /* 4 rows at a time, the block transposed into bt (n x 4): each matrix
+     * row is read rows / 4 times and the 4 sums are independent. */
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+        int64_t nb = rows - r0 < 4 ? rows - r0 : 4;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < 4; k++) bt[i * 4 + k] = k < nb ? w[(r0 + k) * n + i] : 0.0;
+        for (int64_t j = 1; j < n; j++) {     /* R = W (G + lI)[:,1:] - q0 Hq[0,1:] */
+            const double *hx = Hqx + j * n;
+            double a[4];
+            for (int k = 0; k < 4; k++) a[k] = lam * bt[j * 4 + k];
+            for (int64_t i = 0; i < n; i++)
+                for (int k = 0; k < 4; k++) a[k] += bt[i * 4 + k] * hx[i];
+            for (int64_t k = 0; k < nb; k++) V[(r0 + k) * n + j] = a[k] - q[r0 + k] * Hq[j];
         }
+        for (int64_t j = 0; j < m; j++)       /* bt <- R transposed */
+            for (int64_t k = 0; k < 4; k++) bt[j * 4 + k] = k < nb ? V[(r0 + k) * n + 1 + j] : 0.0;
+        for (int64_t k = 0; k < m; k++) {     /* T = R U^T */
+            const double *u = U + k * m;
+            double a[4] = {0};
+            for (int64_t j = k; j < m; j++)
+                for (int kk = 0; kk < 4; kk++) a[kk] += bt[j * 4 + kk] * u[j];
+            for (int64_t kk = 0; kk < nb; kk++) T[(r0 + kk) * m + k] = a[kk];
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {      /* V[:,1:] = T U, row by row of U (each sum in k order) */
+        double *v = V + r * n + 1;
+        const double *t = T + r * m;
+        for (int64_t j = 0; j < m; j++) v[j] = 0;
         for (int64_t k = 0; k < m; k++) {
-            double s = 0;
-            for (int64_t j = k; j < m; j++) s += V[r * n + 1 + j] * U[k * m + j];
-            t[k] = s;
-        }
-        for (int64_t j = 0; j < m; j++) {       /* V[:,1:] = T U */
-            double s = 0;
-            for (int64_t k = 0; k <= j; k++) s += t[k] * U[k * m + j];
-            V[r * n + 1 + j] = s;
+            const double tk = t[k], *u = U + k * m;
+            for (int64_t j = k; j < m; j++) v[j] += tk * u[j];
         }
         V[r * n] = q[r];
     }
@@ -191,21 +206,32 @@ static void shape_future(const grid *gr, int64_t rows, int64_t n, const double *
     }
 }
 
-/* mean ||W x - Q xq||^2 from the statistics (Q = V after the loop). */
-static double xq_loss(const lb_calib_stats *c, const float *w, const double *Q, int64_t rows, int64_t n)
+/* mean ||W x - Q xq||^2 = sum_r w H w - 2 q Hqx w + q Hq q (Q = V after the
+ * loop), 4 rows at a time: wt, qt (n x 4, scratch) hold the block
+ * transposed, so each matrix row is read rows / 4 times. */
+static double xq_loss(const lb_calib_stats *c, const float *w, const double *Q, int64_t rows, int64_t n, double *wt,
+                      double *qt)
 {
     double tot = 0;
-    for (int64_t r = 0; r < rows; r++) {
-        const float *wr = w + r * n;
-        const double *qr = Q + r * n;
-        for (int64_t i = 0; i < n; i++) {
-            double a = 0, b = 0, d = 0;
-            for (int64_t j = 0; j < n; j++) {
-                a += c->H[i * n + j] * wr[j];
-                b += c->Hqx[i * n + j] * wr[j];
-                d += c->Hq[i * n + j] * qr[j];
+    for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+        int64_t nb = rows - r0 < 4 ? rows - r0 : 4;
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t k = 0; k < 4; k++) {
+                wt[j * 4 + k] = k < nb ? w[(r0 + k) * n + j] : 0.0;
+                qt[j * 4 + k] = k < nb ? Q[(r0 + k) * n + j] : 0.0;
             }
-            tot += wr[i] * a - 2 * qr[i] * b + qr[i] * d;
+        for (int64_t i = 0; i < n; i++) {
+            const double *h = c->H + i * n, *hx = c->Hqx + i * n, *hq = c->Hq + i * n;
+            double a[4] = {0}, b[4] = {0}, d[4] = {0};
+            for (int64_t j = 0; j < n; j++) {
+                const double *wj = wt + j * 4, *qj = qt + j * 4;
+                for (int k = 0; k < 4; k++) {
+                    a[k] += h[j] * wj[k];
+                    b[k] += hx[j] * wj[k];
+                    d[k] += hq[j] * qj[k];
+                }
+            }
+            for (int k = 0; k < 4; k++) tot += wt[i * 4 + k] * a[k] - 2 * qt[i * 4 + k] * b[k] + qt[i * 4 + k] * d[k];
         }
     }
     return tot;
@@ -230,7 +256,8 @@ lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmat
         for (int64_t b = 0; b < n / B; b++)
             memset(out->packed + (size_t)r * gr.row_bytes + (size_t)b * gr.bb + gr.sb, 0, gr.bb - (size_t)gr.sb);
     double *V = lb__alloc((size_t)(rows * n) * sizeof *V), *M = lb__alloc((size_t)(m * m + 1) * sizeof *M);
-    double *T = lb__alloc((size_t)(rows * m + 1) * sizeof *T), *q = lb__alloc((size_t)(rows + 2 * n) * sizeof *q);
+    size_t nt = (size_t)(rows * m) > (size_t)(8 * n) ? (size_t)(rows * m) : (size_t)(8 * n);  /* T, then xq_loss's scratch */
+    double *T = lb__alloc((nt + 1) * sizeof *T), *q = lb__alloc((size_t)(rows + 4 * n) * sizeof *q);
     if (!V || !M || !T || !q) s = LB_ERR_NOMEM;
     double mean = 0, lam = 0;
     for (int64_t i = 0; i < n; i++) mean += c->Hq[i * n + i] / (double)n;
@@ -241,9 +268,9 @@ lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmat
     if (!s) {
         for (int64_t r = 0; r < rows; r++)
             for (int64_t j = 0; j < n; j++) V[r * n + j] = c->Hq[j * n + j] == 0 ? 0.0 : w[r * n + j];
-        correct_past(&gr, c, w, rows, n, lam, M, V, T, q);
+        correct_past(&gr, c, w, rows, n, lam, M, V, T, q, q + rows);
         shape_future(&gr, rows, n, M, V, q);
-        out->layer_loss = xq_loss(c, w, V, rows, n);
+        out->layer_loss = xq_loss(c, w, V, rows, n, T, T + 4 * n);
     }
     LB_FREE(V); LB_FREE(M); LB_FREE(T); LB_FREE(q);
     return s;
