@@ -30,7 +30,7 @@
  * that step; src/formats/grid.c (the GPTQ work) is meant to replace it.
  * Symmetric INT with the floor/ceil rule keeps codes in [-(2^(k-1)-1),
  * 2^(k-1)-1] (the rtn range), with full/mse the whole [-2^(k-1), 2^(k-1)-1].
- * Costs: O(n^3 + rows n^2) time, rows x n + 2 n^2 doubles. */
+ * Costs: O(n^3 + rows n^2) time, 2 rows x n + n^2 doubles. */
 #include "quant/quant.h"
 #include "formats/formats.h"
 #include <math.h>
