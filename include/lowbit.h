@@ -719,6 +719,9 @@ typedef struct lb_qmatrix {
     uint64_t hadamard_seed;
     int8_t *hadamard_signs;     /* (cols) or NULL */
     double imbalance_before, imbalance_after;  /* sinq: mean over tiles of max std / min std */
+    /* awq, awq+sinq, qronos (src/quant/awq.c, qronos.c) */
+    double awq_alpha;           /* awq: the exponent chosen, s = mean|x|^alpha */
+    double layer_loss;          /* awq: tr(E H E^T) of the result; qronos: mean ||W x - Q xq||^2 */
 } lb_qmatrix;
 
 /* Quantize w (rows x cols) with method q into format f (opts may be NULL).

@@ -32,11 +32,11 @@ if [ -f "$M6/model.safetensors" ] && [ -f "$TXT" ]; then
     expect_fail text-utf8 "not valid UTF-8 at byte 3" $CLI calib --model "$M6" --text "$T/bad.txt" --out "$T/x.safetensors" --tokens 2
     expect_fail calib-ctx "exceeds the model's 512 positions" $CLI calib --model "$M6" --text "$TXT" --out "$T/x.safetensors" --ctx 1000
     expect_fail from-byte "--from-byte 99999999" $CLI calib --model "$M6" --text "$TXT" --out "$T/x.safetensors" --from-byte 99999999
-    # quantize with the statistics: rtn ignores them, so the file equals plain rtn's
-    expect_ok q-calib $CLI quantize --model "$M6" --out "$T/q1.safetensors" --format int4_g32 --calib "$T/s1.safetensors"
-    expect_ok q-plain $CLI quantize --model "$M6" --out "$T/q0.safetensors" --format int4_g32
+    # quantize with the statistics: sinq ignores them, so the file equals plain sinq's
+    expect_ok q-calib $CLI quantize --model "$M6" --out "$T/q1.safetensors" --format int4_g32 --method sinq --calib "$T/s1.safetensors"
+    expect_ok q-plain $CLI quantize --model "$M6" --out "$T/q0.safetensors" --format int4_g32 --method sinq
     check q-calib-same cmp -s "$T/q0.safetensors" "$T/q1.safetensors"
-    expect_ok q-seq $CLI quantize --model "$M6" --out "$T/q2.safetensors" --format int4_g32 --calib-text "$TXT" --calib-tokens 300 --calib-ctx 100 --sequential --json
+    expect_ok q-seq $CLI quantize --model "$M6" --out "$T/q2.safetensors" --format int4_g32 --method sinq --calib-text "$TXT" --calib-tokens 300 --calib-ctx 100 --sequential --json
     check q-seq-range grep -q "calibration text .*300 tokens from bytes \[[0-9]*, $size)" "$T/err"
     check q-seq-same cmp -s "$T/q0.safetensors" "$T/q2.safetensors"
     expect_fail q-seq-nocalib "--sequential collects statistics on the fly" $CLI quantize --model "$M6" --out "$T/x.safetensors" --format int4_g32 --sequential

@@ -397,7 +397,9 @@ static lb_status probe_quantize(const lb_quantize_opts *o, const float *w, lb_qm
         r->H = dup_d(o->calib->H, n * n); r->Hq = dup_d(o->calib->Hq, n * n);
         r->Hqx = dup_d(o->calib->Hqx, n * n); r->sq = dup_d(o->calib->sq, n);
     }
-    return lb__rtn_quantize(o, w, out);
+    lb_quantize_opts plain = *o;   /* then plain rtn (with statistics rtn would weight its scale search) */
+    plain.calib = NULL;
+    return lb__rtn_quantize(&plain, w, out);
 }
 
 static const lb_quantizer probe = {.name = "probe", .desc = "records its calibration statistics, then rtn",

@@ -524,7 +524,8 @@ static double method_loss(const char *method, const char *fmt, int act, const fl
                           int64_t rows, int64_t n)
 {
     lb_calib_stats st = {.n = n, .n_tokens = 1, .H = H};
-    lb_quantize_opts o = {.calib = &st, .act_order = act, .seed = 3};
+    /* plain rtn is the baseline (with statistics it would be the importance-weighted search) */
+    lb_quantize_opts o = {.calib = strcmp(method, "rtn") ? &st : NULL, .act_order = act, .seed = 3};
     lb_qmatrix m;
     if (lb_quantize_matrix(lb_quantizer_find(method), lb_format_find(fmt), &o, w, rows, n, &m)) {
         fprintf(stderr, "%s %s: %s\n", method, fmt, lb_errmsg());

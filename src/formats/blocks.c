@@ -255,26 +255,43 @@ static void encode_nonfinite(const lb_format *f, int64_t n, uint8_t *out)
 static const int mse_int_params[] = {0, 1, -1};
 static const float mse_clip_params[] = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.75f, 0.7f, 0.65f};
 static const float mse_ternary_params[] = {1.0f, 0.7f, 0.8f, 0.9f, 1.1f, 1.2f, 1.35f, 1.5f};
+enum { MSE_NC = (int)(sizeof mse_clip_params / sizeof *mse_clip_params) };
 
-/* Least squared error over the family's candidate parameters (first wins
- * ties). Symmetric INT tries the clip multipliers with the floor rule, then
- * with the full rule (d = mul * x_m / -2^(k-1)). */
-static void encode_mse(const lb_format *f, float g, const float *x, int64_t n, uint8_t *out)
+int lb__mse_ncand(const lb_format *f)
+{
+    bool fl = f->fam == LB__FAM_MX || f->fam == LB__FAM_NV;
+    return fl ? 3 : lb__format_full_ok(f) ? 2 * MSE_NC : MSE_NC;
+}
+
+/* Candidate j of the search: MX/NV the exponent / scale-code offsets
+ * 0, +1, -1 of the floor rule; INT/NF4 the clip multipliers with the floor
+ * rule, then (symmetric INT) with the full rule; ternary its multipliers. */
+void lb__mse_candidate(const lb_format *f, float g, int j, const float *x, int64_t n, uint8_t *out)
+{
+    bool fl = f->fam == LB__FAM_MX || f->fam == LB__FAM_NV;
+    int pi = fl ? mse_int_params[j] : 0;
+    float pm = fl ? 1.0f : f->fam == LB__FAM_TERNARY ? mse_ternary_params[j] : mse_clip_params[j % MSE_NC];
+    encode_param(f, j < MSE_NC ? LB_SCALE_FLOOR : LB_SCALE_FULL, g, pi, pm, x, n, out);
+}
+
+/* Least (importance-weighted when w is not NULL) squared error over the
+ * family's candidates, first wins ties. Unweighted: sum (x - y)^2;
+ * weighted: sum w_i (x - y)^2, both accumulated in double in element order. */
+static void encode_mse(const lb_format *f, float g, const float *x, const float *w, int64_t n, uint8_t *out)
 {
     size_t bb = lb__block_bytes(f, n);
     uint8_t *tmp = LB_MALLOC(bb);
     float *y = LB_MALLOC((size_t)n * sizeof *y);
-    bool fl = f->fam == LB__FAM_MX || f->fam == LB__FAM_NV;
-    int nc = (int)(sizeof mse_clip_params / sizeof *mse_clip_params);
-    int np = fl ? 3 : lb__format_full_ok(f) ? 2 * nc : nc;
+    int np = lb__mse_ncand(f);
     double best = INFINITY;
     for (int j = 0; j < np && tmp && y; j++) {
-        int pi = fl ? mse_int_params[j] : 0;
-        float pm = fl ? 1.0f : f->fam == LB__FAM_TERNARY ? mse_ternary_params[j] : mse_clip_params[j % nc];
-        encode_param(f, j < nc ? LB_SCALE_FLOOR : LB_SCALE_FULL, g, pi, pm, x, n, tmp);
+        lb__mse_candidate(f, g, j, x, n, tmp);
         decode_block(f, g, tmp, 0, n, n, y);
         double err = 0;
-        for (int64_t i = 0; i < n; i++) err += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        if (w)
+            for (int64_t i = 0; i < n; i++) err += (double)w[i] * (((double)x[i] - y[i]) * ((double)x[i] - y[i]));
+        else
+            for (int64_t i = 0; i < n; i++) err += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
         if (err < best) { best = err; memcpy(out, tmp, bb); }
     }
     if (!(best < INFINITY)) encode_param(f, LB_SCALE_FLOOR, g, 0, 1.0f, x, n, out);  /* no memory: floor rule */
@@ -286,8 +303,19 @@ void lb__quant_block_ref(const lb_format *f, lb_scale_rule rule, float tscale, c
                          uint8_t *out)
 {
     if (lb__amax_bits(x, n) >= 0x7f800000u) encode_nonfinite(f, n, out);
-    else if (rule == LB_SCALE_MSE) encode_mse(f, tscale, x, n, out);
+    else if (rule == LB_SCALE_MSE) encode_mse(f, tscale, x, NULL, n, out);
     else encode_param(f, rule, tscale, 0, 1.0f, x, n, out);
+}
+
+/* A block whose weights are all zero (or not finite) has no preference:
+ * the unweighted search decides it. */
+static void quant_block_mse_w(const lb_format *f, float tscale, const float *x, const float *w, int64_t n,
+                              uint8_t *out)
+{
+    double sw = 0;
+    for (int64_t i = 0; i < n; i++) sw += w[i];
+    if (lb__amax_bits(x, n) >= 0x7f800000u) encode_nonfinite(f, n, out);
+    else encode_mse(f, tscale, x, sw > 0 && isfinite(sw) ? w : NULL, n, out);
 }
 
 /* Decode elements [i0, i0+cnt) of a block of n elements into y. */
@@ -315,6 +343,14 @@ static void quant_row_ref(const lb_format *f, lb_scale_rule rule, float tscale, 
     int64_t B = row_block(f, cols);
     size_t bb = lb__block_bytes(f, B);
     for (int64_t b = 0; b < cols / B; b++) lb__quant_block_ref(f, rule, tscale, x + b * B, B, out + b * bb);
+}
+
+void lb__quant_row_mse_w(const lb_format *f, float tscale, const float *x, const float *w, int64_t cols,
+                         uint8_t *out)
+{
+    int64_t B = row_block(f, cols);
+    size_t bb = lb__block_bytes(f, B);
+    for (int64_t b = 0; b < cols / B; b++) quant_block_mse_w(f, tscale, x + b * B, w + b * B, B, out + b * bb);
 }
 
 static void dequant_row_ref(const lb_format *f, float tscale, const uint8_t *in, int64_t cols, float *y)

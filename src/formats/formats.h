@@ -233,6 +233,20 @@ float lb__grid_round(const lb_format *f, const lb__grid *g, float x);      /* va
  * the values v[0..n) (on-grid values keep their exact code). */
 void lb__grid_pack(const lb_format *f, const lb__grid *g, const uint8_t *codes, int64_t n, uint8_t *out);
 void lb__grid_encode(const lb_format *f, const lb__grid *g, const float *v, int64_t n, uint8_t *out);
+/* The MSE scale search (blocks.c): number of candidates of f, and block j
+ * of them (0 <= j < lb__mse_ncand(f)) encoded from x[0..n) into out. */
+int lb__mse_ncand(const lb_format *f);
+void lb__mse_candidate(const lb_format *f, float g, int j, const float *x, int64_t n, uint8_t *out);
+/* One row quantized by the importance-weighted MSE search: each block keeps
+ * the candidate with the least sum_i w[i] (x[i] - q[i])^2 (w per element
+ * of the row, >= 0); a block with no positive weight, or holding Inf/NaN,
+ * is encoded as without weights. */
+void lb__quant_row_mse_w(const lb_format *f, float tscale, const float *x, const float *w, int64_t cols,
+                         uint8_t *out);
+/* lb_format_quantize with the MSE rule weighted by imp (cols, finite,
+ * >= 0; else LB_ERR_ARG) (registry.c); tensor_scale is always written. */
+lb_status lb__format_quantize_w(const lb_format *f, const float *imp, const float *x, int64_t rows, int64_t cols,
+                               void *packed, float *tensor_scale);
 
 /* Check a packed tensor file image (registry.c): *f NULL takes the format
  * named in the header. On success data + 64 holds rows packed rows. */

@@ -173,6 +173,23 @@ lb_status lb_format_quantize(const lb_format *f, const lb_quant_opts *opts, cons
     return LB_OK;
 }
 
+lb_status lb__format_quantize_w(const lb_format *f, const float *imp, const float *x, int64_t rows, int64_t cols,
+                               void *packed, float *tensor_scale)
+{
+    lb_status s = check_shape(f, rows, cols);
+    if (s) return s;
+    for (int64_t c = 0; c < cols; c++)
+        if (!(imp[c] >= 0.0f) || !isfinite(imp[c]))
+            return lb__err(LB_ERR_ARG, "%s: importance weight of column %lld is %g (needs finite and >= 0)", f->name,
+                           (long long)c, (double)imp[c]);
+    float g = f->fam == LB__FAM_NV ? nv_tensor_scale(f, x, rows * cols) : 1.0f;
+    *tensor_scale = g;
+    size_t rb = lb_format_row_bytes(f, cols);
+    for (int64_t r = 0; r < rows; r++)
+        lb__quant_row_mse_w(f, g, x + r * cols, imp, cols, (uint8_t *)packed + (size_t)r * rb);
+    return LB_OK;
+}
+
 lb_status lb_format_dequantize(const lb_format *f, const void *packed, float tensor_scale, int64_t rows,
                                int64_t cols, float *y)
 {

@@ -39,6 +39,19 @@ lb_weight lb__qmatrix_weight(const lb_qmatrix *q);
 lb_status lb__rtn_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 
+/* rtn.c: the checks every calibrated method makes on o->calib (present,
+ * sized for out->cols, finite, abs when need_abs (unknown after a rotation:
+ * the registry rotates H only), Hq/Hqx when sequential). */
+lb_status lb__calib_check(const lb_quantize_opts *o, const lb_qmatrix *out, bool need_abs, bool sequential);
+
+/* awq.c: awq and awq+sinq (A-SINQ); qronos.c: qronos. */
+lb_status lb__awq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+lb_status lb__awq_sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+/* awq.c: tr(E H E^T) for E = w - y (rows x n floats), H (n x n); e is
+ * scratch of 8 n doubles. */
+double lb__layer_loss(const double *H, const float *w, const float *y, int64_t rows, int64_t n, double *e);
+
 /* sinq.c: the Sinkhorn column scale of one tile (rows x g columns of w with
  * row stride ld): t[g] (> 0) and the imbalance (max std / min std over the
  * tile's rows and columns) before and after. */

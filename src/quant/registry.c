@@ -11,17 +11,30 @@
 /* name, description, rotate first, needs calibration, needs sequential calibration, method, rotation block
  * defaults to the format's block */
 static const lb_quantizer methods[] = {
-    {"rtn", "round to nearest with the format's scale rule (floor, ceil or MSE-searched)", false, false, false, lb__rtn_quantize, false},
-    {"sinq", "Sinkhorn-normalized: per (rows x group) tile, balance row/column std devs, fold the column scale "
-             "into the activations, then round to nearest", false, false, false, lb__sinq_quantize, false},
-    {"hadamard+rtn", "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn", true, false, false,
-     lb__rtn_quantize, false},
-    {"hadamard+sinq", "block Hadamard rotation of the input space, then sinq", true, false, false, lb__sinq_quantize, false},
-    {"gptq", "GPTQ: columns rounded in turn, each one's error spread over the later columns through the "
-             "inverse Hessian of the calibration inputs (act_order: descending diag H, static grids)", false, true,
-     false, lb__gptq_quantize, false},
-    {"mr-gptq", "MR-GPTQ: block Hadamard of the format's block size, then GPTQ with static MSE-searched grids "
-                "and activation order", true, true, false, lb__mrgptq_quantize, true},
+    {.name = "rtn", .desc = "round to nearest with the format's scale rule (floor, ceil or MSE-searched); with "
+                            "calibration statistics the MSE search is weighted by the input's mean x^2 per column",
+     .quantize = lb__rtn_quantize},
+    {.name = "sinq", .desc = "Sinkhorn-normalized: per (rows x group) tile, balance row/column std devs, fold the "
+                             "column scale into the activations, then round to nearest",
+     .quantize = lb__sinq_quantize},
+    {.name = "hadamard+rtn", .desc = "block Hadamard rotation of the input space (W R^T offline, R x online), then rtn",
+     .rotate = true, .quantize = lb__rtn_quantize},
+    {.name = "hadamard+sinq", .desc = "block Hadamard rotation of the input space, then sinq", .rotate = true,
+     .quantize = lb__sinq_quantize},
+    {.name = "gptq", .desc = "GPTQ: columns rounded in turn, each one's error spread over the later columns through "
+                             "the inverse Hessian of the calibration inputs (act_order: descending diag H, static grids)",
+     .calib = true, .quantize = lb__gptq_quantize},
+    {.name = "mr-gptq", .desc = "MR-GPTQ: block Hadamard of the format's block size, then GPTQ with static "
+                                "MSE-searched grids and activation order",
+     .rotate = true, .calib = true, .rotate_format_block = true, .quantize = lb__mrgptq_quantize},
+    {.name = "awq", .desc = "activation-aware: column scale s = mean|x|^alpha, alpha searched (20 points) for the least "
+                            "layer output error tr(E H E^T); W diag(s) rounded to nearest, 1/s kept as the column scale",
+     .calib = true, .quantize = lb__awq_quantize},
+    {.name = "awq+sinq", .desc = "A-SINQ: the awq scale search with sinq as the quantizer (column scale t/s)",
+     .calib = true, .quantize = lb__awq_sinq_quantize},
+    {.name = "qronos", .desc = "Qronos: fits Q xq to W x (float-path x, quantized-path xq from sequential calibration): "
+                               "least-squares first column, re-solve, then GPTQ error diffusion on a fixed rtn grid",
+     .calib = true, .sequential = true, .quantize = lb__qronos_quantize},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
@@ -135,7 +148,8 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
         return lb__err(LB_ERR_ARG, "%s needs calibration statistics of the layer's inputs (--calib STATS or "
                        "--calib-text FILE)", q->name);
     if (o.calib && o.calib->n != cols)
-        return lb__err(LB_ERR_ARG, "%s: calibration statistics are for %lld inputs, the matrix has %lld columns",
+        return lb__err(LB_ERR_ARG, "%s: calibration statistics are for %lld inputs, the matrix has %lld columns "
+                       "(statistics from another model?)",
                        q->name, (long long)o.calib->n, (long long)cols);
     if (q->rotate_format_block && !o.hadamard_block) o.hadamard_block = B ? B : 128;
     int64_t pc = lb__pad_cols(f, cols);
