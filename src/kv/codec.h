@@ -45,5 +45,7 @@ const lb__kv_kernels *lb__kv_kernels_active(void);
 
 /* Tokens per page of the policies that take a page parameter (default 32). */
 lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P);
+/* The check hook of policies whose only constraint is the page parameter. */
+lb_status lb__kv_check_page(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
 
 #endif

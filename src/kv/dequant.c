@@ -45,4 +45,10 @@ lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P)
     return LB_OK;
 }
 
+lb_status lb__kv_check_page(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
+{
+    int64_t P;
+    return lb__kv_page_param(st, opt, &P);
+}
+
 int lb__kv_rot_code(const char *r) { return !strcmp(r, "k") ? 1 : !strcmp(r, "v") ? 2 : !strcmp(r, "kv") ? 3 : 0; }

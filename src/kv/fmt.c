@@ -68,6 +68,8 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
 static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
 {
     const char *name = lb__kv_get_name(st, "format");
+    lb_status s = lb__kv_check_page(st, spec, sh, opt);
+    if (s) return s;
     if (!strcmp(name, "ternary"))
         return lb__err(LB_ERR_ARG, "%s: fmt format=%s cannot be a cache format (a weight format without a fitting "
                        "scale per token; use int8_ch, int4_ch, nvfp4, mxfp4, mxint8, mxfp8_e4m3, int*_g*)", opt, name);
