@@ -24,9 +24,18 @@ void lb__kv_bf16_ref(const uint16_t *x, int64_t n, float *y)
     for (int64_t i = 0; i < n; i++) y[i] = lb_bf16_to_f32(x[i]);
 }
 
-static const lb__kv_kernels k_ref = {lb__kv_dq_ref, lb__kv_f16_ref, lb__kv_bf16_ref};
-static const lb__kv_kernels k_avx2 = {lb__kv_dq_avx2, lb__kv_f16_avx2, lb__kv_bf16_avx2};
-static const lb__kv_kernels k_avx512 = {lb__kv_dq_avx512, lb__kv_f16_avx512, lb__kv_bf16_avx512};
+void lb__kv_acc_ref(const float *w, const float *v, int64_t n, int64_t hd, float *o)
+{
+    for (int64_t p = 0; p < n; p++)
+        for (int64_t i = 0; i < hd; i++) {
+            float t = w[p] * v[p * hd + i];
+            o[i] = o[i] + t;
+        }
+}
+
+static const lb__kv_kernels k_ref = {lb__kv_dq_ref, lb__kv_f16_ref, lb__kv_bf16_ref, lb__kv_acc_ref};
+static const lb__kv_kernels k_avx2 = {lb__kv_dq_avx2, lb__kv_f16_avx2, lb__kv_bf16_avx2, lb__kv_acc_avx2};
+static const lb__kv_kernels k_avx512 = {lb__kv_dq_avx512, lb__kv_f16_avx512, lb__kv_bf16_avx512, lb__kv_acc_avx512};
 
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa)
 {

@@ -55,6 +55,13 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
     size_t rb = lb_format_row_bytes(f, c->hd);
     bool ts = lb_format_uses_tensor_scale(f);
     const float *tsc = (const float *)(const void *)(page + c->m_off);
+    if (!ts) {   /* one call for the n rows: they are contiguous */
+        lb_status e = LB_OK;
+        if (k) e = lb_format_dequantize(f, page + c->k_off + (size_t)s0 * rb, 1, n, c->hd, k);
+        if (v && !e) e = lb_format_dequantize(f, page + c->v_off + (size_t)s0 * rb, 1, n, c->hd, v);
+        LB_ASSERT(!e);
+        return;
+    }
     for (int64_t t = 0; t < n; t++) {
         int64_t s = s0 + t;
         lb_status e = LB_OK;
