@@ -394,7 +394,7 @@ typedef struct lb_kv_stats {
     int64_t hot_tokens;    /* of which in a full-precision residual window */
     size_t bytes;
     double bytes_per_token;
-    const char *spec;      /* the SPEC in full form, every parameter written out */
+    const char *spec;      /* the SPEC in full form, every parameter written out (owned by the session) */
 } lb_kv_stats;
 lb_status lb_session_kv_stats(const lb_session *s, lb_kv_stats *out);
 /* Run the SPEC's eviction stages now (after a prompt; nothing for a SPEC

@@ -111,6 +111,17 @@ static void test_spec(void)
               "'%s': status %d, message '%s', want '%s'", bad[i][0], s, lb_errmsg(), bad[i][1]);
     }
     CHECK(lb_kv_policy_count() >= 5 && lb__kv_policy_find("kivi") && !lb__kv_policy_find("nope"), "registry");
+    for (int i = 0; i < lb__kv_policy_count(); i++) {   /* every row is usable as the cache drives it */
+        const lb__kv_policy *p = lb__kv_policy_at(i);
+        bool ratio = false;
+        for (int j = 0; j < p->n_params; j++) ratio |= !strcmp(p->params[j].key, "ratio");
+        CHECK(p->n_params <= LB_KV_MAX_PARAMS && p->summary && *p->summary, "%s: params/summary", p->name);
+        if (p->kind == LB_KV_STORE) CHECK(p->codec && !p->score && !p->compress, "%s: a storage row needs a codec", p->name);
+        else CHECK(p->compress || (p->score && ratio), "%s: an eviction row needs compress, or score and a ratio", p->name);
+        CHECK(lb__kv_policy_find(p->name) == p, "%s: name not unique", p->name);
+        lb__kv_spec one;
+        CHECK(!lb__kv_parse(p->name, "--kv", &one), "%s: defaults do not parse: %s", p->name, lb_errmsg());
+    }
 }
 
 /* ---- decode kernels */
