@@ -442,6 +442,8 @@ typedef struct lb_kv_eval_row {
     double bytes_per_token_end;/* after the continuation, over ctx + cont */
     double f32_bytes_per_token;/* the f32 cache over ctx positions, for the ratio */
     double tokens_held;        /* fraction of (layer, head, token) entries kept after compression */
+    double k_qsnr, v_qsnr;     /* dB, 10 log10(sum x^2 / sum (x^ - x)^2) over the f32 cache's keys / values
+                                  of the context stored by this SPEC's storage stage alone (+inf: exact) */
 } lb_kv_eval_row;
 /* rows: n_specs entries, filled in the order of specs. */
 lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const lb_kv_eval_opts *o,

@@ -83,7 +83,8 @@ static int evkv_help(void)
            "positions are compared with the same run on the f32 cache. Reports per SPEC: mean KL divergence\n"
            "(+- its standard error) and maximum, top-1 agreement, the continuation's perplexity (and f32's), KV\n"
            "bytes per token after compression (the cache's own accounting over the C positions; f32 for\n"
-           "comparison), at the chunk's end, and the fraction of entries kept. Markdown table, or --json.\n"
+           "comparison), at the chunk's end, the fraction of entries kept, and the QSNR (dB) of keys and values:\n"
+           "the f32 cache's context stored by the SPEC's storage stage alone (999 in JSON: exact). Markdown, or --json.\n"
            "  Defaults: C 384, N 64 (fit 512-token models), 8 chunks (--chunks 0: all). --kv repeats; --sweep\n"
            "  takes a ';'-separated list. SPEC syntax: docs/kv.md, lowbit kv --list.\n");
     return 0;
@@ -134,21 +135,25 @@ static void print_rows(const evkv_opts *o, const lb_kv_eval_row *r, int n, int64
         for (int i = 0; i < n; i++)
             printf("%s\n  {\"spec\": \"%s\", \"chunks\": %lld, \"n\": %lld, \"kld\": %.8g, \"kld_err\": %.4g, "
                    "\"kld_max\": %.6g, \"top1\": %.6f, \"ppl\": %.6f, \"ppl_f32\": %.6f, \"bytes_per_token\": %.3f, "
-                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f}",
+                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f, "
+                   "\"k_qsnr_db\": %.3f, \"v_qsnr_db\": %.3f}",
                    i ? "," : "", r[i].spec, (long long)r[i].n_chunks, (long long)r[i].n, r[i].kld, r[i].kld_err,
                    r[i].kld_max, r[i].top1, r[i].ppl, r[i].ppl_f32, r[i].bytes_per_token, r[i].bytes_per_token_end,
-                   r[i].f32_bytes_per_token, r[i].tokens_held);
+                   r[i].f32_bytes_per_token, r[i].tokens_held, isinf(r[i].k_qsnr) ? 999.0 : r[i].k_qsnr,
+                   isinf(r[i].v_qsnr) ? 999.0 : r[i].v_qsnr);
         printf("\n]}\n");
         return;
     }
     printf("model %s, text %s: %lld chunks, ctx %lld, cont %lld (%lld positions per SPEC)\n\n", o->model, o->text,
            n ? (long long)r[0].n_chunks : 0, (long long)ctx, (long long)cont, n ? (long long)r[0].n : 0);
-    printf("| SPEC | KL div | +- | max KL | top-1 | PPL | PPL f32 | bytes/token | vs f32 | bytes/token end | held |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| SPEC | KL div | +- | max KL | top-1 | PPL | PPL f32 | bytes/token | vs f32 | bytes/token end | held "
+           "| K QSNR dB | V QSNR dB |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++)
-        printf("| `%s` | %.5f | %.5f | %.4f | %.2f%% | %.4f | %.4f | %.1f | %.3f | %.1f | %.3f |\n", r[i].spec, r[i].kld,
-               r[i].kld_err, r[i].kld_max, 100 * r[i].top1, r[i].ppl, r[i].ppl_f32, r[i].bytes_per_token,
-               r[i].bytes_per_token / r[i].f32_bytes_per_token, r[i].bytes_per_token_end, r[i].tokens_held);
+        printf("| `%s` | %.5f | %.5f | %.4f | %.2f%% | %.4f | %.4f | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f |\n",
+               r[i].spec, r[i].kld, r[i].kld_err, r[i].kld_max, 100 * r[i].top1, r[i].ppl, r[i].ppl_f32,
+               r[i].bytes_per_token, r[i].bytes_per_token / r[i].f32_bytes_per_token, r[i].bytes_per_token_end,
+               r[i].tokens_held, r[i].k_qsnr, r[i].v_qsnr);
 }
 
 int cmd_eval_kv(int argc, char **argv)
