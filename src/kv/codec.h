@@ -54,6 +54,10 @@ const lb__kv_kernels *lb__kv_kernels_active(void);
 
 /* Tokens per page of the policies that take a page parameter (default 32). */
 lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P);
+/* The f16 and bf16 codecs (half.c): dt is LB_DTYPE_F16 or LB_DTYPE_BF16. */
+lb_status lb__kv_half_setup(lb__kv_codec *c, const lb__kv_stage *st, const char *opt, lb_dtype dt);
+void lb__kv_half_encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, const float *k, const float *v);
+void lb__kv_half_decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64_t n, float *k, float *v);
 /* The check hook of policies whose only constraint is the page parameter. */
 lb_status lb__kv_check_page(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
 

@@ -120,6 +120,7 @@ struct lb__kv_codec {
     int bits, group;            /* quantizing codecs: code width, group size along the channel/token axis */
     int rot;                    /* bit 0: keys Hadamard-rotated, bit 1: values */
     const void *fmt;            /* registry format (lb_format *) of the fmt policy */
+    lb_dtype half;              /* f16 / bf16 policies: LB_DTYPE_F16 or LB_DTYPE_BF16 */
 };
 
 /* One row of the policy registry. */
