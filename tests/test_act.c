@@ -18,8 +18,8 @@
  *   - SmoothQuant (src/quant/smoothquant.c) at matrix level with statistics
  *     built here: its column scale against the formula, the identity, and
  *     a lower W8A8 output error than rtn on inputs with outlier columns. */
+#include "quant/quant.h"
 #include "harness.h"
-#include "quant/smoothquant.h"
 #include <unistd.h>
 
 static lb_rng rng;
@@ -240,7 +240,7 @@ static bool model_path(char *p, size_t cap, const char *rel)
 static lb_status logits_of(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
 {
     lb_session *s;
-    lb_status st = lb_session_create(m, &(lb_session_opts){threads, 64, 16}, &s);
+    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
     if (st) return st;
     st = lb_forward(s, tok, n, NULL);              /* prefill */
     if (!st) st = lb_forward(s, tok, 1, out);       /* one decode step */

@@ -39,6 +39,9 @@ lb_weight lb__qmatrix_weight(const lb_qmatrix *q);
 lb_status lb__rtn_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 
+/* smoothquant.c: SmoothQuant (alpha 0.5) from o->calib->amax, then rtn. */
+lb_status lb__smoothquant_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+
 /* rtn.c: the checks every calibrated method makes on o->calib (present,
  * sized for out->cols, finite, abs when need_abs (unknown after a rotation:
  * the registry rotates H only), Hq/Hqx when sequential). */

@@ -35,6 +35,9 @@ static const lb_quantizer methods[] = {
     {.name = "qronos", .desc = "Qronos: fits Q xq to W x (float-path x, quantized-path xq from sequential calibration): "
                                "least-squares first column, re-solve, then GPTQ error diffusion on a fixed rtn grid",
      .calib = true, .sequential = true, .quantize = lb__qronos_quantize},
+    {.name = "smoothquant", .desc = "SmoothQuant: column scale s = max|x|^0.5 / max|w|^0.5 migrates activation "
+                                    "outliers into the weights (W diag(s) by rtn, x / s online); pair with --act",
+     .calib = true, .quantize = lb__smoothquant_quantize},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 

@@ -12,7 +12,8 @@
  * holds with col_scale = 1 / s: W ~= dequant(packed) diag(col_scale), and
  * the column-scale transform multiplies the activation by 1 / s online,
  * before the activation format quantizes it. */
-#include "quant/smoothquant.h"
+#include "quant/quant.h"
+#include <math.h>
 
 #define SQ_ALPHA 0.5
 
@@ -36,7 +37,9 @@ lb_status lb__smoothquant_quantize(const lb_quantize_opts *o, const float *w, lb
     }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t j = 0; j < cols; j++) ws[r * cols + j] = w[r * cols + j] / cs[j];
-    lb_status s = lb__rtn_quantize(o, ws, out);
+    lb_quantize_opts plain = *o;   /* plain rtn on W diag(s) (the statistics went into s) */
+    plain.calib = NULL;
+    lb_status s = lb__rtn_quantize(&plain, ws, out);
     LB_FREE(ws);
     if (s) { LB_FREE(cs); return s; }
     out->col_scale = cs;
