@@ -1,0 +1,280 @@
+/* test_evict.c: KV-cache eviction (src/kv/score.c, evict.c). Every scorer,
+ * the top-k rule (ties, NaN, ratios), AdaKV budgets and the PagedEviction
+ * page choice against the independent NumPy statement tests/ref/evict_ref.py
+ * on random heads (contiguous and gapped positions, both RoPE layouts);
+ * properties that need no reference (StreamingLLM keeps sinks + recent,
+ * random is seeded, bad input refused). */
+#include "harness.h"
+#include "kv/evict.h"
+#include <unistd.h>
+
+static lb_rng rng;
+
+static const lb__evict_method ref_order[] = {LB_EVICT_KNORM, LB_EVICT_KEYDIFF, LB_EVICT_PAGED, LB_EVICT_STREAMING,
+                                             LB_EVICT_SNAPKV, LB_EVICT_TOVA, LB_EVICT_OBSERVED, LB_EVICT_EXPECTED};
+#define NREF 8
+#define NRATIO 7
+#define NH 3
+static const double ratios[NRATIO] = {0, 0.25, 0.5, 0.75, 0.9, 0.3, 0.7};
+
+typedef struct {
+    int64_t T, hd, group, nq;
+    float *k, *v, *q, *sel, *hs[NH];
+    int64_t *pos, *qpos, Th[NH], keep[NH];
+    double *inv_freq;
+    lb__evict_head h;
+    lb__evict_params p;
+} tcase;
+
+static float rnd(void) { return (float)lb_rng_normal(&rng); }
+
+/* A head of T tokens (positions 0..T-1, or gapped: an already compacted
+ * cache) whose last nq tokens logged their queries. */
+static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq, bool gaps, bool inter)
+{
+    memset(c, 0, sizeof *c);
+    c->T = T; c->hd = hd; c->group = group; c->nq = nq;
+    c->k = malloc(sizeof(float) * (size_t)(T * hd));
+    c->v = malloc(sizeof(float) * (size_t)(T * hd));
+    c->q = malloc(sizeof(float) * (size_t)(nq * group * hd));
+    c->sel = malloc(sizeof(float) * (size_t)T);
+    c->pos = malloc(sizeof(int64_t) * (size_t)T);
+    c->qpos = malloc(sizeof(int64_t) * (size_t)nq);
+    c->inv_freq = malloc(sizeof(double) * (size_t)(hd / 2));
+    /* keys with a few strong channels and a bias, as real keys have */
+    for (int64_t j = 0, p = 0; j < T; j++) {
+        c->pos[j] = p;
+        p += gaps && j >= 4 && j < T - nq ? 1 + (int64_t)(lb_rng_u64(&rng) % 3) : 1;
+        for (int64_t e = 0; e < hd; e++) {
+            c->k[j * hd + e] = rnd() * (e % 5 == 0 ? 3.0f : 1.0f) + (e == 1 ? 2.0f : 0.0f);
+            c->v[j * hd + e] = rnd() * (0.5f + (float)(j % 7) / 7.0f);
+        }
+    }
+    for (int64_t i = 0; i < nq * group * hd; i++) c->q[i] = rnd() + (i % hd == 1 ? 1.5f : 0.0f);
+    for (int64_t i = 0; i < nq; i++) c->qpos[i] = c->pos[T - nq + i];
+    for (int64_t i = 0; i < hd / 2; i++) c->inv_freq[i] = pow(10000.0, -2.0 * (double)i / (double)hd);
+    /* selection scores with ties, one NaN, one +inf */
+    for (int64_t j = 0; j < T; j++) c->sel[j] = (float)(lb_rng_u64(&rng) % 9) / 4.0f;
+    c->sel[T / 3] = NAN;
+    c->sel[T / 2] = INFINITY;
+    for (int h = 0; h < NH; h++) {
+        c->Th[h] = T + (h == 1 ? -5 : h == 2 ? 3 : 0);
+        c->keep[h] = lb__evict_nkeep(c->Th[h], 0.5 + 0.1 * h);
+        c->hs[h] = malloc(sizeof(float) * (size_t)c->Th[h]);
+        /* head 2 scores below the others: it keeps its floor only */
+        for (int64_t j = 0; j < c->Th[h]; j++) c->hs[h][j] = (float)(lb_rng_u64(&rng) % 13) / 3.0f - (h == 2 ? 10.0f : 0.0f);
+    }
+    c->h = (lb__evict_head){T, hd, c->k, c->v, c->pos, nq, group, group * hd, c->q, c->qpos, c->inv_freq, inter,
+                            c->pos[T - 1] + 1};
+    lb__evict_defaults(&c->p, LB_EVICT_KNORM);
+    c->p.window = 16; c->p.page = 8; c->p.n_future = 37; c->p.qbuf = nq - 3; c->p.eps = 0.01; c->p.ada_alpha = 0.2;
+}
+
+static void free_case(tcase *c)
+{
+    free(c->k); free(c->v); free(c->q); free(c->sel); free(c->pos); free(c->qpos); free(c->inv_freq);
+    for (int h = 0; h < NH; h++) free(c->hs[h]);
+}
+
+static const char *find_python(void)
+{
+    static const char *cands[] = {NULL, "python3", "/usr/bin/python3"};
+    cands[0] = getenv("LOWBIT_PYTHON");
+    for (int i = 0; i < 3; i++) {
+        char cmd[512];
+        if (!cands[i] || !*cands[i]) continue;
+        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
+static void write_case(FILE *f, const tcase *c)
+{
+    const lb__evict_params *p = &c->p;
+    int64_t hdr[16] = {c->T, c->hd, c->group, c->nq, c->h.rope_interleaved, c->h.next_pos, p->n_sink, p->window,
+                       p->kernel, p->page, p->n_future, p->qbuf, p->cov, p->vnorm, NRATIO, NH};
+    double d2[2] = {p->eps, p->ada_alpha};
+    fwrite(hdr, 8, 16, f);
+    fwrite(d2, 8, 2, f);
+    fwrite(c->k, 4, (size_t)(c->T * c->hd), f);
+    fwrite(c->v, 4, (size_t)(c->T * c->hd), f);
+    fwrite(c->pos, 8, (size_t)c->T, f);
+    fwrite(c->q, 4, (size_t)(c->nq * c->group * c->hd), f);
+    fwrite(c->qpos, 8, (size_t)c->nq, f);
+    fwrite(c->inv_freq, 8, (size_t)(c->hd / 2), f);
+    fwrite(c->sel, 4, (size_t)c->T, f);
+    fwrite(ratios, 8, NRATIO, f);
+    fwrite(c->Th, 8, NH, f);
+    fwrite(c->keep, 8, NH, f);
+    for (int h = 0; h < NH; h++) fwrite(c->hs[h], 4, (size_t)c->Th[h], f);
+}
+
+/* Run the reference on c; returns its output (malloc'd) or NULL. */
+static uint8_t *run_ref(const char *py, const tcase *c, size_t *n)
+{
+    char in[] = "/tmp/lb_evict_in.XXXXXX", out[] = "/tmp/lb_evict_out.XXXXXX", cmd[512];
+    int fi = mkstemp(in), fo = mkstemp(out);
+    if (fi < 0 || fo < 0) return NULL;
+    close(fo);
+    FILE *f = fdopen(fi, "wb");
+    write_case(f, c);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s tests/ref/evict_ref.py %s %s", py, in, out);
+    int rc = system(cmd);
+    uint8_t *buf = NULL;
+    *n = 0;
+    if (rc == 0) {
+        f = fopen(out, "rb");
+        buf = malloc(1 << 20);
+        *n = f ? fread(buf, 1, 1 << 20, f) : 0;
+        if (f) fclose(f);
+    }
+    remove(in); remove(out);
+    return buf;
+}
+
+static void check_scores(const tcase *c, const double *ref, const char *what)
+{
+    float *s = malloc(sizeof(float) * (size_t)c->T);
+    for (int m = 0; m < NREF; m++, ref += c->T) {
+        lb__evict_params p = c->p;
+        p.method = ref_order[m];
+        double *scr = malloc(sizeof(double) * (size_t)(lb__evict_scratch(&p, &c->h) + 1));
+        CHECK(lb__evict_score(&p, &c->h, s, scr) == LB_OK, "%s %s: %s", what, lb__evict_method_name(p.method),
+              lb_errmsg());
+        free(scr);
+        double mx = 0, worst = 0;
+        for (int64_t j = 0; j < c->T; j++) if (isfinite(ref[j])) mx = fmax(mx, fabs(ref[j]));
+        int64_t bad_inf = 0;
+        for (int64_t j = 0; j < c->T; j++) {
+            if (isinf(ref[j]) || isinf(s[j])) { bad_inf += isinf(ref[j]) != isinf(s[j]); continue; }
+            worst = fmax(worst, fabs(s[j] - ref[j]) / fmax(mx, 1e-30));
+        }
+        CHECK(bad_inf == 0 && worst < 2e-6, "%s %s: worst rel error %.3g, %lld protected tokens differ", what,
+              lb__evict_method_name(p.method), worst, (long long)bad_inf);
+    }
+    free(s);
+}
+
+static const int64_t *check_selection(const tcase *c, const int64_t *ref, const char *what)
+{
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(c->T + 8));
+    void *scr = malloc((size_t)lb__evict_rank_bytes(c->T + 8));
+    for (int r = 0; r < NRATIO; r++) {
+        int64_t n = lb__evict_nkeep(c->T, ratios[r]);
+        CHECK(n == ref[0], "%s ratio %g: keeps %lld, reference %lld", what, ratios[r], (long long)n, (long long)ref[0]);
+        lb__evict_topk(c->sel, c->T, n, idx, scr);
+        int64_t diff = 0;
+        for (int64_t i = 0; i < n && n == ref[0]; i++) diff += idx[i] != ref[1 + i];
+        CHECK(diff == 0, "%s ratio %g: %lld kept indices differ", what, ratios[r], (long long)diff);
+        ref += 1 + ref[0];
+    }
+    /* AdaKV */
+    int64_t sum = 0, nk[NH], *ix[NH];
+    for (int h = 0; h < NH; h++) { sum += c->Th[h]; ix[h] = malloc(sizeof(int64_t) * (size_t)c->Th[h]); }
+    void *scr2 = malloc((size_t)lb__evict_rank_bytes(sum));
+    lb__evict_adakv(NH, c->Th, (const float *const *)c->hs, c->keep, c->p.ada_alpha, nk, ix, scr2);
+    int64_t tot = 0, want = 0;
+    for (int h = 0; h < NH; h++) {
+        int64_t diff = nk[h] != ref[0];
+        for (int64_t i = 0; i < nk[h] && !diff; i++) diff += ix[h][i] != ref[1 + i];
+        CHECK(!diff, "%s adakv head %d: keeps %lld (reference %lld) or other tokens", what, h, (long long)nk[h],
+              (long long)ref[0]);
+        CHECK(h == 2 ? nk[h] == (int64_t)(0.2 * (double)c->keep[h]) : nk[h] >= (int64_t)(0.2 * (double)c->keep[h]),
+              "%s adakv head %d keeps %lld, floor %lld", what, h, (long long)nk[h], (long long)c->keep[h] / 5);
+        tot += nk[h]; want += c->keep[h];
+        ref += 1 + ref[0];
+        free(ix[h]);
+    }
+    CHECK(tot == want, "%s adakv keeps %lld in all, budget %lld", what, (long long)tot, (long long)want);
+    free(scr2); free(scr); free(idx);
+    return ref;
+}
+
+static void test_vs_numpy(void)
+{
+    const char *py = find_python();
+    if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); NumPy reference comparison not run");
+    struct { int64_t T, hd, group, nq; bool gaps, inter; } cases[] = {
+        {61, 8, 2, 61, false, false}, {90, 16, 4, 40, true, false}, {33, 8, 1, 33, false, true},
+        {77, 16, 2, 20, true, true}, {24, 8, 3, 5, false, false}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tcase c;
+        char what[64];
+        snprintf(what, sizeof what, "case %zu (T %lld)", i, (long long)cases[i].T);
+        make_case(&c, cases[i].T, cases[i].hd, cases[i].group, cases[i].nq, cases[i].gaps, cases[i].inter);
+        if (i == 2) c.p.cov = false;
+        if (i == 3) c.p.vnorm = false, c.p.qbuf = 0;
+        size_t n = 0;
+        uint8_t *out = run_ref(py, &c, &n);
+        CHECK(out && n >= sizeof(double) * (size_t)(NREF * c.T), "%s: reference failed (%zu bytes)", what, n);
+        if (out && n >= sizeof(double) * (size_t)(NREF * c.T)) {
+            check_scores(&c, (const double *)out, what);
+            const int64_t *r = check_selection(&c, (const int64_t *)(out + sizeof(double) * (size_t)(NREF * c.T)), what);
+            /* the page the decode rule drops, from the paged scores */
+            float *s = malloc(sizeof(float) * (size_t)c.T);
+            lb__evict_params p = c.p;
+            p.method = LB_EVICT_PAGED;
+            lb__evict_score(&p, &c.h, s, NULL);
+            int64_t pick = lb__evict_paged_pick(s, c.T, p.page);
+            CHECK(pick == r[0], "%s paged pick %lld, reference %lld", what, (long long)pick, (long long)r[0]);
+            free(s);
+        }
+        free(out);
+        free_case(&c);
+    }
+}
+
+/* Properties stated without a reference. */
+static void test_properties(void)
+{
+    tcase c;
+    make_case(&c, 50, 8, 2, 50, false, false);
+    float *s = malloc(sizeof(float) * 50), *s2 = malloc(sizeof(float) * 50);
+    int64_t idx[50];
+    void *scr = malloc((size_t)lb__evict_rank_bytes(50));
+    c.p.method = LB_EVICT_STREAMING;
+    REQUIRE(lb__evict_score(&c.p, &c.h, s, NULL) == LB_OK, "%s", lb_errmsg());
+    lb__evict_topk(s, 50, 20, idx, scr);
+    for (int64_t i = 0; i < 20; i++)
+        CHECK(idx[i] == (i < 4 ? i : 50 - 16 + (i - 4)), "streaming keeps %lld at %lld", (long long)idx[i], (long long)i);
+    c.p.method = LB_EVICT_RANDOM;
+    c.p.seed = 7;
+    lb__evict_score(&c.p, &c.h, s, NULL);
+    lb__evict_score(&c.p, &c.h, s2, NULL);
+    CHECK(!memcmp(s, s2, sizeof(float) * 50), "random: same seed, other scores");
+    c.p.seed = 8;
+    lb__evict_score(&c.p, &c.h, s2, NULL);
+    CHECK(memcmp(s, s2, sizeof(float) * 50), "random: other seed, same scores");
+    /* the query-based scorers refuse an empty query log */
+    c.h.nq = 0;
+    lb__evict_method need[] = {LB_EVICT_SNAPKV, LB_EVICT_TOVA, LB_EVICT_OBSERVED, LB_EVICT_EXPECTED};
+    for (int m = 0; m < 4; m++) {
+        c.p.method = need[m];
+        CHECK(lb__evict_score(&c.p, &c.h, s, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "queries"),
+              "%s without queries: %s", lb__evict_method_name(need[m]), lb_errmsg());
+    }
+    /* Expected Attention with every query inside the sinks */
+    c.h.nq = 3;
+    c.p.method = LB_EVICT_EXPECTED;
+    c.p.qbuf = 0;
+    for (int64_t i = 0; i < 3; i++) c.qpos[i] = i;
+    double *sc = malloc(sizeof(double) * (size_t)lb__evict_scratch(&c.p, &c.h));
+    CHECK(lb__evict_score(&c.p, &c.h, s, sc) == LB_ERR_ARG && strstr(lb_errmsg(), "sink"), "%s", lb_errmsg());
+    /* int(T (1 - r)) as Python computes it */
+    CHECK(lb__evict_nkeep(10, 0.3) == 7 && lb__evict_nkeep(3, 0.9) == 0 && lb__evict_nkeep(100, 0.9) == 9 &&
+              lb__evict_nkeep(5, 0) == 5, "nkeep %lld %lld %lld", (long long)lb__evict_nkeep(10, 0.3),
+          (long long)lb__evict_nkeep(3, 0.9), (long long)lb__evict_nkeep(100, 0.9));
+    free(sc); free(s); free(s2); free(scr);
+    free_case(&c);
+}
+
+int main(int argc, char **argv)
+{
+    TEST_INIT(argc, argv);
+    lb_rng_seed(&rng, TEST_SEED);
+    RUN(test_vs_numpy);
+    RUN(test_properties);
+    return TEST_DONE();
+}
