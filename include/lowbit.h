@@ -370,6 +370,7 @@ typedef struct lb_session_opts {
     int n_threads;      /* <= 0: the number of online CPUs */
     int64_t max_ctx;    /* KV cache length in positions; <= 0: the model's max_seq */
     int64_t max_batch;  /* tokens per prefill step; <= 0: 64 */
+    const char *kv;     /* KV-cache SPEC (docs/kv.md), e.g. "kivi:bits=4"; NULL or "": "f32" */
 } lb_session_opts;
 /* The model must outlive the session. */
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out);
@@ -382,6 +383,38 @@ int64_t lb_session_max_ctx(const lb_session *s);   /* 0 for NULL */
  * NULL); lb_forward_all writes every token's logits [n, vocab]. */
 lb_status lb_forward(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
 lb_status lb_forward_all(lb_session *s, const int32_t *tokens, int64_t n, float *logits);
+
+/* ---- KV cache (src/kv; docs/kv.md) */
+/* What the session's cache holds now: tokens summed over layers and kv
+ * heads, and bytes of pages (codes, scales, residual window) and metadata,
+ * from the cache's own accounting. bytes_per_token = bytes / positions. */
+typedef struct lb_kv_stats {
+    int64_t positions;     /* tokens processed (lb_session_pos) */
+    int64_t tokens;        /* (layer, kv head, token) entries held */
+    int64_t hot_tokens;    /* of which in a full-precision residual window */
+    size_t bytes;
+    double bytes_per_token;
+    const char *spec;      /* the SPEC in full form, every parameter written out */
+} lb_kv_stats;
+lb_status lb_session_kv_stats(const lb_session *s, lb_kv_stats *out);
+/* Run the SPEC's eviction stages now (after a prompt; nothing for a SPEC
+ * without eviction). */
+lb_status lb_session_kv_compress(lb_session *s);
+/* Check a SPEC without a model; full (may be NULL) receives its full form. */
+lb_status lb_kv_spec_check(const char *spec, const char *opt, char *full, size_t cap);
+/* The policy registry: name, kind ("store" or "evict"), one-line summary,
+ * and its parameters (key, help, default, range or choices). */
+typedef struct lb_kv_param_info {
+    const char *key, *help, *choices, *def_name;   /* choices NULL: a number in [lo, hi] (hi excluded when hi_open) */
+    double def, lo, hi;
+    int integer, hi_open;
+} lb_kv_param_info;
+int lb_kv_policy_count(void);
+const char *lb_kv_policy_name(int i);      /* NULL when out of range */
+const char *lb_kv_policy_kind(int i);
+const char *lb_kv_policy_summary(int i);
+int lb_kv_policy_param_count(int i);
+lb_status lb_kv_policy_param(int i, int j, lb_kv_param_info *out);
 
 /* ---- sampling (src/model/sample.c) */
 typedef struct lb_sampler lb_sampler;

@@ -1,0 +1,215 @@
+/* kv.h: the KV cache of a session (private to liblowbit). docs/kv.md.
+ *
+ * One lb_kv holds, for every (layer, kv head), the tokens the cache keeps:
+ * their post-RoPE keys and their values, in pages of P tokens taken from a
+ * pool sized when the cache is created (nothing is allocated in the token
+ * loop). A head's tokens are an ordered list of slots 0 .. n-1 (oldest
+ * first) with their original positions; heads may hold different numbers of
+ * tokens, and a head holds only the pages its tokens need, so the bytes held
+ * follow the tokens held.
+ *
+ * A slot lives either in a "cold" page, in the storage policy's
+ * representation (f32, f16, bf16, KIVI codes, a registry format), or in a
+ * "hot" page of full-precision F32 tokens: the residual window of the R most
+ * recent tokens that quantizing policies keep (KIVI). Slots are ordered cold
+ * then hot.
+ *
+ * The cache is configured by a SPEC (docs/kv.md): stages separated by '+',
+ * each a policy name with optional ':key=value,key=value' parameters, e.g.
+ * "kivi:bits=4,group=32,residual=128" or "snapkv:ratio=0.5+kivi:bits=2".
+ * At most one stage is a storage policy (default f32); the others are
+ * eviction stages, run in order by lb__kv_compress. Every policy is one file
+ * and one row of the registry (registry.c). */
+#ifndef LB_KV_H
+#define LB_KV_H
+
+#include "kernels/kernels.h"
+
+typedef struct lb_kv lb_kv;
+
+#define LB_KV_MAX_STAGES 4
+#define LB_KV_MAX_PARAMS 8
+#define LB_KV_NAME_LEN 24
+
+/* ---- policies and the SPEC */
+
+typedef enum lb__kv_kind {
+    LB_KV_STORE = 0,   /* how tokens are stored: f32, f16, kivi, ... (at most one per SPEC) */
+    LB_KV_EVICT = 1,   /* which tokens are kept: a scorer or a wrapper, run by lb__kv_compress */
+} lb__kv_kind;
+
+/* One key=value parameter of a policy. A number must lie in [lo, hi] (and be
+ * whole when integer); a name parameter (choices != NULL) must be one of the
+ * '|'-separated choices, or any format of lowbit's registry when choices is
+ * "@format". */
+typedef struct lb__kv_param {
+    const char *key, *help;
+    double def, lo, hi;
+    bool integer;
+    bool hi_open;          /* the range is [lo, hi): ratio in [0, 1) */
+    const char *choices;   /* NULL: a number */
+    const char *def_name;  /* default of a name parameter */
+} lb__kv_param;
+
+struct lb__kv_policy;
+
+/* One stage of a parsed SPEC: its policy and the value of every parameter
+ * (defaults filled in), in the order of pol->params. */
+typedef struct lb__kv_stage {
+    const struct lb__kv_policy *pol;
+    double val[LB_KV_MAX_PARAMS];
+    char name[LB_KV_MAX_PARAMS][LB_KV_NAME_LEN];   /* name parameters ("" for numbers) */
+    uint32_t given;                               /* bit i: parameter i was written in the SPEC */
+} lb__kv_stage;
+
+/* A parsed SPEC. store is the index of the storage stage (a "f32" stage is
+ * appended when the text names none); text is the SPEC written back in full
+ * form with every parameter (reports, JSON). */
+typedef struct lb__kv_spec {
+    int n;
+    lb__kv_stage st[LB_KV_MAX_STAGES];
+    int store;
+    char text[256];
+} lb__kv_spec;
+
+/* Parse text (NULL or "": "f32") into out. opt names the option in errors
+ * ("--kv", "lb_session_opts.kv"). Errors: unknown policy or parameter, a
+ * value out of range, two storage stages, a repeated eviction stage. */
+lb_status lb__kv_parse(const char *text, const char *opt, lb__kv_spec *out);
+/* The value of parameter key of a stage (LB_ASSERT: the policy has it). */
+double lb__kv_get(const lb__kv_stage *st, const char *key);
+const char *lb__kv_get_name(const lb__kv_stage *st, const char *key);
+
+/* What the cache is built for. rope_inv_freq (head_dim / 2) and
+ * rope_interleaved let scorers undo or average RoPE (keys are cached after
+ * RoPE). */
+typedef struct lb__kv_shape {
+    int64_t n_layers, n_heads, n_kv_heads, head_dim;
+    int64_t max_ctx, max_batch;
+    int n_threads;                 /* attend is called with thread < n_threads */
+    const double *rope_inv_freq;   /* (head_dim / 2), borrowed for the cache's life */
+    bool rope_interleaved;
+} lb__kv_shape;
+
+/* A storage representation (the cold pages). A page of P tokens of one
+ * (layer, kv head) is page_bytes bytes: keys, values and per-page metadata,
+ * at offsets the codec chooses (Quest's per-channel key min/max would be one
+ * more section). Tokens are encoded either one at a time (per_token: slot by
+ * slot, as they leave the residual window) or a whole page of P tokens at
+ * once (page codecs: KIVI's per-channel key groups). The codec state is
+ * built by setup from the stage and the shape. */
+typedef struct lb__kv_codec lb__kv_codec;
+typedef struct lb__kv_codec_ops {
+    /* fill c (codec-private fields) for the stage and shape; LB_ERR_ARG with a
+     * message naming opt when the stage cannot hold this shape */
+    lb_status (*setup)(lb__kv_codec *c, const lb__kv_stage *st, const lb__kv_shape *sh, const char *opt);
+    /* encode tokens [s0, s0 + n) of a page from F32 rows k, v (n x head_dim) */
+    void (*encode)(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, const float *k, const float *v);
+    /* decode tokens [s0, s0 + n) of a page into F32 rows (either may be NULL);
+     * every ISA path gives the same bits (the reference is the spec) */
+    void (*decode)(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64_t n, float *k, float *v);
+} lb__kv_codec_ops;
+
+struct lb__kv_codec {
+    const lb__kv_codec_ops *ops;
+    int64_t hd, P;              /* head_dim, tokens per page */
+    size_t page_bytes;          /* keys + values + metadata of one page */
+    size_t k_off, v_off, m_off; /* section offsets inside a page */
+    bool per_token;             /* false: encode whole pages only */
+    int64_t residual;           /* R: full-precision recent tokens (0: none) */
+    int bits, group;            /* quantizing codecs: code width, group size along the channel/token axis */
+    int rot;                    /* bit 0: keys Hadamard-rotated, bit 1: values */
+    const void *fmt;            /* registry format (lb_format *) of the fmt policy */
+};
+
+/* One row of the policy registry. */
+typedef struct lb__kv_policy {
+    const char *name, *summary;
+    lb__kv_kind kind;
+    const lb__kv_param *params;
+    int n_params;
+    const lb__kv_codec_ops *codec;     /* storage policies */
+    /* eviction policies: queries to keep per layer (the last q_window
+     * tokens' queries, before and after RoPE; 0: none) */
+    int64_t q_window;
+    /* eviction: scores of head (l, kvh)'s n slots (lb__kv_tokens), higher =
+     * keep. Used by the default compress (keep int(n (1 - ratio)) per head)
+     * when compress is NULL. */
+    lb_status (*score)(const lb_kv *c, const lb__kv_stage *st, int64_t l, int64_t kvh, float *score);
+    /* eviction: the whole compress step, when the policy needs more than
+     * per-head top-k (per-head budgets, page-wise eviction) */
+    lb_status (*compress)(lb_kv *c, const lb__kv_stage *st);
+    /* extra checks of a stage against the shape and the other stages */
+    lb_status (*check)(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
+} lb__kv_policy;
+
+int lb__kv_policy_count(void);
+const lb__kv_policy *lb__kv_policy_at(int i);
+const lb__kv_policy *lb__kv_policy_find(const char *name);
+
+/* ---- the cache */
+
+/* Build a cache for spec (parsed) and shape; opt names the option in errors. */
+lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt, lb_kv **out);
+void lb__kv_free(lb_kv *c);
+void lb__kv_reset(lb_kv *c);                       /* every head empty */
+const lb__kv_spec *lb__kv_spec_of(const lb_kv *c);
+const lb__kv_shape *lb__kv_shape_of(const lb_kv *c);
+
+/* Append the token at position pos to layer l: k and v are kv_dim =
+ * n_kv_heads * head_dim floats (post-RoPE keys). Entries of layer l at
+ * positions >= pos are dropped first (a rewind: lb__session_layer runs a
+ * layer again from pos). Never allocates. */
+void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float *v);
+
+/* True when a token attending with `skip` later tokens of its batch already
+ * appended gets the same result as if it had been appended alone (per-token
+ * storage without a residual window). Otherwise the forward pass appends and
+ * attends one token at a time. */
+bool lb__kv_batch_exact(const lb_kv *c);
+
+/* out (head_dim) = softmax(q K^T / sqrt(hd)) V over the slots of head
+ * (l, h / group) except the last `skip` ones; q is query head h's vector
+ * (head_dim). Computed from the stored representation page by page; the same
+ * bits on every ISA path and thread. thread < n_threads picks the scratch. */
+void lb__kv_attend(lb_kv *c, int64_t l, int64_t h, const float *q, int64_t skip, int thread, float *out);
+
+/* Record the queries of the token at position pos for layer l (q_dim floats
+ * before and after RoPE), when some stage asked for them (q_window > 0). */
+bool lb__kv_wants_q(const lb_kv *c);
+void lb__kv_observe_q(lb_kv *c, int64_t l, int64_t pos, const float *q_pre, const float *q_post);
+/* The last n <= q_window recorded queries of layer l, oldest first, with
+ * their positions: rows of q_dim floats (post-RoPE and pre-RoPE). Returns n. */
+int64_t lb__kv_queries(const lb_kv *c, int64_t l, const float **q_post, const float **q_pre,
+                       const int32_t **pos);
+
+/* ---- per-head access for scorers and eviction */
+
+int64_t lb__kv_tokens(const lb_kv *c, int64_t l, int64_t kvh);          /* slots held */
+const int32_t *lb__kv_positions(const lb_kv *c, int64_t l, int64_t kvh); /* (tokens) original positions */
+/* The key and value (F32, un-rotated, as the cache would attend with them)
+ * of slots [s0, s0 + n) of head (l, kvh); k or v may be NULL. */
+void lb__kv_read(const lb_kv *c, int64_t l, int64_t kvh, int64_t s0, int64_t n, float *k, float *v);
+/* Keep only slots keep[0 .. n) (strictly increasing) of head (l, kvh) and
+ * compact: freed pages go back to the pool. Kept tokens are re-stored from
+ * their decoded values (exact for f32/f16/bf16; a quantized page is
+ * re-quantized). */
+lb_status lb__kv_keep(lb_kv *c, int64_t l, int64_t kvh, const int64_t *keep, int64_t n);
+/* Keep the n_keep highest-scoring slots of head (l, kvh) (ties: the later
+ * slot), in their original order. */
+lb_status lb__kv_keep_top(lb_kv *c, int64_t l, int64_t kvh, const float *score, int64_t n_keep);
+/* Run every eviction stage of the SPEC in order (the compress hook). */
+lb_status lb__kv_compress(lb_kv *c);
+
+/* ---- report */
+
+size_t lb__kv_head_bytes(const lb_kv *c, int64_t l, int64_t kvh);   /* pages held + position metadata */
+typedef struct lb__kv_report {
+    int64_t tokens;       /* slots held, summed over layers and kv heads */
+    int64_t hot_tokens;   /* of which in the full-precision window */
+    size_t bytes;         /* pages held (cold + hot) + positions */
+    size_t pool_bytes;    /* the pool reserved at creation (untouched pages are not resident) */
+} lb__kv_report;
+void lb__kv_report_get(const lb_kv *c, lb__kv_report *r);
+
+#endif
