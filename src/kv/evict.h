@@ -53,10 +53,10 @@ const char *lb__evict_method_name(lb__evict_method m);
 typedef struct lb__evict_head {
     int64_t T, hd;
     const float *k, *v;       /* (T, hd) post-RoPE keys, values */
-    const int64_t *pos;       /* (T) positions, ascending */
+    const int32_t *pos;       /* (T) positions, ascending */
     int64_t nq, group, qstride;
     const float *q;           /* (nq, group, hd) post-RoPE queries, rows qstride apart */
-    const int64_t *qpos;      /* (nq) */
+    const int32_t *qpos;      /* (nq) */
     const double *inv_freq;   /* (hd/2) RoPE frequency of each pair */
     bool rope_interleaved;    /* pairs (2i, 2i+1) instead of (i, i+hd/2) */
     int64_t next_pos;         /* position of the next token (Expected Attention) */
@@ -88,5 +88,16 @@ void lb__evict_adakv(int64_t H, const int64_t *T, const float *const *score, con
  * page), or -1 when there are fewer than three pages. score = the paged
  * scorer's output (its +inf first and last pages are never candidates). */
 int64_t lb__evict_paged_pick(const float *score, int64_t T, int64_t page);
+
+/* ---- the policies (evict_policy.c): registry rows of kv.h */
+typedef struct lb_kv lb_kv;
+struct lb__kv_policy;
+extern const struct lb__kv_policy lb__kv_evict_random, lb__kv_evict_streaming, lb__kv_evict_knorm,
+    lb__kv_evict_snapkv, lb__kv_evict_tova, lb__kv_evict_observed, lb__kv_evict_keydiff, lb__kv_evict_paged,
+    lb__kv_evict_expected;
+/* Decode-time compression: call after each generated token has been
+ * appended to every layer. Runs the stages with every > 0 (and paged with
+ * decode=1) whose trigger is reached; nothing otherwise. */
+lb_status lb__evict_decode(lb_kv *c);
 
 #endif /* LB_KV_EVICT_H */
