@@ -6,6 +6,7 @@
  * random is seeded, bad input refused). */
 #include "harness.h"
 #include "kv/evict.h"
+#include "kv/kv.h"
 #include <unistd.h>
 
 static lb_rng rng;
@@ -21,6 +22,7 @@ typedef struct {
     int64_t T, hd, group, nq;
     float *k, *v, *q, *sel, *hs[NH];
     int64_t *pos, *qpos, Th[NH], keep[NH];
+    int32_t *pos32, *qpos32;
     double *inv_freq;
     lb__evict_head h;
     lb__evict_params p;
@@ -40,6 +42,8 @@ static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq
     c->sel = malloc(sizeof(float) * (size_t)T);
     c->pos = malloc(sizeof(int64_t) * (size_t)T);
     c->qpos = malloc(sizeof(int64_t) * (size_t)nq);
+    c->pos32 = malloc(sizeof(int32_t) * (size_t)T);
+    c->qpos32 = malloc(sizeof(int32_t) * (size_t)nq);
     c->inv_freq = malloc(sizeof(double) * (size_t)(hd / 2));
     /* keys with a few strong channels and a bias, as real keys have */
     for (int64_t j = 0, p = 0; j < T; j++) {
@@ -52,6 +56,8 @@ static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq
     }
     for (int64_t i = 0; i < nq * group * hd; i++) c->q[i] = rnd() + (i % hd == 1 ? 1.5f : 0.0f);
     for (int64_t i = 0; i < nq; i++) c->qpos[i] = c->pos[T - nq + i];
+    for (int64_t j = 0; j < T; j++) c->pos32[j] = (int32_t)c->pos[j];
+    for (int64_t i = 0; i < nq; i++) c->qpos32[i] = (int32_t)c->qpos[i];
     for (int64_t i = 0; i < hd / 2; i++) c->inv_freq[i] = pow(10000.0, -2.0 * (double)i / (double)hd);
     /* selection scores with ties, one NaN, one +inf */
     for (int64_t j = 0; j < T; j++) c->sel[j] = (float)(lb_rng_u64(&rng) % 9) / 4.0f;
@@ -64,7 +70,7 @@ static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq
         /* head 2 scores below the others: it keeps its floor only */
         for (int64_t j = 0; j < c->Th[h]; j++) c->hs[h][j] = (float)(lb_rng_u64(&rng) % 13) / 3.0f - (h == 2 ? 10.0f : 0.0f);
     }
-    c->h = (lb__evict_head){T, hd, c->k, c->v, c->pos, nq, group, group * hd, c->q, c->qpos, c->inv_freq, inter,
+    c->h = (lb__evict_head){T, hd, c->k, c->v, c->pos32, nq, group, group * hd, c->q, c->qpos32, c->inv_freq, inter,
                             c->pos[T - 1] + 1};
     lb__evict_defaults(&c->p, LB_EVICT_KNORM);
     c->p.window = 16; c->p.page = 8; c->p.n_future = 37; c->p.qbuf = nq - 3; c->p.eps = 0.01; c->p.ada_alpha = 0.2;
@@ -72,7 +78,7 @@ static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq
 
 static void free_case(tcase *c)
 {
-    free(c->k); free(c->v); free(c->q); free(c->sel); free(c->pos); free(c->qpos); free(c->inv_freq);
+    free(c->k); free(c->v); free(c->q); free(c->sel); free(c->pos); free(c->qpos); free(c->pos32); free(c->qpos32); free(c->inv_freq);
     for (int h = 0; h < NH; h++) free(c->hs[h]);
 }
 
@@ -259,7 +265,7 @@ static void test_properties(void)
     c.h.nq = 3;
     c.p.method = LB_EVICT_EXPECTED;
     c.p.qbuf = 0;
-    for (int64_t i = 0; i < 3; i++) c.qpos[i] = i;
+    for (int64_t i = 0; i < 3; i++) c.qpos32[i] = (int32_t)i;
     double *sc = malloc(sizeof(double) * (size_t)lb__evict_scratch(&c.p, &c.h));
     CHECK(lb__evict_score(&c.p, &c.h, s, sc) == LB_ERR_ARG && strstr(lb_errmsg(), "sink"), "%s", lb_errmsg());
     /* int(T (1 - r)) as Python computes it */
@@ -270,11 +276,152 @@ static void test_properties(void)
     free_case(&c);
 }
 
+/* ---- the policies inside a real cache (src/kv, kv.h) */
+
+enum { CL = 2, CH = 4, CKV = 2, CD = 8, CT = 70, CCTX = 96 };
+
+typedef struct {
+    float k[CL][CT][CKV * CD], v[CL][CT][CKV * CD], qpost[CL][CT][CH * CD];
+    int32_t pos[CT];
+    double inv_freq[CD / 2];
+} cache_data;
+
+static void rope(float *x, int64_t p, const double *f)
+{
+    for (int i = 0; i < CD / 2; i++) {
+        double a = (double)p * f[i], x0 = x[i], x1 = x[i + CD / 2];
+        x[i] = (float)(x0 * cos(a) - x1 * sin(a));
+        x[i + CD / 2] = (float)(x0 * sin(a) + x1 * cos(a));
+    }
+}
+
+/* Fill a cache with CT tokens per layer (positions 0..CT-1) and their queries;
+ * d keeps a copy. */
+static lb_status fill_cache(const char *spec_text, cache_data *d, lb_kv **out)
+{
+    lb__kv_spec spec;
+    lb_status st = lb__kv_parse(spec_text, "--kv", &spec);
+    if (st) return st;
+    for (int i = 0; i < CD / 2; i++) d->inv_freq[i] = pow(10000.0, -2.0 * i / CD);
+    lb__kv_shape sh = {CL, CH, CKV, CD, CCTX, 16, 1, d->inv_freq, false};
+    if ((st = lb__kv_create(&spec, &sh, "--kv", out))) return st;
+    for (int t = 0; t < CT; t++) {
+        d->pos[t] = t;
+        for (int l = 0; l < CL; l++) {
+            float qpre[CH * CD];
+            for (int e = 0; e < CKV * CD; e++) {
+                d->k[l][t][e] = rnd() + (e % CD == 1 ? 2.0f : 0.0f);
+                d->v[l][t][e] = rnd();
+            }
+            for (int e = 0; e < CH * CD; e++) qpre[e] = d->qpost[l][t][e] = rnd() + (e % CD == 1 ? 1.0f : 0.0f);
+            for (int h = 0; h < CH; h++) rope(d->qpost[l][t] + h * CD, t, d->inv_freq);
+            lb__kv_append(*out, l, t, d->k[l][t], d->v[l][t]);
+            if (lb__kv_wants_q(*out)) lb__kv_observe_q(*out, l, t, qpre, d->qpost[l][t]);
+        }
+    }
+    return LB_OK;
+}
+
+/* The kept positions of head (l, kvh) as the pure functions choose them on
+ * the test's own copy of the data. */
+static int64_t expect_kept(const char *name, const lb__evict_params *p, const cache_data *d, int64_t l, int64_t kvh,
+                           int64_t *idx)
+{
+    float k[CT * CD], v[CT * CD], sc[CT];
+    for (int t = 0; t < CT; t++)
+        for (int e = 0; e < CD; e++) {
+            k[t * CD + e] = d->k[l][t][kvh * CD + e];
+            v[t * CD + e] = d->v[l][t][kvh * CD + e];
+        }
+    lb__evict_head h = {CT, CD, k, v, d->pos, CT, CH / CKV, CH * CD, &d->qpost[l][0][kvh * (CH / CKV) * CD], d->pos,
+                        d->inv_freq, false, CT};
+    double *scr = malloc(sizeof(double) * (size_t)(lb__evict_scratch(p, &h) + 1));
+    void *rk = malloc((size_t)lb__evict_rank_bytes(CT));
+    lb__evict_params hp = *p;
+    hp.seed = p->seed ^ (uint64_t)(l * 1000003 + kvh) * 0x9E3779B97F4A7C15ull;
+    lb__evict_score(&hp, &h, sc, scr);
+    (void)name;
+    int64_t n = lb__evict_nkeep(CT, p->ratio);
+    lb__evict_topk(sc, CT, n, idx, rk);
+    free(scr); free(rk);
+    return n;
+}
+
+/* Attention of a random query over head (l, kvh) of the compacted cache
+ * against attention over the full copy with the evicted positions masked
+ * (double precision reference). Returns the worst absolute error. */
+static double masked_attention_error(lb_kv *c, const cache_data *d, int64_t l, int64_t h)
+{
+    int64_t kvh = h / (CH / CKV), n = lb__kv_tokens(c, l, kvh);
+    const int32_t *kept = lb__kv_positions(c, l, kvh);
+    float q[CD], out[CD];
+    for (int e = 0; e < CD; e++) q[e] = rnd();
+    lb__kv_attend(c, l, h, q, 0, 0, out);
+    double z[CT], mx = -INFINITY, sum = 0, ref[CD] = {0}, worst = 0;
+    bool in[CT] = {false};
+    for (int64_t i = 0; i < n; i++) in[kept[i]] = true;
+    for (int t = 0; t < CT; t++) {
+        double s = 0;
+        for (int e = 0; e < CD; e++) s += (double)q[e] * d->k[l][t][kvh * CD + e];
+        z[t] = in[t] ? s / sqrt((double)CD) : -INFINITY;
+        mx = fmax(mx, z[t]);
+    }
+    for (int t = 0; t < CT; t++) { z[t] = in[t] ? exp(z[t] - mx) : 0; sum += z[t]; }
+    for (int t = 0; t < CT; t++)
+        for (int e = 0; e < CD; e++) ref[e] += z[t] / sum * d->v[l][t][kvh * CD + e];
+    for (int e = 0; e < CD; e++) worst = fmax(worst, fabs(out[e] - ref[e]));
+    return worst;
+}
+
+static void test_cache_prefill(void)
+{
+    static const char *pols[] = {"random", "streaming", "knorm", "snapkv", "tova", "observed", "keydiff", "paged",
+                                 "expected"};
+    static cache_data d;
+    for (size_t i = 0; i < sizeof pols / sizeof *pols; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "%s:ratio=0.6", pols[i]);
+        lb_kv *c = NULL;
+        REQUIRE(fill_cache(spec, &d, &c) == LB_OK, "%s: %s", spec, lb_errmsg());
+        lb__kv_report before, after;
+        lb__kv_report_get(c, &before);
+        lb__evict_params p;
+        lb__evict_defaults(&p, (lb__evict_method)i);
+        p.ratio = 0.6;
+        int64_t want[CL][CKV][CT], nw[CL][CKV];
+        for (int l = 0; l < CL; l++)
+            for (int h = 0; h < CKV; h++) nw[l][h] = expect_kept(pols[i], &p, &d, l, h, want[l][h]);
+        CHECK(lb__kv_compress(c) == LB_OK, "%s: %s", spec, lb_errmsg());
+        lb__kv_report_get(c, &after);
+        int64_t held = 0;
+        for (int l = 0; l < CL; l++)
+            for (int h = 0; h < CKV; h++) {
+                int64_t n = lb__kv_tokens(c, l, h), diff = 0;
+                const int32_t *ps = lb__kv_positions(c, l, h);
+                held += n;
+                /* TOVA averages over the layer's heads (all hold the same positions) */
+                if (i == LB_EVICT_TOVA) { CHECK(n == nw[l][h], "tova %d/%d holds %lld", l, h, (long long)n); continue; }
+                for (int64_t j = 0; j < n && n == nw[l][h]; j++) diff += ps[j] != want[l][h][j];
+                CHECK(n == nw[l][h] && !diff, "%s layer %d head %d: holds %lld (want %lld), %lld other tokens", spec,
+                      l, h, (long long)n, (long long)nw[l][h], (long long)diff);
+            }
+        CHECK(held == after.tokens && after.tokens == CL * CKV * lb__evict_nkeep(CT, 0.6),
+              "%s: report %lld tokens, heads hold %lld", spec, (long long)after.tokens, (long long)held);
+        CHECK(after.bytes < before.bytes, "%s: bytes %zu -> %zu", spec, before.bytes, after.bytes);
+        double worst = 0;
+        for (int l = 0; l < CL; l++)
+            for (int h = 0; h < CH; h++) worst = fmax(worst, masked_attention_error(c, &d, l, h));
+        CHECK(worst < 1e-5, "%s: attention over the compacted cache vs masked full cache: %.3g", spec, worst);
+        lb__kv_free(c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     lb_rng_seed(&rng, TEST_SEED);
     RUN(test_vs_numpy);
     RUN(test_properties);
+    RUN(test_cache_prefill);
     return TEST_DONE();
 }

@@ -65,6 +65,13 @@ static bool has(const lb__kv_stage *st, const char *key)
     return false;
 }
 
+static bool given(const lb__kv_stage *st, const char *key)
+{
+    for (int i = 0; i < st->pol->n_params; i++)
+        if (!strcmp(st->pol->params[i].key, key)) return st->given >> i & 1;
+    return false;
+}
+
 static double get_or(const lb__kv_stage *st, const char *key, double def)
 {
     return has(st, key) ? lb__kv_get(st, key) : def;
@@ -341,10 +348,12 @@ static lb_status evict_check(const lb__kv_stage *st, const lb__kv_spec *spec, co
     if (has(st, "window") && lb__kv_get(st, "window") > QLOG)
         return lb__err(LB_ERR_ARG, "%s: %s: window=%g is longer than the %d queries logged", opt, st->pol->name,
                        lb__kv_get(st, "window"), QLOG);
+    if (given(st, "target") && !given(st, "every") && !given(st, "decode"))
+        return lb__err(LB_ERR_ARG, "%s: %s: target applies at decode only; add every=N", opt, st->pol->name);
     if (has(st, "target") && lb__kv_get(st, "target") > (double)sh->max_ctx)
         return lb__err(LB_ERR_ARG, "%s: %s: target=%g exceeds the context (%lld)", opt, st->pol->name,
                        lb__kv_get(st, "target"), (long long)sh->max_ctx);
-    if (has(st, "floor") && lb__kv_get(st, "floor") != 0.2 && !(lb__kv_get(st, "ada") > 0))
+    if (given(st, "floor") && !(lb__kv_get(st, "ada") > 0))
         return lb__err(LB_ERR_ARG, "%s: %s: floor is an AdaKV parameter; add ada=1", opt, st->pol->name);
     return LB_OK;
 }
