@@ -448,6 +448,7 @@ typedef struct lb_ppl_opts {
     const char *model_name; /* recorded in a saved base file */
     lb_progress_fn progress;
     void *progress_user;
+    const char *kv;         /* KV-cache SPEC of the sessions (docs/kv.md); NULL: f32 */
 } lb_ppl_opts;
 
 typedef struct lb_ppl_result {
@@ -466,6 +467,7 @@ typedef struct lb_kld_opts {
     uint64_t text_hash;     /* nonzero: must equal the base file's text hash */
     lb_progress_fn progress;
     void *progress_user;
+    const char *kv;         /* KV-cache SPEC of the session (docs/kv.md); NULL: f32 */
 } lb_kld_opts;
 
 typedef struct lb_kld_result {

@@ -68,7 +68,7 @@ size_t cli_utf8_check(const unsigned char *s, size_t len)
 }
 
 typedef struct run_opts {
-    const char *model, *tok, *prompt;
+    const char *model, *tok, *prompt, *kv;
     int64_t n, threads, ctx, seed;
     double temp, top_p;
     bool json;
@@ -77,7 +77,7 @@ typedef struct run_opts {
 static int run_usage(void)
 {
     printf("usage: lowbit run --model M [--tokenizer T] [-p PROMPT] [-n N] [--temp T] [--top-p P] [--seed S]\n"
-           "                  [--threads K] [--ctx C] [--json]\n"
+           "                  [--threads K] [--ctx C] [--kv SPEC] [--json]\n"
            "Generates text: the prompt (with BOS) is processed in one batch, then up to N tokens (default 256)\n"
            "are sampled one at a time and streamed to stdout after the prompt itself; generation stops at EOS/BOS\n"
            "or the context end.\n"
@@ -85,6 +85,8 @@ static int run_usage(void)
            "  --seed S (default 42) fixes sampling; --threads K (0 = all cores, the default).\n"
            "  --ctx C caps the context; the session holds the prompt + N tokens, at most C (default: the\n"
            "  model's context), so a model declaring a huge context costs only what this run uses.\n"
+           "  --kv SPEC: the KV cache (docs/kv.md; lowbit kv --list), e.g. f16, kivi:bits=4; eviction stages\n"
+           "  run once after the prompt. The cache's bytes per token are printed with the speeds.\n"
            "  Ids of a padded vocabulary (rows beyond the tokenizer's) are never sampled.\n"
            "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
            "  with the text and the speeds instead of streaming.\n");
@@ -99,11 +101,12 @@ static int parse_run(int argc, char **argv, run_opts *o)
         CLI_O_STR("--prompt", &o->prompt), CLI_O_INT("-n", &o->n, 0, 1000000), CLI_THREADS(&o->threads),
         CLI_O_INT("--ctx", &o->ctx, 1, INT64_C(1) << 31), CLI_O_FLOAT("--temp", &o->temp, 0, 100),
         CLI_O_FLOAT("--top-p", &o->top_p, 1e-6, 1), CLI_O_INT("--seed", &o->seed, 0, INT64_MAX),
-        CLI_O_FLAG("--json", &o->json), {0}};
+        CLI_O_FLAG("--json", &o->json), CLI_O_STR("--kv", &o->kv), {0}};
     int rc = cli_parse("run", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return run_usage(), -1;
     if (rc) return rc;
     if (!o->model) return cli_fail("run", "--model is required (see lowbit run --help)");
+    if (o->kv && lb_kv_spec_check(o->kv, "--kv", NULL, 0)) return cli_fail("run", "%s", lb_errmsg());
     size_t pl = strlen(o->prompt), bad = cli_utf8_check((const unsigned char *)o->prompt, pl);
     if (bad != pl) return cli_fail("run", "-p: the prompt is not valid UTF-8 (byte %zu)", bad);
     if (cli_input("run", "--model", o->model, true) || (o->tok && cli_input("run", "--tokenizer", o->tok, true)))
@@ -183,10 +186,11 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
     }
     gen_state g = {0};
     int64_t slen = session_len(np, o->n, ctx), tv = lb_tokenizer_vocab_size(t);
-    s = lb_session_create(m, &(lb_session_opts){(int)o->threads, slen, 0}, &g.s);
+    s = lb_session_create(m, &(lb_session_opts){(int)o->threads, slen, 0, o->kv}, &g.s);
     if (s) {
-        int rc = cli_fail("run", "%s: cannot make a session of %lld positions: %s (lower -n or --ctx)", o->model,
-                          (long long)slen, lb_errmsg());
+        int rc = s == LB_ERR_ARG && o->kv ? cli_fail("run", "--kv: %s", lb_errmsg())
+                 : cli_fail("run", "%s: cannot make a session of %lld positions: %s (lower -n or --ctx)", o->model,
+                            (long long)slen, lb_errmsg());
         free(ids);
         return rc;
     }
@@ -198,6 +202,7 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
     int rc = 0;
     double t0 = lb_time_now(), t1 = t0;
     if (!s) s = lb_forward(g.s, ids, np, g.logits);
+    if (!s) s = lb_session_kv_compress(g.s);
     t1 = lb_time_now();
     int64_t gen = 0, n_dec = 0;
     int32_t prev = ids[np - 1], eos = lb_tokenizer_eos(t), bos = lb_tokenizer_bos(t);
@@ -218,6 +223,8 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
         n_dec++;
     }
     double t2 = lb_time_now();
+    lb_kv_stats kv;
+    if (!s) s = lb_session_kv_stats(g.s, &kv);
     if (s) rc = cli_fail_status("run", s);
     else if (!rc) {
         double pps = (double)np / (t1 - t0), gps = n_dec > 0 ? (double)n_dec / (t2 - t1) : 0;
@@ -225,13 +232,16 @@ static int generate(const run_opts *o, lb_model *m, lb_tokenizer *t)
             printf("{\"text\": ");
             print_json_str(g.text.data ? g.text.data : "", g.text.len);
             printf(", \"prompt_tokens\": %lld, \"generated_tokens\": %lld, \"prompt_tokens_per_s\": %.2f, "
-                   "\"gen_tokens_per_s\": %.2f, \"threads\": %lld, \"isa\": \"%s\"}\n",
-                   (long long)np, (long long)gen, pps, gps, (long long)o->threads, lb_isa_name(lb_isa_active()));
+                   "\"gen_tokens_per_s\": %.2f, \"threads\": %lld, \"isa\": \"%s\", \"kv\": \"%s\", "
+                   "\"kv_bytes\": %zu, \"kv_bytes_per_token\": %.2f}\n",
+                   (long long)np, (long long)gen, pps, gps, (long long)o->threads, lb_isa_name(lb_isa_active()),
+                   kv.spec, kv.bytes, kv.bytes_per_token);
         } else {
             printf("\n");
             fflush(stdout);
             fprintf(stderr, "prompt: %lld tokens, %.1f tokens/s; generation: %lld tokens, %.1f tokens/s (%s)\n",
                     (long long)np, pps, (long long)gen, gps, lb_isa_name(lb_isa_active()));
+            fprintf(stderr, "kv cache %s: %zu bytes, %.1f bytes per token\n", kv.spec, kv.bytes, kv.bytes_per_token);
         }
     }
     free(buf);

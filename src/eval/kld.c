@@ -119,7 +119,7 @@ lb_status lb_eval_kld(const lb_model *m, const char *path, const lb_kld_opts *o,
     const lb_chunk_plan *p = &f.info.plan;
     int64_t V = f.info.vocab;
     lb_session *ses = NULL;
-    lb_session_opts so = {o->n_threads, p->ctx, lb__min64(p->ctx, 128)};
+    lb_session_opts so = {o->n_threads, p->ctx, lb__min64(p->ctx, 128), o->kv};
     if (!s) s = lb_session_create(m, &so, &ses);
     kld_acc a = {0};
     float *logits = s ? NULL : lb__alloc(sizeof(float) * (size_t)(p->ctx * V));

@@ -39,11 +39,11 @@ static void state_free(ppl_state *st)
     LB_FREE(st->logits); LB_FREE(st->lp); LB_FREE(st->run);
 }
 
-static lb_status state_init(ppl_state *st, const lb_model *m, const lb_chunk_plan *p, int n_threads)
+static lb_status state_init(ppl_state *st, const lb_model *m, const lb_chunk_plan *p, int n_threads, const char *kv)
 {
     memset(st, 0, sizeof *st);
     int64_t V = m->cfg.vocab_size;
-    lb_session_opts so = {n_threads, p->ctx, lb__min64(p->ctx, 128)};
+    lb_session_opts so = {n_threads, p->ctx, lb__min64(p->ctx, 128), kv};
     lb_status s = lb_session_create(m, &so, &st->s);
     if (s) return s;
     st->logits = lb__alloc(sizeof(float) * (size_t)(p->ctx * V));
@@ -63,7 +63,7 @@ lb_status lb_eval_ppl(const lb_model *m, const int32_t *tokens, int64_t n, const
     lb_chunk_plan p;
     lb_status s = plan_chunks(m, n, o, &p);
     ppl_state st;
-    if (!s) s = state_init(&st, m, &p, o->n_threads);
+    if (!s) s = state_init(&st, m, &p, o->n_threads, o->kv);
     if (s) return s;
     int64_t V = m->cfg.vocab_size;
     memcpy(st.run, tokens, sizeof(int32_t) * (size_t)(p.n_chunks * p.ctx));

@@ -1,12 +1,13 @@
 /* forward.c: the transformer forward pass (llama family: Llama, Mistral,
- * Qwen2, Qwen3) with FP32 activations and an FP32 KV cache.
+ * Qwen2, Qwen3) with FP32 activations and the KV cache of src/kv (the
+ * session's SPEC: f32 by default, the exact cache).
  *
  * Per layer, for a batch of B tokens at positions pos .. pos+B-1:
  *   h   = RMSNorm(x) * attn_norm
  *   q,k,v = Wq h (+bq), Wk h (+bk), Wv h (+bv)      (matmul over the batch)
  *   Qwen3: q, k = per-head RMSNorm(q) * q_norm, RMSNorm(k) * k_norm
  *   q, k = RoPE(q, k, position)  (interleaved pairs or rotate-half)
- *   cache[pos+t] = k, v;  a = softmax(q K^T / sqrt(hd)) V   (causal, GQA)
+ *   cache.append(k, v);  a = cache.attend(q): softmax(q K^T / sqrt(hd)) V  (causal, GQA)
  *   x  += Wo a
  *   x  += Wdown (silu(Wgate h2) * Wup h2),  h2 = RMSNorm(x) * ffn_norm
  * logits = Wout RMSNorm(x) * final_norm.
@@ -16,7 +17,11 @@
  * scales, softmax, the elementwise attention sums of the wsum kernel) is
  * plain sequential code executed identically for a token whether it comes in a
  * prefill batch or alone, and for any thread count (work is split by token x
- * head or by output row, never inside a sum). */
+ * head or by output row, never inside a sum). A cache whose stored form of
+ * a token changes as later tokens arrive (a quantizing policy with a
+ * residual window, KIVI's key groups) is filled and attended one token at a
+ * time, so a batch still equals token-by-token decoding. */
+#include "kv/kv.h"
 #include "model/model.h"
 #include <math.h>
 
@@ -40,8 +45,9 @@ struct lb_session {
     float *q, *kk, *vv;        /* (max_batch, q_dim), (max_batch, kv_dim) x2 */
     float *att;                /* (max_batch, q_dim) attention output */
     float *gate, *up;          /* (max_batch, hidden) */
-    float *scores;             /* (n_threads, max_ctx) */
-    float *key_cache, *val_cache; /* (n_layers, max_ctx, kv_dim) */
+    float *qpre;               /* (q_dim) a query before RoPE, when the cache keeps queries */
+    double *inv_freq;          /* (hd/2) RoPE inverse frequencies */
+    lb_kv *kv;                 /* the KV cache (src/kv) */
     float *last;               /* (dim) final-normed last token */
     lb_wspace *ws;             /* the products' workspace (src/weights), sized for this model and batch */
     lb__tap_fn tap;            /* sees every linear input (calibration); NULL = off */
@@ -121,18 +127,19 @@ static lb_status alloc_buffers(lb_session *s)
 {
     const lb_config *c = &s->m->cfg;
     int64_t B = s->max_batch, half = s->hd / 2;
-    size_t cache = (size_t)(c->n_layers * s->max_ctx * s->kv_dim);
     float **bufs[] = {&s->rope_cos, &s->rope_sin, &s->x, &s->h, &s->q, &s->kk, &s->vv, &s->att, &s->gate,
-                      &s->up, &s->scores, &s->key_cache, &s->val_cache, &s->last};
+                      &s->up, &s->qpre, &s->last};
     size_t sizes[] = {(size_t)(s->max_ctx * half), (size_t)(s->max_ctx * half), (size_t)(B * s->dim),
                       (size_t)(B * s->dim), (size_t)(B * s->q_dim), (size_t)(B * s->kv_dim),
                       (size_t)(B * s->kv_dim), (size_t)(B * s->q_dim), (size_t)(B * s->hidden),
-                      (size_t)(B * s->hidden), (size_t)(s->n_threads * s->max_ctx), cache, cache, (size_t)s->dim};
+                      (size_t)(B * s->hidden), (size_t)s->q_dim, (size_t)s->dim};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (!(*bufs[i] = lb__alloc_aligned(sizeof(float) * sizes[i]))) return LB_ERR_NOMEM;
+    if (!(s->inv_freq = lb__alloc(sizeof(double) * (size_t)half))) return LB_ERR_NOMEM;
+    for (int64_t i = 0; i < half; i++) s->inv_freq[i] = rope_inv_freq(c, i);
     for (int64_t p = 0; p < s->max_ctx; p++)
         for (int64_t i = 0; i < half; i++) {
-            double a = (double)p * rope_inv_freq(c, i);
+            double a = (double)p * s->inv_freq[i];
             s->rope_cos[p * half + i] = (float)cos(a);
             s->rope_sin[p * half + i] = (float)sin(a);
         }
@@ -180,6 +187,18 @@ static lb_status create_wspace(lb_session *s)
     return st;
 }
 
+/* The cache for the SPEC (NULL or "": f32); errors name the option "kv". */
+static lb_status create_kv(lb_session *s, const char *spec)
+{
+    const lb_config *c = &s->m->cfg;
+    lb__kv_spec sp;
+    lb_status st = lb__kv_parse(spec, "kv", &sp);
+    if (st) return st;
+    lb__kv_shape sh = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, s->max_ctx, s->max_batch,
+                       s->n_threads, s->inv_freq, c->rope_layout == LB_ROPE_INTERLEAVED};
+    return lb__kv_create(&sp, &sh, "kv", &s->kv);
+}
+
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
 {
     LB_ARG(out, "lb_session_create: out is NULL");
@@ -207,9 +226,10 @@ lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_s
     }
     if (!st) st = alloc_buffers(s);
     if (!st) st = create_wspace(s);
+    if (!st) st = create_kv(s, o.kv);
     if (st) {
         lb_session_free(s);
-        return lb__err_prefix(st, "session: ");
+        return st == LB_ERR_NOMEM ? lb__err_prefix(st, "session: ") : st;
     }
     *out = s;
     return LB_OK;
@@ -227,13 +247,20 @@ void lb_session_free(lb_session *s)
     LB_FREE(s->lw);
     LB_FREE(s->final_norm);
     float *bufs[] = {s->rope_cos, s->rope_sin, s->x, s->h, s->q, s->kk, s->vv, s->att, s->gate, s->up,
-                     s->scores, s->key_cache, s->val_cache, s->last};
+                     s->qpre, s->last};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lb__free_aligned(bufs[i]);
+    LB_FREE(s->inv_freq);
+    lb__kv_free(s->kv);
     lb__wspace_free(s->ws);
     LB_FREE(s);
 }
 
-void lb_session_reset(lb_session *s) { if (s) s->pos = 0; }
+void lb_session_reset(lb_session *s)
+{
+    if (!s) return;
+    s->pos = 0;
+    lb__kv_reset(s->kv);
+}
 int64_t lb_session_pos(const lb_session *s) { return s ? s->pos : 0; }
 int64_t lb_session_max_ctx(const lb_session *s) { return s ? s->max_ctx : 0; }
 
@@ -261,8 +288,8 @@ static void rope_head(const lb_session *s, float *v, int64_t p)
     }
 }
 
-/* Biases, per-head q/k norm, RoPE for token t of the batch, then store k, v
- * in the cache of layer l. */
+/* Biases, per-head q/k norm, RoPE for token t of the batch, then append k, v
+ * to the cache of layer l (and the queries, when the cache keeps them). */
 static void qk_prepare(lb_session *s, int64_t l, int64_t t)
 {
     const lb_config *c = &s->m->cfg;
@@ -273,9 +300,11 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
         for (int64_t i = 0; i < s->q_dim; i++) q[i] += w->bq[i];
         for (int64_t i = 0; i < s->kv_dim; i++) { k[i] += w->bk[i]; v[i] += w->bv[i]; }
     }
+    bool keep_q = lb__kv_wants_q(s->kv);
     for (int64_t h = 0; h < c->n_heads; h++) {
         float *qh = q + h * s->hd;
         if (w->q_norm) rmsnorm(s->k, qh, qh, w->q_norm, s->hd, c->norm_eps);
+        if (keep_q) memcpy(s->qpre + h * s->hd, qh, sizeof(float) * (size_t)s->hd);
         rope_head(s, qh, p);
     }
     for (int64_t h = 0; h < c->n_kv_heads; h++) {
@@ -283,40 +312,49 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
         if (w->k_norm) rmsnorm(s->k, kh, kh, w->k_norm, s->hd, c->norm_eps);
         rope_head(s, kh, p);
     }
-    size_t off = (size_t)((l * s->max_ctx + p) * s->kv_dim);
-    memcpy(s->key_cache + off, k, sizeof(float) * (size_t)s->kv_dim);
-    memcpy(s->val_cache + off, v, sizeof(float) * (size_t)s->kv_dim);
+    lb__kv_append(s->kv, l, p, k, v);
+    if (keep_q) lb__kv_observe_q(s->kv, l, p, s->qpre, q);
 }
 
-typedef struct { lb_session *s; int64_t l, B; } attn_job;
+typedef struct { lb_session *s; int64_t l, B, t; } attn_job;
 
-/* Causal attention of (token t, head h) pairs over cache positions 0..pos+t.
- * Item i covers token order[i / n_heads]: tokens alternate from both ends of
- * the batch (0, B-1, 1, B-2, ...), so the contiguous per-thread chunks get
- * about equal causal work. Scores are canonical dots (one kernel call for all
- * positions), softmax is sequential, o = sum_p (e_p / sum) v_p in position
- * order (the wsum kernel): the same bits for any split or batch. */
+/* Causal attention of (token t, head h) pairs over the cache (src/kv): token
+ * t of the batch skips the B-1-t tokens appended after it. Item i covers
+ * token order[i / n_heads]: tokens alternate from both ends of the batch
+ * (0, B-1, 1, B-2, ...), so the contiguous per-thread chunks get about equal
+ * causal work. j->t >= 0: one token alone (its heads only, nothing to skip).
+ * The cache computes every (t, h) in a fixed order: the same bits for any
+ * split or batch. */
 static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     attn_job *j = ctx;
     lb_session *s = j->s;
-    const lb_config *c = &s->m->cfg;
-    int64_t hd = s->hd, group = c->n_heads / c->n_kv_heads;
-    float *sc = s->scores + (int64_t)thread * s->max_ctx, inv = 1.0f / sqrtf((float)hd);
-    const float *kc = s->key_cache + j->l * s->max_ctx * s->kv_dim, *vc = s->val_cache + j->l * s->max_ctx * s->kv_dim;
+    int64_t nh = s->m->cfg.n_heads, hd = s->hd;
     for (int64_t i = b; i < e; i++) {
-        int64_t o_ = i / c->n_heads, t = o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2;
-        int64_t h = i % c->n_heads, kvh = h / group, np = s->pos + t + 1;
-        const float *q = s->q + t * s->q_dim + h * hd;
-        s->k->dots(q, kc + kvh * hd, s->kv_dim, hd, np, sc);
-        float mx = -INFINITY, sum = 0;
-        for (int64_t p = 0; p < np; p++) {
-            sc[p] = sc[p] * inv;
-            if (sc[p] > mx) mx = sc[p];
-        }
-        for (int64_t p = 0; p < np; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-        for (int64_t p = 0; p < np; p++) sc[p] = sc[p] / sum;
-        s->k->wsum(sc, vc + kvh * hd, s->kv_dim, np, hd, s->att + t * s->q_dim + h * hd);
+        int64_t o_ = i / nh, t = j->t >= 0 ? j->t : o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2, h = i % nh;
+        int64_t skip = j->t >= 0 ? 0 : j->B - 1 - t;
+        lb__kv_attend(s->kv, j->l, h, s->q + t * s->q_dim + h * hd, skip, thread, s->att + t * s->q_dim + h * hd);
+    }
+}
+
+/* Append the batch's keys and values to layer l and attend. */
+static void attention(lb_session *s, int64_t l, int64_t B)
+{
+    int64_t nh = s->m->cfg.n_heads;
+    if (lb__kv_batch_exact(s->kv)) {
+        for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
+        attn_job j = {s, l, B, -1};
+        /* ~32K multiply-adds per chunk at least: short decode steps stay on
+         * the calling thread (no wake-up) */
+        int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
+        lb_pool_for(s->pool, B * nh, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
+        return;
+    }
+    for (int64_t t = 0; t < B; t++) {
+        qk_prepare(s, l, t);
+        attn_job j = {s, l, B, t};
+        int64_t work = (s->pos + t + 1) * s->hd * 2;
+        lb_pool_for(s->pool, nh, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
     }
 }
 
@@ -354,12 +392,7 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     float *qkv_out[3] = {s->q, s->kk, s->vv};
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
     mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
-    for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
-    attn_job j = {s, l, B};
-    /* ~32K multiply-adds per chunk at least: short decode steps stay on the
-     * calling thread (no wake-up) */
-    int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
-    lb_pool_for(s->pool, B * c->n_heads, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
+    attention(s, l, B);
     tap(s, l, LB_SITE_O, s->att, B, s->q_dim);
     mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
     add_into(s->x, s->h, B * d);
@@ -467,4 +500,22 @@ lb_status lb__session_layer(lb_session *s, int64_t l, float *x, int64_t n, int64
     }
     s->pos = pos + n;
     return LB_OK;
+}
+
+/* ---- the KV cache, seen from the public API */
+
+lb_status lb_session_kv_stats(const lb_session *s, lb_kv_stats *out)
+{
+    LB_ARG(s && out, "lb_session_kv_stats: session or out is NULL");
+    lb__kv_report r;
+    lb__kv_report_get(s->kv, &r);
+    *out = (lb_kv_stats){s->pos, r.tokens, r.hot_tokens, r.bytes, s->pos ? (double)r.bytes / (double)s->pos : 0,
+                         lb__kv_spec_of(s->kv)->text};
+    return LB_OK;
+}
+
+lb_status lb_session_kv_compress(lb_session *s)
+{
+    LB_ARG(s, "lb_session_kv_compress: session is NULL");
+    return lb__kv_compress(s->kv);
 }

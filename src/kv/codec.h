@@ -1,0 +1,49 @@
+/* codec.h: what the storage policies of src/kv share (private to src/kv):
+ * the codec tables of the policies, and the dequantization kernels they
+ * decode pages with (reference C is the specification; the AVX2 and AVX-512
+ * paths give the same bits: a decoded element is code * scale + min, one
+ * multiply then one add, or an exact F16/BF16 widening). */
+#ifndef LB_KV_CODEC_H
+#define LB_KV_CODEC_H
+
+#include "kv/kv.h"
+
+/* The page parameter every storage policy takes (tokens per page). */
+#define LB_KV_PAGE_PARAM {"page", "tokens per page (a power of two)", 32, 1, 4096, true, false, NULL, NULL}
+/* Hadamard rotation of keys and/or values (quantizing policies). */
+#define LB_KV_ROT_PARAM {"rot", "Hadamard-rotate keys (k), values (v), both (kv) or none", 0, 0, 0, false, false, \
+                         "none|k|v|kv", "none"}
+int lb__kv_rot_code(const char *rot);
+
+/* y[i] = code_i * s[i >> gsh] + m[i >> gsh] for i < n, code_i the i-th
+ * bits-wide code of the little-endian bit stream at packed (bits 2, 3, 4 or
+ * 8; element 2j of a 4-bit stream is the low nibble of byte j). n is a
+ * multiple of 8. */
+typedef void (*lb__kv_dq_fn)(const uint8_t *packed, int bits, int64_t n, const float *s, const float *m, int gsh,
+                             float *y);
+void lb__kv_dq_ref(const uint8_t *packed, int bits, int64_t n, const float *s, const float *m, int gsh, float *y);
+void lb__kv_dq_avx2(const uint8_t *packed, int bits, int64_t n, const float *s, const float *m, int gsh, float *y);
+void lb__kv_dq_avx512(const uint8_t *packed, int bits, int64_t n, const float *s, const float *m, int gsh,
+                      float *y);
+/* F16 / BF16 to F32 (exact), n elements. */
+typedef void (*lb__kv_widen_fn)(const uint16_t *x, int64_t n, float *y);
+void lb__kv_f16_ref(const uint16_t *x, int64_t n, float *y);
+void lb__kv_f16_avx2(const uint16_t *x, int64_t n, float *y);
+void lb__kv_f16_avx512(const uint16_t *x, int64_t n, float *y);
+void lb__kv_bf16_ref(const uint16_t *x, int64_t n, float *y);
+void lb__kv_bf16_avx2(const uint16_t *x, int64_t n, float *y);
+void lb__kv_bf16_avx512(const uint16_t *x, int64_t n, float *y);
+
+/* The kernels of one ISA path (the reference where the CPU lacks it), and of
+ * the active path. */
+typedef struct lb__kv_kernels {
+    lb__kv_dq_fn dq;
+    lb__kv_widen_fn f16, bf16;
+} lb__kv_kernels;
+const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa);
+const lb__kv_kernels *lb__kv_kernels_active(void);
+
+/* Tokens per page of the policies that take a page parameter (default 32). */
+lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P);
+
+#endif

@@ -1,0 +1,59 @@
+/* dequant_avx512.c: AVX-512 page-decoding kernels (codec.h); the same bits
+ * as the reference: codes widened exactly, then one multiply and one add per
+ * element (no FMA). 3-bit streams take the reference. */
+#include "kv/codec.h"
+#include <immintrin.h>
+
+/* 16 codes starting at element i (i a multiple of 16) as int32 lanes. */
+static inline __m512i codes16(const uint8_t *p, int bits, int64_t i)
+{
+    if (bits == 8) return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + i)));
+    __m512i sh, mask;
+    uint32_t lo, hi;
+    if (bits == 4) {
+        memcpy(&lo, p + i / 2, 4);
+        memcpy(&hi, p + i / 2 + 4, 4);
+        sh = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+        mask = _mm512_set1_epi32(15);
+    } else {
+        memcpy(&lo, p + i / 4, 4);
+        hi = lo;
+        sh = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        mask = _mm512_set1_epi32(3);
+    }
+    __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32((int)lo)), _mm256_set1_epi32((int)hi), 1);
+    return _mm512_and_si512(_mm512_srlv_epi32(w, sh), mask);
+}
+
+void lb__kv_dq_avx512(const uint8_t *packed, int bits, int64_t n, const float *s, const float *m, int gsh, float *y)
+{
+    if (bits == 3 || n % 16 || (gsh > 0 && gsh < 3)) { lb__kv_dq_avx2(packed, bits, n, s, m, gsh, y); return; }
+    for (int64_t i = 0; i < n; i += 16) {
+        __m512 sv, mv;
+        if (gsh == 0) { sv = _mm512_loadu_ps(s + i); mv = _mm512_loadu_ps(m + i); }
+        else if (gsh >= 4) { sv = _mm512_set1_ps(s[i >> gsh]); mv = _mm512_set1_ps(m[i >> gsh]); }
+        else {
+            sv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s[i >> 3])), _mm256_set1_ps(s[(i >> 3) + 1]), 1);
+            mv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(m[i >> 3])), _mm256_set1_ps(m[(i >> 3) + 1]), 1);
+        }
+        __m512 c = _mm512_cvtepi32_ps(codes16(packed, bits, i));
+        _mm512_storeu_ps(y + i, _mm512_add_ps(_mm512_mul_ps(c, sv), mv));
+    }
+}
+
+void lb__kv_f16_avx512(const uint16_t *x, int64_t n, float *y)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+    lb__kv_f16_avx2(x + i, n - i, y + i);
+}
+
+void lb__kv_bf16_avx512(const uint16_t *x, int64_t n, float *y)
+{
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(x + i)));
+        _mm512_storeu_ps(y + i, _mm512_castsi512_ps(_mm512_slli_epi32(w, 16)));
+    }
+    lb__kv_bf16_avx2(x + i, n - i, y + i);
+}
