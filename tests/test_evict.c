@@ -380,7 +380,7 @@ static void test_cache_prefill(void)
     static cache_data d;
     for (size_t i = 0; i < sizeof pols / sizeof *pols; i++) {
         char spec[64];
-        snprintf(spec, sizeof spec, "%s:ratio=0.6", pols[i]);
+        snprintf(spec, sizeof spec, "%s:ratio=0.6+f32:page=8", pols[i]);
         lb_kv *c = NULL;
         REQUIRE(fill_cache(spec, &d, &c) == LB_OK, "%s: %s", spec, lb_errmsg());
         lb__kv_report before, after;
@@ -407,13 +407,102 @@ static void test_cache_prefill(void)
             }
         CHECK(held == after.tokens && after.tokens == CL * CKV * lb__evict_nkeep(CT, 0.6),
               "%s: report %lld tokens, heads hold %lld", spec, (long long)after.tokens, (long long)held);
-        CHECK(after.bytes < before.bytes, "%s: bytes %zu -> %zu", spec, before.bytes, after.bytes);
+        /* f32 pages of 8 tokens: 8 * 8 * hd bytes each, plus a 4-byte position per token */
+        size_t page = 8 * 8 * CD, want_before = CL * CKV * (((CT + 7) / 8) * page + 4 * CT);
+        int64_t nk = lb__evict_nkeep(CT, 0.6);
+        size_t want_after = CL * CKV * ((size_t)((nk + 7) / 8) * page + 4 * (size_t)nk);
+        CHECK(before.bytes == want_before && after.bytes == want_after, "%s: bytes %zu -> %zu, derived %zu -> %zu",
+              spec, before.bytes, after.bytes, want_before, want_after);
         double worst = 0;
         for (int l = 0; l < CL; l++)
             for (int h = 0; h < CH; h++) worst = fmax(worst, masked_attention_error(c, &d, l, h));
         CHECK(worst < 1e-5, "%s: attention over the compacted cache vs masked full cache: %.3g", spec, worst);
         lb__kv_free(c);
     }
+}
+
+/* AdaKV inside the cache: the layer keeps the sum of the per-head budgets,
+ * every head at least its floor, attention = masked full attention. */
+static void test_cache_adakv(void)
+{
+    static cache_data d;
+    lb_kv *c = NULL;
+    REQUIRE(fill_cache("snapkv:ratio=0.7,ada=1,floor=0.3", &d, &c) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb__kv_compress(c) == LB_OK, "%s", lb_errmsg());
+    int64_t nk = lb__evict_nkeep(CT, 0.7), differ = 0;
+    for (int l = 0; l < CL; l++) {
+        int64_t tot = 0;
+        for (int h = 0; h < CKV; h++) {
+            int64_t n = lb__kv_tokens(c, l, h);
+            tot += n;
+            differ += n != nk;
+            CHECK(n >= (int64_t)(0.3 * (double)nk), "layer %d head %d keeps %lld < floor", l, h, (long long)n);
+        }
+        CHECK(tot == CKV * nk, "layer %d keeps %lld, budget %lld", l, (long long)tot, (long long)(CKV * nk));
+    }
+    double worst = 0;
+    for (int l = 0; l < CL; l++)
+        for (int h = 0; h < CH; h++) worst = fmax(worst, masked_attention_error(c, &d, l, h));
+    CHECK(worst < 1e-5, "adakv: attention vs masked full attention %.3g", worst);
+    printf("adakv: %lld of %d heads hold other than the uniform budget\n", (long long)differ, CL * CKV);
+    lb__kv_free(c);
+}
+
+/* Decode-time compression: every N appended tokens a layer goes back to its
+ * target; PagedEviction drops whole pages, never the first or the last. */
+static void test_cache_decode(void)
+{
+    static cache_data d;
+    lb_kv *c = NULL;
+    REQUIRE(fill_cache("knorm:ratio=0.5,every=6+f32:page=8", &d, &c) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb__kv_compress(c) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb__kv_tokens(c, 0, 0) == CT / 2, "prefill call of a decoding stage: %lld", (long long)lb__kv_tokens(c, 0, 0));
+    float k[CKV * CD], v[CKV * CD];
+    int trig = 0;
+    for (int t = CT; t < CCTX; t++) {
+        for (int l = 0; l < CL; l++) {
+            for (int e = 0; e < CKV * CD; e++) { k[e] = rnd(); v[e] = rnd(); }
+            lb__kv_append(c, l, t, k, v);
+        }
+        int64_t before = lb__kv_tokens(c, 1, 1);
+        REQUIRE(lb__evict_decode(c) == LB_OK, "%s", lb_errmsg());
+        int64_t n = lb__kv_tokens(c, 1, 1), tgt = lb__evict_nkeep(t + 1, 0.5);
+        trig += n < before;
+        CHECK(n < before ? n == tgt : n < tgt + 6, "t %d: %lld -> %lld tokens, target %lld", t, (long long)before,
+              (long long)n, (long long)tgt);
+    }
+    CHECK(trig >= 2, "decode compression ran %d times", trig);   /* held - target grows 1/2 a step: every 12 */
+    lb__kv_free(c);
+
+    REQUIRE(fill_cache("paged:ratio=0.5,decode=1,page=8,target=30+f32:page=8", &d, &c) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb__kv_compress(c) == LB_OK, "%s", lb_errmsg());
+    int drops = 0;
+    for (int t = CT; t < CCTX; t++) {
+        for (int l = 0; l < CL; l++) {
+            for (int e = 0; e < CKV * CD; e++) { k[e] = rnd(); v[e] = rnd(); }
+            lb__kv_append(c, l, t, k, v);
+        }
+        int32_t old[CCTX];
+        int64_t before = lb__kv_tokens(c, 0, 1);
+        memcpy(old, lb__kv_positions(c, 0, 1), sizeof(int32_t) * (size_t)before);
+        REQUIRE(lb__evict_decode(c) == LB_OK, "%s", lb_errmsg());
+        int64_t n = lb__kv_tokens(c, 0, 1);
+        if (n == before) {
+            CHECK(before % 8 || before <= 30, "t %d: a full last page past the target was kept (%lld)", t, (long long)n);
+            continue;
+        }
+        drops++;
+        CHECK(n == before - 8 && before % 8 == 0, "t %d: %lld -> %lld tokens", t, (long long)before, (long long)n);
+        /* the dropped slots are one page [8p, 8p + 8) with 0 < p < last */
+        const int32_t *now = lb__kv_positions(c, 0, 1);
+        int64_t first = 0;
+        while (first < n && now[first] == old[first]) first++;
+        bool ok = first % 8 == 0 && first >= 8 && first + 8 <= before - 8;
+        for (int64_t j = first; j < n && ok; j++) ok = now[j] == old[j + 8];
+        CHECK(ok, "t %d: not one whole middle page dropped (first difference at slot %lld)", t, (long long)first);
+    }
+    CHECK(drops >= 1, "paged decode dropped no page");
+    lb__kv_free(c);
 }
 
 int main(int argc, char **argv)
@@ -423,5 +512,7 @@ int main(int argc, char **argv)
     RUN(test_vs_numpy);
     RUN(test_properties);
     RUN(test_cache_prefill);
+    RUN(test_cache_adakv);
+    RUN(test_cache_decode);
     return TEST_DONE();
 }

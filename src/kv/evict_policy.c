@@ -259,9 +259,22 @@ static bool budget_decode(const lb_kv *c, const lb__evict_params *p, const lb__k
     return true;
 }
 
+/* The prefill call of a decoding stage (every > 0): back to the target now
+ * when above it. */
+static bool budget_target(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l, ev_work *w)
+{
+    int64_t H = lb__kv_shape_of(c)->n_kv_heads, tgt = decode_target(c, p, st, l, w->T);
+    bool any = false;
+    for (int64_t h = 0; h < H; h++) {
+        w->keep[h] = lb__min64(tgt, w->T[h]);
+        any |= w->keep[h] < w->T[h];
+    }
+    return any;
+}
+
 static lb_status evict_compress(lb_kv *c, const lb__kv_stage *st)
 {
-    return run(c, st, budget_prefill);
+    return run(c, st, has(st, "every") && lb__kv_get(st, "every") > 0 ? budget_target : budget_prefill);
 }
 
 /* PagedEviction at decode: per head, when its last page has just filled and
@@ -350,7 +363,7 @@ static lb_status evict_check(const lb__kv_stage *st, const lb__kv_spec *spec, co
                        lb__kv_get(st, "window"), QLOG);
     if (given(st, "target") && !given(st, "every") && !given(st, "decode"))
         return lb__err(LB_ERR_ARG, "%s: %s: target applies at decode only; add every=N", opt, st->pol->name);
-    if (has(st, "target") && lb__kv_get(st, "target") > (double)sh->max_ctx)
+    if (sh && has(st, "target") && lb__kv_get(st, "target") > (double)sh->max_ctx)
         return lb__err(LB_ERR_ARG, "%s: %s: target=%g exceeds the context (%lld)", opt, st->pol->name,
                        lb__kv_get(st, "target"), (long long)sh->max_ctx);
     if (given(st, "floor") && !(lb__kv_get(st, "ada") > 0))
