@@ -7,6 +7,7 @@
 #include "harness.h"
 #include "kv/evict.h"
 #include "kv/kv.h"
+#include "model/model.h"
 #include <unistd.h>
 
 static lb_rng rng;
@@ -505,6 +506,70 @@ static void test_cache_decode(void)
     lb__kv_free(c);
 }
 
+/* ---- the engine: sessions with an eviction SPEC on a real model */
+
+static void run_prompt(lb_model *m, const char *kv, const int32_t *tok, int64_t n, int64_t m2, float *lg,
+                       lb_kv_stats *st)
+{
+    lb_session *s = NULL;
+    lb_status rc = lb_session_create(m, &(lb_session_opts){1, 256, 0, kv}, &s);
+    CHECK(rc == LB_OK, "%s: %s", kv, lb_errmsg());
+    if (rc) return;
+    CHECK(lb_forward(s, tok, n, NULL) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_session_kv_compress(s) == LB_OK, "%s: %s", kv, lb_errmsg());
+    CHECK(lb_session_kv_stats(s, st) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_forward_all(s, tok + n, m2, lg) == LB_OK, "%s", lb_errmsg());
+    lb_session_free(s);
+}
+
+static void test_engine(void)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    int64_t V = m->cfg.vocab_size, L = m->cfg.n_layers, Hk = m->cfg.n_kv_heads, n = 100, m2 = 8;
+    int32_t tok[108];
+    for (int i = 0; i < 108; i++) tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+    float *base = malloc(sizeof(float) * (size_t)(m2 * V)), *lg = malloc(sizeof(float) * (size_t)(m2 * V));
+    lb_kv_stats sb, se;
+    run_prompt(m, "f32", tok, n, m2, base, &sb);
+    /* ratio 0 evicts nothing: the same bits as the plain cache */
+    static const char *pols[] = {"random", "streaming", "knorm", "snapkv", "tova", "observed", "keydiff", "paged",
+                                 "expected"};
+    for (int i = 0; i < 9; i++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "%s:ratio=0", pols[i]);
+        run_prompt(m, spec, tok, n, m2, lg, &se);
+        CHECK(!memcmp(lg, base, sizeof(float) * (size_t)(m2 * V)) && se.bytes == sb.bytes, "%s: not the f32 cache", spec);
+        snprintf(spec, sizeof spec, "%s:ratio=0.75", pols[i]);
+        run_prompt(m, spec, tok, n, m2, lg, &se);
+        int64_t held = L * Hk * (lb__evict_nkeep(n, 0.75) + m2);
+        CHECK(se.tokens == L * Hk * lb__evict_nkeep(n, 0.75), "%s: holds %lld after the prompt", spec,
+              (long long)se.tokens);
+        CHECK(se.bytes < sb.bytes / 2, "%s: %zu bytes vs %zu for f32", spec, se.bytes, sb.bytes);
+        double diff = 0;
+        bool finite = true;
+        for (int64_t j = 0; j < m2 * V; j++) { diff = fmax(diff, fabs(lg[j] - base[j])); finite &= isfinite(lg[j]); }
+        CHECK(finite && diff > 0, "%s: logits %s (max difference %.3g)", spec, finite ? "unchanged" : "not finite", diff);
+        (void)held;
+    }
+    /* bad SPECs: one clear error naming the option and the problem */
+    static const char *bad[][2] = {{"snapkv:ratio=1", "ratio"},     {"snapkv:kernel=4", "odd"},
+                                   {"knorm:floor=0.3", "ada=1"},    {"expected:target=10", "every"},
+                                   {"snapkv:window=9999", "window"}, {"streaming:ada=1", "ada"},
+                                   {"snapkv:ratio=-0.1", "ratio"}};
+    for (int i = 0; i < 7; i++) {
+        lb_session *s = NULL;
+        lb_status rc = lb_session_create(m, &(lb_session_opts){1, 256, 0, bad[i][0]}, &s);
+        CHECK(rc == LB_ERR_ARG && !s && strstr(lb_errmsg(), bad[i][1]), "%s: rc %d, '%s'", bad[i][0], rc, lb_errmsg());
+        lb_session_free(s);
+    }
+    free(base); free(lg);
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -514,5 +579,6 @@ int main(int argc, char **argv)
     RUN(test_cache_prefill);
     RUN(test_cache_adakv);
     RUN(test_cache_decode);
+    RUN(test_engine);
     return TEST_DONE();
 }
