@@ -72,7 +72,7 @@ static void make_case(tcase *c, int64_t T, int64_t hd, int64_t group, int64_t nq
         for (int64_t j = 0; j < c->Th[h]; j++) c->hs[h][j] = (float)(lb_rng_u64(&rng) % 13) / 3.0f - (h == 2 ? 10.0f : 0.0f);
     }
     c->h = (lb__evict_head){T, hd, c->k, c->v, c->pos32, nq, group, group * hd, c->q, c->qpos32, c->inv_freq, inter,
-                            c->pos[T - 1] + 1};
+                            c->pos[T - 1] + 1, NULL};
     lb__evict_defaults(&c->p, LB_EVICT_KNORM);
     c->p.window = 16; c->p.page = 8; c->p.n_future = 37; c->p.qbuf = nq - 3; c->p.eps = 0.01; c->p.ada_alpha = 0.2;
 }
@@ -335,7 +335,7 @@ static int64_t expect_kept(const char *name, const lb__evict_params *p, const ca
             v[t * CD + e] = d->v[l][t][kvh * CD + e];
         }
     lb__evict_head h = {CT, CD, k, v, d->pos, CT, CH / CKV, CH * CD, &d->qpost[l][0][kvh * (CH / CKV) * CD], d->pos,
-                        d->inv_freq, false, CT};
+                        d->inv_freq, false, CT, NULL};   /* pre-RoPE queries undone from qpost here */
     double *scr = malloc(sizeof(double) * (size_t)(lb__evict_scratch(p, &h) + 1));
     void *rk = malloc((size_t)lb__evict_rank_bytes(CT));
     lb__evict_params hp = *p;

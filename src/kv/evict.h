@@ -16,8 +16,9 @@
  * (T, hd) rows, their absolute positions (ascending), and a log of recent
  * post-RoPE queries of the head's GQA group: q + i*qstride + g*hd is query
  * head g (0..group-1) of logged token i (oldest first), at position qpos[i].
- * Expected Attention needs pre-RoPE queries: it undoes RoPE with the same
- * frequencies (inv_freq, pair layout), so one query log serves every scorer.
+ * Expected Attention needs pre-RoPE queries: the cache's log has them (qpre);
+ * without it the scorer undoes RoPE with the same frequencies (inv_freq, pair
+ * layout). Both paths are tested (NumPy: undone; cache test: logged).
  * Arithmetic is double throughout, in a fixed order (no threads inside). */
 #ifndef LB_KV_EVICT_H
 #define LB_KV_EVICT_H
@@ -60,6 +61,7 @@ typedef struct lb__evict_head {
     const double *inv_freq;   /* (hd/2) RoPE frequency of each pair */
     bool rope_interleaved;    /* pairs (2i, 2i+1) instead of (i, i+hd/2) */
     int64_t next_pos;         /* position of the next token (Expected Attention) */
+    const float *qpre;        /* optional: the same queries before RoPE (rows as q) */
 } lb__evict_head;
 
 /* Scratch doubles a scorer needs for head h (see lb__evict_score). */

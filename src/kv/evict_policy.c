@@ -157,7 +157,7 @@ static lb_status score_layer(const lb_kv *c, const lb__evict_params *p, int64_t 
         lb__kv_read(c, l, h, 0, T, k, v);
         lb__evict_head in = {T, hd, k, v, lb__kv_positions(c, l, h), nq, group, sh->n_heads * hd,
                              qpost ? qpost + h * group * hd : NULL, qpos, sh->rope_inv_freq,
-                             sh->rope_interleaved, 0};
+                             sh->rope_interleaved, 0, qpre ? qpre + h * group * hd : NULL};
         in.next_pos = T > 0 ? (int64_t)in.pos[T - 1] + 1 : 0;
         lb__evict_params hp = *p;
         hp.seed = p->seed ^ (uint64_t)(l * 1000003 + h) * 0x9E3779B97F4A7C15ull;
@@ -344,7 +344,8 @@ static lb_status evict_score(const lb_kv *c, const lb__kv_stage *stage, int64_t 
         int64_t nq = lb__kv_wants_q(c) ? lb__kv_queries(c, l, &qpost, &qpre, &qpos) : 0;
         lb__kv_read(c, l, kvh, 0, T, k, v);
         lb__evict_head in = {T, hd, k, v, lb__kv_positions(c, l, kvh), nq, group, sh->n_heads * hd,
-                             qpost ? qpost + kvh * group * hd : NULL, qpos, sh->rope_inv_freq, sh->rope_interleaved, 0};
+                             qpost ? qpost + kvh * group * hd : NULL, qpos, sh->rope_inv_freq, sh->rope_interleaved, 0,
+                             qpre ? qpre + kvh * group * hd : NULL};
         in.next_pos = T > 0 ? (int64_t)in.pos[T - 1] + 1 : 0;
         p.seed ^= (uint64_t)(l * 1000003 + kvh) * 0x9E3779B97F4A7C15ull;
         st = lb__evict_score(&p, &in, score, scr);

@@ -167,14 +167,16 @@ static int64_t query_stats(const lb__evict_params *p, const lb__evict_head *h, i
     for (int pass = 0; pass < 2; pass++) {
         for (int64_t i = i0; i < h->nq; i++) {
             if (h->qpos[i] < p->n_sink) continue;
-            const float *qf = qrow(h, i, g);
+            const float *qf = h->qpre ? h->qpre + i * h->qstride + g * h->hd : qrow(h, i, g);
             for (int64_t e = 0; e < d; e++) q[e] = qf[e];
-            for (int64_t k = 0; k < d / 2; k++) {
-                double a = (double)h->qpos[i] * h->inv_freq[k];
-                c[k] = cos(a);
-                sn[k] = -sin(a);
+            if (!h->qpre) {
+                for (int64_t k = 0; k < d / 2; k++) {
+                    double a = (double)h->qpos[i] * h->inv_freq[k];
+                    c[k] = cos(a);
+                    sn[k] = -sin(a);
+                }
+                rotate(h, q, 1, c, sn);
             }
-            rotate(h, q, 1, c, sn);
             if (pass == 0) {
                 for (int64_t e = 0; e < d; e++) mu[e] += q[e];
                 n++;
