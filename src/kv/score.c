@@ -22,7 +22,8 @@
  *                 logged queries (positions >= n_sink, latest qbuf); R = mean
  *                 of the RoPE rotations of positions next_pos..+n_future;
  *                 z_j = (R mu).k_j/sqrt(d) + k_j^T R S R^T k_j/(2d); softmax
- *                 over j, mean over group, (s + eps) ||v_j||; sinks +inf
+ *                 over the non-sink j, mean over group, (s + eps) ||v_j||;
+ *                 sinks +inf
  *
  * Everything is double, sequential, in index order. */
 #include "kv/evict.h"
@@ -236,10 +237,14 @@ static lb_status score_expected(const lb__evict_params *p, const lb__evict_head 
         for (int64_t col = 0; col < d; col++) rotate(h, S + col, d, c, sn);     /* R S */
         for (int64_t row = 0; row < d; row++) rotate(h, S + row * d, 1, c, sn); /* (R S) R^T */
         expected_logits(p, h, mu, S, z);
+        /* softmax over the tokens past the sinks (kvpress drops the sinks first) */
         double mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < T; j++) mx = z[j] > mx ? z[j] : mx;
-        for (int64_t j = 0; j < T; j++) { z[j] = exp(z[j] - mx); sum += z[j]; }
-        for (int64_t j = 0; j < T; j++) acc[j] += z[j] / sum;
+        for (int64_t j = 0; j < T; j++) if (h->pos[j] >= p->n_sink) mx = z[j] > mx ? z[j] : mx;
+        for (int64_t j = 0; j < T; j++) {
+            z[j] = h->pos[j] >= p->n_sink ? exp(z[j] - mx) : 0;
+            sum += z[j];
+        }
+        for (int64_t j = 0; j < T; j++) acc[j] += sum > 0 ? z[j] / sum : 0;
     }
     for (int64_t j = 0; j < T; j++) {
         double v = acc[j] / (double)h->group + p->eps;

@@ -112,7 +112,10 @@ def main():
         z = K @ mu2 / np.sqrt(d)
         if cov:
             z = z + 0.5 * np.einsum("ji,ik,jk->j", K, S2, K) / d
-        acc += softmax(z)
+        ns = pos >= n_sink          # the softmax leaves the sinks out (kvpress)
+        sm = np.zeros(T)
+        sm[ns] = softmax(z[ns])
+        acc += sm
     ea = acc / G + eps
     if vnorm:
         ea = ea * vn
