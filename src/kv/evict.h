@@ -91,8 +91,51 @@ void lb__evict_adakv(int64_t H, const int64_t *T, const float *const *score, con
  * scorer's output (its +inf first and last pages are never candidates). */
 int64_t lb__evict_paged_pick(const float *score, int64_t T, int64_t page);
 
-/* ---- the policies (evict_policy.c): registry rows of kv.h */
+/* ---- shared by the scorers (score.c) */
+double lb__evict_norm(const float *x, int64_t n);                 /* ||x||, double */
+double lb__evict_dot(const float *a, const double *b, int64_t n);
+/* acc[j] = sum over query heads g and logged queries i in [i0, nq) of the
+ * causal attention of (i, g) to token j; cnt[j] = how many of those queries
+ * see j; scratch: T + hd doubles. */
+void lb__evict_attend_sum(const lb__evict_head *h, int64_t i0, double *acc, double *cnt, double *scratch);
+
+/* One scorer per policy file (evict_<name>.c), as lb__evict_score calls them. */
+typedef lb_status lb__evict_score_fn(const lb__evict_params *p, const lb__evict_head *h, float *score,
+                                     double *scratch);
+lb__evict_score_fn lb__score_random, lb__score_streaming, lb__score_knorm, lb__score_snapkv, lb__score_tova,
+    lb__score_observed, lb__score_keydiff, lb__score_paged, lb__score_expected;
+
+/* ---- the policies: one registry row (kv.h) per file evict_<name>.c, all
+ * sharing the compress / score / check steps of evict_policy.c */
 typedef struct lb_kv lb_kv;
+struct lb__kv_stage;
+struct lb__kv_spec;
+struct lb__kv_shape;
+lb_status lb__evict_stage_compress(lb_kv *c, const struct lb__kv_stage *st);
+lb_status lb__evict_stage_score(const lb_kv *c, const struct lb__kv_stage *st, int64_t l, int64_t kvh, float *score);
+lb_status lb__evict_stage_check(const struct lb__kv_stage *st, const struct lb__kv_spec *spec,
+                                const struct lb__kv_shape *sh, const char *opt);
+
+/* Parameters the policies share (lb__kv_param rows) and a row of the table. */
+#define LB_EVICT_P_RATIO {"ratio", "fraction of each head's tokens removed", 0.5, 0, 1, false, true, NULL, NULL}
+#define LB_EVICT_P_ADA {"ada", "1: AdaKV budgets, one top-k over the kv heads of a layer", 0, 0, 1, true, false, NULL, NULL}
+#define LB_EVICT_P_FLOOR \
+    {"floor", "AdaKV: each head keeps at least this fraction of its budget", 0.2, 0, 1, false, false, NULL, NULL}
+#define LB_EVICT_P_EVERY \
+    {"every", "decode: compress every N generated tokens (0: after the prompt only)", 0, 0, 1e9, true, false, NULL, NULL}
+#define LB_EVICT_P_TARGET                                                                                         \
+    {"target", "decode: tokens per head after a decode compression (0: int(seen (1 - ratio)))", 0, 0, 1e9, true, \
+     false, NULL, NULL}
+#define LB_EVICT_P_SINK {"sink", "first positions always kept", 4, 0, 1e6, true, false, NULL, NULL}
+/* Queries logged per layer by snapkv, observed and expected: every prompt
+ * token of the shared models (context 512). */
+#define LB_EVICT_QLOG 512
+#define LB_EVICT_ROW(nm, sum, ps, qwin)                                                                          \
+    {.name = nm, .summary = sum, .kind = LB_KV_EVICT, .params = ps, .n_params = (int)(sizeof ps / sizeof *ps), \
+     .q_window = qwin, .score = lb__evict_stage_score, .compress = lb__evict_stage_compress,                   \
+     .check = lb__evict_stage_check}
+
+/* ---- the policies (evict_<name>.c): registry rows of kv.h */
 struct lb__kv_policy;
 extern const struct lb__kv_policy lb__kv_evict_random, lb__kv_evict_streaming, lb__kv_evict_knorm,
     lb__kv_evict_snapkv, lb__kv_evict_tova, lb__kv_evict_observed, lb__kv_evict_keydiff, lb__kv_evict_paged,

@@ -29,35 +29,6 @@
 #include "kv/evict.h"
 #include "kv/kv.h"
 
-#define P_RATIO {"ratio", "fraction of each head's tokens removed", 0.5, 0, 1, false, true, NULL, NULL}
-#define P_ADA {"ada", "1: AdaKV budgets, one top-k over the kv heads of a layer", 0, 0, 1, true, false, NULL, NULL}
-#define P_FLOOR {"floor", "AdaKV: each head keeps at least this fraction of its budget", 0.2, 0, 1, false, false, NULL, NULL}
-#define P_EVERY {"every", "decode: compress every N generated tokens (0: after the prompt only)", 0, 0, 1e9, true, false, NULL, NULL}
-#define P_TARGET {"target", "decode: tokens per head after a decode compression (0: int(seen (1 - ratio)))", 0, 0, 1e9, true, false, NULL, NULL}
-#define P_SINK {"sink", "first positions always kept", 4, 0, 1e6, true, false, NULL, NULL}
-
-static const lb__kv_param p_random[] = {P_RATIO, P_ADA, P_FLOOR, P_EVERY, P_TARGET,
-                                        {"seed", "random scores' seed", 0, 0, 4294967295.0, true, false, NULL, NULL}};
-static const lb__kv_param p_streaming[] = {P_RATIO, P_EVERY, P_TARGET, P_SINK};
-static const lb__kv_param p_plain[] = {P_RATIO, P_ADA, P_FLOOR, P_EVERY, P_TARGET};
-static const lb__kv_param p_snapkv[] = {
-    P_RATIO, P_ADA, P_FLOOR, P_EVERY, P_TARGET,
-    {"window", "observation window: the last N queries (their tokens are kept)", 64, 1, 512, true, false, NULL, NULL},
-    {"kernel", "pooling kernel (odd)", 5, 1, 63, true, false, NULL, NULL}};
-static const lb__kv_param p_paged[] = {
-    P_RATIO, P_TARGET,
-    {"page", "tokens per page", 16, 1, 4096, true, false, NULL, NULL},
-    {"decode", "1: drop one whole page each time a head's last page fills past its target", 0, 0, 1, true, false, NULL, NULL}};
-static const lb__kv_param p_expected[] = {
-    P_RATIO, P_ADA, P_FLOOR, P_EVERY, P_TARGET, P_SINK,
-    {"future", "future positions the RoPE rotation is averaged over", 512, 1, 1e6, true, false, NULL, NULL},
-    {"eps", "score = (expected attention + eps) * ||v||", 0, 0, 1, false, false, NULL, NULL}};
-
-/* Queries each policy logs per layer: SnapKV its window (up to 512),
- * TOVA the last one, ObservedAttention and Expected Attention the last 512
- * (every prompt token of the shared models, whose context is 512). */
-#define QLOG 512
-
 static bool has(const lb__kv_stage *st, const char *key)
 {
     for (int i = 0; i < st->pol->n_params; i++)
@@ -272,7 +243,7 @@ static bool budget_target(const lb_kv *c, const lb__evict_params *p, const lb__k
     return any;
 }
 
-static lb_status evict_compress(lb_kv *c, const lb__kv_stage *st)
+lb_status lb__evict_stage_compress(lb_kv *c, const lb__kv_stage *st)
 {
     return run(c, st, has(st, "every") && lb__kv_get(st, "every") > 0 ? budget_target : budget_prefill);
 }
@@ -317,7 +288,7 @@ lb_status lb__evict_decode(lb_kv *c)
     lb_status st = LB_OK;
     for (int i = 0; i < spec->n && !st; i++) {
         const lb__kv_stage *s = &spec->st[i];
-        if (s->pol->kind != LB_KV_EVICT || s->pol->compress != evict_compress) continue;
+        if (s->pol->kind != LB_KV_EVICT || s->pol->compress != lb__evict_stage_compress) continue;
         if (!strcmp(s->pol->name, "paged"))
             st = lb__kv_get(s, "decode") > 0 ? paged_decode(c, s) : LB_OK;
         else
@@ -328,7 +299,7 @@ lb_status lb__evict_decode(lb_kv *c)
 
 /* The per-head scorer alone (the registry's score hook: e.g. ThinKV-style
  * mixed precision ranks tokens with it). */
-static lb_status evict_score(const lb_kv *c, const lb__kv_stage *stage, int64_t l, int64_t kvh, float *score)
+lb_status lb__evict_stage_score(const lb_kv *c, const lb__kv_stage *stage, int64_t l, int64_t kvh, float *score)
 {
     const lb__kv_shape *sh = lb__kv_shape_of(c);
     lb__evict_params p;
@@ -354,14 +325,14 @@ static lb_status evict_score(const lb_kv *c, const lb__kv_stage *stage, int64_t 
     return st;
 }
 
-static lb_status evict_check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
+lb_status lb__evict_stage_check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
 {
     if (has(st, "kernel") && (int64_t)lb__kv_get(st, "kernel") % 2 == 0)
         return lb__err(LB_ERR_ARG, "%s: %s: kernel=%lld must be odd", opt, st->pol->name,
                        (long long)lb__kv_get(st, "kernel"));
-    if (has(st, "window") && lb__kv_get(st, "window") > QLOG)
+    if (has(st, "window") && lb__kv_get(st, "window") > LB_EVICT_QLOG)
         return lb__err(LB_ERR_ARG, "%s: %s: window=%g is longer than the %d queries logged", opt, st->pol->name,
-                       lb__kv_get(st, "window"), QLOG);
+                       lb__kv_get(st, "window"), LB_EVICT_QLOG);
     if (given(st, "target") && !given(st, "every") && !given(st, "decode"))
         return lb__err(LB_ERR_ARG, "%s: %s: target applies at decode only; add every=N", opt, st->pol->name);
     if (sh && has(st, "target") && lb__kv_get(st, "target") > (double)sh->max_ctx)
@@ -371,25 +342,3 @@ static lb_status evict_check(const lb__kv_stage *st, const lb__kv_spec *spec, co
         return lb__err(LB_ERR_ARG, "%s: %s: floor is an AdaKV parameter; add ada=1", opt, st->pol->name);
     return LB_OK;
 }
-
-#define ROW(nm, sum, ps, qwin)                                                                           \
-    {.name = nm, .summary = sum, .kind = LB_KV_EVICT, .params = ps,                                     \
-     .n_params = (int)(sizeof ps / sizeof *ps), .q_window = qwin, .score = evict_score,              \
-     .compress = evict_compress, .check = evict_check}
-
-const lb__kv_policy lb__kv_evict_random = ROW("random", "evict at random (seeded baseline)", p_random, 0);
-const lb__kv_policy lb__kv_evict_streaming =
-    ROW("streaming", "StreamingLLM: keep the sink tokens and the most recent", p_streaming, 0);
-const lb__kv_policy lb__kv_evict_knorm = ROW("knorm", "Knorm: keep the keys of smallest norm (score -||k||)", p_plain, 0);
-const lb__kv_policy lb__kv_evict_snapkv =
-    ROW("snapkv", "SnapKV: attention of the last window queries, pooled, mean over the GQA group", p_snapkv, QLOG);
-const lb__kv_policy lb__kv_evict_tova = ROW("tova", "TOVA: attention of the last query, mean over the heads", p_plain, 1);
-const lb__kv_policy lb__kv_evict_observed =
-    ROW("observed", "ObservedAttention (H2O-like): mean attention each token received", p_plain, QLOG);
-const lb__kv_policy lb__kv_evict_keydiff =
-    ROW("keydiff", "KeyDiff: keep the keys least similar to the mean key direction", p_plain, 0);
-const lb__kv_policy lb__kv_evict_paged =
-    ROW("paged", "PagedEviction: ||v||/||k||, whole pages at decode, never the first or last", p_paged, 0);
-const lb__kv_policy lb__kv_evict_expected =
-    ROW("expected", "Expected Attention: expected softmax under the query distribution, times ||v||", p_expected,
-        QLOG);
