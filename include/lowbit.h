@@ -416,6 +416,37 @@ const char *lb_kv_policy_summary(int i);
 int lb_kv_policy_param_count(int i);
 lb_status lb_kv_policy_param(int i, int j, lb_kv_param_info *out);
 
+/* lb_eval_kv (src/eval/kv_eval.c; docs/kv.md): for each chunk of ctx + cont
+ * + 1 tokens (first token replaced by bos when bos >= 0), prefill ctx tokens,
+ * compress (the SPEC's eviction stages), then run the next cont tokens
+ * teacher-forced; their cont positions are compared with the same run on
+ * the uncompressed f32 cache: mean KL(f32 || spec), top-1 agreement, and the
+ * continuation's perplexity. KV bytes per token are the cache's own
+ * accounting after compression (over ctx positions) and at the chunk's end. */
+typedef struct lb_kv_eval_opts {
+    int64_t ctx, cont;         /* <= 0: 384 and 64 (fit 512-token models) */
+    int64_t max_chunks;        /* <= 0: every whole chunk */
+    int n_threads;
+    int32_t bos;
+    const char *const *specs;  /* n_specs SPECs, each evaluated on the same chunks */
+    int n_specs;
+    lb_progress_fn progress;
+    void *progress_user;
+} lb_kv_eval_opts;
+typedef struct lb_kv_eval_row {
+    char spec[256];            /* full form */
+    int64_t n_chunks, n;       /* positions compared */
+    double kld, kld_err, kld_max, top1;
+    double ppl, ppl_f32;       /* the continuation's perplexity with this cache and with f32 */
+    double bytes_per_token;    /* after compression, over the ctx positions */
+    double bytes_per_token_end;/* after the continuation, over ctx + cont */
+    double f32_bytes_per_token;/* the f32 cache over ctx positions, for the ratio */
+    double tokens_held;        /* fraction of (layer, head, token) entries kept after compression */
+} lb_kv_eval_row;
+/* rows: n_specs entries, filled in the order of specs. */
+lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const lb_kv_eval_opts *o,
+                     lb_kv_eval_row *rows);
+
 /* ---- sampling (src/model/sample.c) */
 typedef struct lb_sampler lb_sampler;
 typedef struct lb_sampler_opts {

@@ -109,6 +109,9 @@ int cmd_tensor(int argc, char **argv);
 /* engine (cmd_run.c, cmd_eval.c) */
 int cmd_run(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+/* KV cache (cmd_kv.c): `lowbit kv`, `lowbit eval kv` */
+int cmd_kv(int argc, char **argv);
+int cmd_eval_kv(int argc, char **argv);
 /* Load a model and its tokenizer (found beside the model when tok_path is
  * NULL) and check that the vocabularies agree; prints and returns 1 on error. */
 int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);

@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct eval_opts {
-    const char *model, *tok, *text, *base, *save;
+    const char *model, *tok, *text, *base, *save, *kv;
     int64_t ctx, chunks, threads;
     lb_scoring scoring;
     bool json, force;
@@ -17,6 +17,8 @@ static int eval_usage(void)
     printf("usage: lowbit eval ppl --model M --text FILE [--tokenizer T] [--ctx N] [--chunks K]\n"
            "                       [--scoring half|full] [--threads K] [--save-logits F [--force]] [--json]\n"
            "       lowbit eval kld --model M --base F [--text FILE] [--threads K] [--json]\n"
+           "       lowbit eval kv --model M --text FILE --kv SPEC... (see lowbit eval kv --help)\n"
+           "ppl and kld take --kv SPEC: the sessions' KV cache (docs/kv.md; default f32).\n"
            "ppl: perplexity over non-overlapping chunks of N tokens (default 512, at most the model's context).\n"
            "  The whole file is tokenized once (with BOS); each chunk's first token is replaced by BOS and the\n"
            "  chunk runs from an empty cache. --scoring half (default, as llama.cpp) scores positions N/2..N-2,\n"
@@ -39,12 +41,13 @@ static int parse_eval(const char *cmd, int argc, char **argv, eval_opts *o)
         CLI_O_PATH("--base", &o->base), CLI_O_PATH("--save-logits", &o->save),
         CLI_O_INT("--ctx", &o->ctx, 2, INT64_C(1) << 31), CLI_O_INT("--chunks", &o->chunks, 1, INT32_MAX),
         CLI_THREADS(&o->threads), CLI_O_CHOICE("--scoring", &scoring, "half|full"),
-        CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), {0}};
+        CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), CLI_O_STR("--kv", &o->kv), {0}};
     int rc = cli_parse(cmd, argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return eval_usage(), -1;
     if (rc) return rc;
     o->scoring = scoring ? LB_SCORE_FULL : LB_SCORE_HALF;
     if (!o->model) return cli_fail(cmd, "--model is required (see lowbit eval --help)");
+    if (o->kv && lb_kv_spec_check(o->kv, "--kv", NULL, 0)) return cli_fail(cmd, "%s", lb_errmsg());
     if (cli_input(cmd, "--model", o->model, true) || (o->tok && cli_input(cmd, "--tokenizer", o->tok, true)) ||
         (o->text && cli_input(cmd, "--text", o->text, false)) || (o->base && cli_input(cmd, "--base", o->base, false)))
         return 1;
@@ -117,7 +120,7 @@ static int eval_ppl(const eval_opts *o)
         lb_ppl_opts po = {.ctx = ctx, .max_chunks = o->chunks, .scoring = o->scoring, .n_threads = (int)o->threads,
                           .bos = lb_tokenizer_bos(t), .text_hash = lb_eval_text_hash(text, len),
                           .save_path = o->save, .model_name = o->model, .progress = cli_progress,
-                          .progress_user = "eval ppl"};
+                          .progress_user = "eval ppl", .kv = o->kv};
         lb_ppl_result r;
         s = lb_eval_ppl(m, ids, n, &po, &r);
         cli_progress_end();
@@ -170,7 +173,7 @@ static int eval_kld(const eval_opts *o)
     lb_status s = lb_model_load(o->model, &m);
     if (s) return cli_fail_status("eval kld", s);
     lb_kld_opts ko = {.n_threads = (int)o->threads, .text_hash = hash, .progress = cli_progress,
-                      .progress_user = "eval kld"};
+                      .progress_user = "eval kld", .kv = o->kv};
     lb_kld_result r;
     s = lb_eval_kld(m, o->base, &ko, &r);
     cli_progress_end();
@@ -188,7 +191,8 @@ int cmd_eval(int argc, char **argv)
     }
     eval_opts o;
     bool ppl = !strcmp(argv[1], "ppl"), kld = !strcmp(argv[1], "kld");
-    if (!ppl && !kld) return cli_fail("eval", "'%s': unknown subcommand (ppl or kld)", argv[1]);
+    if (!strcmp(argv[1], "kv")) return cmd_eval_kv(argc - 1, argv + 1);
+    if (!ppl && !kld) return cli_fail("eval", "'%s': unknown subcommand (ppl, kld or kv)", argv[1]);
     const char *cmd = ppl ? "eval ppl" : "eval kld";
     int rc = parse_eval(cmd, argc - 1, argv + 1, &o);
     if (rc) return rc < 0 ? 0 : rc;

@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     {"tensor", "quantize / dequantize a raw float32 tensor, or measure its error", cmd_tensor},
     {"run", "generate text with a model", cmd_run},
     {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
+    {"kv", "list the KV-cache policies (--list) or check a SPEC (docs/kv.md)", cmd_kv},
     {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
     {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
     {"quantize", "quantize a model's linear weights (rtn, sinq, hadamard+*) into a block format", cmd_quantize},

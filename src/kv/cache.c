@@ -25,10 +25,10 @@
  * Attention: per page, the keys are decoded into an L1-resident tile (or
  * read in place when stored F32) and scored with the canonical dots kernel;
  * softmax as the engine always did; values decoded the same way and summed
- * in slot order with axpy (o = o + w v, a multiply then an add, per
- * element): with the f32 policy exactly the arithmetic of the former flat
- * cache, so logits are bit-identical to it. */
-#include "kv/kv.h"
+ * in slot order (o = o + w v, a multiply then an add, per element; the acc
+ * kernel of codec.h): with the f32 policy exactly the arithmetic of the
+ * former flat cache, so logits are bit-identical to it. */
+#include "kv/codec.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -44,6 +44,7 @@ struct lb_kv {
     lb__kv_shape sh;
     lb__kv_codec codec;
     int64_t P, hd, kv_dim, n_heads_all, max_cold, max_hot;
+    int64_t group;            /* query heads per kv head */
     bool direct;              /* no window: tokens go straight to cold pages */
     bool plain;               /* cold pages hold F32 rows: attend in place */
     kv_head *heads;           /* (n_layers * n_kv_heads) */
@@ -52,7 +53,7 @@ struct lb_kv {
     float *hot_pool;          /* (hot_cap, 2 * P * hd) */
     int32_t *cold_free, *hot_free;
     int64_t cold_cap, hot_cap, n_cold_free, n_hot_free;
-    float *scratch;           /* per thread: scores (max_ctx), ktile, vtile (P * hd), q, o (hd) */
+    float *scratch;           /* per thread: scores (group, max_ctx), ktile, vtile (P, hd), q, o (group, hd) */
     int64_t scratch_stride;
     float *tk, *tv, *tscore;  /* rebuild and compress: (max_ctx * hd) x2, (max_ctx) */
     int64_t *tidx;            /* (max_ctx) */
@@ -82,7 +83,7 @@ static lb_status alloc_pools(lb_kv *c)
     c->cold_free = lb__alloc(sizeof(int32_t) * (size_t)c->cold_cap);
     c->hot_free = lb__alloc(sizeof(int32_t) * (size_t)lb__max64(1, c->hot_cap));
     int64_t hd = c->hd, mc = c->sh.max_ctx;
-    c->scratch_stride = (mc + 2 * c->P * hd + 2 * hd + 15) & ~(int64_t)15;
+    c->scratch_stride = (c->group * mc + 2 * c->P * hd + 2 * c->group * hd + 15) & ~(int64_t)15;
     c->scratch = lb__alloc_aligned(sizeof(float) * (size_t)(c->scratch_stride * c->sh.n_threads));
     c->tk = lb__alloc(sizeof(float) * (size_t)(mc * hd));
     c->tv = lb__alloc(sizeof(float) * (size_t)(mc * hd));
@@ -135,6 +136,7 @@ lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const c
     c->hd = sh->head_dim;
     c->kv_dim = sh->n_kv_heads * sh->head_dim;
     c->n_heads_all = sh->n_layers * sh->n_kv_heads;
+    c->group = sh->n_heads / sh->n_kv_heads;
     const lb__kv_stage *store = &c->spec.st[c->spec.store];
     c->codec.hd = c->hd;
     st = store->pol->codec->setup(&c->codec, store, sh, opt);
@@ -325,52 +327,88 @@ void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float
 
 /* ---- attention */
 
-void lb__kv_attend(lb_kv *c, int64_t l, int64_t qh, const float *q, int64_t skip, int thread, float *out)
+/* Scores of the nq queries (rows of hd) against slots [0, n) of head h into
+ * sc + j * max_ctx: each page decoded once for the whole GQA group. */
+static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq, int64_t n, float *kt, float *sc)
 {
     const lb_kernels *K = lb__kernels();
-    const kv_head *h = head_of(c, l, qh / (c->sh.n_heads / c->sh.n_kv_heads));
-    int64_t P = c->P, hd = c->hd, n = tokens_of(h) - skip;
-    float *sc = c->scratch + (int64_t)thread * c->scratch_stride, *kt = sc + c->sh.max_ctx, *vt = kt + P * hd;
-    float *qq = vt + P * hd, *o = qq + hd, inv = 1.0f / sqrtf((float)hd);
-    if (c->codec.rot & 1) { memcpy(qq, q, sizeof(float) * (size_t)hd); rotate(c, qq, false); q = qq; }
-    int64_t nc = lb__min64(n, h->n_cold);
+    int64_t P = c->P, hd = c->hd, mc = c->sh.max_ctx, nc = lb__min64(n, h->n_cold);
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
         const float *kr = kt;
         if (c->plain) kr = (const float *)pg;
         else c->codec.ops->decode(&c->codec, pg, 0, m, kt, NULL);
-        K->dots(q, kr, hd, hd, m, sc + s);
+        for (int64_t j = 0; j < nq; j++) K->dots(q + j * hd, kr, hd, hd, m, sc + j * mc + s);
     }
-    for (int64_t s = nc; s < n; s++) {
-        int64_t at = h->hot0 + s - h->n_cold;
-        K->dots(q, hot_page(c, h->hot[at / P]) + (at % P) * hd, hd, hd, 1, sc + s);
+    for (int64_t s = nc; s < n;) {
+        int64_t at = h->hot0 + s - h->n_cold, m = lb__min64(P - at % P, n - s);
+        const float *kr = hot_page(c, h->hot[at / P]) + (at % P) * hd;
+        for (int64_t j = 0; j < nq; j++) K->dots(q + j * hd, kr, hd, hd, m, sc + j * mc + s);
+        s += m;
     }
-    float mx = -INFINITY, sum = 0;
+}
+
+/* sc (n) <- softmax(sc / sqrt(hd)), in the engine's order. */
+static void softmax(float *sc, int64_t n, int64_t hd)
+{
+    float mx = -INFINITY, sum = 0, inv = 1.0f / sqrtf((float)hd);
     for (int64_t p = 0; p < n; p++) {
         sc[p] = sc[p] * inv;
         if (sc[p] > mx) mx = sc[p];
     }
     for (int64_t p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
     for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
-    float *acc = (c->codec.rot & 2) ? o : out;
-    memset(acc, 0, sizeof(float) * (size_t)hd);
+}
+
+/* o (nq rows of hd) = sum over slots [0, n) of w_j[p] v_p, slot order. */
+static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq, int64_t n, float *vt, float *o)
+{
+    const lb__kv_kernels *KK = lb__kv_kernels_active();
+    int64_t P = c->P, hd = c->hd, mc = c->sh.max_ctx, nc = lb__min64(n, h->n_cold);
+    memset(o, 0, sizeof(float) * (size_t)(nq * hd));
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
         const float *vr = vt;
         if (c->plain) vr = (const float *)pg + P * hd;
         else c->codec.ops->decode(&c->codec, pg, 0, m, NULL, vt);
-        for (int64_t t = 0; t < m; t++) K->axpy(sc[s + t], vr + t * hd, acc, hd);
+        for (int64_t j = 0; j < nq; j++) KK->acc(sc + j * mc + s, vr, m, hd, o + j * hd);
     }
-    for (int64_t s = nc; s < n; s++) {
-        int64_t at = h->hot0 + s - h->n_cold;
-        K->axpy(sc[s], hot_page(c, h->hot[at / P]) + P * hd + (at % P) * hd, acc, hd);
+    for (int64_t s = nc; s < n;) {   /* hot tokens: runs within one hot page */
+        int64_t at = h->hot0 + s - h->n_cold, m = lb__min64(P - at % P, n - s);
+        const float *vr = hot_page(c, h->hot[at / P]) + P * hd + (at % P) * hd;
+        for (int64_t j = 0; j < nq; j++) KK->acc(sc + j * mc + s, vr, m, hd, o + j * hd);
+        s += m;
     }
+}
+
+void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64_t nq, int64_t skip, int thread,
+                         float *out)
+{
+    const kv_head *h = head_of(c, l, kvh);
+    int64_t P = c->P, hd = c->hd, n = tokens_of(h) - skip, mc = c->sh.max_ctx;
+    float *sc = c->scratch + (int64_t)thread * c->scratch_stride, *kt = sc + c->group * mc, *vt = kt + P * hd;
+    float *qq = vt + P * hd, *o = qq + c->group * hd;
+    LB_ASSERT(nq <= c->group);
+    if (c->codec.rot & 1) {
+        memcpy(qq, q, sizeof(float) * (size_t)(nq * hd));
+        for (int64_t j = 0; j < nq; j++) rotate(c, qq + j * hd, false);
+        q = qq;
+    }
+    scores(c, h, q, nq, n, kt, sc);
+    for (int64_t j = 0; j < nq; j++) softmax(sc + j * mc, n, hd);
+    float *acc = (c->codec.rot & 2) ? o : out;
+    values(c, h, sc, nq, n, vt, acc);
     if (c->codec.rot & 2) {
-        rotate(c, o, true);
-        memcpy(out, o, sizeof(float) * (size_t)hd);
+        for (int64_t j = 0; j < nq; j++) rotate(c, o + j * hd, true);
+        memcpy(out, o, sizeof(float) * (size_t)(nq * hd));
     }
+}
+
+void lb__kv_attend(lb_kv *c, int64_t l, int64_t h, const float *q, int64_t skip, int thread, float *out)
+{
+    lb__kv_attend_group(c, l, h / (c->sh.n_heads / c->sh.n_kv_heads), q, 1, skip, thread, out);
 }
 
 /* ---- queries kept for scorers */

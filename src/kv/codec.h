@@ -34,16 +34,27 @@ void lb__kv_bf16_ref(const uint16_t *x, int64_t n, float *y);
 void lb__kv_bf16_avx2(const uint16_t *x, int64_t n, float *y);
 void lb__kv_bf16_avx512(const uint16_t *x, int64_t n, float *y);
 
+/* o[i] = o[i] + w[p] * v[p * hd + i] for p = 0 .. n-1 in order, i < hd (a
+ * multiply then an add: the engine's axpy/wsum arithmetic, so an F32 page
+ * summed here gives the bits of the former flat cache). */
+typedef void (*lb__kv_acc_fn)(const float *w, const float *v, int64_t n, int64_t hd, float *o);
+void lb__kv_acc_ref(const float *w, const float *v, int64_t n, int64_t hd, float *o);
+void lb__kv_acc_avx2(const float *w, const float *v, int64_t n, int64_t hd, float *o);
+void lb__kv_acc_avx512(const float *w, const float *v, int64_t n, int64_t hd, float *o);
+
 /* The kernels of one ISA path (the reference where the CPU lacks it), and of
  * the active path. */
 typedef struct lb__kv_kernels {
     lb__kv_dq_fn dq;
     lb__kv_widen_fn f16, bf16;
+    lb__kv_acc_fn acc;
 } lb__kv_kernels;
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa);
 const lb__kv_kernels *lb__kv_kernels_active(void);
 
 /* Tokens per page of the policies that take a page parameter (default 32). */
 lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P);
+/* The check hook of policies whose only constraint is the page parameter. */
+lb_status lb__kv_check_page(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
 
 #endif

@@ -48,3 +48,34 @@ void lb__kv_bf16_avx2(const uint16_t *x, int64_t n, float *y)
     }
     lb__kv_bf16_ref(x + i, n - i, y + i);
 }
+
+/* o in registers, 32 channels at a time; tail channels by the reference. */
+void lb__kv_acc_avx2(const float *w, const float *v, int64_t n, int64_t hd, float *o)
+{
+    int64_t i = 0;
+    for (; i + 32 <= hd; i += 32) {
+        __m256 o0 = _mm256_loadu_ps(o + i), o1 = _mm256_loadu_ps(o + i + 8);
+        __m256 o2 = _mm256_loadu_ps(o + i + 16), o3 = _mm256_loadu_ps(o + i + 24);
+        for (int64_t p = 0; p < n; p++) {
+            __m256 wp = _mm256_set1_ps(w[p]);
+            const float *r = v + p * hd + i;
+            o0 = _mm256_add_ps(o0, _mm256_mul_ps(wp, _mm256_loadu_ps(r)));
+            o1 = _mm256_add_ps(o1, _mm256_mul_ps(wp, _mm256_loadu_ps(r + 8)));
+            o2 = _mm256_add_ps(o2, _mm256_mul_ps(wp, _mm256_loadu_ps(r + 16)));
+            o3 = _mm256_add_ps(o3, _mm256_mul_ps(wp, _mm256_loadu_ps(r + 24)));
+        }
+        _mm256_storeu_ps(o + i, o0); _mm256_storeu_ps(o + i + 8, o1);
+        _mm256_storeu_ps(o + i + 16, o2); _mm256_storeu_ps(o + i + 24, o3);
+    }
+    for (; i + 8 <= hd; i += 8) {
+        __m256 o0 = _mm256_loadu_ps(o + i);
+        for (int64_t p = 0; p < n; p++)
+            o0 = _mm256_add_ps(o0, _mm256_mul_ps(_mm256_set1_ps(w[p]), _mm256_loadu_ps(v + p * hd + i)));
+        _mm256_storeu_ps(o + i, o0);
+    }
+    for (; i < hd; i++)
+        for (int64_t p = 0; p < n; p++) {
+            float t = w[p] * v[p * hd + i];
+            o[i] = o[i] + t;
+        }
+}

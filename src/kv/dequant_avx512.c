@@ -57,3 +57,30 @@ void lb__kv_bf16_avx512(const uint16_t *x, int64_t n, float *y)
     }
     lb__kv_bf16_avx2(x + i, n - i, y + i);
 }
+
+/* o in registers, 64 channels at a time; the rest by the AVX2 kernel. */
+void lb__kv_acc_avx512(const float *w, const float *v, int64_t n, int64_t hd, float *o)
+{
+    int64_t i = 0;
+    for (; i + 64 <= hd; i += 64) {
+        __m512 o0 = _mm512_loadu_ps(o + i), o1 = _mm512_loadu_ps(o + i + 16);
+        __m512 o2 = _mm512_loadu_ps(o + i + 32), o3 = _mm512_loadu_ps(o + i + 48);
+        for (int64_t p = 0; p < n; p++) {
+            __m512 wp = _mm512_set1_ps(w[p]);
+            const float *r = v + p * hd + i;
+            o0 = _mm512_add_ps(o0, _mm512_mul_ps(wp, _mm512_loadu_ps(r)));
+            o1 = _mm512_add_ps(o1, _mm512_mul_ps(wp, _mm512_loadu_ps(r + 16)));
+            o2 = _mm512_add_ps(o2, _mm512_mul_ps(wp, _mm512_loadu_ps(r + 32)));
+            o3 = _mm512_add_ps(o3, _mm512_mul_ps(wp, _mm512_loadu_ps(r + 48)));
+        }
+        _mm512_storeu_ps(o + i, o0); _mm512_storeu_ps(o + i + 16, o1);
+        _mm512_storeu_ps(o + i + 32, o2); _mm512_storeu_ps(o + i + 48, o3);
+    }
+    if (i < hd) {   /* the remaining channels, each row's slice at stride hd */
+        for (int64_t p = 0; p < n; p++)
+            for (int64_t j = i; j < hd; j++) {
+                float t = w[p] * v[p * hd + j];
+                o[j] = o[j] + t;
+            }
+    }
+}

@@ -31,4 +31,5 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
 static const lb__kv_codec_ops codec = {setup, encode, decode};
 static const lb__kv_param params[] = {LB_KV_PAGE_PARAM};
 const lb__kv_policy lb__kv_policy_f32 = {
-    .name = "f32", .summary = "F32 keys and values: the engine's exact cache", .kind = LB_KV_STORE, .params = params, .n_params = 1, .codec = &codec};
+    .name = "f32", .summary = "F32 keys and values: the engine's exact cache", .kind = LB_KV_STORE, .params = params, .n_params = 1, .codec = &codec,
+    .check = lb__kv_check_page};

@@ -55,6 +55,13 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
     size_t rb = lb_format_row_bytes(f, c->hd);
     bool ts = lb_format_uses_tensor_scale(f);
     const float *tsc = (const float *)(const void *)(page + c->m_off);
+    if (!ts) {   /* one call for the n rows: they are contiguous */
+        lb_status e = LB_OK;
+        if (k) e = lb_format_dequantize(f, page + c->k_off + (size_t)s0 * rb, 1, n, c->hd, k);
+        if (v && !e) e = lb_format_dequantize(f, page + c->v_off + (size_t)s0 * rb, 1, n, c->hd, v);
+        LB_ASSERT(!e);
+        return;
+    }
     for (int64_t t = 0; t < n; t++) {
         int64_t s = s0 + t;
         lb_status e = LB_OK;
@@ -68,6 +75,8 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
 static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
 {
     const char *name = lb__kv_get_name(st, "format");
+    lb_status s = lb__kv_check_page(st, spec, sh, opt);
+    if (s) return s;
     if (!strcmp(name, "ternary"))
         return lb__err(LB_ERR_ARG, "%s: fmt format=%s cannot be a cache format (a weight format without a fitting "
                        "scale per token; use int8_ch, int4_ch, nvfp4, mxfp4, mxint8, mxfp8_e4m3, int*_g*)", opt, name);

@@ -173,6 +173,11 @@ bool lb__kv_batch_exact(const lb_kv *c);
  * (head_dim). Computed from the stored representation page by page; the same
  * bits on every ISA path and thread. thread < n_threads picks the scratch. */
 void lb__kv_attend(lb_kv *c, int64_t l, int64_t h, const float *q, int64_t skip, int thread, float *out);
+/* The same for nq <= n_heads / n_kv_heads query heads of kv head kvh at
+ * once (q and out: nq rows of head_dim; each page is decoded once for all):
+ * every row's bits equal lb__kv_attend's for that head. */
+void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64_t nq, int64_t skip, int thread,
+                         float *out);
 
 /* Record the queries of the token at position pos for layer l (q_dim floats
  * before and after RoPE), when some stage asked for them (q_window > 0). */

@@ -319,42 +319,42 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
 
 typedef struct { lb_session *s; int64_t l, B, t; } attn_job;
 
-/* Causal attention of (token t, head h) pairs over the cache (src/kv): token
- * t of the batch skips the B-1-t tokens appended after it. Item i covers
- * token order[i / n_heads]: tokens alternate from both ends of the batch
- * (0, B-1, 1, B-2, ...), so the contiguous per-thread chunks get about equal
- * causal work. j->t >= 0: one token alone (its heads only, nothing to skip).
- * The cache computes every (t, h) in a fixed order: the same bits for any
- * split or batch. */
+/* Causal attention of (token t, kv head g) pairs over the cache (src/kv),
+ * all query heads of g's group at once: token t of the batch skips the
+ * B-1-t tokens appended after it. Item i covers token order[i / n_kv_heads]:
+ * tokens alternate from both ends of the batch (0, B-1, 1, B-2, ...), so the
+ * contiguous per-thread chunks get about equal causal work. j->t >= 0: one
+ * token alone (nothing to skip). The cache computes every (t, h) in a fixed
+ * order: the same bits for any split or batch. */
 static void attn_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     attn_job *j = ctx;
     lb_session *s = j->s;
-    int64_t nh = s->m->cfg.n_heads, hd = s->hd;
+    int64_t nkv = s->m->cfg.n_kv_heads, grp = s->m->cfg.n_heads / nkv, hd = s->hd;
     for (int64_t i = b; i < e; i++) {
-        int64_t o_ = i / nh, t = j->t >= 0 ? j->t : o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2, h = i % nh;
-        int64_t skip = j->t >= 0 ? 0 : j->B - 1 - t;
-        lb__kv_attend(s->kv, j->l, h, s->q + t * s->q_dim + h * hd, skip, thread, s->att + t * s->q_dim + h * hd);
+        int64_t o_ = i / nkv, t = j->t >= 0 ? j->t : o_ % 2 ? j->B - 1 - o_ / 2 : o_ / 2, g = i % nkv;
+        int64_t skip = j->t >= 0 ? 0 : j->B - 1 - t, off = t * s->q_dim + g * grp * hd;
+        lb__kv_attend_group(s->kv, j->l, g, s->q + off, grp, skip, thread, s->att + off);
     }
 }
 
 /* Append the batch's keys and values to layer l and attend. */
 static void attention(lb_session *s, int64_t l, int64_t B)
 {
-    int64_t nh = s->m->cfg.n_heads;
+    int64_t nh = s->m->cfg.n_kv_heads, grp = s->m->cfg.n_heads / nh;
     if (lb__kv_batch_exact(s->kv)) {
         for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
         attn_job j = {s, l, B, -1};
         /* ~32K multiply-adds per chunk at least: short decode steps stay on
          * the calling thread (no wake-up) */
-        int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2;
+        int64_t work = (s->pos + (B + 1) / 2) * s->hd * 2 * grp;
         lb_pool_for(s->pool, B * nh, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
         return;
     }
     for (int64_t t = 0; t < B; t++) {
         qk_prepare(s, l, t);
         attn_job j = {s, l, B, t};
-        int64_t work = (s->pos + t + 1) * s->hd * 2;
+        int64_t work = (s->pos + t + 1) * s->hd * 2 * grp;
         lb_pool_for(s->pool, nh, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
     }
 }

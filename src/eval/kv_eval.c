@@ -1,0 +1,133 @@
+/* kv_eval.c: the KV-cache measurement protocol (lb_eval_kv, docs/kv.md),
+ * kvpress-style on small models. Chunk c is tokens [c L, (c + 1) L),
+ * L = ctx + cont + 1, its first token replaced by BOS. For the f32 cache and
+ * each SPEC, from an empty session: prefill tokens 0 .. ctx-1, compress, then
+ * lb_forward_all over tokens ctx .. ctx+cont-1; the cont rows of logits
+ * predict tokens ctx+1 .. ctx+cont. Per position:
+ *   KL = sum_v p_f32(v) (log p_f32(v) - log p_spec(v)),  top-1 = same argmax,
+ *   nll = -log p_spec(next token).
+ * The f32 run of each chunk is made once and shared by every SPEC. */
+#include "eval/eval.h"
+#include <math.h>
+
+typedef struct kv_acc { double kl, kl2, klmax, top1, nll, bytes, bytes_end, held; int64_t n; } kv_acc;
+
+static int64_t argmax(const double *x, int64_t n)
+{
+    int64_t b = 0;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[b]) b = i;
+    return b;
+}
+
+/* One chunk with one SPEC: logits (cont, V) of the continuation, stats. */
+static lb_status run_chunk(const lb_model *m, const lb_kv_eval_opts *o, const char *spec, const int32_t *tk,
+                           int64_t ctx, int64_t cont, float *logits, lb_kv_stats *after, lb_kv_stats *end)
+{
+    lb_session_opts so = {o->n_threads, ctx + cont, lb__min64(ctx, 128), spec};
+    lb_session *s;
+    lb_status st = lb_session_create(m, &so, &s);
+    if (st) return st;
+    st = lb_forward(s, tk, ctx, NULL);
+    if (!st) st = lb_session_kv_compress(s);
+    if (!st) st = lb_session_kv_stats(s, after);
+    if (!st) st = lb_forward_all(s, tk + ctx, cont, logits);
+    if (!st) st = lb_session_kv_stats(s, end);
+    lb_session_free(s);
+    return st;
+}
+
+static lb_status check_opts(const lb_model *m, int64_t n, const lb_kv_eval_opts *o, int64_t *ctx, int64_t *cont)
+{
+    *ctx = o->ctx > 0 ? o->ctx : 384;
+    *cont = o->cont > 0 ? o->cont : 64;
+    if (*ctx + *cont > m->cfg.max_seq)
+        return lb__err(LB_ERR_ARG, "eval kv: ctx %lld + cont %lld exceed the model's %lld positions", (long long)*ctx,
+                       (long long)*cont, (long long)m->cfg.max_seq);
+    if (n < *ctx + *cont + 1)
+        return lb__err(LB_ERR_ARG, "eval kv: the text has %lld tokens; one chunk needs ctx + cont + 1 = %lld",
+                       (long long)n, (long long)(*ctx + *cont + 1));
+    if (o->n_specs <= 0 || !o->specs) return lb__err(LB_ERR_ARG, "eval kv: no SPEC to evaluate");
+    for (int i = 0; i < o->n_specs; i++) {
+        char full[256];
+        lb_status s = lb_kv_spec_check(o->specs[i], "kv", full, sizeof full);
+        if (s) return s;
+    }
+    return LB_OK;
+}
+
+static void score(const float *lb, const float *lt, const int32_t *next, int64_t cont, int64_t V, double *pb,
+                  double *pt, kv_acc *a)
+{
+    for (int64_t j = 0; j < cont; j++) {
+        lb__log_softmax(lb + j * V, V, pb);
+        lb__log_softmax(lt + j * V, V, pt);
+        double kl = 0;
+        for (int64_t v = 0; v < V; v++) kl += exp(pb[v]) * (pb[v] - pt[v]);
+        a->kl += kl;
+        a->kl2 += kl * kl;
+        a->klmax = fmax(a->klmax, kl);
+        a->top1 += argmax(pb, V) == argmax(pt, V);
+        a->nll += -pt[next[j]];
+        a->n++;
+    }
+}
+
+lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const lb_kv_eval_opts *o,
+                     lb_kv_eval_row *rows)
+{
+    LB_ARG(m && o && rows, "lb_eval_kv: model, opts or rows is NULL");
+    LB_ARG(tokens || n <= 0, "lb_eval_kv: tokens is NULL");
+    int64_t ctx, cont, V = m->cfg.vocab_size;
+    lb_status s = check_opts(m, n, o, &ctx, &cont);
+    if (s) return s;
+    int64_t L = ctx + cont + 1, nc = n / L;
+    if (o->max_chunks > 0) nc = lb__min64(nc, o->max_chunks);
+    int ns = o->n_specs;
+    float *lb = lb__alloc(sizeof(float) * (size_t)(cont * V)), *lt = lb__alloc(sizeof(float) * (size_t)(cont * V));
+    double *pb = lb__alloc(sizeof(double) * (size_t)V), *pt = lb__alloc(sizeof(double) * (size_t)V);
+    int32_t *tk = lb__alloc(sizeof(int32_t) * (size_t)L);
+    kv_acc *acc = lb__zalloc(sizeof(kv_acc) * (size_t)(ns + 1));   /* acc[ns]: f32 */
+    if (!lb || !lt || !pb || !pt || !tk || !acc) s = LB_ERR_NOMEM;
+    for (int64_t c = 0; c < nc && !s; c++) {
+        memcpy(tk, tokens + c * L, sizeof(int32_t) * (size_t)L);
+        if (o->bos >= 0) tk[0] = o->bos;
+        lb_kv_stats a, e;
+        s = run_chunk(m, o, "f32", tk, ctx, cont, lb, &a, &e);
+        if (!s) {
+            score(lb, lb, tk + ctx + 1, cont, V, pb, pt, &acc[ns]);
+            acc[ns].bytes += a.bytes_per_token;
+        }
+        for (int i = 0; i < ns && !s; i++) {
+            lb_kv_stats a2, e2;
+            if (!(s = run_chunk(m, o, o->specs[i], tk, ctx, cont, lt, &a2, &e2))) {
+                score(lb, lt, tk + ctx + 1, cont, V, pb, pt, &acc[i]);
+                acc[i].bytes += a2.bytes_per_token;
+                acc[i].bytes_end += e2.bytes_per_token;
+                acc[i].held += (double)a2.tokens / (double)a.tokens;
+            }
+        }
+        if (o->progress && !s) o->progress(c + 1, nc, "chunks", o->progress_user);
+    }
+    for (int i = 0; i < ns && !s; i++) {
+        kv_acc *a = &acc[i];
+        double N = (double)a->n, mean = a->kl / N, var = a->kl2 / N - mean * mean;
+        lb_kv_eval_row *r = &rows[i];
+        memset(r, 0, sizeof *r);
+        lb_kv_spec_check(o->specs[i], "kv", r->spec, sizeof r->spec);
+        r->n_chunks = nc;
+        r->n = a->n;
+        r->kld = mean;
+        r->kld_err = var > 0 && N > 1 ? sqrt(var / (N - 1)) : 0;
+        r->kld_max = a->klmax;
+        r->top1 = a->top1 / N;
+        r->ppl = exp(a->nll / N);
+        r->ppl_f32 = exp(acc[ns].nll / N);
+        r->bytes_per_token = a->bytes / (double)nc;
+        r->bytes_per_token_end = a->bytes_end / (double)nc;
+        r->f32_bytes_per_token = acc[ns].bytes / (double)nc;
+        r->tokens_held = a->held / (double)nc;
+    }
+    LB_FREE(lb); LB_FREE(lt); LB_FREE(pb); LB_FREE(pt); LB_FREE(tk); LB_FREE(acc);
+    return s;
+}
