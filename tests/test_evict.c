@@ -389,6 +389,7 @@ static void test_cache_prefill(void)
         lb__evict_params p;
         lb__evict_defaults(&p, (lb__evict_method)i);
         p.ratio = 0.6;
+        p.page = 8;   /* paged's page=0: the storage policy's page (f32:page=8) */
         int64_t want[CL][CKV][CT], nw[CL][CKV];
         for (int l = 0; l < CL; l++)
             for (int h = 0; h < CKV; h++) nw[l][h] = expect_kept(pols[i], &p, &d, l, h, want[l][h]);

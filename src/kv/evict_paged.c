@@ -19,7 +19,7 @@ lb_status lb__score_paged(const lb__evict_params *p, const lb__evict_head *h, fl
 
 static const lb__kv_param params[] = {
     LB_EVICT_P_RATIO, LB_EVICT_P_TARGET,
-    {"page", "tokens per page", 16, 1, 4096, true, false, NULL, NULL},
+    {"page", "tokens per page (0: the storage policy's page)", 0, 0, 4096, true, false, NULL, NULL},
     {"decode", "1: drop one whole page each time a head's last page fills past its target", 0, 0, 1, true, false,
      NULL, NULL}};
 const lb__kv_policy lb__kv_evict_paged =

@@ -56,8 +56,9 @@ static lb__evict_method method_of(const lb__kv_stage *st)
     return LB_EVICT_RANDOM;
 }
 
-/* The scorer's parameters from a stage. */
-static void params_of(const lb__kv_stage *st, lb__evict_params *p)
+/* The scorer's parameters from a stage of c's SPEC. paged's page=0 means
+ * the storage policy's page (so a dropped page is a freed page). */
+static void params_of(const lb_kv *c, const lb__kv_stage *st, lb__evict_params *p)
 {
     lb__evict_defaults(p, method_of(st));
     p->ratio = lb__kv_get(st, "ratio");
@@ -65,6 +66,9 @@ static void params_of(const lb__kv_stage *st, lb__evict_params *p)
     p->window = (int64_t)get_or(st, "window", 64);
     p->kernel = (int64_t)get_or(st, "kernel", 5);
     p->page = (int64_t)get_or(st, "page", 16);
+    const lb__kv_spec *spec = lb__kv_spec_of(c);
+    const lb__kv_stage *store = &spec->st[spec->store];
+    if (p->page == 0) p->page = has(store, "page") ? (int64_t)lb__kv_get(store, "page") : 16;
     p->n_future = (int64_t)get_or(st, "future", 512);
     p->eps = get_or(st, "eps", 0);
     p->seed = (uint64_t)get_or(st, "seed", 0);
@@ -180,7 +184,7 @@ static lb_status run(lb_kv *c, const lb__kv_stage *stage, budget_fn budget)
 {
     const lb__kv_shape *sh = lb__kv_shape_of(c);
     lb__evict_params p;
-    params_of(stage, &p);
+    params_of(c, stage, &p);
     lb_status st = LB_OK;
     for (int64_t l = 0; l < sh->n_layers && !st; l++) {
         int64_t tot = 0, Tmax = 0;
@@ -254,7 +258,7 @@ static lb_status paged_decode(lb_kv *c, const lb__kv_stage *stage)
 {
     const lb__kv_shape *sh = lb__kv_shape_of(c);
     lb__evict_params p;
-    params_of(stage, &p);
+    params_of(c, stage, &p);
     lb_status st = LB_OK;
     for (int64_t l = 0; l < sh->n_layers && !st; l++) {
         int64_t T[64], H = sh->n_kv_heads, Tmax = 0, tot = 0;
@@ -303,7 +307,7 @@ lb_status lb__evict_stage_score(const lb_kv *c, const lb__kv_stage *stage, int64
 {
     const lb__kv_shape *sh = lb__kv_shape_of(c);
     lb__evict_params p;
-    params_of(stage, &p);
+    params_of(c, stage, &p);
     int64_t T = lb__kv_tokens(c, l, kvh), hd = sh->head_dim, group = sh->n_heads / sh->n_kv_heads;
     lb__evict_head probe = {.T = T, .hd = hd};
     float *k = lb__alloc(sizeof(float) * (size_t)(T * hd + 1)), *v = lb__alloc(sizeof(float) * (size_t)(T * hd + 1));
