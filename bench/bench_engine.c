@@ -232,7 +232,7 @@ static void bench_dtype(lb_dtype dt, lb_pool *pool, int nt)
     char dir[4096];
     lb_model *m = synth_load(dt, dir, sizeof dir);
     lb_session *ses = NULL;
-    if (m && lb_session_create(m, &(lb_session_opts){nt, 600, 128}, &ses)) printf("session: %s\n", lb_errmsg());
+    if (m && lb_session_create(m, &(lb_session_opts){nt, 600, 128, NULL}, &ses)) printf("session: %s\n", lb_errmsg());
     if (!ses) {
         lb_model_free(m);
         synth_remove(dir);

@@ -160,7 +160,7 @@ static void test_null_status_model(void)
     lb_session *s = NULL;
     REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
     REQUIRE(lb_tokenizer_load(tpath, &t) == LB_OK, "%s", lb_errmsg());
-    REQUIRE(lb_session_create(m, &(lb_session_opts){1, 16, 4}, &s) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, 16, 4, NULL}, &s) == LB_OK, "%s", lb_errmsg());
     int32_t *ids = (int32_t *)buf, tok[2] = {1, 2};
     int64_t n_ids = 5;
     char *text = buf;

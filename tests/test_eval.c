@@ -36,7 +36,7 @@ static void logsm(const float *x, int64_t n, double *out)
 static void chunk_logits(const lb_model *m, const int32_t *tk, int64_t ctx, float *out)
 {
     lb_session *s;
-    lb_session_create(m, &(lb_session_opts){1, ctx, 0}, &s);
+    lb_session_create(m, &(lb_session_opts){1, ctx, 0, NULL}, &s);
     lb_forward_all(s, tk, ctx, out);
     lb_session_free(s);
 }

@@ -134,7 +134,7 @@ static int run_chunks(const lb_model *m, int th, int64_t max_batch, const int32_
                       float *out)
 {
     lb_session *s;
-    lb_session_opts o = {th, 0, max_batch};
+    lb_session_opts o = {th, 0, max_batch, NULL};
     if (lb_session_create(m, &o, &s)) return -1;
     int rc = 0;
     for (int64_t i = 0; i < n && !rc; i += step) {
@@ -195,7 +195,7 @@ static void test_last_logits_and_reset(void)
     int32_t tok[9] = {1, 5, 9, 3, 60, 2, 0, 7, 7};
     float *all = malloc(sizeof(float) * (size_t)(9 * V)), *last = malloc(sizeof(float) * (size_t)V);
     lb_session *s;
-    REQUIRE(lb_session_create(&t.m, &(lb_session_opts){2, 12, 4}, &s) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_session_create(&t.m, &(lb_session_opts){2, 12, 4, NULL}, &s) == LB_OK, "%s", lb_errmsg());
     CHECK(lb_forward_all(s, tok, 9, all) == LB_OK, "%s", lb_errmsg());
     CHECK(lb_session_pos(s) == 9, "pos %lld", (long long)lb_session_pos(s));
     lb_session_reset(s);

@@ -23,6 +23,11 @@ static lb_rng rng;
 
 static uint32_t below(uint32_t n) { return (uint32_t)(lb_rng_uniform(&rng) * n) % n; }
 
+static void randv(float *x, int64_t n, double scale)
+{
+    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * lb_rng_normal(&rng));
+}
+
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *b = p;
@@ -144,6 +149,25 @@ static void test_dequant_kernels(void)
                       gsh, (long long)n);
             }
         }
+    static const int64_t hds[] = {8, 16, 24, 64, 72, 100};   /* the page sum: every path = the reference */
+    float w[40], v[40 * 100], o0[100], o1[100];
+    for (int hi = 0; hi < 6; hi++) {
+        int64_t hd = hds[hi], n = 1 + (int64_t)below(40);
+        randv(w, n, 1);
+        randv(v, n * hd, 1);
+        randv(o0, hd, 1);
+        memcpy(o1, o0, sizeof(float) * (size_t)hd);
+        lb__kv_acc_ref(w, v, n, hd, o0);
+        for (int isa = LB_ISA_REF; isa <= (int)lb_isa_best(); isa++) {
+            float o2[100];
+            memcpy(o2, o1, sizeof(float) * (size_t)hd);
+            lb__kv_kernels_for((lb_isa)isa)->acc(w, v, n, hd, o2);
+            CHECK(!memcmp(o2, o0, sizeof(float) * (size_t)hd), "acc isa %d hd %lld n %lld", isa, (long long)hd,
+                  (long long)n);
+        }
+        for (int64_t p = 0; p < n; p++) lb__axpy_ref(w[p], v + p * hd, o1, hd);   /* the engine's arithmetic */
+        CHECK(!memcmp(o1, o0, sizeof(float) * (size_t)hd), "acc != axpy per token, hd %lld", (long long)hd);
+    }
     uint16_t h[77];
     float a[77], b[77];
     for (int i = 0; i < 77; i++) h[i] = (uint16_t)below(0x7c00) | (uint16_t)(i % 2 ? 0x8000 : 0);
@@ -172,10 +196,6 @@ static lb_kv *mkcache(const char *spec, int64_t layers, int64_t heads, int64_t k
     return lb__kv_create(&sp, &sh, "--kv", &c) ? NULL : c;
 }
 
-static void randv(float *x, int64_t n, double scale)
-{
-    for (int64_t i = 0; i < n; i++) x[i] = (float)(scale * lb_rng_normal(&rng));
-}
 
 /* Independent KIVI: x^ of the values x[i * stride], i < n (min-max, F16 s/m). */
 static void kivi_ref(const float *x, int64_t n, int64_t stride, int bits, float *y)

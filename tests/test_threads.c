@@ -22,7 +22,7 @@ static void *run_session(void *arg)
 {
     run *r = arg;
     lb_session *s = NULL;
-    r->status = lb_session_create(r->m, &(lb_session_opts){r->n_threads, 64, 8}, &s);
+    r->status = lb_session_create(r->m, &(lb_session_opts){r->n_threads, 64, 8, NULL}, &s);
     if (r->status) return NULL;
     int32_t tok[N_PROMPT];
     for (int i = 0; i < N_PROMPT; i++) tok[i] = (int32_t)(1 + (i * 37) % (r->vocab - 1));

@@ -26,7 +26,7 @@ static lb_status setup(lb__kv_codec *c, const lb__kv_stage *st, const lb__kv_sha
     c->P = G;
     c->residual = (int64_t)lb__kv_get(st, "residual");
     c->rot = lb__kv_rot_code(lb__kv_get_name(st, "rot"));
-    if (hd % 8 || hd > KIVI_MAX_HD || hd % c->group)
+    if (hd % 8 || hd > KIVI_MAX_HD || hd % c->group || G * (hd / c->group) > KIVI_MAX_HD)
         return lb__err(LB_ERR_ARG, "%s: kivi: head_dim %lld must be a multiple of 8, at most %d, and of the value group %d",
                        opt, (long long)hd, KIVI_MAX_HD, c->group);
     size_t codes = (size_t)(c->P * hd * c->bits / 8);
@@ -88,18 +88,18 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
     const uint16_t *ks = meta(c, page), *km = ks + hd, *vs = km + hd, *vm = vs + P * ng;
     float s[KIVI_MAX_HD], m[KIVI_MAX_HD];
     if (k) {
-        lb__kv_f16_ref(ks, hd, s);
-        lb__kv_f16_ref(km, hd, m);
+        K->f16(ks, hd, s);
+        K->f16(km, hd, m);
         for (int64_t t = 0; t < n; t++) K->dq(page + c->k_off + (s0 + t) * row, c->bits, hd, s, m, 0, k + t * hd);
     }
     if (v) {
         int gsh = 0;
         while ((1 << gsh) < c->group) gsh++;
-        for (int64_t t = 0; t < n; t++) {
-            lb__kv_f16_ref(vs + (s0 + t) * ng, ng, s);
-            lb__kv_f16_ref(vm + (s0 + t) * ng, ng, m);
-            K->dq(page + c->v_off + (s0 + t) * row, c->bits, hd, s, m, gsh, v + t * hd);
-        }
+        float vsf[KIVI_MAX_HD], vmf[KIVI_MAX_HD];   /* the page's value scales and mins, widened once */
+        K->f16(vs + s0 * ng, n * ng, vsf);
+        K->f16(vm + s0 * ng, n * ng, vmf);
+        for (int64_t t = 0; t < n; t++)
+            K->dq(page + c->v_off + (s0 + t) * row, c->bits, hd, vsf + t * ng, vmf + t * ng, gsh, v + t * hd);
     }
 }
 
