@@ -246,6 +246,14 @@ static void test_properties(void)
     lb__evict_topk(s, 50, 20, idx, scr);
     for (int64_t i = 0; i < 20; i++)
         CHECK(idx[i] == (i < 4 ? i : 50 - 16 + (i - 4)), "streaming keeps %lld at %lld", (long long)idx[i], (long long)i);
+    /* a budget below SnapKV's window keeps the most recent window tokens */
+    c.p.method = LB_EVICT_SNAPKV;
+    c.p.window = 16;
+    double *sk = malloc(sizeof(double) * (size_t)lb__evict_scratch(&c.p, &c.h));
+    REQUIRE(lb__evict_score(&c.p, &c.h, s, sk) == LB_OK, "%s", lb_errmsg());
+    free(sk);
+    lb__evict_topk(s, 50, 5, idx, scr);
+    for (int64_t i = 0; i < 5; i++) CHECK(idx[i] == 45 + i, "snapkv keeps %lld at %lld", (long long)idx[i], (long long)i);
     c.p.method = LB_EVICT_RANDOM;
     c.p.seed = 7;
     lb__evict_score(&c.p, &c.h, s, NULL);

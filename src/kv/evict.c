@@ -1,8 +1,10 @@
 /* evict.c: which tokens stay, given scores (see evict.h for the rule).
  *
  * Order of two tokens: the higher score first; NaN after every number;
- * equal scores: the lower cache index first (the earlier token stays), and
- * across heads (AdaKV) the lower head first. The kept indices of a head are
+ * equal scores: the higher cache index first (the later token stays: when a
+ * budget is smaller than a protected set, e.g. SnapKV's window at ratio 0.9,
+ * the most recent protected tokens stay), and across heads (AdaKV) the lower
+ * head first. The kept indices of a head are
  * returned ascending so that compaction keeps the cache order. */
 #include "kv/evict.h"
 #include <math.h>
@@ -24,7 +26,7 @@ static int cmp_item(const void *pa, const void *pb)
     if (na != nb) return na ? 1 : -1;
     if (!na && a->s != b->s) return a->s > b->s ? -1 : 1;
     if (a->h != b->h) return a->h < b->h ? -1 : 1;
-    return a->i < b->i ? -1 : a->i > b->i;
+    return a->i > b->i ? -1 : a->i < b->i;
 }
 
 static int cmp_i64(const void *pa, const void *pb)

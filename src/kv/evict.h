@@ -9,7 +9,7 @@
  *   selection (evict.c): keep = int(T (1 - ratio)) tokens per head by score,
  *   or AdaKV-style budgets over the heads of a layer (one global top-k with
  *   a floor per head). Order: higher score first; NaN below everything; ties
- *   go to the earlier token (lower cache index), across heads to the lower
+ *   go to the later token (higher cache index), across heads to the lower
  *   head. Kept indices come back ascending, so compaction keeps cache order.
  *
  * Inputs of one head (lb__evict_head): cached keys after RoPE and values,

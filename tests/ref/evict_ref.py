@@ -127,8 +127,9 @@ def main():
         fo.write(np.asarray(a, dtype="<f8").tobytes())
 
     def order(scores, head=0):
-        key = [(bool(np.isnan(x)), 0.0 if np.isnan(x) else -float(x), head, i) for i, x in enumerate(scores)]
-        return [k[3] for k in sorted(key)], key
+        # NaN last; higher score first; ties: lower head, then the later token
+        key = [(bool(np.isnan(x)), 0.0 if np.isnan(x) else -float(x), head, -i) for i, x in enumerate(scores)]
+        return [-k[3] for k in sorted(key)], key
 
     for ratio in ratios:
         n = int(T * (1 - ratio))
@@ -142,10 +143,10 @@ def main():
         o, key = order(heads[h], h)
         fl = int(alpha * keep[h])
         kept.append(set(o[:fl]))
-        rest += [key[i] for i in o[fl:]]
+        rest += [key[i] for i in o[fl:]]   # key[i] is token i's (keys hold -i)
     rest.sort()
     for k in rest[: int(keep.sum()) - sum(len(x) for x in kept)]:
-        kept[k[2]].add(k[3])
+        kept[k[2]].add(-k[3])
     for h in range(H):
         fo.write(np.array([len(kept[h])] + sorted(kept[h]), dtype="<i8").tobytes())
 
