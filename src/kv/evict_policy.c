@@ -176,38 +176,54 @@ static lb_status compress_layer(lb_kv *c, const lb__evict_params *p, int64_t l, 
     return st;
 }
 
-/* Run one compress over the layers for which budget() says so. budget fills
- * keep[h] from T[h] and returns false to leave the layer alone. */
-typedef bool (*budget_fn)(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l, ev_work *w);
+/* Run one compress over the layers for which budget() says so: budget fills
+ * keep[h] from the heads' token counts T[h] and returns false to leave the
+ * layer alone (checked before any scratch is allocated, so a decode step
+ * that triggers nothing allocates nothing for up to 256 kv heads); step then
+ * compresses the layer. */
+typedef bool (*budget_fn)(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l,
+                          const int64_t *T, int64_t *keep);
 
-static lb_status run(lb_kv *c, const lb__kv_stage *stage, budget_fn budget)
+#define STACK_HEADS 256
+
+typedef lb_status (*layer_fn)(lb_kv *c, const lb__evict_params *p, int64_t l, ev_work *w);
+
+static lb_status run(lb_kv *c, const lb__kv_stage *stage, budget_fn budget, layer_fn step)
 {
     const lb__kv_shape *sh = lb__kv_shape_of(c);
+    int64_t H = sh->n_kv_heads, Tb[STACK_HEADS], Kb[STACK_HEADS];
+    int64_t *T = H <= STACK_HEADS ? Tb : lb__alloc(sizeof(int64_t) * (size_t)H);
+    int64_t *K = H <= STACK_HEADS ? Kb : lb__alloc(sizeof(int64_t) * (size_t)H);
     lb__evict_params p;
     params_of(c, stage, &p);
-    lb_status st = LB_OK;
+    lb_status st = T && K ? LB_OK : LB_ERR_NOMEM;
     for (int64_t l = 0; l < sh->n_layers && !st; l++) {
         int64_t tot = 0, Tmax = 0;
-        for (int64_t h = 0; h < sh->n_kv_heads; h++) {
-            int64_t T = lb__kv_tokens(c, l, h);
-            tot += T;
-            Tmax = lb__max64(Tmax, T);
+        for (int64_t h = 0; h < H; h++) {
+            T[h] = lb__kv_tokens(c, l, h);
+            tot += T[h];
+            Tmax = lb__max64(Tmax, T[h]);
         }
+        if (!budget(c, &p, stage, l, T, K)) continue;
         ev_work w;
         if ((st = work_alloc(&w, &p, sh, tot, Tmax))) break;
-        for (int64_t h = 0; h < sh->n_kv_heads; h++) w.T[h] = lb__kv_tokens(c, l, h);
-        if (budget(c, &p, stage, l, &w)) st = compress_layer(c, &p, l, &w);
+        memcpy(w.T, T, sizeof(int64_t) * (size_t)H);
+        memcpy(w.keep, K, sizeof(int64_t) * (size_t)H);
+        st = step(c, &p, l, &w);
         work_free(&w);
     }
+    if (T != Tb) free(T);
+    if (K != Kb) free(K);
     return st;
 }
 
-static bool budget_prefill(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l, ev_work *w)
+static bool budget_prefill(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l,
+                           const int64_t *T, int64_t *keep)
 {
     bool any = false;
     for (int64_t h = 0; h < lb__kv_shape_of(c)->n_kv_heads; h++) {
-        w->keep[h] = lb__evict_nkeep(w->T[h], p->ratio);
-        any |= w->keep[h] < w->T[h];
+        keep[h] = lb__evict_nkeep(T[h], p->ratio);
+        any |= keep[h] < T[h];
     }
     return any;
 }
@@ -224,64 +240,61 @@ static int64_t decode_target(const lb_kv *c, const lb__evict_params *p, const lb
     return lb__evict_nkeep(seen, p->ratio);
 }
 
-static bool budget_decode(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l, ev_work *w)
+static bool budget_decode(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l,
+                          const int64_t *T, int64_t *keep)
 {
     int64_t every = (int64_t)lb__kv_get(st, "every"), H = lb__kv_shape_of(c)->n_kv_heads, mx = 0;
-    int64_t tgt = decode_target(c, p, st, l, w->T);
-    for (int64_t h = 0; h < H; h++) mx = lb__max64(mx, w->T[h]);
+    int64_t tgt = decode_target(c, p, st, l, T);
+    for (int64_t h = 0; h < H; h++) mx = lb__max64(mx, T[h]);
     if (every <= 0 || mx < tgt + every) return false;
-    for (int64_t h = 0; h < H; h++) w->keep[h] = lb__min64(tgt, w->T[h]);
+    for (int64_t h = 0; h < H; h++) keep[h] = lb__min64(tgt, T[h]);
     return true;
 }
 
 /* The prefill call of a decoding stage (every > 0): back to the target now
  * when above it. */
-static bool budget_target(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l, ev_work *w)
+static bool budget_target(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l,
+                          const int64_t *T, int64_t *keep)
 {
-    int64_t H = lb__kv_shape_of(c)->n_kv_heads, tgt = decode_target(c, p, st, l, w->T);
+    int64_t H = lb__kv_shape_of(c)->n_kv_heads, tgt = decode_target(c, p, st, l, T);
     bool any = false;
     for (int64_t h = 0; h < H; h++) {
-        w->keep[h] = lb__min64(tgt, w->T[h]);
-        any |= w->keep[h] < w->T[h];
+        keep[h] = lb__min64(tgt, T[h]);
+        any |= keep[h] < T[h];
     }
     return any;
 }
 
 lb_status lb__evict_stage_compress(lb_kv *c, const lb__kv_stage *st)
 {
-    return run(c, st, has(st, "every") && lb__kv_get(st, "every") > 0 ? budget_target : budget_prefill);
+    return run(c, st, has(st, "every") && lb__kv_get(st, "every") > 0 ? budget_target : budget_prefill,
+               compress_layer);
 }
 
-/* PagedEviction at decode: per head, when its last page has just filled and
- * it holds more than its target, drop the lowest page (evict.h). */
-static lb_status paged_decode(lb_kv *c, const lb__kv_stage *stage)
+/* PagedEviction at decode, on layer l whose heads hold T[h]: each head whose
+ * last page has just filled and which holds more than its target drops its
+ * lowest page (evict.h). */
+static bool budget_paged(const lb_kv *c, const lb__evict_params *p, const lb__kv_stage *st, int64_t l,
+                         const int64_t *T, int64_t *due)
 {
-    const lb__kv_shape *sh = lb__kv_shape_of(c);
-    lb__evict_params p;
-    params_of(c, stage, &p);
-    lb_status st = LB_OK;
-    for (int64_t l = 0; l < sh->n_layers && !st; l++) {
-        int64_t T[64], H = sh->n_kv_heads, Tmax = 0, tot = 0;
-        for (int64_t h = 0; h < H; h++) { int64_t t = lb__kv_tokens(c, l, h); Tmax = lb__max64(Tmax, t); tot += t; }
-        int64_t *Tv = H <= 64 ? T : lb__alloc(sizeof(int64_t) * (size_t)H);
-        if (!Tv) return LB_ERR_NOMEM;
-        for (int64_t h = 0; h < H; h++) Tv[h] = lb__kv_tokens(c, l, h);
-        int64_t tgt = decode_target(c, &p, stage, l, Tv);
-        ev_work w;
-        if (!(st = work_alloc(&w, &p, sh, tot, Tmax))) {
-            memcpy(w.T, Tv, sizeof(int64_t) * (size_t)H);
-            if ((st = score_layer(c, &p, l, &w)) == LB_OK)
-                for (int64_t h = 0; h < H && !st; h++) {
-                    if (w.T[h] <= tgt || w.T[h] % p.page) continue;
-                    int64_t pg = lb__evict_paged_pick(w.sc[h], w.T[h], p.page), n = 0;
-                    if (pg < 0) continue;
-                    for (int64_t i = 0; i < w.T[h]; i++)
-                        if (i / p.page != pg) w.ix[h][n++] = i;
-                    st = lb__kv_keep(c, l, h, w.ix[h], n);
-                }
-            work_free(&w);
-        }
-        if (Tv != T) free(Tv);
+    int64_t tgt = decode_target(c, p, st, l, T);
+    bool any = false;
+    for (int64_t h = 0; h < lb__kv_shape_of(c)->n_kv_heads; h++) {
+        due[h] = T[h] > tgt && T[h] % p->page == 0;
+        any |= due[h] != 0;
+    }
+    return any;
+}
+
+static lb_status drop_pages(lb_kv *c, const lb__evict_params *p, int64_t l, ev_work *w)
+{
+    lb_status st = score_layer(c, p, l, w);
+    for (int64_t h = 0; h < lb__kv_shape_of(c)->n_kv_heads && !st; h++) {
+        int64_t pg = w->keep[h] ? lb__evict_paged_pick(w->sc[h], w->T[h], p->page) : -1, n = 0;
+        if (pg < 0) continue;
+        for (int64_t i = 0; i < w->T[h]; i++)
+            if (i / p->page != pg) w->ix[h][n++] = i;
+        st = lb__kv_keep(c, l, h, w->ix[h], n);
     }
     return st;
 }
@@ -293,10 +306,11 @@ lb_status lb__evict_decode(lb_kv *c)
     for (int i = 0; i < spec->n && !st; i++) {
         const lb__kv_stage *s = &spec->st[i];
         if (s->pol->kind != LB_KV_EVICT || s->pol->compress != lb__evict_stage_compress) continue;
-        if (!strcmp(s->pol->name, "paged"))
-            st = lb__kv_get(s, "decode") > 0 ? paged_decode(c, s) : LB_OK;
-        else
-            st = run(c, s, budget_decode);
+        if (!strcmp(s->pol->name, "paged")) {
+            if (lb__kv_get(s, "decode") > 0) st = run(c, s, budget_paged, drop_pages);
+        } else if (lb__kv_get(s, "every") > 0) {
+            st = run(c, s, budget_decode, compress_layer);
+        }
     }
     return st;
 }
