@@ -564,16 +564,37 @@ static void test_engine(void)
         CHECK(finite && diff > 0, "%s: logits %s (max difference %.3g)", spec, finite ? "unchanged" : "not finite", diff);
         (void)held;
     }
+    /* decode-time compression inside lb_forward: every 8 generated tokens a
+     * layer goes back to int(seen / 2) per head */
+    lb_session *s = NULL;
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, 256, 0, "snapkv:ratio=0.5,every=8"}, &s) == LB_OK, "%s",
+            lb_errmsg());
+    CHECK(lb_forward(s, tok, 90, NULL) == LB_OK && lb_session_kv_compress(s) == LB_OK, "%s", lb_errmsg());
+    int shrinks = 0;
+    int64_t prev = 0;
+    for (int i = 90; i < 108; i++) {
+        CHECK(lb_forward(s, tok + i, 1, lg) == LB_OK, "%s", lb_errmsg());
+        lb_kv_stats ks;
+        lb_session_kv_stats(s, &ks);
+        int64_t per = ks.tokens / (L * Hk), tgt = lb__evict_nkeep(i + 1, 0.5);
+        CHECK(per < tgt + 8 && per * L * Hk == ks.tokens, "after position %d: %lld tokens per head, target %lld", i,
+              (long long)per, (long long)tgt);
+        shrinks += per < prev;
+        prev = per;
+    }
+    CHECK(shrinks >= 1, "no decode compression in 18 tokens");
+    lb_session_free(s);
     /* bad SPECs: one clear error naming the option and the problem */
     static const char *bad[][2] = {{"snapkv:ratio=1", "ratio"},     {"snapkv:kernel=4", "odd"},
                                    {"knorm:floor=0.3", "ada=1"},    {"expected:target=10", "every"},
                                    {"snapkv:window=9999", "window"}, {"streaming:ada=1", "ada"},
                                    {"snapkv:ratio=-0.1", "ratio"}};
     for (int i = 0; i < 7; i++) {
-        lb_session *s = NULL;
-        lb_status rc = lb_session_create(m, &(lb_session_opts){1, 256, 0, bad[i][0]}, &s);
-        CHECK(rc == LB_ERR_ARG && !s && strstr(lb_errmsg(), bad[i][1]), "%s: rc %d, '%s'", bad[i][0], rc, lb_errmsg());
-        lb_session_free(s);
+        lb_session *bs = NULL;
+        lb_status rc = lb_session_create(m, &(lb_session_opts){1, 256, 0, bad[i][0]}, &bs);
+        CHECK(rc == LB_ERR_ARG && !bs && strstr(lb_errmsg(), bad[i][1]), "%s: rc %d, '%s'", bad[i][0], rc,
+              lb_errmsg());
+        lb_session_free(bs);
     }
     free(base); free(lg);
     lb_model_free(m);
