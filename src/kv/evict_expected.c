@@ -5,7 +5,7 @@
  * next_pos .. next_pos + future - 1; z_j = (R mu).k_j/sqrt(d) +
  * k_j^T R S R^T k_j / (2d) (log E[exp(q.k/sqrt(d))] for Gaussian q); softmax
  * over the non-sink tokens; mean over the group; (s + eps) ||v_j||; sinks
- * +inf. */
+ * +inf. Without a logged query past the sinks, (0 + eps) ||v_j||. */
 #include "kv/evict.h"
 #include "kv/kv.h"
 #include <math.h>
@@ -104,9 +104,9 @@ lb_status lb__score_expected(const lb__evict_params *p, const lb__evict_head *h,
     double *acc = s, *z = s + T, *mu = s + 2 * T, *c = mu + d, *sn = c + d, *q = sn + d, *S = q + d;
     for (int64_t j = 0; j < T; j++) acc[j] = 0;
     for (int64_t g = 0; g < h->group; g++) {
-        if (query_stats(p, h, g, mu, S, q, c, sn) == 0)
-            return lb__err(LB_ERR_ARG, "kv eviction 'expected': no logged query past the %lld sink tokens",
-                           (long long)p->n_sink);
+        /* no query past the sinks (a prompt no longer than them): this head
+         * adds nothing, and with none the scores are (0 + eps) ||v|| */
+        if (query_stats(p, h, g, mu, S, q, c, sn) == 0) continue;
         mean_rotation(p, h, c, sn);
         rotate(h, mu, 1, c, sn);
         for (int64_t col = 0; col < d; col++) rotate(h, S + col, d, c, sn);     /* R S */
