@@ -10,9 +10,14 @@
  * f32 at the same context in the same run (higher = faster), the cache bytes
  * held, and the fraction of the machine's read bandwidth the attention
  * reaches (bytes held / time, over a streaming read of 256 MiB measured in
- * the same run). Usage: bench_kv [threads (default 2)] [max context (32768)]. */
+ * the same run), and the growth of the process's resident memory from
+ * creating and filling the cache (the pool is reserved for the whole
+ * context, only touched pages are resident; evicted pages stay resident in
+ * the pool for reuse). Usage: bench_kv [threads (default 2)] [max context
+ * (32768)]. */
 #include "bench_util.h"
 #include "kv/kv.h"
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -48,6 +53,18 @@ static void read_all(void *ctx)
     r->sink = s[0] + s[15];
 }
 
+/* Resident memory of this process, bytes (Linux /proc/self/statm). */
+static double rss(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return (double)res * 4096.0;
+}
+
 static lb_kv *fill(const char *spec, int64_t T, int threads, const float *kv, int evict_pct)
 {
     lb__kv_spec sp;
@@ -71,6 +88,9 @@ static lb_kv *fill(const char *spec, int64_t T, int threads, const float *kv, in
 
 int main(int argc, char **argv)
 {
+    /* a fixed mmap threshold: every pool is its own mapping, given back when
+     * freed, so the RSS growth of one cache does not reuse the previous one's */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int64_t maxT = argc > 2 ? atoll(argv[2]) : 32768;
     lb_pool *pool;
@@ -86,21 +106,24 @@ int main(int argc, char **argv)
     double bw = (double)(sizeof(float) << 26) / best_time(3, read_all, &r);
     printf("# bench_kv: 1 layer, %d q heads, %d kv heads, head_dim %d, %d threads, %s; read bandwidth %.1f GB/s\n",
            HQ, HKV, HD, threads, lb_isa_name(lb_isa_active()), bw / 1e9);
-    printf("context\tcache\tus/token\tspeed vs f32\tKV MiB\tbytes/token\tbandwidth fraction\n");
+    printf("context\tcache\tus/token\tspeed vs f32\tKV MiB\tbytes/token\tbandwidth fraction\tRSS MiB\n");
     const char *specs[] = {"f32", "f16", "kivi:bits=8,residual=0", "kivi:bits=4", "kivi:bits=2", "f32", "f32"};
     const char *names[] = {"f32", "f16", "int8 (kivi 8-bit, no window)", "kivi4", "kivi2", "f32 evict 50%", "f32 evict 90%"};
     const int evict[] = {0, 0, 0, 0, 0, 50, 90};
     for (int64_t T = 4096; T <= maxT; T *= T == 4096 ? 4 : 2) {
         double base = 0;
         for (int i = 0; i < 7; i++) {
+            double r0 = rss();
             lb_kv *c = fill(specs[i], T, threads, kv, evict[i]);
+            double grown = rss() - r0;
             run rr = {pool, {c, q, out}};
             double t = best_time(T >= 16384 ? 5 : 10, attend_all, &rr);
             if (i == 0) base = t;
             lb__kv_report rep;
             lb__kv_report_get(c, &rep);
-            printf("%lld\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\n", (long long)T, names[i], t * 1e6, base / t,
-                   (double)rep.bytes / 1048576.0, (double)rep.bytes / (double)T, (double)rep.bytes / t / bw);
+            printf("%lld\t%s\t%.1f\t%.2f\t%.1f\t%.1f\t%.3f\t%.1f\n", (long long)T, names[i], t * 1e6, base / t,
+                   (double)rep.bytes / 1048576.0, (double)rep.bytes / (double)T, (double)rep.bytes / t / bw,
+                   grown / 1048576.0);
             fflush(stdout);
             lb__kv_free(c);
         }

@@ -394,7 +394,7 @@ typedef struct lb_kv_stats {
     int64_t hot_tokens;    /* of which in a full-precision residual window */
     size_t bytes;
     double bytes_per_token;
-    const char *spec;      /* the SPEC in full form, every parameter written out */
+    const char *spec;      /* the SPEC in full form, every parameter written out (owned by the session) */
 } lb_kv_stats;
 lb_status lb_session_kv_stats(const lb_session *s, lb_kv_stats *out);
 /* Run the SPEC's eviction stages now (after a prompt; nothing for a SPEC
@@ -442,6 +442,8 @@ typedef struct lb_kv_eval_row {
     double bytes_per_token_end;/* after the continuation, over ctx + cont */
     double f32_bytes_per_token;/* the f32 cache over ctx positions, for the ratio */
     double tokens_held;        /* fraction of (layer, head, token) entries kept after compression */
+    double k_qsnr, v_qsnr;     /* dB, 10 log10(sum x^2 / sum (x^ - x)^2) over the f32 cache's keys / values
+                                  of the context stored by this SPEC's storage stage alone (+inf: exact) */
 } lb_kv_eval_row;
 /* rows: n_specs entries, filled in the order of specs. */
 lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const lb_kv_eval_opts *o,

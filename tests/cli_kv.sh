@@ -49,6 +49,15 @@ k2=$(sed -n 's/.*"spec": "kivi:bits=2,group=16,residual=32.*"kld": \([^,]*\),.*/
 k3=$(sed -n 's/.*"spec": "kivi:bits=2,group=16,residual=0.*"kld": \([^,]*\),.*/\1/p' "$T/out")
 check evkv-f16-small awk -v a="$k1" 'BEGIN { exit !(a != "" && a < 0.001) }'
 check evkv-window-helps awk -v a="$k2" -v b="$k3" 'BEGIN { exit !(a != "" && b != "" && a < b) }'
+q1=$(sed -n 's/.*"spec": "f16.*"v_qsnr_db": \([^}]*\)}.*/\1/p' "$T/out")
+q3=$(sed -n 's/.*"spec": "kivi:bits=2,group=16,residual=0.*"v_qsnr_db": \([^}]*\)}.*/\1/p' "$T/out")
+# f16 keeps 11 bits of mantissa: about 6 dB per bit, so > 60 dB; 2-bit codes far below
+check evkv-qsnr awk -v a="$q1" -v b="$q3" 'BEGIN { exit !(a != "" && b != "" && a > 60 && b > 3 && b < 20) }'
+expect_ok evkv-svg $CLI eval kv --model "$S260" --text "$VAL" --ctx 64 --cont 16 --chunks 1 --svg "$T/kv.svg" \
+    --sweep "kivi:bits=4,group=16,residual=0;kivi:bits=2,group=16,residual=0;f16"
+check evkv-svg-curve grep -q '<polyline fill="none"' "$T/kv.svg"
+check evkv-svg-family grep -q '>kivi:group=16,residual=0,rot=none</text>' "$T/kv.svg"
+expect_fail evkv-svg-exists "exists (use --force" $CLI eval kv --model "$S260" --text "$VAL" --kv f16 --svg "$T/kv.svg"
 expect_fail evkv-nospec "no cache to evaluate" $CLI eval kv --model "$S260" --text "$VAL"
 expect_fail evkv-badspec "unknown policy" $CLI eval kv --model "$S260" --text "$VAL" --kv "f32;x"
 expect_fail evkv-long "exceed the model's" $CLI eval kv --model "$S260" --text "$VAL" --kv f16 --ctx 500 --cont 64

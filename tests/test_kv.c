@@ -111,6 +111,61 @@ static void test_spec(void)
               "'%s': status %d, message '%s', want '%s'", bad[i][0], s, lb_errmsg(), bad[i][1]);
     }
     CHECK(lb_kv_policy_count() >= 5 && lb__kv_policy_find("kivi") && !lb__kv_policy_find("nope"), "registry");
+    for (int i = 0; i < lb__kv_policy_count(); i++) {   /* every row is usable as the cache drives it */
+        const lb__kv_policy *p = lb__kv_policy_at(i);
+        bool ratio = false;
+        for (int j = 0; j < p->n_params; j++) ratio |= !strcmp(p->params[j].key, "ratio");
+        CHECK(p->n_params <= LB_KV_MAX_PARAMS && p->summary && *p->summary, "%s: params/summary", p->name);
+        if (p->kind == LB_KV_STORE) CHECK(p->codec && !p->score && !p->compress, "%s: a storage row needs a codec", p->name);
+        else CHECK(p->compress || (p->score && ratio), "%s: an eviction row needs compress, or score and a ratio", p->name);
+        CHECK(lb__kv_policy_find(p->name) == p, "%s: name not unique", p->name);
+        lb__kv_spec one;
+        CHECK(!lb__kv_parse(p->name, "--kv", &one), "%s: defaults do not parse: %s", p->name, lb_errmsg());
+    }
+}
+
+/* Random SPECs from SPEC-like pieces: parsed or refused with a message
+ * naming the option, never a crash; an accepted SPEC's full form parses to
+ * itself. */
+static void test_spec_random(void)
+{
+    static const char *pieces[] = {"kivi", "f16", "f32", "bf16", "fmt", ":", ",", "+", "=", "bits", "group",
+                                   "residual", "rot", "format", "page", "4", "2", "32", "128", "0", "-1", "1e9",
+                                   "v", "kv", "nvfp4", "int8_ch", "x", " ", "", "0.5", "ratio", "nan"};
+    int np = (int)(sizeof pieces / sizeof *pieces), ok = 0;
+    for (int it = 0; it < 3000; it++) {
+        char spec[200] = "";
+        int n = 1 + (int)below(12);
+        for (int i = 0; i < n; i++) strncat(spec, pieces[below((uint32_t)np)], sizeof spec - strlen(spec) - 1);
+        lb__kv_spec sp, sp2;
+        lb_status s = lb__kv_parse(spec, "--kv", &sp);
+        if (s) {
+            CHECK(s == LB_ERR_ARG && strstr(lb_errmsg(), "--kv"), "'%s': %d %s", spec, s, lb_errmsg());
+            continue;
+        }
+        ok++;
+        CHECK(!lb__kv_parse(sp.text, "--kv", &sp2) && !strcmp(sp.text, sp2.text), "'%s' -> '%s' -> '%s'", spec,
+              sp.text, sp2.text);
+    }
+    CHECK(ok > 10, "only %d random SPECs parsed", ok);
+    lb_session *s;   /* through the public API: the session is refused, the message names the cache */
+    tmodel t;
+    build(&t, base_cfg(), LB_DTYPE_F32);
+    lb_session_opts o = {.n_threads = 1, .max_ctx = 16, .kv = "kivi:residual=32"};
+    CHECK(lb_session_create(&t.m, &o, &s) == LB_ERR_ARG && strstr(lb_errmsg(), "kv: kivi residual=32"), "%s",
+          lb_errmsg());
+    o.kv = "kivi:bits=3,group=8,residual=8";
+    CHECK(!lb_session_create(&t.m, &o, &s), "%s", lb_errmsg());
+    lb_kv_stats st;
+    int32_t tok[12] = {1, 5, 9, 3, 4, 7, 8, 2, 6, 1, 0, 3};
+    CHECK(!lb_forward(s, tok, 12, NULL) && !lb_session_kv_stats(s, &st), "%s", lb_errmsg());
+    CHECK(st.positions == 12 && st.tokens == 12 * 2 * 6 && st.hot_tokens == 12 * 2 * 6 &&
+          !strcmp(st.spec, "kivi:bits=3,group=8,residual=8,rot=none"), "stats %lld %lld %s", (long long)st.positions,
+          (long long)st.tokens, st.spec);
+    CHECK(!lb_forward(s, tok, 4, NULL) && !lb_session_kv_stats(s, &st) && st.hot_tokens == 8 * 2 * 6,
+          "window after 16 tokens: %lld", (long long)st.hot_tokens);
+    lb_session_free(s);
+    unbuild(&t);
 }
 
 /* ---- decode kernels */
@@ -446,6 +501,7 @@ int main(int argc, char **argv)
     TEST_INIT(argc, argv);
     lb_rng_seed(&rng, TEST_SEED);
     RUN(test_spec);
+    RUN(test_spec_random);
     RUN(test_dequant_kernels);
     RUN(test_kivi_store);
     RUN(test_plain_store);

@@ -6,11 +6,20 @@
  * predict tokens ctx+1 .. ctx+cont. Per position:
  *   KL = sum_v p_f32(v) (log p_f32(v) - log p_spec(v)),  top-1 = same argmax,
  *   nll = -log p_spec(next token).
- * The f32 run of each chunk is made once and shared by every SPEC. */
+ * The f32 run of each chunk is made once and shared by every SPEC.
+ * Quantization error: the f32 cache's keys and values of the context (the
+ * model's own, unperturbed) are stored by each SPEC's storage stage alone in
+ * a separate cache and read back; k_qsnr / v_qsnr = 10 log10(sum x^2 /
+ * sum (x^ - x)^2) over all layers, heads and tokens of all chunks. */
 #include "eval/eval.h"
+#include "kv/kv.h"
 #include <math.h>
 
-typedef struct kv_acc { double kl, kl2, klmax, top1, nll, bytes, bytes_end, held; int64_t n; } kv_acc;
+typedef struct kv_acc {
+    double kl, kl2, klmax, top1, nll, bytes, bytes_end, held;
+    double kx, ke, vx, ve;   /* sum x^2 and sum err^2 of keys and values */
+    int64_t n;
+} kv_acc;
 
 static int64_t argmax(const double *x, int64_t n)
 {
@@ -20,9 +29,11 @@ static int64_t argmax(const double *x, int64_t n)
     return b;
 }
 
-/* One chunk with one SPEC: logits (cont, V) of the continuation, stats. */
+/* One chunk with one SPEC: logits (cont, V) of the continuation, stats.
+ * keep: the session is returned after the run (the caller frees it). */
 static lb_status run_chunk(const lb_model *m, const lb_kv_eval_opts *o, const char *spec, const int32_t *tk,
-                           int64_t ctx, int64_t cont, float *logits, lb_kv_stats *after, lb_kv_stats *end)
+                           int64_t ctx, int64_t cont, float *logits, lb_kv_stats *after, lb_kv_stats *end,
+                           lb_session **keep)
 {
     lb_session_opts so = {o->n_threads, ctx + cont, lb__min64(ctx, 128), spec};
     lb_session *s;
@@ -33,8 +44,54 @@ static lb_status run_chunk(const lb_model *m, const lb_kv_eval_opts *o, const ch
     if (!st) st = lb_session_kv_stats(s, after);
     if (!st) st = lb_forward_all(s, tk + ctx, cont, logits);
     if (!st) st = lb_session_kv_stats(s, end);
-    lb_session_free(s);
+    if (keep && !st) *keep = s;
+    else lb_session_free(s);
     return st;
+}
+
+/* Store the first ctx tokens of the f32 cache `ref` with spec's storage
+ * stage alone, read them back, add to the error sums of a. */
+static lb_status quant_error(const lb_kv *ref, const char *spec, int64_t ctx, kv_acc *a)
+{
+    lb__kv_spec sp, one = {0};
+    lb_status s = lb__kv_parse(spec, "kv", &sp);
+    if (s) return s;
+    one.n = 1;
+    one.st[0] = sp.st[sp.store];
+    const lb__kv_shape *sh = lb__kv_shape_of(ref);
+    lb__kv_shape sh1 = *sh;
+    sh1.n_threads = 1;
+    lb_kv *c;
+    if ((s = lb__kv_create(&one, &sh1, "kv", &c))) return s;
+    int64_t hd = sh->head_dim, nh = sh->n_kv_heads, kvd = nh * hd;
+    float *k = lb__alloc(sizeof(float) * (size_t)(ctx * kvd)), *v = lb__alloc(sizeof(float) * (size_t)(ctx * kvd));
+    float *kr = lb__alloc(sizeof(float) * (size_t)(ctx * hd)), *vr = lb__alloc(sizeof(float) * (size_t)(ctx * hd));
+    float *kt = lb__alloc(sizeof(float) * (size_t)kvd), *vt = lb__alloc(sizeof(float) * (size_t)kvd);
+    if (!k || !v || !kr || !vr || !kt || !vt) s = LB_ERR_NOMEM;
+    for (int64_t l = 0; l < sh->n_layers && !s; l++) {
+        for (int64_t g = 0; g < nh; g++) {   /* (ctx, kv_dim) rows of layer l, as the forward pass appends them */
+            lb__kv_read(ref, l, g, 0, ctx, kr, vr);
+            for (int64_t t = 0; t < ctx; t++) {
+                memcpy(k + t * kvd + g * hd, kr + t * hd, sizeof(float) * (size_t)hd);
+                memcpy(v + t * kvd + g * hd, vr + t * hd, sizeof(float) * (size_t)hd);
+            }
+        }
+        for (int64_t t = 0; t < ctx; t++) lb__kv_append(c, l, t, k + t * kvd, v + t * kvd);
+        for (int64_t g = 0; g < nh; g++) {
+            lb__kv_read(c, l, g, 0, ctx, kr, vr);
+            for (int64_t t = 0; t < ctx; t++)
+                for (int64_t i = 0; i < hd; i++) {
+                    double x = k[t * kvd + g * hd + i], y = v[t * kvd + g * hd + i];
+                    a->kx += x * x;
+                    a->ke += (kr[t * hd + i] - x) * (kr[t * hd + i] - x);
+                    a->vx += y * y;
+                    a->ve += (vr[t * hd + i] - y) * (vr[t * hd + i] - y);
+                }
+        }
+    }
+    LB_FREE(k); LB_FREE(v); LB_FREE(kr); LB_FREE(vr); LB_FREE(kt); LB_FREE(vt);
+    lb__kv_free(c);
+    return s;
 }
 
 static lb_status check_opts(const lb_model *m, int64_t n, const lb_kv_eval_opts *o, int64_t *ctx, int64_t *cont)
@@ -93,14 +150,17 @@ lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const 
         memcpy(tk, tokens + c * L, sizeof(int32_t) * (size_t)L);
         if (o->bos >= 0) tk[0] = o->bos;
         lb_kv_stats a, e;
-        s = run_chunk(m, o, "f32", tk, ctx, cont, lb, &a, &e);
+        lb_session *ref = NULL;
+        s = run_chunk(m, o, "f32", tk, ctx, cont, lb, &a, &e, &ref);
         if (!s) {
             score(lb, lb, tk + ctx + 1, cont, V, pb, pt, &acc[ns]);
             acc[ns].bytes += a.bytes_per_token;
         }
+        for (int i = 0; i < ns && !s; i++) s = quant_error(lb__session_kv(ref), o->specs[i], ctx, &acc[i]);
+        lb_session_free(ref);
         for (int i = 0; i < ns && !s; i++) {
             lb_kv_stats a2, e2;
-            if (!(s = run_chunk(m, o, o->specs[i], tk, ctx, cont, lt, &a2, &e2))) {
+            if (!(s = run_chunk(m, o, o->specs[i], tk, ctx, cont, lt, &a2, &e2, NULL))) {
                 score(lb, lt, tk + ctx + 1, cont, V, pb, pt, &acc[i]);
                 acc[i].bytes += a2.bytes_per_token;
                 acc[i].bytes_end += e2.bytes_per_token;
@@ -127,6 +187,8 @@ lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const 
         r->bytes_per_token_end = a->bytes_end / (double)nc;
         r->f32_bytes_per_token = acc[ns].bytes / (double)nc;
         r->tokens_held = a->held / (double)nc;
+        r->k_qsnr = a->ke > 0 ? 10 * log10(a->kx / a->ke) : INFINITY;
+        r->v_qsnr = a->ve > 0 ? 10 * log10(a->vx / a->ve) : INFINITY;
     }
     LB_FREE(lb); LB_FREE(lt); LB_FREE(pb); LB_FREE(pt); LB_FREE(tk); LB_FREE(acc);
     return s;

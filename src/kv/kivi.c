@@ -51,8 +51,9 @@ static void quant_group(const float *x, int64_t n, int64_t stride, int bits, uin
 {
     float lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
-        lo = fminf(lo, x[i * stride]);
-        hi = fmaxf(hi, x[i * stride]);
+        float v = x[i * stride];
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
     }
     float levels = (float)((1 << bits) - 1);
     *s16 = lb_f32_to_f16((hi - lo) / levels);

@@ -159,7 +159,9 @@ const lb__kv_shape *lb__kv_shape_of(const lb_kv *c);
 /* Append the token at position pos to layer l: k and v are kv_dim =
  * n_kv_heads * head_dim floats (post-RoPE keys). Entries of layer l at
  * positions >= pos are dropped first (a rewind: lb__session_layer runs a
- * layer again from pos). Never allocates. */
+ * layer again from pos; exact truncation for per-token policies without a
+ * window, otherwise the earlier tokens are re-stored from their decoded
+ * values as lb__kv_keep does). Never allocates. */
 void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float *v);
 
 /* True when a token attending with `skip` later tokens of its batch already

@@ -517,6 +517,8 @@ lb_status lb_session_kv_stats(const lb_session *s, lb_kv_stats *out)
     return LB_OK;
 }
 
+struct lb_kv *lb__session_kv(lb_session *s) { return s->kv; }
+
 lb_status lb_session_kv_compress(lb_session *s)
 {
     LB_ARG(s, "lb_session_kv_compress: session is NULL");

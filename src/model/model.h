@@ -90,5 +90,7 @@ lb_status lb__session_embed(lb_session *s, const int32_t *tokens, int64_t n, flo
  * those positions are written, earlier ones read): the same arithmetic as
  * lb_forward, so running every layer in turn reproduces it bit for bit. */
 lb_status lb__session_layer(lb_session *s, int64_t l, float *x, int64_t n, int64_t pos);
+/* The session's KV cache (src/kv/kv.h), for measurements (src/eval/kv_eval.c). */
+struct lb_kv *lb__session_kv(lb_session *s);
 
 #endif
