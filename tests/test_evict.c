@@ -524,11 +524,11 @@ static void test_cache_decode(void)
 
 /* ---- the engine: sessions with an eviction SPEC on a real model */
 
-static void run_prompt(lb_model *m, const char *kv, const int32_t *tok, int64_t n, int64_t m2, float *lg,
-                       lb_kv_stats *st)
+static void run_prompt_t(lb_model *m, const char *kv, int threads, const int32_t *tok, int64_t n, int64_t m2,
+                         float *lg, lb_kv_stats *st)
 {
     lb_session *s = NULL;
-    lb_status rc = lb_session_create(m, &(lb_session_opts){1, 256, 0, kv}, &s);
+    lb_status rc = lb_session_create(m, &(lb_session_opts){threads, 256, 0, kv}, &s);
     CHECK(rc == LB_OK, "%s: %s", kv, lb_errmsg());
     if (rc) return;
     CHECK(lb_forward(s, tok, n, NULL) == LB_OK, "%s", lb_errmsg());
@@ -536,6 +536,12 @@ static void run_prompt(lb_model *m, const char *kv, const int32_t *tok, int64_t 
     CHECK(lb_session_kv_stats(s, st) == LB_OK, "%s", lb_errmsg());
     CHECK(lb_forward_all(s, tok + n, m2, lg) == LB_OK, "%s", lb_errmsg());
     lb_session_free(s);
+}
+
+static void run_prompt(lb_model *m, const char *kv, const int32_t *tok, int64_t n, int64_t m2, float *lg,
+                       lb_kv_stats *st)
+{
+    run_prompt_t(m, kv, 1, tok, n, m2, lg, st);
 }
 
 static void test_engine(void)
@@ -571,6 +577,23 @@ static void test_engine(void)
         CHECK(finite && diff > 0, "%s: logits %s (max difference %.3g)", spec, finite ? "unchanged" : "not finite", diff);
         (void)held;
     }
+    /* the same bits on every ISA path and thread count (the scorers are
+     * sequential double code; the attention kernels promise it) */
+    static const char *same[] = {"snapkv:ratio=0.75,ada=1", "expected:ratio=0.5", "observed:ratio=0.6+f16"};
+    float *other = malloc(sizeof(float) * (size_t)(m2 * V));
+    for (int i = 0; i < 3; i++) {
+        lb_isa_set(LB_ISA_REF);
+        run_prompt_t(m, same[i], 1, tok, n, m2, lg, &se);
+        for (int isa = 0; isa <= (int)lb_isa_best(); isa++)
+            for (int th = 1; th <= 2; th++) {
+                lb_isa_set((lb_isa)isa);
+                run_prompt_t(m, same[i], th, tok, n, m2, other, &sb);
+                CHECK(!memcmp(lg, other, sizeof(float) * (size_t)(m2 * V)) && sb.bytes == se.bytes,
+                      "%s: isa %s threads %d differs from the reference path", same[i], lb_isa_name((lb_isa)isa), th);
+            }
+    }
+    lb_isa_set(lb_isa_best());
+    free(other);
     /* decode-time compression inside lb_forward: every 8 generated tokens a
      * layer goes back to int(seen / 2) per head */
     lb_session *s = NULL;
