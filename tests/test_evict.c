@@ -340,10 +340,10 @@ static lb_status fill_cache(const char *spec_text, cache_data *d, lb_kv **out)
 
 /* The kept positions of head (l, kvh) as the pure functions choose them on
  * the test's own copy of the data. */
-static int64_t expect_kept(const char *name, const lb__evict_params *p, const cache_data *d, int64_t l, int64_t kvh,
+static int64_t expect_kept(float *sc, const lb__evict_params *p, const cache_data *d, int64_t l, int64_t kvh,
                            int64_t *idx)
 {
-    float k[CT * CD], v[CT * CD], sc[CT];
+    float k[CT * CD], v[CT * CD];
     for (int t = 0; t < CT; t++)
         for (int e = 0; e < CD; e++) {
             k[t * CD + e] = d->k[l][t][kvh * CD + e];
@@ -356,7 +356,6 @@ static int64_t expect_kept(const char *name, const lb__evict_params *p, const ca
     lb__evict_params hp = *p;
     hp.seed = p->seed ^ (uint64_t)(l * 1000003 + kvh) * 0x9E3779B97F4A7C15ull;
     lb__evict_score(&hp, &h, sc, scr);
-    (void)name;
     int64_t n = lb__evict_nkeep(CT, p->ratio);
     lb__evict_topk(sc, CT, n, idx, rk);
     free(scr); free(rk);
@@ -406,8 +405,20 @@ static void test_cache_prefill(void)
         p.ratio = 0.6;
         p.page = 8;   /* paged's page=0: the storage policy's page (f32:page=8) */
         int64_t want[CL][CKV][CT], nw[CL][CKV];
+        double worst_hook = 0;
         for (int l = 0; l < CL; l++)
-            for (int h = 0; h < CKV; h++) nw[l][h] = expect_kept(pols[i], &p, &d, l, h, want[l][h]);
+            for (int h = 0; h < CKV; h++) {
+                /* the registry's per-head score hook (ThinKV-style users) gives
+                 * the pure scorer's scores */
+                float sc[CT], hook[CT], mx = 0;
+                nw[l][h] = expect_kept(sc, &p, &d, l, h, want[l][h]);
+                const lb__kv_stage *stg = &lb__kv_spec_of(c)->st[0];
+                CHECK(stg->pol->score(c, stg, l, h, hook) == LB_OK, "%s: %s", spec, lb_errmsg());
+                for (int t = 0; t < CT; t++) if (isfinite(sc[t])) mx = fmaxf(mx, fabsf(sc[t]));
+                for (int t = 0; t < CT; t++)
+                    worst_hook = fmax(worst_hook, isinf(sc[t]) ? (sc[t] == hook[t] ? 0 : 1) : fabs(sc[t] - hook[t]) / mx);
+            }
+        CHECK(worst_hook < 1e-5, "%s: score hook vs pure scorer: %.3g", spec, worst_hook);
         CHECK(lb__kv_compress(c) == LB_OK, "%s: %s", spec, lb_errmsg());
         lb__kv_report_get(c, &after);
         int64_t held = 0;
