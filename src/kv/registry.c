@@ -4,7 +4,7 @@
 
 extern const lb__kv_policy lb__kv_policy_f32, lb__kv_policy_f16, lb__kv_policy_bf16, lb__kv_policy_kivi,
     lb__kv_policy_fmt;
-/* eviction policies (src/kv/evict_policy.c, docs/kv-eviction.md) */
+/* eviction policies (src/kv/evict_<name>.c, docs/kv-eviction.md) */
 extern const lb__kv_policy lb__kv_evict_random, lb__kv_evict_streaming, lb__kv_evict_knorm, lb__kv_evict_snapkv,
     lb__kv_evict_tova, lb__kv_evict_observed, lb__kv_evict_keydiff, lb__kv_evict_paged, lb__kv_evict_expected;
 
