@@ -4,6 +4,9 @@
 
 extern const lb__kv_policy lb__kv_policy_f32, lb__kv_policy_f16, lb__kv_policy_bf16, lb__kv_policy_kivi,
     lb__kv_policy_fmt;
+/* eviction policies (src/kv/evict_<name>.c, docs/kv-eviction.md) */
+extern const lb__kv_policy lb__kv_evict_random, lb__kv_evict_streaming, lb__kv_evict_knorm, lb__kv_evict_snapkv,
+    lb__kv_evict_tova, lb__kv_evict_observed, lb__kv_evict_keydiff, lb__kv_evict_paged, lb__kv_evict_expected;
 
 static const lb__kv_policy *const policies[] = {
     &lb__kv_policy_f32,
@@ -11,6 +14,15 @@ static const lb__kv_policy *const policies[] = {
     &lb__kv_policy_bf16,
     &lb__kv_policy_kivi,
     &lb__kv_policy_fmt,
+    &lb__kv_evict_random,
+    &lb__kv_evict_streaming,
+    &lb__kv_evict_knorm,
+    &lb__kv_evict_snapkv,
+    &lb__kv_evict_tova,
+    &lb__kv_evict_observed,
+    &lb__kv_evict_keydiff,
+    &lb__kv_evict_paged,
+    &lb__kv_evict_expected,
 };
 
 int lb__kv_policy_count(void) { return (int)(sizeof policies / sizeof *policies); }

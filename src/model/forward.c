@@ -22,6 +22,7 @@
  * residual window, KIVI's key groups) is filled and attended one token at a
  * time, so a batch still equals token-by-token decoding. */
 #include "kv/kv.h"
+#include "kv/evict.h"
 #include "model/model.h"
 #include <math.h>
 
@@ -447,6 +448,8 @@ static lb_status forward(lb_session *s, const int32_t *tokens, int64_t n, float 
         bool last = i + B == n;
         float *lg = all ? logits + i * s->vocab : (last ? logits : NULL);
         run_batch(s, tokens + i, B, lg, all);
+        lb_status st = lb__evict_decode(s->kv);   /* decode-time eviction stages (every=N) */
+        if (st) return st;
     }
     return LB_OK;
 }
