@@ -36,6 +36,7 @@ typedef struct bopts {
     int threads;
     bool json, quant_emb, sequential;
     cli_calib_text ct;          /* calibration tokens (from the tail of --calib-text, default --text) */
+    lb_calib *calib;            /* their statistics, collected once for the methods that are not sequential */
     const char *methods[MAXL], *formats[MAXL];
     int n_methods, n_formats;
 } bopts;
@@ -55,8 +56,9 @@ static void help(void)
            "             importance-weighted scale search), seq (sequential calibration)\n"
            "  --calib-text FILE  calibration text for the methods that need statistics (default: --text); the\n"
            "             tokens come from its tail (as lowbit calib) and never overlap the scored chunks\n"
-           "  --calib-tokens N (default 16384)  --calib-ctx C (default 128)  --sequential: every calibrated\n"
-           "             method runs sequentially (layer l's inputs from the already-quantized layers < l)\n"
+           "  --calib-tokens N (default 16384)  --calib-ctx C (default 128): statistics collected once and\n"
+           "             shared by the methods; --sequential: every calibrated method runs sequentially instead\n"
+           "             (layer l's inputs from the already-quantized layers < l, collected per method)\n"
            "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
            "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
            "             (floor, ceil, mse, full); 'f32' is the unquantized model itself\n"
@@ -196,12 +198,13 @@ static void run_one(const bopts *o, const lb_model *m, const base *b, const char
     parse_method(method, mname, sizeof mname, &mo);
     lb_model_quant_opts qo = {.format = fname, .method = mname, .quantize_embeddings = o->quant_emb,
                               .n_threads = o->threads, .q = {.scale_rule = rule, .seed = 1, .act_order = mo.act}};
-    if (mo.calib && o->ct.tokens) {
+    if (mo.calib && (mo.seq || o->sequential)) {   /* collected layer by layer during the quantization */
         qo.calib_tokens = o->ct.tokens;
         qo.n_calib_tokens = o->ct.n_tokens;
         qo.calib_ctx = o->calib_ctx;
-        qo.sequential = mo.seq || o->sequential;
-    }
+        qo.sequential = 1;
+    } else if (mo.calib)
+        qo.calib = o->calib;
     lb_model *q = NULL;
     lb_quant_report rep;
     bool dense = !strcmp(fname, "f32");
@@ -374,7 +377,7 @@ static int make_base(const bopts *o, const lb_model *m, const lb_tokenizer *t, b
 
 /* Calibration tokens from the tail of --calib-text (default --text), when a
  * method needs them; refused when they would overlap the scored chunks. */
-static int calib_tokens(bopts *o, const lb_tokenizer *t, const base *b)
+static int calib_tokens(bopts *o, const lb_model *m, const lb_tokenizer *t, const base *b)
 {
     bool need = false;
     for (int i = 0; i < o->n_methods; i++) {
@@ -387,6 +390,10 @@ static int calib_tokens(bopts *o, const lb_tokenizer *t, const base *b)
     const char *path = o->calib_text ? o->calib_text : o->text;
     if (cli_calib_text_tokens("bench quant", "--calib-text", path, t, o->calib_tokens, o->calib_ctx, -1, &o->ct)) return 1;
     cli_calib_text_print(stderr, path, &o->ct, o->calib_ctx);
+    lb_calib_opts co = {.ctx = o->calib_ctx, .n_threads = o->threads, .text = path, .text_begin = o->ct.begin,
+                        .text_end = o->ct.end};
+    lb_status s = lb_calib_collect(m, o->ct.tokens, o->ct.n_tokens, &co, &o->calib);
+    if (s) return cli_fail_status("bench quant", s);
     int64_t scored = o->ctx * o->chunks;
     if (!o->calib_text && o->ct.tokens_before < scored)
         return cli_fail("bench quant", "--text %s: the calibration tokens (the last %lld) overlap the %lld scored ones; "
@@ -474,7 +481,7 @@ int bench_quant(int argc, char **argv)
     if (o.text) { if (cli_load_model_tok("bench", o.model, o.tok, &m, &t)) return 1; }
     else { lb_status s = lb_model_load(o.model, &m); if (s) return cli_fail_status("bench", s); }
     if (o.text && make_base(&o, m, t, &b)) { lb_model_free(m); lb_tokenizer_free(t); return 1; }
-    if (o.text && calib_tokens(&o, t, &b)) { free(b.tok); lb_model_free(m); lb_tokenizer_free(t); return 1; }
+    if (o.text && calib_tokens(&o, m, t, &b)) { free(b.tok); lb_model_free(m); lb_tokenizer_free(t); return 1; }
     int n = 0;
     row *rows = calloc((size_t)(o.n_methods * o.n_formats + 1), sizeof *rows);
     run_one(&o, m, &b, "none", "f32", &rows[n++]);
@@ -502,6 +509,7 @@ int bench_quant(int argc, char **argv)
     }
     if (o.text) remove(b.path);
     free(o.ct.tokens);
+    lb_calib_free(o.calib);
     free(rows);
     free(b.tok);
     lb_tokenizer_free(t);
