@@ -289,7 +289,8 @@ static bool drawn(const bopts *o, const row *r)
 /* KL divergence (log scale) against bits/weight of the linears, one colour per method. */
 static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
 {
-    static const char *col[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+    static const char *col[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
+                                "#bcbd22", "#17becf"};
     double W = 720, H = 460, L = 70, R = 170, T = 30, B = 50;
     double xmin = 1e9, xmax = 0, ymin = 1e9, ymax = 0;
     for (int i = 0; i < n; i++) {
@@ -321,7 +322,7 @@ static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
     fprintf(f, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">mean KLD (nats)</text>\n",
             (T + H - B) / 2);
     for (int mi = 0; mi < o->n_methods; mi++) {
-        const char *c = col[mi % 6];
+        const char *c = col[mi % 10];
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                 W - R + 16, T + 10 + 16.0 * mi, c, W - R + 26, T + 14 + 16.0 * mi, o->methods[mi]);
         for (int i = 0; i < n; i++) {
