@@ -80,6 +80,32 @@ static inline int test_file_exists(const char *path)
     return f != NULL;
 }
 
+/* models_dir/rel in one of four rotating static buffers (several may be
+ * live in one expression). */
+static inline char *test_model_path(const char *rel)
+{
+    static char p[4][1024];
+    static int k;
+    char *s = p[k++ & 3];
+    snprintf(s, 1024, "%s/%s", test_models_dir(), rel);
+    return s;
+}
+
+/* A Python with NumPy for the independent references in tests/ref
+ * ($LOWBIT_PYTHON, /usr/bin/python3, python3), or NULL (tests then SKIP). */
+static inline const char *test_find_python(void)
+{
+    static const char *cands[] = {NULL, "/usr/bin/python3", "python3"};
+    cands[0] = getenv("LOWBIT_PYTHON");
+    for (int i = 0; i < 3; i++) {
+        char cmd[512];
+        if (!cands[i] || !*cands[i]) continue;
+        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
+        if (system(cmd) == 0) return cands[i];
+    }
+    return NULL;
+}
+
 /* Relative error helper: |a-b| / max(|a|,|b|,floor). */
 static inline double test_rel_err(double a, double b, double floor_)
 {

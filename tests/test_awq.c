@@ -195,7 +195,7 @@ static void test_awq(void)
     int bad = 0;
     for (int64_t i = 0; i < N; i++) bad += d[i] * q.col_scale[i % n] != y[i];
     CHECK(!bad, "%d elements differ from dequant * col_scale", bad);
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (py) {
         const double *mats[2] = {st.H, st.abs};
         int64_t sz[2] = {n * n, n};
@@ -249,7 +249,7 @@ static void test_qronos(void)
     CHECK(lq < lr, "qronos loss %g not below rtn %g", lq, lr);
     printf("int4_g32 %lldx%lld: loss mean||Wx - Q xq||^2 rtn %.5g, qronos %.5g (%.1f%% lower)\n", (long long)rows,
            (long long)n, lr, lq, 100 * (1 - lq / lr));
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (py) {
         const double *mats[3] = {st.H, st.Hq, st.Hqx};
         int64_t sz[3] = {n * n, n * n, n * n};

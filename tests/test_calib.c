@@ -23,21 +23,13 @@
 static lb_rng rng;
 #include "tmodel.h"
 
-static char *model_path(const char *rel)
-{
-    static char p[4][1024];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 1024, "%s/%s", test_models_dir(), rel);
-    return s;
-}
 
 static lb_model *load(const char *rel)
 {
     struct stat st;
     lb_model *m = NULL;
-    if (stat(model_path(rel), &st) != 0) return NULL;
-    if (lb_model_load(model_path(rel), &m)) { fprintf(stderr, "load %s: %s\n", rel, lb_errmsg()); return NULL; }
+    if (stat(test_model_path(rel), &st) != 0) return NULL;
+    if (lb_model_load(test_model_path(rel), &m)) { fprintf(stderr, "load %s: %s\n", rel, lb_errmsg()); return NULL; }
     return m;
 }
 
@@ -339,7 +331,7 @@ static void test_file(void)
     f = fopen(bad, "wb"); fwrite(buf, 1, size, f); fclose(f);
     s = lb_calib_load(bad, m, &back);
     CHECK(s == LB_ERR_FORMAT && strstr(lb_errmsg(), "non-finite"), "NaN in a tensor: %d %s", s, lb_errmsg());
-    s = lb_calib_load(model_path("tinystories-656k/model.safetensors"), m, &back);
+    s = lb_calib_load(test_model_path("tinystories-656k/model.safetensors"), m, &back);
     CHECK(s == LB_ERR_FORMAT && strstr(lb_errmsg(), "not a lowbit calibration"), "a model file: %d %s", s, lb_errmsg());
     free(buf);
     unlink(bad); unlink(path); unlink(p2);

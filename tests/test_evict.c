@@ -83,18 +83,6 @@ static void free_case(tcase *c)
     for (int h = 0; h < NH; h++) free(c->hs[h]);
 }
 
-static const char *find_python(void)
-{
-    static const char *cands[] = {NULL, "python3", "/usr/bin/python3"};
-    cands[0] = getenv("LOWBIT_PYTHON");
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
 
 static void write_case(FILE *f, const tcase *c)
 {
@@ -201,7 +189,7 @@ static const int64_t *check_selection(const tcase *c, const int64_t *ref, const 
 
 static void test_vs_numpy(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); NumPy reference comparison not run");
     struct { int64_t T, hd, group, nq; bool gaps, inter; } cases[] = {
         {61, 8, 2, 61, false, false}, {90, 16, 4, 40, true, false}, {33, 8, 1, 33, false, true},

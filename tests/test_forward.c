@@ -248,18 +248,6 @@ static void test_sampler(void)
 
 /* ---- real models against the independent NumPy reference (tests/ref/model_ref.py) */
 
-static const char *find_python(void)
-{
-    static const char *cands[] = {NULL, "python3", "/usr/bin/python3"};
-    cands[0] = getenv("LOWBIT_PYTHON");
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
 
 static void check_real_model(const char *py, const char *path)
 {
@@ -304,7 +292,7 @@ static void check_real_model(const char *py, const char *path)
 
 static void test_numpy_reference(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); real-model reference check not run");
     char a[1100], b[1024];
     snprintf(a, sizeof a, "%s/stories260K/stories260K.bin", test_models_dir());

@@ -109,18 +109,6 @@ static void test_grid_matches_format(void)
 
 /* ---------------------------------------------------------- NumPy reference */
 
-static const char *find_python(void)
-{
-    static const char *cands[] = {NULL, "/usr/bin/python3", "python3"};
-    cands[0] = getenv("LOWBIT_PYTHON");
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
 
 static int write_file(const char *path, const void *p, size_t n)
 {
@@ -132,7 +120,7 @@ static int write_file(const char *path, const void *p, size_t n)
 
 static void test_numpy_reference(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON): GPTQ reference comparison not run");
     char dir[] = "/tmp/lb_gptq_ref.XXXXXX", path[512], cmd[1024];
     REQUIRE(mkdtemp(dir), "mkdtemp");
@@ -451,14 +439,6 @@ static void test_rotated_h(void)
 
 /* ---------------------------------------------------------- real models */
 
-static char *model_path(const char *rel)
-{
-    static char p[4][1024];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 1024, "%s/%s", test_models_dir(), rel);
-    return s;
-}
 
 typedef struct hacc {
     int64_t n[64][LB_SITE_COUNT], tok[64][LB_SITE_COUNT];
@@ -583,10 +563,10 @@ static void test_save_load(void)
 {
     lb_model *m = NULL;
     struct stat sb;
-    if (stat(model_path("tinystories-656k"), &sb) || lb_model_load(model_path("tinystories-656k"), &m))
+    if (stat(test_model_path("tinystories-656k"), &sb) || lb_model_load(test_model_path("tinystories-656k"), &m))
         SKIP("no tinystories-656k in %s", test_models_dir());
     int64_t nt = 0;
-    int32_t *ids = text_tokens(model_path("tinystories-656k"), 64, &nt);
+    int32_t *ids = text_tokens(test_model_path("tinystories-656k"), 64, &nt);
     if (!ids || nt < 16) { free(ids); lb_model_free(m); SKIP("no text in %s", test_data_dir()); }
     hacc *acc = capture(m, ids, nt);
     REQUIRE(acc, "capture");
@@ -658,9 +638,9 @@ static void test_real_models(void)
     for (int mi = 0; mi < 2; mi++) {
         struct stat sb;
         lb_model *m = NULL;
-        if (stat(model_path(rels[mi]), &sb) || lb_model_load(model_path(rels[mi]), &m)) continue;
+        if (stat(test_model_path(rels[mi]), &sb) || lb_model_load(test_model_path(rels[mi]), &m)) continue;
         int64_t nt = 0;
-        int32_t *ids = text_tokens(model_path(toks[mi]), 200, &nt);
+        int32_t *ids = text_tokens(test_model_path(toks[mi]), 200, &nt);
         if (!ids || nt < 50) { free(ids); lb_model_free(m); continue; }
         hacc *acc = calloc(1, sizeof *acc);
         lb_session *s = NULL;

@@ -10,24 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char *model_path(const char *rel)
-{
-    static char p[4][1024];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 1024, "%s/%s", test_models_dir(), rel);
-    return s;
-}
 
 static const char *models[2] = {"stories260K/stories260K.bin", "tinystories-656k"};
 
 static lb_model *load(const char *rel)
 {
     lb_model *m = NULL;
-    if (!test_file_exists(model_path(rel)) && strchr(rel, '.')) return NULL;
+    if (!test_file_exists(test_model_path(rel)) && strchr(rel, '.')) return NULL;
     struct stat st;
-    if (stat(model_path(rel), &st) != 0) return NULL;
-    if (lb_model_load(model_path(rel), &m)) { fprintf(stderr, "load %s: %s\n", rel, lb_errmsg()); return NULL; }
+    if (stat(test_model_path(rel), &st) != 0) return NULL;
+    if (lb_model_load(test_model_path(rel), &m)) { fprintf(stderr, "load %s: %s\n", rel, lb_errmsg()); return NULL; }
     return m;
 }
 

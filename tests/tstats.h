@@ -39,17 +39,5 @@ static inline void stats_build(stats *s, const float *X, const float *Xq, int64_
 
 static inline void stats_free(stats *s) { free(s->H); free(s->sq); free(s->abs); free(s->Hq); free(s->Hqx); }
 
-static inline const char *find_python(void)
-{
-    static const char *cands[] = {NULL, "/usr/bin/python3", "python3"};
-    cands[0] = getenv("LOWBIT_PYTHON");
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return cands[i];
-    }
-    return NULL;
-}
 
 #endif
