@@ -21,6 +21,7 @@
  * usage: bench_act [110m|1b|both] [threads: 1, 2 or 0 = both]   (default both, both) */
 #include "weights/weights.h"
 #include <immintrin.h>
+#include "bench_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,27 +68,12 @@ __attribute__((target("avx2"))) static double int_loop(int64_t iters)
     return s;
 }
 
-__attribute__((target("avx2,fma"))) static double fma_loop(int64_t iters)
-{
-    __m256 a[N_ACC], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < N_ACC; i++) a[i] = _mm256_set1_ps((float)i);
-    for (int64_t k = 0; k < iters; k++)
-#pragma GCC unroll 16
-        for (int i = 0; i < N_ACC; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    float t[8], s = 0;
-    for (int i = 0; i < N_ACC; i++) {
-        _mm256_storeu_ps(t, a[i]);
-        for (int j = 0; j < 8; j++) s += t[j];
-    }
-    return s;
-}
-
 typedef struct { int64_t iters; bool integer; volatile double sink; } peak_job;
 
 static void peak_task(void *ctx, int64_t b, int64_t e, int th)
 {
     peak_job *j = ctx;
-    for (int64_t i = b; i < e; i++) j->sink = j->integer ? int_loop(j->iters) : fma_loop(j->iters);
+    for (int64_t i = b; i < e; i++) j->sink = j->integer ? int_loop(j->iters) : bench_fma_loop_avx2(j->iters);
 }
 
 /* Multiply-adds per second on nt threads (best of 3): 32 per integer pair, 8 per FMA. */

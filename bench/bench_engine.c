@@ -19,6 +19,7 @@
 #include "kernels/kernels.h"
 #include "model/model.h"
 #include <immintrin.h>
+#include "bench_util.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,27 +62,12 @@ __attribute__((target("avx512f"))) static double fma_loop_512(int64_t iters)
     return s;   /* keeps the loop live */
 }
 
-__attribute__((target("avx2,fma"))) static double fma_loop_256(int64_t iters)
-{
-    __m256 a[N_ACC], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < N_ACC; i++) a[i] = _mm256_set1_ps((float)i);
-    for (int64_t k = 0; k < iters; k++)
-#pragma GCC unroll 16
-        for (int i = 0; i < N_ACC; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    float t[8], s = 0;
-    for (int i = 0; i < N_ACC; i++) {
-        _mm256_storeu_ps(t, a[i]);
-        for (int j = 0; j < 8; j++) s += t[j];
-    }
-    return s;
-}
-
 typedef struct { int64_t iters; int lanes; volatile double sink; } fma_job;
 
 static void fma_task(void *ctx, int64_t b, int64_t e, int th)
 {
     fma_job *j = ctx;
-    for (int64_t i = b; i < e; i++) j->sink = j->lanes == 16 ? fma_loop_512(j->iters) : fma_loop_256(j->iters);
+    for (int64_t i = b; i < e; i++) j->sink = j->lanes == 16 ? fma_loop_512(j->iters) : bench_fma_loop_avx2(j->iters);
 }
 
 /* FLOP/s per wall second and per CPU second (best of 3 each). */
