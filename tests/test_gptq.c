@@ -630,6 +630,49 @@ static void test_save_load(void)
     lb_model_free(m);
 }
 
+/* Model level, NVFP4: q/k/v share one tensor scale and gate/up another,
+ * 6 * 448 / the largest amax of the group after the method's rotation. */
+static void test_shared_tensor_scale(void)
+{
+    lb_model *m = NULL;
+    struct stat sb;
+    if (stat(test_model_path("tinystories-656k"), &sb) || lb_model_load(test_model_path("tinystories-656k"), &m))
+        SKIP("no tinystories-656k in %s", test_models_dir());
+    int64_t nt = 0;
+    int32_t *ids = text_tokens(test_model_path("tinystories-656k"), 64, &nt);
+    if (!ids || nt < 16) { free(ids); lb_model_free(m); SKIP("no text in %s", test_data_dir()); }
+    const lb_format *f = lb_format_find("nvfp4");
+    lb_model_quant_opts qo = {.format = "nvfp4", .method = "mr-gptq", .n_threads = 2, .calib_tokens = ids,
+                              .n_calib_tokens = nt, .calib_ctx = 32, .q = {.seed = 1}};
+    lb_model *q = NULL;
+    REQUIRE(!lb_model_quantize(m, &qo, &q, NULL), "%s", lb_errmsg());
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const lb_weight *src[2][3] = {{&m->layers[l].wq, &m->layers[l].wk, &m->layers[l].wv},
+                                      {&m->layers[l].w_gate, &m->layers[l].w_up, NULL}};
+        const lb_weight *dst[2][3] = {{&q->layers[l].wq, &q->layers[l].wk, &q->layers[l].wv},
+                                      {&q->layers[l].w_gate, &q->layers[l].w_up, NULL}};
+        for (int g = 0; g < 2; g++) {
+            float gmax = 0;
+            for (int k = 0; k < 3 && src[g][k]; k++) {
+                const lb_weight *w = src[g][k];
+                float *x = malloc(sizeof(float) * (size_t)(w->rows * w->cols)), a = 0;
+                lb_quantize_opts o = {.seed = 1};
+                REQUIRE(!lb__weight_f32(w, x) && !lb_quantize_amax(lb_quantizer_find("mr-gptq"), f, &o, x, w->rows,
+                                                                    w->cols, &a), "%s", lb_errmsg());
+                gmax = a > gmax ? a : gmax;
+                free(x);
+            }
+            for (int k = 0; k < 3 && dst[g][k]; k++)
+                CHECK(dst[g][k]->u.block.tensor_scale == lb__grid_tensor_scale(f, gmax),
+                      "layer %lld group %d matrix %d: tensor scale %g, want %g", (long long)l, g, k,
+                      (double)dst[g][k]->u.block.tensor_scale, (double)lb__grid_tensor_scale(f, gmax));
+        }
+    }
+    lb_model_free(q);
+    free(ids);
+    lb_model_free(m);
+}
+
 static void test_real_models(void)
 {
     const char *rels[2] = {"stories260K/stories260K.bin", "tinystories-656k"};
@@ -716,6 +759,7 @@ int main(int argc, char **argv)
     RUN(test_linalg);
     RUN(test_rotated_h);
     RUN(test_save_load);
+    RUN(test_shared_tensor_scale);
     RUN(test_real_models);
     return TEST_DONE();
 }

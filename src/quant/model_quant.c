@@ -179,6 +179,41 @@ static bool stats_of(const qrun *r, const char *name, lb_calib_stats *st)
     return true;
 }
 
+/* 1: q/k/v (one input), 2: gate/up (one input), 0: other. */
+static int input_group(const char *name)
+{
+    if (strstr(name, ".q_proj.") || strstr(name, ".k_proj.") || strstr(name, ".v_proj.")) return 1;
+    if (strstr(name, ".gate_proj.") || strstr(name, ".up_proj.")) return 2;
+    return 0;
+}
+
+/* NV formats: the matrices that share an input (q/k/v, gate/up) share one
+ * per-tensor scale, from the largest amax of the group after the method's
+ * rotation (lb_quantize_amax), as FP-Quant's fused global scale; the gptq
+ * family reads it from opts.shared_amax, the other methods keep their own. */
+static lb_status share_amax(qrun *r, qjob *jobs, int64_t nj)
+{
+    if (!r->ctx.fmt || !lb_format_uses_tensor_scale(r->ctx.fmt) || nj == 0) return LB_OK;
+    float gmax[3] = {0, 0, 0}, *a = lb__alloc((size_t)nj * sizeof *a);
+    if (!a) return LB_ERR_NOMEM;
+    lb_status s = LB_OK;
+    for (int64_t k = 0; !s && k < nj; k++) {
+        const lb_weight *w = jobs[k].src;
+        float *f = lb__alloc((size_t)(w->rows * w->cols) * sizeof *f);
+        s = f ? lb__weight_f32(w, f) : LB_ERR_NOMEM;
+        if (!s) s = lb_quantize_amax(r->ctx.method, r->ctx.fmt, &jobs[k].opts, f, w->rows, w->cols, &a[k]);
+        LB_FREE(f);
+        int g = input_group(jobs[k].info->name);
+        if (!s && a[k] > gmax[g]) gmax[g] = a[k];
+    }
+    for (int64_t k = 0; !s && k < nj; k++) {
+        int g = input_group(jobs[k].info->name);
+        if (g) jobs[k].opts.shared_amax = gmax[g];
+    }
+    LB_FREE(a);
+    return s;
+}
+
 /* Entries [i0, i1) of one layer (or the top-level tensors): copy what is
  * kept, quantize the linears in parallel, install them. */
 static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
@@ -214,8 +249,9 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
         *j = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i], .opts = *r->ctx.opts};
         j->opts.calib = stats_of(r, r->sn[i].name, &j->stats) ? &j->stats : NULL;
     }
+    lb_status s = share_amax(r, jobs, nj);
+    if (s) return s;
     lb_pool_for(r->pool, nj, 1, quant_task, &r->ctx);
-    lb_status s = LB_OK;
     for (int64_t k = 0; k < nj; k++) {
         if (!s && jobs[k].status) s = lb__err(jobs[k].status, "%s", jobs[k].err);
         if (!s) {
