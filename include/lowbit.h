@@ -797,6 +797,14 @@ typedef struct lb_prune_opts {
 /* w (rows x cols) is pruned in place (sparsegpt also updates the kept
  * weights); keep (rows x cols bytes, may be NULL) gets 1 for kept weights. */
 lb_status lb_prune_matrix(const lb_prune_opts *o, float *w, int64_t rows, int64_t cols, uint8_t *keep);
+/* SparseGPT's joint prune-and-quantize (criterion "sparsegpt", an N:M or
+ * V:N:M pattern): inside the OBS column loop each kept weight is rounded
+ * onto its block grid in format f and the pruning/rounding error fed
+ * forward. out gets each row's kept values packed in f (rows x kept per
+ * row, which must be a multiple of f's block, the block a multiple of N:
+ * else LB_ERR_UNSUPPORTED); w the decoded values (0 where pruned). */
+lb_status lb_prune_quantize_matrix(const lb_prune_opts *o, const lb_format *f, float *w, int64_t rows, int64_t cols,
+                                   uint8_t *keep, lb_qmatrix *out);
 int lb_prune_criterion_count(void);
 const char *lb_prune_criterion_name(int i);   /* NULL out of range */
 const char *lb_prune_criterion_desc(int i);
@@ -814,6 +822,9 @@ typedef struct lb_model_prune_opts {
     const char *format;         /* or: prune, then quantize the kept values (RTN) into this block format
                                    (lb_quant_format_resolve name); every row must keep the same count, a
                                    multiple of the block; a matrix where it is not keeps its values at dtype */
+    int joint;                  /* with format and sparsegpt: SparseGPT's joint mode (quantize inside the
+                                   OBS loop, lb_prune_quantize_matrix) instead of prune-then-RTN; a matrix
+                                   it cannot store (kept count vs block) is pruned alone, values at dtype */
     const char *const *keep;    /* fnmatch globs of linears left dense */
     int n_keep;
     const lb_calib *calib;      /* statistics, read through stats_for */

@@ -13,7 +13,7 @@ static void help(void)
 {
     printf("usage: lowbit prune --model IN --out OUT.safetensors [--criterion C] [--pattern P] [--ratio R]\n"
            "                     [--calib-text FILE] [--calib-tokens N] [--ctx N] [--dtype f32|f16|bf16] [--format F]\n"
-           "                     [--damp D] [--block B] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
+           "                     [--joint] [--damp D] [--block B] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
            "Prunes the linear weights (q, k, v, o, gate, up, down) of a model and stores them sparse: the kept\n"
            "values plus a bitmask (or an index list when that is smaller); see docs/sparsity.md.\n"
            "  --criterion C     magnitude (default), wanda (|W| x ||X_j||), sparsegpt (OBS with error feedback);\n"
@@ -28,6 +28,9 @@ static void help(void)
            "  --format F        then quantize each row's kept values (RTN) into block format F (int4_g32, mxfp4,\n"
            "                    ...); needs the same kept count in every row, a multiple of the block (else the\n"
            "                    matrix keeps its values at --dtype)\n"
+           "  --joint           with sparsegpt, N:M or V:N:M and --format: SparseGPT's joint mode, the kept\n"
+           "                    weights are rounded onto their block grid inside the pruning loop and the\n"
+           "                    rounding error fed forward too (instead of pruning, then RTN)\n"
            "  --damp D          sparsegpt damping, fraction of mean(diag H) (default 0.01)\n"
            "  --block B         sparsegpt columns per mask block (default 128)\n"
            "  --keep GLOB       leave linears whose Hugging Face name matches dense (repeatable)\n"
@@ -111,7 +114,7 @@ int cmd_prune(int argc, char **argv)
     const char *in = NULL, *out = NULL, *text = NULL;
     const char *keep[MAX_KEEP];
     lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "unstructured", .ratio = 0.5}};
-    bool json = false, force = false;
+    bool json = false, force = false, joint = false;
     int n_keep = 0;
     int64_t threads = 0, n_calib = 4096, ctx = 128, block = 0;
     const cli_optdef defs[] = {
@@ -120,7 +123,7 @@ int cmd_prune(int argc, char **argv)
         CLI_O_PATH("--calib-text", &text), CLI_O_INT("--calib-tokens", &n_calib, 2, INT64_MAX),
         CLI_O_INT("--ctx", &ctx, 2, 1 << 20), CLI_O_STR("--dtype", &o.dtype), CLI_O_STR("--format", &o.format), CLI_O_FLOAT("--damp", &o.p.damp, 0, 1e6),
         CLI_O_INT("--block", &block, 1, 1 << 20), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep), CLI_THREADS(&threads),
-        CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
+        CLI_O_FLAG("--joint", &joint), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
     int rc = cli_parse("prune", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -135,6 +138,7 @@ int cmd_prune(int argc, char **argv)
     int64_t nt = 0;
     if (calib && calib_tokens(in, text, n_calib, &tok, &nt)) return 1;
     o.p.block = block;
+    o.joint = joint;
     o.tokens = tok;
     o.n_tokens = nt;
     o.ctx = ctx;

@@ -2,7 +2,8 @@
  * down) not matched by a keep glob is pruned with one criterion and one
  * pattern and stored sparse (weights/sparse.c); everything else is copied.
  * With a format, each row's kept values are then quantized with RTN into
- * that block format (prune, then quantize; not SparseGPT's joint mode).
+ * that block format (prune, then quantize), or, with joint and sparsegpt,
+ * quantized inside SparseGPT's loop (lb_prune_quantize_matrix).
  * The linears of a layer are pruned in parallel, one matrix per task, each
  * independently (statistics come from the dense model), so the result does
  * not depend on the thread count. The new model owns every buffer. */
@@ -34,6 +35,7 @@ typedef struct prun {
     lb_dtype vdt;               /* values dtype (own_dtype: each weight's own) */
     bool own_dtype;
     const lb_format *fmt;       /* quantize the kept values into it, or NULL */
+    bool joint;                 /* in SparseGPT's loop (else RTN after pruning) */
     lb__pstats *ps;
     lb__wname *sn, *dn;
     int64_t n;
@@ -95,11 +97,13 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
         lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
         lb_prune_opts po = r->o->p;
         po.calib = r->crit->calib ? &j->st : NULL;
+        bool joint = r->joint && !lb__sparsegpt_joint_fits(&r->pat, r->fmt, j->src->cols);
         if (!s) {
             memcpy(j->w, orig, (size_t)n * sizeof *orig);
-            s = lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
+            s = joint ? lb_prune_quantize_matrix(&po, r->fmt, j->w, j->src->rows, j->src->cols, j->keep, &j->q)
+                      : lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
         }
-        if (!s && r->fmt) s = quantize_kept(r, j);
+        if (!s && r->fmt && !r->joint) s = quantize_kept(r, j);
         if (!s) {
             double se = 0, sw = 0;
             for (int64_t k = 0; k < n; k++) { double d = (double)orig[k] - j->w[k]; se += d * d; sw += (double)orig[k] * orig[k]; }
@@ -236,6 +240,12 @@ static lb_status resolve(prun *r)
         else return lb__err(LB_ERR_ARG, "unknown values dtype '%s' (known: f32, f16, bf16)", o->dtype);
     }
     if (o->format && (s = lb_quant_format_resolve(o->format, 0, &r->fmt))) return s;
+    if (o->joint && (!r->fmt || r->crit != &lb__crit_sparsegpt))
+        return lb__err(LB_ERR_ARG, "joint prune-and-quantize needs criterion sparsegpt and a format (--format)");
+    if (o->joint && r->pat.kind == LB__PAT_UNSTRUCTURED)
+        return lb__err(LB_ERR_UNSUPPORTED, "joint prune-and-quantize needs an N:M or V:N:M pattern (unstructured "
+                       "sparsegpt masks keep different counts per row)");
+    r->joint = o->joint;
     if (!r->crit->calib) return LB_OK;
     if (o->calib && !o->stats_for)
         return lb__err(LB_ERR_ARG, "lb_model_prune: calib given without stats_for");
