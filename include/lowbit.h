@@ -622,6 +622,10 @@ const lb_quantizer *lb_quantizer_at(int i);             /* NULL when out of rang
 const lb_quantizer *lb_quantizer_find(const char *name); /* NULL when unknown */
 const char *lb_quantizer_name(const lb_quantizer *q);     /* "" for NULL, as describe */
 const char *lb_quantizer_describe(const lb_quantizer *q);
+/* Whether q needs calibration statistics (gptq, awq, ...) / sequential
+ * calibration (qronos): 1 or 0 (0 for NULL). */
+int lb_quantizer_needs_calib(const lb_quantizer *q);
+int lb_quantizer_needs_sequential(const lb_quantizer *q);
 
 /* The format named `name` with group size `group` (0 = as named). Accepts a
  * registry name ("int4_g64_asym", "mxfp4") or, with a group, a family name
@@ -634,19 +638,36 @@ lb_status lb_quant_format_resolve(const char *name, int64_t group, const lb_form
  * collected by running real text through it (docs/calib.md) */
 typedef struct lb_calib lb_calib;
 typedef struct lb_calib_opts {
-    int64_t ctx;                /* tokens per sequence (<= 0: 128, capped at the model's max_seq) */
+    int64_t ctx;                /* tokens per sequence (<= 0: 128, or the model's max_seq when smaller;
+                                   more than max_seq is refused) */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;
+    /* where the tokens came from, recorded in the file's metadata (may be NULL / 0) */
+    const char *text;           /* the text file */
+    int64_t text_begin, text_end;   /* its byte range [begin, end) the tokens were taken from */
 } lb_calib_opts;
-/* Run n_tokens tokens (split into sequences of ctx) through m and collect
- * the statistics of every linear input. */
+/* Run n_tokens tokens (split into sequences of ctx, each from position 0)
+ * through m and collect the statistics of every linear input, layer by layer
+ * on a stored residual stream (docs/calib.md). LB_ERR_ARG names the layer and
+ * site of a NaN or Inf activation. */
 lb_status lb_calib_collect(const lb_model *m, const int32_t *tokens, int64_t n_tokens, const lb_calib_opts *opts,
                            lb_calib **out);
 lb_status lb_calib_save(const lb_calib *c, const char *path);          /* safetensors, atomic */
-/* Load a statistics file; LB_ERR_ARG when it was made for another shape than m's. */
+/* Load a statistics file (every tensor checked: shape, dtype, finite). m
+ * may be NULL; otherwise LB_ERR_ARG, naming the file, when it was made for
+ * another shape or another model (weight fingerprint) than m. */
 lb_status lb_calib_load(const char *path, const lb_model *m, lb_calib **out);
 void lb_calib_free(lb_calib *c);
+typedef struct lb_calib_info {
+    int64_t n_layers, n_tokens, ctx;
+    int sequential;             /* holds Hq / Hqx too */
+    size_t bytes;               /* statistics held (double) */
+    double seconds;             /* collection time (0 when loaded) */
+    char model[256], text[256];
+    int64_t text_begin, text_end;
+} lb_calib_info;
+void lb_calib_get_info(const lb_calib *c, lb_calib_info *info);
 
 /* Calibration statistics of one matrix's input x (n = the matrix's cols),
  * averaged over the calibration tokens (src/calib). Buffers are borrowed. */
@@ -662,6 +683,11 @@ typedef struct lb_calib_stats {
     const double *Hq;           /* (n, n) mean of xq xq^T */
     const double *Hqx;          /* (n, n) mean of xq x^T */
 } lb_calib_stats;
+/* The statistics of the input of the linear with Hugging Face name `name`
+ * ("model.layers.3.self_attn.k_proj.weight": q/k/v share one input, so do
+ * gate/up); views into c. LB_ERR_NOTFOUND for a name that is no linear of
+ * a layer c holds. */
+lb_status lb_calib_stats_for(const lb_calib *c, const char *name, lb_calib_stats *out);
 
 typedef struct lb_quantize_opts {
     lb_scale_rule scale_rule;   /* the format's scale rule (LB_SCALE_MSE: searched scales) */
@@ -728,6 +754,15 @@ typedef struct lb_model_quant_opts {
     lb_progress_fn progress;    /* per layer, from the calling thread; may be NULL */
     void *progress_user;
     const lb_calib *calib;      /* statistics for methods that need them (NULL = none) */
+    /* calibration on the fly instead of `calib`: these tokens (sequences of
+     * calib_ctx, <= 0: 128) run through the model layer by layer; each layer's
+     * linears get the statistics of their inputs, then the layer is quantized.
+     * sequential: layer l's inputs also come from the model whose layers < l
+     * are already quantized (Hq, Hqx; needed by methods flagged sequential). */
+    const int32_t *calib_tokens;
+    int64_t n_calib_tokens;
+    int64_t calib_ctx;
+    int sequential;
 } lb_model_quant_opts;
 
 typedef struct lb_quant_tensor_info {
@@ -854,6 +889,27 @@ typedef struct lb_prune_report {
 } lb_prune_report;
 lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *opts, lb_model **out, lb_prune_report *rep);
 void lb_prune_report_free(lb_prune_report *r);
+
+/* ---- activation quantization (issue 10; src/weights/act.c, src/model/act.c,
+ * docs/activations.md)
+ * From now on quantize the inputs of every q/k/v, o, gate/up and down product
+ * of m with format `act`, dynamically per token in blocks along the row
+ * (after the weight's input transforms, e.g. after its Hadamard rotation):
+ * a registry block format name (int8_g32, int4_g32, mxint8, mxfp8_e4m3,
+ * mxfp6_e2m3, mxfp4, nvfp4, ...), "int8" / "int4" for int8_g32 / int4_g32,
+ * or "none" / NULL for FP32 inputs. Weights in int8_g32[_bf16],
+ * int4_g32[_bf16] or mxint8 with activations in one of those formats are
+ * multiplied by the integer kernels (which define that product); every other
+ * pair simulates the activation format (quantize, dequantize, float product).
+ * A linear whose input width the format's block does not divide keeps FP32
+ * inputs (counted in *n_kept; may be NULL). Norms, attention, the residual
+ * stream, the embedding and lm_head stay FP32. lb_model_save records the
+ * format; lb_model_load restores it. Call it before creating sessions on m
+ * (a session made while m had no activation format keeps FP32 inputs) and
+ * never while a session of m runs. LB_ERR_ARG for an unknown name. */
+lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept);
+/* The activation format of m's first linear that has one, or "none". */
+const char *lb_model_act(const lb_model *m);
 
 #ifdef __cplusplus
 }

@@ -19,7 +19,7 @@ if [ -f "$M/stories260K/stories260K.bin" ]; then
     check inspect-summary grep -q "self_attn.q_proj *mxfp4 *hadamard+rtn *32 H32" "$T/out"
     expect_fail bad-format "unknown format 'int5'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int5
     expect_fail bad-method "unknown method 'no-such-method'" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method no-such-method
-    expect_fail gptq-no-calib "gptq needs calibration statistics" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method gptq
+    expect_fail gptq-no-calib "needs calibration statistics" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format mxfp4 --method gptq
     expect_fail bad-group "not a power of two" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 48
     expect_fail bad-rule "scale-rule" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4 --group 32 --scale-rule best
     expect_fail bad-full "int4_g32_asym: scale rule full applies to symmetric INT formats" $CLI quantize --model "$M/stories260K/stories260K.bin" --out "$T/c.safetensors" --format int4_asym --group 32 --scale-rule full

@@ -114,6 +114,10 @@ int cmd_eval(int argc, char **argv);
 int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_path, lb_model **m, lb_tokenizer **t);
 /* Offset of the first byte that is not strict UTF-8, or len when valid. */
 size_t cli_utf8_check(const unsigned char *s, size_t len);
+/* --act FORMAT of quantize/run/eval (NULL: leave the model's own): sets the
+ * activation format of m (lb_model_set_act) and notes on stderr how many
+ * linears keep FP32 inputs. Prints and returns 1 on a bad name. */
+int cli_set_act(const char *cmd, lb_model *m, const char *act);
 /* lossless (cmd_pack.c) */
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
@@ -122,6 +126,23 @@ int cmd_prune(int argc, char **argv);
 /* quant (cmd_quantize.c, cmd_bench_quant.c: `lowbit bench quant`) */
 int cmd_quantize(int argc, char **argv);
 int bench_quant(int argc, char **argv);
+
+/* calibration (cmd_calib.c): `lowbit calib`, and the calibration tokens of
+ * a text that `lowbit quantize --calib-text` takes the same way */
+int cmd_calib(int argc, char **argv);
+typedef struct cli_calib_text {
+    int32_t *tokens;            /* (n_tokens), malloc'd; each ctx-th token (from 0) replaced by BOS */
+    int64_t n_tokens;
+    int64_t begin, end;         /* the bytes [begin, end) of the file the tokens were taken from */
+    int64_t file_bytes;
+    int64_t tokens_before;      /* tokens of bytes [0, begin) (with BOS): evaluation up to this many stays clear */
+} cli_calib_text;
+/* want tokens from the file's tail (from_byte < 0) or from the first line
+ * start at or after from_byte; prints ("lowbit CMD: OPT PATH: ...") and
+ * returns 1 when the text is unreadable, not UTF-8 or too short. */
+int cli_calib_text_tokens(const char *cmd, const char *opt, const char *path, const lb_tokenizer *t, int64_t want,
+                          int64_t ctx, int64_t from_byte, cli_calib_text *out);
+void cli_calib_text_print(FILE *f, const char *path, const cli_calib_text *c, int64_t ctx);
 
 /* tools/tensor_hadamard.c: the --hadamard stage of `lowbit tensor`. */
 /* 0 when block is a supported Hadamard order dividing cols, else prints and returns 1. */

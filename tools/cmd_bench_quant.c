@@ -31,10 +31,11 @@ typedef struct row {
 } row;
 
 typedef struct bopts {
-    const char *model, *text, *tok, *out;
-    int64_t ctx, chunks, gen;
+    const char *model, *text, *tok, *out, *calib_text;
+    int64_t ctx, chunks, gen, calib_tokens, calib_ctx;
     int threads;
-    bool json, quant_emb;
+    bool json, quant_emb, sequential;
+    cli_calib_text ct;          /* calibration tokens (from the tail of --calib-text, default --text) */
     const char *methods[MAXL], *formats[MAXL];
     int n_methods, n_formats;
 } bopts;
@@ -49,7 +50,13 @@ static void help(void)
            "default 256; K chunks, default 20), quantization time and greedy generation tokens/s (N tokens,\n"
            "default 64), and the mean output error of the quantized linears on the first N tokens' real\n"
            "activations (lb_quant_layer_errors; q, k, v, gate, up, down). Writes DIR/quant.md, DIR/quant.json and DIR/quant.svg (default DIR: bench-quant).\n"
-           "  --methods  default rtn,sinq,hadamard+rtn,hadamard+sinq\n"
+           "  --methods  default rtn,sinq,hadamard+rtn,hadamard+sinq; METHOD:OPT,... options: act (activation\n"
+           "             order), calib (give statistics to a method that does not need them: rtn:calib is the\n"
+           "             importance-weighted scale search), seq (sequential calibration)\n"
+           "  --calib-text FILE  calibration text for the methods that need statistics (default: --text); the\n"
+           "             tokens come from its tail (as lowbit calib) and never overlap the scored chunks\n"
+           "  --calib-tokens N (default 16384)  --calib-ctx C (default 128)  --sequential: every calibrated\n"
+           "             method runs sequentially (layer l's inputs from the already-quantized layers < l)\n"
            "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
            "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
            "             (floor, ceil, mse, full); 'f32' is the unquantized model itself\n"
@@ -153,16 +160,48 @@ static void parse_format(const char *spec, char *name, size_t cap, lb_scale_rule
     else if (!strcmp(c + 1, "full")) *rule = LB_SCALE_FULL;
 }
 
+/* "gptq:act,seq" -> name "gptq" and its options; methods that need
+ * statistics always get them. */
+typedef struct method_opts { bool act, calib, seq; } method_opts;
+static bool parse_method(const char *spec, char *name, size_t cap, method_opts *mo)
+{
+    snprintf(name, cap, "%s", spec);
+    *mo = (method_opts){0};
+    char *c = strchr(name, ':');
+    bool ok = true;
+    if (c) {
+        *c = 0;
+        for (char *t = strtok(c + 1, ","); t; t = strtok(NULL, ",")) {
+            if (!strcmp(t, "act")) mo->act = true;
+            else if (!strcmp(t, "calib")) mo->calib = true;
+            else if (!strcmp(t, "seq")) mo->seq = mo->calib = true;
+            else ok = false;
+        }
+    }
+    const lb_quantizer *q = lb_quantizer_find(name);
+    if (lb_quantizer_needs_calib(q)) mo->calib = true;
+    if (lb_quantizer_needs_sequential(q)) mo->seq = true;
+    return ok;
+}
+
 static void run_one(const bopts *o, const lb_model *m, const base *b, const char *method, const char *fspec, row *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->method, sizeof r->method, "%s", method);
     snprintf(r->format, sizeof r->format, "%s", fspec);
-    char fname[40], path[1100];
+    char fname[40], path[1100], mname[32];
     lb_scale_rule rule;
     parse_format(fspec, fname, sizeof fname, &rule);
-    lb_model_quant_opts qo = {.format = fname, .method = method, .quantize_embeddings = o->quant_emb,
-                              .n_threads = o->threads, .q = {.scale_rule = rule, .seed = 1}};
+    method_opts mo;
+    parse_method(method, mname, sizeof mname, &mo);
+    lb_model_quant_opts qo = {.format = fname, .method = mname, .quantize_embeddings = o->quant_emb,
+                              .n_threads = o->threads, .q = {.scale_rule = rule, .seed = 1, .act_order = mo.act}};
+    if (mo.calib && o->ct.tokens) {
+        qo.calib_tokens = o->ct.tokens;
+        qo.n_calib_tokens = o->ct.n_tokens;
+        qo.calib_ctx = o->calib_ctx;
+        qo.sequential = mo.seq || o->sequential;
+    }
     lb_model *q = NULL;
     lb_quant_report rep;
     bool dense = !strcmp(fname, "f32");
@@ -333,12 +372,44 @@ static int make_base(const bopts *o, const lb_model *m, const lb_tokenizer *t, b
     return 0;
 }
 
+/* Calibration tokens from the tail of --calib-text (default --text), when a
+ * method needs them; refused when they would overlap the scored chunks. */
+static int calib_tokens(bopts *o, const lb_tokenizer *t, const base *b)
+{
+    bool need = false;
+    for (int i = 0; i < o->n_methods; i++) {
+        char name[32];
+        method_opts mo;
+        parse_method(o->methods[i], name, sizeof name, &mo);
+        need = need || mo.calib;
+    }
+    if (!need) return 0;
+    const char *path = o->calib_text ? o->calib_text : o->text;
+    if (cli_calib_text_tokens("bench quant", "--calib-text", path, t, o->calib_tokens, o->calib_ctx, -1, &o->ct)) return 1;
+    cli_calib_text_print(stderr, path, &o->ct, o->calib_ctx);
+    int64_t scored = o->ctx * o->chunks;
+    if (!o->calib_text && o->ct.tokens_before < scored)
+        return cli_fail("bench quant", "--text %s: the calibration tokens (the last %lld) overlap the %lld scored ones; "
+                        "use fewer --chunks or --calib-tokens, or another --calib-text", path,
+                        (long long)o->ct.n_tokens, (long long)scored);
+    (void)b;
+    return 0;
+}
+
 /* Every method and format must be known before hours of measuring start. */
 static int check_lists(const bopts *o)
 {
-    for (int i = 0; i < o->n_methods; i++)
-        if (!lb_quantizer_find(o->methods[i]))
+    for (int i = 0; i < o->n_methods; i++) {
+        char name[32];
+        method_opts mo;
+        if (!parse_method(o->methods[i], name, sizeof name, &mo))
+            return cli_fail("bench quant", "--methods %s: unknown option (act, calib, seq)", o->methods[i]);
+        if (!lb_quantizer_find(name))
             return cli_fail("bench quant", "--methods %s: unknown method (see lowbit quantize --help)", o->methods[i]);
+        if (mo.calib && !o->text && !o->calib_text)
+            return cli_fail("bench quant", "--methods %s needs calibration text: give --text or --calib-text",
+                            o->methods[i]);
+    }
     for (int i = 0; i < o->n_formats; i++) {
         char fname[40];
         lb_scale_rule rule;
@@ -361,7 +432,9 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
         CLI_O_PATH("--model", &o->model), CLI_O_PATH("--text", &o->text), CLI_O_PATH("--tokenizer", &o->tok),
         CLI_O_PATH("--out", &o->out), CLI_O_STR("--methods", &methods), CLI_O_STR("--formats", &formats),
         CLI_O_INT("--ctx", &o->ctx, 8, 1 << 20), CLI_O_INT("--chunks", &o->chunks, 1, 1 << 20),
-        CLI_O_INT("--gen", &o->gen, 0, 1 << 16), CLI_THREADS(&threads), {0}};
+        CLI_O_INT("--gen", &o->gen, 0, 1 << 16), CLI_THREADS(&threads), CLI_O_PATH("--calib-text", &o->calib_text),
+        CLI_O_INT("--calib-tokens", &o->calib_tokens, 1, INT64_C(1) << 32), CLI_O_INT("--calib-ctx", &o->calib_ctx, 8, 1 << 20),
+        CLI_O_FLAG("--sequential", &o->sequential), {0}};
     int rc = cli_parse("bench quant", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return -1; }
     if (rc) return rc;
@@ -369,14 +442,15 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
     if (methods) o->n_methods = split_list(methods, o->methods, MAXL, mb, 1024);
     if (formats) o->n_formats = split_list(formats, o->formats, MAXL, fb, 2048);
     if (!o->model) return cli_fail("bench quant", "--model is required (see lowbit bench quant --help)");
-    if (cli_input("bench quant", "--model", o->model, true) || (o->text && cli_input("bench quant", "--text", o->text, false)))
+    if (cli_input("bench quant", "--model", o->model, true) || (o->text && cli_input("bench quant", "--text", o->text, false)) ||
+        (o->calib_text && cli_input("bench quant", "--calib-text", o->calib_text, false)))
         return 1;
     return 0;
 }
 
 int bench_quant(int argc, char **argv)
 {
-    bopts o = {.out = "bench-quant", .ctx = 256, .chunks = 20, .gen = 64};
+    bopts o = {.out = "bench-quant", .ctx = 256, .chunks = 20, .gen = 64, .calib_tokens = 16384, .calib_ctx = 128};
     char mb[1024], fb[2048];
     int rc = parse(argc, argv, &o, mb, fb);
     if (rc) return rc < 0 ? 0 : rc;
@@ -400,6 +474,7 @@ int bench_quant(int argc, char **argv)
     if (o.text) { if (cli_load_model_tok("bench", o.model, o.tok, &m, &t)) return 1; }
     else { lb_status s = lb_model_load(o.model, &m); if (s) return cli_fail_status("bench", s); }
     if (o.text && make_base(&o, m, t, &b)) { lb_model_free(m); lb_tokenizer_free(t); return 1; }
+    if (o.text && calib_tokens(&o, t, &b)) { free(b.tok); lb_model_free(m); lb_tokenizer_free(t); return 1; }
     int n = 0;
     row *rows = calloc((size_t)(o.n_methods * o.n_formats + 1), sizeof *rows);
     run_one(&o, m, &b, "none", "f32", &rows[n++]);
@@ -426,6 +501,7 @@ int bench_quant(int argc, char **argv)
                        rows[i].size_mb * rows[i].gen_tps / 1e3, rows[i].size_mb * rows[i].gen_tps / 1e3 / bw);
     }
     if (o.text) remove(b.path);
+    free(o.ct.tokens);
     free(rows);
     free(b.tok);
     lb_tokenizer_free(t);

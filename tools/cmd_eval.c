@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct eval_opts {
-    const char *model, *tok, *text, *base, *save;
+    const char *model, *tok, *text, *base, *save, *act;
     int64_t ctx, chunks, threads;
     lb_scoring scoring;
     bool json, force;
@@ -15,8 +15,8 @@ typedef struct eval_opts {
 static int eval_usage(void)
 {
     printf("usage: lowbit eval ppl --model M --text FILE [--tokenizer T] [--ctx N] [--chunks K]\n"
-           "                       [--scoring half|full] [--threads K] [--save-logits F [--force]] [--json]\n"
-           "       lowbit eval kld --model M --base F [--text FILE] [--threads K] [--json]\n"
+           "                       [--scoring half|full] [--threads K] [--save-logits F [--force]] [--act A] [--json]\n"
+           "       lowbit eval kld --model M --base F [--text FILE] [--threads K] [--act A] [--json]\n"
            "ppl: perplexity over non-overlapping chunks of N tokens (default 512, at most the model's context).\n"
            "  The whole file is tokenized once (with BOS); each chunk's first token is replaced by BOS and the\n"
            "  chunk runs from an empty cache. --scoring half (default, as llama.cpp) scores positions N/2..N-2,\n"
@@ -26,7 +26,9 @@ static int eval_usage(void)
            "  --ctx is at most the model's context; the session holds one chunk. --threads 0 = all cores.\n"
            "kld: reruns the base's tokens with this model and reports the mean KL divergence (+- error), its\n"
            "  median/90/99/99.9 percentiles and maximum, top-1 agreement and PPL(model)/PPL(base). --text\n"
-           "  checks that the base was computed on that text.\n");
+           "  checks that the base was computed on that text.\n"
+           "--act A: activation format of every linear's input (int8, int4, mxint8, mxfp4, nvfp4, ... or none),\n"
+           "  overriding the one the model file records (docs/activations.md).\n");
     return 0;
 }
 
@@ -39,7 +41,7 @@ static int parse_eval(const char *cmd, int argc, char **argv, eval_opts *o)
         CLI_O_PATH("--base", &o->base), CLI_O_PATH("--save-logits", &o->save),
         CLI_O_INT("--ctx", &o->ctx, 2, INT64_C(1) << 31), CLI_O_INT("--chunks", &o->chunks, 1, INT32_MAX),
         CLI_THREADS(&o->threads), CLI_O_CHOICE("--scoring", &scoring, "half|full"),
-        CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), {0}};
+        CLI_O_STR("--act", &o->act), CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), {0}};
     int rc = cli_parse(cmd, argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return eval_usage(), -1;
     if (rc) return rc;
@@ -100,6 +102,7 @@ static int eval_ppl(const eval_opts *o)
     lb_model *m;
     lb_tokenizer *t;
     if (cli_load_model_tok("eval ppl", o->model, o->tok, &m, &t)) { free(text); return 1; }
+    if (cli_set_act("eval ppl", m, o->act)) { free(text); lb_tokenizer_free(t); lb_model_free(m); return 1; }
     lb_model_info info;
     lb_model_get_info(m, &info);
     int32_t *ids = NULL;
@@ -169,6 +172,7 @@ static int eval_kld(const eval_opts *o)
     lb_model *m;
     lb_status s = lb_model_load(o->model, &m);
     if (s) return cli_fail_status("eval kld", s);
+    if (cli_set_act("eval kld", m, o->act)) { lb_model_free(m); return 1; }
     lb_kld_opts ko = {.n_threads = (int)o->threads, .text_hash = hash, .progress = cli_progress,
                       .progress_user = "eval kld"};
     lb_kld_result r;

@@ -12,7 +12,9 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--threads K] [--force] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
+           "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
+           "                         [--calib-from-byte B] [--sequential] [--tokenizer T]]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
@@ -28,6 +30,16 @@ static void help(void)
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
+           "  --calib STATS     input statistics from `lowbit calib` for the methods that use them\n"
+           "  --calib-text FILE collect them on the fly, layer by layer, from FILE's tail (as lowbit calib;\n"
+           "                    the byte range is printed on stderr); --calib-tokens N (default 16384),\n"
+           "                    --calib-ctx C (default 128), --calib-from-byte B as calib's --tokens/--ctx/--from-byte\n"
+           "  --sequential      with --calib-text: layer l's inputs also come from the model whose layers < l are\n"
+           "                    already quantized (GPTQ's sequential mode; needed by qronos)\n"
+           "  --tokenizer T     tokenizer for --calib-text (default: the one beside the model)\n"
+           "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
+           "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
+           "                    per token with it (docs/activations.md)\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
@@ -107,9 +119,58 @@ static void tokenizer_hint(const char *in, const char *out)
                         "beside it)\n", out, src);
 }
 
+/* Statistics for the run: loaded (--calib) or tokens to collect them from
+ * (--calib-text); prints and returns 1 on error. */
+typedef struct calib_args {
+    const char *stats, *text, *tok;
+    int64_t tokens, ctx, from;
+    int n_tokens_given, n_ctx_given, n_from_given;
+    bool sequential;
+} calib_args;
+
+static int calib_check(const calib_args *a)
+{
+    if (a->stats && a->text) return cli_fail("quantize", "--calib and --calib-text exclude each other");
+    if (!a->text && (a->n_tokens_given || a->n_ctx_given || a->n_from_given || a->tok))
+        return cli_fail("quantize", "--calib-tokens, --calib-ctx, --calib-from-byte and --tokenizer go with --calib-text");
+    if (a->sequential && !a->text)
+        return cli_fail("quantize", "--sequential collects statistics on the fly: it needs --calib-text FILE");
+    return (a->stats && cli_input("quantize", "--calib", a->stats, false)) ||
+           (a->text && cli_input("quantize", "--calib-text", a->text, false)) ||
+           (a->tok && cli_input("quantize", "--tokenizer", a->tok, false));
+}
+
+static int calib_setup(const char *in, const calib_args *a, lb_model **m, lb_calib **c, cli_calib_text *ct,
+                       lb_model_quant_opts *o)
+{
+    if (!a->text) {
+        lb_status s = lb_model_load(in, m);
+        if (!s && a->stats) s = lb_calib_load(a->stats, *m, c);
+        o->calib = *c;
+        return s ? cli_fail_status("quantize", s) : 0;
+    }
+    lb_tokenizer *t;
+    if (cli_load_model_tok("quantize", in, a->tok, m, &t)) return 1;
+    lb_model_info mi;
+    lb_model_get_info(*m, &mi);
+    int64_t ctx = a->ctx ? a->ctx : (mi.max_seq < 128 ? mi.max_seq : 128);
+    int rc = ctx > mi.max_seq ? cli_fail("quantize", "--calib-ctx %lld: exceeds the model's %lld positions",
+                                         (long long)ctx, (long long)mi.max_seq)
+                              : cli_calib_text_tokens("quantize", "--calib-text", a->text, t, a->tokens, ctx, a->from, ct);
+    lb_tokenizer_free(t);
+    if (rc) return 1;
+    cli_calib_text_print(stderr, a->text, ct, ctx);
+    o->calib_tokens = ct->tokens;
+    o->n_calib_tokens = ct->n_tokens;
+    o->calib_ctx = ctx;
+    o->sequential = a->sequential;
+    return 0;
+}
+
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL;
+    const char *in = NULL, *out = NULL, *act = NULL;
+    calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
     bool json = false, force = false, qemb = false;
@@ -120,8 +181,15 @@ int cmd_quantize(int argc, char **argv)
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
         {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
         CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse|full"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
-        CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
-        CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
+        CLI_O_STR("--act", &act), CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
+        CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json),
+        CLI_O_PATH("--calib", &ca.stats), CLI_O_PATH("--calib-text", &ca.text), CLI_O_PATH("--tokenizer", &ca.tok),
+        {.name = "--calib-tokens", .kind = CLI_INT, .dst = &ca.tokens, .ilo = 1, .ihi = INT64_C(1) << 32,
+         .seen = &ca.n_tokens_given},
+        {.name = "--calib-ctx", .kind = CLI_INT, .dst = &ca.ctx, .ilo = 1, .ihi = INT64_C(1) << 24, .seen = &ca.n_ctx_given},
+        {.name = "--calib-from-byte", .kind = CLI_INT, .dst = &ca.from, .ilo = 0, .ihi = INT64_MAX,
+         .seen = &ca.n_from_given},
+        CLI_O_FLAG("--sequential", &ca.sequential), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -135,19 +203,30 @@ int cmd_quantize(int argc, char **argv)
     bool rotate = n_had > 0;
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
-    if (cli_input("quantize", "--model", in, true)) return 1;
-    if (cli_output("quantize", "--out", out, force, &in, 1)) return 1;
+    if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
+    const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
+    if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];
     if (rotate) o.method = with_rotation(o.method, mbuf, sizeof mbuf);
     o.keep = keep;
     o.progress = cli_progress;
     o.progress_user = "quantize";
     lb_model *m = NULL, *q = NULL;
+    lb_calib *cal = NULL;
+    cli_calib_text ct = {0};
     lb_quant_report rep;
-    lb_status s = lb_model_load(in, &m);
+    if (calib_setup(in, &ca, &m, &cal, &ct, &o)) { lb_model_free(m); return 1; }
+    lb_status s = LB_OK;
+    if (act) {   /* a bad name fails before any work */
+        s = lb_model_set_act(m, act, NULL);
+        if (!s) s = lb_model_set_act(m, NULL, NULL);
+    }
     if (!s) s = lb_model_quantize(m, &o, &q, &rep);
     cli_progress_end();
     lb_model_free(m);
+    lb_calib_free(cal);
+    free(ct.tokens);
+    if (!s && cli_set_act("quantize", q, act)) { lb_model_free(q); lb_quant_report_free(&rep); return 1; }
     if (!s) s = lb_model_save(q, out);
     lb_model_free(q);
     if (s) return cli_fail_status("quantize", s);

@@ -42,6 +42,18 @@ int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_
     return 0;
 }
 
+int cli_set_act(const char *cmd, lb_model *m, const char *act)
+{
+    if (!act) return 0;
+    int64_t kept = 0;
+    lb_status s = lb_model_set_act(m, act, &kept);
+    if (s) return cli_fail(cmd, "--act %s: %s", act, lb_errmsg());
+    if (kept)
+        fprintf(stderr, "lowbit %s: --act %s: %lld linears keep FP32 inputs (input width not a multiple of the "
+                        "format's block)\n", cmd, act, (long long)kept);
+    return 0;
+}
+
 /* Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
  * Returns the offset of the first bad byte, or len when valid. */
 size_t cli_utf8_check(const unsigned char *s, size_t len)
@@ -68,7 +80,7 @@ size_t cli_utf8_check(const unsigned char *s, size_t len)
 }
 
 typedef struct run_opts {
-    const char *model, *tok, *prompt;
+    const char *model, *tok, *prompt, *act;
     int64_t n, threads, ctx, seed;
     double temp, top_p;
     bool json;
@@ -77,7 +89,7 @@ typedef struct run_opts {
 static int run_usage(void)
 {
     printf("usage: lowbit run --model M [--tokenizer T] [-p PROMPT] [-n N] [--temp T] [--top-p P] [--seed S]\n"
-           "                  [--threads K] [--ctx C] [--json]\n"
+           "                  [--threads K] [--ctx C] [--act FORMAT|none] [--json]\n"
            "Generates text: the prompt (with BOS) is processed in one batch, then up to N tokens (default 256)\n"
            "are sampled one at a time and streamed to stdout after the prompt itself; generation stops at EOS/BOS\n"
            "or the context end.\n"
@@ -85,6 +97,9 @@ static int run_usage(void)
            "  --seed S (default 42) fixes sampling; --threads K (0 = all cores, the default).\n"
            "  --ctx C caps the context; the session holds the prompt + N tokens, at most C (default: the\n"
            "  model's context), so a model declaring a huge context costs only what this run uses.\n"
+           "  --act FORMAT quantizes the inputs of every linear (q/k/v, o, gate/up, down) per token: int8, int4,\n"
+           "  mxint8, mxfp8_e4m3, mxfp4, nvfp4, ... (any block format); none: FP32 inputs. It overrides the\n"
+           "  format a quantized file records (docs/activations.md).\n"
            "  Ids of a padded vocabulary (rows beyond the tokenizer's) are never sampled.\n"
            "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
            "  with the text and the speeds instead of streaming.\n");
@@ -99,7 +114,7 @@ static int parse_run(int argc, char **argv, run_opts *o)
         CLI_O_STR("--prompt", &o->prompt), CLI_O_INT("-n", &o->n, 0, 1000000), CLI_THREADS(&o->threads),
         CLI_O_INT("--ctx", &o->ctx, 1, INT64_C(1) << 31), CLI_O_FLOAT("--temp", &o->temp, 0, 100),
         CLI_O_FLOAT("--top-p", &o->top_p, 1e-6, 1), CLI_O_INT("--seed", &o->seed, 0, INT64_MAX),
-        CLI_O_FLAG("--json", &o->json), {0}};
+        CLI_O_STR("--act", &o->act), CLI_O_FLAG("--json", &o->json), {0}};
     int rc = cli_parse("run", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return run_usage(), -1;
     if (rc) return rc;
@@ -251,6 +266,7 @@ int cmd_run(int argc, char **argv)
     lb_model *m;
     lb_tokenizer *t;
     if (cli_load_model_tok("run", o.model, o.tok, &m, &t)) return 1;
+    if (cli_set_act("run", m, o.act)) { lb_tokenizer_free(t); lb_model_free(m); return 1; }
     rc = generate(&o, m, t);
     lb_tokenizer_free(t);
     lb_model_free(m);

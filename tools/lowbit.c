@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"eval", "perplexity and KL divergence against a saved baseline", cmd_eval},
     {"pack", "pack a model losslessly (BF16 exponents Huffman-coded, ~0.67 of BF16)", cmd_pack},
     {"unpack", "restore a packed model to BF16 safetensors", cmd_unpack},
+    {"calib", "collect a model's linear-input statistics (H = mean x x^T, mean x^2, ...) on a text", cmd_calib},
     {"quantize", "quantize a model's linear weights (rtn, sinq, hadamard+*) into a block format", cmd_quantize},
     {"prune", "prune a model's linear weights (magnitude, wanda, sparsegpt; unstructured, N:M, V:N:M), stored sparse", cmd_prune},
     {"bench", "studies with reports: 'bench formats' (QSNR of every format), 'bench quant' (methods x formats on a model)", cmd_bench},

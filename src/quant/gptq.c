@@ -21,6 +21,9 @@
  *     (error-updated) values of that block, by the format's scale rule;
  *   static (act_order, mr-gptq): every block's scale is found up front from
  *     the original W in the original column order.
+ * With sequential calibration (o->calib->Hq set) H is Hq, the statistics of
+ * the inputs that the already-quantized earlier layers produce, as in the
+ * reference's layer-by-layer loop; otherwise the float model's H.
  * MR-GPTQ = the same loop on W R^T and R H R^T (the block Hadamard R applied
  * by the registry), with static grids found by the format's MSE search and
  * activation order. The packed output keeps the original column order. */
@@ -255,7 +258,8 @@ static lb_status gptq_run(const gptq_cfg *c, const lb_quantize_opts *o, const fl
     j.codes = lb__alloc((size_t)(rows * n));
     if (!H || !U || !j.W || !j.grids || !j.codes || (c->act_order && !perm)) s = LB_ERR_NOMEM;
     if (!s) {
-        fix_dead(o->calib->H, w, rows, n, H, j.W);
+        /* sequential calibration: the inputs the quantized earlier layers produce (the reference's H) */
+        fix_dead(o->calib->Hq ? o->calib->Hq : o->calib->H, w, rows, n, H, j.W);
         if (!j.dynamic) s = grids_upfront(&j);
     }
     if (!s && perm) {

@@ -9,6 +9,7 @@
  * of a layer are quantized in parallel (one tensor per task), each
  * independently, so the result does not depend on the thread count. The new model owns every buffer. */
 #include "quant/quant.h"
+#include "calib/calib.h"
 #include "formats/formats.h"
 #include <fnmatch.h>
 #include <math.h>
@@ -49,6 +50,8 @@ typedef struct qjob {
     lb_status status;
     char err[256];
     lb_qmatrix q;
+    lb_quantize_opts opts;       /* the run's options with this matrix's calib */
+    lb_calib_stats stats;
 } qjob;
 
 typedef struct qctx {
@@ -89,7 +92,7 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
         float *w = lb__alloc((size_t)n * sizeof *w), *y = lb__alloc((size_t)n * sizeof *y);
         lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
         if (!s && !c->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
-        else if (!s) s = lb_quantize_matrix(c->method, c->fmt, c->opts, w, j->src->rows, j->src->cols, &j->q);
+        else if (!s) s = lb_quantize_matrix(c->method, c->fmt, &j->opts, w, j->src->rows, j->src->cols, &j->q);
         if (!s) { lb_weight v = lb__qmatrix_weight(&j->q); s = lb__weight_f32(&v, y); }
         if (!s) j->info->rel_err = rel_error(w, y, n);
         j->status = s;
@@ -146,7 +149,35 @@ typedef struct qrun {
     int64_t n;
     lb_quant_tensor_info *info;
     lb_pool *pool;
+    lb__calib_run *cr;           /* calibration on the fly, or NULL */
+    lb__calib_site cur[LB_SITE_COUNT];  /* its statistics of the current layer */
+    int64_t cur_layer;           /* layer of cur, -1 = none */
+    lb_model hybrid;             /* sequential: the source with layers < l taken from dst */
 } qrun;
+
+/* Calibration (docs/calib.md): each linear gets the statistics of its input
+ * site (q/k/v <- qkv, o <- o, gate/up <- gateup, down <- down) through its
+ * lb_quantize_opts.calib, either from a loaded lb_calib or collected on the
+ * fly, one layer at a time, by the calib runner just before the layer is
+ * quantized. In sequential mode the runner's second residual stream goes
+ * through the layers already quantized (a shallow copy of the source model
+ * whose layers < l are replaced by the new model's), so layer l's Hq / Hqx
+ * see the quantized model's inputs. All 7 linears of layer l use the
+ * statistics of layer l's inputs with layer l itself still in float (no
+ * re-collection between q/k/v, o, gate/up and down inside a layer). */
+
+/* The statistics a linear gets (stats zeroed and false when none). */
+static bool stats_of(const qrun *r, const char *name, lb_calib_stats *st)
+{
+    int64_t l;
+    lb_site k;
+    memset(st, 0, sizeof *st);
+    if (!lb__calib_name_site(name, &l, &k)) return false;
+    if (r->o->calib) return lb_calib_stats_for(r->o->calib, name, st) == LB_OK;
+    if (!r->cr || l != r->cur_layer) return false;
+    lb__calib_site_view(&r->cur[k], lb__calib_run_tokens(r->cr), st);
+    return true;
+}
 
 /* Entries [i0, i1) of one layer (or the top-level tensors): copy what is
  * kept, quantize the linears in parallel, install them. */
@@ -179,7 +210,9 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
             finish_info(&r->info[i], r->dn[i].w, NULL);
             continue;
         }
-        jobs[nj++] = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i]};
+        qjob *j = &jobs[nj++];
+        *j = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i], .opts = *r->ctx.opts};
+        j->opts.calib = stats_of(r, r->sn[i].name, &j->stats) ? &j->stats : NULL;
     }
     lb_pool_for(r->pool, nj, 1, quant_task, &r->ctx);
     lb_status s = LB_OK;
@@ -239,6 +272,15 @@ static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, c
     return s;
 }
 
+/* Layer l's statistics from the runner (before its linears are quantized). */
+static lb_status calib_layer(qrun *r, int64_t l)
+{
+    if (!r->cr) return LB_OK;
+    lb_status s = lb__calib_run_layer(r->cr, l, r->o->sequential ? &r->hybrid : NULL, r->cur);
+    r->cur_layer = s ? -1 : l;
+    return s;
+}
+
 static lb_status quantize_all(qrun *r)
 {
     lb_status s = LB_OK;
@@ -248,8 +290,11 @@ static lb_status quantize_all(qrun *r)
         int64_t j = i + 1;
         if (!strncmp(nm, "model.layers.", 13)) {
             size_t pre = (size_t)(strchr(nm + 13, '.') - nm) + 1;
+            int64_t l = strtoll(nm + 13, NULL, 10);
             while (j < r->n && !strncmp(r->sn[j].name, nm, pre)) j++;
-            s = run_range(r, i, j);
+            s = calib_layer(r, l);
+            if (!s) s = run_range(r, i, j);
+            if (!s && r->o->sequential) r->hybrid.layers[l] = r->dst->layers[l];
             if (r->o->progress) r->o->progress(++done, layers, "layers", r->o->progress_user);
         } else
             s = run_range(r, i, j);
@@ -258,7 +303,58 @@ static lb_status quantize_all(qrun *r)
     return s;
 }
 
-lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, lb_model **out, lb_quant_report *rep)
+/* What the method needs against what the options give; one message, before any work. */
+static lb_status check_calib(const lb_model *src, const lb_model_quant_opts *o, const lb_quantizer *q)
+{
+    const char *name = lb_quantizer_name(q);
+    if (o->calib && o->calib_tokens)
+        return lb__err(LB_ERR_ARG, "calibration: give statistics (--calib) or a text (--calib-text), not both");
+    if (o->sequential && !o->calib_tokens)
+        return lb__err(LB_ERR_ARG, "calibration: sequential mode collects statistics on the fly; it needs "
+                       "calibration tokens (--calib-text), not a statistics file");
+    if ((q->calib || q->sequential) && !o->calib && !o->calib_tokens)
+        return lb__err(LB_ERR_ARG, "method '%s' needs calibration statistics: give --calib STATS (from lowbit "
+                       "calib) or --calib-text FILE", name);
+    if (q->sequential && !o->sequential)
+        return lb__err(LB_ERR_ARG, "method '%s' needs sequential calibration: give --calib-text FILE --sequential",
+                       name);
+    if ((q->calib || q->sequential) && o->quantize_embeddings)
+        return lb__err(LB_ERR_ARG, "method '%s' needs calibration statistics, which the embedding has none of; "
+                       "leave out --quantize-embeddings", name);
+    if (o->calib_tokens && o->n_calib_tokens <= 0) return lb__err(LB_ERR_ARG, "calibration: no tokens");
+    if (o->calib) {
+        lb_calib_info ci;
+        lb_calib_get_info(o->calib, &ci);
+        const lb_config *c = &src->cfg;
+        const lb_calib *k = o->calib;
+        if (k->n_layers != c->n_layers || k->dim != c->dim || k->q_dim != c->n_heads * c->head_dim ||
+            k->hidden != c->hidden_dim)
+            return lb__err(LB_ERR_ARG, "calibration statistics of %s (%lld layers, dim %lld, hidden %lld) do not fit "
+                           "this model (%lld layers, dim %lld, hidden %lld)", *ci.model ? ci.model : "another model",
+                           (long long)k->n_layers, (long long)k->dim, (long long)k->hidden, (long long)c->n_layers,
+                           (long long)c->dim, (long long)c->hidden_dim);
+    }
+    return LB_OK;
+}
+
+/* Start calibration on the fly (and the sequential model copy). */
+static lb_status calib_start(qrun *r)
+{
+    const lb_model_quant_opts *o = r->o;
+    r->cur_layer = -1;
+    if (!o->calib_tokens) return LB_OK;
+    if (o->sequential) {
+        r->hybrid = *r->src;
+        r->hybrid.layers = lb__alloc(sizeof *r->hybrid.layers * (size_t)r->src->cfg.n_layers);
+        if (!r->hybrid.layers) return LB_ERR_NOMEM;
+        memcpy(r->hybrid.layers, r->src->layers, sizeof *r->hybrid.layers * (size_t)r->src->cfg.n_layers);
+    }
+    lb_calib_opts co = {.ctx = o->calib_ctx, .n_threads = o->n_threads};
+    return lb__calib_run_create(r->src, o->calib_tokens, o->n_calib_tokens, &co, o->sequential != 0, &r->cr);
+}
+
+static lb_status quantize_model(const lb_model *src, const lb_model_quant_opts *o, const lb_quantizer *method,
+                                lb_model **out, lb_quant_report *rep)
 {
     if (rep) memset(rep, 0, sizeof *rep);
     LB_ARG(out, "lb_model_quantize: out is NULL");
@@ -268,6 +364,8 @@ lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, l
     double t0 = lb_time_now();
     qrun r = {.src = src, .o = o};
     lb_status s = resolve(o, &r.ctx.method, &r.ctx.fmt);
+    if (!s && method) r.ctx.method = method;
+    if (!s) s = check_calib(src, o, r.ctx.method);
     if (s) return s;
     r.ctx.opts = &o->q;
     if (!(r.dst = lb__model_new())) return LB_ERR_NOMEM;
@@ -281,6 +379,7 @@ lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, l
     r.ctx.jobs = lb__zalloc((size_t)r.n * sizeof *r.ctx.jobs);
     if (!s && (!r.sn || !r.dn || !r.info || !r.ctx.jobs)) s = LB_ERR_NOMEM;
     if (!s) s = lb_pool_create(o->n_threads, &r.pool);
+    if (!s) s = calib_start(&r);
     if (!s) {
         lb__model_names((lb_model *)src, r.sn, r.n);
         lb__model_names(r.dst, r.dn, r.n);
@@ -288,12 +387,26 @@ lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, l
     }
     if (!s && r.dst->cfg.tied_embeddings) r.dst->lm_head = r.dst->tok_embed;
     lb_pool_free(r.pool);
+    lb__calib_run_free(r.cr);
+    LB_FREE(r.hybrid.layers);
     LB_FREE(r.sn); LB_FREE(r.dn); LB_FREE(r.ctx.jobs);
     if (s) { LB_FREE(r.info); lb_model_free(r.dst); return s; }
     if (rep) { summarize(rep, r.info, r.n); rep->seconds = lb_time_now() - t0; }
     else LB_FREE(r.info);
     *out = r.dst;
     return LB_OK;
+}
+
+lb_status lb_model_quantize(const lb_model *src, const lb_model_quant_opts *o, lb_model **out, lb_quant_report *rep)
+{
+    return quantize_model(src, o, NULL, out, rep);
+}
+
+lb_status lb__model_quantize_with(const lb_model *src, const lb_model_quant_opts *o, const lb_quantizer *method,
+                                  lb_model **out, lb_quant_report *rep)
+{
+    LB_ARG(method, "lb__model_quantize_with: method is NULL");
+    return quantize_model(src, o, method, out, rep);
 }
 
 void lb_quant_report_free(lb_quant_report *r)

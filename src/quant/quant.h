@@ -24,6 +24,12 @@ struct lb_quantizer {
     bool rotate_format_block;    /* rotation block = the format's block when o->hadamard_block is 0 */
 };
 
+/* model_quant.c: lb_model_quantize with a method that need not be in the
+ * registry (o->method still names the format's partner for messages only);
+ * the tests use it to see what each matrix receives (its calib statistics). */
+lb_status lb__model_quantize_with(const lb_model *src, const lb_model_quant_opts *o, const lb_quantizer *method,
+                                  lb_model **out, lb_quant_report *rep);
+
 /* The weight view of a quantized matrix (buffers stay the matrix's; a NULL
  * format means rotation only, dense F32 in packed): its representation plus
  * the Hadamard rotation and the SINQ column scale as input transforms. */

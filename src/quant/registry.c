@@ -29,6 +29,8 @@ int lb_quantizer_count(void) { return n_methods; }
 const lb_quantizer *lb_quantizer_at(int i) { return i >= 0 && i < n_methods ? &methods[i] : NULL; }
 const char *lb_quantizer_name(const lb_quantizer *q) { return q ? q->name : ""; }
 const char *lb_quantizer_describe(const lb_quantizer *q) { return q ? q->desc : ""; }
+int lb_quantizer_needs_calib(const lb_quantizer *q) { return q && (q->calib || q->sequential); }
+int lb_quantizer_needs_sequential(const lb_quantizer *q) { return q && q->sequential; }
 
 const lb_quantizer *lb_quantizer_find(const char *name)
 {

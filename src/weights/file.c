@@ -3,7 +3,8 @@
  * Reading: lb__weight_read takes one weight by its Hugging Face name from
  * the files a loader opened. An optional metadata entry "lowbit.tensor.P"
  * (P = the name without ".weight") says how it was stored: format, method,
- * group, transform, hadamard_block, col_scale, shape. Each representation of
+ * group, transform, hadamard_block, col_scale, shape, and optionally act (the
+ * activation format of its input, src/weights/act.c). Each representation of
  * the registry is asked in turn whether it stored the weight (block: a
  * P.weight_packed tensor; lossless: a U8 tensor of a packed file; dense: a
  * float tensor of the name); then the transforms the metadata lists are
@@ -95,6 +96,10 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
     t->fmt = lb_format_find(fmt);
     if (!t->fmt && strcmp(fmt, "F32") && strcmp(fmt, "F16") && strcmp(fmt, "BF16"))
         return lb__err(LB_ERR_FORMAT, "%s: unknown format '%s'", what, fmt);
+    const char *act = lb__json_str(j, "act");
+    if (lb__json_get(j, "act") && !act) return lb__err(LB_ERR_FORMAT, "%s: \"act\" is not a string", what);
+    if (act && strcmp(act, "none") && !(t->act = lb_format_find(act)))
+        return lb__err(LB_ERR_FORMAT, "%s: unknown activation format '%s'", what, act);
     if (t->fmt && t->group != lb_format_block(t->fmt))
         return lb__err(LB_ERR_FORMAT, "%s: group %lld does not match format %s (block %lld)", what,
                        (long long)t->group, fmt, (long long)lb_format_block(t->fmt));
@@ -116,6 +121,7 @@ static lb_status meta_parse(const lb_wsrc *src, const char *pre, const char *tex
     if (t->rows != rows || t->cols != cols)
         return lb__err(LB_ERR_FORMAT, "%s: shape [%lld, %lld] does not match the config's [%lld, %lld]", what,
                        (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
+    if (lb__act_check(t->act, cols, what)) return LB_ERR_FORMAT;
     if (t->hadamard && (t->hblock < 2 || cols % t->hblock || !lb_hadamard_supported(t->hblock)))
         return lb__err(LB_ERR_FORMAT, "%s: hadamard_block %lld is not a supported order dividing %lld", what,
                        (long long)t->hblock, (long long)cols);
@@ -210,6 +216,7 @@ lb_status lb__weight_read(lb_wsrc *src, const char *name, int64_t rows, int64_t 
     if ((w->rep == &lb__wrep_block) != (m.fmt != NULL))
         return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: format does not match the tensors stored", src->what, pre);
     if (!(s = read_signs(src, pre, &m, w)) && !(s = read_col_scale(src, pre, &m, w))) s = set_method(src, &m, w);
+    w->act = m.act;
     return s;
 }
 
@@ -255,11 +262,12 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
     lb_buf b = {0};
     lb__buf_printf(&b, "{\"format\": \"%s\", \"method\": \"%s\", \"group\": %lld, \"transform\": \"%s\", "
                    "\"hadamard_block\": %lld, \"col_scale\": %s, \"shape\": [%lld, %lld], \"dtype\": \"F32\", "
-                   "\"bits_per_weight\": %.6g}",
+                   "\"bits_per_weight\": %.6g%s%s%s}",
                    w->rep->describe(w), w->method ? w->method : "none", (long long)(f ? lb_format_block(f) : 0),
                    h ? "hadamard" : "none", (long long)(h ? h->block : 0),
                    lb__weight_xform(w, LB_XFORM_COL_SCALE) ? "true" : "false", (long long)w->rows, (long long)w->cols,
-                   8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols));
+                   8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols), w->act ? ", \"act\": \"" : "",
+                   w->act ? lb_format_name(w->act) : "", w->act ? "\"" : "");
     char key[160];
     snprintf(key, sizeof key, "lowbit.tensor.%s", pre);
     lb_status s = b.failed ? LB_ERR_NOMEM : lb__st_writer_meta(wr, key, b.data);
@@ -274,7 +282,7 @@ lb_status lb__weight_save_plan(lb_st_writer *wr, lb_wplan *p, const lb_weight *w
     lb_status s = w->rep->plan(w, name, pre, vector, p);
     if (!s) s = plan_xform(p, w, pre, ".weight_col_scale", LB_XFORM_COL_SCALE, LB_DTYPE_F32);
     if (!s) s = plan_xform(p, w, pre, ".hadamard_signs", LB_XFORM_HADAMARD, LB_DTYPE_I8);
-    if (!s && (w->rep != &lb__wrep_dense || w->n_in)) s = write_meta(wr, pre, w);
+    if (!s && (w->rep != &lb__wrep_dense || w->n_in || w->act)) s = write_meta(wr, pre, w);
     return s;
 }
 
@@ -292,13 +300,14 @@ lb_status lb__weight_save_item(lb_st_writer *wr, const lb_wplan_item *it, uint8_
 
 void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, int64_t n)
 {
-    lb__buf_printf(b, "  quantized weights:\n  %-40s %-20s %-14s %6s %-9s %8s\n", "weight", "format", "method", "group",
-                   "transform", "bits/w");
+    lb__buf_printf(b, "  quantized weights:\n  %-40s %-20s %-14s %6s %-9s %8s  %s\n", "weight", "format", "method", "group",
+                   "transform", "bits/w", "act");
     for (int64_t i = 0; i < n; i++) {
         if (strncmp(keys[i], "lowbit.tensor.", 14)) continue;
         lb_json *j = NULL;
         if (lb__json_parse(vals[i], strlen(vals[i]), keys[i], &j)) { lb__clear_err(); continue; }
         const char *f = lb__json_str(j, "format"), *m = lb__json_str(j, "method"), *t = lb__json_str(j, "transform");
+        const char *act = lb__json_str(j, "act");
         int64_t g = 0, hb = 0;
         double bits = 0;
         lb__json_int(j, "group", &g);
@@ -306,8 +315,8 @@ void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, i
         lb__json_num(j, "bits_per_weight", &bits);
         char tr[32];
         snprintf(tr, sizeof tr, t && !strcmp(t, "hadamard") ? "H%lld" : "none", (long long)hb);
-        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f\n", keys[i] + 14, f ? f : "?", m ? m : "?",
-                       (long long)g, tr, bits);
+        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f  %s\n", keys[i] + 14, f ? f : "?", m ? m : "?",
+                       (long long)g, tr, bits, act ? act : "-");
         lb__json_free(j);
     }
 }

@@ -3,6 +3,10 @@
  *
  *   1. the input transforms, in order, into scratch (x' = T_k ... T_1 x;
  *      shared by weights of one call whose transforms are the same);
+ *   1b. the activation format, when the weight has one (act.c): 8-bit
+ *      codes for the integer kernels when weight and activation pair up
+ *      (shared by the weights of one call with the same input, format and
+ *      kernel order), else quantize-dequantize of x' per token;
  *   2. the product with the stored representation S: plain dense weights
  *      go to the engine's multi-matrix matmul; a representation with its
  *      own product (lossless) runs it; every other one is a row job on the
@@ -18,6 +22,12 @@
 struct lb_wspace {
     float *scratch;          /* transformed inputs, kernel-order inputs, row buffers */
     void *state[8];          /* per representation (registry index), from state_create */
+    /* activation quantization (only when a weight has an activation format) */
+    float *ax;               /* (3, max_batch, cols) quantized-dequantized inputs */
+    int8_t *aq;              /* (3, max_batch, cols) integer-kernel codes */
+    float *ad;               /* (3, max_batch, cols / 32) their block scales */
+    uint8_t *apk;            /* (max_batch, lb__act_row_bytes(cols)) packed rows */
+    int64_t acols, abatch;
 };
 
 static int rep_index(const lb_wrep *r)
@@ -34,11 +44,28 @@ static size_t scratch_floats(const lb_weight *const *w, int n, int64_t max_batch
     bool any = false;
     for (int i = 0; i < n; i++) {
         if (!w[i]->rep) continue;
-        if (w[i]->rep != &lb__wrep_dense || w[i]->n_in) any = true;
+        if (w[i]->rep != &lb__wrep_dense || w[i]->n_in || w[i]->act) any = true;
         cols = lb__max64(cols, lb__weight_in_cols(w[i]));
     }
     /* q, k, v inputs + decode inputs in kernel order + row buffers */
     return any ? (size_t)(cols * (3 * max_batch + 3 * 2 + n_threads)) : 0;
+}
+
+/* Buffers of the activation formats, when any weight has one. */
+static lb_status act_buffers(lb_wspace *ws, const lb_weight *const *w, int n, int64_t max_batch)
+{
+    int64_t cols = 0;
+    for (int i = 0; i < n; i++)
+        if (w[i]->rep && w[i]->act) cols = lb__max64(cols, w[i]->cols);
+    if (!cols) return LB_OK;
+    size_t m = (size_t)(3 * max_batch * cols);
+    ws->acols = cols;
+    ws->abatch = max_batch;
+    ws->ax = lb__alloc_aligned(m * sizeof(float));
+    ws->aq = lb__alloc_aligned(m);
+    ws->ad = lb__alloc_aligned((m / LB_IG_BLOCK + 1) * sizeof(float));
+    ws->apk = lb__alloc_aligned((size_t)max_batch * lb__act_row_bytes(cols));
+    return ws->ax && ws->aq && ws->ad && ws->apk ? LB_OK : LB_ERR_NOMEM;
 }
 
 lb_status lb__wspace_create(const lb_weight *const *w, int n, int64_t max_batch, int n_threads, lb_wspace **out)
@@ -49,6 +76,7 @@ lb_status lb__wspace_create(const lb_weight *const *w, int n, int64_t max_batch,
     size_t fl = scratch_floats(w, n, max_batch, n_threads);
     lb_status s = LB_OK;
     if (fl && !(ws->scratch = lb__alloc_aligned(sizeof(float) * fl))) s = LB_ERR_NOMEM;
+    if (!s) s = act_buffers(ws, w, n, max_batch);
     LB_ASSERT(lb__wrep_count() <= (int)(sizeof ws->state / sizeof *ws->state));
     for (int i = 0; i < lb__wrep_count() && !s; i++)
         if (lb__wrep_at(i)->state_create) s = lb__wrep_at(i)->state_create(w, n, &ws->state[i]);
@@ -63,6 +91,10 @@ void lb__wspace_free(lb_wspace *ws)
     for (int i = 0; i < lb__wrep_count(); i++)
         if (ws->state[i]) lb__wrep_at(i)->state_free(ws->state[i]);
     lb__free_aligned(ws->scratch);
+    lb__free_aligned(ws->ax);
+    lb__free_aligned(ws->aq);
+    lb__free_aligned(ws->ad);
+    lb__free_aligned(ws->apk);
     LB_FREE(ws);
 }
 
@@ -79,7 +111,12 @@ static void row_task(void *ctx, int64_t b, int64_t e, int thread)
     for (int i = 0; i < rj->n; i++) {
         const lb_wpart *p = &rj->p[i];
         int64_t lo = lb__max64(b, p->row0) - p->row0, hi = lb__min64(e, p->row0 + p->w->rows) - p->row0;
-        if (lo < hi) p->w->rep->rows(&rj->j, p, lo, hi, thread);
+        if (lo >= hi) continue;
+        if (p->iw.f)
+            lb__igemm()(&p->iw, p->w->data, p->w->u.block.row_bytes, lo, hi, p->w->cols, &p->ia, rj->j.nt, p->y,
+                        p->ys);
+        else
+            p->w->rep->rows(&rj->j, p, lo, hi, thread);
     }
 }
 
@@ -125,6 +162,80 @@ static void part_input(row_job *rj, int i, const float *x, int64_t nt, int64_t x
     *used += nt * ni;
 }
 
+/* One activation job: rows of x quantized (integer codes or simulated). */
+typedef struct act_job {
+    const lb_format *act;
+    const float *x;
+    int64_t xs, cols;
+    int wbits;              /* integer codes for wbits-bit weights; 0: quantize-dequantize */
+    float *ax;              /* simulated rows (row stride cols) */
+    int8_t *q;
+    float *d;
+    uint8_t *pk;
+    size_t pkb;
+} act_job;
+
+static void act_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    const act_job *a = ctx;
+    for (int64_t t = b; t < e; t++) {
+        uint8_t *pk = a->pk + (size_t)t * a->pkb;
+        if (a->wbits) {
+            lb__act_codes(a->act, a->wbits, a->x + t * a->xs, 1, a->xs, a->cols, pk, a->q + t * a->cols, a->cols,
+                          a->d + t * (a->cols / LB_IG_BLOCK), a->cols / LB_IG_BLOCK);
+            continue;
+        }
+        float *y = a->ax + t * a->cols;
+        if (y != a->x + t * a->xs) memcpy(y, a->x + t * a->xs, sizeof(float) * (size_t)a->cols);
+        lb__act_qdq(a->act, y, 1, a->cols, pk);
+    }
+}
+
+/* Whether w's activation format applies in this workspace (a workspace made
+ * before the format was set has no buffers for it: FP32 inputs). */
+static bool act_on(const lb_wspace *ws, const lb_weight *w) { return w->act && ws->ax && w->cols <= ws->acols; }
+
+static void act_run(lb_wspace *ws, lb_pool *pool, act_job *a, int64_t nt)
+{
+    LB_ASSERT(nt <= ws->abatch);
+    a->pk = ws->apk;
+    a->pkb = lb__act_row_bytes(ws->acols);
+    lb_pool_for(pool, nt, lb__max64(1, 4096 / a->cols), act_task, a);
+}
+
+/* The activation step of part i (its input p->x is final for the
+ * transforms): integer codes or a simulated copy, shared with an earlier
+ * part of the same input, format and kernel order. src[i] keeps p->x
+ * before this step. */
+static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t nt, const float **src, int64_t *aused)
+{
+    lb_wpart *p = &rj->p[i];
+    const lb_weight *w = p->w;
+    src[i] = p->x;
+    if (!act_on(ws, w)) return;
+    bool in = lb__act_pairs(w, &p->iw);
+    for (int k = 0; k < i; k++) {
+        const lb_wpart *o = &rj->p[k];
+        if (src[k] != p->x || o->w->act != w->act || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
+        p->ia = o->ia;
+        p->x = o->x;
+        p->xs = o->xs;
+        return;
+    }
+    int64_t off = *aused;
+    act_job a = {.act = w->act, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? p->iw.bits : 0,
+                 .ax = ws->ax + off, .q = ws->aq + off, .d = ws->ad + off / LB_IG_BLOCK};
+    act_run(ws, pool, &a, nt);
+    *aused += nt * w->cols;
+    if (in) {
+        p->ia = (lb__iact){.q = a.q, .d = a.d, .qs = w->cols, .ds = w->cols / LB_IG_BLOCK};
+        p->kern = (lb__qkern){0};
+    } else {
+        p->x = a.ax;
+        p->xs = w->cols;
+    }
+}
+
 /* Decode inputs in the order a block kernel wants, once per distinct input. */
 static void kernel_input(row_job *rj, int i, int64_t nt, float *scratch, int64_t *used)
 {
@@ -145,13 +256,15 @@ static void row_products(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *c
                          int64_t xs, float *const *y, const int64_t *ys)
 {
     row_job rj = {.j = {.k = lb__kernels(), .nt = nt}, .n = n};
-    int64_t rows = 0, used = 0;
+    int64_t rows = 0, used = 0, aused = 0;
+    const float *src[LINEAR_MAX_N];
     for (int i = 0; i < n; i++) rj.j.max_cols = lb__max64(rj.j.max_cols, lb__weight_in_cols(w[i]));
     for (int i = 0; i < n; i++) {
         rj.p[i] = (lb_wpart){.w = w[i], .x = x, .xs = xs, .row0 = rows, .y = y[i], .ys = ys[i]};
         rows += w[i]->rows;
         if (w[i]->rep->prepare) w[i]->rep->prepare(w[i], nt, &rj.p[i]);
         part_input(&rj, i, x, nt, xs, ws->scratch, &used);
+        part_act(ws, pool, &rj, i, nt, src, &aused);
     }
     for (int i = 0; i < n; i++) kernel_input(&rj, i, nt, ws->scratch, &used);
     rj.j.rowbuf = ws->scratch + used;
@@ -168,6 +281,12 @@ static void own_product(lb_wspace *ws, lb_pool *pool, const lb_weight *w, const 
         x = ws->scratch;
         xs = w->cols;
     }
+    if (act_on(ws, w)) {
+        act_job a = {.act = w->act, .x = x, .xs = xs, .cols = w->cols, .ax = ws->ax};
+        act_run(ws, pool, &a, nt);
+        x = ws->ax;
+        xs = w->cols;
+    }
     w->rep->matmul(ws->state[rep_index(w->rep)], pool, w, x, nt, xs, y, ys);
 }
 
@@ -176,7 +295,7 @@ void lb__linear_n(lb_wspace *ws, lb_pool *pool, int n, const lb_weight *const *w
 {
     bool plain = n <= LINEAR_MAX_N, own = false;
     for (int i = 0; i < n; i++) {
-        plain = plain && w[i]->rep == &lb__wrep_dense && !w[i]->n_in;
+        plain = plain && w[i]->rep == &lb__wrep_dense && !w[i]->n_in && !w[i]->act;
         own = own || w[i]->rep->matmul;
     }
     if (plain) {

@@ -22,6 +22,7 @@
 #define LB_WEIGHTS_H
 
 #include "kernels/kernels.h"
+#include "kernels/igemm.h"
 #include "transforms/hadamard.h"
 #include "lossless/lossless.h"
 #include "core/safetensors.h"
@@ -95,6 +96,7 @@ typedef struct lb_weight {
     lb_xform in[LB_WEIGHT_MAX_XFORMS]; /* input transforms, applied in this order */
     int n_in;
     const char *method;     /* the quantizer that produced it (static string), NULL when none */
+    const lb_format *act;   /* activation format of its input (act.c), NULL: FP32 inputs */
 } lb_weight;
 
 /* ---- the registry of representations */
@@ -111,6 +113,8 @@ typedef struct lb_wpart {
     const float *xk;         /* block decode: x in the kernel's order (row stride xks) */
     int64_t xks;
     float nvd[128];          /* block NV formats: ue4m3(code) / tensor_scale */
+    lb__iw iw;               /* integer product (iw.f set): weight format, quantized input ia */
+    lb__iact ia;
 } lb_wpart;
 
 typedef struct lb_wjob {
@@ -226,6 +230,25 @@ bool lb__xform_same(const lb_xform *a, const lb_xform *b, int64_t cols);
 /* Bytes of the transform's parameters. */
 size_t lb__xform_bytes(const lb_xform *t, int64_t cols);
 
+/* ---- activation quantization (act.c) */
+
+/* LB_OK when act (NULL: none) can quantize inputs of cols values (its block
+ * divides cols); else LB_ERR_ARG naming `name`. */
+lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name);
+/* True when w's weights and activation format pair up for the integer
+ * kernels (*iw: the weight side). */
+bool lb__act_pairs(const lb_weight *w, lb__iw *iw);
+/* Bytes of the packed-row buffer one token's quantization needs. */
+size_t lb__act_row_bytes(int64_t cols);
+/* x (nt rows of cols, contiguous) <- dequant(quant(x)) per row; buf holds
+ * lb__act_row_bytes(cols). */
+void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8_t *buf);
+/* Rows of x (stride xs) quantized in act (lb__iw_init(act) true) into 8-bit
+ * codes in the kernel order of wbits-bit weights (q, row stride qs) and
+ * block scales (d, row stride ds). */
+void lb__act_codes(const lb_format *act, int wbits, const float *x, int64_t nt, int64_t xs, int64_t cols,
+                   uint8_t *buf, int8_t *q, int64_t qs, float *d, int64_t ds);
+
 /* ---- ownership (lb_wstore is defined at the top) */
 /* A new owned buffer of n bytes (NULL + message on failure). */
 void *lb__wstore_alloc(lb_wstore *s, size_t n);
@@ -247,6 +270,7 @@ typedef struct lb_wmeta {
     char method[32];         /* the producing method's name ("none" when none) */
     int64_t group, hblock, rows, cols;
     bool hadamard, col_scale;
+    const lb_format *act;    /* "act": activation format (absent or "none": NULL) */
 } lb_wmeta;
 
 struct lb_wsrc {

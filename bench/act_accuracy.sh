@@ -1,0 +1,45 @@
+#!/bin/sh
+# act_accuracy.sh: KL divergence of activation formats (docs/activations.md):
+# W8A16 vs W8A8 (int8_g32 weights, FP32 vs int8_g32 activations), W4A8,
+# W4A4 INT (int4_g32 x int4_g32) and MXFP4/MXFP4 and NVFP4/NVFP4, each with
+# and without the online Hadamard rotation (weights hadamard+rtn: the
+# activation is rotated by the weight's transform, then quantized), on both
+# real models and both texts. Base: the FP32 model's log-probabilities.
+# usage: bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
+set -e
+L=${LOWBIT_CLI:-build/lowbit}
+M=${LOWBIT_MODELS:-../shared/models}
+D=${LOWBIT_DATA:-../shared/data}
+O=${1:-/tmp/lowbit-act-accuracy}
+CTX=${CTX:-256}
+CHUNKS=${CHUNKS:-60}
+mkdir -p "$O"
+echo "| model | text | weights | activations | rotation | KLD | top-1 % | PPL ratio |"
+echo "|---|---|---|---|---|---:|---:|---:|"
+for model in stories260K tinystories-656k; do
+    if [ $model = stories260K ]; then src="$M/stories260K/stories260K.bin"; tok="$M/stories260K/tok512.bin"
+    else src="$M/tinystories-656k"; tok="$M/tinystories-656k/tokenizer.json"; fi
+    for fmt in int8_g32 int4_g32 mxfp4 nvfp4; do
+        "$L" quantize --model "$src" --out "$O/$model-$fmt.safetensors" --format $fmt --force >/dev/null 2>&1
+        "$L" quantize --model "$src" --out "$O/$model-$fmt-h.safetensors" --format $fmt --hadamard 0 --force >/dev/null 2>&1
+    done
+    for text in tinystories wikitext2; do
+        if [ $text = tinystories ]; then t="$D/tinystories/tinystories_val.txt"; else t="$D/wikitext2/wiki.test.raw"; fi
+        base="$O/$model-$text.base"
+        "$L" eval ppl --model "$src" --tokenizer "$tok" --text "$t" --ctx $CTX --chunks $CHUNKS --save-logits "$base" --force >/dev/null
+        # weights activations rotation
+        for run in "int8_g32 none none" "int8_g32 int8_g32 none" "int4_g32 none none" "int4_g32 int8_g32 none" \
+                   "int4_g32 int4_g32 none" "int4_g32 int4_g32 hadamard" "mxfp4 mxfp4 none" "mxfp4 mxfp4 hadamard" \
+                   "nvfp4 nvfp4 none" "nvfp4 nvfp4 hadamard"; do
+            set -- $run
+            f="$O/$model-$1.safetensors"
+            [ "$3" = hadamard ] && f="$O/$model-$1-h.safetensors"
+            r=$("$L" eval kld --model "$f" --base "$base" --act "$2" --json 2>/dev/null)
+            kld=$(echo "$r" | sed 's/.*"kld": \([^,]*\),.*/\1/'); top=$(echo "$r" | sed 's/.*"top1": \([^,]*\),.*/\1/')
+            pr=$(echo "$r" | sed 's/.*"ppl_ratio": \([^,]*\),.*/\1/')
+            a=$2; [ "$a" = none ] && a="FP32"
+            printf "| %s | %s | %s | %s | %s | %.5f | %.2f | %.4f |\n" $model $text $1 "$a" $3 "$kld" \
+                "$(echo "$top * 100" | bc -l)" "$pr"
+        done
+    done
+done

@@ -1,0 +1,130 @@
+/* igemm_simd.h: the body of the AVX2 and AVX-512 integer products (the
+ * definition is in igemm.h), included by igemm_avx2.c and igemm_avx512.c.
+ * The including file defines IG_DOT32(wu, s): the 8 lanes of 4 products of
+ * 32 unsigned bytes wu with 32 signed bytes s (exact int32), and IG_NAME.
+ *
+ * Products: w * a = |w| * (a with w's sign) (vpsignb; a in [-127, 127] so
+ * the negation never overflows, |w| <= 128 as an unsigned byte), 4 per
+ * 32-bit lane. Tiles of R weight rows x T tokens; the weight block is
+ * decoded once per tile (4-bit: low nibbles then high nibbles, sign-extended
+ * through vpshufb, which is the kernel order), its scale once. Tokens are
+ * taken 64 at a time so their codes stay in cache across the rows. */
+#ifndef LB_IGEMM_SIMD_H
+#define LB_IGEMM_SIMD_H
+
+#include "kernels/igemm.h"
+#include <immintrin.h>
+
+#define IG_INLINE static inline __attribute__((always_inline))
+
+/* How a weight block's scale is stored (a compile-time constant in the
+ * kernels, so the loops carry no format branches). */
+enum { SK_F16, SK_BF16, SK_E8M0 };
+
+/* The decoded scale of a weight block: lb__iw_scale's arithmetic. */
+IG_INLINE float ig_wscale(int sk, const uint8_t *blk)
+{
+    if (sk == SK_E8M0) return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127) * 0x1p-6f;
+    uint16_t h = lb__rd16(blk);
+    return sk == SK_BF16 ? lb__bits_f32((uint32_t)h << 16) : _cvtsh_ss(h);
+}
+
+/* The 32 weight values of a block in kernel order, as signed bytes. */
+IG_INLINE __m256i ig_wcodes(const uint8_t *codes, int bits)
+{
+    if (bits == 8) return _mm256_loadu_si256((const __m256i *)codes);
+    const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
+                                         0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
+    __m128i x = _mm_loadu_si128((const __m128i *)codes);
+    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(x, 4), x), _mm256_set1_epi8(15));
+    return _mm256_shuffle_epi8(lut, v);
+}
+
+/* a[j] += a[j+4], a[j] += a[j+2], a[0] + a[1]. */
+IG_INLINE float ig_hsum(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+IG_INLINE void ig_tile(const uint8_t *row, size_t rb, size_t bb, int64_t nb, const lb__iact *a, int64_t t0,
+                       float *y, int64_t ys, int64_t r, int R, int T, int bits, int sk)
+{
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
+    const int8_t *aq = a->q + t0 * a->qs;
+    const float *ad = a->d + t0 * a->ds;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i wv[4], wu[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            const uint8_t *blk = row + (size_t)i * rb + (size_t)b * bb;
+            dw[i] = ig_wscale(sk, blk);
+            wv[i] = ig_wcodes(blk + (sk == SK_E8M0 ? 1 : 2), bits);
+            if (T <= 2) _mm_prefetch((const char *)(blk + 3 * (size_t)R * rb), _MM_HINT_T0);   /* decode: 3 tiles ahead */
+            wu[i] = _mm256_abs_epi8(wv[i]);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            __m256i av = _mm256_loadu_si256((const __m256i *)(aq + t * a->qs + b * LB_IG_BLOCK));
+            float da = ad[t * a->ds + b];
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m256i p = IG_DOT32(wu[i], _mm256_sign_epi8(av, wv[i]));
+                acc[i][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw[i] * da), acc[i][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[(t0 + t) * ys + r + i] = ig_hsum(acc[i][t]);
+}
+
+/* Rows [r0, r1) for tokens [t0, t0 + nt): R rows x T tokens per tile. */
+IG_INLINE void ig_rows(const uint8_t *data, size_t rb, size_t bb, int64_t r0, int64_t r1, int64_t nb,
+                       const lb__iact *a, int64_t t0, int64_t nt, float *y, int64_t ys, int bits, int sk)
+{
+    int64_t r = r0;
+#define IG_TILE(R, T, t) ig_tile(data + (size_t)r * rb, rb, bb, nb, a, t, y, ys, r, R, T, bits, sk)
+    if (nt <= 2) {
+        for (; r + 4 <= r1; r += 4) { if (nt == 1) IG_TILE(4, 1, t0); else IG_TILE(4, 2, t0); }
+        for (; r < r1; r++) { if (nt == 1) IG_TILE(1, 1, t0); else IG_TILE(1, 2, t0); }
+        return;
+    }
+    for (; r < r1; r += 2) {
+        bool two = r + 2 <= r1;
+        int64_t t = t0;
+        for (; t + 4 <= t0 + nt; t += 4) { if (two) IG_TILE(2, 4, t); else IG_TILE(1, 4, t); }
+        for (; t < t0 + nt; t++) { if (two) IG_TILE(2, 1, t); else IG_TILE(1, 1, t); }
+    }
+#undef IG_TILE
+}
+
+void IG_NAME(const lb__iw *w, const uint8_t *data, size_t rb, int64_t r0, int64_t r1, int64_t cols,
+             const lb__iact *a, int64_t nt, float *y, int64_t ys)
+{
+    int64_t nb = cols / LB_IG_BLOCK;
+    int sk = w->mx ? SK_E8M0 : w->f->sd == LB__SD_BF16 ? SK_BF16 : SK_F16;
+    size_t bb = w->bb;
+    for (int64_t t0 = 0; t0 < nt; t0 += 64) {
+        int64_t n = lb__min64(64, nt - t0);
+#define IG_ROWS(bits, sk) ig_rows(data, rb, bb, r0, r1, nb, a, t0, n, y, ys, bits, sk)
+        if (w->bits == 8) {
+            if (sk == SK_F16) IG_ROWS(8, SK_F16);
+            else if (sk == SK_BF16) IG_ROWS(8, SK_BF16);
+            else IG_ROWS(8, SK_E8M0);
+        } else {
+            if (sk == SK_F16) IG_ROWS(4, SK_F16);
+            else IG_ROWS(4, SK_BF16);
+        }
+#undef IG_ROWS
+    }
+}
+
+#endif

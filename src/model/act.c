@@ -1,0 +1,59 @@
+/* act.c (model): the activation format of a model's linear products
+ * (issue 10). The inputs of q/k/v, o, gate/up and down get the format; the
+ * norms, attention (scores, softmax, weighted sums), the residual stream,
+ * the embedding and lm_head stay FP32 (docs/activations.md says why). The
+ * quantization itself is the weights module's (src/weights/act.c). */
+#include "model/model.h"
+
+/* "int8" / "int4" name int8_g32 / int4_g32; "none" (or NULL) is no format. */
+static lb_status act_resolve(const char *name, const lb_format **out)
+{
+    *out = NULL;
+    if (!name || !strcmp(name, "none")) return LB_OK;
+    const char *n = !strcmp(name, "int8") ? "int8_g32" : !strcmp(name, "int4") ? "int4_g32" : name;
+    *out = lb_format_find(n);
+    if (!*out)
+        return lb__err(LB_ERR_ARG, "activation format '%s' is unknown (a format of `lowbit formats`, int8, int4 or none)",
+                       name);
+    return LB_OK;
+}
+
+static int layer_linears(lb_layer_weights *L, lb_weight **w)
+{
+    lb_weight *v[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+    memcpy(w, v, sizeof v);
+    return 7;
+}
+
+lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept)
+{
+    LB_ARG(m, "lb_model_set_act: m is NULL");
+    const lb_format *f;
+    lb_status s = act_resolve(act, &f);
+    if (s) return s;
+    int64_t kept = 0;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        lb_weight *w[7];
+        int n = layer_linears(&m->layers[l], w);
+        for (int i = 0; i < n; i++) {
+            bool fits = !lb__act_check(f, w[i]->cols, "");
+            if (!fits) lb__clear_err();
+            kept += f && !fits;
+            w[i]->act = fits ? f : NULL;
+        }
+    }
+    if (n_kept) *n_kept = kept;
+    return LB_OK;
+}
+
+const char *lb_model_act(const lb_model *m)
+{
+    if (!m) return "none";
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        lb_weight *w[7];
+        int n = layer_linears(&m->layers[l], w);
+        for (int i = 0; i < n; i++)
+            if (w[i]->act) return lb_format_name(w[i]->act);
+    }
+    return "none";
+}

@@ -1,0 +1,66 @@
+/* act.c: activation quantization, the last step of a linear's input path
+ * (after the input transforms, so a Hadamard-rotated input is quantized in
+ * the rotated space).
+ *
+ * An activation format is any registry block format (int8_g32, int4_g32,
+ * mxint8, mxfp8_e4m3, mxfp6_e2m3, mxfp4, nvfp4, ...), applied dynamically:
+ * each token's row is quantized on its own (floor scale rule; NV formats
+ * get the row's own tensor scale, i.e. per-token), blocks along the row.
+ *
+ *   - weights and activation pair up (both one of int8_g32[_bf16],
+ *     int4_g32[_bf16], mxint8: integer elements, block 32): the row's codes
+ *     become int8 in the weight's kernel order plus one FP32 scale per
+ *     block (lb__iact), and the product is the integer kernel of
+ *     kernels/igemm.h, which is the definition of that pair;
+ *   - any other pair: quantize-dequantize simulation, x <- dequant(quant(x)),
+ *     then the weight's own float product. */
+#include "weights/weights.h"
+
+lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name)
+{
+    if (!act) return LB_OK;
+    int64_t B = lb_format_block(act);
+    if (B && cols % B)
+        return lb__err(LB_ERR_ARG, "%s: activation format %s needs inputs of a multiple of %lld values, not %lld",
+                       name, lb_format_name(act), (long long)B, (long long)cols);
+    return LB_OK;
+}
+
+bool lb__act_pairs(const lb_weight *w, lb__iw *iw)
+{
+    lb__iw a;
+    return w->act && w->rep == &lb__wrep_block && lb__iw_init(w->act, &a) && lb__iw_init(w->u.block.fmt, iw);
+}
+
+size_t lb__act_row_bytes(int64_t cols) { return (size_t)cols * 2 + 64; }
+
+void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8_t *buf)
+{
+    for (int64_t t = 0; t < nt; t++) {
+        float g = 1.0f;
+        lb_status s = lb_format_quantize(act, NULL, x + t * cols, 1, cols, buf, &g);
+        if (!s) s = lb_format_dequantize(act, buf, g, 1, cols, x + t * cols);
+        LB_ASSERT(!s);   /* shapes were checked when the format was set */
+    }
+}
+
+void lb__act_codes(const lb_format *act, int wbits, const float *x, int64_t nt, int64_t xs, int64_t cols,
+                   uint8_t *buf, int8_t *q, int64_t qs, float *d, int64_t ds)
+{
+    lb__iw a;
+    LB_ASSERT(lb__iw_init(act, &a));
+    const float *lut = lb__elem_lut(act->elem);
+    for (int64_t t = 0; t < nt; t++) {
+        float g = 1.0f;
+        lb_status s = lb_format_quantize(act, NULL, x + t * xs, 1, cols, buf, &g);
+        LB_ASSERT(!s);
+        for (int64_t b = 0; b < cols / LB_IG_BLOCK; b++) {
+            const uint8_t *blk = buf + (size_t)b * a.bb, *c = blk + a.sb;
+            int8_t v[LB_IG_BLOCK];
+            for (int i = 0; i < LB_IG_BLOCK; i++)
+                v[i] = a.bits == 8 ? (int8_t)c[i] : (int8_t)lut[(c[i / 2] >> (4 * (i & 1))) & 15];
+            lb__iact_order(wbits, v, q + t * qs + b * LB_IG_BLOCK);
+            d[t * ds + b] = lb__iw_scale(&a, blk);
+        }
+    }
+}
