@@ -845,7 +845,7 @@ const char *lb_prune_criterion_name(int i);   /* NULL out of range */
 const char *lb_prune_criterion_desc(int i);
 
 /* One matrix's statistics from a calibration set, by Hugging Face name
- * (the calib module's lb_calib_stats_for once merged). */
+ * (lb_calib_stats_for, or a caller's own lookup). */
 typedef lb_status (*lb_calib_stats_fn)(const lb_calib *c, const char *name, lb_calib_stats *out);
 
 /* Model-level pruning: every linear (q, k, v, o, gate, up, down) not matched
@@ -862,9 +862,10 @@ typedef struct lb_model_prune_opts {
                                    it cannot store (kept count vs block) is pruned alone, values at dtype */
     const char *const *keep;    /* fnmatch globs of linears left dense */
     int n_keep;
-    const lb_calib *calib;      /* statistics, read through stats_for */
-    lb_calib_stats_fn stats_for;
-    const int32_t *tokens;      /* or: calibration tokens; statistics collected here (one pass, dense model) */
+    const lb_calib *calib;      /* statistics (lb_calib_load / lb_calib_collect), read through stats_for */
+    lb_calib_stats_fn stats_for;/* NULL = lb_calib_stats_for */
+    const int32_t *tokens;      /* or: calibration tokens; statistics collected here by lb_calib_collect
+                                   (dense model); giving both calib and tokens is an error */
     int64_t n_tokens, ctx;      /* ctx: tokens per sequence (<= 0: 128, capped at max_seq) */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer; may be NULL */

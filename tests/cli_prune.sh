@@ -1,7 +1,10 @@
 #!/bin/sh
 # lowbit prune: a real model end to end (magnitude and wanda, 2:4 and
-# unstructured), the summary and JSON, the pruned file running and reloading,
-# bad input (ratio, N > M, unknown names, calibration missing) with nothing written.
+# unstructured; statistics from --calib-text and from a `lowbit calib` file;
+# SparseGPT's joint mode), the summary and JSON, the pruned file running and
+# reloading, bad input (ratio, N > M, unknown names, calibration missing, a
+# statistics file of another model, --calib with --calib-text, --joint
+# without sparsegpt) with nothing written.
 . tests/cli_lib.sh
 M=${LOWBIT_MODELS:-../shared/models}
 D=${LOWBIT_DATA:-../shared/data}
@@ -21,6 +24,23 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     check p-int4-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
     check p-int4-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
     expect_ok p-int4-run $CLI run --model "$T/q.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_ok c-stats $CLI calib --model "$S" --text "$T/calib.txt" --out "$T/s260.stats" --tokens 512
+    expect_ok p-calib $CLI prune --model "$S" --out "$T/w.safetensors" --criterion sparsegpt --pattern 2:4 --calib "$T/s260.stats"
+    check p-calib-summary grep -q "linears: 35 pruned, sparsity 0.5000" "$T/out"
+    expect_ok p-joint $CLI prune --model "$S" --out "$T/j.safetensors" --criterion sparsegpt --pattern 2:4 --format int4_g32 --joint --calib "$T/s260.stats"
+    check p-joint-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
+    check p-joint-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
+    expect_ok p-joint-run $CLI run --model "$T/j.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_fail joint-magnitude "needs criterion sparsegpt and a format" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int4_g32 --joint
+    expect_fail joint-unstructured "N:M or V:N:M" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt --format int4_g32 --joint --calib "$T/s260.stats"
+    expect_fail calib-both "--calib and --calib-text exclude each other" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/s260.stats" --calib-text "$T/calib.txt"
+    expect_fail calib-magnitude "uses no calibration statistics" $CLI prune --model "$S" --out "$T/c.safetensors" --calib "$T/s260.stats"
+    expect_fail calib-missing "no such file" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/none.stats"
+    expect_fail calib-not-stats "s260.stats\|a.safetensors" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/a.safetensors"
+    if [ -d "$M/tinystories-656k" ]; then
+        expect_ok c-stats-656 $CLI calib --model "$M/tinystories-656k" --text "$T/calib.txt" --out "$T/t656.stats" --tokens 256
+        expect_fail calib-other-model "t656.stats" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/t656.stats"
+    fi
     expect_fail bad-format "unknown" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int5
     expect_ok p-inspect $CLI inspect "$T/b.safetensors"
     check p-inspect-values grep -q "weight_values" "$T/out"

@@ -10,7 +10,6 @@
  * round-trip bit-exact and corrupt index data is refused. */
 #include "harness.h"
 #include "sparsity/sparsity.h"
-#include "sparsity/prune.h"
 #include "kernels/sparse.h"
 #include <unistd.h>
 
@@ -710,15 +709,15 @@ static void test_model_joint(void)
     const lb_wsparse *sp = &q->layers[1].wk.u.sparse;
     CHECK(sp->fmt == lb_format_find("int4_g32") && sp->k == 32, "k_proj not packed with 32 kept per row");
     CHECK(!q->layers[1].w_down.u.sparse.fmt && q->layers[1].w_down.dtype == LB_DTYPE_F32, "down_proj packed");
-    lb__pstats *ps = NULL;
-    REQUIRE(lb__pstats_collect(&t.m, tok, 64, 32, true, 1, &ps) == LB_OK, "%s", lb_errmsg());
+    lb_calib *cal = NULL;
+    REQUIRE(lb_calib_collect(&t.m, tok, 64, &(lb_calib_opts){.ctx = 32, .n_threads = 1}, &cal) == LB_OK, "%s",
+            lb_errmsg());
     const char *name = "model.layers.1.self_attn.k_proj.weight";
-    double *H = malloc(sizeof(double) * 48 * 48), *sq = malloc(sizeof(double) * 48);
     float *w = malloc(sizeof(float) * 48 * 48);
     int64_t rows, cols;
-    REQUIRE(lb__pstats_for(ps, name, H, sq, 48) == LB_OK && lb_model_weight_f32(&t.m, name, w, &rows, &cols) == LB_OK,
+    lb_calib_stats st;
+    REQUIRE(lb_calib_stats_for(cal, name, &st) == LB_OK && lb_model_weight_f32(&t.m, name, w, &rows, &cols) == LB_OK,
             "%s", lb_errmsg());
-    lb_calib_stats st = {.n = 48, .H = H, .sq = sq};
     lb_prune_opts po = {.criterion = "sparsegpt", .pattern = "4:6", .calib = &st};
     lb_qmatrix qm;
     REQUIRE(lb_prune_quantize_matrix(&po, lb_format_find("int4_g32"), w, rows, cols, NULL, &qm) == LB_OK, "%s",
@@ -739,15 +738,15 @@ static void test_model_joint(void)
         free(l1); free(l2);
     }
     unlink(tmpfile_path());
-    free(H); free(sq); free(w);
-    lb__pstats_free(ps);
+    free(w);
+    lb_calib_free(cal);
     lb_model_free(back);
     lb_model_free(q);
     unbuild(&t);
 }
 
 /* A real H: the inputs of a real model's linears through the forward tap
- * (interim collector), Wanda and SparseGPT on that model's own weights
+ * (lb_calib_collect), Wanda and SparseGPT on that model's own weights
  * against NumPy. */
 static void test_real_h(void)
 {
@@ -769,8 +768,9 @@ static void test_real_h(void)
     int32_t *tok = NULL;
     int64_t nt = 0;
     REQUIRE(lb_tokenizer_encode(tk, buf, len, 1, &tok, &nt) == LB_OK, "%s", lb_errmsg());
-    lb__pstats *ps = NULL;
-    REQUIRE(lb__pstats_collect(m, tok, lb__min64(nt, 512), 128, true, 2, &ps) == LB_OK, "%s", lb_errmsg());
+    lb_calib *cal = NULL;
+    REQUIRE(lb_calib_collect(m, tok, lb__min64(nt, 512), &(lb_calib_opts){.ctx = 128, .n_threads = 2}, &cal) == LB_OK,
+            "%s", lb_errmsg());
     static const char *names[] = {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"};
     for (int i = 0; i < 2; i++) {
         int64_t full, cols;
@@ -778,16 +778,15 @@ static void test_real_h(void)
         int64_t rows = lb__min64(full, 48);   /* the first rows keep the test fast */
         float *w = malloc(sizeof(float) * (size_t)(full * cols));
         REQUIRE(lb_model_weight_f32(m, names[i], w, NULL, NULL) == LB_OK, "%s", lb_errmsg());
-        double *H = malloc(sizeof(double) * (size_t)(cols * cols)), *sq = malloc(sizeof(double) * (size_t)cols);
-        REQUIRE(lb__pstats_for(ps, names[i], H, sq, cols) == LB_OK, "%s", lb_errmsg());
-        lb_calib_stats st = {.n = cols, .H = H, .sq = sq};
+        lb_calib_stats st;
+        REQUIRE(lb_calib_stats_for(cal, names[i], &st) == LB_OK && st.n == cols, "%s", lb_errmsg());
         vs_numpy(py, "wanda", "unstructured", 0.5, w, rows, cols, &st, 128);
         vs_numpy(py, "sparsegpt", "unstructured", 0.5, w, rows, cols, &st, 128);
         vs_numpy(py, "sparsegpt", "2:4", 0, w, rows, cols, &st, 128);
         if (cols % 64 == 0) vs_numpy_fmt(py, "sparsegpt", "2:4", 0, w, rows, cols, &st, 128, "int4_g32");
-        free(w); free(H); free(sq);
+        free(w);
     }
-    lb__pstats_free(ps);
+    lb_calib_free(cal);
     free(tok);
     lb_tokenizer_free(tk);
     lb_model_free(m);
