@@ -88,6 +88,34 @@ static void print_json(const lb_prune_report *r, const char *out, const lb_prune
     printf("]}\n");
 }
 
+void cli_prune_print(const lb_prune_report *r, const char *out, const lb_prune_opts *p, bool json)
+{
+    if (json) print_json(r, out, p);
+    else print_text(r, out);
+}
+
+int cli_prune_spec(const char *cmd, const char *spec, char *buf, size_t cap, lb_prune_opts *p)
+{
+    const char *colon = strchr(spec, ':');
+    if (!colon || colon == spec || !colon[1] || strlen(spec) >= cap)
+        return cli_fail(cmd, "--prune %s: expected CRITERION:PATTERN[:RATIO] (sparsegpt:2:4, wanda:unstructured:0.5, "
+                        "magnitude:64:2:8)", spec);
+    memcpy(buf, spec, strlen(spec) + 1);
+    buf[colon - spec] = 0;
+    char *pat = buf + (colon - spec) + 1;
+    p->criterion = buf;
+    p->pattern = pat;
+    p->ratio = 0.5;
+    if (!strncmp(pat, "unstructured", 12) && pat[12] == ':') {
+        char *end;
+        pat[12] = 0;
+        p->ratio = strtod(pat + 13, &end);
+        if (end == pat + 13 || *end || !(p->ratio >= 0 && p->ratio < 1))
+            return cli_fail(cmd, "--prune %s: the ratio must be a number in [0, 1)", spec);
+    }
+    return 0;
+}
+
 /* The first n_max tokens of a text file, with the model's tokenizer. */
 static int calib_tokens(const char *in, const char *path, int64_t n_max, int32_t **tok, int64_t *n)
 {
