@@ -6,7 +6,8 @@
 # dense model's logits (40 chunks of 128 tokens from the start of each
 # text; calibration on the last 60 kB of tinystories_val.txt, as
 # bench/sparsity_measure.sh). Usage (repository root, after make):
-#   bench/sparsity_joint.sh [DIR]; bench/sparsity_tables.py --joint [DIR]
+#   bench/sparsity_joint.sh [DIR]; bench/sparsity_joint.py [DIR]; bench/sparsity_svg.py [DIR]
+# (the last section: quantization alone with RTN, the reference curve of the plots)
 set -e
 L=./build/lowbit
 M260=../shared/models/stories260K/stories260K.bin
@@ -35,4 +36,14 @@ for mn in s260 t656; do
       done
     done
   done
+done
+# quantization alone (RTN), the reference curve of bench/sparsity_svg.py
+for mn in s260 t656; do
+  [ $mn = s260 ] && M=$M260 || M=$M656
+  for fmt in int8_g32 mxfp6_e2m3 int4_g32 mxfp4 int3_g32 int2_g32; do
+    out=$D/${mn}_q_$fmt.safetensors
+    $L quantize --model $M --out $out --format $fmt --force --json > $out.json 2>/dev/null
+    for tx in ts wk; do $L eval kld --model $out --base $D/base_${mn}_$tx.st --json > $out.$tx.kld.json; done
+  done
+  echo "$mn quantization-only done"
 done
