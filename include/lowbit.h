@@ -903,12 +903,20 @@ typedef struct lb_prune_opts {
 /* w (rows x cols) is pruned in place (sparsegpt also updates the kept
  * weights); keep (rows x cols bytes, may be NULL) gets 1 for kept weights. */
 lb_status lb_prune_matrix(const lb_prune_opts *o, float *w, int64_t rows, int64_t cols, uint8_t *keep);
+/* SparseGPT's joint prune-and-quantize (criterion "sparsegpt", an N:M or
+ * V:N:M pattern): inside the OBS column loop each kept weight is rounded
+ * onto its block grid in format f and the pruning/rounding error fed
+ * forward. out gets each row's kept values packed in f (rows x kept per
+ * row, which must be a multiple of f's block, the block a multiple of N:
+ * else LB_ERR_UNSUPPORTED); w the decoded values (0 where pruned). */
+lb_status lb_prune_quantize_matrix(const lb_prune_opts *o, const lb_format *f, float *w, int64_t rows, int64_t cols,
+                                   uint8_t *keep, lb_qmatrix *out);
 int lb_prune_criterion_count(void);
 const char *lb_prune_criterion_name(int i);   /* NULL out of range */
 const char *lb_prune_criterion_desc(int i);
 
 /* One matrix's statistics from a calibration set, by Hugging Face name
- * (the calib module's lb_calib_stats_for once merged). */
+ * (lb_calib_stats_for, or a caller's own lookup). */
 typedef lb_status (*lb_calib_stats_fn)(const lb_calib *c, const char *name, lb_calib_stats *out);
 
 /* Model-level pruning: every linear (q, k, v, o, gate, up, down) not matched
@@ -920,11 +928,15 @@ typedef struct lb_model_prune_opts {
     const char *format;         /* or: prune, then quantize the kept values (RTN) into this block format
                                    (lb_quant_format_resolve name); every row must keep the same count, a
                                    multiple of the block; a matrix where it is not keeps its values at dtype */
+    int joint;                  /* with format and sparsegpt: SparseGPT's joint mode (quantize inside the
+                                   OBS loop, lb_prune_quantize_matrix) instead of prune-then-RTN; a matrix
+                                   it cannot store (kept count vs block) is pruned alone, values at dtype */
     const char *const *keep;    /* fnmatch globs of linears left dense */
     int n_keep;
-    const lb_calib *calib;      /* statistics, read through stats_for */
-    lb_calib_stats_fn stats_for;
-    const int32_t *tokens;      /* or: calibration tokens; statistics collected here (one pass, dense model) */
+    const lb_calib *calib;      /* statistics (lb_calib_load / lb_calib_collect), read through stats_for */
+    lb_calib_stats_fn stats_for;/* NULL = lb_calib_stats_for */
+    const int32_t *tokens;      /* or: calibration tokens; statistics collected here by lb_calib_collect
+                                   (dense model); giving both calib and tokens is an error */
     int64_t n_tokens, ctx;      /* ctx: tokens per sequence (<= 0: 128, capped at max_seq) */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer; may be NULL */

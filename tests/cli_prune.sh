@@ -1,7 +1,11 @@
 #!/bin/sh
 # lowbit prune: a real model end to end (magnitude and wanda, 2:4 and
-# unstructured), the summary and JSON, the pruned file running and reloading,
-# bad input (ratio, N > M, unknown names, calibration missing) with nothing written.
+# unstructured; statistics from --calib-text and from a `lowbit calib` file;
+# SparseGPT's joint mode), the summary and JSON, the pruned file running and
+# reloading, bad input (ratio, N > M, unknown names, calibration missing, a
+# statistics file of another model, --calib with --calib-text, --joint
+# without sparsegpt) with nothing written; lowbit quantize --prune writing
+# the same file as lowbit prune --format [--joint].
 . tests/cli_lib.sh
 M=${LOWBIT_MODELS:-../shared/models}
 D=${LOWBIT_DATA:-../shared/data}
@@ -21,6 +25,36 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     check p-int4-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
     check p-int4-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
     expect_ok p-int4-run $CLI run --model "$T/q.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_ok c-stats $CLI calib --model "$S" --text "$T/calib.txt" --out "$T/s260.stats" --tokens 512
+    expect_ok p-calib $CLI prune --model "$S" --out "$T/w.safetensors" --criterion sparsegpt --pattern 2:4 --calib "$T/s260.stats"
+    check p-calib-summary grep -q "linears: 35 pruned, sparsity 0.5000" "$T/out"
+    expect_ok p-joint $CLI prune --model "$S" --out "$T/j.safetensors" --criterion sparsegpt --pattern 2:4 --format int4_g32 --joint --calib "$T/s260.stats"
+    check p-joint-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
+    check p-joint-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
+    expect_ok p-joint-run $CLI run --model "$T/j.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    expect_fail joint-magnitude "needs criterion sparsegpt and a format" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int4_g32 --joint
+    expect_fail joint-unstructured "N:M or V:N:M" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt --format int4_g32 --joint --calib "$T/s260.stats"
+    expect_fail calib-both "--calib and --calib-text exclude each other" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/s260.stats" --calib-text "$T/calib.txt"
+    expect_fail calib-magnitude "uses no calibration statistics" $CLI prune --model "$S" --out "$T/c.safetensors" --calib "$T/s260.stats"
+    expect_fail calib-missing "no such file" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/none.stats"
+    expect_fail calib-not-stats "s260.stats\|a.safetensors" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/a.safetensors"
+    expect_ok q-prune $CLI quantize --model "$S" --out "$T/qp.safetensors" --format int4_g32 --prune magnitude:2:4
+    check q-prune-same cmp "$T/qp.safetensors" "$T/q.safetensors"
+    expect_ok q-prune-joint $CLI quantize --model "$S" --out "$T/qj.safetensors" --format int4_g32 --prune sparsegpt:2:4 --method gptq --calib "$T/s260.stats" --json
+    check q-prune-joint-json grep -q '"criterion": "sparsegpt"' "$T/out"
+    check q-prune-joint-same cmp "$T/qj.safetensors" "$T/j.safetensors"
+    expect_ok q-prune-wanda $CLI quantize --model "$S" --out "$T/qw.safetensors" --format mxfp4 --prune wanda:unstructured:0.6 --calib "$T/s260.stats"
+    check q-prune-wanda-summary grep -q "linears: 35 pruned" "$T/out"
+    expect_fail q-prune-spec "expected CRITERION:PATTERN" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune magnitude
+    expect_fail q-prune-ratio "ratio must be a number in \[0, 1)" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune magnitude:unstructured:1
+    expect_fail q-prune-gptq "only sparsegpt has a joint" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune wanda:2:4 --method gptq --calib "$T/s260.stats"
+    expect_fail q-prune-method "composes with --method rtn" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune magnitude:2:4 --method sinq
+    expect_fail q-prune-opts "--prune takes" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune magnitude:2:4 --hadamard 64
+    expect_fail q-prune-calib "needs calibration" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune sparsegpt:2:4
+    if [ -d "$M/tinystories-656k" ]; then
+        expect_ok c-stats-656 $CLI calib --model "$M/tinystories-656k" --text "$T/calib.txt" --out "$T/t656.stats" --tokens 256
+        expect_fail calib-other-model "t656.stats" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/t656.stats"
+    fi
     expect_fail bad-format "unknown" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int5
     expect_ok p-inspect $CLI inspect "$T/b.safetensors"
     check p-inspect-values grep -q "weight_values" "$T/out"

@@ -10,7 +10,6 @@
  * round-trip bit-exact and corrupt index data is refused. */
 #include "harness.h"
 #include "sparsity/sparsity.h"
-#include "sparsity/prune.h"
 #include "kernels/sparse.h"
 #include <unistd.h>
 
@@ -152,9 +151,12 @@ static void test_patterns(void)
 /* ---- criteria against the NumPy reference */
 
 /* Prune w (rows x cols) in C and in tests/ref/prune_ref.py; the masks must
- * agree exactly, the weights to 1e-9 relative (both in double). */
-static void vs_numpy(const char *py, const char *crit, const char *pat, double ratio, const float *w0, int64_t rows,
-                     int64_t cols, const lb_calib_stats *st, int64_t block)
+ * agree exactly, the weights to 1e-5 relative. With fmt (int4_g32), SparseGPT's
+ * joint mode: the same, and the packed kept values must decode to the C
+ * result's kept weights exactly (a code off by one would differ by a whole
+ * grid step, far above the tolerance). */
+static void vs_numpy_fmt(const char *py, const char *crit, const char *pat, double ratio, const float *w0,
+                         int64_t rows, int64_t cols, const lb_calib_stats *st, int64_t block, const char *fmt)
 {
     char in[] = "/tmp/lb_prune_in.XXXXXX", out[] = "/tmp/lb_prune_out.XXXXXX";
     int fi = mkstemp(in), fo = mkstemp(out);
@@ -166,8 +168,8 @@ static void vs_numpy(const char *py, const char *crit, const char *pat, double r
     fwrite(st->H, sizeof(double), (size_t)(cols * cols), f);
     fclose(f);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s tests/ref/prune_ref.py %s %s %s %s %.17g 0.01 %lld %lld %lld", py, in, out, crit, pat,
-             ratio, (long long)block, (long long)rows, (long long)cols);
+    snprintf(cmd, sizeof cmd, "%s tests/ref/prune_ref.py %s %s %s%s%s %s %.17g 0.01 %lld %lld %lld", py, in, out, crit,
+             fmt ? "+" : "", fmt ? fmt : "", pat, ratio, (long long)block, (long long)rows, (long long)cols);
     int rc = system(cmd);
     size_t n = (size_t)(rows * cols);
     uint8_t *kr = malloc(n), *kc = malloc(n);
@@ -181,7 +183,20 @@ static void vs_numpy(const char *py, const char *crit, const char *pat, double r
     CHECK(ok, "%s failed", cmd);
     memcpy(w, w0, n * sizeof(float));
     lb_prune_opts o = {.criterion = crit, .pattern = pat, .ratio = ratio, .calib = st, .block = block};
-    CHECK(lb_prune_matrix(&o, w, rows, cols, kc) == LB_OK, "%s", lb_errmsg());
+    lb_qmatrix q = {0};
+    if (fmt) {
+        CHECK(lb_prune_quantize_matrix(&o, lb_format_find(fmt), w, rows, cols, kc, &q) == LB_OK, "%s", lb_errmsg());
+        float *dq = malloc(sizeof(float) * (size_t)(rows * q.cols));
+        int64_t bad = 0, at = 0;
+        CHECK(q.packed && lb_qmatrix_dequantize(&q, dq) == LB_OK, "dequantize: %s", lb_errmsg());
+        for (size_t i = 0; q.packed && i < n; i++)
+            if (kc[i]) bad += at < rows * q.cols ? dq[at++] != w[i] : 1;
+        CHECK(bad == 0 && at == rows * q.cols, "%s %s+%s: %lld packed values differ from the kept weights", crit, pat,
+              fmt, (long long)bad);
+        free(dq);
+        lb_qmatrix_free(&q);
+    } else
+        CHECK(lb_prune_matrix(&o, w, rows, cols, kc) == LB_OK, "%s", lb_errmsg());
     int64_t diff = 0, first = -1;
     double err = 0, ref = 0;
     for (size_t i = 0; ok && i < n; i++) {
@@ -192,6 +207,12 @@ static void vs_numpy(const char *py, const char *crit, const char *pat, double r
     CHECK(diff == 0, "%s %s: %lld mask entries differ from NumPy (first %lld)", crit, pat, (long long)diff, (long long)first);
     CHECK(err <= 1e-5 * ref, "%s %s: weights differ from NumPy by %g (max %g)", crit, pat, err, ref);
     free(kr); free(kc); free(wr); free(w);
+}
+
+static void vs_numpy(const char *py, const char *crit, const char *pat, double ratio, const float *w0, int64_t rows,
+                     int64_t cols, const lb_calib_stats *st, int64_t block)
+{
+    vs_numpy_fmt(py, crit, pat, ratio, w0, rows, cols, st, block, NULL);
 }
 
 static void test_numpy(void)
@@ -210,6 +231,56 @@ static void test_numpy(void)
             free(w0);
         }
     free_stats(&st);
+}
+
+/* SparseGPT's joint prune-and-quantize against NumPy (int4_g32): 2:4, 4:8,
+ * V:N:M and a tail group that keeps nothing (1:4 over 130 inputs: 32 kept). */
+static void test_joint_numpy(void)
+{
+    const char *py = find_python();
+    if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON): NumPy reference comparison not run");
+    static const struct { const char *pat; int64_t rows, cols; } cases[] = {
+        {"2:4", 20, 128}, {"4:8", 12, 128}, {"8:2:8", 20, 128}, {"1:4", 9, 130}, {"2:4", 7, 64}};
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        rstats st;
+        rand_stats(&st, cases[c].cols, 3 * cases[c].cols);
+        float *w0 = rand_w(cases[c].rows, cases[c].cols);
+        vs_numpy_fmt(py, "sparsegpt", cases[c].pat, 0, w0, cases[c].rows, cases[c].cols, &st.s, 128, "int4_g32");
+        free(w0);
+        free_stats(&st);
+    }
+}
+
+/* The joint mode refuses what it cannot do, with one error each. */
+static void test_joint_bad_input(void)
+{
+    rstats st, st8;
+    rand_stats(&st, 64, 200);
+    rand_stats(&st8, 72, 200);
+    float *w = rand_w(4, 72);
+    const lb_format *f = lb_format_find("int4_g32");
+    struct { const char *crit, *pat; const lb_calib_stats *c; int64_t cols; lb_status want; const char *msg; } cases[] = {
+        {"magnitude", "2:4", &st.s, 64, LB_ERR_UNSUPPORTED, "SparseGPT's mode"},
+        {"wanda", "2:4", &st.s, 64, LB_ERR_UNSUPPORTED, "SparseGPT's mode"},
+        {"sparsegpt", "unstructured", &st.s, 64, LB_ERR_UNSUPPORTED, "N:M or V:N:M"},
+        {"sparsegpt", "2:4", &st8.s, 72, LB_ERR_UNSUPPORTED, "36 kept values per row"},
+        {"sparsegpt", "3:4", &st.s, 64, LB_ERR_UNSUPPORTED, "48 kept values per row"},
+        {"sparsegpt", "2:4", NULL, 64, LB_ERR_ARG, "needs calibration"},
+        {"sparsegpt", "2:4", &st8.s, 64, LB_ERR_ARG, "statistics are for 72 inputs"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        lb_prune_opts o = {.criterion = cases[i].crit, .pattern = cases[i].pat, .calib = cases[i].c};
+        lb_qmatrix q;
+        lb_status s = lb_prune_quantize_matrix(&o, f, w, 4, cases[i].cols, NULL, &q);
+        CHECK(s == cases[i].want && strstr(lb_errmsg(), cases[i].msg) && !q.packed, "joint case %zu (%s %s): %d '%s'",
+              i, cases[i].crit, cases[i].pat, s, lb_errmsg());
+    }
+    lb_prune_opts o = {.criterion = "sparsegpt", .pattern = "2:4", .calib = &st.s};
+    lb_qmatrix q;
+    CHECK(lb_prune_quantize_matrix(&o, NULL, w, 4, 64, NULL, &q) == LB_ERR_ARG, "NULL format accepted");
+    free(w);
+    free_stats(&st);
+    free_stats(&st8);
 }
 
 /* Wanda differs from magnitude when the inputs' scales differ: a tiny
@@ -608,8 +679,74 @@ static void test_model_bad_input(void)
     unbuild(&t);
 }
 
+/* lb_model_prune with joint: each linear whose kept count fits (4:6 keeps 32
+ * of dim 48) is stored with exactly lb_prune_quantize_matrix's packed bytes
+ * for the collector's statistics; down_proj (100 inputs: 66 kept) keeps F32
+ * values; save/load gives the same logits; joint without sparsegpt or a
+ * format is refused. */
+static void test_model_joint(void)
+{
+    tmodel t;
+    build(&t, base_cfg(), LB_DTYPE_F32);
+    int32_t tok[64];
+    for (int i = 0; i < 64; i++) tok[i] = (int32_t)((i * 37 + 5) % 67);
+    lb_model *q = (lb_model *)1, *back = NULL;
+    lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "4:6"}, .format = "int4_g32", .joint = 1};
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "criterion sparsegpt") && !q,
+          "joint with magnitude: '%s'", lb_errmsg());
+    o = (lb_model_prune_opts){.p = {.criterion = "sparsegpt", .pattern = "4:6"}, .joint = 1, .tokens = tok, .n_tokens = 64};
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "a format") && !q,
+          "joint without a format: '%s'", lb_errmsg());
+    o.format = "int4_g32";
+    o.p.pattern = "unstructured";
+    o.p.ratio = 0.5;
+    CHECK(lb_model_prune(&t.m, &o, &q, NULL) == LB_ERR_UNSUPPORTED && strstr(lb_errmsg(), "N:M or V:N:M") && !q,
+          "joint unstructured: '%s'", lb_errmsg());
+    o.p.pattern = "4:6";
+    o.ctx = 32;
+    o.n_threads = 2;
+    REQUIRE(lb_model_prune(&t.m, &o, &q, NULL) == LB_OK, "%s", lb_errmsg());
+    const lb_wsparse *sp = &q->layers[1].wk.u.sparse;
+    CHECK(sp->fmt == lb_format_find("int4_g32") && sp->k == 32, "k_proj not packed with 32 kept per row");
+    CHECK(!q->layers[1].w_down.u.sparse.fmt && q->layers[1].w_down.dtype == LB_DTYPE_F32, "down_proj packed");
+    lb_calib *cal = NULL;
+    REQUIRE(lb_calib_collect(&t.m, tok, 64, &(lb_calib_opts){.ctx = 32, .n_threads = 1}, &cal) == LB_OK, "%s",
+            lb_errmsg());
+    const char *name = "model.layers.1.self_attn.k_proj.weight";
+    float *w = malloc(sizeof(float) * 48 * 48);
+    int64_t rows, cols;
+    lb_calib_stats st;
+    REQUIRE(lb_calib_stats_for(cal, name, &st) == LB_OK && lb_model_weight_f32(&t.m, name, w, &rows, &cols) == LB_OK,
+            "%s", lb_errmsg());
+    lb_prune_opts po = {.criterion = "sparsegpt", .pattern = "4:6", .calib = &st};
+    lb_qmatrix qm;
+    REQUIRE(lb_prune_quantize_matrix(&po, lb_format_find("int4_g32"), w, rows, cols, NULL, &qm) == LB_OK, "%s",
+            lb_errmsg());
+    CHECK(sp->row_bytes == qm.row_bytes && !memcmp(q->layers[1].wk.data, qm.packed, qm.row_bytes * (size_t)rows),
+          "the model's k_proj is not lb_prune_quantize_matrix's result");
+    lb_qmatrix_free(&qm);
+    CHECK(lb_model_save(q, tmpfile_path()) == LB_OK && lb_model_load(tmpfile_path(), &back) == LB_OK, "%s",
+          lb_errmsg());
+    if (back) {
+        float *l1 = malloc(sizeof(float) * 12 * 67), *l2 = malloc(sizeof(float) * 12 * 67);
+        lb_session *s1 = NULL, *s2 = NULL;
+        lb_session_opts so = {.n_threads = 1, .max_ctx = 12};
+        REQUIRE(!lb_session_create(q, &so, &s1) && !lb_session_create(back, &so, &s2), "%s", lb_errmsg());
+        CHECK(!lb_forward_all(s1, tok, 12, l1) && !lb_forward_all(s2, tok, 12, l2), "%s", lb_errmsg());
+        CHECK(!memcmp(l1, l2, sizeof(float) * 12 * 67), "joint: logits differ after save/load");
+        lb_session_free(s1); lb_session_free(s2);
+        free(l1); free(l2);
+    }
+    unlink(tmpfile_path());
+    free(w);
+    lb_calib_free(cal);
+    lb_model_free(back);
+    lb_model_free(q);
+    unbuild(&t);
+}
+
 /* A real H: the inputs of a real model's linears through the forward tap
- * (interim collector), Wanda and SparseGPT on that model's own weights
+ * (lb_calib_collect), Wanda and SparseGPT on that model's own weights
  * against NumPy. */
 static void test_real_h(void)
 {
@@ -631,8 +768,9 @@ static void test_real_h(void)
     int32_t *tok = NULL;
     int64_t nt = 0;
     REQUIRE(lb_tokenizer_encode(tk, buf, len, 1, &tok, &nt) == LB_OK, "%s", lb_errmsg());
-    lb__pstats *ps = NULL;
-    REQUIRE(lb__pstats_collect(m, tok, lb__min64(nt, 512), 128, true, 2, &ps) == LB_OK, "%s", lb_errmsg());
+    lb_calib *cal = NULL;
+    REQUIRE(lb_calib_collect(m, tok, lb__min64(nt, 512), &(lb_calib_opts){.ctx = 128, .n_threads = 2}, &cal) == LB_OK,
+            "%s", lb_errmsg());
     static const char *names[] = {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.down_proj.weight"};
     for (int i = 0; i < 2; i++) {
         int64_t full, cols;
@@ -640,15 +778,15 @@ static void test_real_h(void)
         int64_t rows = lb__min64(full, 48);   /* the first rows keep the test fast */
         float *w = malloc(sizeof(float) * (size_t)(full * cols));
         REQUIRE(lb_model_weight_f32(m, names[i], w, NULL, NULL) == LB_OK, "%s", lb_errmsg());
-        double *H = malloc(sizeof(double) * (size_t)(cols * cols)), *sq = malloc(sizeof(double) * (size_t)cols);
-        REQUIRE(lb__pstats_for(ps, names[i], H, sq, cols) == LB_OK, "%s", lb_errmsg());
-        lb_calib_stats st = {.n = cols, .H = H, .sq = sq};
+        lb_calib_stats st;
+        REQUIRE(lb_calib_stats_for(cal, names[i], &st) == LB_OK && st.n == cols, "%s", lb_errmsg());
         vs_numpy(py, "wanda", "unstructured", 0.5, w, rows, cols, &st, 128);
         vs_numpy(py, "sparsegpt", "unstructured", 0.5, w, rows, cols, &st, 128);
         vs_numpy(py, "sparsegpt", "2:4", 0, w, rows, cols, &st, 128);
-        free(w); free(H); free(sq);
+        if (cols % 64 == 0) vs_numpy_fmt(py, "sparsegpt", "2:4", 0, w, rows, cols, &st, 128, "int4_g32");
+        free(w);
     }
-    lb__pstats_free(ps);
+    lb_calib_free(cal);
     free(tok);
     lb_tokenizer_free(tk);
     lb_model_free(m);
@@ -660,6 +798,8 @@ int main(int argc, char **argv)
     lb_rng_seed(&rng, TEST_SEED);
     RUN(test_patterns);
     RUN(test_numpy);
+    RUN(test_joint_numpy);
+    RUN(test_joint_bad_input);
     RUN(test_wanda_uses_inputs);
     RUN(test_bad_input);
     RUN(test_gather);
@@ -668,6 +808,7 @@ int main(int argc, char **argv)
     RUN(test_roundtrip);
     RUN(test_corrupt);
     RUN(test_model_bad_input);
+    RUN(test_model_joint);
     RUN(test_real_h);
     return TEST_DONE();
 }

@@ -126,6 +126,11 @@ int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);
 /* sparsity (cmd_prune.c) */
 int cmd_prune(int argc, char **argv);
+/* The summary of a pruning run (text or JSON), as lowbit prune prints it. */
+void cli_prune_print(const lb_prune_report *r, const char *out, const lb_prune_opts *p, bool json);
+/* "CRITERION:PATTERN[:RATIO]" (lowbit quantize --prune) into p's criterion,
+ * pattern (pointing into buf) and ratio; prints and returns 1 on error. */
+int cli_prune_spec(const char *cmd, const char *spec, char *buf, size_t cap, lb_prune_opts *p);
 /* quant (cmd_quantize.c, cmd_bench_quant.c: `lowbit bench quant`) */
 int cmd_quantize(int argc, char **argv);
 int bench_quant(int argc, char **argv);

@@ -14,7 +14,7 @@ static void help(void)
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
            "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
            "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
-           "                         [--calib-from-byte B] [--sequential] [--tokenizer T]]\n"
+           "                         [--calib-from-byte B] [--sequential] [--tokenizer T]] [--prune C:P[:R]]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
@@ -43,6 +43,12 @@ static void help(void)
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
+           "  --prune C:P[:R]   prune first and store sparse with the kept values in --format (as lowbit prune\n"
+           "                    --format; docs/sparsity.md): criterion C (magnitude, wanda, sparsegpt), pattern P\n"
+           "                    (unstructured, N:M, V:N:M), ratio R for unstructured (default 0.5), e.g.\n"
+           "                    sparsegpt:2:4, wanda:unstructured:0.6. --method rtn: prune, then RTN; --method\n"
+           "                    gptq with sparsegpt: SparseGPT's joint prune-and-quantize. Takes --calib or\n"
+           "                    --calib-text (wanda, sparsegpt), --keep, --threads; not the other options\n"
            "A linear whose input size the block does not divide is stored padded to the next multiple of\n"
            "the block (zero weights meeting zero inputs) and reported as 'quantized (padded to N)'.\n");
 }
@@ -167,9 +173,38 @@ static int calib_setup(const char *in, const calib_args *a, lb_model **m, lb_cal
     return 0;
 }
 
+/* --prune: lb_model_prune with the kept values in o->format; prints and
+ * returns 1 on error. */
+static int quantize_pruned(const char *spec, lb_model *m, const lb_calib *cal, const cli_calib_text *ct,
+                           const lb_model_quant_opts *o, const char *out, bool json)
+{
+    char buf[128];
+    lb_model_prune_opts po = {.format = o->format, .keep = o->keep, .n_keep = o->n_keep, .n_threads = o->n_threads,
+                              .calib = cal, .tokens = ct->tokens, .n_tokens = ct->n_tokens, .ctx = o->calib_ctx,
+                              .progress = cli_progress, .progress_user = "quantize"};
+    if (cli_prune_spec("quantize", spec, buf, sizeof buf, &po.p)) return 1;
+    if (strcmp(o->method, "rtn") && strcmp(o->method, "gptq"))
+        return cli_fail("quantize", "--prune composes with --method rtn (prune, then RTN) or gptq (with sparsegpt: "
+                        "the joint mode), not %s", o->method);
+    if (!strcmp(o->method, "gptq") && strcmp(po.p.criterion, "sparsegpt"))
+        return cli_fail("quantize", "--prune %s with --method gptq: only sparsegpt has a joint prune-and-quantize "
+                        "mode (use --method rtn)", spec);
+    po.joint = !strcmp(o->method, "gptq");
+    lb_model *q = NULL;
+    lb_prune_report rep = {0};
+    lb_status s = lb_model_prune(m, &po, &q, &rep);
+    cli_progress_end();
+    if (!s) s = lb_model_save(q, out);
+    lb_model_free(q);
+    if (s) { lb_prune_report_free(&rep); return cli_fail_status("quantize", s); }
+    cli_prune_print(&rep, out, &po.p, json);
+    lb_prune_report_free(&rep);
+    return 0;
+}
+
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *act = NULL;
+    const char *in = NULL, *out = NULL, *act = NULL, *prune = NULL;
     calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
@@ -189,7 +224,7 @@ int cmd_quantize(int argc, char **argv)
         {.name = "--calib-ctx", .kind = CLI_INT, .dst = &ca.ctx, .ilo = 1, .ihi = INT64_C(1) << 24, .seen = &ca.n_ctx_given},
         {.name = "--calib-from-byte", .kind = CLI_INT, .dst = &ca.from, .ilo = 0, .ihi = INT64_MAX,
          .seen = &ca.n_from_given},
-        CLI_O_FLAG("--sequential", &ca.sequential), {0}};
+        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -204,6 +239,10 @@ int cmd_quantize(int argc, char **argv)
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
+    if (prune && (rotate || rule || o.group || qemb || act || iters || ca.sequential))
+        return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text, --keep and "
+                        "--threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, --act, "
+                        "--sinq-iters, --sequential)");
     const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
     if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];
@@ -216,6 +255,13 @@ int cmd_quantize(int argc, char **argv)
     cli_calib_text ct = {0};
     lb_quant_report rep;
     if (calib_setup(in, &ca, &m, &cal, &ct, &o)) { lb_model_free(m); return 1; }
+    if (prune) {
+        rc = quantize_pruned(prune, m, cal, &ct, &o, out, json);
+        lb_model_free(m);
+        lb_calib_free(cal);
+        free(ct.tokens);
+        return rc;
+    }
     lb_status s = LB_OK;
     if (act) {   /* a bad name fails before any work */
         s = lb_model_set_act(m, act, NULL);

@@ -2,11 +2,16 @@
  * down) not matched by a keep glob is pruned with one criterion and one
  * pattern and stored sparse (weights/sparse.c); everything else is copied.
  * With a format, each row's kept values are then quantized with RTN into
- * that block format (prune, then quantize; not SparseGPT's joint mode).
+ * that block format (prune, then quantize), or, with joint and sparsegpt,
+ * quantized inside SparseGPT's loop (lb_prune_quantize_matrix).
  * The linears of a layer are pruned in parallel, one matrix per task, each
  * independently (statistics come from the dense model), so the result does
- * not depend on the thread count. The new model owns every buffer. */
-#include "sparsity/prune.h"
+ * not depend on the thread count. Statistics: the caller's lb_calib, or one
+ * collected here from calibration tokens by the calib module
+ * (lb_calib_collect, a pass of the dense model). The new model owns every
+ * buffer. */
+#include "sparsity/sparsity.h"
+#include "model/model.h"
 #include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,8 +21,7 @@ typedef struct pjob {
     const lb_weight *src;
     lb_weight *dst;
     lb_prune_tensor_info *info;
-    lb_calib_stats st;
-    double *H, *sq;             /* owned statistics (interim collector), or NULL */
+    lb_calib_stats st;          /* views into the run's lb_calib */
     float *w;                   /* pruned values */
     uint8_t *keep;
     lb_qmatrix q;               /* with a format: the kept values packed (q.packed NULL: kept at dtype) */
@@ -34,7 +38,10 @@ typedef struct prun {
     lb_dtype vdt;               /* values dtype (own_dtype: each weight's own) */
     bool own_dtype;
     const lb_format *fmt;       /* quantize the kept values into it, or NULL */
-    lb__pstats *ps;
+    bool joint;                 /* in SparseGPT's loop (else RTN after pruning) */
+    const lb_calib *calib;      /* the caller's, or own_calib */
+    lb_calib *own_calib;        /* collected here from opts.tokens */
+    lb_calib_stats_fn stats_for;
     lb__wname *sn, *dn;
     int64_t n;
     lb_prune_tensor_info *info;
@@ -46,8 +53,8 @@ static void job_free(pjob *j)
 {
     lb_qmatrix_free(&j->q);
     memset(&j->q, 0, sizeof j->q);
-    LB_FREE(j->H); LB_FREE(j->sq); LB_FREE(j->w); LB_FREE(j->keep);
-    j->H = j->sq = NULL; j->w = NULL; j->keep = NULL;
+    LB_FREE(j->w); LB_FREE(j->keep);
+    j->w = NULL; j->keep = NULL;
 }
 
 /* The kept count of every row, or -1 when rows differ. */
@@ -95,11 +102,13 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
         lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
         lb_prune_opts po = r->o->p;
         po.calib = r->crit->calib ? &j->st : NULL;
+        bool joint = r->joint && !lb__sparsegpt_joint_fits(&r->pat, r->fmt, j->src->cols);
         if (!s) {
             memcpy(j->w, orig, (size_t)n * sizeof *orig);
-            s = lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
+            s = joint ? lb_prune_quantize_matrix(&po, r->fmt, j->w, j->src->rows, j->src->cols, j->keep, &j->q)
+                      : lb_prune_matrix(&po, j->w, j->src->rows, j->src->cols, j->keep);
         }
-        if (!s && r->fmt) s = quantize_kept(r, j);
+        if (!s && r->fmt && !r->joint) s = quantize_kept(r, j);
         if (!s) {
             double se = 0, sw = 0;
             for (int64_t k = 0; k < n; k++) { double d = (double)orig[k] - j->w[k]; se += d * d; sw += (double)orig[k] * orig[k]; }
@@ -129,24 +138,17 @@ static void set_info(lb_prune_tensor_info *t, const char *name, const lb_weight 
     snprintf(t->stored, sizeof t->stored, "%s", w->rep->describe(w));
 }
 
-/* Statistics of job j's matrix: from the caller's lb_calib or the interim collector. */
+/* Statistics of job j's matrix (views into the run's lb_calib). */
 static lb_status job_stats(prun *r, pjob *j, const char *name)
 {
-    int64_t cols = j->src->cols;
     if (!r->crit->calib) return LB_OK;
-    if (r->o->calib) {
-        lb_status s = r->o->stats_for(r->o->calib, name, &j->st);
-        if (!s && j->st.n != cols)
-            s = lb__err(LB_ERR_ARG, "calibration statistics of '%s' are for %lld inputs, it has %lld", name,
-                        (long long)j->st.n, (long long)cols);
-        return s;
-    }
-    bool h = r->crit == &lb__crit_sparsegpt;
-    j->sq = lb__alloc(sizeof(double) * (size_t)cols);
-    j->H = h ? lb__alloc(sizeof(double) * (size_t)(cols * cols)) : NULL;
-    if (!j->sq || (h && !j->H)) return lb__err(LB_ERR_NOMEM, "out of memory (statistics)");
-    j->st = (lb_calib_stats){.n = cols, .H = j->H, .sq = j->sq};
-    return lb__pstats_for(r->ps, name, j->H, j->sq, cols);
+    lb_status s = r->stats_for(r->calib, name, &j->st);
+    if (!s && j->st.n != j->src->cols)
+        s = lb__err(LB_ERR_ARG, "calibration statistics of '%s' are for %lld inputs, it has %lld", name,
+                    (long long)j->st.n, (long long)j->src->cols);
+    if (!s && (!j->st.sq || (r->crit == &lb__crit_sparsegpt && !j->st.H)))
+        s = lb__err(LB_ERR_ARG, "calibration statistics of '%s' lack %s", name, j->st.sq ? "H" : "sq");
+    return s;
 }
 
 /* Install job j's result as a sparse weight of the new model. */
@@ -236,9 +238,16 @@ static lb_status resolve(prun *r)
         else return lb__err(LB_ERR_ARG, "unknown values dtype '%s' (known: f32, f16, bf16)", o->dtype);
     }
     if (o->format && (s = lb_quant_format_resolve(o->format, 0, &r->fmt))) return s;
+    if (o->joint && (!r->fmt || r->crit != &lb__crit_sparsegpt))
+        return lb__err(LB_ERR_ARG, "joint prune-and-quantize needs criterion sparsegpt and a format (--format)");
+    if (o->joint && r->pat.kind == LB__PAT_UNSTRUCTURED)
+        return lb__err(LB_ERR_UNSUPPORTED, "joint prune-and-quantize needs an N:M or V:N:M pattern (unstructured "
+                       "sparsegpt masks keep different counts per row)");
+    r->joint = o->joint;
     if (!r->crit->calib) return LB_OK;
-    if (o->calib && !o->stats_for)
-        return lb__err(LB_ERR_ARG, "lb_model_prune: calib given without stats_for");
+    if (o->calib && o->tokens)
+        return lb__err(LB_ERR_ARG, "lb_model_prune: give calibration statistics or calibration tokens, not both");
+    r->stats_for = o->stats_for ? o->stats_for : lb_calib_stats_for;
     if (!o->calib && (!o->tokens || o->n_tokens < 1))
         return lb__err(LB_ERR_ARG, "criterion %s needs calibration statistics: give calibration text (--calib-text) "
                        "or statistics", r->crit->name);
@@ -265,7 +274,7 @@ static void prun_free(prun *r)
 {
     LB_FREE(r->sn); LB_FREE(r->dn); LB_FREE(r->jobs);
     lb_pool_free(r->pool);
-    lb__pstats_free(r->ps);
+    lb_calib_free(r->own_calib);
 }
 
 lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *o, lb_model **out, lb_prune_report *rep)
@@ -279,8 +288,12 @@ lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *o, lb_m
     prun r = {.src = src, .o = o};
     lb_status s = resolve(&r);
     if (s) return s;
-    if (r.crit->calib && !o->calib)
-        s = lb__pstats_collect(src, o->tokens, o->n_tokens, o->ctx, r.crit == &lb__crit_sparsegpt, o->n_threads, &r.ps);
+    r.calib = o->calib;
+    if (r.crit->calib && !o->calib) {
+        int64_t ctx = o->ctx > 0 ? o->ctx : 128;
+        lb_calib_opts co = {.ctx = lb__min64(ctx, src->cfg.max_seq), .n_threads = o->n_threads};
+        if (!(s = lb_calib_collect(src, o->tokens, o->n_tokens, &co, &r.own_calib))) r.calib = r.own_calib;
+    }
     if (!s && !(r.dst = lb__model_new())) s = LB_ERR_NOMEM;
     if (!s) {
         r.dst->cfg = src->cfg;

@@ -112,3 +112,32 @@ lb_status lb_prune_matrix(const lb_prune_opts *o, float *w, int64_t rows, int64_
     if (k != keep) LB_FREE(k);
     return s;
 }
+
+lb_status lb_prune_quantize_matrix(const lb_prune_opts *o, const lb_format *f, float *w, int64_t rows, int64_t cols,
+                                   uint8_t *keep, lb_qmatrix *out)
+{
+    LB_ARG(out, "lb_prune_quantize_matrix: out is NULL");
+    memset(out, 0, sizeof *out);
+    LB_ARG(o, "lb_prune_quantize_matrix: opts is NULL");
+    LB_ARG(f, "lb_prune_quantize_matrix: format is NULL");
+    LB_ARG(w, "lb_prune_quantize_matrix: w is NULL");
+    if (rows <= 0 || cols <= 0) return lb__err(LB_ERR_ARG, "lb_prune_quantize_matrix: shape [%lld, %lld] is empty",
+                                               (long long)rows, (long long)cols);
+    const lb__criterion *c;
+    lb__pattern p;
+    lb_status s = criterion_of(o, &c);
+    if (!s) s = lb__pattern_parse(o->pattern, o->ratio, &p);
+    if (s) return s;
+    if (c != &lb__crit_sparsegpt)
+        return lb__err(LB_ERR_UNSUPPORTED, "joint prune-and-quantize is SparseGPT's mode: criterion %s has no error "
+                       "feedback (prune, then quantize instead)", c->name);
+    if (!o->calib) return lb__err(LB_ERR_ARG, "criterion sparsegpt needs calibration statistics (none given)");
+    if (o->calib->n != cols)
+        return lb__err(LB_ERR_ARG, "criterion sparsegpt: statistics are for %lld inputs, the matrix has %lld",
+                       (long long)o->calib->n, (long long)cols);
+    uint8_t *k = keep ? keep : lb__alloc((size_t)(rows * cols));
+    if (!k) return lb__err(LB_ERR_NOMEM, "out of memory");
+    s = lb__sparsegpt_joint(o, &p, f, w, rows, cols, k, out);
+    if (k != keep) LB_FREE(k);
+    return s;
+}

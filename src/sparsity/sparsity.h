@@ -65,4 +65,13 @@ const lb__criterion *lb__criterion_find(const char *name);
 lb_status lb__prune_by_score(const lb__pattern *p, double *score, float *w, int64_t rows, int64_t cols,
                              uint8_t *keep);
 
+/* SparseGPT's joint prune-and-quantize (sparsegpt.c): N:M / V:N:M masks,
+ * kept values rounded onto format f's grids inside the OBS loop; out gets
+ * the kept values packed (rows x kept per row), w the decoded values.
+ * _fits: LB_ERR_UNSUPPORTED (error set) when the pattern, width and format
+ * cannot be stored that way. */
+lb_status lb__sparsegpt_joint_fits(const lb__pattern *p, const lb_format *f, int64_t cols);
+lb_status lb__sparsegpt_joint(const lb_prune_opts *o, const lb__pattern *p, const lb_format *f, float *w,
+                              int64_t rows, int64_t cols, uint8_t *keep, lb_qmatrix *out);
+
 #endif

@@ -6,6 +6,14 @@ IST-DASLab/sparsegpt sparsegpt.py), vectorised the way they are.
 usage: prune_ref.py IN OUT CRITERION PATTERN RATIO DAMP BLOCK ROWS COLS
 IN holds W (float32, rows x cols), sq (float64, cols), H (float64, cols x cols);
 OUT gets keep (uint8, rows x cols) then the pruned W (float64, rows x cols).
+CRITERION "sparsegpt+int4_g32" is SparseGPT's joint prune-and-quantize mode
+(the reference's fasterprune with a quantizer): inside the column loop,
+after the mask decision, the kept weight is rounded onto its block's grid
+and (w - q) / U_ii propagated; the grids belong to blocks of 32 consecutive
+kept values of a row (the packed layout), each set when the first column of
+its span (32 / N groups of M) is reached, from the current weights the
+pattern would keep on the whole span then. int4_g32: FP16 scale amax / 7
+(nearest even), codes round(x / scale) in [-7, 7], all in float32.
 Ties: the lowest score is pruned first, equal scores the lower index first
 (argsort kind="stable")."""
 import sys
@@ -99,6 +107,62 @@ def sparsegpt(W, H, kind, v, n, m, ratio, damp, block):
     return keep, np.where(keep, W, 0.0)
 
 
+def f16(x):
+    return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
+
+
+def int4_grid(vals):
+    """(scale, inverse) of the int4_g32 block of float32 values vals."""
+    d = f16(np.max(np.abs(vals)) / np.float32(7))
+    return d, (np.float32(1) / d if d > 0 else np.float32(0))
+
+
+def int4_round(x, d, inv):
+    q = np.clip(np.rint(np.float32(x) * inv), -7, 7).astype(np.float32)
+    return float(np.float32(q * d))
+
+
+def sparsegpt_joint(W, H, kind, v, n, m, damp):
+    W = W.astype(np.float64).copy()
+    H = H.copy()
+    rows, cols = W.shape
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    H[np.diag_indices(cols)] += damp * np.mean(np.diag(H))
+    U = np.linalg.cholesky(np.linalg.inv(H)).T
+    d = np.diag(U)
+    G = 32
+    span = G // n * m
+    nblocks = int(np.sum(select(kind, v, n, m, 0.0, np.ones((1, cols))))) // G   # kept per row / 32
+    keep = np.zeros(W.shape, dtype=bool)
+    grids = {}
+    used = np.zeros(rows, dtype=np.int64)
+    for i in range(cols):
+        if i % span == 0 and i // span < nblocks:
+            c1 = min(cols, i + span)
+            prov = select(kind, v, n, m, 0.0, W[:, i:c1] ** 2 / d[i:c1].reshape(1, -1) ** 2)
+            for r in range(rows):
+                vals = W[r, i:c1][prov[r]].astype(np.float32)
+                assert len(vals) == G, "span does not hold a whole block"
+                grids[(r, i // span)] = int4_grid(vals)
+        if i % m == 0:
+            g = min(m, cols - i)
+            sub = ("nm", 0) if kind == "nm" else (kind, v)
+            keep[:, i:i + g] = select(sub[0], sub[1], n, m, 0.0, W[:, i:i + g] ** 2 / d[i:i + g].reshape(1, -1) ** 2)
+        w = W[:, i].copy()
+        q = np.zeros(rows)
+        for r in range(rows):
+            if keep[r, i]:
+                dd, inv = grids[(r, used[r] // G)]
+                used[r] += 1
+                q[r] = int4_round(w[r], dd, inv)
+        err = (w - q) / U[i, i]
+        W[:, i:] -= np.outer(err, U[i, i:])
+        W[:, i] = q
+    return keep, np.where(keep, W, 0.0)
+
+
 def main():
     src, dst, crit, pattern = sys.argv[1:5]
     ratio, damp = float(sys.argv[5]), float(sys.argv[6])
@@ -108,7 +172,9 @@ def main():
     sq = np.frombuffer(raw, np.float64, cols, 4 * rows * cols)
     H = np.frombuffer(raw, np.float64, cols * cols, 4 * rows * cols + 8 * cols).reshape(cols, cols)
     kind, v, n, m = parse(pattern)
-    if crit == "sparsegpt":
+    if crit == "sparsegpt+int4_g32":
+        keep, Wp = sparsegpt_joint(W, H, kind, v, n, m, damp)
+    elif crit == "sparsegpt":
         keep, Wp = sparsegpt(W, H, kind, v, n, m, ratio, damp, block)
     else:
         S = np.abs(W.astype(np.float64))
