@@ -47,21 +47,6 @@ static void rand_stats(rstats *r, int64_t n, int64_t t)
 }
 static void free_stats(rstats *r) { free(r->H); free(r->sq); }
 
-static const char *find_python(void)
-{
-    static int done;
-    static const char *py;
-    if (done) return py;
-    done = 1;
-    const char *cands[] = {getenv("LOWBIT_PYTHON"), "/usr/bin/python3", "python3"};
-    for (int i = 0; i < 3; i++) {
-        char cmd[512];
-        if (!cands[i] || !*cands[i]) continue;
-        snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", cands[i]);
-        if (system(cmd) == 0) return py = cands[i];
-    }
-    return NULL;
-}
 
 /* ---- patterns: every mask satisfies its pattern, counted here */
 
@@ -217,7 +202,7 @@ static void vs_numpy(const char *py, const char *crit, const char *pat, double r
 
 static void test_numpy(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON): NumPy reference comparison not run");
     static const char *pats[] = {"unstructured", "2:4", "4:8", "8:2:8"};
     static const char *crits[] = {"magnitude", "wanda", "sparsegpt"};
@@ -237,7 +222,7 @@ static void test_numpy(void)
  * V:N:M and a tail group that keeps nothing (1:4 over 130 inputs: 32 kept). */
 static void test_joint_numpy(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON): NumPy reference comparison not run");
     static const struct { const char *pat; int64_t rows, cols; } cases[] = {
         {"2:4", 20, 128}, {"4:8", 12, 128}, {"8:2:8", 20, 128}, {"1:4", 9, 130}, {"2:4", 7, 64}};
@@ -750,7 +735,7 @@ static void test_model_joint(void)
  * against NumPy. */
 static void test_real_h(void)
 {
-    const char *py = find_python();
+    const char *py = test_find_python();
     char path[512], text[512];
     snprintf(path, sizeof path, "%s/tinystories-656k", test_models_dir());
     snprintf(text, sizeof text, "%s/tinystories/tinystories_val.txt", test_data_dir());
