@@ -144,7 +144,8 @@ typedef struct lb__kv_policy {
      * when compress is NULL. */
     lb_status (*score)(const lb_kv *c, const lb__kv_stage *st, int64_t l, int64_t kvh, float *score);
     /* eviction: the whole compress step, when the policy needs more than
-     * per-head top-k (per-head budgets, page-wise eviction) */
+     * per-head top-k (per-head budgets, page-wise eviction); storage: run by
+     * lb__kv_compress after the eviction stages (thinkv chooses its tiers) */
     lb_status (*compress)(lb_kv *c, const lb__kv_stage *st);
     /* extra checks of a stage against the shape and the other stages */
     lb_status (*check)(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
