@@ -213,7 +213,7 @@ static void spill(lb_kv *c, kv_head *h, int64_t n)
         h->cold[h->n_cold_pages++] = c->cold_free[--c->n_cold_free];
     }
     const float *hp = hot_page(c, h->hot[0]);
-    c->codec.tier = c->tier_hint ? c->tier_hint + h->n_cold : NULL;
+    if (c->tier_hint || c->codec.tier) c->codec.tier = c->tier_hint ? c->tier_hint + h->n_cold : NULL;
     c->codec.ops->encode(&c->codec, cold_page(c, h->cold[h->n_cold_pages - 1]), s, n, hp + h->hot0 * hd,
                          hp + P * hd + h->hot0 * hd);
     h->n_cold += n;
