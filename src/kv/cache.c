@@ -47,6 +47,8 @@ struct lb_kv {
     int64_t group;            /* query heads per kv head */
     bool direct;              /* no window: tokens go straight to cold pages */
     bool plain;               /* cold pages hold F32 rows: attend in place */
+    bool holding;             /* codec.hold and not compressed yet: nothing spills */
+    const uint8_t *tier_hint; /* lb__kv_retier: per-slot hint of the head being re-stored */
     kv_head *heads;           /* (n_layers * n_kv_heads) */
     int32_t *ids;             /* every head's pos / cold / hot arrays, one allocation */
     uint8_t *cold_pool;       /* (cold_cap, page_bytes) */
@@ -153,6 +155,7 @@ lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const c
     c->plain = !strcmp(store->pol->name, "f32") && !c->codec.rot;
     c->max_cold = (sh->max_ctx + c->P - 1) / c->P;
     c->max_hot = c->direct ? 0 : (c->codec.residual + c->P) / c->P + 2;
+    if (c->codec.hold) c->max_hot = c->max_cold + 2;
     for (int i = 0; i < spec->n; i++) c->q_window = lb__max64(c->q_window, spec->st[i].pol->q_window);
     c->q_window = lb__min64(c->q_window, sh->max_ctx);
     if ((st = alloc_pools(c))) {
@@ -186,6 +189,7 @@ void lb__kv_reset(lb_kv *c)
         h->n_cold_pages = h->n_hot_pages = 0;
     }
     if (c->q_n) memset(c->q_n, 0, sizeof(int64_t) * (size_t)c->sh.n_layers);
+    c->holding = c->codec.hold;
 }
 
 const lb__kv_spec *lb__kv_spec_of(const lb_kv *c) { return &c->spec; }
@@ -209,6 +213,7 @@ static void spill(lb_kv *c, kv_head *h, int64_t n)
         h->cold[h->n_cold_pages++] = c->cold_free[--c->n_cold_free];
     }
     const float *hp = hot_page(c, h->hot[0]);
+    if (c->tier_hint || c->codec.tier) c->codec.tier = c->tier_hint ? c->tier_hint + h->n_cold : NULL;
     c->codec.ops->encode(&c->codec, cold_page(c, h->cold[h->n_cold_pages - 1]), s, n, hp + h->hot0 * hd,
                          hp + P * hd + h->hot0 * hd);
     h->n_cold += n;
@@ -247,7 +252,7 @@ static void push(lb_kv *c, kv_head *h, int32_t pos, const float *k, const float 
     h->n_hot++;
     if (c->codec.per_token) {
         while (h->n_hot > c->codec.residual) spill(c, h, 1);
-    } else if (h->n_hot >= c->codec.residual + P) {
+    } else if (!c->holding && h->n_hot >= c->codec.residual + P) {
         LB_ASSERT(h->hot0 == 0);
         spill(c, h, P);
     }
@@ -473,6 +478,21 @@ lb_status lb__kv_keep(lb_kv *c, int64_t l, int64_t kvh, const int64_t *keep, int
     return LB_OK;
 }
 
+lb_status lb__kv_retier(lb_kv *c, int64_t l, int64_t kvh, const uint8_t *hi)
+{
+    if (l < 0 || l >= c->sh.n_layers || kvh < 0 || kvh >= c->sh.n_kv_heads)
+        return lb__err(LB_ERR_ARG, "kv retier: head (%lld, %lld) out of range", (long long)l, (long long)kvh);
+    kv_head *h = head_of(c, l, kvh);
+    int64_t n = tokens_of(h);
+    for (int64_t i = 0; i < n; i++) c->tidx[i] = i;
+    c->holding = false;
+    c->tier_hint = hi;
+    rebuild(c, h, c->tidx, n);
+    c->tier_hint = NULL;
+    c->codec.tier = NULL;
+    return LB_OK;
+}
+
 static int by_score(const void *a, const void *b, void *score)
 {
     int64_t i = *(const int64_t *)a, j = *(const int64_t *)b;
@@ -519,6 +539,12 @@ lb_status lb__kv_compress(lb_kv *c)
         }
         if (s) return lb__err_prefix(s, "kv %s: ", st->pol->name);
     }
+    const lb__kv_stage *store = &c->spec.st[c->spec.store];
+    if (store->pol->compress) {
+        lb_status s = store->pol->compress(c, store);
+        if (s) return lb__err_prefix(s, "kv %s: ", store->pol->name);
+    }
+    c->holding = false;
     return LB_OK;
 }
 

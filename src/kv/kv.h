@@ -121,6 +121,12 @@ struct lb__kv_codec {
     int rot;                    /* bit 0: keys Hadamard-rotated, bit 1: values */
     const void *fmt;            /* registry format (lb_format *) of the fmt policy */
     lb_dtype half;              /* f16 / bf16 policies: LB_DTYPE_F16 or LB_DTYPE_BF16 */
+    /* thinkv (mixed precision): hold = keep every token in the F32 window
+     * until the first lb__kv_compress (page codecs only); tier = per-slot
+     * hint of the page being encoded (1: high format), set by the cache
+     * during lb__kv_retier, NULL otherwise (the codec's own rule). */
+    bool hold;
+    const uint8_t *tier;
 };
 
 /* One row of the policy registry. */
@@ -138,7 +144,8 @@ typedef struct lb__kv_policy {
      * when compress is NULL. */
     lb_status (*score)(const lb_kv *c, const lb__kv_stage *st, int64_t l, int64_t kvh, float *score);
     /* eviction: the whole compress step, when the policy needs more than
-     * per-head top-k (per-head budgets, page-wise eviction) */
+     * per-head top-k (per-head budgets, page-wise eviction); storage: run by
+     * lb__kv_compress after the eviction stages (thinkv chooses its tiers) */
     lb_status (*compress)(lb_kv *c, const lb__kv_stage *st);
     /* extra checks of a stage against the shape and the other stages */
     lb_status (*check)(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
@@ -206,7 +213,12 @@ lb_status lb__kv_keep(lb_kv *c, int64_t l, int64_t kvh, const int64_t *keep, int
 /* Keep the n_keep highest-scoring slots of head (l, kvh) (ties: the later
  * slot), in their original order. */
 lb_status lb__kv_keep_top(lb_kv *c, int64_t l, int64_t kvh, const float *score, int64_t n_keep);
-/* Run every eviction stage of the SPEC in order (the compress hook). */
+/* Re-store every slot of head (l, kvh) from its current values (the F32
+ * window exact), encoding each cold page with the per-slot hint hi[slot]
+ * (codec->tier); ends the hold of a hold codec. For the thinkv policy. */
+lb_status lb__kv_retier(lb_kv *c, int64_t l, int64_t kvh, const uint8_t *hi);
+/* Run every eviction stage of the SPEC in order, then the storage stage's
+ * compress when it has one (thinkv), and end the hold (the compress hook). */
 lb_status lb__kv_compress(lb_kv *c);
 
 /* ---- report */
