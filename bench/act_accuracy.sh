@@ -7,7 +7,8 @@
 # real models and both texts. Base: the FP32 model's log-probabilities.
 # SET=base (default): the table of docs/activations.md.
 # SET=sq: SmoothQuant W8A8 (smoothquant int8_g32, calibrated on the
-# TinyStories text's tail with --calib-text) against rtn W8A8 and W8A16.
+# TinyStories text's tail with --calib-text) against rtn and hadamard+rtn,
+# activations FP32, INT8 blocks of 32 and INT8 per token (int8_ch).
 # SET=stamp: STaMP (--act stamp-KIND:int4[:AVG]) against plain int4
 # activations and the identity transform at equal average bits.
 # usage: [SET=base|sq|stamp] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
@@ -38,7 +39,7 @@ for model in stories260K tinystories-656k; do
         "$L" eval ppl --model "$src" --tokenizer "$tok" --text "$t" --ctx $CTX --chunks $CHUNKS --save-logits "$base" --force >/dev/null
         # weights activations rotation
         runs="int8_g32 none none;int8_g32 int8_g32 none;int4_g32 none none;int4_g32 int8_g32 none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;nvfp4 nvfp4 none;nvfp4 nvfp4 hadamard"
-        [ $SET = sq ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 none smoothquant;int8_g32 int8_g32 smoothquant;int8_g32 none hadamard;int8_g32 int8_g32 hadamard"
+        [ $SET = sq ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 int8_ch none;int8_g32 none smoothquant;int8_g32 int8_g32 smoothquant;int8_g32 int8_ch smoothquant;int8_g32 none hadamard;int8_g32 int8_g32 hadamard;int8_g32 int8_ch hadamard"
         [ $SET = stamp ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 stamp-id:int4:4.25 none;int4_g32 stamp-haar:int4:4.25 none;int4_g32 stamp-dct:int4:4.25 none;int4_g32 stamp-id:int4:4.5 none;int4_g32 stamp-dct:int4:4.5 none;int4_g32 int4_g32 hadamard;int4_g32 stamp-dct:int4:4.25 hadamard"
         IFS=';'
         for run in $runs; do
