@@ -5,8 +5,15 @@
 # and without the online Hadamard rotation (weights hadamard+rtn: the
 # activation is rotated by the weight's transform, then quantized), on both
 # real models and both texts. Base: the FP32 model's log-probabilities.
-# usage: bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
+# SET=base (default): the table of docs/activations.md.
+# SET=sq: SmoothQuant W8A8 (smoothquant int8_g32, calibrated on the
+# TinyStories text's tail with --calib-text) against rtn and hadamard+rtn,
+# activations FP32, INT8 blocks of 32 and INT8 per token (int8_ch).
+# SET=stamp: STaMP (--act stamp-KIND:int4[:AVG]) against plain int4
+# activations and the identity transform at equal average bits.
+# usage: [SET=base|sq|stamp] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
 set -e
+SET=${SET:-base}
 L=${LOWBIT_CLI:-build/lowbit}
 M=${LOWBIT_MODELS:-../shared/models}
 D=${LOWBIT_DATA:-../shared/data}
@@ -19,7 +26,10 @@ echo "|---|---|---|---|---|---:|---:|---:|"
 for model in stories260K tinystories-656k; do
     if [ $model = stories260K ]; then src="$M/stories260K/stories260K.bin"; tok="$M/stories260K/tok512.bin"
     else src="$M/tinystories-656k"; tok="$M/tinystories-656k/tokenizer.json"; fi
-    for fmt in int8_g32 int4_g32 mxfp4 nvfp4; do
+    [ $SET = sq ] && "$L" quantize --model "$src" --out "$O/$model-int8_g32-sq.safetensors" --format int8_g32 \
+        --method smoothquant --calib-text "$D/tinystories/tinystories_val.txt" --force >/dev/null 2>&1
+    fmts="int8_g32 int4_g32 mxfp4 nvfp4"; [ $SET = sq ] && fmts=int8_g32; [ $SET = stamp ] && fmts=int4_g32
+    for fmt in $fmts; do
         "$L" quantize --model "$src" --out "$O/$model-$fmt.safetensors" --format $fmt --force >/dev/null 2>&1
         "$L" quantize --model "$src" --out "$O/$model-$fmt-h.safetensors" --format $fmt --hadamard 0 --force >/dev/null 2>&1
     done
@@ -28,18 +38,24 @@ for model in stories260K tinystories-656k; do
         base="$O/$model-$text.base"
         "$L" eval ppl --model "$src" --tokenizer "$tok" --text "$t" --ctx $CTX --chunks $CHUNKS --save-logits "$base" --force >/dev/null
         # weights activations rotation
-        for run in "int8_g32 none none" "int8_g32 int8_g32 none" "int4_g32 none none" "int4_g32 int8_g32 none" \
-                   "int4_g32 int4_g32 none" "int4_g32 int4_g32 hadamard" "mxfp4 mxfp4 none" "mxfp4 mxfp4 hadamard" \
-                   "nvfp4 nvfp4 none" "nvfp4 nvfp4 hadamard"; do
+        runs="int8_g32 none none;int8_g32 int8_g32 none;int4_g32 none none;int4_g32 int8_g32 none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;nvfp4 nvfp4 none;nvfp4 nvfp4 hadamard"
+        [ $SET = sq ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 int8_ch none;int8_g32 none smoothquant;int8_g32 int8_g32 smoothquant;int8_g32 int8_ch smoothquant;int8_g32 none hadamard;int8_g32 int8_g32 hadamard;int8_g32 int8_ch hadamard"
+        [ $SET = stamp ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 stamp-id:int4:4.25 none;int4_g32 stamp-haar:int4:4.25 none;int4_g32 stamp-dct:int4:4.25 none;int4_g32 stamp-id:int4:4.5 none;int4_g32 stamp-dct:int4:4.5 none;int4_g32 int4_g32 hadamard;int4_g32 stamp-dct:int4:4.25 hadamard"
+        IFS=';'
+        for run in $runs; do
+            IFS=' '
             set -- $run
             f="$O/$model-$1.safetensors"
             [ "$3" = hadamard ] && f="$O/$model-$1-h.safetensors"
+            [ "$3" = smoothquant ] && f="$O/$model-$1-sq.safetensors"
             r=$("$L" eval kld --model "$f" --base "$base" --act "$2" --json 2>/dev/null)
             kld=$(echo "$r" | sed 's/.*"kld": \([^,]*\),.*/\1/'); top=$(echo "$r" | sed 's/.*"top1": \([^,]*\),.*/\1/')
             pr=$(echo "$r" | sed 's/.*"ppl_ratio": \([^,]*\),.*/\1/')
             a=$2; [ "$a" = none ] && a="FP32"
             printf "| %s | %s | %s | %s | %s | %.5f | %.2f | %.4f |\n" $model $text $1 "$a" $3 "$kld" \
                 "$(echo "$top * 100" | bc -l)" "$pr"
+            IFS=';'
         done
+        IFS=' '
     done
 done

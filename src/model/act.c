@@ -5,11 +5,14 @@
  * quantization itself is the weights module's (src/weights/act.c). */
 #include "model/model.h"
 
-/* "int8" / "int4" name int8_g32 / int4_g32; "none" (or NULL) is no format. */
-static lb_status act_resolve(const char *name, const lb_format **out)
+/* "int8" / "int4" name int8_g32 / int4_g32; "none" (or NULL) is no format;
+ * "stamp-KIND:FORMAT[:AVG]" a STaMP transform over the batch's tokens. */
+static lb_status act_resolve(const char *name, const lb_format **out, lb__stamp *st)
 {
     *out = NULL;
+    memset(st, 0, sizeof *st);
     if (!name || !strcmp(name, "none")) return LB_OK;
+    if (!strncmp(name, "stamp-", 6)) return lb__stamp_parse(name, st, out);
     const char *n = !strcmp(name, "int8") ? "int8_g32" : !strcmp(name, "int4") ? "int4_g32" : name;
     *out = lb_format_find(n);
     if (!*out)
@@ -29,17 +32,20 @@ lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept)
 {
     LB_ARG(m, "lb_model_set_act: m is NULL");
     const lb_format *f;
-    lb_status s = act_resolve(act, &f);
+    lb__stamp st;
+    lb_status s = act_resolve(act, &f, &st);
     if (s) return s;
     int64_t kept = 0;
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         lb_weight *w[7];
         int n = layer_linears(&m->layers[l], w);
         for (int i = 0; i < n; i++) {
-            bool fits = !lb__act_check(f, w[i]->cols, "");
+            bool fits = !lb__stamp_check(&st, f, w[i]->cols, "");
             if (!fits) lb__clear_err();
             kept += f && !fits;
             w[i]->act = fits ? f : NULL;
+            memset(&w[i]->stamp, 0, sizeof w[i]->stamp);
+            if (fits) w[i]->stamp = st;
         }
     }
     if (n_kept) *n_kept = kept;
@@ -53,7 +59,7 @@ const char *lb_model_act(const lb_model *m)
         lb_weight *w[7];
         int n = layer_linears(&m->layers[l], w);
         for (int i = 0; i < n; i++)
-            if (w[i]->act) return lb_format_name(w[i]->act);
+            if (w[i]->act) return w[i]->stamp.kind ? w[i]->stamp.name : lb_format_name(w[i]->act);
     }
     return "none";
 }

@@ -98,7 +98,9 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
         return lb__err(LB_ERR_FORMAT, "%s: unknown format '%s'", what, fmt);
     const char *act = lb__json_str(j, "act");
     if (lb__json_get(j, "act") && !act) return lb__err(LB_ERR_FORMAT, "%s: \"act\" is not a string", what);
-    if (act && strcmp(act, "none") && !(t->act = lb_format_find(act)))
+    if (act && !strncmp(act, "stamp-", 6)) {   /* STaMP (stamp.c) */
+        if (lb__stamp_parse(act, &t->stamp, &t->act)) return lb__err(LB_ERR_FORMAT, "%s: %s", what, lb_errmsg());
+    } else if (act && strcmp(act, "none") && !(t->act = lb_format_find(act)))
         return lb__err(LB_ERR_FORMAT, "%s: unknown activation format '%s'", what, act);
     if (t->fmt && t->group != lb_format_block(t->fmt))
         return lb__err(LB_ERR_FORMAT, "%s: group %lld does not match format %s (block %lld)", what,
@@ -121,7 +123,7 @@ static lb_status meta_parse(const lb_wsrc *src, const char *pre, const char *tex
     if (t->rows != rows || t->cols != cols)
         return lb__err(LB_ERR_FORMAT, "%s: shape [%lld, %lld] does not match the config's [%lld, %lld]", what,
                        (long long)t->rows, (long long)t->cols, (long long)rows, (long long)cols);
-    if (lb__act_check(t->act, cols, what)) return LB_ERR_FORMAT;
+    if (lb__stamp_check(&t->stamp, t->act, cols, what)) return LB_ERR_FORMAT;
     if (t->hadamard && (t->hblock < 2 || cols % t->hblock || !lb_hadamard_supported(t->hblock)))
         return lb__err(LB_ERR_FORMAT, "%s: hadamard_block %lld is not a supported order dividing %lld", what,
                        (long long)t->hblock, (long long)cols);
@@ -217,6 +219,7 @@ lb_status lb__weight_read(lb_wsrc *src, const char *name, int64_t rows, int64_t 
         return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: format does not match the tensors stored", src->what, pre);
     if (!(s = read_signs(src, pre, &m, w)) && !(s = read_col_scale(src, pre, &m, w))) s = set_method(src, &m, w);
     w->act = m.act;
+    w->stamp = m.stamp;
     return s;
 }
 
@@ -267,7 +270,7 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
                    h ? "hadamard" : "none", (long long)(h ? h->block : 0),
                    lb__weight_xform(w, LB_XFORM_COL_SCALE) ? "true" : "false", (long long)w->rows, (long long)w->cols,
                    8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols), w->act ? ", \"act\": \"" : "",
-                   w->act ? lb_format_name(w->act) : "", w->act ? "\"" : "");
+                   w->act ? (w->stamp.kind ? w->stamp.name : lb_format_name(w->act)) : "", w->act ? "\"" : "");
     char key[160];
     snprintf(key, sizeof key, "lowbit.tensor.%s", pre);
     lb_status s = b.failed ? LB_ERR_NOMEM : lb__st_writer_meta(wr, key, b.data);

@@ -6,7 +6,8 @@
  *   1b. the activation format, when the weight has one (act.c): 8-bit
  *      codes for the integer kernels when weight and activation pair up
  *      (shared by the weights of one call with the same input, format and
- *      kernel order), else quantize-dequantize of x' per token;
+ *      kernel order), else quantize-dequantize of x' per token, or over
+ *      the batch's tokens for a STaMP format (stamp.c);
  *   2. the product with the stored representation S: plain dense weights
  *      go to the engine's multi-matrix matmul; a representation with its
  *      own product (lossless) runs it; every other one is a row job on the
@@ -28,6 +29,10 @@ struct lb_wspace {
     float *ad;               /* (3, max_batch, cols / 32) their block scales */
     uint8_t *apk;            /* (max_batch, lb__act_row_bytes(cols)) packed rows */
     int64_t acols, abatch;
+    /* STaMP (stamp.c), only when a weight has one */
+    float *sz, *sT;          /* (LB__STAMP_SEG, cols) transformed rows, (LB__STAMP_SEG^2) transform */
+    int64_t stn;             /* size of the transform sT holds (0: none yet) */
+    int stkind;
 };
 
 static int rep_index(const lb_wrep *r)
@@ -55,9 +60,19 @@ static size_t scratch_floats(const lb_weight *const *w, int n, int64_t max_batch
 static lb_status act_buffers(lb_wspace *ws, const lb_weight *const *w, int n, int64_t max_batch)
 {
     int64_t cols = 0;
+    bool stamp = false;
     for (int i = 0; i < n; i++)
-        if (w[i]->rep && w[i]->act) cols = lb__max64(cols, w[i]->cols);
+        if (w[i]->rep && w[i]->act) {
+            cols = lb__max64(cols, w[i]->cols);
+            stamp = stamp || w[i]->stamp.kind;
+        }
     if (!cols) return LB_OK;
+    if (stamp) {
+        int64_t seg = lb__min64(max_batch, LB__STAMP_SEG);
+        ws->sz = lb__alloc_aligned(sizeof(float) * (size_t)(seg * cols));
+        ws->sT = lb__alloc_aligned(sizeof(float) * (size_t)(seg * seg));
+        if (!ws->sz || !ws->sT) return LB_ERR_NOMEM;
+    }
     size_t m = (size_t)(3 * max_batch * cols);
     ws->acols = cols;
     ws->abatch = max_batch;
@@ -95,6 +110,8 @@ void lb__wspace_free(lb_wspace *ws)
     lb__free_aligned(ws->aq);
     lb__free_aligned(ws->ad);
     lb__free_aligned(ws->apk);
+    lb__free_aligned(ws->sz);
+    lb__free_aligned(ws->sT);
     LB_FREE(ws);
 }
 
@@ -193,14 +210,23 @@ static void act_task(void *ctx, int64_t b, int64_t e, int thread)
 
 /* Whether w's activation format applies in this workspace (a workspace made
  * before the format was set has no buffers for it: FP32 inputs). */
-static bool act_on(const lb_wspace *ws, const lb_weight *w) { return w->act && ws->ax && w->cols <= ws->acols; }
+static bool act_on(const lb_wspace *ws, const lb_weight *w)
+{
+    return w->act && ws->ax && w->cols <= ws->acols && (!w->stamp.kind || ws->sz);
+}
 
-static void act_run(lb_wspace *ws, lb_pool *pool, act_job *a, int64_t nt)
+static void act_run(lb_wspace *ws, lb_pool *pool, act_job *a, int64_t nt, const lb__stamp *st)
 {
     LB_ASSERT(nt <= ws->abatch);
     a->pk = ws->apk;
     a->pkb = lb__act_row_bytes(ws->acols);
-    lb_pool_for(pool, nt, lb__max64(1, 4096 / a->cols), act_task, a);
+    if (!st->kind) {
+        lb_pool_for(pool, nt, lb__max64(1, 4096 / a->cols), act_task, a);
+        return;
+    }
+    /* STaMP: the rows copied, then transformed over tokens, quantized, transformed back */
+    for (int64_t t = 0; t < nt; t++) memcpy(a->ax + t * a->cols, a->x + t * a->xs, sizeof(float) * (size_t)a->cols);
+    lb__stamp_qdq(st, a->act, a->ax, nt, a->cols, ws->sz, ws->sT, &ws->stn, &ws->stkind, a->pk, a->pkb, pool);
 }
 
 /* The activation step of part i (its input p->x is final for the
@@ -213,10 +239,10 @@ static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t n
     const lb_weight *w = p->w;
     src[i] = p->x;
     if (!act_on(ws, w)) return;
-    bool in = lb__act_pairs(w, &p->iw);
+    bool in = !w->stamp.kind && lb__act_pairs(w, &p->iw);   /* STaMP: simulated */
     for (int k = 0; k < i; k++) {
         const lb_wpart *o = &rj->p[k];
-        if (src[k] != p->x || o->w->act != w->act || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
+        if (src[k] != p->x || o->w->act != w->act || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
         p->ia = o->ia;
         p->x = o->x;
         p->xs = o->xs;
@@ -225,7 +251,7 @@ static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t n
     int64_t off = *aused;
     act_job a = {.act = w->act, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? p->iw.bits : 0,
                  .ax = ws->ax + off, .q = ws->aq + off, .d = ws->ad + off / LB_IG_BLOCK};
-    act_run(ws, pool, &a, nt);
+    act_run(ws, pool, &a, nt, &w->stamp);
     *aused += nt * w->cols;
     if (in) {
         p->ia = (lb__iact){.q = a.q, .d = a.d, .qs = w->cols, .ds = w->cols / LB_IG_BLOCK};
@@ -283,7 +309,7 @@ static void own_product(lb_wspace *ws, lb_pool *pool, const lb_weight *w, const 
     }
     if (act_on(ws, w)) {
         act_job a = {.act = w->act, .x = x, .xs = xs, .cols = w->cols, .ax = ws->ax};
-        act_run(ws, pool, &a, nt);
+        act_run(ws, pool, &a, nt, &w->stamp);
         x = ws->ax;
         xs = w->cols;
     }

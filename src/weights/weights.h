@@ -84,6 +84,15 @@ typedef struct lb_wsparse {
 
 /* One weight. Borrowed views into mapped files or buffers owned by the
  * model's lb_wstore. `rep` NULL: the tensor is absent (e.g. no bias). */
+/* STaMP (stamp.c): an orthogonal transform along the tokens of one batch
+ * before the activation format; kind LB__STAMP_NONE: plain per-token. */
+enum { LB__STAMP_NONE, LB__STAMP_DCT, LB__STAMP_HAAR, LB__STAMP_ID };
+typedef struct lb__stamp {
+    int kind;
+    double avg;             /* average element bits: the top rows at 8 (int8_g32), the rest in act */
+    char name[48];          /* the spec as written: "stamp-dct:int4_g32:4.25" */
+} lb__stamp;
+
 typedef struct lb_weight {
     const lb_wrep *rep;     /* the stored representation */
     int64_t rows, cols;
@@ -97,6 +106,7 @@ typedef struct lb_weight {
     int n_in;
     const char *method;     /* the quantizer that produced it (static string), NULL when none */
     const lb_format *act;   /* activation format of its input (act.c), NULL: FP32 inputs */
+    lb__stamp stamp;        /* STaMP sequence transform before act (stamp.c); kind 0: none */
 } lb_weight;
 
 /* ---- the registry of representations */
@@ -249,6 +259,28 @@ void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8
 void lb__act_codes(const lb_format *act, int wbits, const float *x, int64_t nt, int64_t xs, int64_t cols,
                    uint8_t *buf, int8_t *q, int64_t qs, float *d, int64_t ds);
 
+/* ---- STaMP sequence transforms (stamp.c) */
+
+/* Tokens transformed together at most (a longer batch: consecutive segments). */
+#define LB__STAMP_SEG 512
+/* Parse "stamp-KIND:LOW[:AVG]" (KIND dct, haar or id; LOW an activation
+ * format with elements under 8 bits, int4 naming int4_g32; AVG in [bits of
+ * LOW, 8], default bits + 0.25) into *st and its low format. */
+lb_status lb__stamp_parse(const char *spec, lb__stamp *st, const lb_format **low);
+/* LB_OK when inputs of cols values suit st's formats (low act and int8_g32). */
+lb_status lb__stamp_check(const lb__stamp *st, const lb_format *low, int64_t cols, const char *name);
+/* The n x n orthonormal matrix T of kind (z = T x over tokens), row-major. */
+void lb__stamp_matrix(int kind, int64_t n, float *T);
+/* Rows at 8 bits among n transformed tokens (0 for one token: decode). */
+int64_t lb__stamp_rows8(const lb__stamp *st, const lb_format *low, int64_t n);
+/* x (nt rows of cols, contiguous) <- T^T Q(T x) per segment of at most
+ * LB__STAMP_SEG tokens: Q quantizes the rows with the most energy in
+ * int8_g32, the others in low. z: LB__STAMP_SEG * cols floats; T:
+ * LB__STAMP_SEG^2 floats (*tn, *tkind: what T holds, reused when equal);
+ * buf: nt rows of lb__act_row_bytes(cols). Independent of the pool's threads. */
+void lb__stamp_qdq(const lb__stamp *st, const lb_format *low, float *x, int64_t nt, int64_t cols, float *z, float *T,
+                   int64_t *tn, int *tkind, uint8_t *buf, size_t bufs, lb_pool *pool);
+
 /* ---- ownership (lb_wstore is defined at the top) */
 /* A new owned buffer of n bytes (NULL + message on failure). */
 void *lb__wstore_alloc(lb_wstore *s, size_t n);
@@ -271,6 +303,7 @@ typedef struct lb_wmeta {
     int64_t group, hblock, rows, cols;
     bool hadamard, col_scale;
     const lb_format *act;    /* "act": activation format (absent or "none": NULL) */
+    lb__stamp stamp;         /* "act": "stamp-..." (stamp.c) */
 } lb_wmeta;
 
 struct lb_wsrc {
