@@ -65,7 +65,7 @@ static void test_matrices(void)
         }
         free(T);
     }
-    const char *py = find_python();
+    const char *py = test_find_python();
     if (!py) { printf("SKIP test_stamp NumPy part: python3 with numpy not found (set LOWBIT_PYTHON)\n"); return; }
     char dir[] = "/tmp/lowbit_tstamp.XXXXXX", f[256], cmd[1024];
     REQUIRE(mkdtemp(dir), "mkdtemp");

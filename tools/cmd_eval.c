@@ -30,7 +30,7 @@ static int eval_usage(void)
            "  median/90/99/99.9 percentiles and maximum, top-1 agreement and PPL(model)/PPL(base). --text\n"
            "  checks that the base was computed on that text.\n"
            "--act A: activation format of every linear's input (int8, int4, mxint8, mxfp4, nvfp4, ... or none),\n"
-           "  overriding the one the model file records (docs/activations.md).\n");
+           "  overriding the one the model file records, or stamp-dct|haar|id:FORMAT[:AVG] (STaMP; docs/activations.md).\n");
     return 0;
 }
 

@@ -39,7 +39,7 @@ static void help(void)
            "  --tokenizer T     tokenizer for --calib-text (default: the one beside the model)\n"
            "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
            "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
-           "                    per token with it (docs/activations.md)\n"
+           "                    per token with it (docs/activations.md); stamp-dct|haar|id:FORMAT[:AVG]: STaMP\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"

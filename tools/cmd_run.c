@@ -99,9 +99,11 @@ static int run_usage(void)
            "  model's context), so a model declaring a huge context costs only what this run uses.\n"
            "  --act FORMAT quantizes the inputs of every linear (q/k/v, o, gate/up, down) per token: int8, int4,\n"
            "  mxint8, mxfp8_e4m3, mxfp4, nvfp4, ... (any block format); none: FP32 inputs. It overrides the\n"
-           "  format a quantized file records (docs/activations.md).\n"
+           "  format a quantized file records (docs/activations.md). stamp-dct|haar|id:FORMAT[:AVG]: STaMP,\n"
+           "  a sequence transform over a prefill batch's tokens, the highest-energy rows at 8 bits.\n"
            "  --kv SPEC: the KV cache (docs/kv.md; lowbit kv --list), e.g. f16, kivi:bits=4; eviction stages\n"
-           "  run once after the prompt (and every N steps with every=N). The cache's bytes per token are printed with the speeds.\n"
+           "  run once after the prompt (and every N steps with every=N). The cache's bytes per token are\n"
+           "  printed with the speeds.\n"
            "  Ids of a padded vocabulary (rows beyond the tokenizer's) are never sampled.\n"
            "  Prompt and generation speeds (tokens/s) are printed on stderr; --json prints one JSON object\n"
            "  with the text and the speeds instead of streaming.\n");
