@@ -18,8 +18,9 @@ def kld(R, m, f):
     r = R.get((m, f))
     return r["kld"] if r else math.nan
 
-def yes(c):
-    return "**yes**" if c else "no"
+def cmp(a, b):
+    """'**yes** a < b' or 'no: a >= b'."""
+    return "**yes** %.4f < %.4f" % (a, b) if a < b else "no: %.4f >= %.4f" % (a, b)
 
 d = sys.argv[1] if len(sys.argv) > 1 else "bench-calib"
 data = {t: load(d, t) for t, _ in TAGS}
@@ -39,14 +40,14 @@ print("|---|" + "---|" * len(TAGS))
 def row(label, fn):
     print(f"| {label} | " + " | ".join(fn(data[t]) for t, _ in TAGS) + " |")
 for f in ["int4_g32_asym", "int4_g64_asym", "int3_g32_asym", "int3_g64_asym", "mxfp4"]:
-    row(f"GPTQ < RTN, {f}", lambda R, f=f: "%s %.4f < %.4f" % (yes(kld(R, "gptq", f) < kld(R, "rtn", f)), kld(R, "gptq", f), kld(R, "rtn", f)))
-row("MR-GPTQ < GPTQ, mxfp4", lambda R: "%s %.4f < %.4f" % (yes(kld(R, "mr-gptq", "mxfp4") < kld(R, "gptq", "mxfp4")), kld(R, "mr-gptq", "mxfp4"), kld(R, "gptq", "mxfp4")))
+    row(f"GPTQ < RTN, {f}", lambda R, f=f: cmp(kld(R, "gptq", f), kld(R, "rtn", f)))
+row("MR-GPTQ < GPTQ, mxfp4", lambda R: cmp(kld(R, "mr-gptq", "mxfp4"), kld(R, "gptq", "mxfp4")))
 for f in ["int4_g32", "int4_g32_asym", "int4_g64", "int4_g64_asym", "int4_g128", "int4_g128_asym"]:
-    row(f"AWQ < RTN, {f}", lambda R, f=f: "%s %.4f < %.4f" % (yes(kld(R, "awq", f) < kld(R, "rtn", f)), kld(R, "awq", f), kld(R, "rtn", f)))
+    row(f"AWQ < RTN, {f}", lambda R, f=f: cmp(kld(R, "awq", f), kld(R, "rtn", f)))
 def three(R):
     cal = min((kld(R, m, f), m, f) for m in METHODS[3:] for f in ["int3_g32_asym", "int3_g64_asym"])
     free = min((kld(R, m, f), m, f) for m in FREE for f in ["int3_g32_asym", "int3_g64_asym"])
-    return "%s %.4f (%s %s) < %.4f (%s %s)" % (yes(cal[0] < free[0]), cal[0], cal[1], cal[2], free[0], free[1], free[2])
+    return "%s (%s %s vs %s %s)" % (cmp(cal[0], free[0]), cal[1], cal[2], free[1], free[2])
 row("3 bits: best calibrated < best calibration-free", three)
 def best45(R):
     b = min((r["kld"], r["method"], r["format"], r["bits_linear"]) for r in R.values()
