@@ -58,6 +58,12 @@ lb_status lb__kv_page_param(const lb__kv_stage *st, const char *opt, int64_t *P)
 lb_status lb__kv_half_setup(lb__kv_codec *c, const lb__kv_stage *st, const char *opt, lb_dtype dt);
 void lb__kv_half_encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, const float *k, const float *v);
 void lb__kv_half_decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64_t n, float *k, float *v);
+/* kivi.c: asymmetric min-max of x[i * stride], i < n, at `bits` bits (KIVI):
+ * scale (max - min) / (2^bits - 1) and min stored as F16 in *s16, *m16, the
+ * codes computed from the F16 values, code i at bit position
+ * (first + i * cstride) * bits of codes (OR-ed into zeroed bytes). */
+void lb__kivi_quant_group(const float *x, int64_t n, int64_t stride, int bits, uint16_t *s16, uint16_t *m16,
+                          uint8_t *codes, int64_t first, int64_t cstride);
 /* The check hook of policies whose only constraint is the page parameter. */
 lb_status lb__kv_check_page(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt);
 

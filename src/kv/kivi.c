@@ -45,9 +45,8 @@ static void put_code(uint8_t *p, int64_t i, int bits, unsigned q)
     if ((bit & 7) + bits > 8) p[(bit >> 3) + 1] |= (uint8_t)(q >> (8 - (bit & 7)));
 }
 
-/* Min-max parameters of n values x[i * stride] (F16-rounded), then codes. */
-static void quant_group(const float *x, int64_t n, int64_t stride, int bits, uint16_t *s16, uint16_t *m16,
-                        uint8_t *codes, int64_t first, int64_t cstride)
+void lb__kivi_quant_group(const float *x, int64_t n, int64_t stride, int bits, uint16_t *s16, uint16_t *m16,
+                          uint8_t *codes, int64_t first, int64_t cstride)
 {
     float lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < n; i++) {
@@ -75,11 +74,11 @@ static void encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, 
     memset(page, 0, c->m_off);
     uint16_t *ks = meta(c, page), *km = ks + hd, *vs = km + hd, *vm = vs + P * ng;
     for (int64_t ch = 0; ch < hd; ch++)   /* keys: channel ch over the P tokens; code (t, ch) at t * hd + ch */
-        quant_group(k + ch, P, hd, c->bits, &ks[ch], &km[ch], page + c->k_off, ch, hd);
+        lb__kivi_quant_group(k + ch, P, hd, c->bits, &ks[ch], &km[ch], page + c->k_off, ch, hd);
     for (int64_t t = 0; t < P; t++)
         for (int64_t g = 0; g < ng; g++)
-            quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[t * ng + g], &vm[t * ng + g],
-                        page + c->v_off, t * hd + g * c->group, 1);
+            lb__kivi_quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[t * ng + g],
+                                 &vm[t * ng + g], page + c->v_off, t * hd + g * c->group, 1);
 }
 
 static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64_t n, float *k, float *v)

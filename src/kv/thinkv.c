@@ -116,36 +116,6 @@ static lb_status setup(lb__kv_codec *c, const lb__kv_stage *st, const lb__kv_sha
 }
 
 
-static void put_code(uint8_t *p, int64_t i, int bits, unsigned q)
-{
-    int64_t bit = i * bits;
-    p[bit >> 3] |= (uint8_t)(q << (bit & 7));
-    if ((bit & 7) + bits > 8) p[(bit >> 3) + 1] |= (uint8_t)(q >> (8 - (bit & 7)));
-}
-
-/* Asymmetric min-max of x[i * stride], i < n, at b bits (KIVI): s = (max -
- * min) / (2^b - 1) and min stored as F16, codes from the F16 values, code i
- * at bit position (first + i * cstride) * b of codes. */
-static void kq(const float *x, int64_t n, int64_t stride, int b, uint16_t *s16, uint16_t *m16, uint8_t *codes,
-               int64_t first, int64_t cstride)
-{
-    float lo = INFINITY, hi = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i * stride];
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
-    }
-    float levels = (float)((1 << b) - 1);
-    *s16 = lb_f32_to_f16((hi - lo) / levels);
-    *m16 = lb_f32_to_f16(lo);
-    float s = lb_f16_to_f32(*s16), m = lb_f16_to_f32(*m16);
-    for (int64_t i = 0; i < n; i++) {
-        float q = s > 0 ? nearbyintf((x[i * stride] - m) / s) : 0;
-        q = q < 0 ? 0 : q > levels ? levels : q;
-        put_code(codes, first + i * cstride, b, (unsigned)q);
-    }
-}
-
 static int by_rank(const float *score, int64_t i, int64_t j)   /* i before j */
 {
     float x = score[i], y = score[j];
@@ -207,9 +177,10 @@ static void encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, 
             if (!hi[s]) lo[i++] = s;
         for (int64_t ch = 0; ch < hd; ch++) {
             for (int64_t j = 0; j < N; j++) col[j] = k[lo[j] * hd + ch];
-            kq(col, N, 1, L.kb, &ks[ch], &km[ch], kc, ch, hd);
+            lb__kivi_quant_group(col, N, 1, L.kb, &ks[ch], &km[ch], kc, ch, hd);
         }
-        for (int64_t j = 0; j < N; j++) kq(v + lo[j] * hd, hd, 1, L.kb, &vs[j], &vm[j], vc, j * hd, 1);
+        for (int64_t j = 0; j < N; j++)
+            lb__kivi_quant_group(v + lo[j] * hd, hd, 1, L.kb, &vs[j], &vm[j], vc, j * hd, 1);
     }
 }
 
