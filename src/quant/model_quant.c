@@ -115,10 +115,10 @@ static lb_status install(lb_model *m, qjob *j)
     return s;
 }
 
-static bool keep_match(const lb_model_quant_opts *o, const char *name)
+bool lb__keep_match(const char *const *globs, int n, const char *name)
 {
-    for (int i = 0; i < o->n_keep; i++)
-        if (o->keep[i] && fnmatch(o->keep[i], name, 0) == 0) return true;
+    for (int i = 0; i < n; i++)
+        if (globs[i] && fnmatch(globs[i], name, 0) == 0) return true;
     return false;
 }
 
@@ -234,7 +234,7 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
         bool emb = r->o->quantize_embeddings && (!strcmp(r->sn[i].name, "model.embed_tokens.weight") ||
                                                  !strcmp(r->sn[i].name, "lm_head.weight"));
         bool lin = r->sn[i].linear || emb;
-        const char *why = !lin ? "kept (not linear)" : keep_match(r->o, r->sn[i].name) ? "kept (--keep)"
+        const char *why = !lin ? "kept (not linear)" : lb__keep_match(r->o->keep, r->o->n_keep, r->sn[i].name) ? "kept (--keep)"
                          : !r->ctx.fmt && w->cols % B ? "kept (shape)" : NULL;
         set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
         if (!why && r->ctx.fmt && lb__pad_cols(r->ctx.fmt, w->cols) != w->cols)

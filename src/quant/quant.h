@@ -39,6 +39,11 @@ lb_weight lb__qmatrix_weight(const lb_qmatrix *q);
 lb_status lb__rtn_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__sinq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 
+/* model_quant.c: whether name matches one of the n fnmatch globs (the
+ * --keep patterns of model-level quantization and pruning; NULL entries
+ * are skipped). */
+bool lb__keep_match(const char *const *globs, int n, const char *name);
+
 /* smoothquant.c: SmoothQuant (alpha 0.5) from o->calib->amax, then rtn. */
 lb_status lb__smoothquant_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 

@@ -12,7 +12,6 @@
  * buffer. */
 #include "sparsity/sparsity.h"
 #include "model/model.h"
-#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <strings.h>
@@ -120,13 +119,6 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
     }
 }
 
-static bool keep_match(const lb_model_prune_opts *o, const char *name)
-{
-    for (int i = 0; i < o->n_keep; i++)
-        if (o->keep[i] && fnmatch(o->keep[i], name, 0) == 0) return true;
-    return false;
-}
-
 static void set_info(lb_prune_tensor_info *t, const char *name, const lb_weight *w, const char *status)
 {
     memset(t, 0, sizeof *t);
@@ -184,7 +176,7 @@ static lb_status run_range(prun *r, int64_t i0, int64_t i1)
         const lb_weight *w = r->sn[i].w;
         const char *nm = r->sn[i].name;
         if (!w->rep) return lb__err(LB_ERR_FORMAT, "model: weight '%s' is missing", nm);
-        bool lin = r->sn[i].linear, kept = !lin || keep_match(r->o, nm);
+        bool lin = r->sn[i].linear, kept = !lin || lb__keep_match(r->o->keep, r->o->n_keep, nm);
         if (lin && !kept && (w->rep != &lb__wrep_dense || w->n_in))
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is already %s (%s); prune the dense model",
                            r->src->path ? r->src->path : "model", nm, w->rep->name, w->rep->describe(w));
