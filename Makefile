@@ -96,7 +96,7 @@ $(BUILD)/bench/%: bench/%.c bench/bench_util.h $(STATIC)
 	$(CC) $(BASEFLAGS) $(CFLAGS) -MMD -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
 test: $(TESTS) $(CLI) $(FUZZERS) $(CORPUS)
-	@sh tests/run_tests.sh $(BUILD) $(TESTS)
+	@LOWBIT_REF_CACHE=$(CURDIR)/build/ref-cache sh tests/run_tests.sh $(BUILD) $(TESTS)
 
 # Sanitizer builds live in their own build folders so they never mix objects.
 asan:
