@@ -938,6 +938,9 @@ typedef struct lb_model_prune_opts {
     const int32_t *tokens;      /* or: calibration tokens; statistics collected here by lb_calib_collect
                                    (dense model); giving both calib and tokens is an error */
     int64_t n_tokens, ctx;      /* ctx: tokens per sequence (<= 0: 128, capped at max_seq) */
+    int sequential;             /* with tokens: layer l's statistics from the model whose layers < l are
+                                   already pruned (as the Wanda and SparseGPT reference code), collected
+                                   layer by layer while pruning; else from the dense model */
     int n_threads;              /* <= 0: all CPUs; results never depend on it */
     lb_progress_fn progress;    /* per layer; may be NULL */
     void *progress_user;

@@ -64,6 +64,10 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     expect_fail bad-pattern "unknown pattern 'dense'" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern dense
     expect_fail bad-criterion "unknown criterion 'obs'" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion obs
     expect_fail no-calib "needs calibration data" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt
+    expect_fail seq-no-text "--sequential collects statistics while pruning" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/s260.stats" --sequential
+    expect_fail seq-magnitude "goes with a criterion that reads statistics" $CLI quantize --model "$S" --out "$T/c.safetensors" --format int4_g32 --prune magnitude:2:4 --calib-text "$T/calib.txt" --calib-tokens 512 --sequential
+    expect_ok seq-wanda $CLI prune --model "$S" --out "$T/seq.safetensors" --criterion wanda --pattern 2:4 --calib-text "$T/calib.txt" --calib-tokens 512 --sequential
+    check seq-wanda-summary grep -q "linears: 35 pruned" "$T/out"
     expect_fail bad-dtype "unknown values dtype 'int4'" $CLI prune --model "$S" --out "$T/c.safetensors" --dtype int4
     expect_fail repruned "prune the dense model" $CLI prune --model "$T/a.safetensors" --out "$T/c.safetensors"
     check no-partial test ! -e "$T/c.safetensors"

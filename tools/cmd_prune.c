@@ -12,7 +12,7 @@
 static void help(void)
 {
     printf("usage: lowbit prune --model IN --out OUT.safetensors [--criterion C] [--pattern P] [--ratio R]\n"
-           "                     [--calib STATS | --calib-text FILE [--calib-tokens N]] [--ctx N] [--dtype f32|f16|bf16] [--format F]\n"
+           "                     [--calib STATS | --calib-text FILE [--calib-tokens N] [--sequential]] [--ctx N] [--dtype f32|f16|bf16] [--format F]\n"
            "                     [--joint] [--damp D] [--block B] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
            "Prunes the linear weights (q, k, v, o, gate, up, down) of a model and stores them sparse: the kept\n"
            "values plus a bitmask (or an index list when that is smaller); see docs/sparsity.md.\n"
@@ -24,6 +24,8 @@ static void help(void)
            "  --calib STATS     input statistics of this model from `lowbit calib` (docs/calib.md)\n"
            "  --calib-text FILE or: UTF-8 text run through the model for them (lb_calib_collect, dense model)\n"
            "  --calib-tokens N  tokens of that text used (default 4096)\n"
+           "  --sequential      with --calib-text: layer l's statistics from the model whose layers < l are\n"
+           "                    already pruned (as the Wanda and SparseGPT reference code), not the dense model\n"
            "  --ctx N           tokens per calibration sequence (default 128)\n"
            "  --dtype D         kept values' dtype (default: each weight's own)\n"
            "  --format F        then quantize each row's kept values (RTN) into block format F (int4_g32, mxfp4,\n"
@@ -143,7 +145,7 @@ int cmd_prune(int argc, char **argv)
     const char *in = NULL, *out = NULL, *text = NULL, *stats = NULL;
     const char *keep[MAX_KEEP];
     lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "unstructured", .ratio = 0.5}};
-    bool json = false, force = false, joint = false;
+    bool json = false, force = false, joint = false, seq = false;
     int n_keep = 0;
     int64_t threads = 0, n_calib = 4096, ctx = 128, block = 0;
     const cli_optdef defs[] = {
@@ -152,7 +154,7 @@ int cmd_prune(int argc, char **argv)
         CLI_O_PATH("--calib", &stats), CLI_O_PATH("--calib-text", &text), CLI_O_INT("--calib-tokens", &n_calib, 2, INT64_MAX),
         CLI_O_INT("--ctx", &ctx, 2, 1 << 20), CLI_O_STR("--dtype", &o.dtype), CLI_O_STR("--format", &o.format), CLI_O_FLOAT("--damp", &o.p.damp, 0, 1e6),
         CLI_O_INT("--block", &block, 1, 1 << 20), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep), CLI_THREADS(&threads),
-        CLI_O_FLAG("--joint", &joint), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
+        CLI_O_FLAG("--joint", &joint), CLI_O_FLAG("--sequential", &seq), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
     int rc = cli_parse("prune", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -166,6 +168,7 @@ int cmd_prune(int argc, char **argv)
     if (!calib && (text || stats))
         return cli_fail("prune", "--criterion %s uses no calibration statistics: drop %s", o.p.criterion,
                         stats ? "--calib" : "--calib-text");
+    if (seq && !text) return cli_fail("prune", "--sequential collects statistics while pruning: it needs --calib-text");
     if (stats && cli_input("prune", "--calib", stats, false)) return 1;
     if (cli_input("prune", "--model", in, true)) return 1;
     if (cli_output("prune", "--out", out, force, &in, 1)) return 1;
@@ -174,6 +177,7 @@ int cmd_prune(int argc, char **argv)
     if (text && calib_tokens(in, text, n_calib, &tok, &nt)) return 1;
     o.p.block = block;
     o.joint = joint;
+    o.sequential = seq;
     o.tokens = tok;
     o.n_tokens = nt;
     o.ctx = ctx;

@@ -35,7 +35,8 @@ static void help(void)
            "                    the byte range is printed on stderr); --calib-tokens N (default 16384),\n"
            "                    --calib-ctx C (default 128), --calib-from-byte B as calib's --tokens/--ctx/--from-byte\n"
            "  --sequential      with --calib-text: layer l's inputs also come from the model whose layers < l are\n"
-           "                    already quantized (GPTQ's sequential mode; needed by qronos)\n"
+           "                    already quantized (GPTQ's sequential mode; needed by qronos); with --prune,\n"
+           "                    already pruned\n"
            "  --tokenizer T     tokenizer for --calib-text (default: the one beside the model)\n"
            "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
            "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
@@ -181,6 +182,7 @@ static int quantize_pruned(const char *spec, lb_model *m, const lb_calib *cal, c
     char buf[128];
     lb_model_prune_opts po = {.format = o->format, .keep = o->keep, .n_keep = o->n_keep, .n_threads = o->n_threads,
                               .calib = cal, .tokens = ct->tokens, .n_tokens = ct->n_tokens, .ctx = o->calib_ctx,
+                              .sequential = o->sequential,
                               .progress = cli_progress, .progress_user = "quantize"};
     if (cli_prune_spec("quantize", spec, buf, sizeof buf, &po.p)) return 1;
     if (strcmp(o->method, "rtn") && strcmp(o->method, "gptq"))
@@ -239,10 +241,10 @@ int cmd_quantize(int argc, char **argv)
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
-    if (prune && (rotate || rule || o.group || qemb || act || iters || ca.sequential))
-        return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text, --keep and "
-                        "--threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, --act, "
-                        "--sinq-iters, --sequential)");
+    if (prune && (rotate || rule || o.group || qemb || act || iters))
+        return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text [--sequential], "
+                        "--keep and --threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, "
+                        "--act, --sinq-iters)");
     const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
     if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];

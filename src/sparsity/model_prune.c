@@ -5,12 +5,17 @@
  * that block format (prune, then quantize), or, with joint and sparsegpt,
  * quantized inside SparseGPT's loop (lb_prune_quantize_matrix).
  * The linears of a layer are pruned in parallel, one matrix per task, each
- * independently (statistics come from the dense model), so the result does
- * not depend on the thread count. Statistics: the caller's lb_calib, or one
- * collected here from calibration tokens by the calib module
- * (lb_calib_collect, a pass of the dense model). The new model owns every
- * buffer. */
+ * independently, so the result does not depend on the thread count.
+ * Statistics: the caller's lb_calib, or one collected here from calibration
+ * tokens by the calib module (lb_calib_collect, a pass of the dense model);
+ * or, sequential, layer by layer as the Wanda and SparseGPT reference code
+ * does: layer l's statistics come from the model whose layers < l are
+ * already pruned (the calib runner's second stream through a shallow copy of
+ * the source whose first l layers are the new model's; layer l itself still
+ * dense), and the criterion reads that path's H (Hq) and its diagonal as the
+ * mean x^2. The new model owns every buffer. */
 #include "sparsity/sparsity.h"
+#include "calib/calib.h"
 #include "model/model.h"
 #include <math.h>
 #include <stdio.h>
@@ -46,6 +51,11 @@ typedef struct prun {
     lb_prune_tensor_info *info;
     pjob *jobs;
     lb_pool *pool;
+    lb__calib_run *cr;          /* sequential: the calib runner, else NULL */
+    lb__calib_site cur[LB_SITE_COUNT];  /* its statistics of layer cur_layer */
+    double *diag[LB_SITE_COUNT];        /* diag(Hq) of each site: the pruned path's mean x^2 */
+    int64_t cur_layer;
+    lb_model hybrid;            /* the source with layers < l taken from dst */
 } prun;
 
 static void job_free(pjob *j)
@@ -134,7 +144,18 @@ static void set_info(lb_prune_tensor_info *t, const char *name, const lb_weight 
 static lb_status job_stats(prun *r, pjob *j, const char *name)
 {
     if (!r->crit->calib) return LB_OK;
-    lb_status s = r->stats_for(r->calib, name, &j->st);
+    lb_status s = LB_OK;
+    if (r->cr) {
+        int64_t l;
+        lb_site k;
+        if (!lb__calib_name_site(name, &l, &k) || l != r->cur_layer)
+            return lb__err(LB_ERR_ARG, "sequential calibration has no statistics for '%s'", name);
+        lb__calib_site_view(&r->cur[k], lb__calib_run_tokens(r->cr), &j->st);
+        j->st.H = j->st.Hq;
+        j->st.sq = r->diag[k];
+        j->st.Hq = j->st.Hqx = NULL;
+    } else
+        s = r->stats_for(r->calib, name, &j->st);
     if (!s && j->st.n != j->src->cols)
         s = lb__err(LB_ERR_ARG, "calibration statistics of '%s' are for %lld inputs, it has %lld", name,
                     (long long)j->st.n, (long long)j->src->cols);
@@ -195,18 +216,36 @@ static lb_status run_range(prun *r, int64_t i0, int64_t i1)
     return s;
 }
 
+/* Sequential: layer l's statistics along the partly pruned path, and the
+ * diagonal of each site's Hq. */
+static lb_status calib_layer(prun *r, int64_t l)
+{
+    lb_status s = lb__calib_run_layer(r->cr, l, &r->hybrid, r->cur);
+    r->cur_layer = s ? -1 : l;
+    for (int k = 0; !s && k < LB_SITE_COUNT; k++) {
+        int64_t n = r->cur[k].n;
+        LB_FREE(r->diag[k]);
+        if (!(r->diag[k] = lb__alloc(sizeof(double) * (size_t)n))) return LB_ERR_NOMEM;
+        for (int64_t c = 0; c < n; c++) r->diag[k][c] = r->cur[k].Hq[c * n + c];
+    }
+    return s;
+}
+
 static lb_status prune_all(prun *r)
 {
     lb_status s = LB_OK;
     int64_t i = 0, done = 0;
     while (!s && i < r->n) {
         const char *nm = r->sn[i].name;
-        int64_t j = i + 1;
+        int64_t j = i + 1, l = -1;
         if (!strncmp(nm, "model.layers.", 13)) {
             size_t pre = (size_t)(strchr(nm + 13, '.') - nm) + 1;
+            l = strtoll(nm + 13, NULL, 10);
             while (j < r->n && !strncmp(r->sn[j].name, nm, pre)) j++;
         }
-        s = run_range(r, i, j);
+        if (r->cr && l >= 0) s = calib_layer(r, l);
+        if (!s) s = run_range(r, i, j);
+        if (!s && r->cr && l >= 0) r->hybrid.layers[l] = r->dst->layers[l];
         if (!s && j - i > 1 && r->o->progress) r->o->progress(++done, r->src->cfg.n_layers, "layers", r->o->progress_user);
         i = j;
     }
@@ -236,7 +275,13 @@ static lb_status resolve(prun *r)
         return lb__err(LB_ERR_UNSUPPORTED, "joint prune-and-quantize needs an N:M or V:N:M pattern (unstructured "
                        "sparsegpt masks keep different counts per row)");
     r->joint = o->joint;
+    if (o->sequential && !r->crit->calib)
+        return lb__err(LB_ERR_ARG, "sequential calibration goes with a criterion that reads statistics (wanda, "
+                       "sparsegpt), not %s", r->crit->name);
     if (!r->crit->calib) return LB_OK;
+    if (o->sequential && (o->calib || !o->tokens))
+        return lb__err(LB_ERR_ARG, "sequential calibration collects statistics while pruning: give calibration "
+                       "tokens (--calib-text), not a statistics file");
     if (o->calib && o->tokens)
         return lb__err(LB_ERR_ARG, "lb_model_prune: give calibration statistics or calibration tokens, not both");
     r->stats_for = o->stats_for ? o->stats_for : lb_calib_stats_for;
@@ -267,6 +312,9 @@ static void prun_free(prun *r)
     LB_FREE(r->sn); LB_FREE(r->dn); LB_FREE(r->jobs);
     lb_pool_free(r->pool);
     lb_calib_free(r->own_calib);
+    lb__calib_run_free(r->cr);
+    LB_FREE(r->hybrid.layers);
+    for (int k = 0; k < LB_SITE_COUNT; k++) LB_FREE(r->diag[k]);
 }
 
 lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *o, lb_model **out, lb_prune_report *rep)
@@ -281,10 +329,17 @@ lb_status lb_model_prune(const lb_model *src, const lb_model_prune_opts *o, lb_m
     lb_status s = resolve(&r);
     if (s) return s;
     r.calib = o->calib;
+    r.cur_layer = -1;
     if (r.crit->calib && !o->calib) {
         int64_t ctx = o->ctx > 0 ? o->ctx : 128;
         lb_calib_opts co = {.ctx = lb__min64(ctx, src->cfg.max_seq), .n_threads = o->n_threads};
-        if (!(s = lb_calib_collect(src, o->tokens, o->n_tokens, &co, &r.own_calib))) r.calib = r.own_calib;
+        if (o->sequential) {
+            r.hybrid = *src;
+            r.hybrid.layers = lb__alloc(sizeof *r.hybrid.layers * (size_t)src->cfg.n_layers);
+            s = r.hybrid.layers ? lb__calib_run_create(src, o->tokens, o->n_tokens, &co, true, &r.cr) : LB_ERR_NOMEM;
+            if (!s) memcpy(r.hybrid.layers, src->layers, sizeof *r.hybrid.layers * (size_t)src->cfg.n_layers);
+        } else if (!(s = lb_calib_collect(src, o->tokens, o->n_tokens, &co, &r.own_calib)))
+            r.calib = r.own_calib;
     }
     if (!s && !(r.dst = lb__model_new())) s = LB_ERR_NOMEM;
     if (!s) {
