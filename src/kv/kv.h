@@ -80,15 +80,28 @@ lb_status lb__kv_parse(const char *text, const char *opt, lb__kv_spec *out);
 double lb__kv_get(const lb__kv_stage *st, const char *key);
 const char *lb__kv_get_name(const lb__kv_stage *st, const char *key);
 
+/* XQuant (xquant.c): k, v (n rows of kv_dim each) = the post-RoPE keys and
+ * the values of the n rows of x (n x dim, layer l's post-norm input) at
+ * positions pos: x Wk (+ bk, k_norm, RoPE at pos) and x Wv (+ bv), computed
+ * by the forward pass with its own weights and RoPE, so a rematerialized key
+ * carries the bits of the key the engine would append. Called only on the
+ * thread that drives the forward pass (it runs products on the pool). */
+typedef void (*lb__kv_remat_fn)(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k,
+                                float *v);
+
 /* What the cache is built for. rope_inv_freq (head_dim / 2) and
  * rope_interleaved let scorers undo or average RoPE (keys are cached after
- * RoPE). */
+ * RoPE). dim and remat: the model's width and the rematerialization of K, V
+ * from X (XQuant; 0 / NULL where no model is behind the cache). */
 typedef struct lb__kv_shape {
     int64_t n_layers, n_heads, n_kv_heads, head_dim;
     int64_t max_ctx, max_batch;
     int n_threads;                 /* attend is called with thread < n_threads */
     const double *rope_inv_freq;   /* (head_dim / 2), borrowed for the cache's life */
     bool rope_interleaved;
+    int64_t dim;                   /* XQuant: width of the layer input X */
+    lb__kv_remat_fn remat;         /* XQuant: K, V from X (NULL: xquant refused) */
+    void *remat_user;
 } lb__kv_shape;
 
 /* A storage representation (the cold pages). A page of P tokens of one
@@ -220,6 +233,46 @@ lb_status lb__kv_retier(lb_kv *c, int64_t l, int64_t kvh, const uint8_t *hi);
 /* Run every eviction stage of the SPEC in order, then the storage stage's
  * compress when it has one (thinkv), and end the hold (the compress hook). */
 lb_status lb__kv_compress(lb_kv *c);
+
+/* ---- XQuant (xquant.c; docs/kv.md "XQuant"): the storage policy "xquant"
+ * (a registry row without a codec) keeps, per layer, one row per token: the
+ * quantized post-norm layer input X (or, with cl=1, X minus the previous
+ * layer's decoded X), and rematerializes keys and values through
+ * shape.remat when a layer is attended. All kv heads of a layer share its
+ * tokens; per-head eviction is refused. cache.c hands every call on an
+ * xquant cache to the lb__xq_* functions below. */
+
+/* True when the cache stores layer inputs: the forward pass appends X with
+ * lb__kv_append_x instead of lb__kv_append. */
+bool lb__kv_wants_x(const lb_kv *c);
+/* Append x (dim floats), layer l's input for the token at position pos
+ * (entries of layer l at positions >= pos are dropped first, as
+ * lb__kv_append does). Never allocates. */
+void lb__kv_append_x(lb_kv *c, int64_t l, int64_t pos, const float *x);
+/* Make layer l ready to attend after its appends: XQuant decodes every held
+ * row of X once and rematerializes K and V of the whole layer (one product
+ * per page of tokens, shared by all kv heads); a no-op for other policies.
+ * Call from the thread that drives the forward pass, before the attends. */
+void lb__kv_prepare(lb_kv *c, int64_t l);
+/* sc (n) <- softmax(sc / sqrt(hd)) in the engine's order (cache.c). */
+void lb__kv_softmax(float *sc, int64_t n, int64_t hd);
+
+typedef struct lb__xq lb__xq;
+lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const char *opt, lb__xq **out);
+void lb__xq_free(lb__xq *x);
+void lb__xq_reset(lb__xq *x);
+void lb__xq_append(lb__xq *x, int64_t l, int64_t pos, const float *row);
+void lb__xq_prepare(lb__xq *x, int64_t l);
+/* lb__kv_attend_group on a prepared layer (the same arithmetic as the f32
+ * cache: dots, softmax, weighted sum in slot order) */
+void lb__xq_attend_group(lb__xq *x, int64_t l, int64_t kvh, const float *q, int64_t nq, int64_t skip, int thread,
+                         float *out);
+int64_t lb__xq_tokens(const lb__xq *x, int64_t l);
+const int32_t *lb__xq_positions(const lb__xq *x, int64_t l);
+/* keys and values of slots [s0, s0 + n) of kv head kvh (prepares layer l) */
+void lb__xq_read(lb__xq *x, int64_t l, int64_t kvh, int64_t s0, int64_t n, float *k, float *v);
+size_t lb__xq_layer_bytes(const lb__xq *x, int64_t l);   /* pages held + 4 bytes of position per token */
+size_t lb__xq_pool_bytes(const lb__xq *x);
 
 /* ---- report */
 
