@@ -124,6 +124,12 @@ static lb_status check_shape(const lb__kv_shape *sh, const char *opt)
 
 lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt, lb_kv **out)
 {
+    return lb__kv_create_remat(spec, sh, NULL, opt, out);
+}
+
+lb_status lb__kv_create_remat(const lb__kv_spec *spec, const lb__kv_shape *sh, const lb__kv_remat *rm,
+                              const char *opt, lb_kv **out)
+{
     *out = NULL;
     if (!opt) opt = "kv";
     lb_status st = check_shape(sh, opt);
@@ -142,7 +148,7 @@ lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const c
     c->group = sh->n_heads / sh->n_kv_heads;
     const lb__kv_stage *store = &c->spec.st[c->spec.store];
     if (!store->pol->codec) {   /* xquant: rows of X per layer (xquant.c) */
-        if ((st = lb__xq_create(store, sh, opt, &c->xq))) { LB_FREE(c); return st; }
+        if ((st = lb__xq_create(store, sh, rm, opt, &c->xq))) { LB_FREE(c); return st; }
         *out = c;
         return LB_OK;
     }

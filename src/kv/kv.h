@@ -80,28 +80,15 @@ lb_status lb__kv_parse(const char *text, const char *opt, lb__kv_spec *out);
 double lb__kv_get(const lb__kv_stage *st, const char *key);
 const char *lb__kv_get_name(const lb__kv_stage *st, const char *key);
 
-/* XQuant (xquant.c): k, v (n rows of kv_dim each) = the post-RoPE keys and
- * the values of the n rows of x (n x dim, layer l's post-norm input) at
- * positions pos: x Wk (+ bk, k_norm, RoPE at pos) and x Wv (+ bv), computed
- * by the forward pass with its own weights and RoPE, so a rematerialized key
- * carries the bits of the key the engine would append. Called only on the
- * thread that drives the forward pass (it runs products on the pool). */
-typedef void (*lb__kv_remat_fn)(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k,
-                                float *v);
-
 /* What the cache is built for. rope_inv_freq (head_dim / 2) and
  * rope_interleaved let scorers undo or average RoPE (keys are cached after
- * RoPE). dim and remat: the model's width and the rematerialization of K, V
- * from X (XQuant; 0 / NULL where no model is behind the cache). */
+ * RoPE). */
 typedef struct lb__kv_shape {
     int64_t n_layers, n_heads, n_kv_heads, head_dim;
     int64_t max_ctx, max_batch;
     int n_threads;                 /* attend is called with thread < n_threads */
     const double *rope_inv_freq;   /* (head_dim / 2), borrowed for the cache's life */
     bool rope_interleaved;
-    int64_t dim;                   /* XQuant: width of the layer input X */
-    lb__kv_remat_fn remat;         /* XQuant: K, V from X (NULL: xquant refused) */
-    void *remat_user;
 } lb__kv_shape;
 
 /* A storage representation (the cold pages). A page of P tokens of one
@@ -238,9 +225,27 @@ lb_status lb__kv_compress(lb_kv *c);
  * (a registry row without a codec) keeps, per layer, one row per token: the
  * quantized post-norm layer input X (or, with cl=1, X minus the previous
  * layer's decoded X), and rematerializes keys and values through
- * shape.remat when a layer is attended. All kv heads of a layer share its
+ * the lb__kv_remat callback when a layer is attended. All kv heads of a layer share its
  * tokens; per-head eviction is refused. cache.c hands every call on an
  * xquant cache to the lb__xq_* functions below. */
+
+/* fn: k, v (n rows of kv_dim each) = the post-RoPE keys and the values of
+ * the n rows of x (n x dim, layer l's post-norm input) at positions pos:
+ * x Wk (+ bk, k_norm, RoPE at pos) and x Wv (+ bv), computed by the forward
+ * pass with its own weights and RoPE, so a rematerialized key carries the
+ * bits of the key the engine would append. Called only on the thread that
+ * drives the forward pass (it runs products on the pool). */
+typedef void (*lb__kv_remat_fn)(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k,
+                                float *v);
+typedef struct lb__kv_remat {
+    int64_t dim;          /* width of the layer input X */
+    lb__kv_remat_fn fn;
+    void *user;
+} lb__kv_remat;
+/* lb__kv_create for a cache with a model behind it (rm: what xquant needs;
+ * lb__kv_create passes NULL, and an xquant SPEC is then refused). */
+lb_status lb__kv_create_remat(const lb__kv_spec *spec, const lb__kv_shape *sh, const lb__kv_remat *rm,
+                              const char *opt, lb_kv **out);
 
 /* True when the cache stores layer inputs: the forward pass appends X with
  * lb__kv_append_x instead of lb__kv_append. */
@@ -258,7 +263,8 @@ void lb__kv_prepare(lb_kv *c, int64_t l);
 void lb__kv_softmax(float *sc, int64_t n, int64_t hd);
 
 typedef struct lb__xq lb__xq;
-lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const char *opt, lb__xq **out);
+lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb__kv_remat *rm, const char *opt,
+                        lb__xq **out);
 void lb__xq_free(lb__xq *x);
 void lb__xq_reset(lb__xq *x);
 void lb__xq_append(lb__xq *x, int64_t l, int64_t pos, const float *row);

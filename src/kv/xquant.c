@@ -4,7 +4,7 @@
  * values) quantized per token. When a layer is attended (lb__xq_prepare,
  * after its appends) every held row is decoded once and K = X^ Wk (+ bk,
  * k_norm, RoPE at the token's position) and V = X^ Wv (+ bv) are
- * rematerialized by the forward pass's callback (shape.remat: the engine's
+ * rematerialized by the forward pass's callback (lb__kv_remat: the engine's
  * own products and RoPE), one product over all the layer's tokens shared by
  * every kv head; attention then runs the f32 cache's arithmetic (canonical
  * dots, the engine's softmax, the weighted sum in slot order) on those rows.
@@ -166,21 +166,42 @@ static lb_status alloc_all(lb__xq *x, int n_threads)
     return LB_OK;
 }
 
-lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const char *opt, lb__xq **out)
+/* What the model must offer: the callback; for min-max rows dim a multiple
+ * of 8 and of the group, for a registry format of its block. */
+static lb_status check_model(const lb__kv_stage *st, const lb__kv_remat *rm, const char *opt)
+{
+    if (!rm || !rm->fn || rm->dim <= 0)
+        return lb__err(LB_ERR_ARG, "%s: xquant rematerializes K and V from the layer input with the model's Wk and "
+                       "Wv: this cache has no model behind it", opt);
+    int64_t G = lb__min64((int64_t)lb__kv_get(st, "group"), rm->dim), b = (int64_t)lb__kv_get(st, "bits");
+    if (b > 0 && b < 32 && (rm->dim % 8 || rm->dim % G))
+        return lb__err(LB_ERR_ARG, "%s: xquant: dim %lld must be a multiple of 8 and of the group %lld", opt,
+                       (long long)rm->dim, (long long)G);
+    const char *fname = lb__kv_get_name(st, "format");
+    int64_t blk = lb_format_block(lb_format_find(fname));
+    if (lb__kv_get(st, "bits") == 0 && blk > 0 && rm->dim % blk)
+        return lb__err(LB_ERR_ARG, "%s: xquant format=%s: dim %lld is not a multiple of its block %lld", opt, fname,
+                       (long long)rm->dim, (long long)blk);
+    return LB_OK;
+}
+
+lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb__kv_remat *rm, const char *opt,
+                        lb__xq **out)
 {
     *out = NULL;
+    lb_status s = check_model(st, rm, opt);
+    if (s) return s;
     lb__xq *x = lb__zalloc(sizeof *x);
     if (!x) return LB_ERR_NOMEM;
-    lb_status s = lb__kv_page_param(st, opt, &x->P);
-    if (s) { LB_FREE(x); return s; }
+    if ((s = lb__kv_page_param(st, opt, &x->P))) { LB_FREE(x); return s; }
     x->L = sh->n_layers; x->nkv = sh->n_kv_heads; x->hd = sh->head_dim; x->kv_dim = x->nkv * x->hd;
-    x->dim = sh->dim; x->max_ctx = sh->max_ctx; x->qgroup = sh->n_heads / sh->n_kv_heads;
+    x->dim = rm->dim; x->max_ctx = sh->max_ctx; x->qgroup = sh->n_heads / sh->n_kv_heads;
     x->bits = (int)lb__kv_get(st, "bits");
     x->G = (int)lb__min64((int64_t)lb__kv_get(st, "group"), x->dim);
     while ((1 << x->gsh) < x->G) x->gsh++;
     x->cl = lb__kv_get(st, "cl") != 0;
-    x->remat = sh->remat;
-    x->user = sh->remat_user;
+    x->remat = rm->fn;
+    x->user = rm->user;
     if (x->bits == 0) {
         x->fmt = lb_format_find(lb__kv_get_name(st, "format"));
         x->ts = lb_format_uses_tensor_scale(x->fmt) != 0;
@@ -334,21 +355,6 @@ static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb
         if (spec->st[i].pol->kind == LB_KV_EVICT)
             return lb__err(LB_ERR_ARG, "%s: xquant cannot run with the eviction stage '%s': it keeps one row of X per "
                            "token and layer, shared by all kv heads (docs/kv.md)", opt, spec->st[i].pol->name);
-    if (!sh) return LB_OK;
-    if (!sh->remat || sh->dim <= 0)
-        return lb__err(LB_ERR_ARG, "%s: xquant rematerializes K and V from the layer input with the model's Wk and "
-                       "Wv: this cache has no model behind it", opt);
-    int64_t Gd = lb__min64(G, sh->dim);
-    if (sh->dim % 8 || sh->dim % Gd)
-        return lb__err(LB_ERR_ARG, "%s: xquant: dim %lld must be a multiple of 8 and of the group %lld", opt,
-                       (long long)sh->dim, (long long)Gd);
-    if (b == 0) {
-        const lb_format *f = lb_format_find(fname);
-        int64_t blk = lb_format_block(f);
-        if (blk > 0 && sh->dim % blk)
-            return lb__err(LB_ERR_ARG, "%s: xquant format=%s: dim %lld is not a multiple of its block %lld", opt,
-                           fname, (long long)sh->dim, (long long)blk);
-    }
     return LB_OK;
 }
 

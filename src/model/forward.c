@@ -198,8 +198,9 @@ static lb_status create_kv(lb_session *s, const char *spec)
     lb_status st = lb__kv_parse(spec, "kv", &sp);
     if (st) return st;
     lb__kv_shape sh = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, s->max_ctx, s->max_batch,
-                       s->n_threads, s->inv_freq, c->rope_layout == LB_ROPE_INTERLEAVED, c->dim, kv_remat, s};
-    return lb__kv_create(&sp, &sh, "kv", &s->kv);
+                       s->n_threads, s->inv_freq, c->rope_layout == LB_ROPE_INTERLEAVED};
+    lb__kv_remat rm = {c->dim, kv_remat, s};
+    return lb__kv_create_remat(&sp, &sh, &rm, "kv", &s->kv);
 }
 
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
