@@ -63,13 +63,13 @@ expect_fail evkv-badspec "unknown policy" $CLI eval kv --model "$S260" --text "$
 expect_fail evkv-long "exceed the model's" $CLI eval kv --model "$S260" --text "$VAL" --kv f16 --ctx 500 --cont 64
 # XQuant: the full form, refusals, bits=32 (F32 rows of X) = f32 in run and eval ppl, eval kv at 4 and 2 bits
 expect_ok xq-check $CLI kv --check "xquant:bits=2,cl=1"
-check xq-check-full grep -qx "xquant:bits=2,group=32,format=int8_ch,cl=1,page=32" "$T/out"
+check xq-check-full grep -qx "xquant:bits=2,group=32,format=int8_ch,cl=1,rank=0,page=32" "$T/out"
 expect_fail xq-bits "xquant bits=5" $CLI kv --check "xquant:bits=5"
 expect_fail xq-evict "eviction stage 'snapkv'" $CLI run --model "$S260" --kv "snapkv:ratio=0.5+xquant" -n 4
 expect_ok run-xq32 $CLI run --model "$S260" --temp 0 -n 60 --kv "xquant:bits=32"
 check run-xq32-same cmp -s "$T/out" "$T/f32"
 expect_ok run-xq4 $CLI run --model "$S260" --temp 0 -n 60 --kv "xquant:bits=4,cl=1" --json
-check run-xq4-json grep -q '"kv": "xquant:bits=4,group=32,format=int8_ch,cl=1,page=32"' "$T/out"
+check run-xq4-json grep -q '"kv": "xquant:bits=4,group=32,format=int8_ch,cl=1,rank=0,page=32"' "$T/out"
 check run-xq4-story grep -q "Once upon a time" "$T/out"
 expect_ok ppl-xq32 $CLI eval ppl --model "$S260" --text "$VAL" --ctx 128 --chunks 2 --json --kv "xquant:bits=32"
 sed 's/"tokens_per_s": [^,]*,//; s/"seconds": [^,]*,//; s/"kv": "[^"]*"//' "$T/out" > "$T/p3"

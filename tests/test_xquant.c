@@ -13,6 +13,9 @@
  *    engine's own per-row products and RoPE, so nothing is reordered;
  *  - a batch equals token-by-token decoding, at any thread count and ISA;
  *  - bytes held equal the formula of docs/kv.md for every row format;
+ *  - rank=r: the Jacobi SVD finds the singular vectors of a matrix built
+ *    from known ones; r = rank [Wk Wv] keeps the logits to float rounding,
+ *    a smaller r changes them;
  *  - bad SPECs and compositions are refused with one message. */
 #include "harness.h"
 #include "kv/kv.h"
@@ -334,7 +337,8 @@ static void test_errors(void)
         {"xquant:bits=0,format=ternary", "cannot hold X"},
         {"snapkv:ratio=0.5+xquant:bits=4", "eviction stage 'snapkv'"},
         {"xquant+kivi", "two storage policies"},
-        {"xquant:rank=3", "has no parameter 'rank'"},
+        {"xquant:rank=16,cl=1", "cl=1 and rank"},
+        {"xquant:ranks=3", "has no parameter 'ranks'"},
     };
     lb__kv_spec sp;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -343,7 +347,7 @@ static void test_errors(void)
               lb_errmsg());
     }
     REQUIRE(!lb__kv_parse("xquant", "kv", &sp), "%s", lb_errmsg());
-    CHECK(!strcmp(sp.text, "xquant:bits=4,group=32,format=int8_ch,cl=0,page=32"), "full form %s", sp.text);
+    CHECK(!strcmp(sp.text, "xquant:bits=4,group=32,format=int8_ch,cl=0,rank=0,page=32"), "full form %s", sp.text);
     /* a cache without a model behind it (no remat callback) is refused */
     double inv[4] = {1, 0.1, 0.01, 0.001};
     lb__kv_shape sh = {1, 2, 2, 8, 16, 4, 1, inv, false};
@@ -386,6 +390,102 @@ static void test_errors(void)
     unbuild(&t);
 }
 
+/* ---- rank=r: the SVD, and the down-projection in the engine */
+
+/* Columns of q (m x n, row-major) orthonormalized in place (Gram-Schmidt, twice). */
+static void orthonormalize(double *q, int64_t m, int64_t n)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int64_t j = 0; j < n; j++) {
+            for (int64_t k = 0; k < j; k++) {
+                double d = 0;
+                for (int64_t i = 0; i < m; i++) d += q[i * n + j] * q[i * n + k];
+                for (int64_t i = 0; i < m; i++) q[i * n + j] -= d * q[i * n + k];
+            }
+            double nn = 0;
+            for (int64_t i = 0; i < m; i++) nn += q[i * n + j] * q[i * n + j];
+            for (int64_t i = 0; i < m; i++) q[i * n + j] /= sqrt(nn);
+        }
+}
+
+static void test_svd(void)
+{
+    lb_rng_seed(&rng, TEST_SEED ^ 4);
+    enum { M = 40, N = 24, R = 10 };
+    static double q1[M * N], q2[N * N], a[M * N];
+    double sig[N];
+    for (int64_t i = 0; i < M * N; i++) q1[i] = lb_rng_normal(&rng);
+    for (int64_t i = 0; i < N * N; i++) q2[i] = lb_rng_normal(&rng);
+    orthonormalize(q1, M, N);
+    orthonormalize(q2, N, N);
+    for (int j = 0; j < N; j++) sig[j] = 1 + (j * 7) % N;   /* 1 .. 24, shuffled: column j of q1 has sig[j] */
+    for (int64_t i = 0; i < M; i++)   /* A = Q1 diag(sig) Q2^T */
+        for (int64_t j = 0; j < N; j++) {
+            double t = 0;
+            for (int64_t k = 0; k < N; k++) t += q1[i * N + k] * sig[k] * q2[j * N + k];
+            a[i * N + j] = t;
+        }
+    float U[M * R];
+    REQUIRE(!lb__xq_svd_left(a, M, N, R, U), "%s", lb_errmsg());
+    for (int k = 0; k < R; k++) {   /* column k = +-(the column of q1 with the (k+1)-th largest sig = 24 - k) */
+        int src = 0;
+        while (sig[src] != N - k) src++;
+        double d = 0;
+        for (int64_t i = 0; i < M; i++) d += U[i * R + k] * q1[i * N + src];
+        CHECK(fabs(fabs(d) - 1) < 1e-5, "singular vector %d: |<u, q>| = %.8f", k, fabs(d));
+        for (int k2 = 0; k2 < k; k2++) {
+            double o = 0;
+            for (int64_t i = 0; i < M; i++) o += (double)U[i * R + k] * U[i * R + k2];
+            CHECK(fabs(o) < 1e-5, "u%d . u%d = %g", k, k2, o);
+        }
+    }
+    CHECK(lb__xq_svd_left(a, M, N, N + 1, U) == LB_ERR_ARG, "r > n accepted");
+}
+
+static void test_rank(void)
+{
+    lb_rng_seed(&rng, TEST_SEED ^ 5);
+    tmodel t;
+    lb_config c = base_cfg();
+    c.dim = 64; c.n_heads = 4; c.n_kv_heads = 2; c.head_dim = 8; c.n_layers = 2;   /* 2 kv_dim = 32 < dim */
+    build(&t, c, LB_DTYPE_F32);
+    int64_t n = 30, V = c.vocab_size;
+    int32_t tok[30];
+    for (int i = 0; i < n; i++) tok[i] = (int32_t)below((uint32_t)V);
+    float *f = malloc(sizeof(float) * (size_t)(n * V)), *a = malloc(sizeof(float) * (size_t)(n * V));
+    logits_of(&t.m, "f32", 1, 64, n, tok, f);
+    double scale = 0, d32 = 0, d16 = 0;
+    for (int64_t i = 0; i < n * V; i++) scale = fmax(scale, fabs(f[i]));
+    /* r = 2 kv_dim: X U_r U_r^T [Wk Wv] = X [Wk Wv] exactly; in F32 the two extra products of dim terms each
+     * round at ~dim 2^-24 relative, so the logits agree to ~1e-5 of their scale (1e-3 allowed) */
+    logits_of(&t.m, "xquant:bits=32,rank=32", 2, 7, n, tok, a);
+    for (int64_t i = 0; i < n * V; i++) d32 = fmax(d32, fabs(a[i] - f[i]));
+    CHECK(d32 < 1e-3 * scale, "rank 32 = [Wk Wv]'s rank: max logit change %g of %g", d32, scale);
+    logits_of(&t.m, "xquant:bits=32,rank=16", 2, 7, n, tok, a);   /* truncated: K, V lose half their rank */
+    for (int64_t i = 0; i < n * V; i++) d16 = fmax(d16, fabs(a[i] - f[i]));
+    CHECK(d16 > 10 * d32 && d16 > 1e-3 * scale, "rank 16 changes the logits: %g (rank 32: %g)", d16, d32);
+    /* bytes: rows of r values */
+    lb_session_opts o = {.n_threads = 1, .max_ctx = 40, .max_batch = 8, .kv = "xquant:bits=4,rank=16,group=8"};
+    lb_session *s;
+    REQUIRE(!lb_session_create(&t.m, &o, &s), "%s", lb_errmsg());
+    CHECK(!lb_forward(s, tok, 20, NULL), "%s", lb_errmsg());
+    lb_kv_stats st;
+    lb_session_kv_stats(s, &st);
+    size_t want = 2 * (32 * (16 * 4 / 8 + 4 * 16 / 8) + 4 * 20);
+    CHECK(st.bytes == want, "rank 16 bytes %zu, formula %zu", st.bytes, want);
+    lb_session_free(s);
+    o.kv = "xquant:rank=40,group=8";
+    s = NULL;
+    CHECK(lb_session_create(&t.m, &o, &s) != LB_OK && strstr(lb_errmsg(), "rank bound"), "rank 40: %s", lb_errmsg());
+    lb_session_free(s);
+    o.kv = "xquant:rank=80";
+    s = NULL;
+    CHECK(lb_session_create(&t.m, &o, &s) != LB_OK && strstr(lb_errmsg(), "exceeds dim"), "rank 80: %s", lb_errmsg());
+    lb_session_free(s);
+    free(f); free(a);
+    unbuild(&t);
+}
+
 /* ---- the real models: bits=32 = f32 bit for bit, 8-bit close */
 
 static void test_real_models(void)
@@ -420,6 +520,8 @@ int main(int argc, char **argv)
     RUN(test_bytes);
     RUN(test_reference);
     RUN(test_lossless_and_batches);
+    RUN(test_svd);
+    RUN(test_rank);
     RUN(test_real_models);
     return TEST_DONE();
 }

@@ -241,6 +241,9 @@ typedef struct lb__kv_remat {
     int64_t dim;          /* width of the layer input X */
     lb__kv_remat_fn fn;
     void *user;
+    /* wkv (2 kv_dim x dim) = layer l's Wk rows then Wv rows as F32 (xquant
+     * rank=r computes its basis from them at creation) */
+    lb_status (*weights)(void *user, int64_t l, float *wkv);
 } lb__kv_remat;
 /* lb__kv_create for a cache with a model behind it (rm: what xquant needs;
  * lb__kv_create passes NULL, and an xquant SPEC is then refused). */
@@ -279,6 +282,12 @@ const int32_t *lb__xq_positions(const lb__xq *x, int64_t l);
 void lb__xq_read(lb__xq *x, int64_t l, int64_t kvh, int64_t s0, int64_t n, float *k, float *v);
 size_t lb__xq_layer_bytes(const lb__xq *x, int64_t l);   /* pages held + 4 bytes of position per token */
 size_t lb__xq_pool_bytes(const lb__xq *x);
+/* xquant_svd.c: U (m x r, row-major) = the left singular vectors of the r
+ * largest singular values of A (m x n, row-major, double), by one-sided
+ * Jacobi rotations of A's columns (n <= m; sequential double arithmetic in a
+ * fixed order: the same bits everywhere). Columns for zero singular values
+ * are zero. LB_ERR_NOMEM, or LB_ERR_ARG when r > min(m, n) or no convergence. */
+lb_status lb__xq_svd_left(const double *A, int64_t m, int64_t n, int64_t r, float *U);
 
 /* ---- report */
 

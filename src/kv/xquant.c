@@ -44,6 +44,9 @@ typedef struct xq_layer {
 
 struct lb__xq {
     int64_t L, nkv, hd, kv_dim, dim, max_ctx, P, qgroup;
+    int64_t w;                   /* values per stored row: dim, or the rank r */
+    float *U, *Ut;               /* rank r: (n_layers, dim, r) U_r of [Wk Wv] and its transpose (n_layers, r, dim) */
+    float *zb;                   /* rank r: (max_ctx, r) decoded latent rows */
     int bits, G, gsh;            /* min-max rows: code width, channels per group, log2 G */
     bool cl;
     const lb_format *fmt;        /* bits = 0 */
@@ -54,8 +57,8 @@ struct lb__xq {
     int32_t *ids, *free_ids;
     uint8_t *pool;
     float *xh, *acc, *kb, *vb;   /* (max_ctx, dim) x2, (max_ctx, kv_dim) x2 */
-    float *gs, *gm, *tmp;        /* (dim / G) widened scales and mins, (dim) a difference row */
-    uint16_t *g16;               /* (2 dim / G) scales and mins of one row, aligned copies */
+    float *gs, *gm, *tmp;        /* (w / G) widened scales and mins, (dim) a difference or latent row */
+    uint16_t *g16;               /* (2 w / G) scales and mins of one row, aligned copies */
     float *scratch;              /* per thread: scores (qgroup, max_ctx) */
     int64_t sc_stride;
     int64_t ready_l, ready_n;    /* kb, vb hold layer ready_l's ready_n rows (-1: none) */
@@ -73,16 +76,16 @@ static uint8_t *row_at(const lb__xq *x, const xq_layer *y, int64_t i)
 
 static void encode_row(const lb__xq *x, const float *v, uint8_t *dst)
 {
-    if (x->bits == 32) { memcpy(dst, v, sizeof(float) * (size_t)x->dim); return; }
+    if (x->bits == 32) { memcpy(dst, v, sizeof(float) * (size_t)x->w); return; }
     if (x->fmt) {
         float ts = 1;
-        lb_status e = lb_format_quantize(x->fmt, NULL, v, 1, x->dim, dst, &ts);
+        lb_status e = lb_format_quantize(x->fmt, NULL, v, 1, x->w, dst, &ts);
         LB_ASSERT(!e);
         if (x->ts) memcpy(dst + x->rb, &ts, sizeof ts);
         return;
     }
-    int64_t ng = x->dim / x->G;
-    size_t codes = (size_t)(x->dim * x->bits / 8);
+    int64_t ng = x->w / x->G;
+    size_t codes = (size_t)(x->w * x->bits / 8);
     memset(dst, 0, codes);
     for (int64_t g = 0; g < ng; g++) {
         uint16_t s16, m16;
@@ -94,29 +97,29 @@ static void encode_row(const lb__xq *x, const float *v, uint8_t *dst)
 
 static void decode_row(const lb__xq *x, const uint8_t *src, float *out)
 {
-    if (x->bits == 32) { memcpy(out, src, sizeof(float) * (size_t)x->dim); return; }
+    if (x->bits == 32) { memcpy(out, src, sizeof(float) * (size_t)x->w); return; }
     if (x->fmt) {
         float ts = 1;
         if (x->ts) memcpy(&ts, src + x->rb, sizeof ts);
-        lb_status e = lb_format_dequantize(x->fmt, src, ts, 1, x->dim, out);
+        lb_status e = lb_format_dequantize(x->fmt, src, ts, 1, x->w, out);
         LB_ASSERT(!e);
         return;
     }
     const lb__kv_kernels *K = lb__kv_kernels_active();
-    int64_t ng = x->dim / x->G;
-    size_t codes = (size_t)(x->dim * x->bits / 8);
+    int64_t ng = x->w / x->G;
+    size_t codes = (size_t)(x->w * x->bits / 8);
     memcpy(x->g16, src + codes, sizeof(uint16_t) * (size_t)(2 * ng));
     K->f16(x->g16, ng, x->gs);
     K->f16(x->g16 + ng, ng, x->gm);
-    K->dq(src, x->bits, x->dim, x->gs, x->gm, x->gsh, out);
+    K->dq(src, x->bits, x->w, x->gs, x->gm, x->gsh, out);
 }
 
-/* Rows [0, n) of layer l as stored (X, or for cl a difference) into out. */
+/* Rows [0, n) of layer l as stored (X, a cl difference, a latent row) into out (n x w). */
 static void decode_rows(const lb__xq *x, int64_t l, int64_t n, float *out)
 {
     const xq_layer *y = &x->layers[l];
     LB_ASSERT(n <= y->n);
-    for (int64_t i = 0; i < n; i++) decode_row(x, row_at(x, y, i), out + i * x->dim);
+    for (int64_t i = 0; i < n; i++) decode_row(x, row_at(x, y, i), out + i * x->w);
 }
 
 /* XQuant-CL: acc rows [0, n) = X^ of layer l, continuing from layer l - 1
@@ -139,7 +142,7 @@ static void ensure_acc(lb__xq *x, int64_t l, int64_t n)
 
 static lb_status alloc_all(lb__xq *x, int n_threads)
 {
-    int64_t L = x->L, mc = x->max_ctx, ng = x->dim / x->G;
+    int64_t L = x->L, mc = x->max_ctx, ng = x->w / x->G;
     x->cap = L * x->max_pages;
     x->layers = lb__zalloc(sizeof(xq_layer) * (size_t)L);
     x->ids = lb__alloc(sizeof(int32_t) * (size_t)(L * (mc + x->max_pages)));
@@ -153,6 +156,12 @@ static lb_status alloc_all(lb__xq *x, int n_threads)
     x->gm = lb__alloc(sizeof(float) * (size_t)ng);
     x->tmp = lb__alloc(sizeof(float) * (size_t)x->dim);
     x->g16 = lb__alloc(sizeof(uint16_t) * (size_t)(2 * ng));
+    if (x->w < x->dim) {
+        x->U = lb__alloc(sizeof(float) * (size_t)(L * x->dim * x->w));
+        x->Ut = lb__alloc(sizeof(float) * (size_t)(L * x->dim * x->w));
+        x->zb = lb__alloc_aligned(sizeof(float) * (size_t)(mc * x->w));
+        if (!x->U || !x->Ut || !x->zb) return LB_ERR_NOMEM;
+    }
     x->sc_stride = (x->qgroup * mc + 15) & ~(int64_t)15;
     x->scratch = lb__alloc_aligned(sizeof(float) * (size_t)(x->sc_stride * n_threads));
     if (!x->layers || !x->ids || !x->free_ids || !x->pool || !x->xh || !x->acc || !x->kb || !x->vb || !x->gs ||
@@ -166,23 +175,50 @@ static lb_status alloc_all(lb__xq *x, int n_threads)
     return LB_OK;
 }
 
-/* What the model must offer: the callback; for min-max rows dim a multiple
- * of 8 and of the group, for a registry format of its block. */
+/* What the model must offer: the callback (and the weights for rank); the
+ * stored row width w (dim, or the rank) a multiple of 8 and of the group for
+ * min-max rows, of the block of a registry format. */
 static lb_status check_model(const lb__kv_stage *st, const lb__kv_remat *rm, const char *opt)
 {
-    if (!rm || !rm->fn || rm->dim <= 0)
+    int64_t r = (int64_t)lb__kv_get(st, "rank"), b = (int64_t)lb__kv_get(st, "bits");
+    if (!rm || !rm->fn || rm->dim <= 0 || (r && !rm->weights))
         return lb__err(LB_ERR_ARG, "%s: xquant rematerializes K and V from the layer input with the model's Wk and "
                        "Wv: this cache has no model behind it", opt);
-    int64_t G = lb__min64((int64_t)lb__kv_get(st, "group"), rm->dim), b = (int64_t)lb__kv_get(st, "bits");
-    if (b > 0 && b < 32 && (rm->dim % 8 || rm->dim % G))
-        return lb__err(LB_ERR_ARG, "%s: xquant: dim %lld must be a multiple of 8 and of the group %lld", opt,
-                       (long long)rm->dim, (long long)G);
+    if (r > rm->dim)
+        return lb__err(LB_ERR_ARG, "%s: xquant rank=%lld exceeds dim %lld", opt, (long long)r, (long long)rm->dim);
+    int64_t w = r ? r : rm->dim, G = lb__min64((int64_t)lb__kv_get(st, "group"), w);
+    const char *what = r ? "rank" : "dim";
+    if (b > 0 && b < 32 && (w % 8 || w % G))
+        return lb__err(LB_ERR_ARG, "%s: xquant: %s %lld must be a multiple of 8 and of the group %lld", opt, what,
+                       (long long)w, (long long)G);
     const char *fname = lb__kv_get_name(st, "format");
     int64_t blk = lb_format_block(lb_format_find(fname));
-    if (lb__kv_get(st, "bits") == 0 && blk > 0 && rm->dim % blk)
-        return lb__err(LB_ERR_ARG, "%s: xquant format=%s: dim %lld is not a multiple of its block %lld", opt, fname,
-                       (long long)rm->dim, (long long)blk);
+    if (b == 0 && blk > 0 && w % blk)
+        return lb__err(LB_ERR_ARG, "%s: xquant format=%s: %s %lld is not a multiple of its block %lld", opt, fname,
+                       what, (long long)w, (long long)blk);
     return LB_OK;
+}
+
+/* rank r: U_r of every layer's [Wk; Wv]^T (dim x 2 kv_dim), from the
+ * model's weights (xquant_svd.c), and its transpose. */
+static lb_status build_basis(lb__xq *x, const lb__kv_remat *rm)
+{
+    int64_t d = x->dim, n = 2 * x->kv_dim, r = x->w;
+    float *wkv = lb__alloc(sizeof(float) * (size_t)(n * d));
+    double *a = lb__alloc(sizeof(double) * (size_t)(n * d));
+    lb_status s = !wkv || !a ? LB_ERR_NOMEM : LB_OK;
+    for (int64_t l = 0; l < x->L && !s; l++) {
+        if ((s = rm->weights(rm->user, l, wkv))) break;
+        for (int64_t i = 0; i < d; i++)   /* A = W^T: column j is output feature j */
+            for (int64_t j = 0; j < n; j++) a[i * n + j] = wkv[j * d + i];
+        float *U = x->U + l * d * r, *Ut = x->Ut + l * d * r;
+        if ((s = lb__xq_svd_left(a, d, n, r, U))) break;
+        for (int64_t i = 0; i < d; i++)
+            for (int64_t j = 0; j < r; j++) Ut[j * d + i] = U[i * r + j];
+    }
+    LB_FREE(wkv);
+    LB_FREE(a);
+    return s;
 }
 
 lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb__kv_remat *rm, const char *opt,
@@ -196,8 +232,15 @@ lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb
     if ((s = lb__kv_page_param(st, opt, &x->P))) { LB_FREE(x); return s; }
     x->L = sh->n_layers; x->nkv = sh->n_kv_heads; x->hd = sh->head_dim; x->kv_dim = x->nkv * x->hd;
     x->dim = rm->dim; x->max_ctx = sh->max_ctx; x->qgroup = sh->n_heads / sh->n_kv_heads;
+    x->w = lb__kv_get(st, "rank") > 0 ? (int64_t)lb__kv_get(st, "rank") : x->dim;
+    if (x->w < x->dim && x->w > 2 * x->kv_dim) {
+        LB_FREE(x);
+        return lb__err(LB_ERR_ARG, "%s: xquant rank=%lld exceeds the rank bound 2 kv_dim = %lld of [Wk Wv] (rank=%lld "
+                       "is already exact)", opt, (long long)lb__kv_get(st, "rank"), (long long)(2 * sh->n_kv_heads *
+                       sh->head_dim), (long long)(2 * sh->n_kv_heads * sh->head_dim));
+    }
     x->bits = (int)lb__kv_get(st, "bits");
-    x->G = (int)lb__min64((int64_t)lb__kv_get(st, "group"), x->dim);
+    x->G = (int)lb__min64((int64_t)lb__kv_get(st, "group"), x->w);
     while ((1 << x->gsh) < x->G) x->gsh++;
     x->cl = lb__kv_get(st, "cl") != 0;
     x->remat = rm->fn;
@@ -205,16 +248,17 @@ lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb
     if (x->bits == 0) {
         x->fmt = lb_format_find(lb__kv_get_name(st, "format"));
         x->ts = lb_format_uses_tensor_scale(x->fmt) != 0;
-        x->rb = lb_format_row_bytes(x->fmt, x->dim);
+        x->rb = lb_format_row_bytes(x->fmt, x->w);
         x->row_bytes = x->rb + (x->ts ? sizeof(float) : 0);
     } else if (x->bits == 32) {
-        x->row_bytes = sizeof(float) * (size_t)x->dim;
+        x->row_bytes = sizeof(float) * (size_t)x->w;
     } else {
-        x->row_bytes = (size_t)(x->dim * x->bits / 8) + sizeof(uint16_t) * (size_t)(2 * (x->dim / x->G));
+        x->row_bytes = (size_t)(x->w * x->bits / 8) + sizeof(uint16_t) * (size_t)(2 * (x->w / x->G));
     }
     x->page_bytes = x->row_bytes * (size_t)x->P;
     x->max_pages = (x->max_ctx + x->P - 1) / x->P;
-    if ((s = alloc_all(x, sh->n_threads))) {
+    if (!(s = alloc_all(x, sh->n_threads)) && x->w < x->dim) s = build_basis(x, rm);
+    if (s) {
         lb__xq_free(x);
         return lb__err_prefix(s, "%s: xquant: ", opt);
     }
@@ -228,6 +272,7 @@ void lb__xq_free(lb__xq *x)
     LB_FREE(x->layers); LB_FREE(x->ids); LB_FREE(x->free_ids); LB_FREE(x->pool);
     lb__free_aligned(x->xh); lb__free_aligned(x->acc); lb__free_aligned(x->kb); lb__free_aligned(x->vb);
     LB_FREE(x->gs); LB_FREE(x->gm); LB_FREE(x->tmp); LB_FREE(x->g16);
+    LB_FREE(x->U); LB_FREE(x->Ut); lb__free_aligned(x->zb);
     lb__free_aligned(x->scratch);
     LB_FREE(x);
 }
@@ -269,7 +314,12 @@ void lb__xq_append(lb__xq *x, int64_t l, int64_t pos, const float *row)
         y->pages[y->n_pages++] = x->free_ids[--x->n_free];
     }
     const float *v = row;
-    if (x->cl && l > 0) {
+    if (x->w < x->dim) {   /* rank r: the latent row X U_r, canonical dots */
+        const lb_kernels *K = lb__kernels();
+        const float *Ut = x->Ut + l * x->dim * x->w;
+        for (int64_t j = 0; j < x->w; j++) x->tmp[j] = K->dot(Ut + j * x->dim, row, x->dim);
+        v = x->tmp;
+    } else if (x->cl && l > 0) {
         ensure_acc(x, l - 1, i + 1);
         const float *prev = x->acc + i * x->dim;
         for (int64_t j = 0; j < x->dim; j++) x->tmp[j] = row[j] - prev[j];
@@ -290,6 +340,12 @@ void lb__xq_prepare(lb__xq *x, int64_t l)
     if (x->cl) {
         ensure_acc(x, l, y->n);
         xh = x->acc;
+    } else if (x->w < x->dim) {   /* X~ = Z U_r^T, canonical dots */
+        const lb_kernels *K = lb__kernels();
+        const float *U = x->U + l * x->dim * x->w;
+        decode_rows(x, l, y->n, x->zb);
+        for (int64_t t = 0; t < y->n; t++)
+            for (int64_t i = 0; i < x->dim; i++) x->xh[t * x->dim + i] = K->dot(U + i * x->w, x->zb + t * x->w, x->w);
     } else {
         decode_rows(x, l, y->n, x->xh);
     }
@@ -351,6 +407,9 @@ static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb
     if (b == 0 && !strcmp(fname, "ternary"))
         return lb__err(LB_ERR_ARG, "%s: xquant format=%s cannot hold X (a weight format without a fitting scale per "
                        "row)", opt, fname);
+    if (lb__kv_get(st, "rank") > 0 && lb__kv_get(st, "cl") > 0)
+        return lb__err(LB_ERR_ARG, "%s: xquant: cl=1 and rank: each layer's latent space has its own basis, so a "
+                       "difference across layers means nothing", opt);
     for (int i = 0; i < spec->n; i++)
         if (spec->st[i].pol->kind == LB_KV_EVICT)
             return lb__err(LB_ERR_ARG, "%s: xquant cannot run with the eviction stage '%s': it keeps one row of X per "
@@ -366,9 +425,11 @@ static const lb__kv_param params[] = {
     {"format", "registry format of each X row when bits=0", 0, 0, 0, false, false, "@format", "int8_ch"},
     {"cl", "1: XQuant-CL, layer l > 0 stores X minus the previous layer's decoded X", 0, 0, 1, true, false, NULL,
      NULL},
+    {"rank", "GQA down-projection: store X U_r, r values (U_r: top left singular vectors of [Wk Wv]; 0: off)", 0, 0,
+     1 << 16, true, false, NULL, NULL},
     LB_KV_PAGE_PARAM,
 };
 const lb__kv_policy lb__kv_policy_xquant = {
     .name = "xquant",
     .summary = "XQuant: the quantized layer input X per token and layer; K, V rematerialized (X Wk + RoPE, X Wv)",
-    .kind = LB_KV_STORE, .params = params, .n_params = 5, .codec = NULL, .check = check};
+    .kind = LB_KV_STORE, .params = params, .n_params = 6, .codec = NULL, .check = check};

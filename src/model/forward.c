@@ -190,6 +190,14 @@ static lb_status create_wspace(lb_session *s)
 
 static void kv_remat(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k, float *v);
 
+/* XQuant rank=r: layer l's Wk rows then Wv rows as F32 (2 kv_dim x dim). */
+static lb_status kv_weights(void *user, int64_t l, float *wkv)
+{
+    const lb_session *s = user;
+    lb_status st = lb__weight_f32(&s->m->layers[l].wk, wkv);
+    return st ? st : lb__weight_f32(&s->m->layers[l].wv, wkv + s->kv_dim * s->dim);
+}
+
 /* The cache for the SPEC (NULL or "": f32); errors name the option "kv". */
 static lb_status create_kv(lb_session *s, const char *spec)
 {
@@ -199,7 +207,7 @@ static lb_status create_kv(lb_session *s, const char *spec)
     if (st) return st;
     lb__kv_shape sh = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, s->max_ctx, s->max_batch,
                        s->n_threads, s->inv_freq, c->rope_layout == LB_ROPE_INTERLEAVED};
-    lb__kv_remat rm = {c->dim, kv_remat, s};
+    lb__kv_remat rm = {c->dim, kv_remat, s, kv_weights};
     return lb__kv_create_remat(&sp, &sh, &rm, "kv", &s->kv);
 }
 
