@@ -8,6 +8,8 @@
  *   Qwen3: q, k = per-head RMSNorm(q) * q_norm, RMSNorm(k) * k_norm
  *   q, k = RoPE(q, k, position)  (interleaved pairs or rotate-half)
  *   cache.append(k, v);  a = cache.attend(q): softmax(q K^T / sqrt(hd)) V  (causal, GQA)
+ *   (XQuant: cache.append_x(h) instead, and the cache rematerializes every
+ *   held token's k, v from its stored h through kv_remat before attending)
  *   x  += Wo a
  *   x  += Wdown (silu(Wgate h2) * Wup h2),  h2 = RMSNorm(x) * ffn_norm
  * logits = Wout RMSNorm(x) * final_norm.
