@@ -75,6 +75,14 @@ expect_ok ppl-xq32 $CLI eval ppl --model "$S260" --text "$VAL" --ctx 128 --chunk
 sed 's/"tokens_per_s": [^,]*,//; s/"seconds": [^,]*,//; s/"kv": "[^"]*"//' "$T/out" > "$T/p3"
 sed 's/"kv": "[^"]*"//' "$T/p1" > "$T/p4"
 check ppl-xq32-same cmp -s "$T/p3" "$T/p4"
+expect_ok kld-base $CLI eval ppl --model "$S260" --text "$VAL" --ctx 128 --chunks 2 --save-logits "$T/base.bin"
+expect_ok kld-f32 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv f32 --json
+sed 's/"tokens_per_s": [^,}]*//' "$T/out" > "$T/k1"
+expect_ok kld-xq32 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv "xquant:bits=32" --json
+sed 's/"tokens_per_s": [^,}]*//' "$T/out" > "$T/k2"
+check kld-xq32-same cmp -s "$T/k1" "$T/k2"
+expect_ok kld-xq4 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv "xquant:bits=4" --json
+check kld-xq4-lossy grep -q '"top1": 0\.' "$T/out"
 expect_ok evkv-xq $CLI eval kv --model "$S260" --text "$VAL" --ctx 96 --cont 32 --chunks 2 --threads 2 --json \
     --kv "xquant:bits=32" --kv "xquant:bits=4" --kv "xquant:bits=2"
 x0=$(sed -n 's/.*"spec": "xquant:bits=32.*"kld": \([^,]*\),.*/\1/p' "$T/out")
