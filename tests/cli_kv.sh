@@ -61,4 +61,36 @@ expect_fail evkv-svg-exists "exists (use --force" $CLI eval kv --model "$S260" -
 expect_fail evkv-nospec "no cache to evaluate" $CLI eval kv --model "$S260" --text "$VAL"
 expect_fail evkv-badspec "unknown policy" $CLI eval kv --model "$S260" --text "$VAL" --kv "f32;x"
 expect_fail evkv-long "exceed the model's" $CLI eval kv --model "$S260" --text "$VAL" --kv f16 --ctx 500 --cont 64
+# XQuant: the full form, refusals, bits=32 (F32 rows of X) = f32 in run and eval ppl, eval kv at 4 and 2 bits
+expect_ok xq-check $CLI kv --check "xquant:bits=2,cl=1"
+check xq-check-full grep -qx "xquant:bits=2,group=32,format=int8_ch,cl=1,rank=0,page=32" "$T/out"
+expect_fail xq-bits "xquant bits=5" $CLI kv --check "xquant:bits=5"
+expect_fail xq-evict "eviction stage 'snapkv'" $CLI run --model "$S260" --kv "snapkv:ratio=0.5+xquant" -n 4
+expect_ok run-xq32 $CLI run --model "$S260" --temp 0 -n 60 --kv "xquant:bits=32"
+check run-xq32-same cmp -s "$T/out" "$T/f32"
+expect_ok run-xq4 $CLI run --model "$S260" --temp 0 -n 60 --kv "xquant:bits=4,cl=1" --json
+check run-xq4-json grep -q '"kv": "xquant:bits=4,group=32,format=int8_ch,cl=1,rank=0,page=32"' "$T/out"
+check run-xq4-story grep -q "Once upon a time" "$T/out"
+expect_ok ppl-xq32 $CLI eval ppl --model "$S260" --text "$VAL" --ctx 128 --chunks 2 --json --kv "xquant:bits=32"
+sed 's/"tokens_per_s": [^,]*,//; s/"seconds": [^,]*,//; s/"kv": "[^"]*"//' "$T/out" > "$T/p3"
+sed 's/"kv": "[^"]*"//' "$T/p1" > "$T/p4"
+check ppl-xq32-same cmp -s "$T/p3" "$T/p4"
+expect_ok kld-base $CLI eval ppl --model "$S260" --text "$VAL" --ctx 128 --chunks 2 --save-logits "$T/base.bin"
+expect_ok kld-f32 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv f32 --json
+sed 's/"tokens_per_s": [^,}]*//' "$T/out" > "$T/k1"
+expect_ok kld-xq32 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv "xquant:bits=32" --json
+sed 's/"tokens_per_s": [^,}]*//' "$T/out" > "$T/k2"
+check kld-xq32-same cmp -s "$T/k1" "$T/k2"
+expect_ok kld-xq4 $CLI eval kld --model "$S260" --base "$T/base.bin" --kv "xquant:bits=4" --json
+check kld-xq4-lossy grep -q '"top1": 0\.' "$T/out"
+expect_ok evkv-xq $CLI eval kv --model "$S260" --text "$VAL" --ctx 96 --cont 32 --chunks 2 --threads 2 --json \
+    --kv "xquant:bits=32" --kv "xquant:bits=4" --kv "xquant:bits=2"
+x0=$(sed -n 's/.*"spec": "xquant:bits=32.*"kld": \([^,]*\),.*/\1/p' "$T/out")
+x4=$(sed -n 's/.*"spec": "xquant:bits=4.*"kld": \([^,]*\),.*/\1/p' "$T/out")
+x2=$(sed -n 's/.*"spec": "xquant:bits=2.*"kld": \([^,]*\),.*/\1/p' "$T/out")
+b4=$(sed -n 's/.*"spec": "xquant:bits=4.*"bytes_per_token": \([^,]*\),.*/\1/p' "$T/out")
+check evkv-xq-exact awk -v a="$x0" 'BEGIN { exit !(a != "" && a == 0) }'
+check evkv-xq-order awk -v a="$x4" -v b="$x2" 'BEGIN { exit !(a != "" && b != "" && 0 < a && a < b) }'
+# 5 layers x (64 x 4 / 8 code bytes + 2 x 2 x 64 / 32 scale/min bytes + 4 position bytes), 96 = 3 whole pages
+check evkv-xq-bytes awk -v a="$b4" 'BEGIN { exit !(a == 220) }'
 done_tests

@@ -56,6 +56,7 @@ static lb_status quant_error(const lb_kv *ref, const char *spec, int64_t ctx, kv
     lb__kv_spec sp, one = {0};
     lb_status s = lb__kv_parse(spec, "kv", &sp);
     if (s) return s;
+    if (!sp.st[sp.store].pol->codec) return LB_OK;   /* xquant stores X, not K and V: no error to measure here */
     one.n = 1;
     one.st[0] = sp.st[sp.store];
     const lb__kv_shape *sh = lb__kv_shape_of(ref);

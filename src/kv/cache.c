@@ -64,6 +64,7 @@ struct lb_kv {
     float *q_post, *q_pre;    /* (n_layers, 2 * q_window, q_dim) */
     int32_t *q_pos;           /* (n_layers, 2 * q_window) */
     int64_t *q_n;             /* (n_layers) rows recorded */
+    lb__xq *xq;               /* the xquant policy: every call goes to xquant.c (no heads, no pools here) */
 };
 
 static kv_head *head_of(const lb_kv *c, int64_t l, int64_t kvh) { return &c->heads[l * c->sh.n_kv_heads + kvh]; }
@@ -123,6 +124,12 @@ static lb_status check_shape(const lb__kv_shape *sh, const char *opt)
 
 lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt, lb_kv **out)
 {
+    return lb__kv_create_remat(spec, sh, NULL, opt, out);
+}
+
+lb_status lb__kv_create_remat(const lb__kv_spec *spec, const lb__kv_shape *sh, const lb__kv_remat *rm,
+                              const char *opt, lb_kv **out)
+{
     *out = NULL;
     if (!opt) opt = "kv";
     lb_status st = check_shape(sh, opt);
@@ -140,6 +147,11 @@ lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const c
     c->n_heads_all = sh->n_layers * sh->n_kv_heads;
     c->group = sh->n_heads / sh->n_kv_heads;
     const lb__kv_stage *store = &c->spec.st[c->spec.store];
+    if (!store->pol->codec) {   /* xquant: rows of X per layer (xquant.c) */
+        if ((st = lb__xq_create(store, sh, rm, opt, &c->xq))) { LB_FREE(c); return st; }
+        *out = c;
+        return LB_OK;
+    }
     c->codec.hd = c->hd;
     st = store->pol->codec->setup(&c->codec, store, sh, opt);
     if (!st && c->codec.residual >= sh->max_ctx)
@@ -169,6 +181,7 @@ lb_status lb__kv_create(const lb__kv_spec *spec, const lb__kv_shape *sh, const c
 void lb__kv_free(lb_kv *c)
 {
     if (!c) return;
+    lb__xq_free(c->xq);
     LB_FREE(c->heads); LB_FREE(c->ids); LB_FREE(c->cold_pool); lb__free_aligned(c->hot_pool);
     LB_FREE(c->cold_free); LB_FREE(c->hot_free); lb__free_aligned(c->scratch);
     LB_FREE(c->tk); LB_FREE(c->tv); LB_FREE(c->tscore); LB_FREE(c->tidx); LB_FREE(c->tpos);
@@ -179,6 +192,7 @@ void lb__kv_free(lb_kv *c)
 /* Free lists are stacks: page 0 first, a freed page reused first. */
 void lb__kv_reset(lb_kv *c)
 {
+    if (c->xq) { lb__xq_reset(c->xq); return; }
     for (int64_t i = 0; i < c->cold_cap; i++) c->cold_free[i] = (int32_t)(c->cold_cap - 1 - i);
     for (int64_t i = 0; i < c->hot_cap; i++) c->hot_free[i] = (int32_t)(c->hot_cap - 1 - i);
     c->n_cold_free = c->cold_cap;
@@ -194,7 +208,13 @@ void lb__kv_reset(lb_kv *c)
 
 const lb__kv_spec *lb__kv_spec_of(const lb_kv *c) { return &c->spec; }
 const lb__kv_shape *lb__kv_shape_of(const lb_kv *c) { return &c->sh; }
-bool lb__kv_batch_exact(const lb_kv *c) { return c->direct; }
+bool lb__kv_batch_exact(const lb_kv *c) { return c->direct || c->xq; }
+bool lb__kv_wants_x(const lb_kv *c) { return c->xq != NULL; }
+void lb__kv_append_x(lb_kv *c, int64_t l, int64_t pos, const float *x) { lb__xq_append(c->xq, l, pos, x); }
+void lb__kv_prepare(lb_kv *c, int64_t l)
+{
+    if (c->xq) lb__xq_prepare(c->xq, l);
+}
 
 /* ---- storing */
 
@@ -320,6 +340,7 @@ void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float
 {
     int64_t hd = c->hd;
     float *tmp = c->tk;   /* free outside rebuild, which ends before this use */
+    LB_ASSERT(!c->xq);    /* xquant stores X: lb__kv_append_x */
     for (int64_t g = 0; g < c->sh.n_kv_heads; g++) {
         kv_head *h = head_of(c, l, g);
         rewind_head(c, h, pos);
@@ -366,6 +387,8 @@ static void softmax(float *sc, int64_t n, int64_t hd)
     for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
 }
 
+void lb__kv_softmax(float *sc, int64_t n, int64_t hd) { softmax(sc, n, hd); }
+
 /* o (nq rows of hd) = sum over slots [0, n) of w_j[p] v_p, slot order. */
 static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq, int64_t n, float *vt, float *o)
 {
@@ -391,6 +414,7 @@ static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq
 void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64_t nq, int64_t skip, int thread,
                          float *out)
 {
+    if (c->xq) { lb__xq_attend_group(c->xq, l, kvh, q, nq, skip, thread, out); return; }
     const kv_head *h = head_of(c, l, kvh);
     int64_t P = c->P, hd = c->hd, n = tokens_of(h) - skip, mc = c->sh.max_ctx;
     float *sc = c->scratch + (int64_t)thread * c->scratch_stride, *kt = sc + c->group * mc, *vt = kt + P * hd;
@@ -451,11 +475,18 @@ int64_t lb__kv_queries(const lb_kv *c, int64_t l, const float **q_post, const fl
 
 /* ---- per-head access, eviction */
 
-int64_t lb__kv_tokens(const lb_kv *c, int64_t l, int64_t kvh) { return tokens_of(head_of(c, l, kvh)); }
-const int32_t *lb__kv_positions(const lb_kv *c, int64_t l, int64_t kvh) { return head_of(c, l, kvh)->pos; }
+int64_t lb__kv_tokens(const lb_kv *c, int64_t l, int64_t kvh)
+{
+    return c->xq ? lb__xq_tokens(c->xq, l) : tokens_of(head_of(c, l, kvh));
+}
+const int32_t *lb__kv_positions(const lb_kv *c, int64_t l, int64_t kvh)
+{
+    return c->xq ? lb__xq_positions(c->xq, l) : head_of(c, l, kvh)->pos;
+}
 
 void lb__kv_read(const lb_kv *c, int64_t l, int64_t kvh, int64_t s0, int64_t n, float *k, float *v)
 {
+    if (c->xq) { lb__xq_read(c->xq, l, kvh, s0, n, k, v); return; }
     read_raw(c, head_of(c, l, kvh), s0, n, k, v);
     for (int64_t i = 0; i < n; i++) {
         if (k && (c->codec.rot & 1)) rotate(c, k + i * c->hd, true);
@@ -467,6 +498,9 @@ lb_status lb__kv_keep(lb_kv *c, int64_t l, int64_t kvh, const int64_t *keep, int
 {
     if (l < 0 || l >= c->sh.n_layers || kvh < 0 || kvh >= c->sh.n_kv_heads)
         return lb__err(LB_ERR_ARG, "kv keep: head (%lld, %lld) out of range", (long long)l, (long long)kvh);
+    if (c->xq)
+        return lb__err(LB_ERR_ARG, "kv keep: xquant holds one row of X per token and layer, shared by the kv heads: "
+                       "per-head eviction is not supported");
     kv_head *h = head_of(c, l, kvh);
     int64_t nt = tokens_of(h);
     for (int64_t i = 0; i < n; i++)
@@ -482,6 +516,7 @@ lb_status lb__kv_retier(lb_kv *c, int64_t l, int64_t kvh, const uint8_t *hi)
 {
     if (l < 0 || l >= c->sh.n_layers || kvh < 0 || kvh >= c->sh.n_kv_heads)
         return lb__err(LB_ERR_ARG, "kv retier: head (%lld, %lld) out of range", (long long)l, (long long)kvh);
+    if (c->xq) return lb__err(LB_ERR_ARG, "kv retier: not an xquant operation");
     kv_head *h = head_of(c, l, kvh);
     int64_t n = tokens_of(h);
     for (int64_t i = 0; i < n; i++) c->tidx[i] = i;
@@ -513,6 +548,7 @@ lb_status lb__kv_keep_top(lb_kv *c, int64_t l, int64_t kvh, const float *score, 
 {
     int64_t n = lb__kv_tokens(c, l, kvh);
     if (n_keep >= n) return LB_OK;
+    if (c->xq) return lb__kv_keep(c, l, kvh, NULL, 0);   /* refused: lb__kv_keep's error */
     if (n_keep < 0) n_keep = 0;
     int64_t *idx = c->tidx;
     for (int64_t i = 0; i < n; i++) idx[i] = i;
@@ -552,6 +588,10 @@ lb_status lb__kv_compress(lb_kv *c)
 
 size_t lb__kv_head_bytes(const lb_kv *c, int64_t l, int64_t kvh)
 {
+    if (c->xq) {   /* a layer's rows are shared: each kv head is charged its share, the remainder to head 0 */
+        size_t b = lb__xq_layer_bytes(c->xq, l), nkv = (size_t)c->sh.n_kv_heads;
+        return b / nkv + (kvh == 0 ? b % nkv : 0);
+    }
     const kv_head *h = head_of(c, l, kvh);
     return (size_t)h->n_cold_pages * c->codec.page_bytes +
            (size_t)h->n_hot_pages * sizeof(float) * (size_t)(2 * c->P * c->hd) + sizeof(int32_t) * (size_t)tokens_of(h);
@@ -560,6 +600,14 @@ size_t lb__kv_head_bytes(const lb_kv *c, int64_t l, int64_t kvh)
 void lb__kv_report_get(const lb_kv *c, lb__kv_report *r)
 {
     memset(r, 0, sizeof *r);
+    if (c->xq) {   /* every kv head of a layer holds the layer's tokens */
+        for (int64_t l = 0; l < c->sh.n_layers; l++) {
+            r->tokens += lb__xq_tokens(c->xq, l) * c->sh.n_kv_heads;
+            r->bytes += lb__xq_layer_bytes(c->xq, l);
+        }
+        r->pool_bytes = lb__xq_pool_bytes(c->xq);
+        return;
+    }
     for (int64_t i = 0; i < c->n_heads_all; i++) {
         const kv_head *h = &c->heads[i];
         r->tokens += tokens_of(h);

@@ -221,6 +221,74 @@ lb_status lb__kv_retier(lb_kv *c, int64_t l, int64_t kvh, const uint8_t *hi);
  * compress when it has one (thinkv), and end the hold (the compress hook). */
 lb_status lb__kv_compress(lb_kv *c);
 
+/* ---- XQuant (xquant.c; docs/kv.md "XQuant"): the storage policy "xquant"
+ * (a registry row without a codec) keeps, per layer, one row per token: the
+ * quantized post-norm layer input X (or, with cl=1, X minus the previous
+ * layer's decoded X), and rematerializes keys and values through
+ * the lb__kv_remat callback when a layer is attended. All kv heads of a layer share its
+ * tokens; per-head eviction is refused. cache.c hands every call on an
+ * xquant cache to the lb__xq_* functions below. */
+
+/* fn: k, v (n rows of kv_dim each) = the post-RoPE keys and the values of
+ * the n rows of x (n x dim, layer l's post-norm input) at positions pos:
+ * x Wk (+ bk, k_norm, RoPE at pos) and x Wv (+ bv), computed by the forward
+ * pass with its own weights and RoPE, so a rematerialized key carries the
+ * bits of the key the engine would append. Called only on the thread that
+ * drives the forward pass (it runs products on the pool). */
+typedef void (*lb__kv_remat_fn)(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k,
+                                float *v);
+typedef struct lb__kv_remat {
+    int64_t dim;          /* width of the layer input X */
+    lb__kv_remat_fn fn;
+    void *user;
+    /* wkv (2 kv_dim x dim) = layer l's Wk rows then Wv rows as F32 (xquant
+     * rank=r computes its basis from them at creation) */
+    lb_status (*weights)(void *user, int64_t l, float *wkv);
+} lb__kv_remat;
+/* lb__kv_create for a cache with a model behind it (rm: what xquant needs;
+ * lb__kv_create passes NULL, and an xquant SPEC is then refused). */
+lb_status lb__kv_create_remat(const lb__kv_spec *spec, const lb__kv_shape *sh, const lb__kv_remat *rm,
+                              const char *opt, lb_kv **out);
+
+/* True when the cache stores layer inputs: the forward pass appends X with
+ * lb__kv_append_x instead of lb__kv_append. */
+bool lb__kv_wants_x(const lb_kv *c);
+/* Append x (dim floats), layer l's input for the token at position pos
+ * (entries of layer l at positions >= pos are dropped first, as
+ * lb__kv_append does). Never allocates. */
+void lb__kv_append_x(lb_kv *c, int64_t l, int64_t pos, const float *x);
+/* Make layer l ready to attend after its appends: XQuant decodes every held
+ * row of X once and rematerializes K and V of the whole layer (one product
+ * per page of tokens, shared by all kv heads); a no-op for other policies.
+ * Call from the thread that drives the forward pass, before the attends. */
+void lb__kv_prepare(lb_kv *c, int64_t l);
+/* sc (n) <- softmax(sc / sqrt(hd)) in the engine's order (cache.c). */
+void lb__kv_softmax(float *sc, int64_t n, int64_t hd);
+
+typedef struct lb__xq lb__xq;
+lb_status lb__xq_create(const lb__kv_stage *st, const lb__kv_shape *sh, const lb__kv_remat *rm, const char *opt,
+                        lb__xq **out);
+void lb__xq_free(lb__xq *x);
+void lb__xq_reset(lb__xq *x);
+void lb__xq_append(lb__xq *x, int64_t l, int64_t pos, const float *row);
+void lb__xq_prepare(lb__xq *x, int64_t l);
+/* lb__kv_attend_group on a prepared layer (the same arithmetic as the f32
+ * cache: dots, softmax, weighted sum in slot order) */
+void lb__xq_attend_group(lb__xq *x, int64_t l, int64_t kvh, const float *q, int64_t nq, int64_t skip, int thread,
+                         float *out);
+int64_t lb__xq_tokens(const lb__xq *x, int64_t l);
+const int32_t *lb__xq_positions(const lb__xq *x, int64_t l);
+/* keys and values of slots [s0, s0 + n) of kv head kvh (prepares layer l) */
+void lb__xq_read(lb__xq *x, int64_t l, int64_t kvh, int64_t s0, int64_t n, float *k, float *v);
+size_t lb__xq_layer_bytes(const lb__xq *x, int64_t l);   /* pages held + 4 bytes of position per token */
+size_t lb__xq_pool_bytes(const lb__xq *x);
+/* xquant_svd.c: U (m x r, row-major) = the left singular vectors of the r
+ * largest singular values of A (m x n, row-major, double), by one-sided
+ * Jacobi rotations of A's columns (n <= m; sequential double arithmetic in a
+ * fixed order: the same bits everywhere). Columns for zero singular values
+ * are zero. LB_ERR_NOMEM, or LB_ERR_ARG when r > min(m, n) or no convergence. */
+lb_status lb__xq_svd_left(const double *A, int64_t m, int64_t n, int64_t r, float *U);
+
 /* ---- report */
 
 size_t lb__kv_head_bytes(const lb_kv *c, int64_t l, int64_t kvh);   /* pages held + position metadata */

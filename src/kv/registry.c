@@ -3,7 +3,7 @@
 #include "kv/kv.h"
 
 extern const lb__kv_policy lb__kv_policy_f32, lb__kv_policy_f16, lb__kv_policy_bf16, lb__kv_policy_kivi,
-    lb__kv_policy_fmt, lb__kv_policy_thinkv;
+    lb__kv_policy_fmt, lb__kv_policy_thinkv, lb__kv_policy_xquant;
 /* eviction policies (src/kv/evict_<name>.c, docs/kv-eviction.md) */
 extern const lb__kv_policy lb__kv_evict_random, lb__kv_evict_streaming, lb__kv_evict_knorm, lb__kv_evict_snapkv,
     lb__kv_evict_tova, lb__kv_evict_observed, lb__kv_evict_keydiff, lb__kv_evict_paged, lb__kv_evict_expected;
@@ -15,6 +15,7 @@ static const lb__kv_policy *const policies[] = {
     &lb__kv_policy_kivi,
     &lb__kv_policy_fmt,
     &lb__kv_policy_thinkv,
+    &lb__kv_policy_xquant,
     &lb__kv_evict_random,
     &lb__kv_evict_streaming,
     &lb__kv_evict_knorm,

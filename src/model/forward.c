@@ -8,6 +8,8 @@
  *   Qwen3: q, k = per-head RMSNorm(q) * q_norm, RMSNorm(k) * k_norm
  *   q, k = RoPE(q, k, position)  (interleaved pairs or rotate-half)
  *   cache.append(k, v);  a = cache.attend(q): softmax(q K^T / sqrt(hd)) V  (causal, GQA)
+ *   (XQuant: cache.append_x(h) instead, and the cache rematerializes every
+ *   held token's k, v from its stored h through kv_remat before attending)
  *   x  += Wo a
  *   x  += Wdown (silu(Wgate h2) * Wup h2),  h2 = RMSNorm(x) * ffn_norm
  * logits = Wout RMSNorm(x) * final_norm.
@@ -188,6 +190,16 @@ static lb_status create_wspace(lb_session *s)
     return st;
 }
 
+static void kv_remat(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k, float *v);
+
+/* XQuant rank=r: layer l's Wk rows then Wv rows as F32 (2 kv_dim x dim). */
+static lb_status kv_weights(void *user, int64_t l, float *wkv)
+{
+    const lb_session *s = user;
+    lb_status st = lb__weight_f32(&s->m->layers[l].wk, wkv);
+    return st ? st : lb__weight_f32(&s->m->layers[l].wv, wkv + s->kv_dim * s->dim);
+}
+
 /* The cache for the SPEC (NULL or "": f32); errors name the option "kv". */
 static lb_status create_kv(lb_session *s, const char *spec)
 {
@@ -197,7 +209,8 @@ static lb_status create_kv(lb_session *s, const char *spec)
     if (st) return st;
     lb__kv_shape sh = {c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, s->max_ctx, s->max_batch,
                        s->n_threads, s->inv_freq, c->rope_layout == LB_ROPE_INTERLEAVED};
-    return lb__kv_create(&sp, &sh, "kv", &s->kv);
+    lb__kv_remat rm = {c->dim, kv_remat, s, kv_weights};
+    return lb__kv_create_remat(&sp, &sh, &rm, "kv", &s->kv);
 }
 
 lb_status lb_session_create(const lb_model *m, const lb_session_opts *opts, lb_session **out)
@@ -289,18 +302,49 @@ static void rope_head(const lb_session *s, float *v, int64_t p)
     }
 }
 
+/* Biases, per-head k norm and RoPE at position p of one token's k, v
+ * (kv_dim each), as they are appended to the cache. */
+static void kv_finish(const lb_session *s, int64_t l, float *k, float *v, int64_t p)
+{
+    const lb_config *c = &s->m->cfg;
+    const layer_f32 *w = &s->lw[l];
+    if (w->bk)
+        for (int64_t i = 0; i < s->kv_dim; i++) { k[i] += w->bk[i]; v[i] += w->bv[i]; }
+    for (int64_t h = 0; h < c->n_kv_heads; h++) {
+        float *kh = k + h * s->hd;
+        if (w->k_norm) rmsnorm(s->k, kh, kh, w->k_norm, s->hd, c->norm_eps);
+        rope_head(s, kh, p);
+    }
+}
+
+/* XQuant (src/kv/xquant.c): keys and values of n rows of layer l's input x
+ * at positions pos, by the products and RoPE the engine appends with (each
+ * row's product is the canonical one whatever the batch: the same bits). */
+static void kv_remat(void *user, int64_t l, const float *x, int64_t n, const int32_t *pos, float *k, float *v)
+{
+    lb_session *s = user;
+    const lb_layer_weights *L = &s->m->layers[l];
+    const lb_weight *w[2] = {&L->wk, &L->wv};
+    int64_t ys[2] = {s->kv_dim, s->kv_dim};
+    for (int64_t i = 0; i < n; i += s->max_batch) {
+        int64_t B = lb__min64(s->max_batch, n - i);
+        float *y[2] = {k + i * s->kv_dim, v + i * s->kv_dim};
+        lb__linear_n(s->ws, s->pool, 2, w, x + i * s->dim, B, s->dim, y, ys);
+    }
+    for (int64_t t = 0; t < n; t++) kv_finish(s, l, k + t * s->kv_dim, v + t * s->kv_dim, pos[t]);
+}
+
 /* Biases, per-head q/k norm, RoPE for token t of the batch, then append k, v
- * to the cache of layer l (and the queries, when the cache keeps them). */
+ * to the cache of layer l (XQuant: the layer input instead; and the queries,
+ * when the cache keeps them). */
 static void qk_prepare(lb_session *s, int64_t l, int64_t t)
 {
     const lb_config *c = &s->m->cfg;
     const layer_f32 *w = &s->lw[l];
     float *q = s->q + t * s->q_dim, *k = s->kk + t * s->kv_dim, *v = s->vv + t * s->kv_dim;
     int64_t p = s->pos + t;
-    if (w->bq) {
+    if (w->bq)
         for (int64_t i = 0; i < s->q_dim; i++) q[i] += w->bq[i];
-        for (int64_t i = 0; i < s->kv_dim; i++) { k[i] += w->bk[i]; v[i] += w->bv[i]; }
-    }
     bool keep_q = lb__kv_wants_q(s->kv);
     for (int64_t h = 0; h < c->n_heads; h++) {
         float *qh = q + h * s->hd;
@@ -308,12 +352,12 @@ static void qk_prepare(lb_session *s, int64_t l, int64_t t)
         if (keep_q) memcpy(s->qpre + h * s->hd, qh, sizeof(float) * (size_t)s->hd);
         rope_head(s, qh, p);
     }
-    for (int64_t h = 0; h < c->n_kv_heads; h++) {
-        float *kh = k + h * s->hd;
-        if (w->k_norm) rmsnorm(s->k, kh, kh, w->k_norm, s->hd, c->norm_eps);
-        rope_head(s, kh, p);
+    if (lb__kv_wants_x(s->kv)) {
+        lb__kv_append_x(s->kv, l, p, s->h + t * s->dim);
+    } else {
+        kv_finish(s, l, k, v, p);
+        lb__kv_append(s->kv, l, p, k, v);
     }
-    lb__kv_append(s->kv, l, p, k, v);
     if (keep_q) lb__kv_observe_q(s->kv, l, p, s->qpre, q);
 }
 
@@ -344,6 +388,7 @@ static void attention(lb_session *s, int64_t l, int64_t B)
     int64_t nh = s->m->cfg.n_kv_heads, grp = s->m->cfg.n_heads / nh;
     if (lb__kv_batch_exact(s->kv)) {
         for (int64_t t = 0; t < B; t++) qk_prepare(s, l, t);
+        lb__kv_prepare(s->kv, l);   /* XQuant: K, V of the layer rematerialized once */
         attn_job j = {s, l, B, -1};
         /* ~32K multiply-adds per chunk at least: short decode steps stay on
          * the calling thread (no wake-up) */
@@ -353,6 +398,7 @@ static void attention(lb_session *s, int64_t l, int64_t B)
     }
     for (int64_t t = 0; t < B; t++) {
         qk_prepare(s, l, t);
+        lb__kv_prepare(s->kv, l);
         attn_job j = {s, l, B, t};
         int64_t work = (s->pos + t + 1) * s->hd * 2 * grp;
         lb_pool_for(s->pool, nh, lb__max64(1, ((int64_t)1 << 15) / lb__max64(1, work)), attn_task, &j);
@@ -392,7 +438,7 @@ static void layer(lb_session *s, int64_t l, int64_t B)
     const lb_weight *qkv[3] = {&L->wq, &L->wk, &L->wv};
     float *qkv_out[3] = {s->q, s->kk, s->vv};
     int64_t qkv_ys[3] = {s->q_dim, s->kv_dim, s->kv_dim};
-    mm_n(s, 3, qkv, s->h, B, d, qkv_out, qkv_ys);
+    mm_n(s, lb__kv_wants_x(s->kv) ? 1 : 3, qkv, s->h, B, d, qkv_out, qkv_ys);   /* XQuant: K, V come from X */
     attention(s, l, B);
     tap(s, l, LB_SITE_O, s->att, B, s->q_dim);
     mm(s, &L->wo, s->att, B, s->q_dim, s->h, d);
