@@ -629,6 +629,96 @@ static void test_engine(void)
     lb_model_free(m);
 }
 
+/* ---- Expected Attention on a real model's prompt against kvpress's
+ * statement (tests/ref/expected_model_ref.py: float64 forward, query
+ * statistics from the attention inputs through Wq, the model's own RoPE
+ * matrices averaged over 512 future positions). Scores must agree to 1e-3
+ * of the head's largest score, and the kept set at ratio 0.5 may differ
+ * only in tokens whose reference score is that close to the threshold. */
+static void expected_model_case(const char *py, const char *path)
+{
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    enum { N = 48 };
+    int64_t V = m->cfg.vocab_size, L = m->cfg.n_layers, H = m->cfg.n_kv_heads;
+    int32_t tok[N];
+    char cmd[4096], out[] = "/tmp/lb_expected_ref.XXXXXX";
+    int fd = mkstemp(out);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    int k = snprintf(cmd, sizeof cmd, "%s tests/ref/expected_model_ref.py '%s' %s", py, path, out);
+    for (int i = 0; i < N; i++) {
+        tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", tok[i]);
+    }
+    double *ref = malloc(sizeof(double) * (size_t)(L * H * N));
+    int rc = system(cmd);
+    FILE *f = rc == 0 ? fopen(out, "rb") : NULL;
+    size_t rd = f ? fread(ref, sizeof(double), (size_t)(L * H * N), f) : 0;
+    if (f) fclose(f);
+    remove(out);
+    CHECK(rd == (size_t)(L * H * N), "%s: reference failed (rc %d, %zu values)", path, rc, rd);
+    lb_session *s = NULL;
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, 256, 0, "expected:ratio=0.5"}, &s) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_forward(s, tok, N, NULL) == LB_OK, "%s", lb_errmsg());
+    lb_kv *c = lb__session_kv(s);
+    const lb__kv_spec *sp = lb__kv_spec_of(c);
+    const lb__kv_stage *st = &sp->st[sp->store == 0 ? 1 : 0];
+    float score[N];
+    int64_t idx[N], keep = lb__evict_nkeep(N, 0.5);
+    void *rank = malloc((size_t)lb__evict_rank_bytes(N));
+    double worst = 0;
+    int moved = 0;
+    for (int64_t l = 0; l < L && rd; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const double *r = ref + (l * H + h) * N;
+            CHECK(lb__kv_tokens(c, l, h) == N, "layer %lld head %lld holds %lld", (long long)l, (long long)h,
+                  (long long)lb__kv_tokens(c, l, h));
+            CHECK(st->pol->score(c, st, l, h, score) == LB_OK, "%s", lb_errmsg());
+            double mx = 0, sorted[N];
+            for (int j = 4; j < N; j++) mx = fmax(mx, r[j]);
+            for (int j = 0; j < N; j++) {
+                if (j < 4) { CHECK(isinf(score[j]) && score[j] > 0, "sink %d scored %g", j, score[j]); continue; }
+                worst = fmax(worst, fabs(score[j] - r[j]) / mx);
+            }
+            /* the threshold: the keep-th largest reference score */
+            memcpy(sorted, r, sizeof sorted);
+            for (int a = 0; a < N; a++)
+                for (int b = a + 1; b < N; b++)
+                    if (sorted[b] > sorted[a]) { double t = sorted[a]; sorted[a] = sorted[b]; sorted[b] = t; }
+            double thr = sorted[keep - 1];
+            lb__evict_topk(score, N, keep, idx, rank);
+            bool in[N] = {0};
+            for (int64_t i = 0; i < keep; i++) in[idx[i]] = true;
+            for (int j = 4; j < N; j++)
+                if (in[j] != (r[j] >= thr) && !(r[j] == thr)) {
+                    CHECK(fabs(r[j] - thr) <= 1e-3 * mx, "layer %lld head %lld token %d: kept %d, reference score "
+                          "%.6g vs threshold %.6g", (long long)l, (long long)h, j, in[j], r[j], thr);
+                    moved++;
+                }
+        }
+    CHECK(worst <= 1e-3, "%s: Expected Attention scores differ from kvpress's statement by %.3g of the head maximum",
+          path, worst);
+    printf("%s: expected attention vs NumPy (kvpress statement): max error %.2e of the head maximum, %d near-tie "
+           "swaps\n", path, worst, moved);
+    free(rank); free(ref);
+    lb_session_free(s);
+    lb_model_free(m);
+}
+
+static void test_expected_model(void)
+{
+    const char *py = test_find_python();
+    if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); NumPy reference comparison not run");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    expected_model_case(py, path);
+    snprintf(path, sizeof path, "%s/tinystories-656k", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    expected_model_case(py, path);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -639,5 +729,6 @@ int main(int argc, char **argv)
     RUN(test_cache_adakv);
     RUN(test_cache_decode);
     RUN(test_engine);
+    RUN(test_expected_model);
     return TEST_DONE();
 }
