@@ -719,6 +719,89 @@ static void test_expected_model(void)
     expected_model_case(py, path);
 }
 
+/* ---- lowbit eval kv's eviction measures (src/eval/kv_eval.c) on
+ * stories260K: the attention kept (1 when nothing is evicted, never above
+ * the oracle's, the layers' mean is the whole), and --decode: without a
+ * decode stage it changes nothing; with every=4 its KL divergence is the
+ * one of a session run here by hand (prefill, compress, one token at a
+ * time, each logit row against the f32 run's). */
+static double kl_rows(const float *p, const float *q, int64_t n, int64_t V)
+{
+    double tot = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *a = p + j * V, *b = q + j * V;
+        double ma = a[0], mb = b[0], sa = 0, sb = 0, kl = 0;
+        for (int64_t v = 1; v < V; v++) ma = fmax(ma, a[v]), mb = fmax(mb, b[v]);
+        for (int64_t v = 0; v < V; v++) sa += exp(a[v] - ma), sb += exp(b[v] - mb);
+        for (int64_t v = 0; v < V; v++) {
+            double la = a[v] - ma - log(sa), lq = b[v] - mb - log(sb);
+            kl += exp(la) * (la - lq);
+        }
+        tot += kl;
+    }
+    return tot / (double)n;
+}
+
+static void test_eval_protocol(void)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    enum { CTX = 64, CONT = 16, NT = CTX + CONT + 1 };
+    int64_t V = m->cfg.vocab_size, L = m->cfg.n_layers;
+    int32_t tok[NT];
+    for (int i = 0; i < NT; i++) tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+    const char *specs[] = {"f32", "snapkv:ratio=0", "streaming:ratio=0.5", "snapkv:ratio=0.5", "random:ratio=0.75",
+                           "snapkv:every=4,target=32"};
+    enum { NS = 6 };
+    lb_kv_eval_row r[NS], d[NS];
+    lb_kv_eval_opts o = {.ctx = CTX, .cont = CONT, .n_threads = 1, .bos = 1, .specs = specs, .n_specs = NS};
+    REQUIRE(lb_eval_kv(m, tok, NT, &o, r) == LB_OK, "%s", lb_errmsg());
+    o.decode = 1;
+    REQUIRE(lb_eval_kv(m, tok, NT, &o, d) == LB_OK, "%s", lb_errmsg());
+    for (int i = 0; i < NS; i++) {
+        double lm = 0, om = 0;
+        for (int64_t l = 0; l < L; l++) {
+            CHECK(r[i].attn_kept_layer[l] <= r[i].attn_oracle_layer[l] + 1e-12, "%s layer %lld: kept %g > oracle %g",
+                  specs[i], (long long)l, r[i].attn_kept_layer[l], r[i].attn_oracle_layer[l]);
+            lm += r[i].attn_kept_layer[l] / (double)L;
+            om += r[i].attn_oracle_layer[l] / (double)L;
+        }
+        CHECK(fabs(lm - r[i].attn_kept) < 1e-12 && fabs(om - r[i].attn_oracle) < 1e-12, "%s: layers' mean %g / %g vs "
+              "%g / %g", specs[i], lm, om, r[i].attn_kept, r[i].attn_oracle);
+        if (i < 2)
+            CHECK(fabs(r[i].attn_kept - 1) < 1e-12 && fabs(r[i].attn_oracle - 1) < 1e-12 && r[i].kld == 0, "%s: attention kept %g, oracle %g, "
+                  "KL %g", specs[i], r[i].attn_kept, r[i].attn_oracle, r[i].kld);
+        else
+            CHECK(r[i].attn_kept < 1 && r[i].attn_oracle < 1 && r[i].attn_oracle > 0.25, "%s: kept %g oracle %g",
+                  specs[i], r[i].attn_kept, r[i].attn_oracle);
+        if (i < NS - 1)
+            CHECK(fabs(d[i].kld - r[i].kld) <= 1e-9 * fmax(r[i].kld, 1e-3), "%s: --decode changed KL %g -> %g",
+                  specs[i], r[i].kld, d[i].kld);
+    }
+    CHECK(fabs(d[NS - 1].kld - r[NS - 1].kld) > 1e-6, "%s: --decode gives the batch's KL %g", specs[NS - 1], r[NS - 1].kld);
+    /* the decode row by hand */
+    float *base = malloc(sizeof(float) * (size_t)(CONT * V)), *lg = malloc(sizeof(float) * (size_t)(CONT * V));
+    lb_session *s = NULL;
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, CTX + CONT, 0, "f32"}, &s) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_forward(s, tok, CTX, NULL) == LB_OK && lb_forward_all(s, tok + CTX, CONT, base) == LB_OK, "%s", lb_errmsg());
+    lb_session_free(s);
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, CTX + CONT, 0, specs[NS - 1]}, &s) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_forward(s, tok, CTX, NULL) == LB_OK && lb_session_kv_compress(s) == LB_OK, "%s", lb_errmsg());
+    for (int j = 0; j < CONT; j++) CHECK(lb_forward(s, tok + CTX + j, 1, lg + j * V) == LB_OK, "%s", lb_errmsg());
+    lb_kv_stats ks;
+    lb_session_kv_stats(s, &ks);
+    lb_session_free(s);
+    double want = kl_rows(base, lg, CONT, V);
+    CHECK(fabs(d[NS - 1].kld - want) <= 1e-6 * want, "%s --decode: KL %.9g, by hand %.9g", specs[NS - 1],
+          d[NS - 1].kld, want);
+    CHECK(ks.tokens <= L * m->cfg.n_kv_heads * (32 + 4), "by hand: %lld tokens held", (long long)ks.tokens);
+    free(base); free(lg);
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -730,5 +813,6 @@ int main(int argc, char **argv)
     RUN(test_cache_decode);
     RUN(test_engine);
     RUN(test_expected_model);
+    RUN(test_eval_protocol);
     return TEST_DONE();
 }
