@@ -50,38 +50,64 @@ def capture_attention_inputs(model, tokens):
     return [seen[i] for i in range(len(layers))]
 
 
+def mean_rotation(cfg, start, future):
+    """mean over t in [start, start + future) of the model's RoPE matrix R_t
+    (model_ref.rope applied to the basis vectors)."""
+    d = cfg["hd"]
+    basis = np.tile(np.eye(d)[None, :, :], (start + future, 1, 1))   # [t, i, :] = e_i
+    rot = model_ref.rope(basis, cfg, start + future)                # [t, i, :] = R_t e_i
+    return rot[start:].transpose(0, 2, 1).mean(axis=0)
+
+
+def expected_scores(cfg, L, h, n, future=N_FUTURE, parts=None):
+    """kvpress's scores [n_kv, n] of the first n tokens of layer L, whose
+    attention inputs are h (rows 0..n-1 used: the prompt). parts, when a
+    dict, receives the two logit terms z_mean and z_cov [n_kv, G, n-sink]."""
+    d, H, KV = cfg["hd"], cfg["n_heads"], cfg["n_kv"]
+    G = H // KV
+    Rbar = mean_rotation(cfg, n, future)
+    h = h[:n]
+    k = model_ref.rope((h @ L["wk"].T).reshape(n, KV, d), cfg, n)
+    v = (h @ L["wv"].T).reshape(n, KV, d)
+    hs = h[N_SINK:]
+    mh = hs.mean(axis=0)
+    ch = (hs - mh).T @ (hs - mh) / hs.shape[0]
+    res = np.empty((KV, n))
+    if parts is not None:
+        parts["z_mean"] = np.empty((KV, G, n - N_SINK))
+        parts["z_cov"] = np.empty((KV, G, n - N_SINK))
+    for kvh in range(KV):
+        acc = np.zeros(n - N_SINK)
+        K = k[N_SINK:, kvh]
+        for g in range(G):
+            Wq = L["wq"][(kvh * G + g) * d:(kvh * G + g + 1) * d]
+            mu = Rbar @ (Wq @ mh)
+            S = Rbar @ (Wq @ ch @ Wq.T) @ Rbar.T
+            z1 = K @ mu / np.sqrt(d)
+            z2 = 0.5 * np.einsum("ji,ik,jk->j", K, S, K) / d
+            if parts is not None:
+                parts["z_mean"][kvh, g], parts["z_cov"][kvh, g] = z1, z2
+            z = z1 + z2
+            e = np.exp(z - z.max())
+            acc += e / e.sum()
+        res[kvh, :N_SINK] = np.inf
+        res[kvh, N_SINK:] = acc / G * np.linalg.norm(v[N_SINK:, kvh], axis=1)
+    return res
+
+
+def load(path):
+    return model_ref.load_hf(path) if os.path.isdir(path) else model_ref.load_llama2c(path)
+
+
 def main():
     if len(sys.argv) < 4:
         sys.stderr.write(__doc__)
         return 2
     path, out, tokens = sys.argv[1], sys.argv[2], [int(t) for t in sys.argv[3:]]
-    model = model_ref.load_hf(path) if os.path.isdir(path) else model_ref.load_llama2c(path)
+    model = load(path)
     cfg, _, layers, _, _ = model
-    n, d, H, KV = len(tokens), cfg["hd"], cfg["n_heads"], cfg["n_kv"]
-    G = H // KV
-    # R_t = model's rotation at position t: rope of the basis vectors
-    basis = np.tile(np.eye(d)[None, :, :], (n + N_FUTURE, 1, 1))   # [t, i, :] = e_i
-    rot = model_ref.rope(basis, cfg, n + N_FUTURE)                  # [t, i, :] = R_t e_i
-    Rbar = rot[n:].transpose(0, 2, 1).mean(axis=0)                  # mean_t R_t
-    res = np.empty((len(layers), KV, n))
-    for li, (L, h) in enumerate(zip(layers, capture_attention_inputs(model, tokens))):
-        k = model_ref.rope((h @ L["wk"].T).reshape(n, KV, d), cfg, n)
-        v = (h @ L["wv"].T).reshape(n, KV, d)
-        hs = h[N_SINK:]
-        mh = hs.mean(axis=0)
-        ch = (hs - mh).T @ (hs - mh) / hs.shape[0]
-        for kvh in range(KV):
-            acc = np.zeros(n - N_SINK)
-            K = k[N_SINK:, kvh]
-            for g in range(G):
-                Wq = L["wq"][(kvh * G + g) * d:(kvh * G + g + 1) * d]
-                mu = Rbar @ (Wq @ mh)
-                S = Rbar @ (Wq @ ch @ Wq.T) @ Rbar.T
-                z = K @ mu / np.sqrt(d) + 0.5 * np.einsum("ji,ik,jk->j", K, S, K) / d
-                e = np.exp(z - z.max())
-                acc += e / e.sum()
-            res[li, kvh, :N_SINK] = np.inf
-            res[li, kvh, N_SINK:] = acc / G * np.linalg.norm(v[N_SINK:, kvh], axis=1)
+    n = len(tokens)
+    res = np.stack([expected_scores(cfg, L, h, n) for L, h in zip(layers, capture_attention_inputs(model, tokens))])
     res.astype("<f8").tofile(out)
     return 0
 
