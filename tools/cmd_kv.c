@@ -145,20 +145,19 @@ static void print_rows(const evkv_opts *o, const lb_kv_eval_row *r, int n, int64
         for (int i = 0; i < n; i++) {
             printf("%s\n  {\"spec\": \"%s\", \"chunks\": %lld, \"n\": %lld, \"kld\": %.8g, \"kld_err\": %.4g, "
                    "\"kld_max\": %.6g, \"top1\": %.6f, \"ppl\": %.6f, \"ppl_f32\": %.6f, \"bytes_per_token\": %.3f, "
-                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f, "
-                   "\"k_qsnr_db\": %.3f, \"v_qsnr_db\": %.3f",
+                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f, ",
                    i ? "," : "", r[i].spec, (long long)r[i].n_chunks, (long long)r[i].n, r[i].kld, r[i].kld_err,
                    r[i].kld_max, r[i].top1, r[i].ppl, r[i].ppl_f32, r[i].bytes_per_token, r[i].bytes_per_token_end,
-                   r[i].f32_bytes_per_token, r[i].tokens_held, isinf(r[i].k_qsnr) ? 999.0 : r[i].k_qsnr,
-                   isinf(r[i].v_qsnr) ? 999.0 : r[i].v_qsnr);
-            printf(", \"qsnr_held\": %s, \"attn_kept\": %.6f, \"attn_oracle\": %.6f, \"attn_kept_layer\": [",
-                   r[i].qsnr_held ? "true" : "false", r[i].attn_kept, r[i].attn_oracle);
+                   r[i].f32_bytes_per_token, r[i].tokens_held);
+            printf("\"attn_kept\": %.6f, \"attn_oracle\": %.6f, \"attn_kept_layer\": [", r[i].attn_kept,
+                   r[i].attn_oracle);
             for (int l = 0; l < LB_KV_EVAL_LAYERS && l < n_layers; l++)
                 printf("%s%.6f", l ? ", " : "", r[i].attn_kept_layer[l]);
             printf("], \"attn_oracle_layer\": [");
             for (int l = 0; l < LB_KV_EVAL_LAYERS && l < n_layers; l++)
                 printf("%s%.6f", l ? ", " : "", r[i].attn_oracle_layer[l]);
-            printf("]}");
+            printf("], \"qsnr_held\": %s, \"k_qsnr_db\": %.3f, \"v_qsnr_db\": %.3f}", r[i].qsnr_held ? "true" : "false",
+                   isinf(r[i].k_qsnr) ? 999.0 : r[i].k_qsnr, isinf(r[i].v_qsnr) ? 999.0 : r[i].v_qsnr);
         }
         printf("\n]}\n");
         return;
