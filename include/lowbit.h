@@ -432,7 +432,12 @@ typedef struct lb_kv_eval_opts {
     int n_specs;
     lb_progress_fn progress;
     void *progress_user;
+    /* issue 11 (kvq): 1 feeds the continuation one token at a time, so
+     * decode-time stages (every=N, paged:decode=1) act between the scored
+     * positions; 0: one teacher-forced batch (decode stages act after it) */
+    int decode;
 } lb_kv_eval_opts;
+#define LB_KV_EVAL_LAYERS 16   /* layers with their own attn_kept_layer entry */
 typedef struct lb_kv_eval_row {
     char spec[256];            /* full form */
     int64_t n_chunks, n;       /* positions compared */
@@ -444,6 +449,13 @@ typedef struct lb_kv_eval_row {
     double tokens_held;        /* fraction of (layer, head, token) entries kept after compression */
     double k_qsnr, v_qsnr;     /* dB, 10 log10(sum x^2 / sum (x^ - x)^2) over the f32 cache's keys / values
                                   of the context stored by this SPEC's storage stage alone (+inf: exact) */
+    /* issue 11 (kvq) */
+    int qsnr_held;             /* 1: the storage quantizes at compression (thinkv): the QSNR is over the tokens
+                                  the SPEC holds after it, each in its format, against the f32 run's */
+    double attn_kept;          /* the f32 run's continuation queries: fraction of their attention to the context
+                                  that falls on the tokens held after compression (mean over layers, kv heads) */
+    double attn_oracle;        /* the same for the best tokens, as many per head as held (the oracle top set) */
+    double attn_kept_layer[LB_KV_EVAL_LAYERS], attn_oracle_layer[LB_KV_EVAL_LAYERS]; /* per layer (< 16) */
 } lb_kv_eval_row;
 /* rows: n_specs entries, filled in the order of specs. */
 lb_status lb_eval_kv(const lb_model *m, const int32_t *tokens, int64_t n, const lb_kv_eval_opts *o,

@@ -629,6 +629,179 @@ static void test_engine(void)
     lb_model_free(m);
 }
 
+/* ---- Expected Attention on a real model's prompt against kvpress's
+ * statement (tests/ref/expected_model_ref.py: float64 forward, query
+ * statistics from the attention inputs through Wq, the model's own RoPE
+ * matrices averaged over 512 future positions). Scores must agree to 1e-3
+ * of the head's largest score, and the kept set at ratio 0.5 may differ
+ * only in tokens whose reference score is that close to the threshold. */
+static void expected_model_case(const char *py, const char *path)
+{
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    enum { N = 48 };
+    int64_t V = m->cfg.vocab_size, L = m->cfg.n_layers, H = m->cfg.n_kv_heads;
+    int32_t tok[N];
+    char cmd[4096], out[] = "/tmp/lb_expected_ref.XXXXXX";
+    int fd = mkstemp(out);
+    REQUIRE(fd >= 0, "mkstemp");
+    close(fd);
+    int k = snprintf(cmd, sizeof cmd, "%s tests/ref/expected_model_ref.py '%s' %s", py, path, out);
+    for (int i = 0; i < N; i++) {
+        tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+        k += snprintf(cmd + k, sizeof cmd - (size_t)k, " %d", tok[i]);
+    }
+    double *ref = malloc(sizeof(double) * (size_t)(L * H * N));
+    int rc = system(cmd);
+    FILE *f = rc == 0 ? fopen(out, "rb") : NULL;
+    size_t rd = f ? fread(ref, sizeof(double), (size_t)(L * H * N), f) : 0;
+    if (f) fclose(f);
+    remove(out);
+    CHECK(rd == (size_t)(L * H * N), "%s: reference failed (rc %d, %zu values)", path, rc, rd);
+    lb_session *s = NULL;
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, 256, 0, "expected:ratio=0.5"}, &s) == LB_OK, "%s", lb_errmsg());
+    REQUIRE(lb_forward(s, tok, N, NULL) == LB_OK, "%s", lb_errmsg());
+    lb_kv *c = lb__session_kv(s);
+    const lb__kv_spec *sp = lb__kv_spec_of(c);
+    const lb__kv_stage *st = &sp->st[sp->store == 0 ? 1 : 0];
+    float score[N];
+    int64_t idx[N], keep = lb__evict_nkeep(N, 0.5);
+    void *rank = malloc((size_t)lb__evict_rank_bytes(N));
+    double worst = 0;
+    int moved = 0;
+    for (int64_t l = 0; l < L && rd; l++)
+        for (int64_t h = 0; h < H; h++) {
+            const double *r = ref + (l * H + h) * N;
+            CHECK(lb__kv_tokens(c, l, h) == N, "layer %lld head %lld holds %lld", (long long)l, (long long)h,
+                  (long long)lb__kv_tokens(c, l, h));
+            CHECK(st->pol->score(c, st, l, h, score) == LB_OK, "%s", lb_errmsg());
+            double mx = 0, sorted[N];
+            for (int j = 4; j < N; j++) mx = fmax(mx, r[j]);
+            for (int j = 0; j < N; j++) {
+                if (j < 4) { CHECK(isinf(score[j]) && score[j] > 0, "sink %d scored %g", j, score[j]); continue; }
+                worst = fmax(worst, fabs(score[j] - r[j]) / mx);
+            }
+            /* the threshold: the keep-th largest reference score */
+            memcpy(sorted, r, sizeof sorted);
+            for (int a = 0; a < N; a++)
+                for (int b = a + 1; b < N; b++)
+                    if (sorted[b] > sorted[a]) { double t = sorted[a]; sorted[a] = sorted[b]; sorted[b] = t; }
+            double thr = sorted[keep - 1];
+            lb__evict_topk(score, N, keep, idx, rank);
+            bool in[N] = {0};
+            for (int64_t i = 0; i < keep; i++) in[idx[i]] = true;
+            for (int j = 4; j < N; j++)
+                if (in[j] != (r[j] >= thr) && !(r[j] == thr)) {
+                    CHECK(fabs(r[j] - thr) <= 1e-3 * mx, "layer %lld head %lld token %d: kept %d, reference score "
+                          "%.6g vs threshold %.6g", (long long)l, (long long)h, j, in[j], r[j], thr);
+                    moved++;
+                }
+        }
+    CHECK(worst <= 1e-3, "%s: Expected Attention scores differ from kvpress's statement by %.3g of the head maximum",
+          path, worst);
+    printf("%s: expected attention vs NumPy (kvpress statement): max error %.2e of the head maximum, %d near-tie "
+           "swaps\n", path, worst, moved);
+    free(rank); free(ref);
+    lb_session_free(s);
+    lb_model_free(m);
+}
+
+static void test_expected_model(void)
+{
+    const char *py = test_find_python();
+    if (!py) SKIP("python3 with numpy not found (set LOWBIT_PYTHON); NumPy reference comparison not run");
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    expected_model_case(py, path);
+    snprintf(path, sizeof path, "%s/tinystories-656k", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    expected_model_case(py, path);
+}
+
+/* ---- lowbit eval kv's eviction measures (src/eval/kv_eval.c) on
+ * stories260K: the attention kept (1 when nothing is evicted, never above
+ * the oracle's, the layers' mean is the whole), and --decode: without a
+ * decode stage it changes nothing; with every=4 its KL divergence is the
+ * one of a session run here by hand (prefill, compress, one token at a
+ * time, each logit row against the f32 run's). */
+static double kl_rows(const float *p, const float *q, int64_t n, int64_t V)
+{
+    double tot = 0;
+    for (int64_t j = 0; j < n; j++) {
+        const float *a = p + j * V, *b = q + j * V;
+        double ma = a[0], mb = b[0], sa = 0, sb = 0, kl = 0;
+        for (int64_t v = 1; v < V; v++) ma = fmax(ma, a[v]), mb = fmax(mb, b[v]);
+        for (int64_t v = 0; v < V; v++) sa += exp(a[v] - ma), sb += exp(b[v] - mb);
+        for (int64_t v = 0; v < V; v++) {
+            double la = a[v] - ma - log(sa), lq = b[v] - mb - log(sb);
+            kl += exp(la) * (la - lq);
+        }
+        tot += kl;
+    }
+    return tot / (double)n;
+}
+
+static void test_eval_protocol(void)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.bin", test_models_dir());
+    if (!test_file_exists(path)) SKIP("%s absent", path);
+    lb_model *m;
+    REQUIRE(lb_model_load(path, &m) == LB_OK, "%s", lb_errmsg());
+    enum { CTX = 64, CONT = 16, NT = CTX + CONT + 1 };
+    int64_t V = m->cfg.vocab_size, L = m->cfg.n_layers;
+    int32_t tok[NT];
+    for (int i = 0; i < NT; i++) tok[i] = i == 0 ? 1 : (int32_t)(lb_rng_u64(&rng) % (uint64_t)V);
+    const char *specs[] = {"f32", "snapkv:ratio=0", "streaming:ratio=0.5", "snapkv:ratio=0.5", "random:ratio=0.75",
+                           "snapkv:every=4,target=32"};
+    enum { NS = 6 };
+    lb_kv_eval_row r[NS], d[NS];
+    lb_kv_eval_opts o = {.ctx = CTX, .cont = CONT, .n_threads = 1, .bos = 1, .specs = specs, .n_specs = NS};
+    REQUIRE(lb_eval_kv(m, tok, NT, &o, r) == LB_OK, "%s", lb_errmsg());
+    o.decode = 1;
+    REQUIRE(lb_eval_kv(m, tok, NT, &o, d) == LB_OK, "%s", lb_errmsg());
+    for (int i = 0; i < NS; i++) {
+        double lm = 0, om = 0;
+        for (int64_t l = 0; l < L; l++) {
+            CHECK(r[i].attn_kept_layer[l] <= r[i].attn_oracle_layer[l] + 1e-12, "%s layer %lld: kept %g > oracle %g",
+                  specs[i], (long long)l, r[i].attn_kept_layer[l], r[i].attn_oracle_layer[l]);
+            lm += r[i].attn_kept_layer[l] / (double)L;
+            om += r[i].attn_oracle_layer[l] / (double)L;
+        }
+        CHECK(fabs(lm - r[i].attn_kept) < 1e-12 && fabs(om - r[i].attn_oracle) < 1e-12, "%s: layers' mean %g / %g vs "
+              "%g / %g", specs[i], lm, om, r[i].attn_kept, r[i].attn_oracle);
+        if (i < 2)
+            CHECK(fabs(r[i].attn_kept - 1) < 1e-12 && fabs(r[i].attn_oracle - 1) < 1e-12 && r[i].kld == 0, "%s: attention kept %g, oracle %g, "
+                  "KL %g", specs[i], r[i].attn_kept, r[i].attn_oracle, r[i].kld);
+        else
+            CHECK(r[i].attn_kept < 1 && r[i].attn_oracle < 1 && r[i].attn_oracle > 0.25, "%s: kept %g oracle %g",
+                  specs[i], r[i].attn_kept, r[i].attn_oracle);
+        if (i < NS - 1)
+            CHECK(fabs(d[i].kld - r[i].kld) <= 1e-9 * fmax(r[i].kld, 1e-3), "%s: --decode changed KL %g -> %g",
+                  specs[i], r[i].kld, d[i].kld);
+    }
+    CHECK(fabs(d[NS - 1].kld - r[NS - 1].kld) > 1e-6, "%s: --decode gives the batch's KL %g", specs[NS - 1], r[NS - 1].kld);
+    /* the decode row by hand */
+    float *base = malloc(sizeof(float) * (size_t)(CONT * V)), *lg = malloc(sizeof(float) * (size_t)(CONT * V));
+    lb_session *s = NULL;
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, CTX + CONT, 0, "f32"}, &s) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_forward(s, tok, CTX, NULL) == LB_OK && lb_forward_all(s, tok + CTX, CONT, base) == LB_OK, "%s", lb_errmsg());
+    lb_session_free(s);
+    REQUIRE(lb_session_create(m, &(lb_session_opts){1, CTX + CONT, 0, specs[NS - 1]}, &s) == LB_OK, "%s", lb_errmsg());
+    CHECK(lb_forward(s, tok, CTX, NULL) == LB_OK && lb_session_kv_compress(s) == LB_OK, "%s", lb_errmsg());
+    for (int j = 0; j < CONT; j++) CHECK(lb_forward(s, tok + CTX + j, 1, lg + j * V) == LB_OK, "%s", lb_errmsg());
+    lb_kv_stats ks;
+    lb_session_kv_stats(s, &ks);
+    lb_session_free(s);
+    double want = kl_rows(base, lg, CONT, V);
+    CHECK(fabs(d[NS - 1].kld - want) <= 1e-6 * want, "%s --decode: KL %.9g, by hand %.9g", specs[NS - 1],
+          d[NS - 1].kld, want);
+    CHECK(ks.tokens <= L * m->cfg.n_kv_heads * (32 + 4), "by hand: %lld tokens held", (long long)ks.tokens);
+    free(base); free(lg);
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -639,5 +812,7 @@ int main(int argc, char **argv)
     RUN(test_cache_adakv);
     RUN(test_cache_decode);
     RUN(test_engine);
+    RUN(test_expected_model);
+    RUN(test_eval_protocol);
     return TEST_DONE();
 }

@@ -300,6 +300,47 @@ static void test_engine(void)
     unbuild(&t);
 }
 
+/* lowbit eval kv's QSNR of a thinkv cache: over the tokens it holds after
+ * the compression, each in its format (it read +inf before). With frac=1
+ * every held token is an int8_ch row, so the K and V QSNR must equal those
+ * of fmt:format=int8_ch, measured by the other path (the f32 cache's keys
+ * stored by the storage stage alone): the same rows through the same
+ * quantizer. frac=0 (all low tier) must be worse than the default, which
+ * must be worse than frac=1. */
+static void test_eval_qsnr(void)
+{
+    lb_rng_seed(&rng, TEST_SEED + 1);
+    tmodel t;
+    lb_dtype dt;
+    lb_config c = variant(0, &dt);
+    c.n_kv_heads = 2;
+    c.head_dim = 16;
+    c.dim = 32;
+    c.max_seq = 64;
+    build(&t, c, LB_DTYPE_F32);
+    int64_t ctx = 40, cont = 8, n = 2 * (ctx + cont + 1);
+    int32_t tok[98];
+    for (int64_t i = 0; i < n; i++) tok[i] = (int32_t)(lb_rng_u64(&rng) % (uint64_t)c.vocab_size);
+    const char *specs[] = {"thinkv:page=8,frac=1", "fmt:format=int8_ch,page=8", "thinkv:page=8,frac=0",
+                           "thinkv:page=8", "snapkv:ratio=0.5+thinkv:page=8"};
+    lb_kv_eval_row r[5];
+    lb_kv_eval_opts o = {.ctx = ctx, .cont = cont, .n_threads = 1, .bos = 1, .specs = specs, .n_specs = 5};
+    REQUIRE(lb_eval_kv(&t.m, tok, n, &o, r) == LB_OK, "%s", lb_errmsg());
+    for (int i = 0; i < 5; i++) {
+        CHECK(r[i].qsnr_held == (i != 1), "%s: qsnr_held %d", specs[i], r[i].qsnr_held);
+        CHECK(isfinite(r[i].k_qsnr) && isfinite(r[i].v_qsnr) && r[i].k_qsnr > 0 && r[i].v_qsnr > 0,
+              "%s: QSNR %g / %g dB", specs[i], r[i].k_qsnr, r[i].v_qsnr);
+    }
+    CHECK(fabs(r[0].k_qsnr - r[1].k_qsnr) < 1e-6 && fabs(r[0].v_qsnr - r[1].v_qsnr) < 1e-6,
+          "thinkv frac=1 QSNR %.6f / %.6f dB, fmt int8_ch %.6f / %.6f", r[0].k_qsnr, r[0].v_qsnr, r[1].k_qsnr,
+          r[1].v_qsnr);
+    CHECK(r[2].k_qsnr < r[3].k_qsnr && r[3].k_qsnr < r[0].k_qsnr && r[2].v_qsnr < r[3].v_qsnr &&
+          r[3].v_qsnr < r[0].v_qsnr, "QSNR not ordered by frac: K %g %g %g, V %g %g %g", r[2].k_qsnr, r[3].k_qsnr,
+          r[0].k_qsnr, r[2].v_qsnr, r[3].v_qsnr, r[0].v_qsnr);
+    CHECK(fabs(r[4].tokens_held - 0.5) < 0.05, "snapkv+thinkv holds %g", r[4].tokens_held);
+    unbuild(&t);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -307,5 +348,6 @@ int main(int argc, char **argv)
     RUN(test_tiers);
     RUN(test_bad_spec);
     RUN(test_engine);
+    RUN(test_eval_qsnr);
     return TEST_DONE();
 }

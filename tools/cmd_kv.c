@@ -71,20 +71,26 @@ typedef struct evkv_opts {
     const char *kv[MAX_SPECS];
     int n_kv;
     int64_t ctx, cont, chunks, threads;
-    bool json, force;
+    bool json, force, decode;
 } evkv_opts;
 
 static int evkv_help(void)
 {
     printf("usage: lowbit eval kv --model M --text FILE [--tokenizer T] (--kv SPEC)... [--sweep 'SPEC;SPEC;...']\n"
-           "                      [--ctx C] [--cont N] [--chunks K] [--threads K] [--json] [--svg F [--force]]\n"
+           "                      [--ctx C] [--cont N] [--chunks K] [--decode] [--threads K] [--json] [--svg F [--force]]\n"
            "For each chunk of C + N + 1 tokens of the text (first token replaced by BOS): prefill C tokens,\n"
            "compress the cache (the SPEC's eviction stages), then run the next N tokens teacher-forced; the N\n"
            "positions are compared with the same run on the f32 cache. Reports per SPEC: mean KL divergence\n"
            "(+- its standard error) and maximum, top-1 agreement, the continuation's perplexity (and f32's), KV\n"
            "bytes per token after compression (the cache's own accounting over the C positions; f32 for\n"
            "comparison), at the chunk's end, the fraction of entries kept, and the QSNR (dB) of keys and values:\n"
-           "the f32 cache's context stored by the SPEC's storage stage alone (999 in JSON: exact). Markdown, or --json.\n"
+           "the f32 cache's context stored by the SPEC's storage stage alone (999 in JSON: exact; a storage that\n"
+           "quantizes when compressed, thinkv: the tokens its run holds after compression, each in its format,\n"
+           "marked *), and the attention kept: the fraction of the f32 continuation queries' attention to the\n"
+           "context that falls on the tokens held after compression, beside the oracle's (the best as many\n"
+           "tokens per head; per layer in --json). Markdown, or --json.\n"
+           "  --decode: feed the N tokens one at a time (the f32 run too), so decode-time compression (every=N,\n"
+           "  paged:decode=1) acts between the scored positions; without it they are one batch.\n"
            "  Defaults: C 384, N 64 (fit 512-token models), 8 chunks (--chunks 0: all). --kv repeats; --sweep\n"
            "  takes a ';'-separated list. SPEC syntax: docs/kv.md, lowbit kv --list.\n"
            "  --svg F: KL divergence (log scale) vs bytes per token, one curve per SPEC family (the SPEC without\n"
@@ -100,7 +106,7 @@ static int evkv_parse(int argc, char **argv, evkv_opts *o)
         CLI_O_MULTI("--kv", o->kv, MAX_SPECS, &o->n_kv), CLI_O_STR("--sweep", &o->sweep),
         CLI_O_INT("--ctx", &o->ctx, 1, INT64_C(1) << 24), CLI_O_INT("--cont", &o->cont, 1, INT64_C(1) << 24),
         CLI_O_INT("--chunks", &o->chunks, 0, INT32_MAX), CLI_THREADS(&o->threads), CLI_O_FLAG("--json", &o->json),
-        CLI_O_PATH("--svg", &o->svg), CLI_O_FLAG("--force", &o->force), {0}};
+        CLI_O_FLAG("--decode", &o->decode), CLI_O_PATH("--svg", &o->svg), CLI_O_FLAG("--force", &o->force), {0}};
     int rc = cli_parse("eval kv", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return evkv_help(), -1;
     if (rc) return rc;
@@ -131,33 +137,49 @@ static int collect_specs(evkv_opts *o, char **sweep_copy)
     return 0;
 }
 
-static void print_rows(const evkv_opts *o, const lb_kv_eval_row *r, int n, int64_t ctx, int64_t cont)
+static void print_rows(const evkv_opts *o, const lb_kv_eval_row *r, int n, int64_t ctx, int64_t cont, int64_t n_layers)
 {
     if (o->json) {
-        printf("{\"model\": \"%s\", \"text\": \"%s\", \"ctx\": %lld, \"cont\": %lld, \"results\": [", o->model, o->text,
-               (long long)ctx, (long long)cont);
-        for (int i = 0; i < n; i++)
+        printf("{\"model\": \"%s\", \"text\": \"%s\", \"ctx\": %lld, \"cont\": %lld, \"decode\": %s, \"results\": [",
+               o->model, o->text, (long long)ctx, (long long)cont, o->decode ? "true" : "false");
+        for (int i = 0; i < n; i++) {
             printf("%s\n  {\"spec\": \"%s\", \"chunks\": %lld, \"n\": %lld, \"kld\": %.8g, \"kld_err\": %.4g, "
                    "\"kld_max\": %.6g, \"top1\": %.6f, \"ppl\": %.6f, \"ppl_f32\": %.6f, \"bytes_per_token\": %.3f, "
-                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f, "
-                   "\"k_qsnr_db\": %.3f, \"v_qsnr_db\": %.3f}",
+                   "\"bytes_per_token_end\": %.3f, \"f32_bytes_per_token\": %.3f, \"tokens_held\": %.6f, ",
                    i ? "," : "", r[i].spec, (long long)r[i].n_chunks, (long long)r[i].n, r[i].kld, r[i].kld_err,
                    r[i].kld_max, r[i].top1, r[i].ppl, r[i].ppl_f32, r[i].bytes_per_token, r[i].bytes_per_token_end,
-                   r[i].f32_bytes_per_token, r[i].tokens_held, isinf(r[i].k_qsnr) ? 999.0 : r[i].k_qsnr,
-                   isinf(r[i].v_qsnr) ? 999.0 : r[i].v_qsnr);
+                   r[i].f32_bytes_per_token, r[i].tokens_held);
+            printf("\"attn_kept\": %.6f, \"attn_oracle\": %.6f, \"attn_kept_layer\": [", r[i].attn_kept,
+                   r[i].attn_oracle);
+            for (int l = 0; l < LB_KV_EVAL_LAYERS && l < n_layers; l++)
+                printf("%s%.6f", l ? ", " : "", r[i].attn_kept_layer[l]);
+            printf("], \"attn_oracle_layer\": [");
+            for (int l = 0; l < LB_KV_EVAL_LAYERS && l < n_layers; l++)
+                printf("%s%.6f", l ? ", " : "", r[i].attn_oracle_layer[l]);
+            printf("], \"qsnr_held\": %s, \"k_qsnr_db\": %.3f, \"v_qsnr_db\": %.3f}", r[i].qsnr_held ? "true" : "false",
+                   isinf(r[i].k_qsnr) ? 999.0 : r[i].k_qsnr, isinf(r[i].v_qsnr) ? 999.0 : r[i].v_qsnr);
+        }
         printf("\n]}\n");
         return;
     }
-    printf("model %s, text %s: %lld chunks, ctx %lld, cont %lld (%lld positions per SPEC)\n\n", o->model, o->text,
-           n ? (long long)r[0].n_chunks : 0, (long long)ctx, (long long)cont, n ? (long long)r[0].n : 0);
+    printf("model %s, text %s: %lld chunks, ctx %lld, cont %lld%s (%lld positions per SPEC)\n\n", o->model,
+           o->text, n ? (long long)r[0].n_chunks : 0, (long long)ctx, (long long)cont,
+           o->decode ? " fed one token at a time" : "", n ? (long long)r[0].n : 0);
     printf("| SPEC | KL div | +- | max KL | top-1 | PPL | PPL f32 | bytes/token | vs f32 | bytes/token end | held "
-           "| K QSNR dB | V QSNR dB |\n");
-    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+           "| K QSNR dB | V QSNR dB | attn kept | oracle |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++)
-        printf("| `%s` | %.5f | %.5f | %.4f | %.2f%% | %.4f | %.4f | %.1f | %.3f | %.1f | %.3f | %.1f | %.1f |\n",
+        printf("| `%s` | %.5f | %.5f | %.4f | %.2f%% | %.4f | %.4f | %.1f | %.3f | %.1f | %.3f | %.1f%s | %.1f%s "
+               "| %.4f | %.4f |\n",
                r[i].spec, r[i].kld, r[i].kld_err, r[i].kld_max, 100 * r[i].top1, r[i].ppl, r[i].ppl_f32,
                r[i].bytes_per_token, r[i].bytes_per_token / r[i].f32_bytes_per_token, r[i].bytes_per_token_end,
-               r[i].tokens_held, r[i].k_qsnr, r[i].v_qsnr);
+               r[i].tokens_held, r[i].k_qsnr, r[i].qsnr_held ? "*" : "", r[i].v_qsnr, r[i].qsnr_held ? "*" : "",
+               r[i].attn_kept, r[i].attn_oracle);
+    for (int i = 0; i < n; i++)
+        if (r[i].qsnr_held) {
+            printf("\n* QSNR over the tokens held after compression, each in its format, vs the f32 run's.\n");
+            break;
+        }
 }
 
 /* The family of a SPEC: its full form without the bits parameter. */
@@ -255,12 +277,14 @@ int cmd_eval_kv(int argc, char **argv)
     lb_status s = lb_tokenizer_encode(t, text, len, 1, &ids, &n);
     if (!s && !rows) s = LB_ERR_NOMEM;
     lb_kv_eval_opts eo = {o.ctx, o.cont, o.chunks, (int)o.threads, lb_tokenizer_bos(t), o.kv, o.n_kv, cli_progress,
-                          "eval kv"};
+                          "eval kv", o.decode};
     if (!s) s = lb_eval_kv(m, ids, n, &eo, rows);
     cli_progress_end();
     if (s) rc = cli_fail_status("eval kv", s);
     else {
-        print_rows(&o, rows, o.n_kv, o.ctx > 0 ? o.ctx : 384, o.cont > 0 ? o.cont : 64);
+        lb_model_info mi;
+        lb_model_get_info(m, &mi);
+        print_rows(&o, rows, o.n_kv, o.ctx > 0 ? o.ctx : 384, o.cont > 0 ? o.cont : 64, mi.n_layers);
         if (o.svg) rc = write_svg(&o, rows, o.n_kv);
     }
     free(rows);
