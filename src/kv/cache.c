@@ -22,8 +22,10 @@
  * rotates the query (q.k = Tq.Tk) and un-rotates the output once
  * (sum_p w_p T v_p = T sum_p w_p v_p). lb__kv_read un-rotates.
  *
- * Attention: per page, the keys are decoded into an L1-resident tile (or
- * read in place when stored F32) and scored with the canonical dots kernel;
+ * Attention: per page, codecs with fused kernels (codec score / accum:
+ * KIVI) score and sum on the stored codes; otherwise the keys are decoded
+ * into an L1-resident tile (or read in place when stored F32) and scored
+ * with the canonical dots kernel;
  * softmax as the engine always did; values decoded the same way and summed
  * in slot order (o = o + w v, a multiply then an add, per element; the acc
  * kernel of codec.h): with the f32 policy exactly the arithmetic of the
@@ -341,6 +343,10 @@ static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq,
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
+        if (c->codec.score) {   /* fused: scores on the stored codes */
+            c->codec.score(&c->codec, pg, q, nq, sc + s, mc);
+            continue;
+        }
         const float *kr = kt;
         if (c->plain) kr = (const float *)pg;
         else c->codec.ops->decode(&c->codec, pg, 0, m, kt, NULL);
@@ -375,6 +381,10 @@ static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
+        if (c->codec.accum) {
+            c->codec.accum(&c->codec, pg, m, sc + s, mc, nq, o);
+            continue;
+        }
         const float *vr = vt;
         if (c->plain) vr = (const float *)pg + P * hd;
         else c->codec.ops->decode(&c->codec, pg, 0, m, NULL, vt);
