@@ -5,6 +5,8 @@
  *  - the reference equals a double-precision evaluation written here from
  *    the page layout alone (codes unpacked bit by bit, x = code s + min):
  *    scores q.x_t and sums o + sum_t w_t x_t, to float rounding;
+ *  - softmax: every ISA path gives the reference's bits (sizes 1 .. 100,
+ *    ties, zeros of both signs, huge values), and sums to 1;
  *  - attention of a KIVI cache through the kernels gives the same bits at 1
  *    and 2 threads and on every ISA path, and equals a double softmax over
  *    the cache's own decoded keys and values. */
@@ -131,6 +133,30 @@ static void test_vacc(void)
                     }
 }
 
+static void test_softmax(void)
+{
+    static const int64_t n_[] = {1, 7, 8, 9, 31, 100};
+    float x[100], want[100], got[100];
+    for (int ni = 0; ni < 6; ni++)
+        for (int kind = 0; kind < 3; kind++) {
+            int64_t n = n_[ni];
+            randv(x, n, kind == 2 ? 30 : 3);
+            if (kind == 1)
+                for (int64_t i = 0; i < n; i++) x[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : 2.5f;
+            memcpy(want, x, sizeof(float) * (size_t)n);
+            lb__kv_softmax_ref(want, n, 0.125f);
+            double sum = 0;
+            for (int64_t i = 0; i < n; i++) sum += want[i];
+            CHECK(fabs(sum - 1) < 1e-5, "softmax n %lld sums to %g", (long long)n, sum);
+            for (int isa = LB_ISA_AVX2; isa <= (int)lb_isa_best(); isa++) {
+                memcpy(got, x, sizeof(float) * (size_t)n);
+                lb__kv_kernels_for((lb_isa)isa)->softmax(got, n, 0.125f);
+                CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "softmax isa %d n %lld kind %d", isa,
+                      (long long)n, kind);
+            }
+        }
+}
+
 /* ---- attention of a cache: threads, ISA paths, a double reference */
 
 typedef struct job { lb_kv *c; const float *q; float *out; int64_t group, hd; } job;
@@ -212,6 +238,7 @@ int main(int argc, char **argv)
     lb_rng_seed(&rng, TEST_SEED);
     RUN(test_kscore);
     RUN(test_vacc);
+    RUN(test_softmax);
     RUN(test_attend);
     return TEST_DONE();
 }

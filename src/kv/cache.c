@@ -360,18 +360,6 @@ static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq,
     }
 }
 
-/* sc (n) <- softmax(sc / sqrt(hd)), in the engine's order. */
-static void softmax(float *sc, int64_t n, int64_t hd)
-{
-    float mx = -INFINITY, sum = 0, inv = 1.0f / sqrtf((float)hd);
-    for (int64_t p = 0; p < n; p++) {
-        sc[p] = sc[p] * inv;
-        if (sc[p] > mx) mx = sc[p];
-    }
-    for (int64_t p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-    for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
-}
-
 /* o (nq rows of hd) = sum over slots [0, n) of w_j[p] v_p, slot order. */
 static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq, int64_t n, float *vt, float *o)
 {
@@ -412,7 +400,8 @@ void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64
         q = qq;
     }
     scores(c, h, q, nq, n, kt, sc);
-    for (int64_t j = 0; j < nq; j++) softmax(sc + j * mc, n, hd);
+    const lb__kv_kernels *KK = lb__kv_kernels_active();   /* softmax in the engine's order (codec.h) */
+    for (int64_t j = 0; j < nq; j++) KK->softmax(sc + j * mc, n, 1.0f / sqrtf((float)hd));
     float *acc = (c->codec.rot & 2) ? o : out;
     values(c, h, sc, nq, n, vt, acc);
     if (c->codec.rot & 2) {

@@ -70,7 +70,8 @@ void lb__kv_kscore_avx512(const uint8_t *codes, int bits, int64_t P, int64_t hd,
  * group of 2^gsh >= 8 channels an F16 scale s16[t ng + g] and min m16[..],
  * ng = hd >> gsh, weights w[j * ws + t]:
  *   for t = 0 .. n-1: o_jc = FMA(w_jt * s_tg, code(t, c), o_jc)      (g = c >> gsh)
- *   z_jg = FMA chain over t = 0 .. n-1 of w_jt * m_tg (from 0);  o_jc = o_jc + z_jg */
+ *   z_jg = lanes l < 8: a_l = FMA(w_jt, m_tg, a_l) over t = l, l + 8, ... < n (from 0),
+ *          reduced as kscore's z;   o_jc = o_jc + z_jg */
 typedef void (*lb__kv_vacc_fn)(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
                                const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
 void lb__kv_vacc_ref(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
@@ -79,6 +80,13 @@ void lb__kv_vacc_avx2(const uint8_t *codes, int bits, int64_t n, int64_t hd, int
                       const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
 void lb__kv_vacc_avx512(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
                         const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
+/* sc (n) <- softmax(sc * inv) in the engine's order: scale, the maximum,
+ * e_p = expf(sc_p - max) summed in slot order, e_p / sum. The vector paths
+ * scale, take the maximum and divide element by element (exact operations,
+ * the same bits); the exponentials and their sum stay in order. */
+typedef void (*lb__kv_softmax_fn)(float *sc, int64_t n, float inv);
+void lb__kv_softmax_ref(float *sc, int64_t n, float inv);
+void lb__kv_softmax_avx2(float *sc, int64_t n, float inv);
 /* Largest head_dim and value groups per page (P hd / Gv) the KIVI kernels take. */
 #define LB_KV_KIVI_MAX_HD 512
 
@@ -90,6 +98,7 @@ typedef struct lb__kv_kernels {
     lb__kv_acc_fn acc;
     lb__kv_kscore_fn kscore;
     lb__kv_vacc_fn vacc;
+    lb__kv_softmax_fn softmax;
 } lb__kv_kernels;
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa);
 const lb__kv_kernels *lb__kv_kernels_active(void);

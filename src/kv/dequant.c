@@ -76,19 +76,31 @@ void lb__kv_vacc_ref(const uint8_t *codes, int bits, int64_t n, int64_t hd, int 
                 oj[c] = fmaf(f, (float)code_at(codes, t * hd + c, bits), oj[c]);
             }
         for (int64_t g = 0; g < ng; g++) {
-            float z = 0;
-            for (int64_t t = 0; t < n; t++) z = fmaf(wj[t], lb_f16_to_f32(m16[t * ng + g]), z);
+            float a[8] = {0};
+            for (int64_t t = 0; t < n; t++) a[t & 7] = fmaf(wj[t], lb_f16_to_f32(m16[t * ng + g]), a[t & 7]);
+            float z = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
             for (int64_t c = g << gsh; c < (g + 1) << gsh; c++) oj[c] = oj[c] + z;
         }
     }
 }
 
+void lb__kv_softmax_ref(float *sc, int64_t n, float inv)
+{
+    float mx = -INFINITY, sum = 0;
+    for (int64_t p = 0; p < n; p++) {
+        sc[p] = sc[p] * inv;
+        if (sc[p] > mx) mx = sc[p];
+    }
+    for (int64_t p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+    for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
+}
+
 static const lb__kv_kernels k_ref = {lb__kv_dq_ref, lb__kv_f16_ref, lb__kv_bf16_ref, lb__kv_acc_ref,
-                                     lb__kv_kscore_ref, lb__kv_vacc_ref};
+                                     lb__kv_kscore_ref, lb__kv_vacc_ref, lb__kv_softmax_ref};
 static const lb__kv_kernels k_avx2 = {lb__kv_dq_avx2, lb__kv_f16_avx2, lb__kv_bf16_avx2, lb__kv_acc_avx2,
-                                      lb__kv_kscore_avx2, lb__kv_vacc_avx2};
+                                      lb__kv_kscore_avx2, lb__kv_vacc_avx2, lb__kv_softmax_avx2};
 static const lb__kv_kernels k_avx512 = {lb__kv_dq_avx512, lb__kv_f16_avx512, lb__kv_bf16_avx512, lb__kv_acc_avx512,
-                                        lb__kv_kscore_avx512, lb__kv_vacc_avx512};
+                                        lb__kv_kscore_avx512, lb__kv_vacc_avx512, lb__kv_softmax_avx2};
 
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa)
 {

@@ -3,6 +3,7 @@
  * multiply and one add per element (no FMA; 3-bit streams take the
  * reference). Fused KIVI attention: the reference's FMA chains, one per lane. */
 #include "kv/dequant_x86.h"
+#include <math.h>
 
 /* 8 codes starting at element i (i a multiple of 8) as int32 lanes. */
 static inline __m256i codes8(const uint8_t *p, int bits, int64_t i)
@@ -88,18 +89,21 @@ LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_
                          const int NJ, const int NB, int64_t t0, float *sc, int64_t scs)
 {
     __m256 a[4][2];
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
     const uint8_t *p = codes + t0 * bits / 8;
     int64_t step = P * bits / 8;
     for (int64_t c = 0; c < hd; c++, p += step) {
         __m256 x0 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits)), x1 = x0;
         if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+#pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             __m256 qv = _mm256_broadcast_ss(qs + j * LB_KV_KIVI_MAX_HD + c);
             a[j][0] = _mm256_fmadd_ps(qv, x0, a[j][0]);
             if (NB == 2) a[j][1] = _mm256_fmadd_ps(qv, x1, a[j][1]);
         }
     }
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         __m256 zv = _mm256_set1_ps(z[j]);
         _mm256_storeu_ps(sc + j * scs + t0, _mm256_add_ps(a[j][0], zv));
@@ -152,8 +156,9 @@ void lb__kv_kscore_avx2(const uint8_t *codes, int bits, int64_t P, int64_t hd, c
 LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_t hd, int gsh, const float *f,
                          const int NJ, const int NB, int64_t c0, float *o)
 {
-    int64_t ng = hd >> gsh, g0 = c0 >> gsh, g1 = (c0 + 8) >> gsh;
+    int64_t g0 = (c0 >> gsh) * n, g1 = ((c0 + 8) >> gsh) * n;
     __m256 a[4][2];
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         a[j][0] = _mm256_loadu_ps(o + j * hd + c0);
         if (NB == 2) a[j][1] = _mm256_loadu_ps(o + j * hd + c0 + 8);
@@ -162,12 +167,14 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
         const uint8_t *p = codes + (t * hd + c0) * bits / 8;
         __m256 x0 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits)), x1 = x0;
         if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+#pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
-            const float *fj = f + j * LB_KV_KIVI_MAX_HD + t * ng;
+            const float *fj = f + j * LB_KV_KIVI_MAX_HD + t;
             a[j][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(fj + g0), x0, a[j][0]);
             if (NB == 2) a[j][1] = _mm256_fmadd_ps(_mm256_broadcast_ss(fj + g1), x1, a[j][1]);
         }
     }
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         _mm256_storeu_ps(o + j * hd + c0, a[j][0]);
         if (NB == 2) _mm256_storeu_ps(o + j * hd + c0 + 8, a[j][1]);
@@ -214,4 +221,30 @@ void lb__kv_vacc_avx2(const uint8_t *codes, int bits, int64_t n, int64_t hd, int
         }
         lb__kv_vacc_mins(n, hd, gsh, m, w + j0 * ws, ws, nj, oj);
     }
+}
+
+/* Scaling, maximum and division 8 lanes at a time (a NaN never becomes the
+ * maximum, as in the reference; a zero maximum's sign cannot change
+ * sc - max for any sc). */
+void lb__kv_softmax_avx2(float *sc, int64_t n, float inv)
+{
+    int64_t n8 = n & ~(int64_t)7, p = 0;
+    __m256 iv = _mm256_set1_ps(inv), mv = _mm256_set1_ps(-INFINITY);
+    for (; p < n8; p += 8) {
+        __m256 x = _mm256_mul_ps(_mm256_loadu_ps(sc + p), iv);
+        _mm256_storeu_ps(sc + p, x);
+        mv = _mm256_max_ps(x, mv);
+    }
+    float lanes[8], mx = -INFINITY, sum = 0;
+    _mm256_storeu_ps(lanes, mv);
+    for (int l = 0; l < 8; l++)
+        if (lanes[l] > mx) mx = lanes[l];
+    for (; p < n; p++) {
+        sc[p] = sc[p] * inv;
+        if (sc[p] > mx) mx = sc[p];
+    }
+    for (p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+    __m256 sv = _mm256_set1_ps(sum);
+    for (p = 0; p < n8; p += 8) _mm256_storeu_ps(sc + p, _mm256_div_ps(_mm256_loadu_ps(sc + p), sv));
+    for (; p < n; p++) sc[p] = sc[p] / sum;
 }

@@ -100,18 +100,21 @@ LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_
                          const int NJ, const int NB, int64_t t0, float *sc, int64_t scs)
 {
     __m512 a[4][2];
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
     const uint8_t *p = codes + t0 * bits / 8;
     int64_t step = P * bits / 8;
     for (int64_t c = 0; c < hd; c++, p += step) {
         __m512 x0 = _mm512_cvtepi32_ps(load16(p, bits)), x1 = x0;
         if (NB == 2) x1 = _mm512_cvtepi32_ps(load16(p + 2 * bits, bits));
+#pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             __m512 qv = _mm512_set1_ps(qs[j * LB_KV_KIVI_MAX_HD + c]);
             a[j][0] = _mm512_fmadd_ps(qv, x0, a[j][0]);
             if (NB == 2) a[j][1] = _mm512_fmadd_ps(qv, x1, a[j][1]);
         }
     }
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         __m512 zv = _mm512_set1_ps(z[j]);
         _mm512_storeu_ps(sc + j * scs + t0, _mm512_add_ps(a[j][0], zv));
@@ -166,8 +169,9 @@ void lb__kv_kscore_avx512(const uint8_t *codes, int bits, int64_t P, int64_t hd,
 LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_t hd, int gsh, const float *f,
                          const int NJ, const int NB, int64_t c0, float *o)
 {
-    int64_t ng = hd >> gsh, g0 = c0 >> gsh, g1 = (c0 + 16) >> gsh;
+    int64_t g0 = (c0 >> gsh) * n, g1 = ((c0 + 16) >> gsh) * n;
     __m512 a[4][2];
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         a[j][0] = _mm512_loadu_ps(o + j * hd + c0);
         if (NB == 2) a[j][1] = _mm512_loadu_ps(o + j * hd + c0 + 16);
@@ -176,12 +180,14 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
         const uint8_t *p = codes + (t * hd + c0) * bits / 8;
         __m512 x0 = _mm512_cvtepi32_ps(load16(p, bits)), x1 = x0;
         if (NB == 2) x1 = _mm512_cvtepi32_ps(load16(p + 2 * bits, bits));
+#pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
-            const float *fj = f + j * LB_KV_KIVI_MAX_HD + t * ng;
+            const float *fj = f + j * LB_KV_KIVI_MAX_HD + t;
             a[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(fj[g0]), x0, a[j][0]);
             if (NB == 2) a[j][1] = _mm512_fmadd_ps(_mm512_set1_ps(fj[g1]), x1, a[j][1]);
         }
     }
+#pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         _mm512_storeu_ps(o + j * hd + c0, a[j][0]);
         if (NB == 2) _mm512_storeu_ps(o + j * hd + c0 + 16, a[j][1]);

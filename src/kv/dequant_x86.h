@@ -48,29 +48,46 @@ LB_KV_INLINE void lb__kv_kscore_setup(int64_t hd, const uint16_t *s16, const uin
     }
 }
 
-/* Value page setup: f[j * 512 + t ng + g] = w_jt * s_tg, m (n ng) widened. */
+/* Value page setup: f[j * 512 + g n + t] = w_jt * s_tg and mg[g n + t] = m_tg
+ * (per group, along the tokens). */
 LB_KV_INLINE void lb__kv_vacc_setup(int64_t n, int64_t ng, const uint16_t *s16, const uint16_t *m16, const float *w,
-                                    int64_t ws, int64_t nj, float *f, float *m)
+                                    int64_t ws, int64_t nj, float *f, float *mg)
 {
-    float s[LB_KV_KIVI_MAX_HD];
+    float s[LB_KV_KIVI_MAX_HD], m[LB_KV_KIVI_MAX_HD], sg[LB_KV_KIVI_MAX_HD];
     lb__kv_f16_avx2(s16, n * ng, s);
     lb__kv_f16_avx2(m16, n * ng, m);
-    for (int64_t j = 0; j < nj; j++)
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t g = 0; g < ng; g++) f[j * LB_KV_KIVI_MAX_HD + t * ng + g] = w[j * ws + t] * s[t * ng + g];
-}
-
-/* The min terms of a value page: o_jc += FMA chain over t of w_jt * m_tg. */
-LB_KV_INLINE void lb__kv_vacc_mins(int64_t n, int64_t hd, int gsh, const float *m, const float *w, int64_t ws,
-                                   int64_t nj, float *o)
-{
-    int64_t ng = hd >> gsh;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t g = 0; g < ng; g++) {
+            sg[g * n + t] = s[t * ng + g];
+            mg[g * n + t] = m[t * ng + g];
+        }
     for (int64_t j = 0; j < nj; j++)
         for (int64_t g = 0; g < ng; g++) {
-            float z = 0;
-            for (int64_t t = 0; t < n; t++)
-                z = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(w[j * ws + t]), _mm_set_ss(m[t * ng + g]), _mm_set_ss(z)));
-            __m256 zv = _mm256_set1_ps(z);
+            const float *wj = w + j * ws, *sv = sg + g * n;
+            float *fj = f + j * LB_KV_KIVI_MAX_HD + g * n;
+            int64_t t = 0;
+            for (; t + 8 <= n; t += 8) _mm256_storeu_ps(fj + t, _mm256_mul_ps(_mm256_loadu_ps(wj + t), _mm256_loadu_ps(sv + t)));
+            for (; t < n; t++) fj[t] = wj[t] * sv[t];
+        }
+}
+
+/* The min terms of a value page: o_jc += z_jg, z_jg the 8-lane FMA sum
+ * over the tokens of w_jt * m_tg (lanes past n keep their value). */
+LB_KV_INLINE void lb__kv_vacc_mins(int64_t n, int64_t hd, int gsh, const float *mg, const float *w, int64_t ws,
+                                   int64_t nj, float *o)
+{
+    int64_t ng = hd >> gsh, nt = n & ~(int64_t)7;
+    __m256i tail = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(n - nt)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int64_t j = 0; j < nj; j++)
+        for (int64_t g = 0; g < ng; g++) {
+            const float *wj = w + j * ws, *mv = mg + g * n;
+            __m256 a = _mm256_setzero_ps();
+            for (int64_t t = 0; t < nt; t += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(wj + t), _mm256_loadu_ps(mv + t), a);
+            if (nt < n) {
+                __m256 x = _mm256_fmadd_ps(_mm256_maskload_ps(wj + nt, tail), _mm256_maskload_ps(mv + nt, tail), a);
+                a = _mm256_blendv_ps(a, x, _mm256_castsi256_ps(tail));
+            }
+            __m256 zv = _mm256_set1_ps(lb__kv_hsum8(a));
             for (int64_t c = g << gsh; c < (g + 1) << gsh; c += 8)
                 _mm256_storeu_ps(o + j * hd + c, _mm256_add_ps(_mm256_loadu_ps(o + j * hd + c), zv));
         }
