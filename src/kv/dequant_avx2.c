@@ -93,9 +93,19 @@ LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_
     for (int j = 0; j < NJ; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
     const uint8_t *p = codes + t0 * bits / 8;
     int64_t step = P * bits / 8;
+    /* 4 bits, 16 tokens: byte i holds tokens 2i and 2i + 1, so lanes of
+     * a[j][0] are the even tokens and of a[j][1] the odd ones until the store */
+    const bool nib = bits == 4 && NB == 2;
     for (int64_t c = 0; c < hd; c++, p += step) {
-        __m256 x0 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits)), x1 = x0;
-        if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+        __m256 x0, x1;
+        if (nib) {
+            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+            x0 = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
+            x1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+        } else {
+            x0 = x1 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits));
+            if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+        }
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             __m256 qv = _mm256_broadcast_ss(qs + j * LB_KV_KIVI_MAX_HD + c);
@@ -105,9 +115,14 @@ LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_
     }
 #pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
-        __m256 zv = _mm256_set1_ps(z[j]);
-        _mm256_storeu_ps(sc + j * scs + t0, _mm256_add_ps(a[j][0], zv));
-        if (NB == 2) _mm256_storeu_ps(sc + j * scs + t0 + 8, _mm256_add_ps(a[j][1], zv));
+        __m256 zv = _mm256_set1_ps(z[j]), r0 = a[j][0], r1 = a[j][1];
+        if (nib) {   /* even/odd lanes back to token order */
+            __m256 lo = _mm256_unpacklo_ps(a[j][0], a[j][1]), hi = _mm256_unpackhi_ps(a[j][0], a[j][1]);
+            r0 = _mm256_permute2f128_ps(lo, hi, 0x20);
+            r1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        }
+        _mm256_storeu_ps(sc + j * scs + t0, _mm256_add_ps(r0, zv));
+        if (NB == 2) _mm256_storeu_ps(sc + j * scs + t0 + 8, _mm256_add_ps(r1, zv));
     }
 }
 
@@ -157,16 +172,31 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
                          const int NJ, const int NB, int64_t c0, float *o)
 {
     int64_t g0 = (c0 >> gsh) * n, g1 = ((c0 + 8) >> gsh) * n;
+    /* 4 bits, 16 channels of one group: byte i holds channels 2i and 2i + 1,
+     * so a[j][0] holds the even channels and a[j][1] the odd ones */
+    const bool nib = bits == 4 && NB == 2 && gsh >= 4;
     __m256 a[4][2];
 #pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
         a[j][0] = _mm256_loadu_ps(o + j * hd + c0);
         if (NB == 2) a[j][1] = _mm256_loadu_ps(o + j * hd + c0 + 8);
+        if (nib) {
+            __m256 e = _mm256_shuffle_ps(a[j][0], a[j][1], 0x88), d = _mm256_shuffle_ps(a[j][0], a[j][1], 0xdd);
+            a[j][0] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xd8));
+            a[j][1] = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(d), 0xd8));
+        }
     }
     for (int64_t t = 0; t < n; t++) {
         const uint8_t *p = codes + (t * hd + c0) * bits / 8;
-        __m256 x0 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits)), x1 = x0;
-        if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+        __m256 x0, x1;
+        if (nib) {
+            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+            x0 = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
+            x1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+        } else {
+            x0 = x1 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits));
+            if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+        }
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             const float *fj = f + j * LB_KV_KIVI_MAX_HD + t;
@@ -176,6 +206,11 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
     }
 #pragma GCC unroll 4
     for (int j = 0; j < NJ; j++) {
+        if (nib) {   /* even/odd lanes back to channel order */
+            __m256 lo = _mm256_unpacklo_ps(a[j][0], a[j][1]), hi = _mm256_unpackhi_ps(a[j][0], a[j][1]);
+            a[j][0] = _mm256_permute2f128_ps(lo, hi, 0x20);
+            a[j][1] = _mm256_permute2f128_ps(lo, hi, 0x31);
+        }
         _mm256_storeu_ps(o + j * hd + c0, a[j][0]);
         if (NB == 2) _mm256_storeu_ps(o + j * hd + c0 + 8, a[j][1]);
     }
