@@ -5,8 +5,9 @@
  *  - the reference equals a double-precision evaluation written here from
  *    the page layout alone (codes unpacked bit by bit, x = code s + min):
  *    scores q.x_t and sums o + sum_t w_t x_t, to float rounding;
- *  - softmax: every ISA path gives the reference's bits (sizes 1 .. 100,
- *    ties, zeros of both signs, huge values), and sums to 1;
+ *  - softmax (the engine's) and softmax2 (vectorized exp, KIVI): every ISA
+ *    path gives the reference's bits (sizes 1 .. 100, ties, zeros of both
+ *    signs, wide ranges), both within 1e-6 of a double softmax;
  *  - attention of a KIVI cache through the kernels gives the same bits at 1
  *    and 2 threads and on every ISA path, and equals a double softmax over
  *    the cache's own decoded keys and values. */
@@ -143,16 +144,22 @@ static void test_softmax(void)
             randv(x, n, kind == 2 ? 30 : 3);
             if (kind == 1)
                 for (int64_t i = 0; i < n; i++) x[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? -0.0f : 2.5f;
-            memcpy(want, x, sizeof(float) * (size_t)n);
-            lb__kv_softmax_ref(want, n, 0.125f);
-            double sum = 0;
-            for (int64_t i = 0; i < n; i++) sum += want[i];
-            CHECK(fabs(sum - 1) < 1e-5, "softmax n %lld sums to %g", (long long)n, sum);
-            for (int isa = LB_ISA_AVX2; isa <= (int)lb_isa_best(); isa++) {
-                memcpy(got, x, sizeof(float) * (size_t)n);
-                lb__kv_kernels_for((lb_isa)isa)->softmax(got, n, 0.125f);
-                CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "softmax isa %d n %lld kind %d", isa,
-                      (long long)n, kind);
+            for (int which = 0; which < 2; which++) {
+                memcpy(want, x, sizeof(float) * (size_t)n);
+                (which ? lb__kv_softmax2_ref : lb__kv_softmax_ref)(want, n, 0.125f);
+                double sum = 0, mx = -INFINITY, dsum = 0, err = 0;
+                for (int64_t i = 0; i < n; i++) { sum += want[i]; mx = fmax(mx, x[i] * 0.125); }
+                for (int64_t i = 0; i < n; i++) dsum += exp(x[i] * 0.125 - mx);
+                for (int64_t i = 0; i < n; i++) err = fmax(err, fabs(want[i] - exp(x[i] * 0.125 - mx) / dsum));
+                CHECK(fabs(sum - 1) < 1e-5 && err < 1e-6, "softmax%d n %lld: sum %g, error %g against double", which,
+                      (long long)n, sum, err);
+                for (int isa = LB_ISA_AVX2; isa <= (int)lb_isa_best(); isa++) {
+                    memcpy(got, x, sizeof(float) * (size_t)n);
+                    const lb__kv_kernels *K = lb__kv_kernels_for((lb_isa)isa);
+                    (which ? K->softmax2 : K->softmax)(got, n, 0.125f);
+                    CHECK(!memcmp(got, want, sizeof(float) * (size_t)n), "softmax%d isa %d n %lld kind %d", which,
+                          isa, (long long)n, kind);
+                }
             }
         }
 }

@@ -409,8 +409,10 @@ void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64
         q = qq;
     }
     scores(c, h, q, nq, n, kt, sc);
-    const lb__kv_kernels *KK = lb__kv_kernels_active();   /* softmax in the engine's order (codec.h) */
-    for (int64_t j = 0; j < nq; j++) KK->softmax(sc + j * mc, n, 1.0f / sqrtf((float)hd));
+    /* the engine's softmax; the fully vectorized one with fused kernels (codec.h) */
+    const lb__kv_kernels *KK = lb__kv_kernels_active();
+    lb__kv_softmax_fn sm = c->codec.score ? KK->softmax2 : KK->softmax;
+    for (int64_t j = 0; j < nq; j++) sm(sc + j * mc, n, 1.0f / sqrtf((float)hd));
     float *acc = (c->codec.rot & 2) ? o : out;
     values(c, h, sc, nq, n, vt, acc);
     if (c->codec.rot & 2) {

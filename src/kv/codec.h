@@ -87,8 +87,24 @@ void lb__kv_vacc_avx512(const uint8_t *codes, int bits, int64_t n, int64_t hd, i
 typedef void (*lb__kv_softmax_fn)(float *sc, int64_t n, float inv);
 void lb__kv_softmax_ref(float *sc, int64_t n, float inv);
 void lb__kv_softmax_avx2(float *sc, int64_t n, float inv);
+/* softmax2: the softmax of the caches attended with fused kernels (KIVI),
+ * vectorized whole and the same bits on every path: scale and maximum as
+ * softmax; e_p = lb_kv_exp(sc_p - max) (below); sum = 8 lanes
+ * a_l = a_l + e_p over p = l, l + 8, ... (from 0), reduced as kscore's z;
+ * e_p / sum. lb_kv_exp(x), x <= 0 (a softmax argument):
+ *   y = x < -87 ? -87 : x;  n = nearbyint(y * log2 e);
+ *   r = FMA(n, -ln2_lo, FMA(n, -ln2_hi, y));
+ *   p = Horner in FMA over the Taylor coefficients 1/6! .. 1/0! of e^r;
+ *   result = p * 2^n   (degree-6 Taylor on |r| <= ln2 / 2: a few ulp; NaN stays NaN) */
+void lb__kv_softmax2_ref(float *sc, int64_t n, float inv);
+void lb__kv_softmax2_avx2(float *sc, int64_t n, float inv);
 /* Largest head_dim and value groups per page (P hd / Gv) the KIVI kernels take. */
 #define LB_KV_KIVI_MAX_HD 512
+
+#define LB_KV_EXP_LOG2E 1.44269504088896341f
+#define LB_KV_EXP_LN2_HI 0.693359375f
+#define LB_KV_EXP_LN2_LO (-2.12194440e-4f)
+#define LB_KV_EXP_C {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}
 
 /* The kernels of one ISA path (the reference where the CPU lacks it), and of
  * the active path. */
@@ -98,7 +114,7 @@ typedef struct lb__kv_kernels {
     lb__kv_acc_fn acc;
     lb__kv_kscore_fn kscore;
     lb__kv_vacc_fn vacc;
-    lb__kv_softmax_fn softmax;
+    lb__kv_softmax_fn softmax, softmax2;
 } lb__kv_kernels;
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa);
 const lb__kv_kernels *lb__kv_kernels_active(void);

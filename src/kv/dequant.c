@@ -95,12 +95,40 @@ void lb__kv_softmax_ref(float *sc, int64_t n, float inv)
     for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
 }
 
+static float kv_exp(float x)
+{
+    static const float C[] = LB_KV_EXP_C;
+    float y = x < -87.0f ? -87.0f : x, n = nearbyintf(y * LB_KV_EXP_LOG2E);
+    float r = fmaf(n, -LB_KV_EXP_LN2_LO, fmaf(n, -LB_KV_EXP_LN2_HI, y)), p = C[0];
+    for (int i = 1; i < 7; i++) p = fmaf(p, r, C[i]);
+    int32_t ni = isnan(n) ? INT32_MIN : (int32_t)n;   /* what cvtps2dq gives a NaN */
+    uint32_t e = ((uint32_t)ni + 127u) << 23;
+    float two;
+    memcpy(&two, &e, 4);
+    return p * two;
+}
+
+void lb__kv_softmax2_ref(float *sc, int64_t n, float inv)
+{
+    float mx = -INFINITY, a[8] = {0};
+    for (int64_t p = 0; p < n; p++) {
+        sc[p] = sc[p] * inv;
+        if (sc[p] > mx) mx = sc[p];
+    }
+    for (int64_t p = 0; p < n; p++) {
+        sc[p] = kv_exp(sc[p] - mx);
+        a[p & 7] = a[p & 7] + sc[p];
+    }
+    float sum = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
+}
+
 static const lb__kv_kernels k_ref = {lb__kv_dq_ref, lb__kv_f16_ref, lb__kv_bf16_ref, lb__kv_acc_ref,
-                                     lb__kv_kscore_ref, lb__kv_vacc_ref, lb__kv_softmax_ref};
+                                     lb__kv_kscore_ref, lb__kv_vacc_ref, lb__kv_softmax_ref, lb__kv_softmax2_ref};
 static const lb__kv_kernels k_avx2 = {lb__kv_dq_avx2, lb__kv_f16_avx2, lb__kv_bf16_avx2, lb__kv_acc_avx2,
-                                      lb__kv_kscore_avx2, lb__kv_vacc_avx2, lb__kv_softmax_avx2};
+                                      lb__kv_kscore_avx2, lb__kv_vacc_avx2, lb__kv_softmax_avx2, lb__kv_softmax2_avx2};
 static const lb__kv_kernels k_avx512 = {lb__kv_dq_avx512, lb__kv_f16_avx512, lb__kv_bf16_avx512, lb__kv_acc_avx512,
-                                        lb__kv_kscore_avx512, lb__kv_vacc_avx512, lb__kv_softmax_avx2};
+                                        lb__kv_kscore_avx512, lb__kv_vacc_avx512, lb__kv_softmax_avx2, lb__kv_softmax2_avx2};
 
 const lb__kv_kernels *lb__kv_kernels_for(lb_isa isa)
 {

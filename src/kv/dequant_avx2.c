@@ -258,10 +258,8 @@ void lb__kv_vacc_avx2(const uint8_t *codes, int bits, int64_t n, int64_t hd, int
     }
 }
 
-/* Scaling, maximum and division 8 lanes at a time (a NaN never becomes the
- * maximum, as in the reference; a zero maximum's sign cannot change
- * sc - max for any sc). */
-void lb__kv_softmax_avx2(float *sc, int64_t n, float inv)
+/* Scale and maximum, 8 lanes; returns the maximum (the reference's). */
+static float scale_max(float *sc, int64_t n, float inv)
 {
     int64_t n8 = n & ~(int64_t)7, p = 0;
     __m256 iv = _mm256_set1_ps(inv), mv = _mm256_set1_ps(-INFINITY);
@@ -270,7 +268,7 @@ void lb__kv_softmax_avx2(float *sc, int64_t n, float inv)
         _mm256_storeu_ps(sc + p, x);
         mv = _mm256_max_ps(x, mv);
     }
-    float lanes[8], mx = -INFINITY, sum = 0;
+    float lanes[8], mx = -INFINITY;
     _mm256_storeu_ps(lanes, mv);
     for (int l = 0; l < 8; l++)
         if (lanes[l] > mx) mx = lanes[l];
@@ -278,8 +276,63 @@ void lb__kv_softmax_avx2(float *sc, int64_t n, float inv)
         sc[p] = sc[p] * inv;
         if (sc[p] > mx) mx = sc[p];
     }
-    for (p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+    return mx;
+}
+
+static void divide(float *sc, int64_t n, float sum)
+{
+    int64_t p = 0;
     __m256 sv = _mm256_set1_ps(sum);
-    for (p = 0; p < n8; p += 8) _mm256_storeu_ps(sc + p, _mm256_div_ps(_mm256_loadu_ps(sc + p), sv));
+    for (; p + 8 <= n; p += 8) _mm256_storeu_ps(sc + p, _mm256_div_ps(_mm256_loadu_ps(sc + p), sv));
     for (; p < n; p++) sc[p] = sc[p] / sum;
+}
+
+/* lb_kv_exp of codec.h on 8 lanes (the reference's operations). */
+static inline __m256 exp8(__m256 x)
+{
+    static const float C[] = LB_KV_EXP_C;
+    __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 y = _mm256_blendv_ps(x, lo, _mm256_cmp_ps(x, lo, _CMP_LT_OQ));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(y, _mm256_set1_ps(LB_KV_EXP_LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LB_KV_EXP_LN2_HI), y);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LB_KV_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(C[0]);
+    for (int i = 1; i < 7; i++) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C[i]));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+void lb__kv_softmax2_avx2(float *sc, int64_t n, float inv)
+{
+    float mx = scale_max(sc, n, inv), a[8];
+    int64_t p = 0;
+    __m256 mv = _mm256_set1_ps(mx), acc = _mm256_setzero_ps();
+    for (; p + 8 <= n; p += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + p), mv));
+        _mm256_storeu_ps(sc + p, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    _mm256_storeu_ps(a, acc);
+    if (p < n) {   /* the last lanes: the same exp on a padded vector */
+        float t[8] = {0};
+        memcpy(t, sc + p, sizeof(float) * (size_t)(n - p));
+        _mm256_storeu_ps(t, exp8(_mm256_sub_ps(_mm256_loadu_ps(t), mv)));
+        for (int64_t i = 0; p + i < n; i++) {
+            sc[p + i] = t[i];
+            a[i] = a[i] + t[i];
+        }
+    }
+    float sum = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+    divide(sc, n, sum);
+}
+
+/* Scaling, maximum and division 8 lanes at a time (a NaN never becomes the
+ * maximum, as in the reference; a zero maximum's sign cannot change
+ * sc - max for any sc). */
+void lb__kv_softmax_avx2(float *sc, int64_t n, float inv)
+{
+    float mx = scale_max(sc, n, inv), sum = 0;
+    for (int64_t p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
+    divide(sc, n, sum);
 }
