@@ -335,10 +335,12 @@ void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float
 /* ---- attention */
 
 /* The fused kernels are compute-bound once a page is in cache: fetch the
- * next page while this one is scored (pages of a head are not adjacent). */
-static void prefetch_page(const lb_kv *c, const uint8_t *pg)
+ * next page's bytes [a, b) while this one is scored (pages of a head are not
+ * adjacent): keys and metadata for the scores, values and metadata for the
+ * sums. */
+static void prefetch(const uint8_t *pg, size_t a, size_t b)
 {
-    for (size_t b = 0; b < c->codec.page_bytes; b += 64) __builtin_prefetch(pg + b);
+    for (; a < b; a += 64) __builtin_prefetch(pg + a);
 }
 
 /* Scores of the nq queries (rows of hd) against slots [0, n) of head h into
@@ -351,7 +353,11 @@ static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq,
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
         if (c->codec.score) {   /* fused: scores on the stored codes */
-            if (s + P < nc) prefetch_page(c, cold_page(c, h->cold[s / P + 1]));
+            if (s + P < nc) {
+                const uint8_t *nx = cold_page(c, h->cold[s / P + 1]);
+                prefetch(nx, c->codec.k_off, c->codec.v_off);
+                prefetch(nx, c->codec.m_off, c->codec.page_bytes);
+            }
             c->codec.score(&c->codec, pg, q, nq, sc + s, mc);
             continue;
         }
@@ -378,7 +384,7 @@ static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
         if (c->codec.accum) {
-            if (s + P < nc) prefetch_page(c, cold_page(c, h->cold[s / P + 1]));
+            if (s + P < nc) prefetch(cold_page(c, h->cold[s / P + 1]), c->codec.v_off, c->codec.page_bytes);
             c->codec.accum(&c->codec, pg, m, sc + s, mc, nq, o);
             continue;
         }
