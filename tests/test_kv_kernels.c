@@ -90,9 +90,9 @@ static void test_vacc(void)
 {
     static const int bits_[] = {2, 3, 4, 8};
     static const int64_t n_[] = {1, 7, 8, 24, 33}, hd_[] = {8, 16, 48, 64, 72}, nq_[] = {1, 4, 6};
-    enum { MAXN = 40, MAXHD = 72, MAXQ = 6, WS = 41 };
+    enum { MAXN = 40, MAXHD = 72, MAXQ = 6, WS = 41, SST = 37 };
     uint8_t codes[MAXN * MAXHD];
-    uint16_t s16[MAXN * MAXHD / 8], m16[MAXN * MAXHD / 8];
+    uint16_t s16[SST * MAXHD / 8], m16[SST * MAXHD / 8];
     float w[MAXQ * WS], o0[MAXQ * MAXHD], want[MAXQ * MAXHD], got[MAXQ * MAXHD];
     for (int bi = 0; bi < 4; bi++)
         for (int ni = 0; ni < 5; ni++)
@@ -103,18 +103,18 @@ static void test_vacc(void)
                         int64_t n = n_[ni], hd = hd_[hi], nq = nq_[qi], ng = hd >> gsh;
                         if (hd % (1 << gsh)) continue;
                         for (size_t i = 0; i < sizeof codes; i++) codes[i] = (uint8_t)lb_rng_u64(&rng);
-                        rand_half(s16, n * ng, 0.05, 0.1);
-                        rand_half(m16, n * ng, 1, 0);
+                        rand_half(s16, SST * ng, 0.05, 0.1);
+                        rand_half(m16, SST * ng, 1, 0);
                         for (int64_t i = 0; i < nq * WS; i++) w[i] = (float)lb_rng_uniform(&rng) / (float)n;
                         randv(o0, nq * hd, 1);
                         memcpy(want, o0, sizeof(float) * (size_t)(nq * hd));
-                        lb__kv_vacc_ref(codes, bits, n, hd, gsh, s16, m16, w, WS, nq, want);
+                        lb__kv_vacc_ref(codes, bits, n, hd, gsh, s16, m16, SST, w, WS, nq, want);
                         double err = 0;
                         for (int64_t j = 0; j < nq; j++)
                             for (int64_t c = 0; c < hd; c++) {
                                 double d = o0[j * hd + c], mag = fabs(d);
                                 for (int64_t t = 0; t < n; t++) {
-                                    int64_t g = t * ng + (c >> gsh);
+                                    int64_t g = (c >> gsh) * SST + t;
                                     double x = code_of(codes, t * hd + c, bits) * (double)lb_f16_to_f32(s16[g]) +
                                                lb_f16_to_f32(m16[g]);
                                     d += w[j * WS + t] * x;
@@ -126,7 +126,7 @@ static void test_vacc(void)
                               (long long)n, (long long)hd, gsh, (long long)nq, err);
                         for (int isa = LB_ISA_AVX2; isa <= (int)lb_isa_best(); isa++) {
                             memcpy(got, o0, sizeof(float) * (size_t)(nq * hd));
-                            lb__kv_kernels_for((lb_isa)isa)->vacc(codes, bits, n, hd, gsh, s16, m16, w, WS, nq, got);
+                            lb__kv_kernels_for((lb_isa)isa)->vacc(codes, bits, n, hd, gsh, s16, m16, SST, w, WS, nq, got);
                             CHECK(!memcmp(got, want, sizeof(float) * (size_t)(nq * hd)),
                                   "vacc isa %d bits %d n %lld hd %lld gsh %d nq %lld", isa, bits, (long long)n,
                                   (long long)hd, gsh, (long long)nq);

@@ -67,19 +67,19 @@ void lb__kv_kscore_avx512(const uint8_t *codes, int bits, int64_t P, int64_t hd,
                           const uint16_t *m16, const float *q, int64_t nq, float *sc, int64_t scs);
 /* vacc: o (nq rows of hd) += the weighted values of tokens t < n of one value
  * page, codes token-major (code (t, c) at element t hd + c), per token and
- * group of 2^gsh >= 8 channels an F16 scale s16[t ng + g] and min m16[..],
- * ng = hd >> gsh, weights w[j * ws + t]:
+ * group of 2^gsh >= 8 channels an F16 scale s16[g sst + t] and min m16[..]
+ * (group-major, sst >= n), ng = hd >> gsh, weights w[j * ws + t]:
  *   for t = 0 .. n-1: o_jc = FMA(w_jt * s_tg, code(t, c), o_jc)      (g = c >> gsh)
  *   z_jg = lanes l < 8: a_l = FMA(w_jt, m_tg, a_l) over t = l, l + 8, ... < n (from 0),
  *          reduced as kscore's z;   o_jc = o_jc + z_jg */
 typedef void (*lb__kv_vacc_fn)(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                               const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
+                               const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o);
 void lb__kv_vacc_ref(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                     const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
+                     const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o);
 void lb__kv_vacc_avx2(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                      const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
+                      const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o);
 void lb__kv_vacc_avx512(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                        const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o);
+                        const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o);
 /* sc (n) <- softmax(sc * inv) in the engine's order: scale, the maximum,
  * e_p = expf(sc_p - max) summed in slot order, e_p / sum. The vector paths
  * scale, take the maximum and divide element by element (exact operations,

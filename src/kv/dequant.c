@@ -64,7 +64,7 @@ void lb__kv_kscore_ref(const uint8_t *codes, int bits, int64_t P, int64_t hd, co
 }
 
 void lb__kv_vacc_ref(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                     const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o)
+                     const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o)
 {
     int64_t ng = hd >> gsh;
     for (int64_t j = 0; j < nq; j++) {
@@ -72,12 +72,12 @@ void lb__kv_vacc_ref(const uint8_t *codes, int bits, int64_t n, int64_t hd, int 
         const float *wj = w + j * ws;
         for (int64_t t = 0; t < n; t++)
             for (int64_t c = 0; c < hd; c++) {
-                float f = wj[t] * lb_f16_to_f32(s16[t * ng + (c >> gsh)]);
+                float f = wj[t] * lb_f16_to_f32(s16[(c >> gsh) * sst + t]);
                 oj[c] = fmaf(f, (float)code_at(codes, t * hd + c, bits), oj[c]);
             }
         for (int64_t g = 0; g < ng; g++) {
             float a[8] = {0};
-            for (int64_t t = 0; t < n; t++) a[t & 7] = fmaf(wj[t], lb_f16_to_f32(m16[t * ng + g]), a[t & 7]);
+            for (int64_t t = 0; t < n; t++) a[t & 7] = fmaf(wj[t], lb_f16_to_f32(m16[g * sst + t]), a[t & 7]);
             float z = ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
             for (int64_t c = g << gsh; c < (g + 1) << gsh; c++) oj[c] = oj[c] + z;
         }

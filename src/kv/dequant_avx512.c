@@ -183,8 +183,9 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             const float *fj = f + j * LB_KV_KIVI_MAX_HD + t;
-            a[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(fj[g0]), x0, a[j][0]);
-            if (NB == 2) a[j][1] = _mm512_fmadd_ps(_mm512_set1_ps(fj[g1]), x1, a[j][1]);
+            __m512 f0 = _mm512_set1_ps(fj[g0]);
+            a[j][0] = _mm512_fmadd_ps(f0, x0, a[j][0]);
+            if (NB == 2) a[j][1] = _mm512_fmadd_ps(g1 == g0 ? f0 : _mm512_set1_ps(fj[g1]), x1, a[j][1]);
         }
     }
 #pragma GCC unroll 4
@@ -219,14 +220,14 @@ VPAGE_BITS(8)
 
 /* hd a multiple of 16 and value groups of >= 16 channels (else AVX2). */
 void lb__kv_vacc_avx512(const uint8_t *codes, int bits, int64_t n, int64_t hd, int gsh, const uint16_t *s16,
-                        const uint16_t *m16, const float *w, int64_t ws, int64_t nq, float *o)
+                        const uint16_t *m16, int64_t sst, const float *w, int64_t ws, int64_t nq, float *o)
 {
-    if (hd % 16 || gsh < 4) { lb__kv_vacc_avx2(codes, bits, n, hd, gsh, s16, m16, w, ws, nq, o); return; }
+    if (hd % 16 || gsh < 4) { lb__kv_vacc_avx2(codes, bits, n, hd, gsh, s16, m16, sst, w, ws, nq, o); return; }
     float f[4 * LB_KV_KIVI_MAX_HD], m[LB_KV_KIVI_MAX_HD];
     int64_t ng = hd >> gsh;
     for (int64_t j0 = 0; j0 < nq; j0 += 4) {
         int64_t nj = lb__min64(4, nq - j0);
-        lb__kv_vacc_setup(n, ng, s16, m16, w + j0 * ws, ws, nj, f, m);
+        lb__kv_vacc_setup(n, ng, s16, m16, sst, w + j0 * ws, ws, nj, f, m);
         float *oj = o + j0 * hd;
         switch (bits) {
         case 2: vpage_2(codes, n, hd, gsh, f, nj, oj); break;

@@ -50,17 +50,14 @@ LB_KV_INLINE void lb__kv_kscore_setup(int64_t hd, const uint16_t *s16, const uin
 
 /* Value page setup: f[j * 512 + g n + t] = w_jt * s_tg and mg[g n + t] = m_tg
  * (per group, along the tokens). */
-LB_KV_INLINE void lb__kv_vacc_setup(int64_t n, int64_t ng, const uint16_t *s16, const uint16_t *m16, const float *w,
-                                    int64_t ws, int64_t nj, float *f, float *mg)
+LB_KV_INLINE void lb__kv_vacc_setup(int64_t n, int64_t ng, const uint16_t *s16, const uint16_t *m16, int64_t sst,
+                                    const float *w, int64_t ws, int64_t nj, float *f, float *mg)
 {
-    float s[LB_KV_KIVI_MAX_HD], m[LB_KV_KIVI_MAX_HD], sg[LB_KV_KIVI_MAX_HD];
-    lb__kv_f16_avx2(s16, n * ng, s);
-    lb__kv_f16_avx2(m16, n * ng, m);
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t g = 0; g < ng; g++) {
-            sg[g * n + t] = s[t * ng + g];
-            mg[g * n + t] = m[t * ng + g];
-        }
+    float sg[LB_KV_KIVI_MAX_HD];
+    for (int64_t g = 0; g < ng; g++) {
+        lb__kv_f16_avx2(s16 + g * sst, n, sg + g * n);
+        lb__kv_f16_avx2(m16 + g * sst, n, mg + g * n);
+    }
     for (int64_t j = 0; j < nj; j++)
         for (int64_t g = 0; g < ng; g++) {
             const float *wj = w + j * ws, *sv = sg + g * n;

@@ -12,7 +12,8 @@
  *
  * Page: key codes channel-major (hd, P) as one b-bit stream (a channel's
  * group of P codes is contiguous), value codes token-major (P, hd) likewise,
- * key scale and min (hd each, F16), value scale and min (P, hd / Gv each, F16).
+ * key scale and min (hd each, F16), value scale and min (hd / Gv, P each, F16;
+ * group-major so a group's scales along the tokens are contiguous).
  * rot=k|v|kv stores Hadamard-rotated keys and/or values (cache.c).
  *
  * Attention scores and sums on the codes (the fused kernels of codec.h): a
@@ -89,8 +90,8 @@ static void encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, 
         lb__kivi_quant_group(k + ch, P, hd, c->bits, &ks[ch], &km[ch], page + c->k_off, ch * P, 1);
     for (int64_t t = 0; t < P; t++)
         for (int64_t g = 0; g < ng; g++)
-            lb__kivi_quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[t * ng + g],
-                                 &vm[t * ng + g], page + c->v_off, t * hd + g * c->group, 1);
+            lb__kivi_quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[g * P + t],
+                                 &vm[g * P + t], page + c->v_off, t * hd + g * c->group, 1);
 }
 
 static int log2_of(int64_t x)
@@ -118,9 +119,12 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
     }
     if (v) {
         int gsh = log2_of(c->group);
-        float vsf[KIVI_MAX_HD], vmf[KIVI_MAX_HD];   /* the page's value scales and mins, widened once */
-        K->f16(vs + s0 * ng, n * ng, vsf);
-        K->f16(vm + s0 * ng, n * ng, vmf);
+        float vsf[KIVI_MAX_HD], vmf[KIVI_MAX_HD];   /* the tokens' value scales and mins, token by token */
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t g = 0; g < ng; g++) {
+                vsf[t * ng + g] = lb_f16_to_f32(vs[g * P + s0 + t]);
+                vmf[t * ng + g] = lb_f16_to_f32(vm[g * P + s0 + t]);
+            }
         for (int64_t t = 0; t < n; t++)
             K->dq(page + c->v_off + (s0 + t) * row, c->bits, hd, vsf + t * ng, vmf + t * ng, gsh, v + t * hd);
     }
@@ -136,7 +140,7 @@ static void accum(const lb__kv_codec *c, const uint8_t *page, int64_t n, const f
                   float *o)
 {
     const uint16_t *vs = meta(c, page) + 2 * c->hd, *vm = vs + c->P * (c->hd / c->group);
-    lb__kv_kernels_active()->vacc(page + c->v_off, c->bits, n, c->hd, log2_of(c->group), vs, vm, w, ws, nq, o);
+    lb__kv_kernels_active()->vacc(page + c->v_off, c->bits, n, c->hd, log2_of(c->group), vs, vm, c->P, w, ws, nq, o);
 }
 
 static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)
