@@ -26,10 +26,11 @@
  * KIVI) score and sum on the stored codes; otherwise the keys are decoded
  * into an L1-resident tile (or read in place when stored F32) and scored
  * with the canonical dots kernel;
- * softmax as the engine always did; values decoded the same way and summed
- * in slot order (o = o + w v, a multiply then an add, per element; the acc
- * kernel of codec.h): with the f32 policy exactly the arithmetic of the
- * former flat cache, so logits are bit-identical to it. */
+ * softmax as the engine always did (fused codecs: softmax2 of codec.h);
+ * values decoded the same way and summed in slot order (o = o + w v, a
+ * multiply then an add, per element; the acc kernel of codec.h): with the
+ * f32 policy exactly the arithmetic of the former flat cache, so logits are
+ * bit-identical to it. */
 #include "kv/codec.h"
 #include <math.h>
 #include <stdlib.h>
@@ -415,7 +416,8 @@ void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64
         q = qq;
     }
     scores(c, h, q, nq, n, kt, sc);
-    /* the engine's softmax; the fully vectorized one with fused kernels (codec.h) */
+    /* the engine's softmax (f32: its logits bit for bit); with fused kernels
+     * the fully vectorized softmax2 (codec.h) */
     const lb__kv_kernels *KK = lb__kv_kernels_active();
     lb__kv_softmax_fn sm = c->codec.score ? KK->softmax2 : KK->softmax;
     for (int64_t j = 0; j < nq; j++) sm(sc + j * mc, n, 1.0f / sqrtf((float)hd));
