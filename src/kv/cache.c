@@ -22,12 +22,15 @@
  * rotates the query (q.k = Tq.Tk) and un-rotates the output once
  * (sum_p w_p T v_p = T sum_p w_p v_p). lb__kv_read un-rotates.
  *
- * Attention: per page, the keys are decoded into an L1-resident tile (or
- * read in place when stored F32) and scored with the canonical dots kernel;
- * softmax as the engine always did; values decoded the same way and summed
- * in slot order (o = o + w v, a multiply then an add, per element; the acc
- * kernel of codec.h): with the f32 policy exactly the arithmetic of the
- * former flat cache, so logits are bit-identical to it. */
+ * Attention: per page, codecs with fused kernels (codec score / accum:
+ * KIVI) score and sum on the stored codes; otherwise the keys are decoded
+ * into an L1-resident tile (or read in place when stored F32) and scored
+ * with the canonical dots kernel;
+ * softmax as the engine always did (fused codecs: softmax2 of codec.h);
+ * values decoded the same way and summed in slot order (o = o + w v, a
+ * multiply then an add, per element; the acc kernel of codec.h): with the
+ * f32 policy exactly the arithmetic of the former flat cache, so logits are
+ * bit-identical to it. */
 #include "kv/codec.h"
 #include <math.h>
 #include <stdlib.h>
@@ -353,6 +356,15 @@ void lb__kv_append(lb_kv *c, int64_t l, int64_t pos, const float *k, const float
 
 /* ---- attention */
 
+/* The fused kernels are compute-bound once a page is in cache: fetch the
+ * next page's bytes [a, b) while this one is scored (pages of a head are not
+ * adjacent): keys and metadata for the scores, values and metadata for the
+ * sums. */
+static void prefetch(const uint8_t *pg, size_t a, size_t b)
+{
+    for (; a < b; a += 64) __builtin_prefetch(pg + a);
+}
+
 /* Scores of the nq queries (rows of hd) against slots [0, n) of head h into
  * sc + j * max_ctx: each page decoded once for the whole GQA group. */
 static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq, int64_t n, float *kt, float *sc)
@@ -362,6 +374,15 @@ static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq,
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
+        if (c->codec.score) {   /* fused: scores on the stored codes */
+            if (s + P < nc) {
+                const uint8_t *nx = cold_page(c, h->cold[s / P + 1]);
+                prefetch(nx, c->codec.k_off, c->codec.v_off);
+                prefetch(nx, c->codec.m_off, c->codec.page_bytes);
+            }
+            c->codec.score(&c->codec, pg, q, nq, sc + s, mc);
+            continue;
+        }
         const float *kr = kt;
         if (c->plain) kr = (const float *)pg;
         else c->codec.ops->decode(&c->codec, pg, 0, m, kt, NULL);
@@ -375,19 +396,12 @@ static void scores(const lb_kv *c, const kv_head *h, const float *q, int64_t nq,
     }
 }
 
-/* sc (n) <- softmax(sc / sqrt(hd)), in the engine's order. */
-static void softmax(float *sc, int64_t n, int64_t hd)
+/* sc (n) <- softmax(sc / sqrt(hd)) with the engine's softmax kernel (the
+ * f32 cache's bits; xquant.c attends through it). */
+void lb__kv_softmax(float *sc, int64_t n, int64_t hd)
 {
-    float mx = -INFINITY, sum = 0, inv = 1.0f / sqrtf((float)hd);
-    for (int64_t p = 0; p < n; p++) {
-        sc[p] = sc[p] * inv;
-        if (sc[p] > mx) mx = sc[p];
-    }
-    for (int64_t p = 0; p < n; p++) { sc[p] = expf(sc[p] - mx); sum += sc[p]; }
-    for (int64_t p = 0; p < n; p++) sc[p] = sc[p] / sum;
+    lb__kv_kernels_active()->softmax(sc, n, 1.0f / sqrtf((float)hd));
 }
-
-void lb__kv_softmax(float *sc, int64_t n, int64_t hd) { softmax(sc, n, hd); }
 
 /* o (nq rows of hd) = sum over slots [0, n) of w_j[p] v_p, slot order. */
 static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq, int64_t n, float *vt, float *o)
@@ -398,6 +412,11 @@ static void values(const lb_kv *c, const kv_head *h, const float *sc, int64_t nq
     for (int64_t s = 0; s < nc; s += P) {
         int64_t m = lb__min64(P, nc - s);
         const uint8_t *pg = cold_page(c, h->cold[s / P]);
+        if (c->codec.accum) {
+            if (s + P < nc) prefetch(cold_page(c, h->cold[s / P + 1]), c->codec.v_off, c->codec.page_bytes);
+            c->codec.accum(&c->codec, pg, m, sc + s, mc, nq, o);
+            continue;
+        }
         const float *vr = vt;
         if (c->plain) vr = (const float *)pg + P * hd;
         else c->codec.ops->decode(&c->codec, pg, 0, m, NULL, vt);
@@ -426,7 +445,11 @@ void lb__kv_attend_group(lb_kv *c, int64_t l, int64_t kvh, const float *q, int64
         q = qq;
     }
     scores(c, h, q, nq, n, kt, sc);
-    for (int64_t j = 0; j < nq; j++) softmax(sc + j * mc, n, hd);
+    /* the engine's softmax (f32: its logits bit for bit); with fused kernels
+     * the fully vectorized softmax2 (codec.h) */
+    const lb__kv_kernels *KK = lb__kv_kernels_active();
+    lb__kv_softmax_fn sm = c->codec.score ? KK->softmax2 : KK->softmax;
+    for (int64_t j = 0; j < nq; j++) sm(sc + j * mc, n, 1.0f / sqrtf((float)hd));
     float *acc = (c->codec.rot & 2) ? o : out;
     values(c, h, sc, nq, n, vt, acc);
     if (c->codec.rot & 2) {

@@ -10,13 +10,24 @@
  * and tinystories-656k (16) get value groups of head_dim (one scale per token
  * and head); key groups run along tokens and fit any head_dim.
  *
- * Page: key codes (P, hd) as one b-bit stream, value codes (P, hd) likewise,
- * key scale and min (hd each, F16), value scale and min (P, hd / Gv each, F16).
- * rot=k|v|kv stores Hadamard-rotated keys and/or values (cache.c). */
+ * Page: key codes channel-major (hd, P) as one b-bit stream (a channel's
+ * group of P codes is contiguous), value codes token-major (P, hd) likewise,
+ * key scale and min (hd each, F16), value scale and min (hd / Gv, P each, F16;
+ * group-major so a group's scales along the tokens are contiguous).
+ * rot=k|v|kv stores Hadamard-rotated keys and/or values (cache.c).
+ *
+ * Attention scores and sums on the codes (the fused kernels of codec.h): a
+ * key group shares its per-channel scale s and min m, so
+ * q.k_t = sum_c (q_c s_c) code_tc + sum_c q_c m_c, and a value row
+ * w_t v_t = (w_t s_t) code_t + w_t m_t; no page is decoded to attend. */
 #include "kv/codec.h"
 #include <math.h>
 
-#define KIVI_MAX_HD 512
+#define KIVI_MAX_HD LB_KV_KIVI_MAX_HD
+
+static void score(const lb__kv_codec *c, const uint8_t *page, const float *q, int64_t nq, float *sc, int64_t scs);
+static void accum(const lb__kv_codec *c, const uint8_t *page, int64_t n, const float *w, int64_t ws, int64_t nq,
+                  float *o);
 
 static lb_status setup(lb__kv_codec *c, const lb__kv_stage *st, const lb__kv_shape *sh, const char *opt)
 {
@@ -35,6 +46,8 @@ static lb_status setup(lb__kv_codec *c, const lb__kv_stage *st, const lb__kv_sha
     c->v_off = codes;
     c->m_off = 2 * codes;
     c->page_bytes = 2 * codes + sizeof(uint16_t) * (size_t)(2 * hd + 2 * c->P * (hd / c->group));
+    c->score = score;
+    c->accum = accum;
     return LB_OK;
 }
 
@@ -73,12 +86,19 @@ static void encode(const lb__kv_codec *c, uint8_t *page, int64_t s0, int64_t n, 
     LB_ASSERT(s0 == 0 && n == P);
     memset(page, 0, c->m_off);
     uint16_t *ks = meta(c, page), *km = ks + hd, *vs = km + hd, *vm = vs + P * ng;
-    for (int64_t ch = 0; ch < hd; ch++)   /* keys: channel ch over the P tokens; code (t, ch) at t * hd + ch */
-        lb__kivi_quant_group(k + ch, P, hd, c->bits, &ks[ch], &km[ch], page + c->k_off, ch, hd);
+    for (int64_t ch = 0; ch < hd; ch++)   /* keys: channel ch over the P tokens; code (t, ch) at ch * P + t */
+        lb__kivi_quant_group(k + ch, P, hd, c->bits, &ks[ch], &km[ch], page + c->k_off, ch * P, 1);
     for (int64_t t = 0; t < P; t++)
         for (int64_t g = 0; g < ng; g++)
-            lb__kivi_quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[t * ng + g],
-                                 &vm[t * ng + g], page + c->v_off, t * hd + g * c->group, 1);
+            lb__kivi_quant_group(v + t * hd + g * c->group, c->group, 1, c->bits, &vs[g * P + t],
+                                 &vm[g * P + t], page + c->v_off, t * hd + g * c->group, 1);
+}
+
+static int log2_of(int64_t x)
+{
+    int e = 0;
+    while (((int64_t)1 << e) < x) e++;
+    return e;
 }
 
 static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64_t n, float *k, float *v)
@@ -87,20 +107,40 @@ static void decode(const lb__kv_codec *c, const uint8_t *page, int64_t s0, int64
     int64_t hd = c->hd, P = c->P, ng = hd / c->group, row = hd * c->bits / 8;
     const uint16_t *ks = meta(c, page), *km = ks + hd, *vs = km + hd, *vm = vs + P * ng;
     float s[KIVI_MAX_HD], m[KIVI_MAX_HD];
-    if (k) {
+    if (k) {   /* channel by channel (P codes, one scale and min), then transposed */
+        float col[KIVI_MAX_HD];
+        int psh = log2_of(P);
         K->f16(ks, hd, s);
         K->f16(km, hd, m);
-        for (int64_t t = 0; t < n; t++) K->dq(page + c->k_off + (s0 + t) * row, c->bits, hd, s, m, 0, k + t * hd);
+        for (int64_t ch = 0; ch < hd; ch++) {
+            K->dq(page + c->k_off + ch * P * c->bits / 8, c->bits, P, s + ch, m + ch, psh, col);
+            for (int64_t t = 0; t < n; t++) k[t * hd + ch] = col[s0 + t];
+        }
     }
     if (v) {
-        int gsh = 0;
-        while ((1 << gsh) < c->group) gsh++;
-        float vsf[KIVI_MAX_HD], vmf[KIVI_MAX_HD];   /* the page's value scales and mins, widened once */
-        K->f16(vs + s0 * ng, n * ng, vsf);
-        K->f16(vm + s0 * ng, n * ng, vmf);
+        int gsh = log2_of(c->group);
+        float vsf[KIVI_MAX_HD], vmf[KIVI_MAX_HD];   /* the tokens' value scales and mins, token by token */
+        for (int64_t t = 0; t < n; t++)
+            for (int64_t g = 0; g < ng; g++) {
+                vsf[t * ng + g] = lb_f16_to_f32(vs[g * P + s0 + t]);
+                vmf[t * ng + g] = lb_f16_to_f32(vm[g * P + s0 + t]);
+            }
         for (int64_t t = 0; t < n; t++)
             K->dq(page + c->v_off + (s0 + t) * row, c->bits, hd, vsf + t * ng, vmf + t * ng, gsh, v + t * hd);
     }
+}
+
+static void score(const lb__kv_codec *c, const uint8_t *page, const float *q, int64_t nq, float *sc, int64_t scs)
+{
+    const uint16_t *ks = meta(c, page);
+    lb__kv_kernels_active()->kscore(page + c->k_off, c->bits, c->P, c->hd, ks, ks + c->hd, q, nq, sc, scs);
+}
+
+static void accum(const lb__kv_codec *c, const uint8_t *page, int64_t n, const float *w, int64_t ws, int64_t nq,
+                  float *o)
+{
+    const uint16_t *vs = meta(c, page) + 2 * c->hd, *vm = vs + c->P * (c->hd / c->group);
+    lb__kv_kernels_active()->vacc(page + c->v_off, c->bits, n, c->hd, log2_of(c->group), vs, vm, c->P, w, ws, nq, o);
 }
 
 static lb_status check(const lb__kv_stage *st, const lb__kv_spec *spec, const lb__kv_shape *sh, const char *opt)

@@ -127,6 +127,14 @@ struct lb__kv_codec {
      * during lb__kv_retier, NULL otherwise (the codec's own rule). */
     bool hold;
     const uint8_t *tier;
+    /* optional fused attention on a cold page, set by setup (attention calls
+     * these instead of decoding): score = the nq query rows' scores against
+     * all P slots of the page into sc + j * scs (the caller has room for P);
+     * accum = o (nq rows) += sum over slots [0, n) of w[j * ws + slot] v_slot.
+     * Every ISA path gives the same bits. */
+    void (*score)(const lb__kv_codec *c, const uint8_t *page, const float *q, int64_t nq, float *sc, int64_t scs);
+    void (*accum)(const lb__kv_codec *c, const uint8_t *page, int64_t n, const float *w, int64_t ws, int64_t nq,
+                  float *o);
 };
 
 /* One row of the policy registry. */
