@@ -2,15 +2,21 @@
  * weights against dense ones of the 110M model's shapes (768 x 768,
  * 2048 x 768, 768 x 2048), with 1 and 2 threads, all in one run:
  *   dense BF16 (the baseline of the ratios, timed alternately with each
- *   variant so both see the same load), dense int4_g32 (RTN),
- *   2:4 BF16, 64:2:8 BF16 (V:N:M, 75%), unstructured 50% BF16, and 2:4
- *   with the kept values in int4_g32 (also against dense int4_g32).
+ *   variant so both see the same load), dense int4_g32 (RTN; FP32
+ *   activations: the multi-row qdot kernel), dense int4_g32 with int8_g32
+ *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
+ *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
+ *   the kept values in int4_g32 (the fused packed kernel; each also timed
+ *   against both int4_g32 baselines).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
- * as stored, ns per weight, speed-up over dense BF16 (> 1: faster), and the
- * bytes read per second as a fraction of a plain streaming read (a sum over
- * 256 MB) measured in the same run. The machine is shared: read the ratios
- * and the load printed with them. */
+ * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
+ * wall time and in process CPU time (other jobs' time on the cores left
+ * out: the steadier figure on a shared machine), and the bytes read per
+ * second as a fraction of a plain streaming read (a sum over 256 MB)
+ * measured in the same run. The machine is shared: read the ratios and the
+ * load printed with them.
+ * usage: bench_sparse [NAME]   (only the variants whose name contains NAME) */
 #include "lowbit.h"
 #include "quant/quant.h"
 #include <stdio.h>
