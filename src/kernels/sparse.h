@@ -25,16 +25,14 @@ lb__sparse_gather_fn lb__sparse_gather_for(lb_isa isa);
 /* xk[i] = x[idx[i]] for i < k (index lists; the same code on every ISA). */
 void lb__sparse_gather_idx(const uint16_t *idx, int64_t k, const float *x, float *xk);
 
-/* The fused decode dot of nr rows whose mask bytes all hold exactly p set
- * bits (p = 1, 2, 4 or 8; cols a multiple of 8: 2:4, 1:4, 4:8, V:2:8 ...),
- * two rows per pass: the kept inputs are permuted straight into the 16
- * canonical lanes (no buffer); mask rows of mb bytes; vals holds each row's
- * k = cols / 8 * p kept values of dtype dt, row after row. out[r]: the same
- * bits as the canonical dot of row r's values with its gathered inputs. */
-typedef void (*lb__sparse_udot_fn)(const uint8_t *mask, size_t mb, int p, const void *vals, lb_dtype dt,
-                                   const float *x, int64_t cols, int nr, float *out);
-void lb__sparse_udot_avx2(const uint8_t *mask, size_t mb, int p, const void *vals, lb_dtype dt, const float *x,
-                          int64_t cols, int nr, float *out);
+/* The fused decode dot of a row whose mask bytes all hold exactly p set
+ * bits (p = 1, 2, 4 or 8; cols a multiple of 8: 2:4, 1:4, 4:8, V:2:8 ...):
+ * the kept inputs are permuted straight into the 16 canonical lanes (no
+ * buffer); vals holds the row's cols / 8 * p kept values of dtype dt. The
+ * same bits as the canonical dot of vals with the gathered inputs. */
+typedef float (*lb__sparse_udot_fn)(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x,
+                                    int64_t cols);
+float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x, int64_t cols);
 /* The fused kernel of an ISA path, or NULL (the reference: gather + dot). */
 lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa);
 

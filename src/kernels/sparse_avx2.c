@@ -177,68 +177,36 @@ static float value_f32(const void *v, int64_t j, lb_dtype dt)
     return dt == LB_DTYPE_F16 ? lb_f16_to_f32(h) : lb_bf16_to_f32(h);
 }
 
-/* Kept values j .. k of one row (k - j < 16) and their inputs into the
- * accumulators, zero-padded to 16 (fma(0, 0, s) as the reference). */
-INLINE void utail(const uint8_t *mask, const void *vals, lb_dtype dt, const float *x, int64_t j, int64_t k, __m256 *lo,
-                  __m256 *hi)
+INLINE float udot(const uint8_t *mask, const void *vals, lb_dtype dt, const float *x, int64_t cols, int P)
 {
-    float xv[16] = {0}, vv[16] = {0};
-    int64_t n = 0;
-    for (int64_t c = 0; n < k - j; c++)
-        if (mask[c >> 3] >> (c & 7) & 1) { xv[n] = x[c]; vv[n] = value_f32(vals, j + n, dt); n++; }
-    *lo = _mm256_fmadd_ps(_mm256_loadu_ps(vv), _mm256_loadu_ps(xv), *lo);
-    *hi = _mm256_fmadd_ps(_mm256_loadu_ps(vv + 8), _mm256_loadu_ps(xv + 8), *hi);
-}
-
-INLINE float reduce(__m256 lo, __m256 hi)
-{
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int64_t k = cols / 8 * P, kf = k & ~(int64_t)15, j = 0;
+    const int bpb = 16 / P;                   /* mask bytes per 16 kept values */
+    for (; j < kf; j += 16, mask += bpb, x += 8 * bpb) {
+        lo = _mm256_fmadd_ps(load_v8(vals, j, dt), gather8(mask, x, P), lo);
+        hi = _mm256_fmadd_ps(load_v8(vals, j + 8, dt), gather8(mask + bpb / 2, x + 4 * bpb, P), hi);
+    }
+    if (j < k) {                               /* zero-padded tail block */
+        float xv[16] = {0}, vv[16] = {0};
+        int64_t n = 0;
+        for (int64_t c = 0; n < k - j; c++)
+            if (mask[c >> 3] >> (c & 7) & 1) { xv[n] = x[c]; vv[n] = value_f32(vals, j + n, dt); n++; }
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(vv), _mm256_loadu_ps(xv), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(vv + 8), _mm256_loadu_ps(xv + 8), hi);
+    }
     __m256 a = _mm256_add_ps(lo, hi);
     __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
 }
 
-/* NR rows at once (independent chains, x loads shared); row r's values
- * start at value r k. */
-INLINE void udot(const uint8_t *mask, size_t mb, const void *vals, lb_dtype dt, const float *x, int64_t cols, float *out,
-                 int NR, int P)
-{
-    __m256 lo[2], hi[2];
-    int64_t k = cols / 8 * P, kf = k & ~(int64_t)15, j = 0;
-    const int bpb = 16 / P;                   /* mask bytes per 16 kept values */
-    const uint8_t *m = mask;
-    const float *xc = x;
-    for (int r = 0; r < NR; r++) lo[r] = hi[r] = _mm256_setzero_ps();
-    for (; j < kf; j += 16, m += bpb, xc += 8 * bpb)
-        for (int r = 0; r < NR; r++) {
-            lo[r] = _mm256_fmadd_ps(load_v8(vals, r * k + j, dt), gather8(m + (size_t)r * mb, xc, P), lo[r]);
-            hi[r] = _mm256_fmadd_ps(load_v8(vals, r * k + j + 8, dt), gather8(m + (size_t)r * mb + bpb / 2, xc + 4 * bpb, P),
-                                    hi[r]);
-        }
-    for (int r = 0; r < NR && j < k; r++)
-        utail(m + (size_t)r * mb, (const uint8_t *)vals + (size_t)(r * k) * lb_dtype_size(dt), dt, xc, j, k, &lo[r], &hi[r]);
-    for (int r = 0; r < NR; r++) out[r] = reduce(lo[r], hi[r]);
-}
-
-#define UDOT_FN(name, P)                                                                                             \
-    static void name(const uint8_t *mask, size_t mb, const void *vals, lb_dtype dt, const float *x, int64_t cols,  \
-                     int nr, float *out)                                                                            \
-    {                                                                                                               \
-        size_t vb = (size_t)(cols / 8 * P) * lb_dtype_size(dt);                                                     \
-        for (; nr >= 2; nr -= 2, mask += 2 * mb, vals = (const uint8_t *)vals + 2 * vb, out += 2)                   \
-            udot(mask, mb, vals, dt, x, cols, out, 2, P);                                                           \
-        if (nr) udot(mask, mb, vals, dt, x, cols, out, 1, P);                                                       \
-    }
-UDOT_FN(udot1, 1) UDOT_FN(udot2, 2) UDOT_FN(udot4, 4) UDOT_FN(udot8, 8)
-
-void lb__sparse_udot_avx2(const uint8_t *mask, size_t mb, int p, const void *vals, lb_dtype dt, const float *x,
-                          int64_t cols, int nr, float *out)
+float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x, int64_t cols)
 {
     switch (p) {
-    case 1: udot1(mask, mb, vals, dt, x, cols, nr, out); break;
-    case 2: udot2(mask, mb, vals, dt, x, cols, nr, out); break;
-    case 4: udot4(mask, mb, vals, dt, x, cols, nr, out); break;
-    default: udot8(mask, mb, vals, dt, x, cols, nr, out); break;
+    case 1: return udot(mask, vals, dt, x, cols, 1);
+    case 2: return udot(mask, vals, dt, x, cols, 2);
+    case 4: return udot(mask, vals, dt, x, cols, 4);
+    default: return udot(mask, vals, dt, x, cols, 8);
     }
 }
 

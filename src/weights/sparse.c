@@ -134,14 +134,7 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                   (const uint8_t *)w->data + (size_t)r * sp->row_bytes, sp->row_bytes, nr, p->x + t * p->xs, w->cols,
                   p->y + t * p->ys + r);
     }
-    for (int64_t r = r0; udot && r < r1; r += 32) {   /* uniform rows of values: the same */
-        int nr = (int)lb__min64(32, r1 - r);
-        for (int64_t t = 0; t < j->nt; t++)
-            udot(sp->mask + (size_t)r * sp->mask_bytes, sp->mask_bytes, sp->p,
-                 (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), w->dtype, p->x + t * p->xs, w->cols, nr,
-                 p->y + t * p->ys + r);
-    }
-    if (qrows || udot) return;
+    if (qrows) return;
     for (int64_t r = r0; r < r1; r++) {
         int64_t k = sp->off[r + 1] - sp->off[r];
         lb_mat m = {.data = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), .dtype = w->dtype, .rows = 1,
@@ -152,6 +145,10 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                 gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
                 p->y[t * p->ys + r] = lb_format_dot(sp->fmt, (const uint8_t *)w->data + (size_t)r * sp->row_bytes,
                                                     sp->tensor_scale, xk, sp->k);
+                continue;
+            }
+            if (udot) {
+                p->y[t * p->ys + r] = udot(sp->mask + (size_t)r * sp->mask_bytes, sp->p, m.data, w->dtype, x, w->cols);
                 continue;
             }
             if (sp->mask) gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
