@@ -2,24 +2,32 @@
  * weights against dense ones of the 110M model's shapes (768 x 768,
  * 2048 x 768, 768 x 2048), with 1 and 2 threads, all in one run:
  *   dense BF16 (the baseline of the ratios, timed alternately with each
- *   variant so both see the same load), dense int4_g32 (RTN),
- *   2:4 BF16, 64:2:8 BF16 (V:N:M, 75%), unstructured 50% BF16, and 2:4
- *   with the kept values in int4_g32 (also against dense int4_g32).
+ *   variant so both see the same load), dense int4_g32 (RTN; FP32
+ *   activations: the multi-row qdot kernel), dense int4_g32 with int8_g32
+ *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
+ *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
+ *   the kept values in int4_g32 (the fused packed kernel; each also timed
+ *   against both int4_g32 baselines).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
- * as stored, ns per weight, speed-up over dense BF16 (> 1: faster), and the
- * bytes read per second as a fraction of a plain streaming read (a sum over
- * 256 MB) measured in the same run. The machine is shared: read the ratios
- * and the load printed with them. */
+ * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
+ * wall time and in process CPU time (other jobs' time on the cores left
+ * out: the steadier figure on a shared machine), and the bytes read per
+ * second as a fraction of a plain streaming read (a sum over 256 MB)
+ * measured in the same run. The machine is shared: read the ratios and the
+ * load printed with them.
+ * usage: bench_sparse [NAME]   (only the variants whose name contains NAME) */
 #include "lowbit.h"
 #include "quant/quant.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-enum { COPIES = 48, N_VAR = 6 };
+enum { COPIES = 48, N_VAR = 10 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
-                                      "unstructured 50% BF16", "2:4 int4_g32"};
+                                      "unstructured 50% BF16", "2:4 int4_g32", "dense int4_g32 x int8 act (W4A8)",
+                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -57,8 +65,9 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     memset(out, 0, sizeof *out);
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
-    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4"};
-    static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}};
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4"};
+    static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}, {0, 0, 0},
+                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -67,19 +76,21 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     }
     for (int c = 0; c < COPIES && !rc; c++) {
         if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
-        else if (v == 5) {   /* prune 2:4, then the kept values (cols / 2 per row) into int4_g32 */
-            float *k2 = malloc(sizeof(float) * (size_t)(rows * cols / 2));
+        else if (v == 5 || v >= 7) {   /* prune, then the kept values (k per row) into int4_g32 */
+            int64_t k = cols * vnm[v][1] / (vnm[v][0] ? 8 : vnm[v][2]);
+            float *k2 = malloc(sizeof(float) * (size_t)(rows * k));
             for (int64_t i = 0, n = 0; i < rows * cols; i++)
                 if (keep[i]) k2[n++] = wp[i];
             lb_quantize_opts o = {0};
-            rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, cols / 2, &out->q[c]) != LB_OK;
+            rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, k, &out->q[c]) != LB_OK;
             if (!rc) rc = lb__weight_sparse_packed(&out->store, keep, rows, cols, out->q[c].fmt, out->q[c].tensor_scale,
-                                                   out->q[c].packed, 0, 2, 4, &out->w[c]) != LB_OK;
+                                                   out->q[c].packed, vnm[v][0], vnm[v][1], vnm[v][2], &out->w[c]) != LB_OK;
             free(k2);
-        } else if (v == 1) {
+        } else if (v == 1 || v == 6) {
             lb_quantize_opts o = {0};
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, w, rows, cols, &out->q[c]) != LB_OK;
             if (!rc) out->w[c] = lb__qmatrix_weight(&out->q[c]);
+            if (v == 6) out->w[c].act = lb_format_find("int8_g32");
         } else
             rc = lb__weight_sparse(&out->store, wp, keep, rows, cols, LB_DTYPE_BF16, vnm[v][0], vnm[v][1], vnm[v][2],
                                    LB_SPARSE_AUTO, &out->w[c]) != LB_OK;
@@ -96,11 +107,21 @@ static void free_var(var *v)
     lb__wstore_free(&v->store);
 }
 
-/* Seconds per product of one pass over all copies. */
-static double pass(var *v, lb_wspace *ws, int64_t rows, int64_t cols, lb_pool *pool, const float *x, float *y)
+static double cpu_now(void)
 {
-    double t0 = lb_time_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds per product of one pass over all copies: wall, and process CPU
+ * time in *cpu (other jobs' time on the cores left out). */
+static double pass(var *v, lb_wspace *ws, int64_t rows, int64_t cols, lb_pool *pool, const float *x, float *y,
+                   double *cpu)
+{
+    double t0 = lb_time_now(), c0 = cpu_now();
     for (int c = 0; c < COPIES; c++) lb__linear(ws, pool, &v->w[c], x, 1, cols, y, rows);
+    *cpu = (cpu_now() - c0) / COPIES;
     return (lb_time_now() - t0) / COPIES;
 }
 
@@ -113,23 +134,27 @@ static lb_wspace *space(var *v, int threads)
 }
 
 /* Best of 7 passes of v and of the baseline b, alternated so that both see
- * the same load: t[0] = baseline, t[1] = v. */
+ * the same load: t[0] = baseline, t[1] = v (wall), t[2], t[3] the same in
+ * CPU time. */
 static void time_pair(var *b, var *v, int64_t rows, int64_t cols, lb_pool *pool, int threads, const float *x, float *y,
                       double *t)
 {
     lb_wspace *wb = space(b, threads), *wv = space(v, threads);
-    t[0] = t[1] = 1e30;
+    t[0] = t[1] = t[2] = t[3] = 1e30;
     for (int r = 0; r < 7 && wb && wv; r++) {
-        double a = pass(b, wb, rows, cols, pool, x, y), c = pass(v, wv, rows, cols, pool, x, y);
+        double ca, cc, a = pass(b, wb, rows, cols, pool, x, y, &ca), c = pass(v, wv, rows, cols, pool, x, y, &cc);
         if (a < t[0]) t[0] = a;
         if (c < t[1]) t[1] = c;
+        if (ca < t[2]) t[2] = ca;
+        if (cc < t[3]) t[3] = cc;
     }
     lb__wspace_free(wb);
     lb__wspace_free(wv);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *only = argc > 1 ? argv[1] : NULL;   /* run the variants whose name contains this */
     const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
     double load[3] = {0};
     FILE *f = fopen("/proc/loadavg", "r");
@@ -151,10 +176,10 @@ int main(void)
             bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
             lb_f32_to_bf16_row(w, bf[c], n);
         }
-        printf("\n%lld x %lld\n| variant | bytes/weight | threads | ns/weight | vs dense BF16 | fraction of read bandwidth |\n"
-               "|---|---:|---:|---:|---:|---:|\n", (long long)rows, (long long)cols);
-        var base, base4;
-        if (build(0, w, rows, cols, bf, &base) || build(1, w, rows, cols, bf, &base4)) {
+        printf("\n%lld x %lld\n| variant | bytes/weight | threads | ns/weight | speed-up (wall) | speed-up (CPU time) | fraction of read bandwidth |\n"
+               "|---|---:|---:|---:|---:|---:|---:|\n", (long long)rows, (long long)cols);
+        var base, base4, base48;
+        if (build(0, w, rows, cols, bf, &base) || build(1, w, rows, cols, bf, &base4) || build(6, w, rows, cols, bf, &base48)) {
             printf("baselines failed: %s\n", lb_errmsg());
             return 1;
         }
@@ -162,16 +187,17 @@ int main(void)
             lb_pool *pool = NULL;
             lb_pool_create(th, &pool);
             for (int v = 0; v < N_VAR; v++) {
+                if (only && !strstr(var_name[v], only)) continue;
                 var vv;
                 if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
-                double t[2];
+                double t[4];
                 time_pair(&base, &vv, rows, cols, pool, th, x, y, t);
-                printf("| %s | %.4f | %d | %.4f | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
-                       1e9 * t[1] / (double)n, t[0] / t[1], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
-                if (v == 5) {   /* and against dense int4_g32, alternated the same way */
-                    time_pair(&base4, &vv, rows, cols, pool, th, x, y, t);
-                    printf("| 2:4 int4_g32 vs dense int4_g32 | | %d | %.4f | %.2fx (vs int4_g32) | |\n", th,
-                           1e9 * t[1] / (double)n, t[0] / t[1]);
+                printf("| %s | %.4f | %d | %.4f | %.2fx | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
+                       1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
+                for (int b = 0; b < 2 && (v == 5 || v >= 7); b++) {   /* and against both int4_g32 baselines */
+                    time_pair(b ? &base48 : &base4, &vv, rows, cols, pool, th, x, y, t);
+                    printf("| %s vs %s | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], b ? "W4A8" : "dense int4_g32", th,
+                           1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);
                 }
                 free_var(&vv);
             }
@@ -179,6 +205,7 @@ int main(void)
         }
         free_var(&base);
         free_var(&base4);
+        free_var(&base48);
         for (int c = 0; c < COPIES; c++) free(bf[c]);
         free(w); free(x); free(y);
     }

@@ -39,3 +39,26 @@ lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa)
     lb_isa best = lb_isa_best();
     return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_udot_avx2 : NULL;
 }
+
+bool lb__sparse_qrows_ok(const lb_format *f, int p, int64_t cols)
+{
+    if ((p != 1 && p != 2 && p != 4 && p != 8) || cols % 8 || !f->block || f->block % 16 || cols / 8 * p % f->block)
+        return false;
+    if (f->fam == LB__FAM_TERNARY) return false;
+    return f->fam == LB__FAM_NF4 || f->elem == LB_ELEM_INT4 || f->elem == LB_ELEM_UINT4 || f->elem == LB_ELEM_E2M1;
+}
+
+void lb__sparse_qrows_ref(const lb_format *f, float ts, const uint8_t *mask, size_t mb, const uint8_t *in, size_t rb,
+                          int nr, const float *x, int64_t cols, float *xk, float *out)
+{
+    for (int r = 0; r < nr; r++) {
+        int64_t k = lb__sparse_gather_ref(mask + (size_t)r * mb, x, cols, xk);
+        out[r] = k ? lb_format_dot(f, in + (size_t)r * rb, ts, xk, k) : 0.0f;
+    }
+}
+
+lb__sparse_qrows_fn lb__sparse_qrows_for(lb_isa isa)
+{
+    lb_isa best = lb_isa_best();
+    return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_qrows_avx2 : NULL;
+}

@@ -36,6 +36,25 @@ float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtyp
 /* The fused kernel of an ISA path, or NULL (the reference: gather + dot). */
 lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa);
 
+/* Packed values (prune + quantize: each row's k = cols / 8 * p kept values
+ * in block format f, rows of rb bytes) of rows whose mask bytes all hold p
+ * set bits (mask rows of mb bytes): out[r] = lb_format_dot(f, row r, ts,
+ * the kept inputs of row r, k) for nr rows. The reference gathers each row
+ * (xk: cols floats of scratch) and calls lb_format_dot; the fused kernels
+ * decode each 4-bit code to the same weight (v - z) * d and put kept value
+ * j in canonical lane j % 16 with its gathered input: the same bits. */
+bool lb__sparse_qrows_ok(const lb_format *f, int p, int64_t cols);
+void lb__sparse_qrows_ref(const lb_format *f, float ts, const uint8_t *mask, size_t mb, const uint8_t *in, size_t rb,
+                          int nr, const float *x, int64_t cols, float *xk, float *out);
+/* Fused: several rows per pass (x loads shared), no buffer; false (nothing
+ * computed) when !lb__sparse_qrows_ok(f, p, cols). */
+typedef bool (*lb__sparse_qrows_fn)(const lb_format *f, int p, float ts, const uint8_t *mask, size_t mb,
+                                    const uint8_t *in, size_t rb, int nr, const float *x, int64_t cols, float *out);
+bool lb__sparse_qrows_avx2(const lb_format *f, int p, float ts, const uint8_t *mask, size_t mb, const uint8_t *in,
+                           size_t rb, int nr, const float *x, int64_t cols, float *out);
+/* The fused kernel of an ISA path, or NULL (the reference). */
+lb__sparse_qrows_fn lb__sparse_qrows_for(lb_isa isa);
+
 /* Set bits of one mask byte. */
 extern const uint8_t lb__popcount8[256];
 

@@ -210,6 +210,130 @@ float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtyp
     }
 }
 
+/* ---- packed 4-bit rows (prune + quantize) */
+
+/* How a block's 8 codes become weights: INT4 by a shift pair and a convert
+ * (sign-extended), UINT4 by a shift and a mask, other 4-bit elements (E2M1,
+ * NF4) through the block's 16-weight table. Either way w = (v - z) * d,
+ * one rounding, as the reference decodes it. */
+typedef enum qkind { Q_SINT, Q_UINT, Q_TAB } qkind;
+
+typedef struct qblk { __m256 d, z, tlo, thi; } qblk;
+
+INLINE float scale_of(const lb_format *f, float ts, const uint8_t *blk, float *z)
+{
+    if (f->sd == LB__SD_F16) { *z = f->asym ? (float)blk[2] : 0.0f; return _cvtsh_ss(lb__rd16(blk)); }
+    return lb__block_d(f, ts, blk, z);
+}
+
+INLINE qblk qsetup(const lb_format *f, float ts, const uint8_t *blk, const float *lut, qkind K)
+{
+    float z, d = scale_of(f, ts, blk, &z);
+    qblk q = {.d = _mm256_set1_ps(d), .z = _mm256_set1_ps(z)};
+    if (K == Q_TAB) {
+        __m256 l = _mm256_loadu_ps(lut), h = _mm256_loadu_ps(lut + 8);
+        if (f->asym) { l = _mm256_sub_ps(l, q.z); h = _mm256_sub_ps(h, q.z); }
+        q.tlo = _mm256_mul_ps(l, q.d);
+        q.thi = _mm256_mul_ps(h, q.d);
+    }
+    return q;
+}
+
+/* The weights of the 8 codes in c (code i in bits 4i .. 4i + 3). */
+INLINE __m256 qdec8(uint32_t c, const qblk *q, bool asym, qkind K)
+{
+    __m256i b = _mm256_set1_epi32((int)c);
+    if (K == Q_SINT) {
+        __m256i s = _mm256_srai_epi32(_mm256_sllv_epi32(b, _mm256_setr_epi32(28, 24, 20, 16, 12, 8, 4, 0)), 28);
+        __m256 v = _mm256_cvtepi32_ps(s);
+        if (asym) v = _mm256_sub_ps(v, q->z);
+        return _mm256_mul_ps(v, q->d);
+    }
+    __m256i s = _mm256_srlv_epi32(b, _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
+    if (K == Q_UINT) {
+        __m256 v = _mm256_cvtepi32_ps(_mm256_and_si256(s, _mm256_set1_epi32(15)));
+        if (asym) v = _mm256_sub_ps(v, q->z);
+        return _mm256_mul_ps(v, q->d);
+    }
+    __m256 lo = _mm256_permutevar8x32_ps(q->tlo, s), hi = _mm256_permutevar8x32_ps(q->thi, s);
+    return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(s, 28)));
+}
+
+/* NR rows at once: kept value j of a row in canonical lane j % 16 (lanes
+ * 0-7 in lo, 8-15 in hi), its weight decoded from the packed block, its
+ * input gathered by gather8; blocks of B kept values span 8 B / P inputs. */
+INLINE void qrows(const lb_format *f, float ts, const uint8_t *mask, size_t mb, const uint8_t *in, size_t rb,
+                  const float *x, int64_t cols, const float *lut, float *out, int NR, int P, qkind K)
+{
+    int64_t B = f->block, nb = cols / 8 * P / B;
+    size_t bb = lb__block_bytes(f, B);
+    int sb = lb__scale_bytes(f);
+    bool asym = f->asym;
+    const int bpb = 16 / P;
+    __m256 lo[4], hi[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) lo[r] = hi[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = in + (size_t)b * bb, *mk = mask + (size_t)(b * B / P);
+        const float *xb = x + b * B / P * 8;
+        qblk q[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            q[r] = qsetup(f, ts, blk + (size_t)r * rb, lut, K);
+            _mm_prefetch((const char *)(blk + (size_t)(r + NR) * rb), _MM_HINT_T0);
+        }
+        for (int64_t i = 0; i < B; i += 16, mk += bpb, xb += 8 * bpb) {
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                uint64_t c;
+                memcpy(&c, blk + (size_t)r * rb + (size_t)sb + (size_t)(i / 2), 8);
+                const uint8_t *m = mk + (size_t)r * mb;
+                lo[r] = _mm256_fmadd_ps(qdec8((uint32_t)c, &q[r], asym, K), gather8(m, xb, P), lo[r]);
+                hi[r] = _mm256_fmadd_ps(qdec8((uint32_t)(c >> 32), &q[r], asym, K), gather8(m + bpb / 2, xb + 4 * bpb, P),
+                                        hi[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) {
+        __m256 a = _mm256_add_ps(lo[r], hi[r]);
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        out[r] = _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+    }
+}
+
+#ifndef QROWS_NR
+#define QROWS_NR 2   /* rows per pass (4 measured no faster on AVX2: 16 registers) */
+#endif
+#define QROWS_FN(name, P, K)                                                                                         \
+    static void name(const lb_format *f, float ts, const uint8_t *mask, size_t mb, const uint8_t *in, size_t rb,   \
+                     int nr, const float *x, int64_t cols, const float *lut, float *out)                           \
+    {                                                                                                               \
+        for (; nr >= QROWS_NR; nr -= QROWS_NR, mask += QROWS_NR * mb, in += QROWS_NR * rb, out += QROWS_NR)         \
+            qrows(f, ts, mask, mb, in, rb, x, cols, lut, out, QROWS_NR, P, K);                                       \
+        for (; nr > 0; nr--, mask += mb, in += rb, out++) qrows(f, ts, mask, mb, in, rb, x, cols, lut, out, 1, P, K); \
+    }
+QROWS_FN(q_sint1, 1, Q_SINT) QROWS_FN(q_sint2, 2, Q_SINT) QROWS_FN(q_sint4, 4, Q_SINT) QROWS_FN(q_sint8, 8, Q_SINT)
+QROWS_FN(q_uint1, 1, Q_UINT) QROWS_FN(q_uint2, 2, Q_UINT) QROWS_FN(q_uint4, 4, Q_UINT) QROWS_FN(q_uint8, 8, Q_UINT)
+QROWS_FN(q_tab1, 1, Q_TAB) QROWS_FN(q_tab2, 2, Q_TAB) QROWS_FN(q_tab4, 4, Q_TAB) QROWS_FN(q_tab8, 8, Q_TAB)
+
+typedef void (*qrows_fn)(const lb_format *, float, const uint8_t *, size_t, const uint8_t *, size_t, int, const float *,
+                         int64_t, const float *, float *);
+
+bool lb__sparse_qrows_avx2(const lb_format *f, int p, float ts, const uint8_t *mask, size_t mb, const uint8_t *in,
+                           size_t rb, int nr, const float *x, int64_t cols, float *out)
+{
+    static const qrows_fn fns[3][4] = {{q_sint1, q_sint2, q_sint4, q_sint8}, {q_uint1, q_uint2, q_uint4, q_uint8},
+                                       {q_tab1, q_tab2, q_tab4, q_tab8}};
+    if (!lb__sparse_qrows_ok(f, p, cols)) return false;
+    int K = f->fam == LB__FAM_NF4 || f->elem == LB_ELEM_E2M1 ? Q_TAB : f->elem == LB_ELEM_INT4 ? Q_SINT : Q_UINT;
+    const float *lut = f->fam == LB__FAM_NF4 ? lb__nf4_table : lb__elem_lut(f->elem);
+    int pi = p == 1 ? 0 : p == 2 ? 1 : p == 4 ? 2 : 3;
+    if (nr > 0) fns[K][pi](f, ts, mask, mb, in, rb, nr, x, cols, lut, out);
+    return true;
+}
+
 int64_t lb__sparse_gather_avx2(const uint8_t *mask, const float *x, int64_t cols, float *xk)
 {
     int64_t k = 0, c = 0;

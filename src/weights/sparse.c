@@ -125,7 +125,16 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
     const lb_wsparse *sp = &w->u.sparse;
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
+    lb__sparse_qrows_fn qrows = sp->fmt && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
     float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
+    for (int64_t r = r0; qrows && r < r1; r += 32) {   /* packed uniform rows: 32 rows stay in cache across tokens */
+        int nr = (int)lb__min64(32, r1 - r);
+        for (int64_t t = 0; t < j->nt; t++)
+            qrows(sp->fmt, sp->p, sp->tensor_scale, sp->mask + (size_t)r * sp->mask_bytes, sp->mask_bytes,
+                  (const uint8_t *)w->data + (size_t)r * sp->row_bytes, sp->row_bytes, nr, p->x + t * p->xs, w->cols,
+                  p->y + t * p->ys + r);
+    }
+    if (qrows) return;
     for (int64_t r = r0; r < r1; r++) {
         int64_t k = sp->off[r + 1] - sp->off[r];
         lb_mat m = {.data = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), .dtype = w->dtype, .rows = 1,
@@ -333,6 +342,7 @@ lb_status lb__weight_sparse_packed(lb_wstore *s, const uint8_t *keep, int64_t ro
     sp.v = v; sp.n = n; sp.m = m;
     sp.fmt = f; sp.tensor_scale = tensor_scale; sp.row_bytes = rb; sp.k = k;
     *out = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = data, .dtype = LB_DTYPE_U8, .u.sparse = sp};
+    out->u.sparse.p = uniform_p(out);
     return built(out);
 }
 
@@ -452,7 +462,7 @@ static lb_status sparse_read(lb_wsrc *src, const char *name, const char *pre, bo
         w->u.sparse.nnz = w->u.sparse.off[rows];
         if ((s = read_packed(src, pre, what, w))) return s;
     }
-    w->u.sparse.p = packed ? 0 : uniform_p(w);
+    w->u.sparse.p = uniform_p(w);
     return lb__sparse_validate(w, what);
 }
 
