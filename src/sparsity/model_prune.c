@@ -2,7 +2,8 @@
  * down) not matched by a keep glob is pruned with one criterion and one
  * pattern and stored sparse (weights/sparse.c); everything else is copied.
  * With a format, each row's kept values are then quantized with RTN into
- * that block format (prune, then quantize), or, with joint and sparsegpt,
+ * that block format (prune, then quantize; an unstructured ratio is rounded
+ * per matrix to keep a whole number of blocks per row), or, with joint and sparsegpt,
  * quantized inside SparseGPT's loop (lb_prune_quantize_matrix).
  * The linears of a layer are pruned in parallel, one matrix per task, each
  * independently, so the result does not depend on the thread count.
@@ -99,6 +100,19 @@ static lb_status quantize_kept(const prun *r, pjob *j)
     return s;
 }
 
+/* Unstructured with a block format (prune, then RTN): the ratio that keeps
+ * the nearest multiple of the block per row (at least one block), so that
+ * the kept values can be packed; the unstructured rule prunes
+ * floor(cols ratio) per row, and the half keeps that floor exact. */
+static double block_ratio(const prun *r, int64_t cols, double ratio)
+{
+    int64_t B = r->fmt ? lb_format_block(r->fmt) : 0;
+    if (!B || r->joint || r->pat.kind != LB__PAT_UNSTRUCTURED || cols < B) return ratio;
+    int64_t kept = cols - (int64_t)floor((double)cols * ratio);
+    int64_t k = lb__max64(B, lb__min64((kept + B / 2) / B * B, cols / B * B));
+    return ((double)(cols - k) + 0.5) / (double)cols;
+}
+
 static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
 {
     prun *r = ctx;
@@ -111,6 +125,7 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
         lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
         lb_prune_opts po = r->o->p;
         po.calib = r->crit->calib ? &j->st : NULL;
+        po.ratio = block_ratio(r, j->src->cols, po.ratio);
         bool joint = r->joint && !lb__sparsegpt_joint_fits(&r->pat, r->fmt, j->src->cols);
         if (!s) {
             memcpy(j->w, orig, (size_t)n * sizeof *orig);

@@ -1,5 +1,11 @@
-/* test_prune_seq.c: sequential pruning (lb_model_prune_opts.sequential)
- * against a slow reference built from public calls only. The reference
+/* test_prune_model.c: model-level pruning (lb_model_prune).
+ *
+ * Unstructured ratios with a block format: every pruned row keeps a whole
+ * number of blocks, the nearest to what the ratio asks, and the values are
+ * packed (checked from the weights' masks against the rule computed here).
+ *
+ * Sequential pruning (lb_model_prune_opts.sequential) against a slow
+ * reference built from public calls only. The reference
  * prunes layer 0 with the dense model's statistics (layer 1 kept dense),
  * collects new statistics from that partly pruned model (lb_calib_collect),
  * and prunes layer 1 with them (layer 0 kept as it is). Sequential pruning
@@ -118,6 +124,44 @@ static void test_sequential(void)
     lb_model_free(m);
 }
 
+static void test_block_ratio(void)
+{
+    lb_model *m = load("tinystories-656k");
+    if (!m) SKIP("tinystories-656k absent (LOWBIT_MODELS)");
+    const double ratios[] = {0.6, 0.7, 0.1};
+    for (int t = 0; t < 3; t++) {
+        lb_model *q = NULL;
+        lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "unstructured", .ratio = ratios[t]},
+                                 .format = "int4_g32", .n_threads = 2};
+        REQUIRE(lb_model_prune(m, &o, &q, NULL) == LB_OK, "%s", lb_errmsg());
+        lb__wname wn[256];
+        int64_t n = lb__model_names(q, wn, 256), checked = 0;
+        for (int64_t i = 0; i < n; i++) {
+            if (!wn[i].linear) continue;
+            const lb_weight *w = wn[i].w;
+            REQUIRE(w->rep == &lb__wrep_sparse && w->u.sparse.fmt, "%s: not packed sparse", wn[i].name);
+            int64_t cols = w->cols, asked = cols - (int64_t)(cols * ratios[t]), want = (asked + 16) / 32 * 32;
+            if (want < 32) want = 32;
+            if (want > cols / 32 * 32) want = cols / 32 * 32;
+            float *f = malloc(sizeof *f * (size_t)(w->rows * cols));
+            REQUIRE(lb__weight_f32(w, f) == LB_OK, "%s", lb_errmsg());
+            int64_t bad = 0;
+            for (int64_t r = 0; r < w->rows; r++) {
+                int64_t k = 0;
+                for (int64_t c = 0; c < cols; c++) k += f[r * cols + c] != 0;
+                bad += k > want;   /* a kept value may quantize to zero, never more than want */
+            }
+            CHECK(bad == 0 && w->u.sparse.nnz == w->rows * want, "%s ratio %g: %lld kept, want %lld per row",
+                  wn[i].name, ratios[t], (long long)(w->u.sparse.nnz / w->rows), (long long)want);
+            free(f);
+            checked++;
+        }
+        CHECK(checked == 14, "%lld linears checked", (long long)checked);
+        lb_model_free(q);
+    }
+    lb_model_free(m);
+}
+
 static void test_bad(void)
 {
     lb_model *m = load("tinystories-656k");
@@ -142,6 +186,7 @@ int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     lb_rng_seed(&rng, TEST_SEED);
+    RUN(test_block_ratio);
     RUN(test_sequential);
     RUN(test_bad);
     return TEST_DONE();
