@@ -219,12 +219,23 @@ lb_status lb_quantize_amax(const lb_quantizer *q, const lb_format *f, const lb_q
     return LB_OK;
 }
 
+/* Whether q's rotation signs are those of its seed (every rotation of
+ * hadamard.c): the file then keeps the seed alone, not a byte per column. */
+static bool signs_from_seed(const lb_qmatrix *q)
+{
+    int8_t *g = q->hadamard_signs ? lb__alloc((size_t)q->cols) : NULL;
+    bool same = g && !lb_hadamard_signs(q->hadamard_seed, q->cols, g) && !memcmp(g, q->hadamard_signs, (size_t)q->cols);
+    LB_FREE(g);
+    return same;
+}
+
 lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
 {
     lb_weight w = q->fmt ? lb__weight_block(q->fmt, q->tensor_scale, q->packed, q->rows, q->cols)
                          : lb__weight_dense(q->packed, LB_DTYPE_F32, q->rows, q->cols);
     if (q->hadamard_block)
-        lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs});
+        lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs,
+                                           .seeded = signs_from_seed(q), .seed = q->hadamard_seed});
     if (q->col_scale) lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_COL_SCALE, .scale = q->col_scale});
     w.method = q->method ? q->method->name : NULL;
     return w;
