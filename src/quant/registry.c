@@ -32,6 +32,9 @@ static const lb_quantizer methods[] = {
      .calib = true, .quantize = lb__awq_quantize},
     {.name = "awq+sinq", .desc = "A-SINQ: the awq scale search with sinq as the quantizer (column scale t/s)",
      .calib = true, .quantize = lb__awq_sinq_quantize},
+    {.name = "awq+gptq", .desc = "the awq search with GPTQ as the quantizer of W diag(s) (statistics of the scaled "
+                                 "input diag(1/s) x; act_order applies), each alpha scored by tr(E H E^T)",
+     .calib = true, .quantize = lb__awq_quantize, .inner = lb__gptq_quantize},
     {.name = "qronos", .desc = "Qronos: fits Q xq to W x (float-path x, quantized-path xq from sequential calibration): "
                                "least-squares first column, re-solve, then GPTQ error diffusion on a fixed rtn grid",
      .calib = true, .sequential = true, .quantize = lb__qronos_quantize},
