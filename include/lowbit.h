@@ -846,6 +846,16 @@ typedef struct lb_model_quant_opts {
     int64_t n_calib_tokens;
     int64_t calib_ctx;
     int sequential;
+    /* ---- mixed precision under a bits budget (src/quant/budget.c, docs/quant.md) */
+    double bits_budget;         /* > 0: each linear takes one of the candidate formats (format and
+                                   budget_formats), chosen greedily by proxy loss per bit from the
+                                   calibration statistics; mean bits/weight of the linears <= this */
+    const char *const *budget_formats;  /* more candidates (format names, the group is their own) */
+    int n_budget_formats;
+    int budget_metric;          /* 0: output error tr(E H E^T); 1: that over tr(W H W^T); 2: the model's
+                                   mean KL divergence with that linear alone quantized (calibration tokens) */
+    const int32_t *budget_tokens;   /* metric 2's tokens when calib_tokens is not set (NULL: calib_tokens) */
+    int64_t n_budget_tokens;
 } lb_model_quant_opts;
 
 typedef struct lb_quant_tensor_info {

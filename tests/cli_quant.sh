@@ -30,6 +30,19 @@ if [ -f "$M/stories260K/stories260K.bin" ]; then
     check q-padded-story grep -q "Once upon a time" "$T/out"
     expect_ok q-full-inspect $CLI inspect "$T/f.safetensors"
     check q-full-int4 grep -q "self_attn.q_proj *int4_g32" "$T/out"
+    # mixed precision under a bits budget: each linear's choice in the table, the mean within the budget
+    S260="$M/stories260K/stories260K.bin"; TXT="${LOWBIT_DATA:-../shared/data}/tinystories/tinystories_val.txt"
+    if [ -f "$TXT" ]; then
+        expect_ok q-budget $CLI quantize --model "$S260" --tokenizer "$M/stories260K/tok512.bin" --out "$T/g.safetensors" --format int4_g32 --method rtn --calib-text "$TXT" --calib-tokens 512 --bits-budget 5.2 --budget-formats int8_g32,int4_g64 --json
+        check q-budget-mix grep -q '"format": "int8_g32"' "$T/out"
+        check q-budget-mean /usr/bin/python3 -c "import json,sys; r=json.load(open('$T/out')); b=r['linear_bits_per_weight']; sys.exit(not 4.5 < b <= 5.2)"
+        expect_ok q-budget-run $CLI run --model "$T/g.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+        check q-budget-story grep -q "Once upon a time" "$T/out"
+        expect_fail budget-low "below the cheapest candidates" $CLI quantize --model "$S260" --tokenizer "$M/stories260K/tok512.bin" --out "$T/h.safetensors" --format int4_g32 --method rtn --calib-text "$TXT" --calib-tokens 512 --bits-budget 3 --budget-formats int8_g32
+        expect_fail budget-metric-alone "need --bits-budget B" $CLI quantize --model "$S260" --out "$T/h.safetensors" --format int4_g32 --budget-metric 2
+        expect_fail budget-no-calib "give --calib STATS or --calib-text" $CLI quantize --model "$S260" --out "$T/h.safetensors" --format int4_g32 --bits-budget 4.5
+        check no-budget-partial test ! -e "$T/h.safetensors"
+    fi
     check no-temp sh -c "! ls '$T' | grep -q tmp"
 else
     echo "SKIP cli_quant: no stories260K in $M"; skip=$((skip + 1))

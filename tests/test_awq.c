@@ -230,6 +230,60 @@ static void test_awq(void)
     stats_free(&st);
 }
 
+/* awq+gptq (a registry composition: the awq search with GPTQ as its inner
+ * quantizer) equals doing it by hand: the chosen alpha's scales s (AWQ's
+ * formula, computed here), W diag(s) quantized by the gptq method with the
+ * statistics of the scaled input c .* x (c = float(1/s): H' = diag(c) H
+ * diag(c)): the same packed bytes and column scale. Its loss is never above
+ * plain GPTQ's (alpha = 0 is in the search). */
+static void test_awq_gptq(void)
+{
+    int64_t rows = 32, n = 64, T = 300, N = rows * n;
+    float *X = activations(T, n);
+    stats st;
+    stats_build(&st, X, NULL, T, n);
+    float *w = random_w(rows, n), *y = malloc(sizeof(float) * (size_t)N), *yg = malloc(sizeof(float) * (size_t)N);
+    const char *fmts[] = {"int4_g32", "int3_g32_asym"};
+    for (int k = 0; k < 2; k++)
+        for (int act = 0; act < 2; act++) {
+            lb_quantize_opts o = {.calib = &st.c, .act_order = act};
+            lb_qmatrix q, g, h;
+            REQUIRE(!quant("awq+gptq", fmts[k], &o, w, rows, n, &q, y), "%s", lb_errmsg());
+            REQUIRE(!quant("gptq", fmts[k], &o, w, rows, n, &g, yg), "%s", lb_errmsg());
+            double la = hloss(st.H, w, y, rows, n), lg = hloss(st.H, w, yg, rows, n);
+            CHECK(fabs(la - q.layer_loss) <= 1e-9 * la, "loss %.12g, recomputed %.12g", q.layer_loss, la);
+            CHECK(la <= lg * (1 + 1e-12), "%s act %d: awq+gptq %g above gptq %g", fmts[k], act, la, lg);
+            printf("%s act_order %d: proxy loss gptq %.5g, awq+gptq %.5g (alpha %.2f)\n", fmts[k], act, lg, la,
+                   q.awq_alpha);
+            /* by hand */
+            double amax = 0, lo = INFINITY, hi = 0, *s = malloc(sizeof(double) * (size_t)n);
+            for (int64_t j = 0; j < n; j++) amax = st.abs[j] > amax ? st.abs[j] : amax;
+            for (int64_t j = 0; j < n; j++) {
+                s[j] = pow(st.abs[j] > 1e-4 * amax ? st.abs[j] : 1e-4 * amax, q.awq_alpha);
+                lo = fmin(lo, s[j]); hi = fmax(hi, s[j]);
+            }
+            float *c = malloc(sizeof(float) * (size_t)n), *ws = malloc(sizeof(float) * (size_t)N);
+            double *Hs = malloc(sizeof(double) * (size_t)(n * n));
+            for (int64_t j = 0; j < n; j++) { s[j] /= sqrt(hi * lo); c[j] = (float)(1.0 / s[j]); }
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < n; j++) ws[r * n + j] = w[r * n + j] * (float)s[j];
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < n; j++) Hs[i * n + j] = (double)c[i] * st.H[i * n + j] * (double)c[j];
+            lb_calib_stats cs = {.n = n, .n_tokens = T, .H = Hs};
+            lb_quantize_opts ho = {.calib = &cs, .act_order = act};
+            REQUIRE(!quant("gptq", fmts[k], &ho, ws, rows, n, &h, NULL), "%s", lb_errmsg());
+            CHECK(!memcmp(h.packed, q.packed, q.row_bytes * (size_t)rows) && h.tensor_scale == q.tensor_scale,
+                  "%s act %d: packed bytes differ from AWQ scaling then GPTQ by hand", fmts[k], act);
+            bool ones = q.awq_alpha == 0;
+            CHECK(ones ? !q.col_scale : q.col_scale && !memcmp(q.col_scale, c, sizeof(float) * (size_t)n),
+                  "%s act %d: column scale is not float(1/s)", fmts[k], act);
+            free(s); free(c); free(ws); free(Hs);
+            lb_qmatrix_free(&q); lb_qmatrix_free(&g); lb_qmatrix_free(&h);
+        }
+    free(w); free(y); free(yg); free(X);
+    stats_free(&st);
+}
+
 /* ---- qronos */
 
 static void test_qronos(void)
@@ -321,8 +375,8 @@ static void test_bad_input(void)
     stats_build(&st, X, NULL, T, n);
     float *w = random_w(rows, n);
     lb_qmatrix q;
-    const char *need[] = {"awq", "awq+sinq", "qronos"};
-    for (int k = 0; k < 3; k++) {
+    const char *need[] = {"awq", "awq+sinq", "awq+gptq", "qronos"};
+    for (int k = 0; k < 4; k++) {
         CHECK(quant(need[k], "int4_g32", NULL, w, rows, n, &q, NULL) == LB_ERR_ARG && !q.packed, "%s without calib",
               need[k]);
         CHECK(strstr(lb_errmsg(), "calibration"), "message: %s", lb_errmsg());
@@ -363,6 +417,7 @@ int main(int argc, char **argv)
     RUN(test_uniform_importance);
     RUN(test_weighted_argmin);
     RUN(test_awq);
+    RUN(test_awq_gptq);
     RUN(test_qronos);
     RUN(test_qronos_grid);
     RUN(test_bad_input);

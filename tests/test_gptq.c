@@ -745,6 +745,136 @@ static void test_real_models(void)
     if (!tested) SKIP("models or text not found in %s / %s", test_models_dir(), test_data_dir());
 }
 
+/* Mixed precision under a bits budget (budget.c): the choice equals a
+ * greedy computed here from losses computed here (each linear quantized by
+ * lb_quantize_matrix in each candidate, tr(E H E^T) by proxy_loss), the
+ * budget holds, threads do not change it, a budget with the run's format
+ * alone is the plain run, and bad budgets are refused. */
+static void test_budget(void)
+{
+    lb_model *m = NULL;
+    struct stat sb;
+    if (stat(test_model_path("tinystories-656k"), &sb) || lb_model_load(test_model_path("tinystories-656k"), &m))
+        SKIP("no tinystories-656k in %s", test_models_dir());
+    int64_t nt = 256;
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)nt);
+    for (int64_t i = 0; i < nt; i++) tok[i] = 1 + (int32_t)(lb_rng_u64(&rng) % (uint64_t)(m->cfg.vocab_size - 1));
+    lb_calib *c = NULL;
+    REQUIRE(!lb_calib_collect(m, tok, nt, &(lb_calib_opts){.ctx = 128, .n_threads = 2}, &c), "%s", lb_errmsg());
+    const char *cand[3] = {"int4_g32", "int4_g64", "int8_g32"};
+    const double budget = 4.6;
+    lb_model_quant_opts o = {.format = cand[0], .method = "gptq", .calib = c, .n_threads = 1, .bits_budget = budget,
+                             .budget_formats = cand + 1, .n_budget_formats = 2};
+    lb_model *q = NULL, *q3 = NULL;
+    lb_quant_report rep, rep3;
+    REQUIRE(!lb_model_quantize(m, &o, &q, &rep), "%s", lb_errmsg());
+    o.n_threads = 3;
+    REQUIRE(!lb_model_quantize(m, &o, &q3, &rep3), "%s", lb_errmsg());
+    /* the reference: losses and bits per (linear, candidate), then the greedy */
+    enum { NL = 14 };
+    double loss[NL][3], bits[NL][3], size[NL];
+    int want[NL], nl = 0, same3 = 1;
+    const char *nm[NL];
+    for (int64_t i = 0; i < rep.n_tensors && nl < NL; i++) {
+        const lb_quant_tensor_info *t = &rep.tensors[i];
+        if (strncmp(t->status, "quantized", 9)) continue;
+        same3 = same3 && !strcmp(t->format, rep3.tensors[i].format) && t->rel_err == rep3.tensors[i].rel_err;
+        int64_t rows = t->rows, n = t->cols;
+        float *w = malloc(sizeof(float) * (size_t)(rows * n)), *y = malloc(sizeof(float) * (size_t)(rows * n));
+        lb_model_weight_f32(m, t->name, w, &rows, &n);
+        lb_calib_stats st;
+        REQUIRE(!lb_calib_stats_for(c, t->name, &st), "%s", lb_errmsg());
+        for (int k = 0; k < 3; k++) {
+            lb_qmatrix x;
+            const lb_format *f = lb_format_find(cand[k]);
+            REQUIRE(!lb_quantize_matrix(lb_quantizer_find("gptq"), f, &(lb_quantize_opts){.calib = &st}, w, rows, n, &x),
+                    "%s", lb_errmsg());
+            lb_qmatrix_dequantize(&x, y);
+            loss[nl][k] = proxy_loss(w, y, st.H, rows, n);
+            bits[nl][k] = 8.0 * (double)lb_format_row_bytes(f, n) / (double)n;
+            lb_qmatrix_free(&x);
+        }
+        size[nl] = (double)(rows * n);
+        nm[nl++] = t->name;
+        free(w); free(y);
+    }
+    REQUIRE(nl == NL, "%d linears", nl);
+    double used = 0, total = 0;
+    for (int i = 0; i < NL; i++) {   /* cheapest first: int4_g64 */
+        want[i] = 1;
+        used += size[i] * bits[i][1];
+        total += size[i];
+    }
+    for (;;) {
+        int bi = -1, bk = -1;
+        double best = 0;
+        for (int i = 0; i < NL; i++)
+            for (int k = 0; k < 3; k++) {
+                double cost = (bits[i][k] - bits[i][want[i]]) * size[i], gain = loss[i][want[i]] - loss[i][k];
+                if (cost <= 0 || gain <= 0 || used + cost > budget * total) continue;
+                if (gain / cost > best) { best = gain / cost; bi = i; bk = k; }
+            }
+        if (bi < 0) break;
+        used += (bits[bi][bk] - bits[bi][want[bi]]) * size[bi];
+        want[bi] = bk;
+    }
+    int agree = 0, upgraded = 0;
+    for (int i = 0, j = 0; i < rep.n_tensors; i++) {
+        if (strncmp(rep.tensors[i].status, "quantized", 9)) continue;
+        agree += !strcmp(rep.tensors[i].format, cand[want[j]]);
+        upgraded += want[j] == 2;
+        if (strcmp(rep.tensors[i].format, cand[want[j]]))
+            printf("  %s: chose %s, reference %s\n", nm[j], rep.tensors[i].format, cand[want[j]]);
+        j++;
+    }
+    CHECK(agree == NL, "%d of %d choices agree with the reference greedy", agree, NL);
+    CHECK(upgraded > 0 && upgraded < NL, "%d linears in int8_g32: the budget should allow some, not all", upgraded);
+    CHECK(rep.linear_bits_per_weight <= budget && fabs(rep.linear_bits_per_weight - used / total) < 1e-9,
+          "bits %.6f, budget %g, reference %.6f", rep.linear_bits_per_weight, budget, used / total);
+    CHECK(same3, "threads change the choice or the result");
+    printf("budget %g: %.4f bits/weight, %d linears in int8_g32\n", budget, rep.linear_bits_per_weight, upgraded);
+    lb_quant_report_free(&rep); lb_quant_report_free(&rep3);
+    lb_model_free(q); lb_model_free(q3);
+    /* the run's format alone: the plain run */
+    lb_model_quant_opts p = {.format = "int4_g32", .method = "gptq", .calib = c, .n_threads = 2};
+    o = p;
+    o.bits_budget = 4.5;
+    REQUIRE(!lb_model_quantize(m, &p, &q, &rep) && !lb_model_quantize(m, &o, &q3, &rep3), "%s", lb_errmsg());
+    int same = 1;
+    for (int64_t i = 0; i < rep.n_tensors; i++) same = same && rep.tensors[i].rel_err == rep3.tensors[i].rel_err;
+    CHECK(same && rep3.linear_bits_per_weight == 4.5, "budget 4.5 with int4_g32 alone differs from the plain run");
+    lb_quant_report_free(&rep); lb_quant_report_free(&rep3);
+    lb_model_free(q); lb_model_free(q3);
+    /* refusals: below the cheapest, metric 2 without tokens, unknown candidate */
+    o.bits_budget = 4.2;
+    o.budget_formats = cand + 1;
+    o.n_budget_formats = 1;
+    q = NULL;
+    CHECK(lb_model_quantize(m, &o, &q, NULL) == LB_ERR_ARG && !q && strstr(lb_errmsg(), "below the cheapest"), "%s",
+          lb_errmsg());
+    o.bits_budget = 4.5;
+    o.budget_metric = 2;
+    CHECK(lb_model_quantize(m, &o, &q, NULL) == LB_ERR_ARG && !q && strstr(lb_errmsg(), "--calib-text"), "%s",
+          lb_errmsg());
+    const char *bad[1] = {"int5_g32"};
+    o.budget_metric = 0;
+    o.budget_formats = bad;
+    CHECK(lb_model_quantize(m, &o, &q, NULL) == LB_ERR_NOTFOUND && !q && strstr(lb_errmsg(), "int5_g32"), "%s",
+          lb_errmsg());
+    /* metric 2 (the model's KL with one linear replaced) on the tokens: within the budget */
+    lb_model_quant_opts k = {.format = "int4_g32", .method = "rtn", .n_threads = 2, .calib_tokens = tok,
+                             .n_calib_tokens = 128, .bits_budget = 4.6, .budget_formats = cand + 2,
+                             .n_budget_formats = 1, .budget_metric = 2};
+    REQUIRE(!lb_model_quantize(m, &k, &q, &rep), "%s", lb_errmsg());
+    CHECK(rep.linear_bits_per_weight <= 4.6 && rep.linear_bits_per_weight > 4.5, "metric 2: %.4f bits",
+          rep.linear_bits_per_weight);
+    lb_quant_report_free(&rep);
+    lb_model_free(q);
+    lb_calib_free(c);
+    free(tok);
+    lb_model_free(m);
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -761,5 +891,6 @@ int main(int argc, char **argv)
     RUN(test_save_load);
     RUN(test_shared_tensor_scale);
     RUN(test_real_models);
+    RUN(test_budget);
     return TEST_DONE();
 }

@@ -282,7 +282,9 @@ static void test_bad_shapes(void)
 
 static bool same_xform(const lb_xform *a, const lb_xform *b, int64_t cols)
 {
-    if (a->kind != b->kind || a->block != b->block || !a->signs != !b->signs || !a->scale != !b->scale) return false;
+    if (a->kind != b->kind || a->block != b->block || !a->signs != !b->signs || !a->scale != !b->scale ||
+        a->seeded != b->seeded || a->seed != b->seed)
+        return false;
     if (a->signs && memcmp(a->signs, b->signs, (size_t)cols)) return false;
     return !a->scale || !memcmp(a->scale, b->scale, (size_t)cols * 4);
 }
@@ -435,7 +437,7 @@ static void test_bad_files(void)
 {
     lb_model *m = load(models[1]);
     if (!m) SKIP("no tinystories-656k");
-    lb_model_quant_opts o = {.format = "int4_g32_asym", .method = "hadamard+sinq"};
+    lb_model_quant_opts o = {.format = "int4_g32_asym", .method = "hadamard+sinq", .q = {.seed = 3}};
     lb_model *q = NULL;
     REQUIRE(!lb_model_quantize(m, &o, &q, NULL), "%s", lb_errmsg());
     const char *good = tmp("good.safetensors"), *bad = tmp("bad.safetensors");
@@ -443,8 +445,8 @@ static void test_bad_files(void)
     const char *P = "model.layers.0.mlp.up_proj";
     char n[128], key[128];
     snprintf(key, sizeof key, "lowbit.tensor.%s", P);
-    const char *drops[] = {"weight_scale", "weight_zero_point", "weight_packed", "weight_col_scale", "hadamard_signs"};
-    for (int i = 0; i < 5; i++) {
+    const char *drops[] = {"weight_scale", "weight_zero_point", "weight_packed", "weight_col_scale"};
+    for (int i = 0; i < 4; i++) {
         snprintf(n, sizeof n, "%s.%s", P, drops[i]);
         REQUIRE(rewrite(good, bad, n, NULL, NULL), "rewrite");
         expect_bad(bad, i == 2 ? "model.layers.0.mlp.up_proj.weight" : n);
@@ -462,6 +464,10 @@ static void test_bad_files(void)
         {"\"col_scale\": true", "\"col_scale\": false", "col_scale"},
         {"\"transform\": \"hadamard\"", "\"transform\": \"none\"", "transform"},
         {"\"transform\": \"hadamard\"", "\"transform\": \"fourier\"", "unknown transform"},
+        {"\"hadamard_seed\": \"3\"", "\"hadamard_seed\": \"-3\"", "hadamard_seed is not"},
+        {"\"hadamard_seed\": \"3\"", "\"hadamard_seed\": \"18446744073709551616\"", "hadamard_seed is not"},
+        {"\"hadamard_seed\": \"3\"", "\"hadamard_seed\": 3", "hadamard_seed is not"},
+        {", \"hadamard_seed\": \"3\"", "", "hadamard_signs' is missing"},
     };
     for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
         char *at = strstr(meta, edits[i].from), v[1024];
@@ -478,6 +484,83 @@ static void test_bad_files(void)
     lb_model_free(m);
 }
 
+/* Every linear's rotation of m (NULL when it has none). */
+static lb_xform *rotation_of(lb_weight *w)
+{
+    for (int i = 0; i < w->n_in; i++)
+        if (w->in[i].kind == LB_XFORM_HADAMARD) return &w->in[i];
+    return NULL;
+}
+
+/* Rotated methods keep the seed of their signs, not a byte per column: no
+ * hadamard_signs tensor, int4_g32 stays at 4.5 bits/weight, the loaded
+ * signs are lb_hadamard_signs(seed, cols); files of the older layout (a
+ * signs tensor) still load to the same weights; both at once are refused. */
+static void test_seeded_signs(void)
+{
+    lb_model *m = load(models[1]);
+    if (!m) SKIP("no tinystories-656k");
+    lb_model_quant_opts o = {.format = "int4_g32", .method = "hadamard+rtn", .q = {.seed = 12345678901234567ull}};
+    lb_model *q = NULL, *b = NULL;
+    lb_quant_report rep;
+    REQUIRE(!lb_model_quantize(m, &o, &q, &rep), "%s", lb_errmsg());
+    CHECK(rep.linear_bits_per_weight == 4.5, "int4_g32 hadamard+rtn: %.6f bits/weight, want 4.5", rep.linear_bits_per_weight);
+    lb_quant_report_free(&rep);
+    const char *path = tmp("seeded.safetensors"), *old = tmp("old.safetensors"), *bad = tmp("both.safetensors");
+    REQUIRE(!lb_model_save(q, path), "%s", lb_errmsg());
+    lb_st_file f;
+    REQUIRE(!lb__st_open(path, &f), "%s", lb_errmsg());
+    int signs_tensors = 0;
+    for (int64_t i = 0; i < f.n_tensors; i++) signs_tensors += strstr(f.tensors[i].name, "hadamard_signs") != NULL;
+    const char *meta = lb__st_meta(&f, "lowbit.tensor.model.layers.0.self_attn.q_proj");
+    CHECK(!signs_tensors, "%d hadamard_signs tensors in a seeded file", signs_tensors);
+    CHECK(meta && strstr(meta, "\"hadamard_seed\": \"12345678901234567\"") && strstr(meta, "\"bits_per_weight\": 4.5,"),
+          "metadata: %s", meta ? meta : "(none)");
+    lb__st_close(&f);
+    REQUIRE(!lb_model_load(path, &b), "%s", lb_errmsg());
+    int64_t L = m->cfg.n_layers;
+    for (int64_t l = 0; l < L; l++) {
+        lb_weight *wa = &q->layers[l].w_down, *wb = &b->layers[l].w_down;
+        CHECK(same_weight(wa, wb), "layer %lld down_proj differs after the round trip", (long long)l);
+        lb_xform *t = rotation_of(wb);
+        REQUIRE(t && t->seeded && t->seed == 12345678901234567ull, "loaded rotation keeps its seed");
+        int8_t *g = malloc((size_t)wb->cols);
+        lb_hadamard_signs(12345678901234567ull, wb->cols, g);
+        CHECK(!memcmp(g, t->signs, (size_t)wb->cols), "loaded signs are the seed's");
+        free(g);
+    }
+    lb_model_free(b);
+    /* the older layout: signs stored as an I8 tensor */
+    int64_t n = lb__model_names(q, NULL, 0);
+    lb__wname *na = calloc((size_t)n, sizeof *na);
+    lb__model_names(q, na, n);
+    for (int64_t i = 0; i < n; i++) {
+        lb_xform *t = na[i].w->rep ? rotation_of(na[i].w) : NULL;
+        if (t) t->seeded = false, t->seed = 0;
+    }
+    free(na);
+    REQUIRE(!lb_model_save(q, old), "%s", lb_errmsg());
+    REQUIRE(!lb__st_open(old, &f), "%s", lb_errmsg());
+    signs_tensors = 0;
+    for (int64_t i = 0; i < f.n_tensors; i++) signs_tensors += strstr(f.tensors[i].name, "hadamard_signs") != NULL;
+    CHECK(signs_tensors == 7 * L, "%d hadamard_signs tensors in the old layout", signs_tensors);
+    char key[] = "lowbit.tensor.model.layers.0.mlp.up_proj", v[1024];
+    const char *om = lb__st_meta(&f, key);
+    snprintf(v, sizeof v, "%s", om ? om : "");
+    lb__st_close(&f);
+    REQUIRE(!lb_model_load(old, &b), "%s", lb_errmsg());
+    for (int64_t l = 0; l < L; l++)
+        CHECK(same_weight(&q->layers[l].w_up, &b->layers[l].w_up), "old layout: layer %lld up_proj differs", (long long)l);
+    lb_model_free(b);
+    /* a signs tensor and a seed at once: refused */
+    char *end = strrchr(v, '}');
+    REQUIRE(end, "metadata %s", v);
+    snprintf(end, sizeof v - (size_t)(end - v), ", \"hadamard_seed\": \"5\"}");
+    REQUIRE(rewrite(old, bad, NULL, key, v), "rewrite");
+    expect_bad(bad, "present but the metadata says hadamard_seed");
+    lb_model_free(q);
+    lb_model_free(m);
+}
 
 /* ------------------------------------------------------------- inference */
 
@@ -782,6 +865,7 @@ int main(int argc, char **argv)
     RUN(test_roundtrip);
     RUN(test_model_opts);
     RUN(test_bad_files);
+    RUN(test_seeded_signs);
     RUN(test_linear);
     RUN(test_qdot_kernels);
     RUN(test_forward);

@@ -39,6 +39,10 @@ typedef struct bopts {
     lb_calib *calib;            /* their statistics, collected once for the methods that are not sequential */
     const char *methods[MAXL], *formats[MAXL];
     int n_methods, n_formats;
+    double bits_budget;         /* > 0: every row is mixed precision under this budget (budget.c) */
+    const char *budget_formats[MAXL];
+    int n_budget_formats;
+    int64_t budget_metric;
 } bopts;
 
 static void help(void)
@@ -62,6 +66,10 @@ static void help(void)
            "  --formats  default int4_g32..g128 sym/asym, mxfp4, mxfp4:mse, nvfp4, nvint4, nf4, mxint8,\n"
            "             mxfp8_e4m3, int8_g32, int3_g32_asym, int2_g32_asym; FORMAT:RULE picks the scale rule\n"
            "             (floor, ceil, mse, full); 'f32' is the unquantized model itself\n"
+           "  --bits-budget B  every row is mixed precision: each linear takes the row's format or one of\n"
+           "             --budget-formats a,b,.. (greedy by proxy loss per bit, calibration statistics), mean\n"
+           "             bits/weight of the linears <= B; --budget-metric 0 (output error, default), 1 (relative),\n"
+           "             2 (the model's KL divergence with one linear quantized, on calibration tokens)\n"
            "Without --text only sizes and speeds are measured.\n");
 }
 
@@ -198,6 +206,17 @@ static void run_one(const bopts *o, const lb_model *m, const base *b, const char
     parse_method(method, mname, sizeof mname, &mo);
     lb_model_quant_opts qo = {.format = fname, .method = mname, .quantize_embeddings = o->quant_emb,
                               .n_threads = o->threads, .q = {.scale_rule = rule, .seed = 1, .act_order = mo.act}};
+    bool dense = !strcmp(fname, "f32");
+    if (o->bits_budget > 0 && !dense) {   /* mixed precision: needs the statistics */
+        qo.bits_budget = o->bits_budget;
+        qo.budget_formats = o->budget_formats;
+        qo.n_budget_formats = o->n_budget_formats;
+        qo.budget_metric = (int)o->budget_metric;
+        qo.budget_tokens = o->ct.tokens;
+        qo.n_budget_tokens = o->ct.n_tokens;
+        mo.calib = true;
+        snprintf(r->format, sizeof r->format, "%s@%g", fspec, o->bits_budget);
+    }
     if (mo.calib && (mo.seq || o->sequential)) {   /* collected layer by layer during the quantization */
         qo.calib_tokens = o->ct.tokens;
         qo.n_calib_tokens = o->ct.n_tokens;
@@ -207,7 +226,6 @@ static void run_one(const bopts *o, const lb_model *m, const base *b, const char
         qo.calib = o->calib;
     lb_model *q = NULL;
     lb_quant_report rep;
-    bool dense = !strcmp(fname, "f32");
     lb_status s = dense ? LB_OK : lb_model_quantize(m, &qo, &q, &rep);
     const lb_model *use = dense ? m : q;
     snprintf(path, sizeof path, "%s/tmp_model.safetensors", o->out);
@@ -385,7 +403,7 @@ static int calib_tokens(bopts *o, const lb_model *m, const lb_tokenizer *t, cons
         char name[32];
         method_opts mo;
         parse_method(o->methods[i], name, sizeof name, &mo);
-        need = need || mo.calib;
+        need = need || mo.calib || o->bits_budget > 0;
     }
     if (!need) return 0;
     const char *path = o->calib_text ? o->calib_text : o->text;
@@ -418,6 +436,9 @@ static int check_lists(const bopts *o)
             return cli_fail("bench quant", "--methods %s needs calibration text: give --text or --calib-text",
                             o->methods[i]);
     }
+    for (int i = 0; i < o->n_budget_formats; i++)
+        if (!lb_format_find(o->budget_formats[i]))
+            return cli_fail("bench quant", "--budget-formats %s: unknown format (see lowbit formats)", o->budget_formats[i]);
     for (int i = 0; i < o->n_formats; i++) {
         char fname[40];
         lb_scale_rule rule;
@@ -433,7 +454,8 @@ static int check_lists(const bopts *o)
 
 static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
 {
-    const char *methods = NULL, *formats = NULL;
+    const char *methods = NULL, *formats = NULL, *bformats = NULL;
+    static char bb[1024];
     int64_t threads = 0;
     const cli_optdef defs[] = {
         CLI_O_FLAG("--json", &o->json), CLI_O_FLAG("--quantize-embeddings", &o->quant_emb),
@@ -442,13 +464,17 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
         CLI_O_INT("--ctx", &o->ctx, 8, 1 << 20), CLI_O_INT("--chunks", &o->chunks, 1, 1 << 20),
         CLI_O_INT("--gen", &o->gen, 0, 1 << 16), CLI_THREADS(&threads), CLI_O_PATH("--calib-text", &o->calib_text),
         CLI_O_INT("--calib-tokens", &o->calib_tokens, 1, INT64_C(1) << 32), CLI_O_INT("--calib-ctx", &o->calib_ctx, 8, 1 << 20),
-        CLI_O_FLAG("--sequential", &o->sequential), {0}};
+        CLI_O_FLAG("--sequential", &o->sequential), CLI_O_FLOAT("--bits-budget", &o->bits_budget, 0.5, 32),
+        CLI_O_STR("--budget-formats", &bformats), CLI_O_INT("--budget-metric", &o->budget_metric, 0, 2), {0}};
     int rc = cli_parse("bench quant", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return -1; }
     if (rc) return rc;
     o->threads = (int)threads;
     if (methods) o->n_methods = split_list(methods, o->methods, MAXL, mb, 1024);
     if (formats) o->n_formats = split_list(formats, o->formats, MAXL, fb, 2048);
+    if (bformats) o->n_budget_formats = split_list(bformats, o->budget_formats, MAXL, bb, sizeof bb);
+    if ((bformats || o->budget_metric) && !(o->bits_budget > 0))
+        return cli_fail("bench quant", "--budget-formats and --budget-metric need --bits-budget B");
     if (!o->model) return cli_fail("bench quant", "--model is required (see lowbit bench quant --help)");
     if (cli_input("bench quant", "--model", o->model, true) || (o->text && cli_input("bench quant", "--text", o->text, false)) ||
         (o->calib_text && cli_input("bench quant", "--calib-text", o->calib_text, false)))

@@ -15,6 +15,7 @@ static void help(void)
            "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
            "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
            "                         [--calib-from-byte B] [--sequential] [--tokenizer T]] [--prune C:P[:R]]\n"
+           "                        [--bits-budget B [--budget-formats F,..] [--budget-metric 0|1|2]]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
@@ -50,6 +51,13 @@ static void help(void)
            "                    sparsegpt:2:4, wanda:unstructured:0.6. --method rtn: prune, then RTN; --method\n"
            "                    gptq with sparsegpt: SparseGPT's joint prune-and-quantize. Takes --calib or\n"
            "                    --calib-text (wanda, sparsegpt), --keep, --threads; not the other options\n"
+           "  --bits-budget B   mixed precision: each linear takes --format or one of --budget-formats (comma\n"
+           "                    list), chosen greedily by the largest drop of its proxy loss per added bit (the\n"
+           "                    method's own result on the calibration statistics), mean bits/weight of the\n"
+           "                    quantized linears <= B; needs --calib or --calib-text; the table shows each choice\n"
+           "  --budget-metric M 0: output error tr(E H E^T) (default); 1: relative, over tr(W H W^T); 2: the\n"
+           "                    model's mean KL divergence with that linear alone quantized, on the first 2048\n"
+           "                    calibration tokens (needs --calib-text)\n"
            "A linear whose input size the block does not divide is stored padded to the next multiple of\n"
            "the block (zero weights meeting zero inputs) and reported as 'quantized (padded to N)'.\n");
 }
@@ -212,7 +220,9 @@ int cmd_quantize(int argc, char **argv)
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
     bool json = false, force = false, qemb = false;
     int n_keep = 0, n_had = 0, rule = 0;
-    int64_t seed = 1, iters = 0, threads = 0;
+    int64_t seed = 1, iters = 0, threads = 0, bmetric = 0;
+    const char *bformats = NULL, *blist[32];
+    char bbuf[1024];
     const cli_optdef defs[] = {
         CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_O_STR("--format", &o.format),
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
@@ -226,7 +236,9 @@ int cmd_quantize(int argc, char **argv)
         {.name = "--calib-ctx", .kind = CLI_INT, .dst = &ca.ctx, .ilo = 1, .ihi = INT64_C(1) << 24, .seen = &ca.n_ctx_given},
         {.name = "--calib-from-byte", .kind = CLI_INT, .dst = &ca.from, .ilo = 0, .ihi = INT64_MAX,
          .seen = &ca.n_from_given},
-        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune), {0}};
+        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune),
+        CLI_O_FLOAT("--bits-budget", &o.bits_budget, 0.5, 32), CLI_O_STR("--budget-formats", &bformats),
+        CLI_O_INT("--budget-metric", &bmetric, 0, 2), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -237,14 +249,25 @@ int cmd_quantize(int argc, char **argv)
     o.n_threads = (int)threads;
     o.n_keep = n_keep;
     o.quantize_embeddings = qemb;
+    o.budget_metric = (int)bmetric;
+    if ((bformats || bmetric) && !(o.bits_budget > 0))
+        return cli_fail("quantize", "--budget-formats and --budget-metric need --bits-budget B");
+    if (bformats) {
+        snprintf(bbuf, sizeof bbuf, "%s", bformats);
+        for (char *t = strtok(bbuf, ","); t; t = strtok(NULL, ",")) {
+            if (o.n_budget_formats == 32) return cli_fail("quantize", "--budget-formats: at most 32 formats");
+            blist[o.n_budget_formats++] = t;
+        }
+        o.budget_formats = blist;
+    }
     bool rotate = n_had > 0;
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
-    if (prune && (rotate || rule || o.group || qemb || act || iters))
+    if (prune && (rotate || rule || o.group || qemb || act || iters || o.bits_budget > 0))
         return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text [--sequential], "
                         "--keep and --threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, "
-                        "--act, --sinq-iters)");
+                        "--act, --sinq-iters, --bits-budget)");
     const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
     if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];

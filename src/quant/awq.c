@@ -21,6 +21,10 @@
  * alpha = 0 gives s = 1, i.e. exactly rtn / sinq, so the result's error is
  * never above theirs. The column scale is dropped when it is all ones.
  *
+ *   awq+gptq: the registry row's inner quantizer (GPTQ) replaces rtn for
+ *             W diag(s), with the statistics of its input c .* x
+ *             (H' = diag(c) H diag(c)); alpha = 0 is plain GPTQ.
+ *
  * Differs from the paper: the error is each matrix's own output error
  * computed from H (no forward pass of the block), alpha is chosen per
  * matrix (q, k, v each their own), AWQ's optional weight-magnitude factor
@@ -80,10 +84,34 @@ static void awq_scales(const double *a, int64_t n, double alpha, double *s)
 
 typedef struct awq_buf {
     double *s, *e;
+    double *sbuf;             /* the scaled statistics' buffers (an inner quantizer, "awq+gptq") */
+    lb_calib_stats sst;
     float *base, *t;          /* W diag(1/t) and t (awq+sinq), else W and NULL */
     float *ws, *y, *c;
     lb_qmatrix q;             /* the candidate's packed rows */
 } awq_buf;
+
+/* b->sst <- the statistics of x' = c .* x: H'_ij = c_i H_ij c_j (Hq, Hqx
+ * alike), sq' = c^2 sq, abs' = c abs, amax' = c amax. */
+static void scale_stats(const lb_calib_stats *in, const float *c, awq_buf *b)
+{
+    int64_t n = in->n;
+    double *at = b->sbuf;
+    const double *src[3] = {in->H, in->Hq, in->Hqx}, *vsrc[3] = {in->sq, in->abs, in->amax};
+    const double **dst[3] = {&b->sst.H, &b->sst.Hq, &b->sst.Hqx}, **vdst[3] = {&b->sst.sq, &b->sst.abs, &b->sst.amax};
+    b->sst = (lb_calib_stats){.n = n, .n_tokens = in->n_tokens};
+    for (int k = 0; k < 3; k++, at += n * n) {
+        if (!src[k]) continue;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) at[i * n + j] = (double)c[i] * src[k][i * n + j] * (double)c[j];
+        *dst[k] = at;
+    }
+    for (int k = 0; k < 3; k++, at += n) {
+        if (!vsrc[k]) continue;
+        for (int64_t j = 0; j < n; j++) at[j] = vsrc[k][j] * (double)c[j] * (k == 0 ? (double)c[j] : 1.0);
+        *vdst[k] = at;
+    }
+}
 
 /* Round base diag(s) to nearest into b->q and set b->c, b->y (the
  * reconstruction dequant * diag(c)). */
@@ -94,9 +122,17 @@ static lb_status awq_candidate(const lb_quantize_opts *o, const lb_qmatrix *out,
         float sf = (float)b->s[j];
         for (int64_t r = 0; r < rows; r++) b->ws[r * n + j] = b->base[r * n + j] * sf;
     }
-    lb_status s = lb__rtn_quantize(&(lb_quantize_opts){.scale_rule = o->scale_rule}, b->ws, &b->q);
-    if (s) return s;
     for (int64_t j = 0; j < n; j++) b->c[j] = (float)((b->t ? (double)b->t[j] : 1.0) / b->s[j]);
+    const lb_quantizer *m = out->method;
+    lb_status s;
+    if (m && m->inner) {   /* the input of W diag(s) is c .* x: its statistics scale by c */
+        lb_quantize_opts io = *o;
+        scale_stats(o->calib, b->c, b);
+        io.calib = &b->sst;
+        s = m->inner(&io, b->ws, &b->q);
+    } else
+        s = lb__rtn_quantize(&(lb_quantize_opts){.scale_rule = o->scale_rule}, b->ws, &b->q);
+    if (s) return s;
     s = lb_format_dequantize(out->fmt, b->q.packed, b->q.tensor_scale, rows, n, b->y);
     for (int64_t r = 0; !s && r < rows; r++)
         for (int64_t j = 0; j < n; j++) b->y[r * n + j] *= b->c[j];
@@ -135,7 +171,10 @@ static lb_status awq_search(const lb_quantize_opts *o, const float *w, lb_qmatri
         b.t = lb__alloc((size_t)n * sizeof(float));
         b.base = own = lb__alloc(mn * sizeof(float));
     }
-    if (!b.s || !b.e || !b.ws || !b.y || !b.c || !b.q.packed || !best_c || !b.base || (sinq && !b.t))
+    bool inner = out->method && out->method->inner;
+    if (inner) b.sbuf = lb__alloc((size_t)(3 * n * n + 3 * n) * sizeof(double));
+    if (!b.s || !b.e || !b.ws || !b.y || !b.c || !b.q.packed || !best_c || !b.base || (sinq && !b.t) ||
+        (inner && !b.sbuf))
         st = LB_ERR_NOMEM;
     if (!st && sinq) sinq_base(o, w, out, &b);
     double best = INFINITY;
@@ -162,6 +201,7 @@ static lb_status awq_search(const lb_quantize_opts *o, const float *w, lb_qmatri
     LB_FREE(best_c); LB_FREE(own); LB_FREE(b.t);
     LB_FREE(b.s); LB_FREE(b.e); LB_FREE(b.ws); LB_FREE(b.y); LB_FREE(b.c);
     LB_FREE(b.q.packed);
+    LB_FREE(b.sbuf);
     return st;
 }
 

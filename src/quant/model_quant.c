@@ -47,6 +47,7 @@ typedef struct qjob {
     const lb_weight *src;
     lb_weight *dst;
     lb_quant_tensor_info *info;
+    const lb_format *fmt;        /* this matrix's format (the budget's choice, else the run's) */
     lb_status status;
     char err[256];
     lb_qmatrix q;
@@ -91,8 +92,8 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
         int64_t n = j->src->rows * j->src->cols;
         float *w = lb__alloc((size_t)n * sizeof *w), *y = lb__alloc((size_t)n * sizeof *y);
         lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
-        if (!s && !c->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
-        else if (!s) s = lb_quantize_matrix(c->method, c->fmt, &j->opts, w, j->src->rows, j->src->cols, &j->q);
+        if (!s && !j->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
+        else if (!s) s = lb_quantize_matrix(c->method, j->fmt, &j->opts, w, j->src->rows, j->src->cols, &j->q);
         if (!s) { lb_weight v = lb__qmatrix_weight(&j->q); s = lb__weight_f32(&v, y); }
         if (!s) j->info->rel_err = rel_error(w, y, n);
         j->status = s;
@@ -153,6 +154,7 @@ typedef struct qrun {
     lb__calib_site cur[LB_SITE_COUNT];  /* its statistics of the current layer */
     int64_t cur_layer;           /* layer of cur, -1 = none */
     lb_model hybrid;             /* sequential: the source with layers < l taken from dst */
+    const lb_format **choice;    /* bits budget: each entry's format (NULL: the run's) */
 } qrun;
 
 /* Calibration (docs/calib.md): each linear gets the statistics of its input
@@ -193,22 +195,25 @@ static int input_group(const char *name)
  * family reads it from opts.shared_amax, the other methods keep their own. */
 static lb_status share_amax(qrun *r, qjob *jobs, int64_t nj)
 {
-    if (!r->ctx.fmt || !lb_format_uses_tensor_scale(r->ctx.fmt) || nj == 0) return LB_OK;
-    float gmax[3] = {0, 0, 0}, *a = lb__alloc((size_t)nj * sizeof *a);
+    bool any = false;
+    for (int64_t k = 0; k < nj; k++) any = any || (jobs[k].fmt && lb_format_uses_tensor_scale(jobs[k].fmt));
+    if (!any) return LB_OK;
+    float gmax[3] = {0, 0, 0}, *a = lb__zalloc((size_t)nj * sizeof *a);
     if (!a) return LB_ERR_NOMEM;
     lb_status s = LB_OK;
     for (int64_t k = 0; !s && k < nj; k++) {
+        if (!jobs[k].fmt || !lb_format_uses_tensor_scale(jobs[k].fmt)) continue;   /* mixed precision */
         const lb_weight *w = jobs[k].src;
         float *f = lb__alloc((size_t)(w->rows * w->cols) * sizeof *f);
         s = f ? lb__weight_f32(w, f) : LB_ERR_NOMEM;
-        if (!s) s = lb_quantize_amax(r->ctx.method, r->ctx.fmt, &jobs[k].opts, f, w->rows, w->cols, &a[k]);
+        if (!s) s = lb_quantize_amax(r->ctx.method, jobs[k].fmt, &jobs[k].opts, f, w->rows, w->cols, &a[k]);
         LB_FREE(f);
         int g = input_group(jobs[k].info->name);
         if (!s && a[k] > gmax[g]) gmax[g] = a[k];
     }
     for (int64_t k = 0; !s && k < nj; k++) {
         int g = input_group(jobs[k].info->name);
-        if (g) jobs[k].opts.shared_amax = gmax[g];
+        if (g && jobs[k].fmt && lb_format_uses_tensor_scale(jobs[k].fmt)) jobs[k].opts.shared_amax = gmax[g];
     }
     LB_FREE(a);
     return s;
@@ -220,9 +225,10 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
 {
     int64_t nj = 0;
     qjob *jobs = r->ctx.jobs;
-    int64_t B = r->ctx.fmt ? lb_format_block(r->ctx.fmt) : 2;
     for (int64_t i = i0; i < i1; i++) {
         const lb_weight *w = r->sn[i].w;
+        const lb_format *fmt = r->choice && r->choice[i] ? r->choice[i] : r->ctx.fmt;
+        int64_t B = fmt ? lb_format_block(fmt) : 2;
         lb_status s;
         if (w->rep == &lb__wrep_lossless)
             return lb__err(LB_ERR_UNSUPPORTED, "%s: '%s' is losslessly packed; unpack the model first (lowbit unpack)",
@@ -235,18 +241,18 @@ static lb_status run_range(qrun *r, int64_t i0, int64_t i1)
                                                  !strcmp(r->sn[i].name, "lm_head.weight"));
         bool lin = r->sn[i].linear || emb;
         const char *why = !lin ? "kept (not linear)" : lb__keep_match(r->o->keep, r->o->n_keep, r->sn[i].name) ? "kept (--keep)"
-                         : !r->ctx.fmt && w->cols % B ? "kept (shape)" : NULL;
+                         : !fmt && w->cols % B ? "kept (shape)" : NULL;
         set_info(&r->info[i], r->sn[i].name, w, why ? why : "quantized");
-        if (!why && r->ctx.fmt && lb__pad_cols(r->ctx.fmt, w->cols) != w->cols)
+        if (!why && fmt && lb__pad_cols(fmt, w->cols) != w->cols)
             snprintf(r->info[i].status, sizeof r->info[i].status, "quantized (padded to %lld)",
-                     (long long)lb__pad_cols(r->ctx.fmt, w->cols));
+                     (long long)lb__pad_cols(fmt, w->cols));
         if (why) {
             if ((s = lb__weight_copy(&r->dst->store, w, r->dn[i].w))) return s;
             finish_info(&r->info[i], r->dn[i].w, NULL);
             continue;
         }
         qjob *j = &jobs[nj++];
-        *j = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i], .opts = *r->ctx.opts};
+        *j = (qjob){.src = w, .dst = r->dn[i].w, .info = &r->info[i], .fmt = fmt, .opts = *r->ctx.opts};
         j->opts.calib = stats_of(r, r->sn[i].name, &j->stats) ? &j->stats : NULL;
     }
     lb_status s = share_amax(r, jobs, nj);
@@ -389,6 +395,69 @@ static lb_status calib_start(qrun *r)
     return lb__calib_run_create(r->src, o->calib_tokens, o->n_calib_tokens, &co, o->sequential != 0, &r->cr);
 }
 
+/* Mixed precision (budget.c): the candidates (the run's format first, then
+ * budget_formats), the statistics of every layer (loaded, or collected here
+ * from the calibration tokens on the float path: a non-sequential run then
+ * uses them too instead of collecting again), the choice per linear. */
+static lb_status budget_start(qrun *r, lb_model_quant_opts *oc, lb_calib **own)
+{
+    const lb_model_quant_opts *o = r->o;
+    if (!(o->bits_budget > 0 && o->bits_budget < 64))
+        return lb__err(LB_ERR_ARG, "--bits-budget %g is out of range (0, 64) bits/weight", o->bits_budget);
+    if (!r->ctx.fmt) return lb__err(LB_ERR_ARG, "--bits-budget needs a quantized format, not f32");
+    if (o->quantize_embeddings)
+        return lb__err(LB_ERR_ARG, "--bits-budget allocates the linears only; leave out --quantize-embeddings");
+    if (!o->calib && !o->calib_tokens)
+        return lb__err(LB_ERR_ARG, "--bits-budget ranks the linears by their output error on calibration inputs: "
+                       "give --calib STATS or --calib-text FILE");
+    if (o->n_budget_formats < 0 || o->n_budget_formats > 32 || (o->n_budget_formats && !o->budget_formats))
+        return lb__err(LB_ERR_ARG, "--budget-formats: %d formats (at most 32)", o->n_budget_formats);
+    const lb_format *cands[33] = {r->ctx.fmt};
+    int nc = 1;
+    for (int i = 0; i < o->n_budget_formats; i++) {
+        const lb_format *f;
+        lb_status s = lb_quant_format_resolve(o->budget_formats[i], 0, &f);
+        if (s) return lb__err_prefix(s, "--budget-formats: ");
+        if (o->q.scale_rule == LB_SCALE_FULL && !lb__format_full_ok(f))
+            return lb__err(LB_ERR_ARG, "--budget-formats: %s: scale rule full applies to symmetric INT formats",
+                           lb_format_name(f));
+        bool dup = false;
+        for (int k = 0; k < nc; k++) dup = dup || cands[k] == f;
+        if (!dup) cands[nc++] = f;
+    }
+    *oc = *o;
+    const lb_calib *calib = o->calib;
+    if (!calib) {
+        lb_calib_opts co = {.ctx = o->calib_ctx, .n_threads = o->n_threads};
+        lb_status s = lb_calib_collect(r->src, o->calib_tokens, o->n_calib_tokens, &co, own);
+        if (s) return lb__err_prefix(s, "--bits-budget statistics: ");
+        calib = *own;
+        if (!o->sequential) { oc->calib = *own; oc->calib_tokens = NULL; oc->n_calib_tokens = 0; r->o = oc; }
+    }
+    const lb_weight **w = lb__alloc((size_t)r->n * sizeof *w);
+    const char **names = lb__alloc((size_t)r->n * sizeof *names);
+    int64_t *idx = lb__alloc((size_t)r->n * sizeof *idx);
+    int *choice = lb__alloc((size_t)r->n * sizeof *choice);
+    r->choice = lb__zalloc((size_t)r->n * sizeof *r->choice);
+    lb_status s = w && names && idx && choice && r->choice ? LB_OK : LB_ERR_NOMEM;
+    int64_t n = 0;
+    for (int64_t i = 0; !s && i < r->n; i++)
+        if (r->sn[i].linear && !lb__keep_match(o->keep, o->n_keep, r->sn[i].name)) {
+            w[n] = r->sn[i].w; names[n] = r->sn[i].name; idx[n++] = i;
+        }
+    lb__budget_in in = {.method = r->ctx.method, .q = &o->q, .calib = calib, .cands = cands, .n_cands = nc,
+                        .budget = o->bits_budget, .metric = o->budget_metric, .w = w, .names = names, .n = n,
+                        .pool = r->pool, .src = r->src,
+                        .tokens = o->budget_tokens ? o->budget_tokens : o->calib_tokens,
+                        .n_tokens = o->budget_tokens ? o->n_budget_tokens : o->n_calib_tokens,
+                        .ctx = o->calib_ctx > 0 ? o->calib_ctx : 128};
+    if (in.ctx > r->src->cfg.max_seq && r->src->cfg.max_seq > 0) in.ctx = r->src->cfg.max_seq;
+    if (!s && n) s = lb__budget_assign(&in, choice, NULL);
+    for (int64_t k = 0; !s && k < n; k++) r->choice[idx[k]] = cands[choice[k]];
+    LB_FREE(w); LB_FREE(names); LB_FREE(idx); LB_FREE(choice);
+    return s;
+}
+
 static lb_status quantize_model(const lb_model *src, const lb_model_quant_opts *o, const lb_quantizer *method,
                                 lb_model **out, lb_quant_report *rep)
 {
@@ -415,13 +484,18 @@ static lb_status quantize_model(const lb_model *src, const lb_model_quant_opts *
     r.ctx.jobs = lb__zalloc((size_t)r.n * sizeof *r.ctx.jobs);
     if (!s && (!r.sn || !r.dn || !r.info || !r.ctx.jobs)) s = LB_ERR_NOMEM;
     if (!s) s = lb_pool_create(o->n_threads, &r.pool);
-    if (!s) s = calib_start(&r);
     if (!s) {
         lb__model_names((lb_model *)src, r.sn, r.n);
         lb__model_names(r.dst, r.dn, r.n);
-        s = quantize_all(&r);
     }
+    lb_model_quant_opts oc;      /* the run's options once the budget's statistics are collected */
+    lb_calib *own = NULL;
+    if (!s && o->bits_budget != 0) s = budget_start(&r, &oc, &own);
+    if (!s) s = calib_start(&r);
+    if (!s) s = quantize_all(&r);
     if (!s && r.dst->cfg.tied_embeddings) r.dst->lm_head = r.dst->tok_embed;
+    lb_calib_free(own);
+    LB_FREE(r.choice);
     lb_pool_free(r.pool);
     lb__calib_run_free(r.cr);
     LB_FREE(r.hybrid.layers);

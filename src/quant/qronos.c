@@ -26,82 +26,35 @@
  * The grid: every block's scale (and zero point) is fixed before the column
  * loop, the one rtn chooses on the original W with the format's rule
  * (static groups, as MR-GPTQ); Q(v) rounds v onto it the way blocks.c
- * encodes an element. grid_code below is the smallest private version of
- * that step; src/formats/grid.c (the GPTQ work) is meant to replace it.
- * Symmetric INT with the floor/ceil rule keeps codes in [-(2^(k-1)-1),
- * 2^(k-1)-1] (the rtn range), with full/mse the whole [-2^(k-1), 2^(k-1)-1].
+ * encodes an element: the fixed grids of src/formats/grid.c, shared with
+ * GPTQ (symmetric INT: code -2^(k-1) only where the format's own
+ * quantization of the block used it, i.e. the full rule or an MSE pick of a
+ * full-rule candidate).
  * Costs: O(n^3 + rows n^2) time, 2 rows x n + n^2 doubles. */
 #include "quant/quant.h"
 #include "formats/formats.h"
 #include <math.h>
 
-/* Code of v on the fixed grid of block blk (header bytes first) and the
- * value it decodes to (*deq). */
-static uint32_t grid_code(const lb_format *f, lb_scale_rule rule, float g, const uint8_t *blk, float v, float *deq)
-{
-    float z, d = lb__block_d(f, g, blk, &z), inv = d != 0.0f ? 1.0f / d : 0.0f;
-    int k = lb_elem_bits(f->elem);
-    uint32_t c;
-    switch (f->fam) {
-    case LB__FAM_MX:
-        inv = lb__pow2f(127 - (int)blk[0]);
-        if (f->elem == LB_ELEM_INT8) {
-            c = lb_elem_encode(LB_ELEM_INT8, v * inv * 64.0f);
-            if (c == 0x80) c = 0x81;
-        } else c = lb_elem_encode(f->elem, v * inv);
-        break;
-    case LB__FAM_NV:
-        c = lb_elem_encode(f->elem, v * lb__nv_inv(blk[0], g, lb__elem_lut(LB_ELEM_UE4M3)));
-        if (f->elem == LB_ELEM_INT4 && c == 0x8) c = 0x9;
-        break;
-    case LB__FAM_NF4:
-        c = 0;
-        for (int j = 0; j < 15; j++) c += v * inv > 0.5f * (lb__nf4_table[j] + lb__nf4_table[j + 1]);
-        break;
-    case LB__FAM_TERNARY: {
-        float q = rintf(v * inv);
-        c = (uint32_t)(int32_t)(q < -1.0f ? -1.0f : q > 1.0f ? 1.0f : q) & 3u;
-        break;
-    }
-    default: {
-        float qmax = lb_elem_max(f->elem), q = rintf(v * inv) + z;
-        float qmin = f->asym ? 0.0f : rule == LB_SCALE_FULL || rule == LB_SCALE_MSE ? -qmax - 1.0f : -qmax;
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        c = (uint32_t)(int32_t)q & ((1u << k) - 1);
-    }
-    }
-    const float *lut = f->fam == LB__FAM_NF4 ? lb__nf4_table : lb__elem_lut(f->elem);
-    float vmul = f->fam == LB__FAM_MX && f->elem == LB_ELEM_INT8 ? 0x1p-6f : 1.0f;
-    *deq = (lut[c] * vmul - z) * d;
-    return c;
-}
-
+/* The fixed grids (src/formats/grid.c): one per block of each row, found
+ * up front on the original W; codes collected per element. */
 typedef struct grid {
     const lb_format *f;
-    lb_scale_rule rule;
-    float g;
-    uint8_t *packed;
-    size_t row_bytes, bb;
-    int64_t B;
-    int sb, k;
+    lb__grid *g;                /* (rows, n / B) */
+    uint8_t *codes;             /* (rows, n) */
+    int64_t B, nb;
 } grid;
 
-/* Quantize column j of V (rows, stride n) onto the grid: codes written into
- * the packed rows, q[r] = the decoded values. */
+/* Quantize column j of V (rows, stride n) onto the grid: codes kept,
+ * q[r] = the decoded values. */
 static void grid_column(const grid *gr, const double *V, int64_t rows, int64_t n, int64_t j, double *q)
 {
     for (int64_t r = 0; r < rows; r++) {
-        uint8_t *blk = gr->packed + (size_t)r * gr->row_bytes + (size_t)(j / gr->B) * gr->bb;
-        float dq;
+        const lb__grid *g = &gr->g[r * gr->nb + j / gr->B];
         double v = V[r * n + j];      /* finite floats only reach the encoders (no NaN from inf * 0) */
         v = isnan(v) ? 0.0 : v > 0x1p127 ? 0x1p127 : v < -0x1p127 ? -0x1p127 : v;
-        uint32_t c = grid_code(gr->f, gr->rule, gr->g, blk, (float)v, &dq);
-        int64_t bit = (j % gr->B) * gr->k;
-        uint8_t *p = blk + gr->sb + (bit >> 3);
-        int sh = (int)(bit & 7);
-        p[0] |= (uint8_t)(c << sh);
-        if (sh + gr->k > 8) p[1] |= (uint8_t)(c >> (8 - sh));
-        q[r] = dq;
+        uint8_t c = lb__grid_code(gr->f, g, (float)v);
+        gr->codes[r * n + j] = c;
+        q[r] = lb__grid_value(gr->f, g, c);
     }
 }
 
@@ -246,15 +199,14 @@ lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmat
     for (int64_t i = 0; i < rows * n; i++)
         if (!isfinite(w[i])) return lb__err(LB_ERR_ARG, "qronos: the weight holds NaN or Inf (element %lld)", (long long)i);
     const lb_calib_stats *c = o->calib;
-    lb_quant_opts fo = {o->scale_rule};
-    s = lb_format_quantize(out->fmt, &fo, w, rows, n, out->packed, &out->tensor_scale);   /* the grid */
-    if (s) return s;
-    int64_t B = lb_format_block(out->fmt) ? lb_format_block(out->fmt) : n;
-    grid gr = {out->fmt, o->scale_rule, out->tensor_scale, out->packed, out->row_bytes, lb__block_bytes(out->fmt, B),
-               B, lb__scale_bytes(out->fmt), lb_elem_bits(out->fmt->elem)};
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t b = 0; b < n / B; b++)
-            memset(out->packed + (size_t)r * gr.row_bytes + (size_t)b * gr.bb + gr.sb, 0, gr.bb - (size_t)gr.sb);
+    const lb_format *f = out->fmt;
+    int64_t B = lb_format_block(f) ? lb_format_block(f) : n;
+    grid gr = {f, lb__alloc((size_t)(rows * (n / B)) * sizeof(lb__grid)), lb__alloc((size_t)(rows * n)), B, n / B};
+    out->tensor_scale = lb__grid_tensor_scale(f, lb__bits_f32(lb__amax_bits(w, rows * n)));
+    if (!gr.g || !gr.codes) s = LB_ERR_NOMEM;
+    for (int64_t r = 0; !s && r < rows; r++)   /* the grids: the format's own choice on W (static groups) */
+        for (int64_t b = 0; !s && b < gr.nb; b++)
+            s = lb__grid_find(f, o->scale_rule, out->tensor_scale, w + r * n + b * B, B, &gr.g[r * gr.nb + b]);
     double *V = lb__alloc((size_t)(rows * n) * sizeof *V), *M = lb__alloc((size_t)(m * m + 1) * sizeof *M);
     size_t nt = (size_t)(rows * m) > (size_t)(8 * n) ? (size_t)(rows * m) : (size_t)(8 * n);  /* T, then xq_loss's scratch */
     double *T = lb__alloc((nt + 1) * sizeof *T), *q = lb__alloc((size_t)(rows + 4 * n) * sizeof *q);
@@ -271,7 +223,13 @@ lb_status lb__qronos_quantize(const lb_quantize_opts *o, const float *w, lb_qmat
         correct_past(&gr, c, w, rows, n, lam, M, V, T, q, q + rows);
         shape_future(&gr, rows, n, M, V, q);
         out->layer_loss = xq_loss(c, w, V, rows, n, T, T + 4 * n);
+        size_t bb = lb__block_bytes(f, B);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t b = 0; b < gr.nb; b++)
+                lb__grid_pack(f, &gr.g[r * gr.nb + b], gr.codes + r * n + b * B, B,
+                              out->packed + (size_t)r * out->row_bytes + (size_t)b * bb);
     }
+    LB_FREE(gr.g); LB_FREE(gr.codes);
     LB_FREE(V); LB_FREE(M); LB_FREE(T); LB_FREE(q);
     return s;
 }

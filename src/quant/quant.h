@@ -22,6 +22,9 @@ struct lb_quantizer {
     bool sequential;             /* needs sequential calibration (o->calib->Hq, Hqx) */
     lb__quant_method_fn quantize;
     bool rotate_format_block;    /* rotation block = the format's block when o->hadamard_block is 0 */
+    /* awq rows: the quantizer of the scaled matrix W diag(s) inside the alpha search ("awq+gptq"),
+       given the statistics of the scaled input; NULL = plain rtn (the format's scale rule) */
+    lb__quant_method_fn inner;
 };
 
 /* model_quant.c: lb_model_quantize with a method that need not be in the
@@ -79,5 +82,33 @@ lb_status lb__quant_rotate_calib(const lb_qmatrix *q, const lb_calib_stats *in, 
  * (static MSE grids, activation order; the registry rotates first). */
 lb_status lb__gptq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
 lb_status lb__mrgptq_quantize(const lb_quantize_opts *o, const float *w, lb_qmatrix *out);
+
+/* budget.c: mixed precision under a bits budget. For each of the n linears
+ * (weights w, Hugging Face names) and each candidate format, the method's
+ * result and its proxy loss (metric 0: tr(E H E^T); 1: over tr(W H W^T))
+ * from calib's float-path statistics (metric 2: the model's KL divergence
+ * with that linear alone replaced, on the calibration tokens); then the greedy allocation: choice[i]
+ * = index into cands, mean bits/weight (element-weighted) <= budget, the
+ * mean reached in *bits_out. LB_ERR_ARG when even the cheapest choice
+ * exceeds the budget, or statistics are missing. */
+typedef struct lb__budget_in {
+    const lb_quantizer *method;
+    const lb_quantize_opts *q;
+    const lb_calib *calib;
+    const lb_format *const *cands;
+    int n_cands;
+    double budget;
+    int metric;
+    const lb_weight *const *w;
+    const char *const *names;
+    int64_t n;
+    lb_pool *pool;
+    /* metric 2 (KL of the model's output): the source model and calibration tokens */
+    const lb_model *src;
+    const int32_t *tokens;
+    int64_t n_tokens, ctx;
+} lb__budget_in;
+#define LB__BUDGET_TOKENS 2048
+lb_status lb__budget_assign(const lb__budget_in *in, int *choice, double *bits_out);
 
 #endif

@@ -32,6 +32,9 @@ static const lb_quantizer methods[] = {
      .calib = true, .quantize = lb__awq_quantize},
     {.name = "awq+sinq", .desc = "A-SINQ: the awq scale search with sinq as the quantizer (column scale t/s)",
      .calib = true, .quantize = lb__awq_sinq_quantize},
+    {.name = "awq+gptq", .desc = "the awq search with GPTQ as the quantizer of W diag(s) (statistics of the scaled "
+                                 "input diag(1/s) x; act_order applies), each alpha scored by tr(E H E^T)",
+     .calib = true, .quantize = lb__awq_quantize, .inner = lb__gptq_quantize},
     {.name = "qronos", .desc = "Qronos: fits Q xq to W x (float-path x, quantized-path xq from sequential calibration): "
                                "least-squares first column, re-solve, then GPTQ error diffusion on a fixed rtn grid",
      .calib = true, .sequential = true, .quantize = lb__qronos_quantize},
@@ -219,12 +222,23 @@ lb_status lb_quantize_amax(const lb_quantizer *q, const lb_format *f, const lb_q
     return LB_OK;
 }
 
+/* Whether q's rotation signs are those of its seed (every rotation of
+ * hadamard.c): the file then keeps the seed alone, not a byte per column. */
+static bool signs_from_seed(const lb_qmatrix *q)
+{
+    int8_t *g = q->hadamard_signs ? lb__alloc((size_t)q->cols) : NULL;
+    bool same = g && !lb_hadamard_signs(q->hadamard_seed, q->cols, g) && !memcmp(g, q->hadamard_signs, (size_t)q->cols);
+    LB_FREE(g);
+    return same;
+}
+
 lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
 {
     lb_weight w = q->fmt ? lb__weight_block(q->fmt, q->tensor_scale, q->packed, q->rows, q->cols)
                          : lb__weight_dense(q->packed, LB_DTYPE_F32, q->rows, q->cols);
     if (q->hadamard_block)
-        lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs});
+        lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs,
+                                           .seeded = signs_from_seed(q), .seed = q->hadamard_seed});
     if (q->col_scale) lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_COL_SCALE, .scale = q->col_scale});
     w.method = q->method ? q->method->name : NULL;
     return w;

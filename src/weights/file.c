@@ -8,13 +8,14 @@
  * the registry is asked in turn whether it stored the weight (block: a
  * P.weight_packed tensor; lossless: a U8 tensor of a packed file; dense: a
  * float tensor of the name); then the transforms the metadata lists are
- * read (P.hadamard_signs, P.weight_col_scale). Every tensor and entry is
+ * read (P.hadamard_signs, or the signs of "hadamard_seed"; P.weight_col_scale). Every tensor and entry is
  * checked against the expected shape before use.
  *
  * Writing: lb__weight_save_plan lists a weight's tensors (its
  * representation's, then its transforms') and writes its metadata entry;
  * lb__weight_save_item writes one listed tensor. */
 #include "weights/weights.h"
+#include <errno.h>
 #include <math.h>
 
 enum { PART_SIGNS, PART_SCALE };
@@ -87,6 +88,17 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
     snprintf(t->method, sizeof t->method, "%s", meth);
     t->hadamard = !strcmp(tr, "hadamard");
     t->col_scale = cs->b;
+    if (lb__json_get(j, "hadamard_seed")) {   /* signs from the seed (decimal string: 64 bits exactly) */
+        const char *sd = lb__json_str(j, "hadamard_seed");
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = sd && *sd >= '0' && *sd <= '9' && strlen(sd) <= 20 ? strtoull(sd, &end, 10) : 0;
+        if (!sd || !end || *end || errno)
+            return lb__err(LB_ERR_FORMAT, "%s: hadamard_seed is not a decimal string of a 64-bit integer", what);
+        if (!t->hadamard) return lb__err(LB_ERR_FORMAT, "%s: hadamard_seed given but transform is not hadamard", what);
+        t->seeded = true;
+        t->seed = (uint64_t)v;
+    }
     const lb_json *r = lb__json_at(shape, 0), *c = lb__json_at(shape, 1);
     if (r->type != LB_JSON_NUM || c->type != LB_JSON_NUM || !(r->num >= 0 && r->num < 0x1p62) ||
         !(c->num >= 0 && c->num < 0x1p62))
@@ -153,6 +165,15 @@ static lb_status read_signs(lb_wsrc *src, const char *pre, const lb_wmeta *m, lb
     char name[160];
     snprintf(name, sizeof name, "%s.hadamard_signs", pre);
     const lb_st_tensor *x;
+    if (m->seeded) {   /* the signs are the seed's: no tensor */
+        lb_status s = xform_tensor(src, name, LB_DTYPE_I8, w->cols, false, "hadamard_seed", &x);
+        int8_t *g = s ? NULL : lb__wstore_alloc(src->store, (size_t)w->cols);
+        if (!s && !g) s = LB_ERR_NOMEM;
+        if (!s) s = lb_hadamard_signs(m->seed, w->cols, g);
+        if (s) return s;
+        return lb__weight_push(w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = m->hblock, .signs = g,
+                                             .seeded = true, .seed = m->seed});
+    }
     lb_status s = xform_tensor(src, name, LB_DTYPE_I8, w->cols, m->hadamard, "transform: none", &x);
     if (s || !x) return s;
     const int8_t *g = x->data;
@@ -247,7 +268,7 @@ static lb_status plan_xform(lb_wplan *p, const lb_weight *w, const char *pre, co
                             lb_dtype dt)
 {
     for (int i = 0; i < w->n_in; i++) {
-        if (w->in[i].kind != k) continue;
+        if (w->in[i].kind != k || w->in[i].seeded) continue;   /* seeded signs: the metadata's seed only */
         lb_status s = lb__wplan_add(p, w, pre, suffix, k == LB_XFORM_HADAMARD ? PART_SIGNS : PART_SCALE, dt, 1,
                                     w->cols, 0);
         if (s) return s;
@@ -262,15 +283,18 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
 {
     const lb_xform *h = lb__weight_xform(w, LB_XFORM_HADAMARD);
     const lb_format *f = w->rep == &lb__wrep_block ? w->u.block.fmt : NULL;
+    char seed[48] = "";
+    if (h && h->seeded) snprintf(seed, sizeof seed, ", \"hadamard_seed\": \"%llu\"", (unsigned long long)h->seed);
     lb_buf b = {0};
     lb__buf_printf(&b, "{\"format\": \"%s\", \"method\": \"%s\", \"group\": %lld, \"transform\": \"%s\", "
                    "\"hadamard_block\": %lld, \"col_scale\": %s, \"shape\": [%lld, %lld], \"dtype\": \"F32\", "
-                   "\"bits_per_weight\": %.6g%s%s%s}",
+                   "\"bits_per_weight\": %.6g%s%s%s%s}",
                    w->rep->describe(w), w->method ? w->method : "none", (long long)(f ? lb_format_block(f) : 0),
                    h ? "hadamard" : "none", (long long)(h ? h->block : 0),
                    lb__weight_xform(w, LB_XFORM_COL_SCALE) ? "true" : "false", (long long)w->rows, (long long)w->cols,
                    8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols), w->act ? ", \"act\": \"" : "",
-                   w->act ? (w->stamp.kind ? w->stamp.name : lb_format_name(w->act)) : "", w->act ? "\"" : "");
+                   w->act ? (w->stamp.kind ? w->stamp.name : lb_format_name(w->act)) : "", w->act ? "\"" : "",
+                   seed);
     char key[160];
     snprintf(key, sizeof key, "lowbit.tensor.%s", pre);
     lb_status s = b.failed ? LB_ERR_NOMEM : lb__st_writer_meta(wr, key, b.data);

@@ -49,6 +49,8 @@ typedef struct lb_xform {
     lb_xform_kind kind;
     int64_t block;          /* HADAMARD: block order */
     const int8_t *signs;    /* HADAMARD: (cols) +1/-1, or NULL (all +1) */
+    bool seeded;            /* HADAMARD: signs = lb_hadamard_signs(seed, cols); files keep the seed, not the signs */
+    uint64_t seed;
     const float *scale;     /* COL_SCALE: (cols), positive */
 } lb_xform;
 
@@ -302,6 +304,8 @@ typedef struct lb_wmeta {
     char method[32];         /* the producing method's name ("none" when none) */
     int64_t group, hblock, rows, cols;
     bool hadamard, col_scale;
+    bool seeded;             /* "hadamard_seed": the signs are lb_hadamard_signs(seed, cols), no tensor */
+    uint64_t seed;
     const lb_format *act;    /* "act": activation format (absent or "none": NULL) */
     lb__stamp stamp;         /* "act": "stamp-..." (stamp.c) */
 } lb_wmeta;

@@ -3,7 +3,9 @@
  * stored matrix S was built for the transformed space, so W = S T:
  *
  *   hadamard   T = blockdiag(H_b / sqrt(b)) diag(signs)   (src/transforms)
- *              stored as P.hadamard_signs  I8 (cols); block in the metadata
+ *              stored as P.hadamard_signs  I8 (cols), or, when the signs
+ *              come from a seed (every quantizer's rotation), as the seed
+ *              alone in the metadata (0 bytes); block in the metadata
  *   col_scale  T = diag(scale)                            (SINQ)
  *              stored as P.weight_col_scale F32 (cols)
  *
@@ -37,7 +39,7 @@ static bool hadamard_same(const lb_xform *a, const lb_xform *b, int64_t cols)
            (a->signs == b->signs || (a->signs && b->signs && !memcmp(a->signs, b->signs, (size_t)cols)));
 }
 
-static size_t hadamard_bytes(const lb_xform *t, int64_t cols) { return t->signs ? (size_t)cols : 0; }
+static size_t hadamard_bytes(const lb_xform *t, int64_t cols) { return t->signs && !t->seeded ? (size_t)cols : 0; }
 
 static void scale_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols)
 {
