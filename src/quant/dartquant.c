@@ -26,7 +26,11 @@
  * is the strictly lower part of X = Q^T dZ Rz^-1 minus its transpose, and
  * dL = <Q^T G_R, C> = <tril(B - B^T, -1), X> with B = Q^T G_R:
  *   G_Z = Q tril(B - B^T, -1) Rz^-T.
- * Optimizer: SGD with momentum 0.9 and a cosine learning-rate schedule.
+ * Optimizer: SGD with momentum 0.9, each step normalized to a fixed
+ * fraction of ||Z||_F (DART_LR, cosine schedule to 0), so the step does not
+ * depend on the activations' scale; when Rz's diagonal spreads by more than
+ * DART_REANCHOR, Z is replaced by Q (the same R: QR-Orth is invariant to
+ * that) so the Cholesky QR stays accurate.
  *
  * Everything is double, products through lb__gemm_sub (fixed order), so
  * R does not depend on the thread count or the ISA. */
@@ -34,7 +38,8 @@
 #include <math.h>
 
 #define DART_ITERS 100
-#define DART_LR 2.0
+#define DART_LR 0.05                 /* step: this fraction of ||Z||_F (cosine to 0) */
+#define DART_REANCHOR 4.0            /* Z <- Q when Rz's diagonal spreads wider (keeps Z^T Z well conditioned) */
 #define DART_MOMENTUM 0.9
 
 /* C (m x p) = A (m x k) B (k x p), all dense row-major. */
@@ -85,7 +90,7 @@ static lb_status chol_qr(const double *Z, double *Q, double *Rinv, int64_t n, do
     transpose(a, Z, n, n);
     mm(b, a, Z, n, n, n);                     /* b = Z^T Z */
     lb_status s = lb__chol(b, n);             /* b = L, Rz = L^T */
-    if (s) return lb__err(LB_ERR_ARG, "dartquant: the rotation parameter became singular (%s)", lb_errmsg());
+    if (s) return lb__err(LB_ERR_ARG, "dartquant: the rotation parameter became singular");
     /* Rinv = (L^T)^-1 upper: column j solves L^T r = e_j by back substitution */
     memset(Rinv, 0, sizeof(double) * (size_t)(n * n));
     for (int64_t j = 0; j < n; j++)
@@ -186,12 +191,22 @@ lb_status lb__dart_train(const float *rows, int64_t N, int64_t n, const lb__dart
     for (int it = 0; !s && it < iters; it++) {
         double L = whip(&w, g);
         if (it == 0 && loss0) *loss0 = L;
-        double eta = lr * 0.5 * (1 + cos(M_PI * it / iters));
+        double vv = 0, zz = 0;
         for (int64_t i = 0; i < n * n; i++) {
             w.V[i] = mu * w.V[i] + g[i];
-            w.Z[i] -= eta * w.V[i];
+            vv += w.V[i] * w.V[i];
+            zz += w.Z[i] * w.Z[i];
         }
+        if (!(vv > 0)) break;
+        double eta = lr * 0.5 * (1 + cos(M_PI * it / iters)) * sqrt(zz / vv);
+        for (int64_t i = 0; i < n * n; i++) w.Z[i] -= eta * w.V[i];
         s = chol_qr(w.Z, w.Q, w.Rinv, n, w.a, w.b);
+        double dmin = INFINITY, dmax = 0;   /* Rz's diagonal is 1 / Rinv's */
+        for (int64_t i = 0; !s && i < n; i++) {
+            double d = 1 / w.Rinv[i * n + i];
+            dmin = fmin(dmin, d); dmax = fmax(dmax, d);
+        }
+        if (!s && dmax > DART_REANCHOR * dmin) memcpy(w.Z, w.Q, sizeof(double) * (size_t)(n * n));
     }
     if (!s) {
         double L = whip(&w, NULL);
