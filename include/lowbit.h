@@ -990,6 +990,15 @@ void lb_prune_report_free(lb_prune_report *r);
  * (a session made while m had no activation format keeps FP32 inputs) and
  * never while a session of m runs. LB_ERR_ARG for an unknown name. */
 lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept);
+
+/* ---- QuaRot residual-stream rotation (issue 10, src/quant/quarot.c) ----
+ * A float copy of src (every weight dense F32, lm_head untied) computing the
+ * same function: RMSNorm weights folded into the linears reading each norm,
+ * the residual stream rotated by the randomized Hadamard over dim (signs
+ * from seed) and the rotation fused into the embedding and every linear
+ * that reads or writes the stream (docs/activations.md). LB_ERR_UNSUPPORTED
+ * for a quantized or rotated src; LB_ERR_ARG when dim has no Hadamard plan. */
+lb_status lb_model_quarot(const lb_model *src, uint64_t seed, lb_model **out);
 /* The activation format of m's first linear that has one, or "none". */
 const char *lb_model_act(const lb_model *m);
 

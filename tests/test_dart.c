@@ -211,6 +211,55 @@ static void test_model(void)
     unbuild(&t);
 }
 
+/* QuaRot: the rotated float model computes the same logits (F32 llama and
+ * the Qwen2-like variant with biases, untied, BF16 weights), survives
+ * save/load, quantizes; a dim without a Hadamard plan and a quantized
+ * model are refused. */
+static void test_quarot(void)
+{
+    for (int v = 0; v < 3; v++) {
+        tmodel t;
+        lb_dtype dt;
+        lb_config c = variant(v, &dt);
+        build(&t, c, dt);
+        int32_t tok[9] = {1, 5, 9, 22, 3, 40, 7, 61, 13};
+        lb_model *r = NULL, *q = NULL, *x = NULL;
+        lb_status s = lb_model_quarot(&t.m, 11, &r);
+        if (v == 2) {   /* dim 33: no Hadamard plan */
+            CHECK(s == LB_ERR_ARG && !r && strstr(lb_errmsg(), "quarot"), "dim 33: %s", lb_errmsg());
+            unbuild(&t);
+            continue;
+        }
+        REQUIRE(!s, "quarot: %s", lb_errmsg());
+        CHECK(!r->cfg.tied_embeddings && r->final_norm.rep && r->layers[0].attn_norm.rep, "untied, norms set");
+        float a[67], b[67], e[67];
+        REQUIRE(!logits_of(&t.m, 1, tok, 9, a) && !logits_of(r, 1, tok, 9, b), "forward: %s", lb_errmsg());
+        double dmax = 0, amax = 0;
+        for (int i = 0; i < c.vocab_size; i++) { dmax = fmax(dmax, fabs(a[i] - b[i])); amax = fmax(amax, fabs(a[i])); }
+        printf("quarot variant %d: max |dlogit| %.2e (max |logit| %.2e)\n", v, dmax, amax);
+        CHECK(dmax <= 2e-5 * amax, "variant %d: rotated model vs original: %.3g (max %.3g)", v, dmax, amax);
+        float w0[48 * 48];
+        REQUIRE(!lb_model_weight_f32(r, "model.layers.0.self_attn.o_proj.weight", w0, NULL, NULL), "o_proj");
+        float w1[48 * 48];
+        lb_model_weight_f32(&t.m, "model.layers.0.self_attn.o_proj.weight", w1, NULL, NULL);
+        CHECK(memcmp(w0, w1, sizeof w0) != 0, "o_proj unchanged: the stream was not rotated");
+        char path[64];
+        snprintf(path, sizeof path, "/tmp/test_quarot_%d.safetensors", (int)getpid());
+        REQUIRE(!lb_model_save(r, path), "save: %s", lb_errmsg());
+        s = lb_model_load(path, &q);
+        unlink(path);
+        REQUIRE(!s, "load: %s", lb_errmsg());
+        REQUIRE(!logits_of(q, 1, tok, 9, e), "forward");
+        CHECK(!memcmp(b, e, sizeof b), "variant %d: logits after save/load differ", v);
+        lb_model_quant_opts o = {.format = "int8_g32", .n_threads = 1};
+        lb_model_free(q);
+        REQUIRE(!lb_model_quantize(r, &o, &q, NULL), "quantize: %s", lb_errmsg());
+        CHECK(lb_model_quarot(q, 1, &x) == LB_ERR_UNSUPPORTED && !x, "quantized input: %s", lb_errmsg());
+        lb_model_free(q); lb_model_free(r);
+        unbuild(&t);
+    }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -219,5 +268,6 @@ int main(int argc, char **argv)
     RUN(test_train);
     RUN(test_matrix);
     RUN(test_model);
+    RUN(test_quarot);
     return TEST_DONE();
 }

@@ -12,7 +12,8 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--quarot] [--threads K]\n"
+           "                        [--force] [--json]\n"
            "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
            "                         [--calib-from-byte B] [--sequential] [--tokenizer T]] [--prune C:P[:R]]\n"
            "Quantizes the linear weights (q, k, v, o, gate, up, down) of a model; embeddings, lm_head and norms\n"
@@ -31,6 +32,8 @@ static void help(void)
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
+           "  --quarot          first rotate the residual stream (QuaRot: RMSNorm weights folded into the linears,\n"
+           "                    a Hadamard over dim fused into embeddings, q/k/v, o, gate/up, down, lm_head)\n"
            "  --calib STATS     input statistics from `lowbit calib` for the methods that use them\n"
            "  --calib-text FILE collect them on the fly, layer by layer, from FILE's tail (as lowbit calib;\n"
            "                    the byte range is printed on stderr); --calib-tokens N (default 16384),\n"
@@ -209,7 +212,7 @@ int cmd_quantize(int argc, char **argv)
     calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
-    bool json = false, force = false, qemb = false;
+    bool json = false, force = false, qemb = false, quarot = false;
     int n_keep = 0, n_had = 0, rule = 0;
     int64_t seed = 1, iters = 0, threads = 0;
     const cli_optdef defs[] = {
@@ -225,7 +228,7 @@ int cmd_quantize(int argc, char **argv)
         {.name = "--calib-ctx", .kind = CLI_INT, .dst = &ca.ctx, .ilo = 1, .ihi = INT64_C(1) << 24, .seen = &ca.n_ctx_given},
         {.name = "--calib-from-byte", .kind = CLI_INT, .dst = &ca.from, .ilo = 0, .ihi = INT64_MAX,
          .seen = &ca.n_from_given},
-        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune), {0}};
+        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune), CLI_O_FLAG("--quarot", &quarot), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
@@ -240,10 +243,10 @@ int cmd_quantize(int argc, char **argv)
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
-    if (prune && (rotate || rule || o.group || qemb || act || iters || ca.sequential))
+    if (prune && (rotate || rule || o.group || qemb || act || iters || ca.sequential || quarot))
         return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text, --keep and "
                         "--threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, --act, "
-                        "--sinq-iters, --sequential)");
+                        "--sinq-iters, --sequential, --quarot)");
     const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
     if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];
@@ -264,7 +267,13 @@ int cmd_quantize(int argc, char **argv)
         return rc;
     }
     lb_status s = LB_OK;
-    if (act) {   /* a bad name fails before any work */
+    if (quarot) {   /* the residual-stream rotation first (docs/activations.md#quarot-residual-stream-rotation) */
+        lb_model *r = NULL;
+        s = lb_model_quarot(m, o.q.seed, &r);
+        lb_model_free(m);
+        m = r;
+    }
+    if (!s && act) {   /* a bad name fails before any work */
         s = lb_model_set_act(m, act, NULL);
         if (!s) s = lb_model_set_act(m, NULL, NULL);
     }
