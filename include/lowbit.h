@@ -995,7 +995,9 @@ lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept);
  * A float copy of src (every weight dense F32, lm_head untied) computing the
  * same function: RMSNorm weights folded into the linears reading each norm,
  * the residual stream rotated by the randomized Hadamard over dim (signs
- * from seed) and the rotation fused into the embedding and every linear
+ * from seed: use another seed than the per-input rotations', whose
+ * Hadamard over the same dim would otherwise compose with it into a
+ * structured product) and the rotation fused into the embedding and every linear
  * that reads or writes the stream (docs/activations.md). LB_ERR_UNSUPPORTED
  * for a quantized or rotated src; LB_ERR_ARG when dim has no Hadamard plan. */
 lb_status lb_model_quarot(const lb_model *src, uint64_t seed, lb_model **out);

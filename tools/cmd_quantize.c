@@ -33,7 +33,8 @@ static void help(void)
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
            "  --quarot          first rotate the residual stream (QuaRot: RMSNorm weights folded into the linears,\n"
-           "                    a Hadamard over dim fused into embeddings, q/k/v, o, gate/up, down, lm_head)\n"
+           "                    a Hadamard over dim, signs from seed S+1, fused into embeddings, q/k/v, o, gate/up,\n"
+           "                    down, lm_head)\n"
            "  --calib STATS     input statistics from `lowbit calib` for the methods that use them\n"
            "  --calib-text FILE collect them on the fly, layer by layer, from FILE's tail (as lowbit calib;\n"
            "                    the byte range is printed on stderr); --calib-tokens N (default 16384),\n"
@@ -269,7 +270,7 @@ int cmd_quantize(int argc, char **argv)
     lb_status s = LB_OK;
     if (quarot) {   /* the residual-stream rotation first (docs/activations.md#quarot-residual-stream-rotation) */
         lb_model *r = NULL;
-        s = lb_model_quarot(m, o.q.seed, &r);
+        s = lb_model_quarot(m, o.q.seed + 1, &r);   /* signs independent of the per-input rotations' */
         lb_model_free(m);
         m = r;
     }
