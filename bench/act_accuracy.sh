@@ -11,7 +11,14 @@
 # activations FP32, INT8 blocks of 32 and INT8 per token (int8_ch).
 # SET=stamp: STaMP (--act stamp-KIND:int4[:AVG]) against plain int4
 # activations and the identity transform at equal average bits.
-# usage: [SET=base|sq|stamp] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
+# SET=dart: DartQuant (learned rotation, calibrated on the TinyStories
+# text's tail with --calib-text) against no rotation and the online
+# Hadamard, W4A4 INT (int4_g32 x int4_g32) and MXFP4/MXFP4; the quantize
+# CPU time of dartquant and hadamard+rtn goes to OUTDIR/times.txt.
+# SET=quarot: the QuaRot residual-stream rotation (quantize --quarot), alone
+# (rtn) and with the online Hadamard of every linear input (--hadamard 0),
+# W4A4 INT and MXFP4/MXFP4 (compare with SET=dart's none/hadamard rows).
+# usage: [SET=base|sq|stamp|dart|quarot] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
 set -e
 SET=${SET:-base}
 L=${LOWBIT_CLI:-build/lowbit}
@@ -29,7 +36,21 @@ for model in stories260K tinystories-656k; do
     [ $SET = sq ] && "$L" quantize --model "$src" --out "$O/$model-int8_g32-sq.safetensors" --format int8_g32 \
         --method smoothquant --calib-text "$D/tinystories/tinystories_val.txt" --force >/dev/null 2>&1
     fmts="int8_g32 int4_g32 mxfp4 nvfp4"; [ $SET = sq ] && fmts=int8_g32; [ $SET = stamp ] && fmts=int4_g32
+    [ $SET = dart ] || [ $SET = quarot ] && fmts="int4_g32 mxfp4"
     for fmt in $fmts; do
+        if [ $SET = quarot ]; then
+            "$L" quantize --model "$src" --out "$O/$model-$fmt-qr.safetensors" --format $fmt --quarot --force >/dev/null 2>&1
+            "$L" quantize --model "$src" --out "$O/$model-$fmt-qrh.safetensors" --format $fmt --quarot --hadamard 0 \
+                --force >/dev/null 2>&1
+            continue
+        fi
+        if [ $SET = dart ]; then
+            /usr/bin/time -f "$model $fmt dartquant %U s user %e s wall" -a -o "$O/times.txt" "$L" quantize --model "$src" \
+                --out "$O/$model-$fmt-dq.safetensors" --format $fmt --method dartquant \
+                --calib-text "$D/tinystories/tinystories_val.txt" --force >/dev/null 2>&1
+            /usr/bin/time -f "$model $fmt hadamard+rtn %U s user %e s wall" -a -o "$O/times.txt" "$L" quantize \
+                --model "$src" --out "$O/$model-$fmt-h.safetensors" --format $fmt --hadamard 0 --force >/dev/null 2>&1
+        fi
         "$L" quantize --model "$src" --out "$O/$model-$fmt.safetensors" --format $fmt --force >/dev/null 2>&1
         "$L" quantize --model "$src" --out "$O/$model-$fmt-h.safetensors" --format $fmt --hadamard 0 --force >/dev/null 2>&1
     done
@@ -40,6 +61,8 @@ for model in stories260K tinystories-656k; do
         # weights activations rotation
         runs="int8_g32 none none;int8_g32 int8_g32 none;int4_g32 none none;int4_g32 int8_g32 none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;nvfp4 nvfp4 none;nvfp4 nvfp4 hadamard"
         [ $SET = sq ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 int8_ch none;int8_g32 none smoothquant;int8_g32 int8_g32 smoothquant;int8_g32 int8_ch smoothquant;int8_g32 none hadamard;int8_g32 int8_g32 hadamard;int8_g32 int8_ch hadamard"
+        [ $SET = dart ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;int4_g32 none dartquant;int4_g32 int4_g32 dartquant;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;mxfp4 mxfp4 dartquant"
+        [ $SET = quarot ] && runs="int4_g32 none quarot;int4_g32 int4_g32 quarot;int4_g32 int4_g32 quarot+hadamard;mxfp4 mxfp4 quarot;mxfp4 mxfp4 quarot+hadamard"
         [ $SET = stamp ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 stamp-id:int4:4.25 none;int4_g32 stamp-haar:int4:4.25 none;int4_g32 stamp-dct:int4:4.25 none;int4_g32 stamp-id:int4:4.5 none;int4_g32 stamp-dct:int4:4.5 none;int4_g32 int4_g32 hadamard;int4_g32 stamp-dct:int4:4.25 hadamard"
         IFS=';'
         for run in $runs; do
@@ -48,6 +71,9 @@ for model in stories260K tinystories-656k; do
             f="$O/$model-$1.safetensors"
             [ "$3" = hadamard ] && f="$O/$model-$1-h.safetensors"
             [ "$3" = smoothquant ] && f="$O/$model-$1-sq.safetensors"
+            [ "$3" = dartquant ] && f="$O/$model-$1-dq.safetensors"
+            [ "$3" = quarot ] && f="$O/$model-$1-qr.safetensors"
+            [ "$3" = quarot+hadamard ] && f="$O/$model-$1-qrh.safetensors"
             r=$("$L" eval kld --model "$f" --base "$base" --act "$2" --json 2>/dev/null)
             kld=$(echo "$r" | sed 's/.*"kld": \([^,]*\),.*/\1/'); top=$(echo "$r" | sed 's/.*"top1": \([^,]*\),.*/\1/')
             pr=$(echo "$r" | sed 's/.*"ppl_ratio": \([^,]*\),.*/\1/')

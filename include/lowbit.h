@@ -762,7 +762,13 @@ typedef struct lb_calib_stats {
      * by the model whose earlier layers are already quantized (Qronos) */
     const double *Hq;           /* (n, n) mean of xq xq^T */
     const double *Hqx;          /* (n, n) mean of xq x^T */
+    /* dartquant (issue 10): a sample of the float-path input rows, every
+     * stride-th calibration token, at most LB_CALIB_ROWS; NULL / 0 for
+     * statistics loaded from a file (only calibration on the fly keeps them) */
+    const float *rows;          /* (n_rows, n) */
+    int64_t n_rows;
 } lb_calib_stats;
+#define LB_CALIB_ROWS 512
 /* The statistics of the input of the linear with Hugging Face name `name`
  * ("model.layers.3.self_attn.k_proj.weight": q/k/v share one input, so do
  * gate/up); views into c. LB_ERR_NOTFOUND for a name that is no linear of
@@ -802,6 +808,10 @@ typedef struct lb_qmatrix {
     /* awq, awq+sinq, qronos (src/quant/awq.c, qronos.c) */
     double awq_alpha;           /* awq: the exponent chosen, s = mean|x|^alpha */
     double layer_loss;          /* awq: tr(E H E^T) of the result; qronos: mean ||W x - Q xq||^2 */
+    /* dartquant (src/quant/dartquant.c): the learned rotation R (cols, cols) row-major, the input
+       transform x <- R x; the stored matrix approximates W R^T. NULL = none */
+    float *rotation;
+    double whip_before, whip_after;  /* dartquant: Whip loss of the sample rows at the start and end */
 } lb_qmatrix;
 
 /* Quantize w (rows x cols) with method q into format f (opts may be NULL).
@@ -1005,6 +1015,17 @@ void lb_prune_report_free(lb_prune_report *r);
  * (a session made while m had no activation format keeps FP32 inputs) and
  * never while a session of m runs. LB_ERR_ARG for an unknown name. */
 lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept);
+
+/* ---- QuaRot residual-stream rotation (issue 10, src/quant/quarot.c) ----
+ * A float copy of src (every weight dense F32, lm_head untied) computing the
+ * same function: RMSNorm weights folded into the linears reading each norm,
+ * the residual stream rotated by the randomized Hadamard over dim (signs
+ * from seed: use another seed than the per-input rotations', whose
+ * Hadamard over the same dim would otherwise compose with it into a
+ * structured product) and the rotation fused into the embedding and every linear
+ * that reads or writes the stream (docs/activations.md). LB_ERR_UNSUPPORTED
+ * for a quantized or rotated src; LB_ERR_ARG when dim has no Hadamard plan. */
+lb_status lb_model_quarot(const lb_model *src, uint64_t seed, lb_model **out);
 /* The activation format of m's first linear that has one, or "none". */
 const char *lb_model_act(const lb_model *m);
 

@@ -12,7 +12,8 @@ static void help(void)
 {
     printf("usage: lowbit quantize --model IN --out OUT.safetensors --format F [--method M] [--group G]\n"
            "                        [--hadamard BLOCK] [--scale-rule floor|ceil|mse|full] [--keep PATTERN ...]\n"
-           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--threads K] [--force] [--json]\n"
+           "                        [--quantize-embeddings] [--seed S] [--sinq-iters N] [--act A] [--quarot] [--threads K]\n"
+           "                        [--force] [--json]\n"
            "                        [--calib STATS | --calib-text FILE [--calib-tokens N] [--calib-ctx C]\n"
            "                         [--calib-from-byte B] [--sequential] [--tokenizer T]] [--prune C:P[:R]]\n"
            "                        [--bits-budget B [--budget-formats F,..] [--budget-metric 0|1|2]]\n"
@@ -20,8 +21,9 @@ static void help(void)
            "keep their precision. Writes a safetensors file that `lowbit run/eval/inspect` read (docs/file-format.md).\n"
            "  --format F        a format from `lowbit formats` (int4_g64_asym, mxfp4, nvfp4, nf4, ...), or an INT\n"
            "                    family with --group: int4, int4_asym, int8_bf16 ...\n"
-           "                    (f32 with --method hadamard+rtn: the rotation alone, no quantization)\n"
-           "  --method M        rtn (default), sinq, hadamard+rtn, hadamard+sinq\n"
+           "                    (f32 with --method hadamard+rtn or dartquant: the rotation alone, no quantization)\n"
+           "  --method M        rtn (default), sinq, hadamard+rtn, hadamard+sinq, gptq, awq, smoothquant, dartquant, ...\n"
+           "                    dartquant learns each input's rotation, needs --calib-text (docs/activations.md)\n"
            "  --group G         group size (a power of two) for the INT families\n"
            "  --hadamard BLOCK  rotate each linear's input space with blocks of at most BLOCK (0 = whole row);\n"
            "                    turns rtn/sinq into hadamard+rtn/hadamard+sinq\n"
@@ -31,6 +33,9 @@ static void help(void)
            "                    (repeatable; e.g. 'model.layers.0.*', '*down_proj*')\n"
            "  --quantize-embeddings  quantize the token embedding (and an untied lm_head) too\n"
            "  --seed S          seed of the random Hadamard signs (default 1)\n"
+           "  --quarot          first rotate the residual stream (QuaRot: RMSNorm weights folded into the linears,\n"
+           "                    a Hadamard over dim, signs from seed S+1, fused into embeddings, q/k/v, o, gate/up,\n"
+           "                    down, lm_head)\n"
            "  --calib STATS     input statistics from `lowbit calib` for the methods that use them\n"
            "  --calib-text FILE collect them on the fly, layer by layer, from FILE's tail (as lowbit calib;\n"
            "                    the byte range is printed on stderr); --calib-tokens N (default 16384),\n"
@@ -218,7 +223,7 @@ int cmd_quantize(int argc, char **argv)
     calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
-    bool json = false, force = false, qemb = false;
+    bool json = false, force = false, qemb = false, quarot = false;
     int n_keep = 0, n_had = 0, rule = 0;
     int64_t seed = 1, iters = 0, threads = 0, bmetric = 0;
     const char *bformats = NULL, *blist[32];
@@ -236,7 +241,7 @@ int cmd_quantize(int argc, char **argv)
         {.name = "--calib-ctx", .kind = CLI_INT, .dst = &ca.ctx, .ilo = 1, .ihi = INT64_C(1) << 24, .seen = &ca.n_ctx_given},
         {.name = "--calib-from-byte", .kind = CLI_INT, .dst = &ca.from, .ilo = 0, .ihi = INT64_MAX,
          .seen = &ca.n_from_given},
-        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune),
+        CLI_O_FLAG("--sequential", &ca.sequential), CLI_O_STR("--prune", &prune), CLI_O_FLAG("--quarot", &quarot),
         CLI_O_FLOAT("--bits-budget", &o.bits_budget, 0.5, 32), CLI_O_STR("--budget-formats", &bformats),
         CLI_O_INT("--budget-metric", &bmetric, 0, 2), {0}};
     int rc = cli_parse("quantize", argc, argv, defs, NULL, 0, NULL);
@@ -264,10 +269,10 @@ int cmd_quantize(int argc, char **argv)
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
-    if (prune && (rotate || rule || o.group || qemb || act || iters || o.bits_budget > 0))
+    if (prune && (rotate || rule || o.group || qemb || act || iters || o.bits_budget > 0 || quarot))
         return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text [--sequential], "
                         "--keep and --threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, "
-                        "--act, --sinq-iters, --bits-budget)");
+                        "--act, --sinq-iters, --bits-budget, --quarot)");
     const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
     if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
     char mbuf[64];
@@ -288,7 +293,13 @@ int cmd_quantize(int argc, char **argv)
         return rc;
     }
     lb_status s = LB_OK;
-    if (act) {   /* a bad name fails before any work */
+    if (quarot) {   /* the residual-stream rotation first (docs/activations.md#quarot-residual-stream-rotation) */
+        lb_model *r = NULL;
+        s = lb_model_quarot(m, o.q.seed + 1, &r);   /* signs independent of the per-input rotations' */
+        lb_model_free(m);
+        m = r;
+    }
+    if (!s && act) {   /* a bad name fails before any work */
         s = lb_model_set_act(m, act, NULL);
         if (!s) s = lb_model_set_act(m, NULL, NULL);
     }

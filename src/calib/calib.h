@@ -20,6 +20,8 @@ typedef struct lb__calib_site {
     int64_t n;                   /* the site's width (cols of its linears) */
     double *H, *sq, *abs, *amax; /* (n, n), (n), (n), (n) */
     double *Hq, *Hqx;            /* (n, n) each, or NULL */
+    const float *rows;           /* (n_rows, n) sampled float-path inputs (the runner's; NULL in an lb_calib) */
+    int64_t n_rows;
 } lb__calib_site;
 
 struct lb_calib {

@@ -15,7 +15,10 @@
  * balanced); every element is summed by one thread in token order, so the
  * result does not depend on the thread count. Symmetric matrices are
  * summed for j >= the group's first row and mirrored at the end. Sums become means (/ n_tokens) and H is
- * mirrored when the layer is done. */
+ * mirrored when the layer is done. The runner also keeps a sample of each
+ * site's float-path rows (token g when g % stride == 0, stride =
+ * ceil(n_tokens / LB_CALIB_ROWS)) for methods that need the activations
+ * themselves (DartQuant's Whip loss); an lb_calib keeps only the statistics. */
 #include "calib/calib.h"
 #include <math.h>
 
@@ -34,6 +37,8 @@ struct lb__calib_run {
     int64_t cap_rows[LB_SITE_COUNT];
     int cap_which;
     lb__calib_site st[LB_SITE_COUNT];  /* the current layer's sums */
+    float *rows[LB_SITE_COUNT];  /* (LB_CALIB_ROWS, width) the current layer's sampled rows */
+    int64_t stride;
 };
 
 static const char *site_names[LB_SITE_COUNT] = {"qkv", "o", "gateup", "down"};
@@ -197,6 +202,7 @@ void lb__calib_run_free(lb__calib_run *r)
     LB_FREE(r->x); LB_FREE(r->xq); LB_FREE(r->tmp);
     for (int k = 0; k < LB_SITE_COUNT; k++) {
         LB_FREE(r->cap[0][k]); LB_FREE(r->cap[1][k]); LB_FREE(r->capd[0][k]); LB_FREE(r->capd[1][k]);
+        LB_FREE(r->rows[k]);
         lb__calib_site_free(&r->st[k]);
     }
     LB_FREE(r);
@@ -214,7 +220,8 @@ static lb_status run_alloc(lb__calib_run *r, bool seq)
     for (int k = 0; k < LB_SITE_COUNT; k++) {
         size_t cb = sizeof(float) * (size_t)(r->ctx * r->nd[k]);
         if (!(r->cap[0][k] = lb__alloc(cb)) || (seq && !(r->cap[1][k] = lb__alloc(cb))) ||
-            !(r->capd[0][k] = lb__alloc(2 * cb)) || (seq && !(r->capd[1][k] = lb__alloc(2 * cb))))
+            !(r->capd[0][k] = lb__alloc(2 * cb)) || (seq && !(r->capd[1][k] = lb__alloc(2 * cb))) ||
+            !(r->rows[k] = lb__alloc(sizeof(float) * (size_t)(LB_CALIB_ROWS * r->nd[k]))))
             return LB_ERR_NOMEM;
         lb_status s = lb__calib_site_alloc(&r->st[k], r->nd[k], seq);
         if (s) return s;
@@ -241,6 +248,7 @@ lb_status lb__calib_run_create(const lb_model *m, const int32_t *tokens, int64_t
     r->n_tok = n_tokens;
     r->ctx = lb__min64(ctx, n_tokens);
     r->n_seq = (n_tokens + r->ctx - 1) / r->ctx;
+    r->stride = (n_tokens + LB_CALIB_ROWS - 1) / LB_CALIB_ROWS;
     r->dim = m->cfg.dim;
     lb__calib_site_dims(&m->cfg, r->nd);
     r->so = (lb_session_opts){.n_threads = o->n_threads, .max_ctx = r->ctx, .max_batch = r->ctx};
@@ -297,6 +305,20 @@ static lb_status capture(lb__calib_run *r, int which, int64_t l, int64_t q, floa
     return s ? s : check_finite(r, which, l, q, T);
 }
 
+/* The sampled rows among tokens t0 .. t0+T-1 of the float-path capture. */
+static void keep_rows(lb__calib_run *r, int64_t t0, int64_t T)
+{
+    for (int k = 0; k < LB_SITE_COUNT; k++) {
+        lb__calib_site *st = &r->st[k];
+        for (int64_t g = (t0 + r->stride - 1) / r->stride * r->stride; g < t0 + T && st->n_rows < LB_CALIB_ROWS;
+             g += r->stride) {
+            memcpy(r->rows[k] + st->n_rows * st->n, r->cap[0][k] + (g - t0) * st->n, sizeof(float) * (size_t)st->n);
+            st->n_rows++;
+        }
+        st->rows = r->rows[k];
+    }
+}
+
 lb_status lb__calib_run_layer(lb__calib_run *r, int64_t l, const lb_model *qm, lb__calib_site *out)
 {
     if (l != r->next) return lb__err(LB_ERR_ARG, "calibration: layer %lld asked for, %lld expected", (long long)l,
@@ -304,10 +326,11 @@ lb_status lb__calib_run_layer(lb__calib_run *r, int64_t l, const lb_model *qm, l
     bool seq = r->xq != NULL;
     if (seq && !qm) return lb__err(LB_ERR_ARG, "calibration: sequential mode needs the quantized model");
     lb_status s = seq ? advance_quantized(r, l, qm) : LB_OK;
-    for (int k = 0; k < LB_SITE_COUNT; k++) site_zero(&r->st[k]);
+    for (int k = 0; k < LB_SITE_COUNT; k++) { site_zero(&r->st[k]); r->st[k].n_rows = 0; }
     for (int64_t q = 0; q < r->n_seq && !s; q++) {
         int64_t t0 = q * r->ctx, T = lb__min64(r->ctx, r->n_tok - t0);
         if ((s = capture(r, 0, l, q, r->x + t0 * r->dim, T))) break;
+        keep_rows(r, t0, T);
         if (seq) {
             memcpy(r->tmp, r->xq + t0 * r->dim, sizeof(float) * (size_t)(T * r->dim));
             if ((s = capture(r, 1, l, q, r->tmp, T))) break;

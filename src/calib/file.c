@@ -40,7 +40,7 @@ void lb_calib_free(lb_calib *c)
 void lb__calib_site_view(const lb__calib_site *s, int64_t n_tokens, lb_calib_stats *o)
 {
     *o = (lb_calib_stats){.n = s->n, .n_tokens = n_tokens, .H = s->H, .sq = s->sq, .abs = s->abs,
-                          .amax = s->amax, .Hq = s->Hq, .Hqx = s->Hqx};
+                          .amax = s->amax, .Hq = s->Hq, .Hqx = s->Hqx, .rows = s->rows, .n_rows = s->n_rows};
 }
 
 void lb_calib_get_info(const lb_calib *c, lb_calib_info *info)

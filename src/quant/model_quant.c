@@ -69,16 +69,18 @@ static double rel_error(const float *w, const float *y, int64_t n)
     return sw > 0 ? sqrt(se / sw) : (se > 0 ? INFINITY : 0);
 }
 
-/* Format "f32": the rotation alone, W R^T kept dense in F32 (q->packed
- * holds the floats, q->fmt is NULL). */
-static lb_status rotate_only(const qctx *c, const float *w, int64_t rows, int64_t cols, lb_qmatrix *q)
+/* Format "f32": the rotation alone (Hadamard, or dartquant's learned one
+ * from o->calib), W R^T kept dense in F32 (q->packed holds the floats,
+ * q->fmt is NULL). */
+static lb_status rotate_only(const qctx *c, const lb_quantize_opts *o, const float *w, int64_t rows, int64_t cols,
+                             lb_qmatrix *q)
 {
     memset(q, 0, sizeof *q);
     *q = (lb_qmatrix){.method = c->method, .rows = rows, .cols = cols, .tensor_scale = 1.0f};
     float *r = lb__alloc((size_t)(rows * cols) * sizeof *r);
     if (!r) return LB_ERR_NOMEM;
     memcpy(r, w, (size_t)(rows * cols) * sizeof *r);
-    lb_status s = lb__quant_rotate(c->opts, r, rows, cols, q);
+    lb_status s = c->method->learned_rotation ? lb__dart_rotate(o, r, rows, cols, q) : lb__quant_rotate(o, r, rows, cols, q);
     if (s) { LB_FREE(r); return s; }
     q->packed = (uint8_t *)r;
     return LB_OK;
@@ -92,7 +94,7 @@ static void quant_task(void *vctx, int64_t b, int64_t e, int thread)
         int64_t n = j->src->rows * j->src->cols;
         float *w = lb__alloc((size_t)n * sizeof *w), *y = lb__alloc((size_t)n * sizeof *y);
         lb_status s = w && y ? lb__weight_f32(j->src, w) : LB_ERR_NOMEM;
-        if (!s && !j->fmt) s = rotate_only(c, w, j->src->rows, j->src->cols, &j->q);
+        if (!s && !j->fmt) s = rotate_only(c, &j->opts, w, j->src->rows, j->src->cols, &j->q);
         else if (!s) s = lb_quantize_matrix(c->method, j->fmt, &j->opts, w, j->src->rows, j->src->cols, &j->q);
         if (!s) { lb_weight v = lb__qmatrix_weight(&j->q); s = lb__weight_f32(&v, y); }
         if (!s) j->info->rel_err = rel_error(w, y, n);
@@ -108,10 +110,10 @@ static lb_status install(lb_model *m, qjob *j)
 {
     lb_qmatrix *q = &j->q;
     *j->dst = lb__qmatrix_weight(q);
-    void *bufs[3] = {q->packed, q->col_scale, q->hadamard_signs};
+    void *bufs[4] = {q->packed, q->col_scale, q->hadamard_signs, q->rotation};
     memset(q, 0, sizeof *q);
     lb_status s = LB_OK;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if (bufs[k]) { lb_status t = lb__wstore_keep(&m->store, bufs[k], NULL); s = s ? s : t; }
     return s;
 }
@@ -303,9 +305,9 @@ static lb_status resolve(const lb_model_quant_opts *o, const lb_quantizer **q, c
         return lb__err(LB_ERR_ARG, "unknown scale rule %d", (int)o->q.scale_rule);
     if (o->format && !strcmp(o->format, "f32")) {   /* rotation only */
         *f = NULL;
-        if (strcmp(lb_quantizer_name(*q), "hadamard+rtn"))
-            return lb__err(LB_ERR_ARG, "format f32 (no quantization) goes only with method hadamard+rtn, "
-                           "the rotation alone");
+        if (strcmp(lb_quantizer_name(*q), "hadamard+rtn") && !(*q)->learned_rotation)
+            return lb__err(LB_ERR_ARG, "format f32 (no quantization) goes only with method hadamard+rtn or "
+                           "dartquant, the rotation alone");
         return LB_OK;
     }
     lb_status s = lb_quant_format_resolve(o->format, o->group, f);

@@ -25,6 +25,7 @@ struct lb_quantizer {
     /* awq rows: the quantizer of the scaled matrix W diag(s) inside the alpha search ("awq+gptq"),
        given the statistics of the scaled input; NULL = plain rtn (the format's scale rule) */
     lb__quant_method_fn inner;
+    bool learned_rotation;       /* dartquant: learn a dense rotation from o->calib->rows first */
 };
 
 /* model_quant.c: lb_model_quantize with a method that need not be in the
@@ -77,6 +78,24 @@ lb_status lb__quant_rotate(const lb_quantize_opts *o, float *w, int64_t rows, in
  * lb__quant_rotate rotated: H' = R H R^T (and Hq, Hqx), sq' = diag H',
  * abs/amax NULL. out's buffers live in *buf (free with LB_FREE). */
 lb_status lb__quant_rotate_calib(const lb_qmatrix *q, const lb_calib_stats *in, lb_calib_stats *out, double **buf);
+
+/* dartquant.c: the learned rotation (DartQuant: QR-Orth + Whip loss).
+ * lb__dart_train: R (n x n, double, orthogonal) from N sample rows (n
+ * wide); loss0/loss1 (may be NULL) the Whip loss at the start and the end.
+ * lb__dart_whip: the Whip loss of the rows at R = QR-Orth(Z) and, when gz
+ * is not NULL, its gradient with respect to Z (n x n). lb__dart_rotate:
+ * the rotation step of the dartquant method: trains R on o->calib->rows,
+ * w (rows x cols) <- w R^T in place, out->rotation = R (float, owned). */
+typedef struct lb__dart_opts {
+    int iters;                   /* 0 = 100 */
+    double lr;                   /* 0 = the default (dartquant.c) */
+    uint64_t seed;               /* the Hadamard start's signs */
+    int64_t max_block;           /* the Hadamard start's largest block (0 = no limit) */
+} lb__dart_opts;
+lb_status lb__dart_train(const float *rows, int64_t N, int64_t n, const lb__dart_opts *o, double *R, double *loss0,
+                         double *loss1);
+lb_status lb__dart_whip(const double *Z, const float *rows, int64_t N, int64_t n, double *loss, double *gz);
+lb_status lb__dart_rotate(const lb_quantize_opts *o, float *w, int64_t rows, int64_t cols, lb_qmatrix *out);
 
 /* gptq.c: GPTQ (dynamic grids, or static with act_order) and MR-GPTQ
  * (static MSE grids, activation order; the registry rotates first). */

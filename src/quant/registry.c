@@ -41,6 +41,10 @@ static const lb_quantizer methods[] = {
     {.name = "smoothquant", .desc = "SmoothQuant: column scale s = max|x|^0.5 / max|w|^0.5 migrates activation "
                                     "outliers into the weights (W diag(s) by rtn, x / s online); pair with --act",
      .calib = true, .quantize = lb__smoothquant_quantize},
+    {.name = "dartquant", .desc = "DartQuant: a rotation per linear input learned on calibration activations "
+                                  "(QR-Orth, Whip loss, from the Hadamard start), W R^T by rtn, R x online; pair "
+                                  "with --act; needs --calib-text",
+     .calib = true, .learned_rotation = true, .quantize = lb__rtn_quantize},
 };
 static const int n_methods = (int)(sizeof methods / sizeof *methods);
 
@@ -97,7 +101,8 @@ void lb_qmatrix_free(lb_qmatrix *m)
     LB_FREE(m->packed);
     LB_FREE(m->col_scale);
     LB_FREE(m->hadamard_signs);
-    m->packed = NULL; m->col_scale = NULL; m->hadamard_signs = NULL;
+    LB_FREE(m->rotation);
+    m->packed = NULL; m->col_scale = NULL; m->hadamard_signs = NULL; m->rotation = NULL;
 }
 
 /* Calibration statistics of a padded matrix: zero inputs in the padding
@@ -176,6 +181,15 @@ lb_status lb_quantize_matrix(const lb_quantizer *q, const lb_format *f, const lb
         }
         if (!s && o.calib && !(s = lb__quant_rotate_calib(out, o.calib, &rot, &hbuf))) o.calib = &rot;
     }
+    if (!s && q->learned_rotation) {   /* on the true columns; the weight method then runs without statistics */
+        if (!(tmp = lb__alloc((size_t)(rows * cols) * sizeof *tmp))) s = LB_ERR_NOMEM;
+        else {
+            memcpy(tmp, w, (size_t)(rows * cols) * sizeof *tmp);
+            s = lb__dart_rotate(&o, tmp, rows, cols, out);
+            w = tmp;
+            o.calib = NULL;
+        }
+    }
     if (!s && pc != cols) {   /* zero columns up to the block */
         if (!(padded = lb__zalloc((size_t)(rows * pc) * sizeof *padded))) s = LB_ERR_NOMEM;
         for (int64_t r = 0; !s && r < rows; r++) memcpy(padded + r * pc, w + r * cols, (size_t)cols * sizeof *w);
@@ -240,6 +254,7 @@ lb_weight lb__qmatrix_weight(const lb_qmatrix *q)
         lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_HADAMARD, .block = q->hadamard_block, .signs = q->hadamard_signs,
                                            .seeded = signs_from_seed(q), .seed = q->hadamard_seed});
     if (q->col_scale) lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_COL_SCALE, .scale = q->col_scale});
+    if (q->rotation) lb__weight_push(&w, (lb_xform){.kind = LB_XFORM_ROTATION, .rot = q->rotation});
     w.method = q->method ? q->method->name : NULL;
     return w;
 }

@@ -8,7 +8,8 @@
  * the registry is asked in turn whether it stored the weight (block: a
  * P.weight_packed tensor; lossless: a U8 tensor of a packed file; dense: a
  * float tensor of the name); then the transforms the metadata lists are
- * read (P.hadamard_signs, or the signs of "hadamard_seed"; P.weight_col_scale). Every tensor and entry is
+ * read (P.hadamard_signs, or the signs of "hadamard_seed"; P.weight_col_scale;
+ * P.weight_rotation). Every tensor and entry is
  * checked against the expected shape before use.
  *
  * Writing: lb__weight_save_plan lists a weight's tensors (its
@@ -18,7 +19,7 @@
 #include <errno.h>
 #include <math.h>
 
-enum { PART_SIGNS, PART_SCALE };
+enum { PART_SIGNS, PART_SCALE, PART_ROT };
 
 /* "P.weight" -> "P", the prefix of a weight's stored tensors and metadata
  * entry (names not ending in ".weight" are kept whole). */
@@ -83,10 +84,12 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
         shape->len != 2 || !lb__json_int(j, "group", &t->group) || !lb__json_int(j, "hadamard_block", &t->hblock))
         return lb__err(LB_ERR_FORMAT, "%s: needs format, method, group, transform, hadamard_block, col_scale and shape",
                        what);
-    if (strcmp(tr, "none") && strcmp(tr, "hadamard")) return lb__err(LB_ERR_FORMAT, "%s: unknown transform '%s'", what, tr);
+    if (strcmp(tr, "none") && strcmp(tr, "hadamard") && strcmp(tr, "rotation"))
+        return lb__err(LB_ERR_FORMAT, "%s: unknown transform '%s'", what, tr);
     if (!method_name_ok(meth)) return lb__err(LB_ERR_FORMAT, "%s: invalid method name '%s'", what, meth);
     snprintf(t->method, sizeof t->method, "%s", meth);
     t->hadamard = !strcmp(tr, "hadamard");
+    t->rotation = !strcmp(tr, "rotation");
     t->col_scale = cs->b;
     if (lb__json_get(j, "hadamard_seed")) {   /* signs from the seed (decimal string: 64 bits exactly) */
         const char *sd = lb__json_str(j, "hadamard_seed");
@@ -200,6 +203,33 @@ static lb_status read_col_scale(lb_wsrc *src, const char *pre, const lb_wmeta *m
     return lb__weight_push(w, (lb_xform){.kind = LB_XFORM_COL_SCALE, .scale = v});
 }
 
+/* P.weight_rotation: F32 (cols, cols), finite (orthogonality is the
+ * producer's promise: checking it would cost cols^3 at every load). */
+static lb_status read_rotation(lb_wsrc *src, const char *pre, const lb_wmeta *m, lb_weight *w)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight_rotation", pre);
+    int fi;
+    const lb_st_tensor *x = lb__wsrc_take(src, name, &fi);
+    if (!x) return m->rotation ? lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing", src->what, name) : LB_OK;
+    if (!m->rotation)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' present but the metadata says transform %s", src->what, name,
+                       m->hadamard ? "hadamard" : "none");
+    int64_t n = w->cols;
+    if (x->dtype != LB_DTYPE_F32 || x->ndim != 2 || x->shape[0] != n || x->shape[1] != n)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': expected F32 [%lld, %lld]", src->what, name, (long long)n,
+                       (long long)n);
+    if (n > LB_XFORM_ROT_MAX)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': a rotation of %lld columns (at most %d)", src->what, name,
+                       (long long)n, LB_XFORM_ROT_MAX);
+    const float *v = lb__wsrc_view(src, x);
+    if (!v) return LB_ERR_NOMEM;
+    for (int64_t i = 0; i < n * n; i++)
+        if (!isfinite(v[i]))
+            return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': entry %lld is not finite", src->what, name, (long long)i);
+    return lb__weight_push(w, (lb_xform){.kind = LB_XFORM_ROTATION, .rot = v});
+}
+
 /* The method label, owned by the store (NULL for "none"). */
 static lb_status set_method(lb_wsrc *src, const lb_wmeta *m, lb_weight *w)
 {
@@ -238,7 +268,9 @@ lb_status lb__weight_read(lb_wsrc *src, const char *name, int64_t rows, int64_t 
     if (s || !text) return s;
     if ((w->rep == &lb__wrep_block) != (m.fmt != NULL))
         return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: format does not match the tensors stored", src->what, pre);
-    if (!(s = read_signs(src, pre, &m, w)) && !(s = read_col_scale(src, pre, &m, w))) s = set_method(src, &m, w);
+    if (!(s = read_rotation(src, pre, &m, w)) && !(s = read_signs(src, pre, &m, w)) &&
+        !(s = read_col_scale(src, pre, &m, w)))
+        s = set_method(src, &m, w);
     w->act = m.act;
     w->stamp = m.stamp;
     return s;
@@ -269,8 +301,9 @@ static lb_status plan_xform(lb_wplan *p, const lb_weight *w, const char *pre, co
 {
     for (int i = 0; i < w->n_in; i++) {
         if (w->in[i].kind != k || w->in[i].seeded) continue;   /* seeded signs: the metadata's seed only */
-        lb_status s = lb__wplan_add(p, w, pre, suffix, k == LB_XFORM_HADAMARD ? PART_SIGNS : PART_SCALE, dt, 1,
-                                    w->cols, 0);
+        lb_status s = k == LB_XFORM_ROTATION ? lb__wplan_add(p, w, pre, suffix, PART_ROT, dt, 2, w->cols, w->cols)
+                      : lb__wplan_add(p, w, pre, suffix, k == LB_XFORM_HADAMARD ? PART_SIGNS : PART_SCALE, dt, 1,
+                                      w->cols, 0);
         if (s) return s;
         p->v[p->n - 1].rep = NULL;
         p->v[p->n - 1].xf = i;
@@ -281,7 +314,8 @@ static lb_status plan_xform(lb_wplan *p, const lb_weight *w, const char *pre, co
 /* "lowbit.tensor.P" for a weight that is not plain dense. */
 static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *w)
 {
-    const lb_xform *h = lb__weight_xform(w, LB_XFORM_HADAMARD);
+    const lb_xform *h = lb__weight_xform(w, LB_XFORM_HADAMARD), *rt = lb__weight_xform(w, LB_XFORM_ROTATION);
+    if (h && rt) return lb__err(LB_ERR_UNSUPPORTED, "%s: a Hadamard and a dense rotation together cannot be stored", pre);
     const lb_format *f = w->rep == &lb__wrep_block ? w->u.block.fmt : NULL;
     char seed[48] = "";
     if (h && h->seeded) snprintf(seed, sizeof seed, ", \"hadamard_seed\": \"%llu\"", (unsigned long long)h->seed);
@@ -290,7 +324,7 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
                    "\"hadamard_block\": %lld, \"col_scale\": %s, \"shape\": [%lld, %lld], \"dtype\": \"F32\", "
                    "\"bits_per_weight\": %.6g%s%s%s%s}",
                    w->rep->describe(w), w->method ? w->method : "none", (long long)(f ? lb_format_block(f) : 0),
-                   h ? "hadamard" : "none", (long long)(h ? h->block : 0),
+                   h ? "hadamard" : rt ? "rotation" : "none", (long long)(h ? h->block : 0),
                    lb__weight_xform(w, LB_XFORM_COL_SCALE) ? "true" : "false", (long long)w->rows, (long long)w->cols,
                    8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols), w->act ? ", \"act\": \"" : "",
                    w->act ? (w->stamp.kind ? w->stamp.name : lb_format_name(w->act)) : "", w->act ? "\"" : "",
@@ -309,6 +343,7 @@ lb_status lb__weight_save_plan(lb_st_writer *wr, lb_wplan *p, const lb_weight *w
     lb_status s = w->rep->plan(w, name, pre, vector, p);
     if (!s) s = plan_xform(p, w, pre, ".weight_col_scale", LB_XFORM_COL_SCALE, LB_DTYPE_F32);
     if (!s) s = plan_xform(p, w, pre, ".hadamard_signs", LB_XFORM_HADAMARD, LB_DTYPE_I8);
+    if (!s) s = plan_xform(p, w, pre, ".weight_rotation", LB_XFORM_ROTATION, LB_DTYPE_F32);
     if (!s && (w->rep != &lb__wrep_dense || w->n_in || w->act)) s = write_meta(wr, pre, w);
     return s;
 }
@@ -319,6 +354,7 @@ lb_status lb__weight_save_item(lb_st_writer *wr, const lb_wplan_item *it, uint8_
     if (it->rep) return it->rep->write(w, it->part, wr, tmp);
     const lb_xform *t = &w->in[it->xf];
     if (it->part == PART_SCALE) return lb__st_writer_write(wr, t->scale, (size_t)w->cols * sizeof(float));
+    if (it->part == PART_ROT) return lb__st_writer_write(wr, t->rot, (size_t)(w->cols * w->cols) * sizeof(float));
     for (int64_t c = 0; c < w->cols; c++) tmp[c] = t->signs ? (uint8_t)t->signs[c] : 1;
     return lb__st_writer_write(wr, tmp, (size_t)w->cols);
 }
@@ -341,7 +377,8 @@ void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, i
         lb__json_int(j, "hadamard_block", &hb);
         lb__json_num(j, "bits_per_weight", &bits);
         char tr[32];
-        snprintf(tr, sizeof tr, t && !strcmp(t, "hadamard") ? "H%lld" : "none", (long long)hb);
+        snprintf(tr, sizeof tr, t && !strcmp(t, "hadamard") ? "H%lld" : t && !strcmp(t, "rotation") ? "R" : "none",
+                 (long long)hb);
         lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f  %s\n", keys[i] + 14, f ? f : "?", m ? m : "?",
                        (long long)g, tr, bits, act ? act : "-");
         lb__json_free(j);

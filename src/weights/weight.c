@@ -124,6 +124,8 @@ lb_status lb__weight_copy(lb_wstore *s, const lb_weight *src, lb_weight *dst)
         lb_xform *t = &dst->in[i];
         if (t->signs && !(t->signs = lb__wstore_copy(s, t->signs, (size_t)src->cols))) return LB_ERR_NOMEM;
         if (t->scale && !(t->scale = lb__wstore_copy(s, t->scale, sizeof(float) * (size_t)src->cols))) return LB_ERR_NOMEM;
+        if (t->rot && !(t->rot = lb__wstore_copy(s, t->rot, sizeof(float) * (size_t)(src->cols * src->cols))))
+            return LB_ERR_NOMEM;
     }
     return LB_OK;
 }

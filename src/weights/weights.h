@@ -42,6 +42,7 @@ typedef struct lb_wplan lb_wplan;   /* file.c: the tensors a save writes */
 typedef enum lb_xform_kind {
     LB_XFORM_HADAMARD = 0,  /* x <- blockdiag(H_block / sqrt(block)) diag(signs) x */
     LB_XFORM_COL_SCALE = 1, /* x <- scale .* x (SINQ column scale) */
+    LB_XFORM_ROTATION = 2,  /* x <- R x, R (cols, cols) dense orthogonal (DartQuant, src/quant/dartquant.c) */
     LB_XFORM_COUNT
 } lb_xform_kind;
 
@@ -52,7 +53,11 @@ typedef struct lb_xform {
     bool seeded;            /* HADAMARD: signs = lb_hadamard_signs(seed, cols); files keep the seed, not the signs */
     uint64_t seed;
     const float *scale;     /* COL_SCALE: (cols), positive */
+    const float *rot;       /* ROTATION: (cols, cols) row-major R */
 } lb_xform;
+
+/* The widest dense rotation (its apply keeps one row on the stack). */
+#define LB_XFORM_ROT_MAX 16384
 
 #define LB_WEIGHT_MAX_XFORMS 4
 
@@ -306,6 +311,7 @@ typedef struct lb_wmeta {
     bool hadamard, col_scale;
     bool seeded;             /* "hadamard_seed": the signs are lb_hadamard_signs(seed, cols), no tensor */
     uint64_t seed;
+    bool rotation;           /* "transform": "rotation" (P.weight_rotation, DartQuant) */
     const lb_format *act;    /* "act": activation format (absent or "none": NULL) */
     lb__stamp stamp;         /* "act": "stamp-..." (stamp.c) */
 } lb_wmeta;

@@ -8,6 +8,11 @@
  *              alone in the metadata (0 bytes); block in the metadata
  *   col_scale  T = diag(scale)                            (SINQ)
  *              stored as P.weight_col_scale F32 (cols)
+ *   rotation   T = R, dense orthogonal (cols, cols)       (DartQuant)
+ *              stored as P.weight_rotation F32 (cols, cols); cols^2 floats
+ *              per weight, the activation costs cols^2 multiply-adds per
+ *              token (summed in double, in index order: no ISA or thread
+ *              dependence)
  *
  * Undoing a transform on a matrix in the transformed space (w <- w T) gives
  * the original space back: the inverse rotation of each row, or the scale
@@ -57,9 +62,47 @@ static bool scale_same(const lb_xform *a, const lb_xform *b, int64_t cols) { ret
 
 static size_t scale_bytes(const lb_xform *t, int64_t cols) { return (size_t)cols * sizeof(float); }
 
+/* y = R x (row i of R against x), or with transpose y = R^T x: the second
+ * is the undo on a weight row (w <- w R, i.e. w^T <- R^T w^T). */
+static void rot_row(const float *R, float *x, int64_t n, bool transpose)
+{
+    float y[LB_XFORM_ROT_MAX];
+    for (int64_t i = 0; i < n; i++) {
+        double a = 0;
+        if (transpose)
+            for (int64_t j = 0; j < n; j++) a += (double)R[j * n + i] * x[j];
+        else
+            for (int64_t j = 0; j < n; j++) a += (double)R[i * n + j] * x[j];
+        y[i] = (float)a;
+    }
+    memcpy(x, y, sizeof(float) * (size_t)n);
+}
+
+static void rot_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols)
+{
+    LB_ASSERT(cols <= LB_XFORM_ROT_MAX);
+    for (int64_t i = 0; i < nt; i++) rot_row(t->rot, x + i * cols, cols, false);
+}
+
+static lb_status rot_undo(const lb_xform *t, float *w, int64_t rows, int64_t cols)
+{
+    if (cols > LB_XFORM_ROT_MAX)
+        return lb__err(LB_ERR_ARG, "rotation of %lld columns: at most %d", (long long)cols, LB_XFORM_ROT_MAX);
+    for (int64_t r = 0; r < rows; r++) rot_row(t->rot, w + r * cols, cols, true);
+    return LB_OK;
+}
+
+static bool rot_same(const lb_xform *a, const lb_xform *b, int64_t cols)
+{
+    return a->rot == b->rot || !memcmp(a->rot, b->rot, sizeof(float) * (size_t)(cols * cols));
+}
+
+static size_t rot_bytes(const lb_xform *t, int64_t cols) { return sizeof(float) * (size_t)(cols * cols); }
+
 static const xform_ops ops[LB_XFORM_COUNT] = {
     [LB_XFORM_HADAMARD] = {"hadamard", hadamard_apply, hadamard_undo, hadamard_same, hadamard_bytes},
     [LB_XFORM_COL_SCALE] = {"col_scale", scale_apply, scale_undo, scale_same, scale_bytes},
+    [LB_XFORM_ROTATION] = {"rotation", rot_apply, rot_undo, rot_same, rot_bytes},
 };
 
 void lb__xform_apply(const lb_xform *t, float *x, int64_t nt, int64_t cols) { ops[t->kind].apply(t, x, nt, cols); }
