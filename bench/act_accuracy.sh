@@ -18,7 +18,10 @@
 # SET=quarot: the QuaRot residual-stream rotation (quantize --quarot), alone
 # (rtn) and with the online Hadamard of every linear input (--hadamard 0),
 # W4A4 INT and MXFP4/MXFP4 (compare with SET=dart's none/hadamard rows).
-# usage: [SET=base|sq|stamp|dart|quarot] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
+# SET=static: static (calibrated) activation scales (--act FORMAT:static
+# --act-calib: max |x| per block from `lowbit calib` on the tail of the same
+# text, 16384 tokens; eval reads from its start) against per-token scales.
+# usage: [SET=base|sq|stamp|dart|quarot|static] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
 set -e
 SET=${SET:-base}
 L=${LOWBIT_CLI:-build/lowbit}
@@ -37,6 +40,7 @@ for model in stories260K tinystories-656k; do
         --method smoothquant --calib-text "$D/tinystories/tinystories_val.txt" --force >/dev/null 2>&1
     fmts="int8_g32 int4_g32 mxfp4 nvfp4"; [ $SET = sq ] && fmts=int8_g32; [ $SET = stamp ] && fmts=int4_g32
     [ $SET = dart ] || [ $SET = quarot ] && fmts="int4_g32 mxfp4"
+    [ $SET = static ] && fmts="int8_g32 int4_g32"
     for fmt in $fmts; do
         if [ $SET = quarot ]; then
             "$L" quantize --model "$src" --out "$O/$model-$fmt-qr.safetensors" --format $fmt --quarot --force >/dev/null 2>&1
@@ -58,11 +62,14 @@ for model in stories260K tinystories-656k; do
         if [ $text = tinystories ]; then t="$D/tinystories/tinystories_val.txt"; else t="$D/wikitext2/wiki.test.raw"; fi
         base="$O/$model-$text.base"
         "$L" eval ppl --model "$src" --tokenizer "$tok" --text "$t" --ctx $CTX --chunks $CHUNKS --save-logits "$base" --force >/dev/null
+        calib="$O/$model-$text.calib"
+        [ $SET = static ] && "$L" calib --model "$src" --tokenizer "$tok" --text "$t" --out "$calib" --force >/dev/null 2>&1
         # weights activations rotation
         runs="int8_g32 none none;int8_g32 int8_g32 none;int4_g32 none none;int4_g32 int8_g32 none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;nvfp4 nvfp4 none;nvfp4 nvfp4 hadamard"
         [ $SET = sq ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 int8_ch none;int8_g32 none smoothquant;int8_g32 int8_g32 smoothquant;int8_g32 int8_ch smoothquant;int8_g32 none hadamard;int8_g32 int8_g32 hadamard;int8_g32 int8_ch hadamard"
         [ $SET = dart ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 int4_g32 hadamard;int4_g32 none dartquant;int4_g32 int4_g32 dartquant;mxfp4 mxfp4 none;mxfp4 mxfp4 hadamard;mxfp4 mxfp4 dartquant"
         [ $SET = quarot ] && runs="int4_g32 none quarot;int4_g32 int4_g32 quarot;int4_g32 int4_g32 quarot+hadamard;mxfp4 mxfp4 quarot;mxfp4 mxfp4 quarot+hadamard"
+        [ $SET = static ] && runs="int8_g32 none none;int8_g32 int8_g32 none;int8_g32 int8_g32:static none;int4_g32 int8_g32 none;int4_g32 int8_g32:static none;int4_g32 int4_g32 none;int4_g32 int4_g32:static none"
         [ $SET = stamp ] && runs="int4_g32 none none;int4_g32 int4_g32 none;int4_g32 stamp-id:int4:4.25 none;int4_g32 stamp-haar:int4:4.25 none;int4_g32 stamp-dct:int4:4.25 none;int4_g32 stamp-id:int4:4.5 none;int4_g32 stamp-dct:int4:4.5 none;int4_g32 int4_g32 hadamard;int4_g32 stamp-dct:int4:4.25 hadamard"
         IFS=';'
         for run in $runs; do
@@ -74,7 +81,8 @@ for model in stories260K tinystories-656k; do
             [ "$3" = dartquant ] && f="$O/$model-$1-dq.safetensors"
             [ "$3" = quarot ] && f="$O/$model-$1-qr.safetensors"
             [ "$3" = quarot+hadamard ] && f="$O/$model-$1-qrh.safetensors"
-            r=$("$L" eval kld --model "$f" --base "$base" --act "$2" --json 2>/dev/null)
+            ac=""; case "$2" in *:static) ac="--act-calib $calib";; esac
+            r=$("$L" eval kld --model "$f" --base "$base" --act "$2" $ac --json 2>/dev/null)
             kld=$(echo "$r" | sed 's/.*"kld": \([^,]*\),.*/\1/'); top=$(echo "$r" | sed 's/.*"top1": \([^,]*\),.*/\1/')
             pr=$(echo "$r" | sed 's/.*"ppl_ratio": \([^,]*\),.*/\1/')
             a=$2; [ "$a" = none ] && a="FP32"

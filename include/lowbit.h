@@ -1029,6 +1029,18 @@ lb_status lb_model_quarot(const lb_model *src, uint64_t seed, lb_model **out);
 /* The activation format of m's first linear that has one, or "none". */
 const char *lb_model_act(const lb_model *m);
 
+/* ---- static activation scales (issue 10, igemm) */
+/* Like lb_model_set_act(m, act) for a symmetric INT block format (int8,
+ * int4, int8_g32, int4_g32_bf16, ...; an optional ":static" suffix is
+ * accepted), but each block of a linear's input gets one fixed scale for
+ * every token instead of the token's own: the format's scale of a block
+ * whose max |x| is the largest calibrated max |x| (lb_calib_stats.amax) of
+ * its columns; larger values clip. c: statistics of m (lb_calib_load with
+ * m). LB_ERR_UNSUPPORTED when a linear has input transforms (the statistics
+ * are of the untransformed input); on any error m has no activation format.
+ * The scales live in memory only: lb_model_save records the format alone. */
+lb_status lb_model_set_act_static(lb_model *m, const char *act, const lb_calib *c, int64_t *n_kept);
+
 #ifdef __cplusplus
 }
 #endif

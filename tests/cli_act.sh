@@ -26,6 +26,14 @@ if [ -f "$H/model.safetensors" ]; then
     expect_ok kld-int4 $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int4 --json
     check kld-positive sh -c "grep -q '\"kld\": [0-9.]*e-0[1-9]\\|\"kld\": 0\\.[0-9]*[1-9]' '$T/out'"
     expect_fail kld-bad "--act mxfp5" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act mxfp5
+    # static scales: calibrated on the text's tail, then eval with --act int8:static --act-calib
+    expect_ok calib $CLI calib --model "$H" --tokenizer "$H/tokenizer.json" --text "$T/t.txt" --tokens 256 --ctx 64 --out "$T/c.calib"
+    expect_ok kld-static $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int8:static --act-calib "$T/c.calib" --json
+    check kld-static-positive sh -c "grep -q '\"kld\": [0-9.]*e-0[1-9]\\|\"kld\": 0\\.[0-9]*[1-9]' '$T/out'"
+    expect_fail static-nocalib "static scales need calibration statistics" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int8:static
+    expect_fail static-mx "'mxfp4' is no symmetric INT block format" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act mxfp4 --act-calib "$T/c.calib"
+    expect_fail static-noact "--act-calib needs --act" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act-calib "$T/c.calib"
+    expect_fail static-nofile "--act-calib" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int8 --act-calib "$T/none.calib"
 else
     echo "SKIP cli_act: no tinystories-656k in $M"; skip=$((skip + 1))
 fi

@@ -15,6 +15,13 @@
  *   - models: unknown names refused, the fallback for widths the block does
  *     not divide, save/load keeps the format and the logits, thread counts
  *     give the same logits, a bad "act" in a file is refused;
+ *   - static (calibrated) scales: with a token's own scales as the static
+ *     ones the codes equal the per-token quantizer's; with other scales
+ *     they equal round-and-clamp computed here; lb__linear with static
+ *     scales equals the integer reference on those codes (every ISA, 1 and
+ *     2 threads) and the dense product of the rows quantized here; models:
+ *     lb_model_set_act_static from statistics collected on the model, its
+ *     refusals (no statistics, non-INT formats, input transforms);
  *   - SmoothQuant (src/quant/smoothquant.c) at matrix level with statistics
  *     built here: its column scale against the formula, the identity, and
  *     a lower W8A8 output error than rtn on inputs with outlier columns. */
@@ -329,6 +336,177 @@ static void test_fallback(void)
     lb_model_free(m);
 }
 
+/* Static codes computed here: round(x * (1/sd)) (ties to even), clamped. */
+static void static_codes_of(int wbits, float qmax, const float *x, int64_t nt, int64_t cols, const float *sd,
+                            int8_t *q, float *d)
+{
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < cols / 32; b++) {
+            int8_t v[32];
+            for (int i = 0; i < 32; i++) {
+                float inv = sd[b] > 0 ? 1.0f / sd[b] : 0.0f, r = nearbyintf(x[t * cols + b * 32 + i] * inv);
+                v[i] = (int8_t)fmaxf(-qmax, fminf(qmax, r));
+            }
+            for (int p = 0; p < 32; p++)
+                q[t * cols + b * 32 + p] = wbits == 8 ? v[p] : v[p < 16 ? 2 * p : 2 * (p - 16) + 1];
+            d[t * (cols / 32) + b] = sd[b];
+        }
+}
+
+static void test_static_codes(void)
+{
+    enum { NT = 5, C = 96, NB = C / 32 };
+    static const char *acts[] = {"int8_g32", "int4_g32", "int8_g32_bf16"};
+    float *x = randv(NT * C, 30.0);
+    int8_t qd[NT * C], qs[NT * C], qw[NT * C];
+    float dd[NT * NB], ds[NT * NB], dw[NT * NB];
+    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+        const lb_format *f = lb_format_find(acts[a]);
+        CHECK(lb__act_static_ok(f), "%s takes no static scales", acts[a]);
+        for (int wbits = 4; wbits <= 8; wbits += 4) {
+            codes_of(acts[a], wbits, x, NT, C, qd, dd);
+            int bad = 0;
+            for (int t = 0; t < NT; t++) {   /* each token's own scales as static ones: the dynamic codes */
+                lb__act_codes_static(f, dd + t * NB, wbits, x + t * C, 1, C, C, qs + t * C, C, ds + t * NB, NB);
+                bad += memcmp(qs + t * C, qd + t * C, C) != 0 || differ(ds + t * NB, dd + t * NB, NB);
+            }
+            CHECK(!bad, "%s w%d: static codes with the token's own scales differ from the dynamic ones in %d tokens",
+                  acts[a], wbits, bad);
+            /* fixed scales: half of token 0's (clipping), token 1's, and a zero */
+            float sd[NB] = {dd[0] * 0.5f, dd[NB + 1], 0.0f};
+            lb__act_codes_static(f, sd, wbits, x, NT, C, C, qs, C, ds, NB);
+            static_codes_of(wbits, lb_elem_max(f->elem), x, NT, C, sd, qw, dw);
+            CHECK(!memcmp(qs, qw, sizeof qs) && !differ(ds, dw, NT * NB), "%s w%d: static codes differ", acts[a], wbits);
+        }
+        /* the scale of a calibrated max |x|: the dynamic scale of a block whose max |x| it is */
+        float blk[32] = {0}, y[32];
+        blk[7] = -3.7f;
+        uint8_t pk[64];
+        lb_format_quantize(f, NULL, blk, 1, 32, pk, NULL);
+        lb_format_dequantize(f, pk, 1.0f, 1, 32, y);
+        float sc = lb__act_static_scale(f, 3.7f);
+        CHECK(y[7] == -lb_elem_max(f->elem) * sc, "%s: static scale %g vs dynamic %g", acts[a], sc, y[7]);
+    }
+    /* quantize-dequantize: codes times scale; a block holding NaN becomes NaN */
+    const lb_format *f8 = lb_format_find("int8_g32");
+    float sd[NB] = {0.05f, 0.2f, 0.1f}, *xq = malloc(sizeof(float) * NT * C);
+    memcpy(xq, x, sizeof(float) * NT * C);
+    xq[C + 40] = NAN;
+    float keep = x[C + 40];
+    x[C + 40] = 0;
+    lb__act_qdq_static(f8, sd, xq, NT, C);
+    static_codes_of(8, 127.0f, x, NT, C, sd, qw, dw);
+    int bad = 0;
+    for (int i = 0; i < NT * C; i++) {
+        bool nanblk = i / 32 == (C + 40) / 32;
+        bad += nanblk ? !isnan(xq[i]) : xq[i] != (float)qw[i] * sd[(i % C) / 32];
+    }
+    CHECK(!bad, "static quantize-dequantize: %d values differ", bad);
+    x[C + 40] = keep;
+    free(x); free(xq);
+}
+
+/* lb__linear with static scales: the integer kernel on the codes of
+ * static_codes_of, and the dense product of rows quantized the same way. */
+static void test_static_linear(void)
+{
+    enum { R = 37, C = 128, NT = 9, NB = C / 32 };
+    lb_pool *pools[2];
+    REQUIRE(!lb_pool_create(1, &pools[0]) && !lb_pool_create(2, &pools[1]), "pools");
+    float *x = randv(NT * C, 30.0), sd[NB];
+    for (int b = 0; b < NB; b++) {   /* calibrated on the first 3 tokens: the others clip now and then */
+        float a = 0;
+        for (int t = 0; t < 3; t++)
+            for (int i = 0; i < 32; i++) a = fmaxf(a, fabsf(x[t * C + b * 32 + i]));
+        sd[b] = lb__act_static_scale(lb_format_find("int8_g32"), a);
+    }
+    static const char *wf[] = {"int8_g32", "int4_g32"};
+    for (int k = 0; k < 2; k++) {
+        uint8_t *buf;
+        lb_weight w = block_weight(wf[k], R, C, &buf);
+        w.act = lb_format_find("int8_g32");
+        w.act_sd = sd;
+        int8_t q[NT * C];
+        float d[NT * NB], want[NT * R], got[NT * R];
+        lb__iw iw;
+        REQUIRE(lb__iw_init(w.u.block.fmt, &iw), "pairs");
+        static_codes_of(iw.bits, 127.0f, x, NT, C, sd, q, d);
+        lb__igemm_ref(&iw, buf, w.u.block.row_bytes, 0, R, C, &(lb__iact){.q = q, .d = d, .qs = C, .ds = NB}, NT, want, R);
+        for (int isa = 0; isa < n_isas(); isa++)
+            for (int p = 0; p < 2; p++)
+                for (int64_t nt = 1; nt <= NT; nt += NT - 1) {
+                    lb_isa_set((lb_isa)isa);
+                    linear(pools[p], &w, x, nt, got);
+                    lb_isa_set(lb_isa_best());
+                    CHECK(!differ(got, want, nt * R), "%s static isa %s threads %d nt %lld differ", wf[k],
+                          lb_isa_name((lb_isa)isa), p + 1, (long long)nt);
+                }
+        free(buf);
+    }
+    /* dense weights: the simulated path */
+    float *wd = randv(R * C, 1.0), *xq = malloc(sizeof(float) * NT * C), want[NT * R], got[NT * R];
+    lb_weight w = lb__weight_dense(wd, LB_DTYPE_F32, R, C);
+    int8_t q[NT * C];
+    float d[NT * NB];
+    static_codes_of(8, 127.0f, x, NT, C, sd, q, d);
+    for (int i = 0; i < NT * C; i++) xq[i] = (float)q[i] * sd[(i % C) / 32];
+    linear(pools[1], &w, xq, NT, want);
+    w.act = lb_format_find("int8_g32");
+    w.act_sd = sd;
+    linear(pools[1], &w, x, NT, got);
+    CHECK(!differ(got, want, NT * R), "dense weights, static activations: differ from the product of quantized rows");
+    free(x); free(wd); free(xq);
+    lb_pool_free(pools[0]);
+    lb_pool_free(pools[1]);
+}
+
+static void test_static_model(void)
+{
+    char path[1024];
+    if (!model_path(path, sizeof path, "tinystories-656k/model.safetensors")) SKIP("no tinystories-656k");
+    snprintf(path, sizeof path, "%s/tinystories-656k", test_models_dir());
+    lb_model *m, *q, *h;
+    REQUIRE(!lb_model_load(path, &m), "load: %s", lb_errmsg());
+    int32_t tok[96];
+    for (int i = 0; i < 96; i++) tok[i] = i ? (int32_t)(7 + (i * 37) % 2000) : 1;
+    lb_calib *c;
+    REQUIRE(!lb_calib_collect(m, tok, 96, &(lb_calib_opts){.ctx = 48, .n_threads = 1}, &c), "calib: %s", lb_errmsg());
+    lb_model_quant_opts o = {.format = "int8_g32", .n_threads = 1};
+    REQUIRE(!lb_model_quantize(m, &o, &q, NULL), "quantize: %s", lb_errmsg());
+    CHECK(lb_model_set_act(q, "int8:static", NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "calibration"),
+          "static without statistics: %s", lb_errmsg());
+    CHECK(lb_model_set_act_static(q, "mxfp4", c, NULL) == LB_ERR_ARG && strstr(lb_errmsg(), "mxfp4"), "mxfp4: %s",
+          lb_errmsg());
+    lb_model_info info;
+    lb_model_get_info(q, &info);
+    size_t vb = sizeof(float) * (size_t)info.vocab_size;
+    float *a = malloc(vb), *b = malloc(vb), *dyn = malloc(vb);
+    REQUIRE(!lb_model_set_act(q, "int8", NULL), "set");
+    REQUIRE(!logits_of(q, 1, tok + 1, 12, dyn), "forward");
+    int64_t kept = -1;
+    REQUIRE(!lb_model_set_act_static(q, "int8:static", c, &kept), "static: %s", lb_errmsg());
+    CHECK(kept == 0 && !strcmp(lb_model_act(q), "int8_g32"), "kept %lld act %s", (long long)kept, lb_model_act(q));
+    REQUIRE(!logits_of(q, 1, tok + 1, 12, a), "forward");
+    REQUIRE(!logits_of(q, 2, tok + 1, 12, b), "forward");
+    CHECK(!differ(a, b, info.vocab_size), "static: 1 and 2 threads differ");
+    double md = 0;
+    for (int64_t i = 0; i < info.vocab_size; i++) md = fmax(md, fabs((double)a[i] - dyn[i]));
+    CHECK(md > 0 && md < 1.0, "static vs per-token scales: max logit diff %g", md);
+    /* a weight with an input rotation: refused, and no activation format is left half-set */
+    lb_model_quant_opts oh = {.format = "int8_g32", .n_threads = 1, .method = "hadamard+rtn"};
+    if (!lb_model_quantize(m, &oh, &h, NULL)) {
+        CHECK(lb_model_set_act_static(h, "int8", c, NULL) == LB_ERR_UNSUPPORTED && strstr(lb_errmsg(), "transforms"),
+              "rotated: %s", lb_errmsg());
+        CHECK(!strcmp(lb_model_act(h), "none"), "act %s after a refusal", lb_model_act(h));
+        lb_model_free(h);
+    } else
+        CHECK(0, "hadamard quantize: %s", lb_errmsg());
+    free(a); free(b); free(dyn);
+    lb_calib_free(c);
+    lb_model_free(q);
+    lb_model_free(m);
+}
+
 static void test_smoothquant(void)
 {
     enum { T = 64, R = 48, C = 128 };
@@ -399,6 +577,9 @@ int main(int argc, char **argv)
     RUN(test_fused);
     RUN(test_model);
     RUN(test_fallback);
+    RUN(test_static_codes);
+    RUN(test_static_linear);
+    RUN(test_static_model);
     RUN(test_smoothquant);
     return TEST_DONE();
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 typedef struct eval_opts {
-    const char *model, *tok, *text, *base, *save, *act, *kv;
+    const char *model, *tok, *text, *base, *save, *act, *act_calib, *kv;
     int64_t ctx, chunks, threads;
     lb_scoring scoring;
     bool json, force;
@@ -30,7 +30,9 @@ static int eval_usage(void)
            "  median/90/99/99.9 percentiles and maximum, top-1 agreement and PPL(model)/PPL(base). --text\n"
            "  checks that the base was computed on that text.\n"
            "--act A: activation format of every linear's input (int8, int4, mxint8, mxfp4, nvfp4, ... or none),\n"
-           "  overriding the one the model file records, or stamp-dct|haar|id:FORMAT[:AVG] (STaMP; docs/activations.md).\n");
+           "  overriding the one the model file records, or stamp-dct|haar|id:FORMAT[:AVG] (STaMP; docs/activations.md).\n"
+           "--act-calib F: static activation scales for --act FORMAT[:static] (a symmetric INT format: int8, int4,\n"
+           "  int8_g32, ...): each input block's scale from the max |x| of the statistics file F (`lowbit calib`).\n");
     return 0;
 }
 
@@ -43,16 +45,35 @@ static int parse_eval(const char *cmd, int argc, char **argv, eval_opts *o)
         CLI_O_PATH("--base", &o->base), CLI_O_PATH("--save-logits", &o->save),
         CLI_O_INT("--ctx", &o->ctx, 2, INT64_C(1) << 31), CLI_O_INT("--chunks", &o->chunks, 1, INT32_MAX),
         CLI_THREADS(&o->threads), CLI_O_CHOICE("--scoring", &scoring, "half|full"),
-        CLI_O_STR("--act", &o->act), CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), CLI_O_STR("--kv", &o->kv), {0}};
+        CLI_O_STR("--act", &o->act), CLI_O_PATH("--act-calib", &o->act_calib), CLI_O_FLAG("--force", &o->force), CLI_O_FLAG("--json", &o->json), CLI_O_STR("--kv", &o->kv), {0}};
     int rc = cli_parse(cmd, argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) return eval_usage(), -1;
     if (rc) return rc;
     o->scoring = scoring ? LB_SCORE_FULL : LB_SCORE_HALF;
     if (!o->model) return cli_fail(cmd, "--model is required (see lowbit eval --help)");
     if (o->kv && lb_kv_spec_check(o->kv, "--kv", NULL, 0)) return cli_fail(cmd, "%s", lb_errmsg());
+    if (o->act_calib && !o->act) return cli_fail(cmd, "--act-calib needs --act FORMAT (int8, int4, ...)");
+    if (o->act_calib && cli_input(cmd, "--act-calib", o->act_calib, false)) return 1;
     if (cli_input(cmd, "--model", o->model, true) || (o->tok && cli_input(cmd, "--tokenizer", o->tok, true)) ||
         (o->text && cli_input(cmd, "--text", o->text, false)) || (o->base && cli_input(cmd, "--base", o->base, false)))
         return 1;
+    return 0;
+}
+
+/* --act, with static scales from --act-calib when given. */
+static int eval_set_act(const char *cmd, const eval_opts *o, lb_model *m)
+{
+    if (!o->act_calib) return cli_set_act(cmd, m, o->act);
+    lb_calib *c;
+    lb_status s = lb_calib_load(o->act_calib, NULL, &c);   /* statistics of the FP32 model: no fingerprint match */
+    if (s) return cli_fail(cmd, "--act-calib %s: %s", o->act_calib, lb_errmsg());
+    int64_t kept = 0;
+    s = lb_model_set_act_static(m, o->act, c, &kept);
+    lb_calib_free(c);
+    if (s) return cli_fail(cmd, "--act %s --act-calib %s: %s", o->act, o->act_calib, lb_errmsg());
+    if (kept)
+        fprintf(stderr, "lowbit %s: --act %s: %lld linears keep FP32 inputs (input width not a multiple of the "
+                        "format's block)\n", cmd, o->act, (long long)kept);
     return 0;
 }
 
@@ -105,7 +126,7 @@ static int eval_ppl(const eval_opts *o)
     lb_model *m;
     lb_tokenizer *t;
     if (cli_load_model_tok("eval ppl", o->model, o->tok, &m, &t)) { free(text); return 1; }
-    if (cli_set_act("eval ppl", m, o->act)) { free(text); lb_tokenizer_free(t); lb_model_free(m); return 1; }
+    if (eval_set_act("eval ppl", o, m)) { free(text); lb_tokenizer_free(t); lb_model_free(m); return 1; }
     lb_model_info info;
     lb_model_get_info(m, &info);
     int32_t *ids = NULL;
@@ -175,7 +196,7 @@ static int eval_kld(const eval_opts *o)
     lb_model *m;
     lb_status s = lb_model_load(o->model, &m);
     if (s) return cli_fail_status("eval kld", s);
-    if (cli_set_act("eval kld", m, o->act)) { lb_model_free(m); return 1; }
+    if (eval_set_act("eval kld", o, m)) { lb_model_free(m); return 1; }
     lb_kld_opts ko = {.n_threads = (int)o->threads, .text_hash = hash, .progress = cli_progress,
                       .progress_user = "eval kld", .kv = o->kv};
     lb_kld_result r;

@@ -13,6 +13,10 @@ static lb_status act_resolve(const char *name, const lb_format **out, lb__stamp 
     memset(st, 0, sizeof *st);
     if (!name || !strcmp(name, "none")) return LB_OK;
     if (!strncmp(name, "stamp-", 6)) return lb__stamp_parse(name, st, out);
+    const char *colon = strchr(name, ':');
+    if (colon && !strcmp(colon, ":static"))
+        return lb__err(LB_ERR_ARG, "activation format '%s': static scales need calibration statistics "
+                                   "(lb_model_set_act_static; CLI: --act-calib FILE)", name);
     const char *n = !strcmp(name, "int8") ? "int8_g32" : !strcmp(name, "int4") ? "int4_g32" : name;
     *out = lb_format_find(n);
     if (!*out)
@@ -45,6 +49,7 @@ lb_status lb_model_set_act(lb_model *m, const char *act, int64_t *n_kept)
             kept += f && !fits;
             w[i]->act = fits ? f : NULL;
             memset(&w[i]->stamp, 0, sizeof w[i]->stamp);
+            w[i]->act_sd = NULL;
             if (fits) w[i]->stamp = st;
         }
     }

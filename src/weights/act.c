@@ -13,7 +13,11 @@
  *     block (lb__iact), and the product is the integer kernel of
  *     kernels/igemm.h, which is the definition of that pair;
  *   - any other pair: quantize-dequantize simulation, x <- dequant(quant(x)),
- *     then the weight's own float product. */
+ *     then the weight's own float product.
+ *
+ * Static scales (symmetric INT formats only): every token's block b uses one
+ * fixed scale sd[b] from calibration instead of its own max |x|; values
+ * beyond the calibrated range clip to +-qmax. */
 #include "weights/weights.h"
 
 lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name)
@@ -63,4 +67,55 @@ void lb__act_codes(const lb_format *act, int wbits, const float *x, int64_t nt, 
             d[t * ds + b] = lb__iw_scale(&a, blk);
         }
     }
+}
+
+bool lb__act_static_ok(const lb_format *act)
+{
+    return act && act->fam == LB__FAM_INT && !act->asym && lb_format_block(act) > 0;
+}
+
+float lb__act_static_scale(const lb_format *act, float amax)
+{
+    uint8_t hdr[4];
+    float z;
+    LB_ASSERT(lb__act_static_ok(act));
+    lb__int_sym_setup(act, amax, hdr);
+    return lb__block_d(act, 1.0f, hdr, &z);
+}
+
+/* Code of x with inverse scale inv (the format's rounding and clamp). */
+static inline int8_t static_code(float x, float inv, float qmax)
+{
+    float q = rintf(x * inv);
+    return (int8_t)(q < -qmax ? -qmax : q > qmax ? qmax : q);
+}
+
+void lb__act_qdq_static(const lb_format *act, const float *sd, float *x, int64_t nt, int64_t cols)
+{
+    int64_t B = lb_format_block(act);
+    float qmax = lb_elem_max(act->elem);
+    LB_ASSERT(lb__act_static_ok(act));
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < cols / B; b++) {
+            float *xb = x + t * cols + b * B, inv = sd[b] > 0.0f ? 1.0f / sd[b] : 0.0f;
+            bool fin = lb__amax_bits(xb, B) < 0x7f800000u;
+            for (int64_t i = 0; i < B; i++) xb[i] = fin ? (float)static_code(xb[i], inv, qmax) * sd[b] : NAN;
+        }
+}
+
+void lb__act_codes_static(const lb_format *act, const float *sd, int wbits, const float *x, int64_t nt, int64_t xs,
+                          int64_t cols, int8_t *q, int64_t qs, float *d, int64_t ds)
+{
+    float qmax = lb_elem_max(act->elem);
+    LB_ASSERT(lb__act_static_ok(act) && lb_format_block(act) == LB_IG_BLOCK);
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t b = 0; b < cols / LB_IG_BLOCK; b++) {
+            const float *xb = x + t * xs + b * LB_IG_BLOCK;
+            float inv = sd[b] > 0.0f ? 1.0f / sd[b] : 0.0f;
+            bool fin = lb__amax_bits(xb, LB_IG_BLOCK) < 0x7f800000u;
+            int8_t v[LB_IG_BLOCK];
+            for (int i = 0; i < LB_IG_BLOCK; i++) v[i] = fin ? static_code(xb[i], inv, qmax) : 0;
+            lb__iact_order(wbits, v, q + t * qs + b * LB_IG_BLOCK);
+            d[t * ds + b] = fin ? sd[b] : NAN;
+        }
 }

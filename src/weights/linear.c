@@ -5,8 +5,9 @@
  *      shared by weights of one call whose transforms are the same);
  *   1b. the activation format, when the weight has one (act.c): 8-bit
  *      codes for the integer kernels when weight and activation pair up
- *      (shared by the weights of one call with the same input, format and
- *      kernel order), else quantize-dequantize of x' per token, or over
+ *      (shared by the weights of one call with the same input, format,
+ *      static scales and kernel order), else quantize-dequantize of x' per
+ *      token (per-token or static calibrated block scales), or over
  *      the batch's tokens for a STaMP format (stamp.c);
  *   2. the product with the stored representation S: plain dense weights
  *      go to the engine's multi-matrix matmul; a representation with its
@@ -182,6 +183,7 @@ static void part_input(row_job *rj, int i, const float *x, int64_t nt, int64_t x
 /* One activation job: rows of x quantized (integer codes or simulated). */
 typedef struct act_job {
     const lb_format *act;
+    const float *sd;        /* static block scales (NULL: per token) */
     const float *x;
     int64_t xs, cols;
     int wbits;              /* integer codes for wbits-bit weights; 0: quantize-dequantize */
@@ -197,6 +199,12 @@ static void act_task(void *ctx, int64_t b, int64_t e, int thread)
     const act_job *a = ctx;
     for (int64_t t = b; t < e; t++) {
         uint8_t *pk = a->pk + (size_t)t * a->pkb;
+        int8_t *q = a->q + t * a->cols;
+        float *d = a->d + t * (a->cols / LB_IG_BLOCK);
+        if (a->wbits && a->sd) {
+            lb__act_codes_static(a->act, a->sd, a->wbits, a->x + t * a->xs, 1, a->xs, a->cols, q, a->cols, d, 0);
+            continue;
+        }
         if (a->wbits) {
             lb__act_codes(a->act, a->wbits, a->x + t * a->xs, 1, a->xs, a->cols, pk, a->q + t * a->cols, a->cols,
                           a->d + t * (a->cols / LB_IG_BLOCK), a->cols / LB_IG_BLOCK);
@@ -204,7 +212,8 @@ static void act_task(void *ctx, int64_t b, int64_t e, int thread)
         }
         float *y = a->ax + t * a->cols;
         if (y != a->x + t * a->xs) memcpy(y, a->x + t * a->xs, sizeof(float) * (size_t)a->cols);
-        lb__act_qdq(a->act, y, 1, a->cols, pk);
+        if (a->sd) lb__act_qdq_static(a->act, a->sd, y, 1, a->cols);
+        else lb__act_qdq(a->act, y, 1, a->cols, pk);
     }
 }
 
@@ -242,14 +251,14 @@ static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t n
     bool in = !w->stamp.kind && lb__act_pairs(w, &p->iw);   /* STaMP: simulated */
     for (int k = 0; k < i; k++) {
         const lb_wpart *o = &rj->p[k];
-        if (src[k] != p->x || o->w->act != w->act || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
+        if (src[k] != p->x || o->w->act != w->act || o->w->act_sd != w->act_sd || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
         p->ia = o->ia;
         p->x = o->x;
         p->xs = o->xs;
         return;
     }
     int64_t off = *aused;
-    act_job a = {.act = w->act, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? p->iw.bits : 0,
+    act_job a = {.act = w->act, .sd = w->act_sd, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? p->iw.bits : 0,
                  .ax = ws->ax + off, .q = ws->aq + off, .d = ws->ad + off / LB_IG_BLOCK};
     act_run(ws, pool, &a, nt, &w->stamp);
     *aused += nt * w->cols;
@@ -308,7 +317,7 @@ static void own_product(lb_wspace *ws, lb_pool *pool, const lb_weight *w, const 
         xs = w->cols;
     }
     if (act_on(ws, w)) {
-        act_job a = {.act = w->act, .x = x, .xs = xs, .cols = w->cols, .ax = ws->ax};
+        act_job a = {.act = w->act, .sd = w->act_sd, .x = x, .xs = xs, .cols = w->cols, .ax = ws->ax};
         act_run(ws, pool, &a, nt, &w->stamp);
         x = ws->ax;
         xs = w->cols;

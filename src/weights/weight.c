@@ -120,6 +120,8 @@ lb_status lb__weight_copy(lb_wstore *s, const lb_weight *src, lb_weight *dst)
         return lb__err(LB_ERR_UNSUPPORTED, "weight: a %s weight cannot be copied", src->rep->name);
     lb_status st = src->rep->copy(s, dst);
     if (st) return st;
+    if (src->act_sd && !(dst->act_sd = lb__wstore_copy(s, src->act_sd, sizeof(float) * (size_t)(src->cols / lb_format_block(src->act)))))
+        return LB_ERR_NOMEM;
     for (int i = 0; i < src->n_in; i++) {
         lb_xform *t = &dst->in[i];
         if (t->signs && !(t->signs = lb__wstore_copy(s, t->signs, (size_t)src->cols))) return LB_ERR_NOMEM;

@@ -114,6 +114,8 @@ typedef struct lb_weight {
     const char *method;     /* the quantizer that produced it (static string), NULL when none */
     const lb_format *act;   /* activation format of its input (act.c), NULL: FP32 inputs */
     lb__stamp stamp;        /* STaMP sequence transform before act (stamp.c); kind 0: none */
+    const float *act_sd;    /* static activation scales (act.c): (cols / block of act) decoded FP32 block
+                               scales from calibration, NULL: per-token scales */
 } lb_weight;
 
 /* ---- the registry of representations */
@@ -265,6 +267,19 @@ void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8
  * block scales (d, row stride ds). */
 void lb__act_codes(const lb_format *act, int wbits, const float *x, int64_t nt, int64_t xs, int64_t cols,
                    uint8_t *buf, int8_t *q, int64_t qs, float *d, int64_t ds);
+/* Static scales (sd: one decoded scale per block of act, a symmetric INT
+ * format): the same two steps with sd instead of each token's own block
+ * scales. codes = clamp(rint(x / sd), -qmax, qmax) (1/sd as the format's
+ * quantizer takes it; sd 0: codes 0); a block holding Inf/NaN gets scale NaN. */
+void lb__act_qdq_static(const lb_format *act, const float *sd, float *x, int64_t nt, int64_t cols);
+void lb__act_codes_static(const lb_format *act, const float *sd, int wbits, const float *x, int64_t nt, int64_t xs,
+                          int64_t cols, int8_t *q, int64_t qs, float *d, int64_t ds);
+/* The static scale of one block of act from the largest |x| the block's
+ * columns took in calibration: the format's own scale of a block whose
+ * max |x| is amax (amax / qmax in the format's scale type, decoded). */
+float lb__act_static_scale(const lb_format *act, float amax);
+/* True when act takes static scales (symmetric INT elements in blocks). */
+bool lb__act_static_ok(const lb_format *act);
 
 /* ---- STaMP sequence transforms (stamp.c) */
 
