@@ -61,29 +61,6 @@ static double cpu_time_1t(int reps, job *j)
     return best;
 }
 
-typedef struct rd { const float *x; size_t n; volatile float sink; } rd;
-
-static void read_all(void *ctx)
-{
-    rd *r = ctx;
-    float s[16] = {0};
-    for (size_t i = 0; i < r->n; i += 16)
-        for (int k = 0; k < 16; k++) s[k] += r->x[i + k];
-    r->sink = s[0] + s[15];
-}
-
-/* Resident memory of this process, bytes (Linux /proc/self/statm). */
-static double rss(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * 4096.0;
-}
-
 static lb_kv *fill(const char *spec, int64_t T, int threads, const float *kv, int evict_pct)
 {
     lb__kv_spec sp;
@@ -120,9 +97,7 @@ int main(int argc, char **argv)
     float *kv = malloc(sizeof(float) * 4096 * 2 * HKV * HD), q[HQ * HD], out[HQ * HD];
     for (size_t i = 0; i < (size_t)4096 * 2 * HKV * HD; i++) kv[i] = (float)lb_rng_normal(&rng);
     for (int i = 0; i < HQ * HD; i++) q[i] = (float)lb_rng_normal(&rng);
-    rd r = {malloc(sizeof(float) << 26), (size_t)1 << 26, 0};
-    for (size_t i = 0; i < r.n; i++) ((float *)r.x)[i] = 1;
-    double bw = (double)(sizeof(float) << 26) / best_time(3, read_all, &r);
+    double bw = bench_read_bw();
     printf("# bench_kv: 1 layer, %d q heads, %d kv heads, head_dim %d, %d threads, %s; read bandwidth %.1f GB/s\n",
            HQ, HKV, HD, threads, lb_isa_name(lb_isa_active()), bw / 1e9);
     printf("context\tcache\tus/token\tspeed vs f32\tKV MiB\tbytes/token\tbandwidth fraction\tRSS MiB\t"
@@ -133,9 +108,9 @@ int main(int argc, char **argv)
     for (int64_t T = 4096; T <= maxT; T *= T == 4096 ? 4 : 2) {
         double base = 0, cbase = 0;
         for (int i = 0; i < 7; i++) {
-            double r0 = rss();
+            double r0 = bench_rss();
             lb_kv *c = fill(specs[i], T, threads, kv, evict[i]);
-            double grown = rss() - r0;
+            double grown = bench_rss() - r0;
             run rr = {pool, {c, q, out}};
             double t = best_time(T >= 16384 ? 5 : 10, attend_all, &rr);
             double ct = cpu_time_1t(T >= 16384 ? 5 : 10, &rr.j);
@@ -150,7 +125,6 @@ int main(int argc, char **argv)
         }
     }
     free(kv);
-    free((void *)r.x);
     lb_pool_free(pool);
     return 0;
 }

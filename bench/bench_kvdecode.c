@@ -34,33 +34,11 @@
 
 #define NROWS 4096   /* distinct synthetic K/V rows */
 
-static double rss(void)
-{
-    long pages = 0, res = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE);
-}
-
 static double cpu_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-typedef struct rd { const float *x; size_t n; volatile float sink; } rd;
-
-static void read_all(void *ctx)
-{
-    rd *r = ctx;
-    float s[16] = {0};
-    for (size_t i = 0; i < r->n; i += 16)
-        for (int k = 0; k < 16; k++) s[k] += r->x[i + k];
-    r->sink = s[0] + s[15];
 }
 
 typedef struct att { lb_kv *c; lb_pool *pool; const float *q; float *out; int64_t L, l, nkv, grp, hd; } att;
@@ -137,15 +115,13 @@ int main(int argc, char **argv)
     float *logits = malloc(sizeof(float) * (size_t)cf->vocab_size);
     for (int64_t i = 0; i < NROWS * 2 * kvd; i++) kv[i] = (float)lb_rng_normal(&rng);
     for (int64_t i = 0; i < cf->n_heads * hd; i++) q[i] = (float)lb_rng_normal(&rng);
-    rd r = {malloc(sizeof(float) << 26), (size_t)1 << 26, 0};
-    for (size_t i = 0; i < r.n; i++) ((float *)r.x)[i] = 1;
-    double bw = (double)(sizeof(float) << 26) / best_time(3, read_all, &r);
+    double bw = bench_read_bw();
     double wb = weight_bytes(m);
     printf("# bench_kvdecode: llama-3.2-1b shape (%lld layers, %lld q heads, %lld kv heads, head_dim %lld), %s "
            "weights %.0f MiB read per token, %d threads, %s; read bandwidth %.1f GB/s; model written in %.0f s; "
            "process RSS %.0f MiB\n",
            (long long)L, (long long)cf->n_heads, (long long)nkv, (long long)hd, dts, wb / 1048576.0, threads,
-           lb_isa_name(lb_isa_active()), bw / 1e9, t_synth, rss() / 1048576.0);
+           lb_isa_name(lb_isa_active()), bw / 1e9, t_synth, bench_rss() / 1048576.0);
     printf("context\tcache\tdecode tok/s\tdecode CPU s/token\tattention ms/token\tattention share\tdecode vs f32\t"
            "attention vs f32\tKV MiB\tbandwidth fraction\tRSS MiB\n");
     const char *specs[] = {"f32", "f16", "kivi:bits=8,residual=0", "kivi:bits=4", "kivi:bits=2", "f32", "f32"};
@@ -155,7 +131,7 @@ int main(int argc, char **argv)
     for (int64_t T = 4096; T <= maxT; T *= T == 4096 ? 4 : 2) {
         double base_dec = 0, base_att = 0;
         for (int i = 0; i < 7; i++) {
-            double r0 = rss();
+            double r0 = bench_rss();
             lb_session *s;
             lb_session_opts o = {threads, T + 8, 64, specs[i]};
             if (lb_session_create(m, &o, &s)) { fprintf(stderr, "%s\n", lb_errmsg()); return 1; }
@@ -172,7 +148,7 @@ int main(int argc, char **argv)
                     for (int64_t g = 0; g < nkv; g++) lb__kv_keep(c, l, g, keep, n);
                 free(keep);
             }
-            double grown = rss() - r0;
+            double grown = bench_rss() - r0;
             lb__kv_report rep;
             lb__kv_report_get(c, &rep);
             att a = {c, pool, q, out, L, 0, nkv, grp, hd};
@@ -195,7 +171,7 @@ int main(int argc, char **argv)
             lb_session_free(s);
         }
     }
-    free(kv); free(q); free(out); free(logits); free((void *)r.x);
+    free(kv); free(q); free(out); free(logits);
     lb_pool_free(pool);
     lb_model_free(m);
     return 0;

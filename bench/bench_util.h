@@ -3,6 +3,9 @@
 #define LB_BENCH_UTIL_H
 #include "lowbit.h"
 #include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* Fastest of `reps` runs of fn(ctx), in seconds (wall clock). */
 static inline double best_time(int reps, void (*fn)(void *), void *ctx)
@@ -15,6 +18,43 @@ static inline double best_time(int reps, void (*fn)(void *), void *ctx)
         if (t < best) best = t;
     }
     return best;
+}
+
+/* Resident memory of this process, bytes (Linux /proc/self/statm). */
+static inline double bench_rss(void)
+{
+    long pages = 0, res = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+typedef struct bench_rd { const float *x; size_t n; volatile float sink; } bench_rd;
+
+static inline void bench_read_all(void *ctx)
+{
+    bench_rd *r = ctx;
+    float s[16] = {0};
+    for (size_t i = 0; i < r->n; i += 16)
+        for (int k = 0; k < 16; k++) s[k] += r->x[i + k];
+    r->sink = s[0] + s[15];
+}
+
+/* Streaming read bandwidth of one thread over 256 MiB, bytes per second
+ * (best of 3): the bound a decode that reads its data once can reach. */
+static inline double bench_read_bw(void)
+{
+    size_t n = (size_t)1 << 26;
+    float *x = malloc(sizeof(float) * n);
+    if (!x) return 0;
+    for (size_t i = 0; i < n; i++) x[i] = 1;
+    bench_rd r = {x, n, 0};
+    double bw = (double)(sizeof(float) * n) / best_time(3, bench_read_all, &r);
+    free(x);
+    return bw;
 }
 
 /* The FP32 FMA ceiling's inner loop (AVX2): 12 independent accumulators,
