@@ -21,7 +21,12 @@
  * session and filling its cache (the process's resident memory with the
  * model loaded is printed in the header).
  *
- * usage: bench_kvdecode [threads (2)] [max context (32768)] [bf16|f32 (bf16)] [decode tokens (3)] */
+ * Weights: bf16 (default) or f32 as written; w4a8: the BF16 model quantized
+ * to int4_g32 by RTN in memory (lb_model_quantize) with INT8 activations
+ * (lb_model_set_act "int8", the integer kernels), the fastest decode lowbit
+ * has, where attention's share of a token is largest.
+ *
+ * usage: bench_kvdecode [threads (2)] [max context (32768)] [bf16|f32|w4a8 (bf16)] [decode tokens (3)] */
 #include "bench_util.h"
 #include "kv/kv.h"
 #include "model/model.h"
@@ -78,8 +83,8 @@ int main(int argc, char **argv)
     int64_t maxT = argc > 2 ? atoll(argv[2]) : 32768;
     const char *dts = argc > 3 ? argv[3] : "bf16";
     int n_dec = argc > 4 ? atoi(argv[4]) : 3;
-    if (threads < 1 || maxT < 4096 || n_dec < 1 || (strcmp(dts, "bf16") && strcmp(dts, "f32"))) {
-        fprintf(stderr, "usage: bench_kvdecode [threads] [max context >= 4096] [bf16|f32] [decode tokens >= 1]\n");
+    if (threads < 1 || maxT < 4096 || n_dec < 1 || (strcmp(dts, "bf16") && strcmp(dts, "f32") && strcmp(dts, "w4a8"))) {
+        fprintf(stderr, "usage: bench_kvdecode [threads] [max context >= 4096] [bf16|f32|w4a8] [decode tokens >= 1]\n");
         return 2;
     }
     char dir[4096];
@@ -100,6 +105,14 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/config.json", dir);
     unlink(path);
     rmdir(dir);
+    if (!st && !strcmp(dts, "w4a8")) {
+        lb_model *q4 = NULL;
+        lb_model_quant_opts qo = {.format = "int4_g32", .method = "rtn", .n_threads = threads};
+        st = lb_model_quantize(m, &qo, &q4, NULL);
+        lb_model_free(m);
+        m = q4;
+        if (!st) st = lb_model_set_act(m, "int8", NULL);
+    }
     if (st) { fprintf(stderr, "bench_kvdecode: %s\n", lb_errmsg()); return 1; }
     t_synth = lb_time_now() - t_synth;
     const lb_config *cf = &m->cfg;
@@ -118,7 +131,7 @@ int main(int argc, char **argv)
     double bw = bench_read_bw();
     double wb = weight_bytes(m);
     printf("# bench_kvdecode: llama-3.2-1b shape (%lld layers, %lld q heads, %lld kv heads, head_dim %lld), %s "
-           "weights %.0f MiB read per token, %d threads, %s; read bandwidth %.1f GB/s; model written in %.0f s; "
+           "weights %.0f MiB read per token, %d threads, %s; read bandwidth %.1f GB/s; model ready (written, loaded, quantized) in %.0f s; "
            "process RSS %.0f MiB\n",
            (long long)L, (long long)cf->n_heads, (long long)nkv, (long long)hd, dts, wb / 1048576.0, threads,
            lb_isa_name(lb_isa_active()), bw / 1e9, t_synth, bench_rss() / 1048576.0);
