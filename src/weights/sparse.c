@@ -536,10 +536,10 @@ static lb_status sparse_copy(lb_wstore *s, lb_weight *w)
 {
     lb_wsparse *sp = &w->u.sparse;
     size_t vb = sp->fmt ? (size_t)w->rows * sp->row_bytes : (size_t)sp->nnz * vsize(w);
-    if (!(w->data = lb__wstore_copy(s, w->data, vb + 1))) return LB_ERR_NOMEM;
+    if (!(w->data = lb__wstore_copy(s, w->data, vb))) return LB_ERR_NOMEM;
     if (!(sp->off = lb__wstore_copy(s, sp->off, (size_t)(w->rows + 1) * 8))) return LB_ERR_NOMEM;
     if (sp->mask && !(sp->mask = lb__wstore_copy(s, sp->mask, (size_t)w->rows * sp->mask_bytes))) return LB_ERR_NOMEM;
-    if (sp->idx && !(sp->idx = lb__wstore_copy(s, sp->idx, (size_t)sp->nnz * 2 + 1))) return LB_ERR_NOMEM;
+    if (sp->idx && !(sp->idx = lb__wstore_copy(s, sp->idx, (size_t)sp->nnz * 2))) return LB_ERR_NOMEM;
     return LB_OK;
 }
 
