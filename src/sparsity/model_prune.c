@@ -103,11 +103,14 @@ static lb_status quantize_kept(const prun *r, pjob *j)
 /* Unstructured with a block format (prune, then RTN): the ratio that keeps
  * the nearest multiple of the block per row (at least one block), so that
  * the kept values can be packed; the unstructured rule prunes
- * floor(cols ratio) per row, and the half keeps that floor exact. */
+ * floor(cols ratio) per row, and the half keeps that floor exact.
+ * SparseGPT's unstructured masks (one threshold per column block over all
+ * rows) keep different counts per row and are never packed: unchanged. */
 static double block_ratio(const prun *r, int64_t cols, double ratio)
 {
     int64_t B = r->fmt ? lb_format_block(r->fmt) : 0;
-    if (!B || r->joint || r->pat.kind != LB__PAT_UNSTRUCTURED || cols < B) return ratio;
+    if (!B || r->joint || r->pat.kind != LB__PAT_UNSTRUCTURED || r->crit == &lb__crit_sparsegpt || cols < B)
+        return ratio;
     int64_t kept = cols - (int64_t)floor((double)cols * ratio);
     int64_t k = lb__max64(B, lb__min64((kept + B / 2) / B * B, cols / B * B));
     return ((double)(cols - k) + 0.5) / (double)cols;
