@@ -4,7 +4,7 @@
 #   make            library (static + shared) and the lowbit CLI
 #   make test       build and run every test program; ends with "N passed, N failed"
 #   make asan/ubsan the tests under AddressSanitizer / UndefinedBehaviorSanitizer
-#   make asan-ubsan both in one build (what CI runs)
+#   make sanitize   clang: AddressSanitizer + every UBSan check in one build (what CI runs)
 #   make tsan       test_threads and test_api under ThreadSanitizer
 #   make ubsan-clang the tests under clang's UBSan (float-to-int overflow too)
 #   make fuzz       every fuzz target under libFuzzer, FUZZ_SECONDS each (docs/fuzzing.md)
@@ -46,7 +46,7 @@ STATIC = $(BUILD)/liblowbit.a
 SHARED = $(BUILD)/liblowbit.so
 CLI    = $(BUILD)/lowbit
 
-.PHONY: all everything test asan ubsan asan-ubsan ubsan-clang tsan bench fuzz fuzz-corpus fuzzers install clean deps
+.PHONY: all everything test asan ubsan sanitize ubsan-clang tsan bench fuzz fuzz-corpus fuzzers install clean deps
 all: $(STATIC) $(SHARED) $(CLI)
 # every program: library, CLI, tests, fuzz targets, benchmarks (CI builds this with -Werror)
 everything: all $(TESTS) $(FUZZERS) $(BENCHES)
@@ -104,10 +104,6 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address" test
 ubsan:
 	$(MAKE) BUILD=build-ubsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=undefined -fno-sanitize-recover=undefined" LDFLAGS="-fsanitize=undefined" test
-# Both of gcc's in one build and one run of the suite (what CI runs): half
-# the time of asan then ubsan, the same checks.
-asan-ubsan:
-	$(MAKE) BUILD=build-asan-ubsan OPT=-O1 CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" test
 # Only the programs that share objects between threads: the whole suite under
 # TSan would take long and exercise nothing more.
 TSAN_TESTS = build-tsan/tests/test_threads build-tsan/tests/test_api
@@ -120,6 +116,11 @@ tsan:
 UBSAN_CLANG = -fsanitize=undefined,float-cast-overflow,local-bounds -fno-sanitize-recover=all
 ubsan-clang:
 	$(MAKE) CC=clang BUILD=build-ubsan-clang OPT=-O1 CFLAGS="-O1 -g $(UBSAN_CLANG) -fno-omit-frame-pointer" LDFLAGS="$(UBSAN_CLANG)" test
+# What CI runs: one clang build with AddressSanitizer and every UBSan check
+# above (gcc's asan + ubsan and clang's ubsan-clang in one build and one run).
+SANITIZE = -fsanitize=address,undefined,float-cast-overflow,local-bounds -fno-sanitize-recover=all
+sanitize:
+	$(MAKE) CC=clang BUILD=build-sanitize OPT=-O1 CFLAGS="-O1 -g $(SANITIZE) -fno-omit-frame-pointer" LDFLAGS="$(SANITIZE)" test
 
 bench: $(BENCHES) $(CLI)
 	@for b in $(BENCHES); do echo "== $$b"; $$b || exit 1; done
@@ -149,6 +150,6 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' lowbit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lowbit.pc
 
 clean:
-	rm -rf build build-asan build-ubsan build-asan-ubsan build-ubsan-clang build-tsan build-fuzz
+	rm -rf build build-asan build-ubsan build-sanitize build-ubsan-clang build-tsan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
