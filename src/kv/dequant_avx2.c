@@ -84,6 +84,21 @@ void lb__kv_acc_avx2(const float *w, const float *v, int64_t n, int64_t hd, floa
 /* ---- fused KIVI attention (codec.h): lanes are 8 tokens (kscore) or 8
  * channels (vacc); each lane runs the reference's FMA chain. */
 
+/* The 8 NB codes at p as floats: x0 the first 8 and x1 the next 8 (NB 2);
+ * nib (4 bits, 16 codes): x0 the even codes and x1 the odd ones, as bytes
+ * hold them. */
+LB_KV_INLINE void codes16(const uint8_t *p, const int bits, const bool nib, const int NB, __m256 *x0, __m256 *x1)
+{
+    if (nib) {
+        __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+        *x0 = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
+        *x1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
+    } else {
+        *x0 = *x1 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits));
+        if (NB == 2) *x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
+    }
+}
+
 /* Tokens [t0, t0 + 8 NB) of a key page for NJ queries. */
 LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_t hd, const float *qs, const float *z,
                          const int NJ, const int NB, int64_t t0, float *sc, int64_t scs)
@@ -98,14 +113,7 @@ LB_KV_INLINE void kblock(const uint8_t *codes, const int bits, int64_t P, int64_
     const bool nib = bits == 4 && NB == 2;
     for (int64_t c = 0; c < hd; c++, p += step) {
         __m256 x0, x1;
-        if (nib) {
-            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-            x0 = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
-            x1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
-        } else {
-            x0 = x1 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits));
-            if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
-        }
+        codes16(p, bits, nib, NB, &x0, &x1);
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             __m256 qv = _mm256_broadcast_ss(qs + j * LB_KV_KIVI_MAX_HD + c);
@@ -189,14 +197,7 @@ LB_KV_INLINE void vblock(const uint8_t *codes, const int bits, int64_t n, int64_
     for (int64_t t = 0; t < n; t++) {
         const uint8_t *p = codes + (t * hd + c0) * bits / 8;
         __m256 x0, x1;
-        if (nib) {
-            __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-            x0 = _mm256_cvtepi32_ps(_mm256_and_si256(b, _mm256_set1_epi32(15)));
-            x1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4));
-        } else {
-            x0 = x1 = _mm256_cvtepi32_ps(lb__kv_load8(p, bits));
-            if (NB == 2) x1 = _mm256_cvtepi32_ps(lb__kv_load8(p + bits, bits));
-        }
+        codes16(p, bits, nib, NB, &x0, &x1);
 #pragma GCC unroll 4
         for (int j = 0; j < NJ; j++) {
             const float *fj = f + j * LB_KV_KIVI_MAX_HD + t;
