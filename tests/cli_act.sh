@@ -34,6 +34,20 @@ if [ -f "$H/model.safetensors" ]; then
     expect_fail static-mx "'mxfp4' is no symmetric INT block format" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act mxfp4 --act-calib "$T/c.calib"
     expect_fail static-noact "--act-calib needs --act" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act-calib "$T/c.calib"
     expect_fail static-nofile "--act-calib" $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int8 --act-calib "$T/none.calib"
+    # static scales stored by quantize: the file gives eval's --act-calib figure without it
+    expect_ok q-static $CLI quantize --model "$H" --out "$T/s.safetensors" --format int8_g32 --act int8:static --act-calib "$T/c.calib"
+    expect_ok inspect-static $CLI inspect "$T/s.safetensors"
+    check inspect-static-act grep -q "mlp.down_proj *int8_g32 .* int8_g32:static" "$T/out"
+    expect_ok kld-file-static $CLI eval kld --model "$T/s.safetensors" --base "$T/base.bin" --json
+    sed 's/"model": "[^"]*", //' "$T/out" > "$T/file.json"
+    expect_ok kld-flag-static $CLI eval kld --model "$T/a.safetensors" --base "$T/base.bin" --act int8:static --act-calib "$T/c.calib" --json
+    sed 's/"model": "[^"]*", //' "$T/out" > "$T/flag.json"
+    check static-file-equals-flag sh -c "grep -o '\"kld\": [^,]*' '$T/file.json' > '$T/k1' && grep -o '\"kld\": [^,]*' '$T/flag.json' > '$T/k2' && test -s '$T/k1' && cmp -s '$T/k1' '$T/k2'"
+    expect_fail q-static-noact "--act-calib needs --act" $CLI quantize --model "$H" --out "$T/d.safetensors" --format int8_g32 --act-calib "$T/c.calib"
+    expect_fail q-static-rot "transforms" $CLI quantize --model "$H" --out "$T/d.safetensors" --format int8_g32 --hadamard 0 --act int8:static --act-calib "$T/c.calib"
+    expect_fail q-static-quarot "not --quarot" $CLI quantize --model "$H" --out "$T/d.safetensors" --format int8_g32 --quarot --act int8 --act-calib "$T/c.calib"
+    expect_fail q-static-mx "no symmetric INT block format" $CLI quantize --model "$H" --out "$T/d.safetensors" --format int8_g32 --act mxfp4 --act-calib "$T/c.calib"
+    check q-static-no-partial test ! -e "$T/d.safetensors"
 else
     echo "SKIP cli_act: no tinystories-656k in $M"; skip=$((skip + 1))
 fi

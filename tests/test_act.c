@@ -26,6 +26,7 @@
  *     built here: its column scale against the formula, the identity, and
  *     a lower W8A8 output error than rtn on inputs with outlier columns. */
 #include "quant/quant.h"
+#include "core/safetensors.h"
 #include "harness.h"
 #include <unistd.h>
 
@@ -460,6 +461,79 @@ static void test_static_linear(void)
     lb_pool_free(pools[1]);
 }
 
+/* Patch n bytes at absolute offset off of file f. */
+static void patch(const char *f, long off, const void *bytes, size_t n)
+{
+    FILE *fp = fopen(f, "r+b");
+    REQUIRE(fp && !fseek(fp, off, SEEK_SET) && fwrite(bytes, 1, n, fp) == n, "patch %s", f);
+    fclose(fp);
+}
+
+/* Static scales in a file: q (with static scales, logits `want` on tok[0..12))
+ * saved and loaded gives the same logits, the same scales, q/k/v and gate/up
+ * sharing one array; corrupt scale entries are refused. */
+static void static_file(const lb_model *q, const int32_t *tok, const float *want, int64_t vocab)
+{
+    char dir[] = "/tmp/lowbit_tstat.XXXXXX", f[256];
+    REQUIRE(mkdtemp(dir), "mkdtemp");
+    snprintf(f, sizeof f, "%s/s.safetensors", dir);
+    REQUIRE(!lb_model_save(q, f), "save: %s", lb_errmsg());
+    lb_model *r;
+    REQUIRE(!lb_model_load(f, &r), "load: %s", lb_errmsg());
+    float *got = malloc(sizeof(float) * (size_t)vocab);
+    REQUIRE(!logits_of(r, 1, tok, 12, got), "forward");
+    CHECK(!differ(got, want, vocab), "static scales: saved and loaded logits differ");
+    for (int64_t l = 0; l < r->cfg.n_layers; l++) {
+        const lb_layer_weights *A = &q->layers[l], *B = &r->layers[l];
+        const lb_weight *wa[7] = {&A->wq, &A->wk, &A->wv, &A->wo, &A->w_gate, &A->w_up, &A->w_down};
+        const lb_weight *wb[7] = {&B->wq, &B->wk, &B->wv, &B->wo, &B->w_gate, &B->w_up, &B->w_down};
+        for (int i = 0; i < 7; i++)
+            CHECK(wb[i]->act_sd && !memcmp(wa[i]->act_sd, wb[i]->act_sd, sizeof(float) * (size_t)(wa[i]->cols / 32)),
+                  "layer %lld linear %d: static scales differ after the round trip", (long long)l, i);
+        CHECK(B->wk.act_sd == B->wq.act_sd && B->wv.act_sd == B->wq.act_sd && B->w_up.act_sd == B->w_gate.act_sd,
+              "layer %lld: q/k/v or gate/up do not share their loaded scales", (long long)l);
+    }
+    lb_model_free(r);
+    lb_st_file sf;
+    REQUIRE(!lb__st_open(f, &sf), "%s", lb_errmsg());
+    long data = -1, hdr = 8;
+    for (int64_t i = 0; i < sf.n_tensors; i++)
+        if (!strcmp(sf.tensors[i].name, "model.layers.1.mlp.up_proj.act_scale"))
+            data = (long)(sf.data_off + sf.tensors[i].begin);
+    const char *meta = lb__st_meta(&sf, "lowbit.tensor.model.layers.1.mlp.up_proj");
+    CHECK(meta && strstr(meta, "\"act_static\": true"), "metadata: %s", meta ? meta : "(none)");
+    lb__st_close(&sf);
+    REQUIRE(data > 0, "no act_scale tensor");
+    /* a negative scale, a NaN: refused, naming the tensor */
+    float bad[2] = {-1.0f, NAN}, keep;
+    FILE *fp = fopen(f, "rb");
+    REQUIRE(fp && !fseek(fp, data + 4, SEEK_SET) && fread(&keep, 4, 1, fp) == 1, "read");
+    fclose(fp);
+    for (int k = 0; k < 2; k++) {
+        patch(f, data + 4, &bad[k], 4);
+        CHECK(lb_model_load(f, &r) == LB_ERR_FORMAT && strstr(lb_errmsg(), "up_proj.act_scale") &&
+              strstr(lb_errmsg(), "entry 1"), "bad scale %g: %s", bad[k], lb_errmsg());
+    }
+    patch(f, data + 4, &keep, 4);
+    /* "act_static" not a boolean */
+    fp = fopen(f, "rb");
+    uint64_t hl = 0;
+    REQUIRE(fp && fread(&hl, 8, 1, fp) == 1, "read");
+    char *h = malloc(hl + 1);
+    REQUIRE(fread(h, 1, hl, fp) == hl, "read");
+    fclose(fp);
+    h[hl] = 0;
+    char *at = strstr(h, "\\\"act_static\\\": true");
+    REQUIRE(at, "no act_static in the header");
+    patch(f, hdr + (long)(at - h) + (long)strlen("\\\"act_static\\\": "), "1234", 4);
+    CHECK(lb_model_load(f, &r) == LB_ERR_FORMAT && strstr(lb_errmsg(), "\"act_static\" is not a boolean"),
+          "act_static 1234: %s", lb_errmsg());
+    free(h);
+    free(got);
+    unlink(f);
+    rmdir(dir);
+}
+
 static void test_static_model(void)
 {
     char path[1024];
@@ -492,6 +566,7 @@ static void test_static_model(void)
     double md = 0;
     for (int64_t i = 0; i < info.vocab_size; i++) md = fmax(md, fabs((double)a[i] - dyn[i]));
     CHECK(md > 0 && md < 1.0, "static vs per-token scales: max logit diff %g", md);
+    static_file(q, tok + 1, a, info.vocab_size);
     /* a weight with an input rotation: refused, and no activation format is left half-set */
     lb_model_quant_opts oh = {.format = "int8_g32", .n_threads = 1, .method = "hadamard+rtn"};
     if (!lb_model_quantize(m, &oh, &h, NULL)) {

@@ -121,6 +121,8 @@ size_t cli_utf8_check(const unsigned char *s, size_t len);
  * activation format of m (lb_model_set_act) and notes on stderr how many
  * linears keep FP32 inputs. Prints and returns 1 on a bad name. */
 int cli_set_act(const char *cmd, lb_model *m, const char *act);
+/* The stderr note for linears that keep FP32 inputs under --act (none when kept is 0). */
+void cli_act_kept_note(const char *cmd, const char *act, int64_t kept);
 /* lossless (cmd_pack.c) */
 int cmd_pack(int argc, char **argv);
 int cmd_unpack(int argc, char **argv);

@@ -71,9 +71,7 @@ static int eval_set_act(const char *cmd, const eval_opts *o, lb_model *m)
     s = lb_model_set_act_static(m, o->act, c, &kept);
     lb_calib_free(c);
     if (s) return cli_fail(cmd, "--act %s --act-calib %s: %s", o->act, o->act_calib, lb_errmsg());
-    if (kept)
-        fprintf(stderr, "lowbit %s: --act %s: %lld linears keep FP32 inputs (input width not a multiple of the "
-                        "format's block)\n", cmd, o->act, (long long)kept);
+    cli_act_kept_note(cmd, o->act, kept);
     return 0;
 }
 

@@ -47,6 +47,10 @@ static void help(void)
            "  --act A           record activation format A for every linear's input (int8, int4, mxint8,\n"
            "                    mxfp8_e4m3, mxfp4, nvfp4, ... any block format); run/eval quantize the inputs\n"
            "                    per token with it (docs/activations.md); stamp-dct|haar|id:FORMAT[:AVG]: STaMP\n"
+           "  --act-calib STATS static activation scales for --act FORMAT[:static] (symmetric INT: int8, int4,\n"
+           "                    ...) from STATS (lowbit calib of this model), stored in OUT: every token's\n"
+           "                    input block gets the scale of the block's calibrated max |x|; not with rotations\n"
+           "                    or SmoothQuant (their inputs are transformed) nor --quarot\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
            "  --json            print the summary as one JSON object\n"
@@ -219,7 +223,7 @@ static int quantize_pruned(const char *spec, lb_model *m, const lb_calib *cal, c
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *in = NULL, *out = NULL, *act = NULL, *prune = NULL;
+    const char *in = NULL, *out = NULL, *act = NULL, *prune = NULL, *act_calib = NULL;
     calib_args ca = {.tokens = 16384, .from = -1};
     const char *keep[MAX_KEEP];
     lb_model_quant_opts o = {.method = "rtn", .q = {.seed = 1}};
@@ -233,7 +237,7 @@ int cmd_quantize(int argc, char **argv)
         CLI_O_STR("--method", &o.method), CLI_O_INT("--group", &o.group, 1, 1 << 20),
         {.name = "--hadamard", .kind = CLI_INT, .dst = &o.q.hadamard_block, .ilo = 0, .ihi = 1 << 20, .seen = &n_had},
         CLI_O_CHOICE("--scale-rule", &rule, "floor|ceil|mse|full"), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep),
-        CLI_O_STR("--act", &act), CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
+        CLI_O_STR("--act", &act), CLI_O_PATH("--act-calib", &act_calib), CLI_O_INT("--seed", &seed, 0, INT64_MAX), CLI_O_INT("--sinq-iters", &iters, 1, 1000), CLI_THREADS(&threads),
         CLI_O_FLAG("--quantize-embeddings", &qemb), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json),
         CLI_O_PATH("--calib", &ca.stats), CLI_O_PATH("--calib-text", &ca.text), CLI_O_PATH("--tokenizer", &ca.tok),
         {.name = "--calib-tokens", .kind = CLI_INT, .dst = &ca.tokens, .ilo = 1, .ihi = INT64_C(1) << 32,
@@ -269,12 +273,16 @@ int cmd_quantize(int argc, char **argv)
     if (!in || !out || !o.format)
         return cli_fail("quantize", "--model, --out and --format are required (see lowbit quantize --help)");
     if (cli_input("quantize", "--model", in, true) || calib_check(&ca)) return 1;
+    if (act_calib && !act) return cli_fail("quantize", "--act-calib needs --act FORMAT (int8, int4, ...)");
+    if (act_calib && quarot)
+        return cli_fail("quantize", "--act-calib: static scales are of the unrotated model's inputs, not --quarot's");
+    if (act_calib && cli_input("quantize", "--act-calib", act_calib, false)) return 1;
     if (prune && (rotate || rule || o.group || qemb || act || iters || o.bits_budget > 0 || quarot))
         return cli_fail("quantize", "--prune takes --format, --method rtn|gptq, --calib/--calib-text [--sequential], "
                         "--keep and --threads only (not --hadamard, --scale-rule, --group, --quantize-embeddings, "
                         "--act, --sinq-iters, --bits-budget, --quarot)");
-    const char *inputs[] = {in, ca.stats, ca.text, ca.tok};
-    if (cli_output("quantize", "--out", out, force, inputs, 4)) return 1;
+    const char *inputs[] = {in, ca.stats, ca.text, ca.tok, act_calib};
+    if (cli_output("quantize", "--out", out, force, inputs, 5)) return 1;
     char mbuf[64];
     if (rotate) o.method = with_rotation(o.method, mbuf, sizeof mbuf);
     o.keep = keep;
@@ -299,8 +307,15 @@ int cmd_quantize(int argc, char **argv)
         lb_model_free(m);
         m = r;
     }
-    if (!s && act) {   /* a bad name fails before any work */
-        s = lb_model_set_act(m, act, NULL);
+    lb_calib *acal = NULL;
+    if (!s && act_calib && (s = lb_calib_load(act_calib, m, &acal))) {
+        lb_model_free(m);
+        lb_calib_free(cal);
+        free(ct.tokens);
+        return cli_fail("quantize", "--act-calib %s: %s", act_calib, lb_errmsg());
+    }
+    if (!s && act) {   /* a bad name (or statistics that do not fit) fails before any work */
+        s = acal ? lb_model_set_act_static(m, act, acal, NULL) : lb_model_set_act(m, act, NULL);
         if (!s) s = lb_model_set_act(m, NULL, NULL);
     }
     if (!s) s = lb_model_quantize(m, &o, &q, &rep);
@@ -308,7 +323,23 @@ int cmd_quantize(int argc, char **argv)
     lb_model_free(m);
     lb_calib_free(cal);
     free(ct.tokens);
-    if (!s && cli_set_act("quantize", q, act)) { lb_model_free(q); lb_quant_report_free(&rep); return 1; }
+    if (!s && acal) {   /* the static scales: the quantized linears must have no input transforms */
+        int64_t kept = 0;
+        s = lb_model_set_act_static(q, act, acal, &kept);
+        if (s) {
+            lb_calib_free(acal);
+            lb_model_free(q);
+            lb_quant_report_free(&rep);
+            return cli_fail("quantize", "--act %s --act-calib %s: %s", act, act_calib, lb_errmsg());
+        }
+        cli_act_kept_note("quantize", act, kept);
+    } else if (!s && cli_set_act("quantize", q, act)) {
+        lb_calib_free(acal);
+        lb_model_free(q);
+        lb_quant_report_free(&rep);
+        return 1;
+    }
+    lb_calib_free(acal);
     if (!s) s = lb_model_save(q, out);
     lb_model_free(q);
     if (s) return cli_fail_status("quantize", s);

@@ -42,15 +42,20 @@ int cli_load_model_tok(const char *cmd, const char *model_path, const char *tok_
     return 0;
 }
 
+void cli_act_kept_note(const char *cmd, const char *act, int64_t kept)
+{
+    if (kept)
+        fprintf(stderr, "lowbit %s: --act %s: %lld linears keep FP32 inputs (input width not a multiple of the "
+                        "format's block)\n", cmd, act, (long long)kept);
+}
+
 int cli_set_act(const char *cmd, lb_model *m, const char *act)
 {
     if (!act) return 0;
     int64_t kept = 0;
     lb_status s = lb_model_set_act(m, act, &kept);
     if (s) return cli_fail(cmd, "--act %s: %s", act, lb_errmsg());
-    if (kept)
-        fprintf(stderr, "lowbit %s: --act %s: %lld linears keep FP32 inputs (input width not a multiple of the "
-                        "format's block)\n", cmd, act, (long long)kept);
+    cli_act_kept_note(cmd, act, kept);
     return 0;
 }
 

@@ -3,7 +3,7 @@
  * norms, attention (scores, softmax, weighted sums), the residual stream,
  * the embedding and lm_head stay FP32 (docs/activations.md says why). The
  * quantization itself is the weights module's (src/weights/act.c). */
-#include "model/model.h"
+#include "model/loader.h"
 
 /* "int8" / "int4" name int8_g32 / int4_g32; "none" (or NULL) is no format;
  * "stamp-KIND:FORMAT[:AVG]" a STaMP transform over the batch's tokens. */
@@ -67,4 +67,23 @@ const char *lb_model_act(const lb_model *m)
             if (w[i]->act) return w[i]->stamp.kind ? w[i]->stamp.name : lb_format_name(w[i]->act);
     }
     return "none";
+}
+
+/* Linears reading one input (q/k/v; gate/up) with equal static scales share
+ * one array, so the forward pass quantizes that input once (linear.c shares
+ * codes only between equal act_sd pointers). A file stores each linear's
+ * copy. */
+void lb__model_share_act_scales(lb_model *m)
+{
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        lb_layer_weights *L = &m->layers[l];
+        lb_weight *grp[2][3] = {{&L->wq, &L->wk, &L->wv}, {&L->w_gate, &L->w_up, NULL}};
+        for (int g = 0; g < 2; g++)
+            for (int i = 1; i < 3 && grp[g][i]; i++) {
+                lb_weight *a = grp[g][0], *b = grp[g][i];
+                if (a->act_sd && b->act_sd && a->act == b->act && a->cols == b->cols &&
+                    !memcmp(a->act_sd, b->act_sd, sizeof(float) * (size_t)(a->cols / lb_format_block(a->act))))
+                    b->act_sd = a->act_sd;
+            }
+    }
 }

@@ -130,6 +130,7 @@ lb_status lb__lbfile_load(const lb_st_file *f, const char *path, lb_model *m)
     if (!s) s = lb__model_alloc_layers(m);
     if (!s) s = take_weights(f, path, m);
     if (!s && m->cfg.tied_embeddings) m->lm_head = m->tok_embed;
+    if (!s) lb__model_share_act_scales(m);
     if (!s) s = lb__model_set_names(m, path, "lowbit");
     return s;
 }

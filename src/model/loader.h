@@ -29,6 +29,8 @@ lb_model *lb__model_new(void);
 lb_status lb__model_alloc_layers(lb_model *m);
 /* Set m->path and m->source_format (copies). */
 lb_status lb__model_set_names(lb_model *m, const char *path, const char *source);
+/* Linears of one input with equal static activation scales share one array (act.c). */
+void lb__model_share_act_scales(lb_model *m);
 /* Check a filled config for impossible values (sizes, divisibility). */
 lb_status lb__config_validate(const lb_config *c, const char *what);
 

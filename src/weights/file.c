@@ -19,7 +19,7 @@
 #include <errno.h>
 #include <math.h>
 
-enum { PART_SIGNS, PART_SCALE, PART_ROT };
+enum { PART_SIGNS, PART_SCALE, PART_ROT, PART_ACT_SCALE };
 
 /* "P.weight" -> "P", the prefix of a weight's stored tensors and metadata
  * entry (names not ending in ".weight" are kept whole). */
@@ -117,6 +117,15 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
         if (lb__stamp_parse(act, &t->stamp, &t->act)) return lb__err(LB_ERR_FORMAT, "%s: %s", what, lb_errmsg());
     } else if (act && strcmp(act, "none") && !(t->act = lb_format_find(act)))
         return lb__err(LB_ERR_FORMAT, "%s: unknown activation format '%s'", what, act);
+    const lb_json *st = lb__json_get(j, "act_static");
+    if (st && st->type != LB_JSON_BOOL) return lb__err(LB_ERR_FORMAT, "%s: \"act_static\" is not a boolean", what);
+    t->act_static = st && st->b;
+    if (t->act_static && (!lb__act_static_ok(t->act) || t->stamp.kind))
+        return lb__err(LB_ERR_FORMAT, "%s: static activation scales need a symmetric INT block activation format, "
+                       "not '%s'", what, act ? act : "none");
+    if (t->act_static && (t->hadamard || t->rotation || t->col_scale))
+        return lb__err(LB_ERR_FORMAT, "%s: static activation scales on an input with transforms (they are of the "
+                       "untransformed input)", what);
     if (t->fmt && t->group != lb_format_block(t->fmt))
         return lb__err(LB_ERR_FORMAT, "%s: group %lld does not match format %s (block %lld)", what,
                        (long long)t->group, fmt, (long long)lb_format_block(t->fmt));
@@ -230,6 +239,29 @@ static lb_status read_rotation(lb_wsrc *src, const char *pre, const lb_wmeta *m,
     return lb__weight_push(w, (lb_xform){.kind = LB_XFORM_ROTATION, .rot = v});
 }
 
+/* P.act_scale: F32 (cols / block of the activation format), finite, >= 0
+ * (a zero scale gives zero codes: a block that was zero in calibration). */
+static lb_status read_act_scale(lb_wsrc *src, const char *pre, const lb_wmeta *m, lb_weight *w)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.act_scale", pre);
+    int64_t nb = m->act_static ? w->cols / lb_format_block(m->act) : 0;
+    if (m->act_static && w->cols % lb_format_block(m->act))
+        return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: %lld inputs are not a multiple of the activation "
+                       "format's block", src->what, pre, (long long)w->cols);
+    const lb_st_tensor *x;
+    lb_status s = xform_tensor(src, name, LB_DTYPE_F32, nb, m->act_static, "act_static: false", &x);
+    if (s || !x) return s;
+    const float *v = lb__wsrc_view(src, x);
+    if (!v) return LB_ERR_NOMEM;
+    for (int64_t b = 0; b < nb; b++)
+        if (!(v[b] >= 0 && v[b] < INFINITY))
+            return lb__err(LB_ERR_FORMAT, "%s: tensor '%s': entry %lld is not a finite number >= 0", src->what, name,
+                           (long long)b);
+    w->act_sd = v;
+    return LB_OK;
+}
+
 /* The method label, owned by the store (NULL for "none"). */
 static lb_status set_method(lb_wsrc *src, const lb_wmeta *m, lb_weight *w)
 {
@@ -269,7 +301,7 @@ lb_status lb__weight_read(lb_wsrc *src, const char *name, int64_t rows, int64_t 
     if ((w->rep == &lb__wrep_block) != (m.fmt != NULL))
         return lb__err(LB_ERR_FORMAT, "%s: lowbit.tensor.%s: format does not match the tensors stored", src->what, pre);
     if (!(s = read_rotation(src, pre, &m, w)) && !(s = read_signs(src, pre, &m, w)) &&
-        !(s = read_col_scale(src, pre, &m, w)))
+        !(s = read_col_scale(src, pre, &m, w)) && !(s = read_act_scale(src, pre, &m, w)))
         s = set_method(src, &m, w);
     w->act = m.act;
     w->stamp = m.stamp;
@@ -322,13 +354,13 @@ static lb_status write_meta(lb_st_writer *wr, const char *pre, const lb_weight *
     lb_buf b = {0};
     lb__buf_printf(&b, "{\"format\": \"%s\", \"method\": \"%s\", \"group\": %lld, \"transform\": \"%s\", "
                    "\"hadamard_block\": %lld, \"col_scale\": %s, \"shape\": [%lld, %lld], \"dtype\": \"F32\", "
-                   "\"bits_per_weight\": %.6g%s%s%s%s}",
+                   "\"bits_per_weight\": %.6g%s%s%s%s%s}",
                    w->rep->describe(w), w->method ? w->method : "none", (long long)(f ? lb_format_block(f) : 0),
                    h ? "hadamard" : rt ? "rotation" : "none", (long long)(h ? h->block : 0),
                    lb__weight_xform(w, LB_XFORM_COL_SCALE) ? "true" : "false", (long long)w->rows, (long long)w->cols,
                    8.0 * (double)lb__weight_bytes(w) / (double)(w->rows * w->cols), w->act ? ", \"act\": \"" : "",
                    w->act ? (w->stamp.kind ? w->stamp.name : lb_format_name(w->act)) : "", w->act ? "\"" : "",
-                   seed);
+                   w->act_sd ? ", \"act_static\": true" : "", seed);
     char key[160];
     snprintf(key, sizeof key, "lowbit.tensor.%s", pre);
     lb_status s = b.failed ? LB_ERR_NOMEM : lb__st_writer_meta(wr, key, b.data);
@@ -344,6 +376,9 @@ lb_status lb__weight_save_plan(lb_st_writer *wr, lb_wplan *p, const lb_weight *w
     if (!s) s = plan_xform(p, w, pre, ".weight_col_scale", LB_XFORM_COL_SCALE, LB_DTYPE_F32);
     if (!s) s = plan_xform(p, w, pre, ".hadamard_signs", LB_XFORM_HADAMARD, LB_DTYPE_I8);
     if (!s) s = plan_xform(p, w, pre, ".weight_rotation", LB_XFORM_ROTATION, LB_DTYPE_F32);
+    if (!s && w->act_sd)
+        s = lb__wplan_add(p, w, pre, ".act_scale", PART_ACT_SCALE, LB_DTYPE_F32, 1, w->cols / lb_format_block(w->act), 0);
+    if (!s && w->act_sd) p->v[p->n - 1].rep = NULL;
     if (!s && (w->rep != &lb__wrep_dense || w->n_in || w->act)) s = write_meta(wr, pre, w);
     return s;
 }
@@ -352,6 +387,8 @@ lb_status lb__weight_save_item(lb_st_writer *wr, const lb_wplan_item *it, uint8_
 {
     const lb_weight *w = it->w;
     if (it->rep) return it->rep->write(w, it->part, wr, tmp);
+    if (it->part == PART_ACT_SCALE)
+        return lb__st_writer_write(wr, w->act_sd, (size_t)(w->cols / lb_format_block(w->act)) * sizeof(float));
     const lb_xform *t = &w->in[it->xf];
     if (it->part == PART_SCALE) return lb__st_writer_write(wr, t->scale, (size_t)w->cols * sizeof(float));
     if (it->part == PART_ROT) return lb__st_writer_write(wr, t->rot, (size_t)(w->cols * w->cols) * sizeof(float));
@@ -371,6 +408,7 @@ void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, i
         if (lb__json_parse(vals[i], strlen(vals[i]), keys[i], &j)) { lb__clear_err(); continue; }
         const char *f = lb__json_str(j, "format"), *m = lb__json_str(j, "method"), *t = lb__json_str(j, "transform");
         const char *act = lb__json_str(j, "act");
+        const lb_json *ast = lb__json_get(j, "act_static");
         int64_t g = 0, hb = 0;
         double bits = 0;
         lb__json_int(j, "group", &g);
@@ -379,8 +417,9 @@ void lb__weight_describe_meta(lb_buf *b, const char **keys, const char **vals, i
         char tr[32];
         snprintf(tr, sizeof tr, t && !strcmp(t, "hadamard") ? "H%lld" : t && !strcmp(t, "rotation") ? "R" : "none",
                  (long long)hb);
-        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f  %s\n", keys[i] + 14, f ? f : "?", m ? m : "?",
-                       (long long)g, tr, bits, act ? act : "-");
+        lb__buf_printf(b, "  %-40s %-20s %-14s %6lld %-9s %8.3f  %s%s\n", keys[i] + 14, f ? f : "?", m ? m : "?",
+                       (long long)g, tr, bits, act ? act : "-",
+                       ast && ast->type == LB_JSON_BOOL && ast->b ? ":static" : "");
         lb__json_free(j);
     }
 }

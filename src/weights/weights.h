@@ -329,6 +329,7 @@ typedef struct lb_wmeta {
     bool rotation;           /* "transform": "rotation" (P.weight_rotation, DartQuant) */
     const lb_format *act;    /* "act": activation format (absent or "none": NULL) */
     lb__stamp stamp;         /* "act": "stamp-..." (stamp.c) */
+    bool act_static;         /* "act_static": true: P.act_scale holds static activation scales */
 } lb_wmeta;
 
 struct lb_wsrc {
