@@ -260,6 +260,29 @@ static void test_quarot(void)
     }
 }
 
+/* The online rotation x <- R x (lb__xform_apply): each output the double sum
+ * over j in order of R[i][j] x[j], rounded once to float, restated here; bit
+ * for bit at sizes with and without a tail of rows (8 per pass), several tokens. */
+static void test_rotation_apply(void)
+{
+    static const int64_t sizes[] = {1, 7, 8, 37, 64, 129};
+    for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+        int64_t n = sizes[si], nt = 3;
+        float *R = rows_of(n, n), *x = rows_of(nt, n), *want = malloc(sizeof(float) * (size_t)(nt * n));
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t i = 0; i < n; i++) {
+                double a = 0;
+                for (int64_t j = 0; j < n; j++) a = a + (double)R[i * n + j] * (double)x[t * n + j];
+                want[t * n + i] = (float)a;
+            }
+        lb_xform r = {.kind = LB_XFORM_ROTATION, .rot = R};
+        lb__xform_apply(&r, x, nt, n);
+        CHECK(!memcmp(x, want, sizeof(float) * (size_t)(nt * n)), "rotation of %lld inputs differs from the double "
+              "sums", (long long)n);
+        free(R); free(x); free(want);
+    }
+}
+
 int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
@@ -269,5 +292,6 @@ int main(int argc, char **argv)
     RUN(test_matrix);
     RUN(test_model);
     RUN(test_quarot);
+    RUN(test_rotation_apply);
     return TEST_DONE();
 }
