@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Tables of bench/sparsity_quant.sh: mean KLD of pruned files with F32 /
 int4_g32 / mxfp4 kept values, per model and text. A value marked * had
-some pruned linears keep F32 values (kept count per row not a multiple of
-the format's block; the count packed is given below each table).
+some pruned linears keep F32 values (N:M kept count per row not a multiple
+of the format's block; the count packed is given below each table);
+unstructured masks are packed with padding (weights/sparse.c).
 Usage: bench/sparsity_quant.py [DIR]"""
 import json
 import os
@@ -11,7 +12,7 @@ import sys
 D = sys.argv[1] if len(sys.argv) > 1 else "/tmp/sp"
 MODELS = [("s260", "stories260K"), ("t656", "tinystories-656k")]
 TEXTS = [("ts", "tinystories"), ("wk", "wikitext-2")]
-PATS = [("u50", "unstr. 50%"), ("2-4", "2:4"), ("4-8", "4:8"), ("8-2-8", "8:2:8")]
+PATS = [("u50", "unstr. 50%"), ("u60", "unstr. 60%"), ("u70", "unstr. 70%"), ("2-4", "2:4"), ("4-8", "4:8"), ("8-2-8", "8:2:8")]
 ROWS = [("magnitude", "rtn"), ("wanda", "rtn"), ("sparsegpt", "rtn"), ("sparsegpt", "joint")]
 
 
@@ -48,7 +49,7 @@ for mn, mname in MODELS:
                     parts.append("%.3f%s" % (v, "" if k == n else "*"))
                     if k != n:
                         notes.add("%s%s %s: %d of %d" % (crit, " joint" if mode == "joint" else "",
-                                                         p.replace("-", ":").replace("u50", "unstr. 50%"), k, n))
+                                                         dict(PATS)[p], k, n))
                 cells.append(" / ".join(parts))
             print("| %s%s | %s |" % (crit, " joint" if mode == "joint" else "", " | ".join(cells)))
         if notes:
