@@ -23,6 +23,9 @@ for mn in s260 t656; do
     [ $tx = ts ] && T=$TS || T=$WK
     [ -f $D/base_${mn}_$tx.st ] || $L eval ppl --model $M --text $T --ctx 128 --chunks 40 --save-logits $D/base_${mn}_$tx.st --force > /dev/null
   done
+  for fmt in int4_g32 mxfp4; do   # the dense file of each format, for the file sizes
+    [ -f $D/${mn}_dense_$fmt.safetensors ] || $L quantize --model $M --out $D/${mn}_dense_$fmt.safetensors --format $fmt --force > /dev/null
+  done
   for crit in magnitude wanda sparsegpt; do
     for pat in ${PATS:-u50 u60 u70 2:4 4:8 8:2:8}; do
       case $pat in u*) P="--pattern unstructured --ratio 0.${pat#u}";; *) P="--pattern $pat";; esac

@@ -355,9 +355,10 @@ lb_status lb__weight_sparse_packed(lb_wstore *s, const uint8_t *keep, int64_t ro
                                    lb_weight *out)
 {
     int64_t k = lb__sparse_padded_k(keep, rows, cols, f);
-    if (k < 1 || k > cols)
-        return lb__err(LB_ERR_ARG, "sparse weight: %lld kept per row padded to whole %s blocks would be %lld, more "
-                       "than its %lld inputs (or none kept)", (long long)lb__sparse_padded_k(keep, rows, cols, NULL),
+    if (k < 1) return lb__err(LB_ERR_ARG, "sparse weight: none kept in any row (packed values need one)");
+    if (k > cols)
+        return lb__err(LB_ERR_ARG, "sparse weight: %lld kept in a row, padded to whole %s blocks, would be %lld, "
+                       "more than its %lld inputs", (long long)lb__sparse_padded_k(keep, rows, cols, NULL),
                        lb_format_name(f), (long long)k, (long long)cols);
     lb_wsparse sp;
     lb_status st = build_index(s, keep, rows, cols, false, &sp);
