@@ -39,6 +39,25 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     expect_ok p-pad-sgpt $CLI prune --model "$S" --out "$T/u.safetensors" --criterion sparsegpt --ratio 0.6 --format int4_g32 --calib "$T/s260.stats" --force
     check p-pad-sgpt-down grep -q "down_proj.weight .*int4_g32 unstructured bitmask" "$T/out"
     expect_ok p-pad-run $CLI run --model "$T/u.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    # truncated values: down_proj's codes tensor one block (16 bytes) short per row, the file otherwise consistent
+    python3 - "$T/u.safetensors" "$T/trunc.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+t = h["model.layers.0.mlp.down_proj.weight_values_packed"]
+(r, cb), (a, b) = t["shape"], t["data_offsets"]
+codes = b"".join(data[a + i * cb:a + i * cb + cb - 16] for i in range(r))
+cut = (b - a) - len(codes)
+for k, v in h.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= b:
+        v["data_offsets"] = [v["data_offsets"][0] - cut, v["data_offsets"][1] - cut]
+t["shape"], t["data_offsets"] = [r, cb - 16], [a, a + len(codes)]
+hj = json.dumps(h).encode()
+hj += b" " * (-len(hj) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hj)) + hj + data[:a] + codes + data[b:])
+PY
+    expect_fail p-pad-trunc "down_proj.weight_values_packed': expected shape" $CLI run --model "$T/trunc.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 1
     expect_fail joint-magnitude "needs criterion sparsegpt and a format" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int4_g32 --joint
     expect_fail joint-unstructured "N:M or V:N:M" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt --format int4_g32 --joint --calib "$T/s260.stats"
     expect_fail calib-both "--calib and --calib-text exclude each other" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/s260.stats" --calib-text "$T/calib.txt"
