@@ -958,8 +958,10 @@ typedef struct lb_model_prune_opts {
     lb_prune_opts p;            /* p.calib is ignored: set per matrix */
     const char *dtype;          /* kept values: "f32", "f16", "bf16"; NULL = each weight's own dtype */
     const char *format;         /* or: prune, then quantize the kept values (RTN) into this block format
-                                   (lb_quant_format_resolve name); every row must keep the same count, a
-                                   multiple of the block; a matrix where it is not keeps its values at dtype */
+                                   (lb_quant_format_resolve name); unstructured rows (any counts) padded by
+                                   zeros to whole blocks of the longest row (at most cols); N:M and V:N:M
+                                   need the same count in every row, a multiple of the block; a matrix
+                                   where it does not fit keeps its values at dtype */
     int joint;                  /* with format and sparsegpt: SparseGPT's joint mode (quantize inside the
                                    OBS loop, lb_prune_quantize_matrix) instead of prune-then-RTN; a matrix
                                    it cannot store (kept count vs block) is pruned alone, values at dtype */

@@ -1,7 +1,7 @@
 #!/bin/sh
 # lowbit prune: a real model end to end (magnitude and wanda, 2:4 and
 # unstructured; statistics from --calib-text and from a `lowbit calib` file;
-# SparseGPT's joint mode), the summary and JSON, the pruned file running and
+# SparseGPT's joint mode; unstructured with packed, padded values), the summary and JSON, the pruned file running and
 # reloading, bad input (ratio, N > M, unknown names, calibration missing, a
 # statistics file of another model, --calib with --calib-text, --joint
 # without sparsegpt) with nothing written; lowbit quantize --prune writing
@@ -32,6 +32,32 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     check p-joint-stored grep -q "q_proj.weight .*int4_g32 2:4 bitmask" "$T/out"
     check p-joint-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
     expect_ok p-joint-run $CLI run --model "$T/j.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    # unstructured with --format: the exact ratio (64 - floor(64 x 0.6) = 26 kept), padded storage;
+    # SparseGPT's rows of different counts packed too
+    expect_ok p-pad $CLI prune --model "$S" --out "$T/u.safetensors" --ratio 0.6 --format int4_g32
+    check p-pad-exact grep -q "q_proj.weight .*int4_g32 unstructured bitmask *0.5938" "$T/out"
+    expect_ok p-pad-sgpt $CLI prune --model "$S" --out "$T/u.safetensors" --criterion sparsegpt --ratio 0.6 --format int4_g32 --calib "$T/s260.stats" --force
+    check p-pad-sgpt-down grep -q "down_proj.weight .*int4_g32 unstructured bitmask" "$T/out"
+    expect_ok p-pad-run $CLI run --model "$T/u.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
+    # truncated values: down_proj's codes tensor one block (16 bytes) short per row, the file otherwise consistent
+    python3 - "$T/u.safetensors" "$T/trunc.safetensors" <<'PY'
+import json, struct, sys
+raw = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", raw[:8])[0]
+h, data = json.loads(raw[8:8 + n]), raw[8 + n:]
+t = h["model.layers.0.mlp.down_proj.weight_values_packed"]
+(r, cb), (a, b) = t["shape"], t["data_offsets"]
+codes = b"".join(data[a + i * cb:a + i * cb + cb - 16] for i in range(r))
+cut = (b - a) - len(codes)
+for k, v in h.items():
+    if k != "__metadata__" and v["data_offsets"][0] >= b:
+        v["data_offsets"] = [v["data_offsets"][0] - cut, v["data_offsets"][1] - cut]
+t["shape"], t["data_offsets"] = [r, cb - 16], [a, a + len(codes)]
+hj = json.dumps(h).encode()
+hj += b" " * (-len(hj) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hj)) + hj + data[:a] + codes + data[b:])
+PY
+    expect_fail p-pad-trunc "down_proj.weight_values_packed': expected shape" $CLI run --model "$T/trunc.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 1
     expect_fail joint-magnitude "needs criterion sparsegpt and a format" $CLI prune --model "$S" --out "$T/c.safetensors" --pattern 2:4 --format int4_g32 --joint
     expect_fail joint-unstructured "N:M or V:N:M" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt --format int4_g32 --joint --calib "$T/s260.stats"
     expect_fail calib-both "--calib and --calib-text exclude each other" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion wanda --calib "$T/s260.stats" --calib-text "$T/calib.txt"

@@ -1,8 +1,9 @@
 /* test_prune_model.c: model-level pruning (lb_model_prune).
  *
- * Unstructured ratios with a block format: every pruned row keeps a whole
- * number of blocks, the nearest to what the ratio asks, and the values are
- * packed (checked from the weights' masks against the rule computed here).
+ * Unstructured ratios with a block format: every pruned row keeps exactly
+ * cols - floor(cols R) (magnitude, Wanda) or what SparseGPT's masks keep,
+ * and the values are packed with padding to whole blocks of the longest
+ * row (checked from the weights' masks against the rule computed here).
  *
  * Sequential pruning (lb_model_prune_opts.sequential) against a slow
  * reference built from public calls only. The reference
@@ -124,39 +125,49 @@ static void test_sequential(void)
     lb_model_free(m);
 }
 
-static void test_block_ratio(void)
+/* Each row's kept count and the padded width of one packed weight. */
+static void check_exact(const lb_weight *w, const char *name, const char *crit, double ratio)
+{
+    const lb_wsparse *sp = &w->u.sparse;
+    int64_t cols = w->cols, want = cols - (int64_t)floor((double)cols * ratio), kmax = 0, bad = 0;
+    for (int64_t r = 0; r < w->rows; r++) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < cols; c++) k += sp->mask[r * (int64_t)sp->mask_bytes + c / 8] >> (c % 8) & 1;
+        bad += strcmp(crit, "sparsegpt") && k != want;
+        kmax = k > kmax ? k : kmax;
+    }
+    CHECK(bad == 0, "%s %s ratio %g: %lld rows do not keep %lld", crit, name, ratio, (long long)bad, (long long)want);
+    CHECK(sp->k == (kmax + 31) / 32 * 32, "%s %s ratio %g: %lld packed per row, longest row %lld", crit, name, ratio,
+          (long long)sp->k, (long long)kmax);
+}
+
+static void test_exact_ratio(void)
 {
     lb_model *m = load("tinystories-656k");
     if (!m) SKIP("tinystories-656k absent (LOWBIT_MODELS)");
-    const double ratios[] = {0.6, 0.7, 0.1};
-    for (int t = 0; t < 3; t++) {
+    int32_t tok[256];
+    for (int i = 0; i < 256; i++) tok[i] = (int32_t)(lb_rng_u64(&rng) % (uint64_t)m->cfg.vocab_size);
+    static const struct { const char *crit; double ratio; } cases[] = {
+        {"magnitude", 0.6}, {"magnitude", 0.7}, {"wanda", 0.1}, {"sparsegpt", 0.6}};
+    for (int t = 0; t < 4; t++) {
         lb_model *q = NULL;
-        lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "unstructured", .ratio = ratios[t]},
-                                 .format = "int4_g32", .n_threads = 2};
+        bool calib = strcmp(cases[t].crit, "magnitude") != 0;
+        lb_model_prune_opts o = {.p = {.criterion = cases[t].crit, .pattern = "unstructured", .ratio = cases[t].ratio},
+                                 .format = "int4_g32", .n_threads = 2, .tokens = calib ? tok : NULL,
+                                 .n_tokens = calib ? 256 : 0, .ctx = 64};
         REQUIRE(lb_model_prune(m, &o, &q, NULL) == LB_OK, "%s", lb_errmsg());
         lb__wname wn[256];
-        int64_t n = lb__model_names(q, wn, 256), checked = 0;
+        int64_t n = lb__model_names(q, wn, 256), checked = 0, ragged = 0;
         for (int64_t i = 0; i < n; i++) {
             if (!wn[i].linear) continue;
             const lb_weight *w = wn[i].w;
             REQUIRE(w->rep == &lb__wrep_sparse && w->u.sparse.fmt, "%s: not packed sparse", wn[i].name);
-            int64_t cols = w->cols, asked = cols - (int64_t)(cols * ratios[t]), want = (asked + 16) / 32 * 32;
-            if (want < 32) want = 32;
-            if (want > cols / 32 * 32) want = cols / 32 * 32;
-            float *f = malloc(sizeof *f * (size_t)(w->rows * cols));
-            REQUIRE(lb__weight_f32(w, f) == LB_OK, "%s", lb_errmsg());
-            int64_t bad = 0;
-            for (int64_t r = 0; r < w->rows; r++) {
-                int64_t k = 0;
-                for (int64_t c = 0; c < cols; c++) k += f[r * cols + c] != 0;
-                bad += k > want;   /* a kept value may quantize to zero, never more than want */
-            }
-            CHECK(bad == 0 && w->u.sparse.nnz == w->rows * want, "%s ratio %g: %lld kept, want %lld per row",
-                  wn[i].name, ratios[t], (long long)(w->u.sparse.nnz / w->rows), (long long)want);
-            free(f);
+            check_exact(w, wn[i].name, cases[t].crit, cases[t].ratio);
+            ragged += w->u.sparse.nnz != w->rows * w->u.sparse.k;
             checked++;
         }
         CHECK(checked == 14, "%lld linears checked", (long long)checked);
+        CHECK(ragged > 0, "%s %g: no linear needed padding (the test would not see it)", cases[t].crit, cases[t].ratio);
         lb_model_free(q);
     }
     lb_model_free(m);
@@ -186,7 +197,7 @@ int main(int argc, char **argv)
 {
     TEST_INIT(argc, argv);
     lb_rng_seed(&rng, TEST_SEED);
-    RUN(test_block_ratio);
+    RUN(test_exact_ratio);
     RUN(test_sequential);
     RUN(test_bad);
     return TEST_DONE();

@@ -2,9 +2,10 @@
  * down) not matched by a keep glob is pruned with one criterion and one
  * pattern and stored sparse (weights/sparse.c); everything else is copied.
  * With a format, each row's kept values are then quantized with RTN into
- * that block format (prune, then quantize; an unstructured ratio is rounded
- * per matrix to keep a whole number of blocks per row), or, with joint and sparsegpt,
- * quantized inside SparseGPT's loop (lb_prune_quantize_matrix).
+ * that block format (prune, then quantize; unstructured masks, whose rows
+ * may keep different counts, are padded with zeros to whole blocks of the
+ * longest row: weights/sparse.c), or, with joint and sparsegpt, quantized
+ * inside SparseGPT's loop (lb_prune_quantize_matrix).
  * The linears of a layer are pruned in parallel, one matrix per task, each
  * independently, so the result does not depend on the thread count.
  * Statistics: the caller's lb_calib, or one collected here from calibration
@@ -80,40 +81,43 @@ static int64_t uniform_keep(const uint8_t *keep, int64_t rows, int64_t cols)
     return k0;
 }
 
-/* Quantize each row's kept values (RTN) into r->fmt, and put the decoded
- * values back into j->w; leaves j->q empty when the kept counts do not fit
- * the format (then the values stay at dtype). */
+/* Values per packed row of j's mask, or 0 when it cannot be packed (then
+ * the values stay at dtype): unstructured masks are padded to whole blocks
+ * of the longest row (at most the row's width); N:M and V:N:M need the same
+ * count in every row, a multiple of the block. */
+static int64_t packed_k(const prun *r, const pjob *j)
+{
+    int64_t rows = j->src->rows, cols = j->src->cols, B = lb_format_block(r->fmt);
+    if (r->pat.kind == LB__PAT_UNSTRUCTURED) {
+        int64_t k = lb__sparse_padded_k(j->keep, rows, cols, r->fmt);
+        return k <= cols ? k : 0;
+    }
+    int64_t k = uniform_keep(j->keep, rows, cols);
+    return k < 1 || (B && k % B) ? 0 : k;
+}
+
+/* Quantize each row's kept values (RTN; padded rows: followed by zeros up to
+ * k) into r->fmt, and put the decoded values back into j->w; leaves j->q
+ * empty when the mask cannot be packed (then the values stay at dtype). */
 static lb_status quantize_kept(const prun *r, pjob *j)
 {
-    int64_t rows = j->src->rows, cols = j->src->cols, k = uniform_keep(j->keep, rows, cols), B = lb_format_block(r->fmt);
-    if (k < 1 || (B && k % B)) return LB_OK;
-    float *c = lb__alloc(sizeof(float) * (size_t)(rows * k));
+    int64_t rows = j->src->rows, cols = j->src->cols, k = packed_k(r, j);
+    if (k < 1) return LB_OK;
+    float *c = lb__zalloc(sizeof(float) * (size_t)(rows * k));
     if (!c) return lb__err(LB_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0, n = 0; i < rows * cols; i++)
+    for (int64_t i = 0, n = 0; i < rows * cols; i++) {
+        if (i % cols == 0) n = i / cols * k;
         if (j->keep[i]) c[n++] = j->w[i];
+    }
     lb_quantize_opts qo = {0};
     lb_status s = lb_quantize_matrix(lb_quantizer_find("rtn"), r->fmt, &qo, c, rows, k, &j->q);
     if (!s) s = lb_qmatrix_dequantize(&j->q, c);
-    for (int64_t i = 0, n = 0; !s && i < rows * cols; i++)
+    for (int64_t i = 0, n = 0; !s && i < rows * cols; i++) {
+        if (i % cols == 0) n = i / cols * k;
         if (j->keep[i]) j->w[i] = c[n++];
+    }
     LB_FREE(c);
     return s;
-}
-
-/* Unstructured with a block format (prune, then RTN): the ratio that keeps
- * the nearest multiple of the block per row (at least one block), so that
- * the kept values can be packed; the unstructured rule prunes
- * floor(cols ratio) per row, and the half keeps that floor exact.
- * SparseGPT's unstructured masks (one threshold per column block over all
- * rows) keep different counts per row and are never packed: unchanged. */
-static double block_ratio(const prun *r, int64_t cols, double ratio)
-{
-    int64_t B = r->fmt ? lb_format_block(r->fmt) : 0;
-    if (!B || r->joint || r->pat.kind != LB__PAT_UNSTRUCTURED || r->crit == &lb__crit_sparsegpt || cols < B)
-        return ratio;
-    int64_t kept = cols - (int64_t)floor((double)cols * ratio);
-    int64_t k = lb__max64(B, lb__min64((kept + B / 2) / B * B, cols / B * B));
-    return ((double)(cols - k) + 0.5) / (double)cols;
 }
 
 static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
@@ -128,7 +132,6 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
         lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
         lb_prune_opts po = r->o->p;
         po.calib = r->crit->calib ? &j->st : NULL;
-        po.ratio = block_ratio(r, j->src->cols, po.ratio);
         bool joint = r->joint && !lb__sparsegpt_joint_fits(&r->pat, r->fmt, j->src->cols);
         if (!s) {
             memcpy(j->w, orig, (size_t)n * sizeof *orig);

@@ -8,9 +8,12 @@
  *   index list  one U16 input index per kept value and (rows + 1) I64 row
  *               offsets: fewer bytes below 1/16 density.
  * With prune + quantize the values are instead packed per row in a block
- * format of the registry (every row keeps the same count k, a multiple of
- * the block), and the product is lb_format_dot of the packed row with the
- * gathered inputs (the formats module's definition).
+ * format of the registry: padded storage, every row its own kept values
+ * followed by zeros up to k = ceil(max_r k_r / B) B (B the block; per-row
+ * formats: k = max_r k_r), k <= cols. The product of row r is lb_format_dot
+ * of the packed row, over all k values, with the k_r gathered inputs padded
+ * by k - k_r zeros (the formats module's definition); with every k_r = k
+ * this is the plain gathered dot, so uniform masks lose nothing.
  * The pattern it was pruned to (unstructured, N:M, V:N:M) is recorded and
  * checked at load, so corrupt index data is refused before any product.
  *
@@ -47,16 +50,20 @@ static float value_at(const lb_weight *w, int64_t i)
     return w->dtype == LB_DTYPE_BF16 ? lb_bf16_to_f32(h) : lb_f16_to_f32(h);
 }
 
-/* Row r of packed values: dequantized into the end of out, then moved
- * forward to the kept inputs (input of kept value j <= cols - k + j, so
+/* Row r of packed values: its k padded values dequantized into the end of
+ * out (k <= cols), the k_r kept ones moved to the last k_r floats, then
+ * forward to the kept inputs (input of kept value j <= cols - k_r + j, so
  * nothing is overwritten before it is read). */
 static void packed_row(const lb_weight *w, int64_t r, float *out)
 {
     const lb_wsparse *sp = &w->u.sparse;
-    float *tmp = out + (w->cols - sp->k);
-    lb_format_dequantize(sp->fmt, (const uint8_t *)w->data + (size_t)r * sp->row_bytes, sp->tensor_scale, 1, sp->k, tmp);
+    int64_t kr = sp->off[r + 1] - sp->off[r];
+    float *tmp = out + (w->cols - kr);
+    lb_format_dequantize(sp->fmt, (const uint8_t *)w->data + (size_t)r * sp->row_bytes, sp->tensor_scale, 1, sp->k,
+                         out + (w->cols - sp->k));
+    memmove(tmp, out + (w->cols - sp->k), sizeof(float) * (size_t)kr);
     int64_t j = 0, c = 0;
-    for (; c < w->cols && j < sp->k; c++) {
+    for (; c < w->cols && j < kr; c++) {
         if (!kept_bit(sp, r, c)) { out[c] = 0.0f; continue; }
         float v = tmp[j++];
         out[c] = v;
@@ -125,7 +132,8 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
     const lb_wsparse *sp = &w->u.sparse;
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
-    lb__sparse_qrows_fn qrows = sp->fmt && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
+    bool full = sp->fmt && sp->p && sp->k == w->cols / 8 * sp->p;   /* uniform rows, no padding */
+    lb__sparse_qrows_fn qrows = full && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
     float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
     for (int64_t r = r0; qrows && r < r1; r += 32) {   /* packed uniform rows: 32 rows stay in cache across tokens */
         int nr = (int)lb__min64(32, r1 - r);
@@ -141,8 +149,9 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                     .cols = k};
         for (int64_t t = 0; t < j->nt; t++) {
             const float *x = p->x + t * p->xs;
-            if (sp->fmt) {
+            if (sp->fmt) {   /* padded storage: k - k_r zero inputs after the gathered ones */
                 gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
+                memset(xk + k, 0, sizeof(float) * (size_t)(sp->k - k));
                 p->y[t * p->ys + r] = lb_format_dot(sp->fmt, (const uint8_t *)w->data + (size_t)r * sp->row_bytes,
                                                     sp->tensor_scale, xk, sp->k);
                 continue;
@@ -241,9 +250,13 @@ lb_status lb__sparse_validate(const lb_weight *w, const char *what)
         return lb__err(LB_ERR_FORMAT, "%s: pattern (%d, %d, %d) is not unstructured, N:M or V:N:M", what, sp->v,
                        sp->n, sp->m);
     lb_status s = sp->mask ? check_mask(w, what) : check_indices(w, what);
+    if (!s && sp->fmt && !sp->mask) s = lb__err(LB_ERR_FORMAT, "%s: packed values go with a bitmask", what);
+    if (!s && sp->fmt && (sp->k < 1 || sp->k > w->cols))
+        s = lb__err(LB_ERR_FORMAT, "%s: packed values hold %lld per row; 1 to %lld (the inputs) allowed", what,
+                    (long long)sp->k, (long long)w->cols);
     for (int64_t r = 0; !s && sp->fmt && r < w->rows; r++)
-        if (sp->off[r + 1] - sp->off[r] != sp->k)
-            s = lb__err(LB_ERR_FORMAT, "%s: row %lld keeps %lld weights; packed values need %lld in every row", what,
+        if (sp->off[r + 1] - sp->off[r] > sp->k)
+            s = lb__err(LB_ERR_FORMAT, "%s: row %lld keeps %lld weights; its packed values hold %lld", what,
                         (long long)r, (long long)(sp->off[r + 1] - sp->off[r]), (long long)sp->k);
     if (s || !sp->n) return s;
     if (!sp->mask) return lb__err(LB_ERR_FORMAT, "%s: an N:M or V:N:M pattern is stored as a bitmask", what);
@@ -324,15 +337,29 @@ lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, i
     return built(out);
 }
 
+/* The packed values per row of keep in format f: the largest kept count of
+ * a row, rounded up to whole blocks (f NULL or per-row: not rounded). */
+int64_t lb__sparse_padded_k(const uint8_t *keep, int64_t rows, int64_t cols, const lb_format *f)
+{
+    int64_t kmax = 0, B = lb_format_block(f);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t k = 0;
+        for (int64_t c = 0; c < cols; c++) k += keep[r * cols + c] != 0;
+        kmax = lb__max64(kmax, k);
+    }
+    return B ? (kmax + B - 1) / B * B : kmax;
+}
+
 lb_status lb__weight_sparse_packed(lb_wstore *s, const uint8_t *keep, int64_t rows, int64_t cols, const lb_format *f,
                                    float tensor_scale, const uint8_t *packed, int32_t v, int32_t n, int32_t m,
                                    lb_weight *out)
 {
-    int64_t k = 0, B = lb_format_block(f);
-    for (int64_t c = 0; c < cols; c++) k += keep[c] != 0;
-    if (k == 0 || (B && k % B))
-        return lb__err(LB_ERR_ARG, "sparse weight: %lld kept per row do not divide into %s blocks of %lld", (long long)k,
-                       lb_format_name(f), (long long)B);
+    int64_t k = lb__sparse_padded_k(keep, rows, cols, f);
+    if (k < 1) return lb__err(LB_ERR_ARG, "sparse weight: none kept in any row (packed values need one)");
+    if (k > cols)
+        return lb__err(LB_ERR_ARG, "sparse weight: %lld kept in a row, padded to whole %s blocks, would be %lld, "
+                       "more than its %lld inputs", (long long)lb__sparse_padded_k(keep, rows, cols, NULL),
+                       lb_format_name(f), (long long)k, (long long)cols);
     lb_wsparse sp;
     lb_status st = build_index(s, keep, rows, cols, false, &sp);
     if (st) return st;
@@ -381,9 +408,35 @@ static lb_status mask_offsets(lb_wsrc *src, lb_weight *w)
     return LB_OK;
 }
 
+/* The packed values per row of a file: from the scale tensor's shape
+ * (blocks per row x B); per-row formats: the largest kept count. Every
+ * row's kept count must fit. */
+static lb_status packed_k(lb_wsrc *src, const char *pre, const char *what, const lb_format *f, lb_weight *w)
+{
+    lb_wsparse *sp = &w->u.sparse;
+    int64_t kmax = 0, rmax = 0, B = lb_format_block(f);
+    for (int64_t r = 0; r < w->rows; r++)
+        if (sp->off[r + 1] - sp->off[r] > kmax) { kmax = sp->off[r + 1] - sp->off[r]; rmax = r; }
+    sp->k = kmax;
+    if (!B) return kmax >= 1 ? LB_OK : lb__err(LB_ERR_FORMAT, "%s: no row keeps a weight", what);
+    char name[192];
+    snprintf(name, sizeof name, "%s.weight_values_scale", pre);
+    int fi;
+    const lb_st_tensor *t = lb__wsrc_find(src, name, &fi);
+    if (!t || t->ndim != 2 || t->shape[0] != w->rows || t->shape[1] < 1 || t->shape[1] > w->cols / B)
+        return lb__err(LB_ERR_FORMAT, "%s: tensor '%s' is missing or not [%lld, 1..%lld] (blocks of %lld per row)",
+                       what, name, (long long)w->rows, (long long)(w->cols / B), (long long)B);
+    sp->k = t->shape[1] * B;
+    if (kmax > sp->k)
+        return lb__err(LB_ERR_FORMAT, "%s: row %lld keeps %lld weights (bitmask) but '%s' holds %lld blocks of %lld "
+                       "= %lld values per row", what, (long long)rmax, (long long)kmax, name,
+                       (long long)t->shape[1], (long long)B, (long long)sp->k);
+    return LB_OK;
+}
+
 /* Packed values (prune + quantize): the format named by
  * P.weight_values_format, block.c's split tensors, joined into one owned
- * buffer. w's index data is read; every row keeps sp->k values. */
+ * buffer. w's index data is read; every row holds sp->k values (padded). */
 static lb_status read_packed(lb_wsrc *src, const char *pre, const char *what, lb_weight *w)
 {
     lb_wsparse *sp = &w->u.sparse;
@@ -397,16 +450,13 @@ static lb_status read_packed(lb_wsrc *src, const char *pre, const char *what, lb
     memcpy(name, ft->data, (size_t)ft->shape[0]);
     const lb_format *f = lb_format_find(name);
     if (!f) return lb__err(LB_ERR_FORMAT, "%s: unknown values format '%s'", what, name);
-    sp->k = w->rows ? sp->off[1] : 0;
-    int64_t B = lb_format_block(f);
-    if (sp->k < 1 || (B && sp->k % B))
-        return lb__err(LB_ERR_FORMAT, "%s: row 0 keeps %lld weights, not a multiple of %s's block", what,
-                       (long long)sp->k, name);
+    lb_status s = packed_k(src, pre, what, f, w);
+    if (s) return s;
     lb__qsplit q;
     lb__qsplit_plan(f, sp->k, &q);
     bool nv = lb_format_uses_tensor_scale(f);
     const void *codes, *scales, *zeros = NULL, *glob = NULL;
-    lb_status s = get(src, pre, ".weight_values_packed", LB_DTYPE_U8, w->rows, (int64_t)q.code_bytes, &codes);
+    s = get(src, pre, ".weight_values_packed", LB_DTYPE_U8, w->rows, (int64_t)q.code_bytes, &codes);
     if (!s) s = get(src, pre, ".weight_values_scale", q.scale_dtype, w->rows, q.n_blocks, &scales);
     if (!s && q.has_zero) s = get(src, pre, ".weight_values_zero_point", LB_DTYPE_U8, w->rows, q.n_blocks, &zeros);
     if (!s && nv) s = get(src, pre, ".weight_values_global_scale", LB_DTYPE_F32, 1, 0, &glob);

@@ -82,8 +82,8 @@ typedef struct lb_wsparse {
     int32_t v, n, m;        /* pattern: n = 0 unstructured, v = 0 N:M (n of m), else V:N:M */
     int32_t p;              /* every mask byte holds p set bits (1, 2, 4, 8; cols % 8 == 0): the fused
                                kernel applies; 0 otherwise (not stored: derived from the mask) */
-    const lb_format *fmt;   /* NULL: values of w->dtype; else each row's k kept values packed in this block
-                               format (w->dtype U8, row_bytes per row; every row keeps k, k % block == 0) */
+    const lb_format *fmt;   /* NULL: values of w->dtype; else each row's kept values, then zeros up to k,
+                               packed in this block format (w->dtype U8, row_bytes per row; k % block == 0) */
     float tensor_scale;     /* fmt's per-tensor scale (NV formats), else 1 */
     size_t row_bytes;
     int64_t k;
@@ -410,8 +410,10 @@ typedef enum lb_sparse_layout { LB_SPARSE_AUTO = -1, LB_SPARSE_BITMASK = 0, LB_S
 lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, int64_t rows, int64_t cols, lb_dtype vdt,
                             int32_t v, int32_t n, int32_t m, lb_sparse_layout layout, lb_weight *out);
 /* The same with the kept values packed per row in block format f: packed
- * holds rows x lb_format_row_bytes(f, k) bytes (copied into s), k = the
- * count every row of keep holds (a multiple of f's block; LB_ERR_ARG if not). */
+ * holds rows x lb_format_row_bytes(f, k) bytes (copied into s), k =
+ * lb__sparse_padded_k(keep, rows, cols, f): each row's kept values, then
+ * zeros up to k (LB_ERR_ARG if k > cols or nothing is kept). */
+int64_t lb__sparse_padded_k(const uint8_t *keep, int64_t rows, int64_t cols, const lb_format *f);
 lb_status lb__weight_sparse_packed(lb_wstore *s, const uint8_t *keep, int64_t rows, int64_t cols, const lb_format *f,
                                    float tensor_scale, const uint8_t *packed, int32_t v, int32_t n, int32_t m,
                                    lb_weight *out);
