@@ -7,7 +7,9 @@
  *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
  *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
  *   the kept values in int4_g32 (the fused packed kernel; each also timed
- *   against both int4_g32 baselines).
+ *   against both int4_g32 baselines), and 64:2:8 BF16 with each row
+ *   gathering its own inputs (the kernel before the V:N:M shared gather;
+ *   64:2:8 BF16 is also timed against it directly).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
  * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
@@ -24,10 +26,11 @@
 #include <string.h>
 #include <time.h>
 
-enum { COPIES = 48, N_VAR = 10 };
+enum { COPIES = 48, N_VAR = 11 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
                                       "unstructured 50% BF16", "2:4 int4_g32", "dense int4_g32 x int8 act (W4A8)",
-                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32"};
+                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32",
+                                      "64:2:8 BF16 per-row gather"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -65,9 +68,10 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     memset(out, 0, sizeof *out);
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
-    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4"};
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4",
+                                      "64:2:8"};
     static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}, {0, 0, 0},
-                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}};
+                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}, {64, 2, 8}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -76,7 +80,7 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     }
     for (int c = 0; c < COPIES && !rc; c++) {
         if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
-        else if (v == 5 || v >= 7) {   /* prune, then the kept values (k per row) into int4_g32 */
+        else if (v == 5 || (v >= 7 && v <= 9)) {   /* prune, then the kept values (k per row) into int4_g32 */
             int64_t k = cols * vnm[v][1] / (vnm[v][0] ? 8 : vnm[v][2]);
             float *k2 = malloc(sizeof(float) * (size_t)(rows * k));
             for (int64_t i = 0, n = 0; i < rows * cols; i++)
@@ -91,9 +95,11 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, w, rows, cols, &out->q[c]) != LB_OK;
             if (!rc) out->w[c] = lb__qmatrix_weight(&out->q[c]);
             if (v == 6) out->w[c].act = lb_format_find("int8_g32");
-        } else
+        } else {
             rc = lb__weight_sparse(&out->store, wp, keep, rows, cols, LB_DTYPE_BF16, vnm[v][0], vnm[v][1], vnm[v][2],
                                    LB_SPARSE_AUTO, &out->w[c]) != LB_OK;
+            if (v == 10) out->w[c].u.sparse.vsel = out->w[c].u.sparse.vmask = NULL;   /* each row gathers its own */
+        }
     }
     if (!rc) out->bytes = lb__weight_bytes(&out->w[0]);
     free(wp);
@@ -188,13 +194,19 @@ int main(int argc, char **argv)
             lb_pool_create(th, &pool);
             for (int v = 0; v < N_VAR; v++) {
                 if (only && !strstr(var_name[v], only)) continue;
-                var vv;
+                var vv, per_row;
                 if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
                 double t[4];
                 time_pair(&base, &vv, rows, cols, pool, th, x, y, t);
                 printf("| %s | %.4f | %d | %.4f | %.2fx | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
                        1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
-                for (int b = 0; b < 2 && (v == 5 || v >= 7); b++) {   /* and against both int4_g32 baselines */
+                if (v == 3 && !build(10, w, rows, cols, bf, &per_row)) {   /* the shared gather against per-row */
+                    time_pair(&per_row, &vv, rows, cols, pool, th, x, y, t);
+                    printf("| %s vs per-row gather | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], th,
+                           1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);
+                    free_var(&per_row);
+                }
+                for (int b = 0; b < 2 && (v == 5 || (v >= 7 && v <= 9)); b++) {   /* and against both int4_g32 baselines */
                     time_pair(b ? &base48 : &base4, &vv, rows, cols, pool, th, x, y, t);
                     printf("| %s vs %s | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], b ? "W4A8" : "dense int4_g32", th,
                            1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);
