@@ -40,6 +40,12 @@ lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa)
     return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_udot_avx2 : NULL;
 }
 
+lb__sparse_udot24_fn lb__sparse_udot24_for(lb_isa isa)
+{
+    lb_isa best = lb_isa_best();
+    return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_udot24_avx2 : NULL;
+}
+
 bool lb__sparse_qrows_ok(const lb_format *f, int p, int64_t cols)
 {
     if ((p != 1 && p != 2 && p != 4 && p != 8) || cols % 8 || !f->block || f->block % 16 || cols / 8 * p % f->block)

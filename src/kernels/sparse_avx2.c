@@ -87,7 +87,7 @@ static const uint64_t positions[256] = {
 
 /* Lane i of entry b: the position of bit number (i mod popcount(b)) of b
  * (all 0 for b = 0). */
-static const int32_t cyclic[256][8] __attribute__((aligned(32))) = {
+static const int32_t cyclic[257][8] __attribute__((aligned(32))) = {   /* entry 256: the padding of an offset load */
     {0,0,0,0,0,0,0,0}, {0,0,0,0,0,0,0,0}, {1,1,1,1,1,1,1,1}, {0,1,0,1,0,1,0,1}, {2,2,2,2,2,2,2,2}, {0,2,0,2,0,2,0,2},
     {1,2,1,2,1,2,1,2}, {0,1,2,0,1,2,0,1}, {3,3,3,3,3,3,3,3}, {0,3,0,3,0,3,0,3}, {1,3,1,3,1,3,1,3}, {0,1,3,0,1,3,0,1},
     {2,3,2,3,2,3,2,3}, {0,2,3,0,2,3,0,2}, {1,2,3,1,2,3,1,2}, {0,1,2,3,0,1,2,3}, {4,4,4,4,4,4,4,4}, {0,4,0,4,0,4,0,4},
@@ -248,6 +248,45 @@ INLINE float udot_bf16(const uint8_t *mask, const uint16_t *vals, const float *x
         b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), gather44(mask, x, q, 3 * q, P), b);
     }
     __m256 lo = _mm256_permute2f128_ps(a, b, 0x20), hi = _mm256_permute2f128_ps(a, b, 0x31);
+    if (j < k) udot_tail(mask, vals, LB_DTYPE_BF16, x, j, k, &lo, &hi);
+    return hsum16(lo, hi);
+}
+
+/* 2:4 nibbles (every mask nibble holds 2 set bits), BF16 values: the inputs
+ * move inside 128-bit halves only (vpermilps, half the cost of vpermps
+ * here): one x load of 8 inputs keeps the 2 of its low nibble in lanes 0-1
+ * and the 2 of its high nibble in lanes 6-7 (the index: the byte's cyclic
+ * entry, whose lanes mod 4 repeat p0 p1 q0 q1), the next 8 inputs theirs
+ * in lanes 2-3 and 4-5 (the same entry read 2 lanes on), and a blend joins
+ * them: kept values 0-7 of a group of 8 sit in lanes 0 1 6 7 | 2 3 4 5,
+ * i.e. lane l holds value (0 1 4 5 6 7 2 3)[l]. The values are put in that
+ * order by vpshufb from a broadcast of 8 BF16 values (the shuffle writes
+ * each into the high half of a zeroed lane: the FP32 conversion). After
+ * the loop one vpermps per register puts the canonical lanes back. */
+INLINE __m256 x24(const uint8_t *m, const float *x)
+{
+    __m256 a = _mm256_permutevar_ps(_mm256_loadu_ps(x), _mm256_load_si256((const __m256i *)cyclic[m[0]]));
+    __m256 b = _mm256_permutevar_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_si256((const __m256i *)(cyclic[m[1]] + 2)));
+    return _mm256_blend_ps(a, b, 0x3c);
+}
+
+INLINE __m256 v24(const uint16_t *v, __m256i shuf)
+{
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)v)), shuf));
+}
+
+float lb__sparse_udot24_avx2(const uint8_t *mask, const uint16_t *vals, const float *x, int64_t cols)
+{
+    const __m256i shuf = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 8, 9, -1, -1, 10, 11,
+                                          -1, -1, 12, 13, -1, -1, 14, 15, -1, -1, 4, 5, -1, -1, 6, 7);
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t k = cols / 2, kf = k & ~(int64_t)15, j = 0;
+    for (; j < kf; j += 16, mask += 4, x += 32) {
+        a = _mm256_fmadd_ps(v24(vals + j, shuf), x24(mask, x), a);
+        b = _mm256_fmadd_ps(v24(vals + j + 8, shuf), x24(mask + 2, x + 16), b);
+    }
+    const __m256i back = _mm256_setr_epi32(0, 1, 6, 7, 2, 3, 4, 5);
+    __m256 lo = _mm256_permutevar8x32_ps(a, back), hi = _mm256_permutevar8x32_ps(b, back);
     if (j < k) udot_tail(mask, vals, LB_DTYPE_BF16, x, j, k, &lo, &hi);
     return hsum16(lo, hi);
 }

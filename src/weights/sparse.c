@@ -177,6 +177,8 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
     const lb_wsparse *sp = &w->u.sparse;
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
+    /* BF16 values with 2 kept in every mask nibble: the 2:4 kernel (V:2:M: on the relative masks) */
+    lb__sparse_udot24_fn u24 = udot && w->dtype == LB_DTYPE_BF16 && sp->n == 2 ? lb__sparse_udot24_for(lb_isa_active()) : NULL;
     lb__sparse_qrows_fn qrows = sp->fmt && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
     float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
     for (int64_t r = r0; qrows && r < r1; r += 32) {   /* packed uniform rows: 32 rows stay in cache across tokens */
@@ -194,9 +196,11 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
             b = lb__min64(r1, (blk + 1) * sp->v);
             for (int64_t t = 0; t < j->nt; t++) {
                 gather(sp->vsel + (size_t)blk * sp->mask_bytes, p->x + t * p->xs, w->cols, xk);
-                for (int64_t r = a; r < b; r++)
-                    p->y[t * p->ys + r] = udot(sp->vmask + (size_t)r * sp->vmask_bytes, sp->vp,
-                                               (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), w->dtype, xk, vk);
+                for (int64_t r = a; r < b; r++) {
+                    const uint8_t *rm = sp->vmask + (size_t)r * sp->vmask_bytes;
+                    const void *v = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w);
+                    p->y[t * p->ys + r] = u24 ? u24(rm, v, xk, vk) : udot(rm, sp->vp, v, w->dtype, xk, vk);
+                }
             }
         }
         return;
@@ -214,7 +218,9 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                 continue;
             }
             if (udot) {
-                p->y[t * p->ys + r] = udot(sp->mask + (size_t)r * sp->mask_bytes, sp->p, m.data, w->dtype, x, w->cols);
+                const uint8_t *rm = sp->mask + (size_t)r * sp->mask_bytes;
+                p->y[t * p->ys + r] = u24 && sp->m == 4 ? u24(rm, m.data, x, w->cols)
+                                                        : udot(rm, sp->p, m.data, w->dtype, x, w->cols);
                 continue;
             }
             if (sp->mask) gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
