@@ -20,7 +20,12 @@
  * second as a fraction of a plain streaming read (a sum over 256 MB)
  * measured in the same run. The machine is shared: read the ratios and the
  * load printed with them.
- * usage: bench_sparse [NAME]   (only the variants whose name contains NAME) */
+ * usage: bench_sparse [NAME]   (only the variants whose name contains NAME)
+ *        bench_sparse --profile [NAME]: per variant, CPU time per weight with
+ *        one copy (it stays in cache) against all copies cycled (streamed
+ *        from DRAM), alternated, at 1 and 2 threads: a kernel whose in-cache
+ *        time is close to its streamed time is bound by its own work, not
+ *        by memory (the hardware counters of perf are absent on the VM). */
 #include "lowbit.h"
 #include "quant/quant.h"
 #include <stdio.h>
@@ -161,8 +166,64 @@ static void time_pair(var *b, var *v, int64_t rows, int64_t cols, lb_pool *pool,
     lb__wspace_free(wv);
 }
 
+/* CPU seconds per product: one copy COPIES times (in cache) and each copy once (streamed). */
+static void cache_vs_stream(var *v, lb_wspace *ws, int64_t rows, int64_t cols, lb_pool *pool, const float *x, float *y,
+                            double *t)
+{
+    t[0] = t[1] = 1e30;
+    for (int r = 0; r < 7; r++) {
+        double c0 = cpu_now();
+        for (int c = 0; c < COPIES; c++) lb__linear(ws, pool, &v->w[0], x, 1, cols, y, rows);
+        double a = (cpu_now() - c0) / COPIES, b;
+        pass(v, ws, rows, cols, pool, x, y, &b);
+        if (a < t[0]) t[0] = a;
+        if (b < t[1]) t[1] = b;
+    }
+}
+
+static int profile(const char *only)
+{
+    const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
+    printf("| shape | variant | threads | in cache ns/weight | streamed ns/weight | streamed / in cache |\n|---|---|---:|---:|---:|---:|\n");
+    for (int s = 0; s < 3; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
+        float *y = malloc(sizeof(float) * (size_t)rows);
+        uint16_t *bf[COPIES];
+        lb_rng r;
+        lb_rng_seed(&r, 1);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
+        for (int c = 0; c < COPIES; c++) {
+            bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
+            lb_f32_to_bf16_row(w, bf[c], n);
+        }
+        for (int v = 0; v < N_VAR; v++) {
+            if ((only && !strstr(var_name[v], only)) || !strstr(var_name[v], "BF16")) continue;
+            var vv;
+            if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
+            for (int th = 1; th <= 2; th++) {
+                lb_pool *pool = NULL;
+                lb_pool_create(th, &pool);
+                lb_wspace *ws = space(&vv, th);
+                double t[2];
+                if (ws) cache_vs_stream(&vv, ws, rows, cols, pool, x, y, t);
+                if (ws) printf("| %lld x %lld | %s | %d | %.4f | %.4f | %.2f |\n", (long long)rows, (long long)cols, var_name[v],
+                               th, 1e9 * t[0] / (double)n, 1e9 * t[1] / (double)n, t[1] / t[0]);
+                lb__wspace_free(ws);
+                lb_pool_free(pool);
+            }
+            free_var(&vv);
+        }
+        for (int c = 0; c < COPIES; c++) free(bf[c]);
+        free(w); free(x); free(y);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--profile")) return profile(argc > 2 ? argv[2] : NULL);
     const char *only = argc > 1 ? argv[1] : NULL;   /* run the variants whose name contains this */
     const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
     double load[3] = {0};
