@@ -7,7 +7,11 @@
  *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
  *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
  *   the kept values in int4_g32 (the fused packed kernel; each also timed
- *   against both int4_g32 baselines).
+ *   against both int4_g32 baselines), and 64:2:8 BF16 with each row
+ *   gathering its own inputs (the kernel before the V:N:M shared gather),
+ *   2:4 BF16 through the kernel of any mask with 4 kept per byte (before
+ *   the 2:4 nibble kernel); 2:4 and 64:2:8 BF16 are also timed directly
+ *   against these.
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
  * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
@@ -16,7 +20,12 @@
  * second as a fraction of a plain streaming read (a sum over 256 MB)
  * measured in the same run. The machine is shared: read the ratios and the
  * load printed with them.
- * usage: bench_sparse [NAME]   (only the variants whose name contains NAME) */
+ * usage: bench_sparse [NAME]   (only the variants whose name contains NAME)
+ *        bench_sparse --profile [NAME]: per variant, CPU time per weight with
+ *        one copy (it stays in cache) against all copies cycled (streamed
+ *        from DRAM), alternated, at 1 and 2 threads: a kernel whose in-cache
+ *        time is close to its streamed time is bound by its own work, not
+ *        by memory (the hardware counters of perf are absent on the VM). */
 #include "lowbit.h"
 #include "quant/quant.h"
 #include <stdio.h>
@@ -24,10 +33,11 @@
 #include <string.h>
 #include <time.h>
 
-enum { COPIES = 48, N_VAR = 10 };
+enum { COPIES = 48, N_VAR = 12 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
                                       "unstructured 50% BF16", "2:4 int4_g32", "dense int4_g32 x int8 act (W4A8)",
-                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32"};
+                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32",
+                                      "64:2:8 BF16 per-row gather", "2:4 BF16 any-4-per-byte kernel"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -65,9 +75,10 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     memset(out, 0, sizeof *out);
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
-    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4"};
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4",
+                                      "64:2:8", "2:4"};
     static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}, {0, 0, 0},
-                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}};
+                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}, {64, 2, 8}, {0, 2, 4}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -76,7 +87,7 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     }
     for (int c = 0; c < COPIES && !rc; c++) {
         if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
-        else if (v == 5 || v >= 7) {   /* prune, then the kept values (k per row) into int4_g32 */
+        else if (v == 5 || (v >= 7 && v <= 9)) {   /* prune, then the kept values (k per row) into int4_g32 */
             int64_t k = cols * vnm[v][1] / (vnm[v][0] ? 8 : vnm[v][2]);
             float *k2 = malloc(sizeof(float) * (size_t)(rows * k));
             for (int64_t i = 0, n = 0; i < rows * cols; i++)
@@ -91,9 +102,12 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, w, rows, cols, &out->q[c]) != LB_OK;
             if (!rc) out->w[c] = lb__qmatrix_weight(&out->q[c]);
             if (v == 6) out->w[c].act = lb_format_find("int8_g32");
-        } else
+        } else {
             rc = lb__weight_sparse(&out->store, wp, keep, rows, cols, LB_DTYPE_BF16, vnm[v][0], vnm[v][1], vnm[v][2],
                                    LB_SPARSE_AUTO, &out->w[c]) != LB_OK;
+            if (v == 10) out->w[c].u.sparse.vsel = out->w[c].u.sparse.vmask = NULL;   /* each row gathers its own */
+            if (v == 11) out->w[c].u.sparse.m = 8;   /* not known to be 2:4 (a valid 4:8 mask): the p = 4 kernel */
+        }
     }
     if (!rc) out->bytes = lb__weight_bytes(&out->w[0]);
     free(wp);
@@ -152,8 +166,64 @@ static void time_pair(var *b, var *v, int64_t rows, int64_t cols, lb_pool *pool,
     lb__wspace_free(wv);
 }
 
+/* CPU seconds per product: one copy COPIES times (in cache) and each copy once (streamed). */
+static void cache_vs_stream(var *v, lb_wspace *ws, int64_t rows, int64_t cols, lb_pool *pool, const float *x, float *y,
+                            double *t)
+{
+    t[0] = t[1] = 1e30;
+    for (int r = 0; r < 7; r++) {
+        double c0 = cpu_now();
+        for (int c = 0; c < COPIES; c++) lb__linear(ws, pool, &v->w[0], x, 1, cols, y, rows);
+        double a = (cpu_now() - c0) / COPIES, b;
+        pass(v, ws, rows, cols, pool, x, y, &b);
+        if (a < t[0]) t[0] = a;
+        if (b < t[1]) t[1] = b;
+    }
+}
+
+static int profile(const char *only)
+{
+    const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
+    printf("| shape | variant | threads | in cache ns/weight | streamed ns/weight | streamed / in cache |\n|---|---|---:|---:|---:|---:|\n");
+    for (int s = 0; s < 3; s++) {
+        int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
+        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
+        float *y = malloc(sizeof(float) * (size_t)rows);
+        uint16_t *bf[COPIES];
+        lb_rng r;
+        lb_rng_seed(&r, 1);
+        for (int64_t i = 0; i < n; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
+        for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
+        for (int c = 0; c < COPIES; c++) {
+            bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
+            lb_f32_to_bf16_row(w, bf[c], n);
+        }
+        for (int v = 0; v < N_VAR; v++) {
+            if ((only && !strstr(var_name[v], only)) || !strstr(var_name[v], "BF16")) continue;
+            var vv;
+            if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
+            for (int th = 1; th <= 2; th++) {
+                lb_pool *pool = NULL;
+                lb_pool_create(th, &pool);
+                lb_wspace *ws = space(&vv, th);
+                double t[2];
+                if (ws) cache_vs_stream(&vv, ws, rows, cols, pool, x, y, t);
+                if (ws) printf("| %lld x %lld | %s | %d | %.4f | %.4f | %.2f |\n", (long long)rows, (long long)cols, var_name[v],
+                               th, 1e9 * t[0] / (double)n, 1e9 * t[1] / (double)n, t[1] / t[0]);
+                lb__wspace_free(ws);
+                lb_pool_free(pool);
+            }
+            free_var(&vv);
+        }
+        for (int c = 0; c < COPIES; c++) free(bf[c]);
+        free(w); free(x); free(y);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--profile")) return profile(argc > 2 ? argv[2] : NULL);
     const char *only = argc > 1 ? argv[1] : NULL;   /* run the variants whose name contains this */
     const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
     double load[3] = {0};
@@ -188,13 +258,20 @@ int main(int argc, char **argv)
             lb_pool_create(th, &pool);
             for (int v = 0; v < N_VAR; v++) {
                 if (only && !strstr(var_name[v], only)) continue;
-                var vv;
+                var vv, per_row;
                 if (build(v, w, rows, cols, bf, &vv)) { printf("| %s | failed: %s |\n", var_name[v], lb_errmsg()); continue; }
                 double t[4];
                 time_pair(&base, &vv, rows, cols, pool, th, x, y, t);
                 printf("| %s | %.4f | %d | %.4f | %.2fx | %.2fx | %.0f%% |\n", var_name[v], (double)vv.bytes / (double)n, th,
                        1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3], 100.0 * ((double)vv.bytes / t[1]) / bw[th]);
-                for (int b = 0; b < 2 && (v == 5 || v >= 7); b++) {   /* and against both int4_g32 baselines */
+                int before = v == 3 ? 10 : v == 2 ? 11 : 0;   /* against the kernel it replaced */
+                if (before && !build(before, w, rows, cols, bf, &per_row)) {
+                    time_pair(&per_row, &vv, rows, cols, pool, th, x, y, t);
+                    printf("| %s vs %s | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], var_name[before], th,
+                           1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);
+                    free_var(&per_row);
+                }
+                for (int b = 0; b < 2 && (v == 5 || (v >= 7 && v <= 9)); b++) {   /* and against both int4_g32 baselines */
                     time_pair(b ? &base48 : &base4, &vv, rows, cols, pool, th, x, y, t);
                     printf("| %s vs %s | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], b ? "W4A8" : "dense int4_g32", th,
                            1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);

@@ -37,7 +37,14 @@ lb__sparse_gather_fn lb__sparse_gather_for(lb_isa isa)
 lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa)
 {
     lb_isa best = lb_isa_best();
-    return (isa > best ? best : isa) >= LB_ISA_AVX2 ? lb__sparse_udot_avx2 : NULL;
+    if (isa > best) isa = best;
+    return isa >= LB_ISA_AVX512 ? lb__sparse_udot_avx512 : isa >= LB_ISA_AVX2 ? lb__sparse_udot_avx2 : NULL;
+}
+
+lb__sparse_udot24_fn lb__sparse_udot24_for(lb_isa isa)
+{
+    lb_isa best = lb_isa_best();
+    return (isa > best ? best : isa) == LB_ISA_AVX2 ? lb__sparse_udot24_avx2 : NULL;
 }
 
 bool lb__sparse_qrows_ok(const lb_format *f, int p, int64_t cols)

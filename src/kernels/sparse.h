@@ -33,8 +33,17 @@ void lb__sparse_gather_idx(const uint16_t *idx, int64_t k, const float *x, float
 typedef float (*lb__sparse_udot_fn)(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x,
                                     int64_t cols);
 float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x, int64_t cols);
+float lb__sparse_udot_avx512(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x, int64_t cols);
 /* The fused kernel of an ISA path, or NULL (the reference: gather + dot). */
 lb__sparse_udot_fn lb__sparse_udot_for(lb_isa isa);
+/* The same for BF16 values of a mask whose every nibble holds 2 set bits
+ * (2:4; the V:2:M masks relative to a block's gathered inputs), cols a
+ * multiple of 8: the same bits as lb__sparse_udot_* with p = 4. */
+typedef float (*lb__sparse_udot24_fn)(const uint8_t *mask, const uint16_t *vals, const float *x, int64_t cols);
+float lb__sparse_udot24_avx2(const uint8_t *mask, const uint16_t *vals, const float *x, int64_t cols);
+/* The 2:4 kernel of an ISA path, or NULL (then lb__sparse_udot_for's; the
+ * AVX-512 path has none: its udot packs 2:4 inputs with vcompressps). */
+lb__sparse_udot24_fn lb__sparse_udot24_for(lb_isa isa);
 
 /* Packed values (prune + quantize: each row's k = cols / 8 * p kept values
  * in block format f, rows of rb bytes) of rows whose mask bytes all hold p

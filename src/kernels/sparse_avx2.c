@@ -87,7 +87,7 @@ static const uint64_t positions[256] = {
 
 /* Lane i of entry b: the position of bit number (i mod popcount(b)) of b
  * (all 0 for b = 0). */
-static const int32_t cyclic[256][8] __attribute__((aligned(32))) = {
+static const int32_t cyclic[257][8] __attribute__((aligned(32))) = {   /* entry 256: the padding of an offset load */
     {0,0,0,0,0,0,0,0}, {0,0,0,0,0,0,0,0}, {1,1,1,1,1,1,1,1}, {0,1,0,1,0,1,0,1}, {2,2,2,2,2,2,2,2}, {0,2,0,2,0,2,0,2},
     {1,2,1,2,1,2,1,2}, {0,1,2,0,1,2,0,1}, {3,3,3,3,3,3,3,3}, {0,3,0,3,0,3,0,3}, {1,3,1,3,1,3,1,3}, {0,1,3,0,1,3,0,1},
     {2,3,2,3,2,3,2,3}, {0,2,3,0,2,3,0,2}, {1,2,3,1,2,3,1,2}, {0,1,2,3,0,1,2,3}, {4,4,4,4,4,4,4,4}, {0,4,0,4,0,4,0,4},
@@ -177,6 +177,46 @@ static float value_f32(const void *v, int64_t j, lb_dtype dt)
     return dt == LB_DTYPE_F16 ? lb_f16_to_f32(h) : lb_bf16_to_f32(h);
 }
 
+/* The kept inputs of lanes 0-3 from the 4 / P mask bytes at m[a] and of
+ * lanes 4-7 from those at m[b] (x at the first column of m[0]; P | 4). */
+INLINE __m256 gather44(const uint8_t *m, const float *x, int a, int b, int P)
+{
+    if (P == 4) return _mm256_blend_ps(chunk(m, x, a), chunk(m, x, b), 0xf0);
+    if (P == 2) {
+        __m256 r = _mm256_blend_ps(chunk(m, x, a), chunk(m, x, a + 1), 0x0c);
+        r = _mm256_blend_ps(r, chunk(m, x, b), 0x30);
+        return _mm256_blend_ps(r, chunk(m, x, b + 1), 0xc0);
+    }
+    __m256 r = _mm256_blend_ps(chunk(m, x, a), chunk(m, x, a + 1), 0x02);
+    r = _mm256_blend_ps(r, chunk(m, x, a + 2), 0x04);
+    r = _mm256_blend_ps(r, chunk(m, x, a + 3), 0x08);
+    r = _mm256_blend_ps(r, chunk(m, x, b), 0x10);
+    r = _mm256_blend_ps(r, chunk(m, x, b + 1), 0x20);
+    r = _mm256_blend_ps(r, chunk(m, x, b + 2), 0x40);
+    return _mm256_blend_ps(r, chunk(m, x, b + 3), 0x80);
+}
+
+/* The zero-padded tail block (kept values j .. k), as the reference. */
+INLINE void udot_tail(const uint8_t *mask, const void *vals, lb_dtype dt, const float *x, int64_t j, int64_t k,
+                      __m256 *lo, __m256 *hi)
+{
+    float xv[16] = {0}, vv[16] = {0};
+    int64_t n = 0;
+    for (int64_t c = 0; n < k - j; c++)
+        if (mask[c >> 3] >> (c & 7) & 1) { xv[n] = x[c]; vv[n] = value_f32(vals, j + n, dt); n++; }
+    *lo = _mm256_fmadd_ps(_mm256_loadu_ps(vv), _mm256_loadu_ps(xv), *lo);
+    *hi = _mm256_fmadd_ps(_mm256_loadu_ps(vv + 8), _mm256_loadu_ps(xv + 8), *hi);
+}
+
+INLINE float hsum16(__m256 lo, __m256 hi)
+{
+    __m256 a = _mm256_add_ps(lo, hi);
+    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
+    return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+}
+
+/* Any dtype and P: lanes 0-7 in lo, 8-15 in hi. */
 INLINE float udot(const uint8_t *mask, const void *vals, lb_dtype dt, const float *x, int64_t cols, int P)
 {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
@@ -186,28 +226,87 @@ INLINE float udot(const uint8_t *mask, const void *vals, lb_dtype dt, const floa
         lo = _mm256_fmadd_ps(load_v8(vals, j, dt), gather8(mask, x, P), lo);
         hi = _mm256_fmadd_ps(load_v8(vals, j + 8, dt), gather8(mask + bpb / 2, x + 4 * bpb, P), hi);
     }
-    if (j < k) {                               /* zero-padded tail block */
-        float xv[16] = {0}, vv[16] = {0};
-        int64_t n = 0;
-        for (int64_t c = 0; n < k - j; c++)
-            if (mask[c >> 3] >> (c & 7) & 1) { xv[n] = x[c]; vv[n] = value_f32(vals, j + n, dt); n++; }
-        lo = _mm256_fmadd_ps(_mm256_loadu_ps(vv), _mm256_loadu_ps(xv), lo);
-        hi = _mm256_fmadd_ps(_mm256_loadu_ps(vv + 8), _mm256_loadu_ps(xv + 8), hi);
-    }
-    __m256 a = _mm256_add_ps(lo, hi);
-    __m128 b = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    __m128 c = _mm_add_ps(b, _mm_movehl_ps(b, b));
-    return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
+    if (j < k) udot_tail(mask, vals, dt, x, j, k, &lo, &hi);
+    return hsum16(lo, hi);
 }
+
+/* BF16 values, P | 4: one 32-byte load of 16 values; interleaving them
+ * with zeros (vpunpcklwd / vpunpckhwd) is the BF16 -> FP32 conversion, and
+ * leaves canonical lanes 0-3 and 8-11 in one register (a), 4-7 and 12-15
+ * in the other (b): the inputs are gathered in that order, and the lanes
+ * are put back in order (lo = 0-7, hi = 8-15) before the tail and the
+ * canonical tree. The same products and sums as udot, per lane. */
+INLINE float udot_bf16(const uint8_t *mask, const uint16_t *vals, const float *x, int64_t cols, int P)
+{
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    const __m256i zero = _mm256_setzero_si256();
+    int64_t k = cols / 8 * P, kf = k & ~(int64_t)15, j = 0;
+    const int q = 4 / P, bpb = 16 / P;        /* mask bytes per 4 and per 16 kept values */
+    for (; j < kf; j += 16, mask += bpb, x += 8 * bpb) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(vals + j));
+        a = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(zero, v)), gather44(mask, x, 0, 2 * q, P), a);
+        b = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(zero, v)), gather44(mask, x, q, 3 * q, P), b);
+    }
+    __m256 lo = _mm256_permute2f128_ps(a, b, 0x20), hi = _mm256_permute2f128_ps(a, b, 0x31);
+    if (j < k) udot_tail(mask, vals, LB_DTYPE_BF16, x, j, k, &lo, &hi);
+    return hsum16(lo, hi);
+}
+
+/* 2:4 nibbles (every mask nibble holds 2 set bits), BF16 values: the inputs
+ * move inside 128-bit halves only (vpermilps, half the cost of vpermps
+ * here): one x load of 8 inputs keeps the 2 of its low nibble in lanes 0-1
+ * and the 2 of its high nibble in lanes 6-7 (the index: the byte's cyclic
+ * entry, whose lanes mod 4 repeat p0 p1 q0 q1), the next 8 inputs theirs
+ * in lanes 2-3 and 4-5 (the same entry read 2 lanes on), and a blend joins
+ * them: kept values 0-7 of a group of 8 sit in lanes 0 1 6 7 | 2 3 4 5,
+ * i.e. lane l holds value (0 1 4 5 6 7 2 3)[l]. The values are put in that
+ * order by vpshufb from a broadcast of 8 BF16 values (the shuffle writes
+ * each into the high half of a zeroed lane: the FP32 conversion). After
+ * the loop one vpermps per register puts the canonical lanes back. */
+INLINE __m256 x24(const uint8_t *m, const float *x)
+{
+    __m256 a = _mm256_permutevar_ps(_mm256_loadu_ps(x), _mm256_load_si256((const __m256i *)cyclic[m[0]]));
+    __m256 b = _mm256_permutevar_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_si256((const __m256i *)(cyclic[m[1]] + 2)));
+    return _mm256_blend_ps(a, b, 0x3c);
+}
+
+INLINE __m256 v24(const uint16_t *v, __m256i shuf)
+{
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)v)), shuf));
+}
+
+float lb__sparse_udot24_avx2(const uint8_t *mask, const uint16_t *vals, const float *x, int64_t cols)
+{
+    const __m256i shuf = _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 8, 9, -1, -1, 10, 11,
+                                          -1, -1, 12, 13, -1, -1, 14, 15, -1, -1, 4, 5, -1, -1, 6, 7);
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+    int64_t k = cols / 2, kf = k & ~(int64_t)15, j = 0;
+    for (; j < kf; j += 16, mask += 4, x += 32) {
+        a = _mm256_fmadd_ps(v24(vals + j, shuf), x24(mask, x), a);
+        b = _mm256_fmadd_ps(v24(vals + j + 8, shuf), x24(mask + 2, x + 16), b);
+    }
+    const __m256i back = _mm256_setr_epi32(0, 1, 6, 7, 2, 3, 4, 5);
+    __m256 lo = _mm256_permutevar8x32_ps(a, back), hi = _mm256_permutevar8x32_ps(b, back);
+    if (j < k) udot_tail(mask, vals, LB_DTYPE_BF16, x, j, k, &lo, &hi);
+    return hsum16(lo, hi);
+}
+
+#define UDOT_FN(name, DT, P)                                                                                    \
+    static float name(const uint8_t *mask, const void *vals, const float *x, int64_t cols)                   \
+    {                                                                                                          \
+        return DT == LB_DTYPE_BF16 && P < 8 ? udot_bf16(mask, vals, x, cols, P) : udot(mask, vals, DT, x, cols, P); \
+    }
+UDOT_FN(u_f32_1, LB_DTYPE_F32, 1) UDOT_FN(u_f32_2, LB_DTYPE_F32, 2) UDOT_FN(u_f32_4, LB_DTYPE_F32, 4) UDOT_FN(u_f32_8, LB_DTYPE_F32, 8)
+UDOT_FN(u_f16_1, LB_DTYPE_F16, 1) UDOT_FN(u_f16_2, LB_DTYPE_F16, 2) UDOT_FN(u_f16_4, LB_DTYPE_F16, 4) UDOT_FN(u_f16_8, LB_DTYPE_F16, 8)
+UDOT_FN(u_bf16_1, LB_DTYPE_BF16, 1) UDOT_FN(u_bf16_2, LB_DTYPE_BF16, 2) UDOT_FN(u_bf16_4, LB_DTYPE_BF16, 4)
+UDOT_FN(u_bf16_8, LB_DTYPE_BF16, 8)
 
 float lb__sparse_udot_avx2(const uint8_t *mask, int p, const void *vals, lb_dtype dt, const float *x, int64_t cols)
 {
-    switch (p) {
-    case 1: return udot(mask, vals, dt, x, cols, 1);
-    case 2: return udot(mask, vals, dt, x, cols, 2);
-    case 4: return udot(mask, vals, dt, x, cols, 4);
-    default: return udot(mask, vals, dt, x, cols, 8);
-    }
+    static float (*const fns[3][4])(const uint8_t *, const void *, const float *, int64_t) = {
+        {u_f32_1, u_f32_2, u_f32_4, u_f32_8}, {u_f16_1, u_f16_2, u_f16_4, u_f16_8}, {u_bf16_1, u_bf16_2, u_bf16_4, u_bf16_8}};
+    int d = dt == LB_DTYPE_F32 ? 0 : dt == LB_DTYPE_F16 ? 1 : 2, pi = p == 1 ? 0 : p == 2 ? 1 : p == 4 ? 2 : 3;
+    return fns[d][pi](mask, vals, x, cols);
 }
 
 /* ---- packed 4-bit rows (prune + quantize) */

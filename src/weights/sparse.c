@@ -19,7 +19,10 @@
  *
  * A product row is the canonical dot (kernels.h) of the kept values with
  * the kept inputs gathered in column order (kernels/sparse.h): the same
- * bits on every ISA, thread count, and in prefill and decode.
+ * bits on every ISA, thread count, and in prefill and decode. V:N:M values
+ * also get, at load, the inputs each block of V rows gathers and each row's
+ * mask relative to them (vnm_derive; not in the file): one gather per
+ * block, then a fused 2:4-like dot per row, the same bits.
  *
  * In a file (docs/file-format.md) a weight P.weight is stored as
  *   P.weight_values       F32/F16/BF16 (nnz)
@@ -124,6 +127,55 @@ static int32_t uniform_p(const lb_weight *w)
     return p;
 }
 
+/* The V:N:M shared gather (lb_wsparse.vsel / vmask), for values (not
+ * packed) of a bitmask with n in {1, 2, 4}, m > 4 and cols a multiple of
+ * 2 m: per block of v rows and group of m inputs, the inputs its rows keep
+ * (at most 4: validated) padded to 4 with the group's first unused ones,
+ * in column order; per row, which of its block's gathered inputs it keeps
+ * (n in each 4, so every byte holds 2 n bits: the fused kernel's uniform
+ * masks). The kept inputs of a row are a subset of its block's, both in
+ * column order, so the row's kept values meet the same inputs in the same
+ * order through either mask. Nothing (NULL) when it does not apply. */
+static lb_status vnm_derive(lb_wstore *s, lb_weight *w)
+{
+    lb_wsparse *sp = &w->u.sparse;
+    sp->vsel = sp->vmask = NULL;
+    if (!sp->mask || sp->fmt || sp->v < 1 || (sp->n != 1 && sp->n != 2 && sp->n != 4) || sp->m <= 4 || !w->rows ||
+        w->cols % (2 * sp->m))
+        return LB_OK;
+    int64_t nb = (w->rows + sp->v - 1) / sp->v, groups = w->cols / sp->m;
+    size_t vb = (size_t)groups / 2;
+    uint8_t *sel = lb__wstore_alloc(s, (size_t)nb * sp->mask_bytes), *rel = lb__wstore_alloc(s, (size_t)w->rows * vb);
+    int64_t *col = malloc(sizeof(int64_t) * (size_t)groups * 4);
+    if (!sel || !rel || !col) { free(col); return LB_ERR_NOMEM; }
+    memset(sel, 0, (size_t)nb * sp->mask_bytes);
+    memset(rel, 0, (size_t)w->rows * vb);
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t r0 = b * sp->v, r1 = lb__min64(w->rows, r0 + sp->v);
+        uint8_t *bs = sel + (size_t)b * sp->mask_bytes;
+        for (int64_t g = 0; g < groups; g++) {
+            int used = 0;
+            for (int64_t c = g * sp->m; c < (g + 1) * sp->m; c++)
+                for (int64_t r = r0; r < r1; r++)
+                    if (kept_bit(sp, r, c)) { bs[c >> 3] |= (uint8_t)(1u << (c & 7)); used++; break; }
+            for (int64_t c = g * sp->m; c < (g + 1) * sp->m && used < 4; c++)
+                if (!(bs[c >> 3] >> (c & 7) & 1)) { bs[c >> 3] |= (uint8_t)(1u << (c & 7)); used++; }
+            if (used != 4) { free(col); return LB_OK; }   /* more than 4 (not a valid block): no shared gather */
+            for (int64_t c = g * sp->m, i = 0; c < (g + 1) * sp->m; c++)
+                if (bs[c >> 3] >> (c & 7) & 1) col[g * 4 + i++] = c;
+        }
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t i = 0; i < groups * 4; i++)
+                if (kept_bit(sp, r, col[i])) rel[(size_t)r * vb + (size_t)(i >> 3)] |= (uint8_t)(1u << (i & 7));
+    }
+    free(col);
+    sp->vsel = sel;
+    sp->vmask = rel;
+    sp->vmask_bytes = vb;
+    sp->vp = 2 * sp->n;
+    return LB_OK;
+}
+
 /* Rows [r0, r1) for every token: the fused kernel for uniform masks, else
  * gather the kept inputs and take the canonical dot (the same bits). */
 static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t r1, int thread)
@@ -132,6 +184,8 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
     const lb_wsparse *sp = &w->u.sparse;
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
+    /* BF16 values with 2 kept in every mask nibble: the 2:4 kernel (V:2:M: on the relative masks) */
+    lb__sparse_udot24_fn u24 = udot && w->dtype == LB_DTYPE_BF16 && sp->n == 2 ? lb__sparse_udot24_for(lb_isa_active()) : NULL;
     bool full = sp->fmt && sp->p && sp->k == w->cols / 8 * sp->p;   /* uniform rows, no padding */
     lb__sparse_qrows_fn qrows = full && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
     float *xk = j->rowbuf + (int64_t)thread * j->max_cols;
@@ -143,6 +197,22 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                   p->y + t * p->ys + r);
     }
     if (qrows) return;
+    if (sp->vmask && udot) {   /* V:N:M: one gather per block and token, then each row over it */
+        int64_t vk = (int64_t)sp->vmask_bytes * 8;
+        for (int64_t a = r0, b; a < r1; a = b) {
+            int64_t blk = a / sp->v;
+            b = lb__min64(r1, (blk + 1) * sp->v);
+            for (int64_t t = 0; t < j->nt; t++) {
+                gather(sp->vsel + (size_t)blk * sp->mask_bytes, p->x + t * p->xs, w->cols, xk);
+                for (int64_t r = a; r < b; r++) {
+                    const uint8_t *rm = sp->vmask + (size_t)r * sp->vmask_bytes;
+                    const void *v = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w);
+                    p->y[t * p->ys + r] = u24 ? u24(rm, v, xk, vk) : udot(rm, sp->vp, v, w->dtype, xk, vk);
+                }
+            }
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         int64_t k = sp->off[r + 1] - sp->off[r];
         lb_mat m = {.data = (const uint8_t *)w->data + (size_t)sp->off[r] * vsize(w), .dtype = w->dtype, .rows = 1,
@@ -157,7 +227,9 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
                 continue;
             }
             if (udot) {
-                p->y[t * p->ys + r] = udot(sp->mask + (size_t)r * sp->mask_bytes, sp->p, m.data, w->dtype, x, w->cols);
+                const uint8_t *rm = sp->mask + (size_t)r * sp->mask_bytes;
+                p->y[t * p->ys + r] = u24 && sp->m == 4 ? u24(rm, m.data, x, w->cols)
+                                                        : udot(rm, sp->p, m.data, w->dtype, x, w->cols);
                 continue;
             }
             if (sp->mask) gather(sp->mask + (size_t)r * sp->mask_bytes, x, w->cols, xk);
@@ -334,7 +406,8 @@ lb_status lb__weight_sparse(lb_wstore *s, const float *w, const uint8_t *keep, i
     sp.v = v; sp.n = n; sp.m = m;
     *out = (lb_weight){.rep = &lb__wrep_sparse, .rows = rows, .cols = cols, .data = vals, .dtype = vdt, .u.sparse = sp};
     out->u.sparse.p = uniform_p(out);
-    return built(out);
+    st = built(out);
+    return st ? st : vnm_derive(s, out);
 }
 
 /* The packed values per row of keep in format f: the largest kept count of
@@ -513,7 +586,8 @@ static lb_status sparse_read(lb_wsrc *src, const char *name, const char *pre, bo
         if ((s = read_packed(src, pre, what, w))) return s;
     }
     w->u.sparse.p = uniform_p(w);
-    return lb__sparse_validate(w, what);
+    s = lb__sparse_validate(w, what);
+    return s ? s : vnm_derive(src->store, w);
 }
 
 static lb_status sparse_plan(const lb_weight *w, const char *name, const char *pre, bool vector, lb_wplan *p)
@@ -590,6 +664,9 @@ static lb_status sparse_copy(lb_wstore *s, lb_weight *w)
     if (!(sp->off = lb__wstore_copy(s, sp->off, (size_t)(w->rows + 1) * 8))) return LB_ERR_NOMEM;
     if (sp->mask && !(sp->mask = lb__wstore_copy(s, sp->mask, (size_t)w->rows * sp->mask_bytes))) return LB_ERR_NOMEM;
     if (sp->idx && !(sp->idx = lb__wstore_copy(s, sp->idx, (size_t)sp->nnz * 2))) return LB_ERR_NOMEM;
+    if (sp->vsel && !(sp->vsel = lb__wstore_copy(s, sp->vsel, (size_t)((w->rows + sp->v - 1) / sp->v) * sp->mask_bytes)))
+        return LB_ERR_NOMEM;
+    if (sp->vmask && !(sp->vmask = lb__wstore_copy(s, sp->vmask, (size_t)w->rows * sp->vmask_bytes))) return LB_ERR_NOMEM;
     return LB_OK;
 }
 

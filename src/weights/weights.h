@@ -87,6 +87,11 @@ typedef struct lb_wsparse {
     float tensor_scale;     /* fmt's per-tensor scale (NV formats), else 1 */
     size_t row_bytes;
     int64_t k;
+    /* V:N:M shared gather (sparse.c; derived at load, never stored; NULL when it does not apply) */
+    const uint8_t *vsel;    /* (ceil(rows / v), mask_bytes): the 4 inputs of each group of m a block gathers */
+    const uint8_t *vmask;   /* (rows, vmask_bytes): each row's kept inputs among its block's gathered ones */
+    size_t vmask_bytes;     /* cols / m * 4 / 8 */
+    int32_t vp;             /* set bits of every vmask byte (2 n) */
 } lb_wsparse;
 
 /* One weight. Borrowed views into mapped files or buffers owned by the
