@@ -123,6 +123,11 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
 {
     const lb_weight *w = p->w;
     const lb_wsparse *sp = &w->u.sparse;
+    if (p->iw.f) {   /* spint: packed rows x int8 activation codes (linear.c made them when lb__act_pairs) */
+        lb__sparse_igemm()(&p->iw, sp->p, sp->mask, sp->mask_bytes, w->data, sp->row_bytes, r0, r1, w->cols, &p->ia,
+                           j->nt, p->y, p->ys);
+        return;
+    }
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
     lb__sparse_qrows_fn qrows = sp->fmt && lb__sparse_qrows_ok(sp->fmt, sp->p, w->cols) ? lb__sparse_qrows_for(lb_isa_active()) : NULL;
