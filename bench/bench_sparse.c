@@ -7,7 +7,9 @@
  *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
  *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
  *   the kept values in int4_g32 (the fused packed kernel; each also timed
- *   against both int4_g32 baselines).
+ *   against both int4_g32 baselines), and 2:4, 4:8, 64:2:8 int4_g32 with
+ *   int8_g32 activations (`--act int8`: the sparse integer kernel of
+ *   kernels/sparse.h, also timed against both int4_g32 baselines).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
  * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
@@ -24,10 +26,11 @@
 #include <string.h>
 #include <time.h>
 
-enum { COPIES = 48, N_VAR = 10 };
+enum { COPIES = 48, N_VAR = 13 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
                                       "unstructured 50% BF16", "2:4 int4_g32", "dense int4_g32 x int8 act (W4A8)",
-                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32"};
+                                      "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32",
+                                      "2:4 int4_g32 x int8 act", "4:8 int4_g32 x int8 act", "64:2:8 int4_g32 x int8 act"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -65,9 +68,10 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     memset(out, 0, sizeof *out);
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
-    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4"};
+    static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4",
+                                         "2:4", "4:8", "64:2:8"};
     static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}, {0, 0, 0},
-                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}};
+                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}, {0, 2, 4}, {0, 4, 8}, {64, 2, 8}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -85,6 +89,7 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, k, &out->q[c]) != LB_OK;
             if (!rc) rc = lb__weight_sparse_packed(&out->store, keep, rows, cols, out->q[c].fmt, out->q[c].tensor_scale,
                                                    out->q[c].packed, vnm[v][0], vnm[v][1], vnm[v][2], &out->w[c]) != LB_OK;
+            if (v >= 10) out->w[c].act = lb_format_find("int8_g32");   /* the sparse integer kernel (spint) */
             free(k2);
         } else if (v == 1 || v == 6) {
             lb_quantize_opts o = {0};

@@ -27,6 +27,10 @@
 
 enum { SI_F16, SI_BF16, SI_E8M0 };
 
+#ifndef SI_GATHER
+#define SI_GATHER 0
+#endif
+
 /* The decoded scale of a weight block: lb__iw_scale's arithmetic (as
  * igemm_simd.h's ig_wscale). */
 SI_INLINE float si_wscale(int sk, const uint8_t *blk)
@@ -48,25 +52,43 @@ SI_INLINE __m256i si_wcodes(const uint8_t *codes, int bits)
     return _mm256_shuffle_epi8(lut, v);
 }
 
-/* C: the controls of the 16 / P mask-byte pairs of m (pair c at byte 2 P c). */
-SI_INLINE __m256i si_ctrl(const uint8_t *m, int P)
+/* Bytes 8 i .. 8 i + 7 of C (below): the controls of mask bytes m[8 i / P ..). */
+SI_INLINE uint64_t si_ctrl8(const uint8_t *m, int P, int i)
 {
     const uint64_t *pos = lb__sparse_bitpos;
-    uint64_t q[4];
-    for (int i = 0; i < 4; i++) {
-        if (P == 4) q[i] = pos[m[2 * i]] | (pos[m[2 * i + 1]] + 0x08080808u) << 32;
-        else if (P == 2) {
-            const uint8_t *mm = m + 4 * i;
-            uint64_t d0 = (uint32_t)pos[mm[0]] | ((uint32_t)pos[mm[1]] + 0x0808u) << 16;
-            uint64_t d1 = (uint32_t)pos[mm[2]] | ((uint32_t)pos[mm[3]] + 0x0808u) << 16;
-            q[i] = d0 | d1 << 32;
-        } else {
-            const uint8_t *mm = m + 8 * i;
-            q[i] = 0;
-            for (int k = 0; k < 4; k++) q[i] |= (uint64_t)((pos[mm[2 * k]] & 0xff) | ((pos[mm[2 * k + 1]] & 0xff) + 8) << 8) << (16 * k);
-        }
+    if (P == 4) return pos[m[2 * i]] | (pos[m[2 * i + 1]] + 0x08080808u) << 32;
+    if (P == 2) {
+        const uint8_t *mm = m + 4 * i;
+        uint64_t d0 = (uint32_t)pos[mm[0]] | ((uint32_t)pos[mm[1]] + 0x0808u) << 16;
+        uint64_t d1 = (uint32_t)pos[mm[2]] | ((uint32_t)pos[mm[3]] + 0x0808u) << 16;
+        return d0 | d1 << 32;
     }
-    return _mm256_set_epi64x((long long)q[3], (long long)q[2], (long long)q[1], (long long)q[0]);
+    const uint8_t *mm = m + 8 * i;
+    uint64_t q = 0;
+    for (int k = 0; k < 4; k++) q |= (uint64_t)((pos[mm[2 * k]] & 0xff) | ((pos[mm[2 * k + 1]] & 0xff) + 8) << 8) << (16 * k);
+    return q;
+}
+
+/* C: the controls of the 16 / P mask-byte pairs of m (pair c at byte 2 P c),
+ * put together in registers (vmovq / vpinsrq: no store and wide reload). */
+SI_INLINE __m256i si_ctrl(const uint8_t *m, int P)
+{
+    const int *pos = (const int *)lb__sparse_bitpos;   /* the low 4 bytes of entry b at pos + 2 b */
+    if (SI_GATHER && P == 4) {   /* dword c = entry m[c] (+ 8 per byte for odd c): one vpgatherdd of 8 */
+        __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+        __m256i g = _mm256_i32gather_epi32(pos, idx, 8);
+        return _mm256_add_epi8(g, _mm256_setr_epi32(0, 0x08080808, 0, 0x08080808, 0, 0x08080808, 0, 0x08080808));
+    }
+    if (SI_GATHER && P == 2) {   /* dword c = entry m[2c] | (entry m[2c + 1] + 8 per byte) << 16: two gathers of 8 */
+        __m128i mm = _mm_loadu_si128((const __m128i *)m);
+        mm = _mm_shuffle_epi8(mm, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
+        __m256i ge = _mm256_i32gather_epi32(pos, _mm256_cvtepu8_epi32(mm), 8);
+        __m256i go = _mm256_i32gather_epi32(pos, _mm256_cvtepu8_epi32(_mm_srli_si128(mm, 8)), 8);
+        return _mm256_or_si256(ge, _mm256_slli_epi32(_mm256_add_epi8(go, _mm256_set1_epi16(0x0808)), 16));
+    }
+    __m128i lo = _mm_insert_epi64(_mm_cvtsi64_si128((long long)si_ctrl8(m, P, 0)), (long long)si_ctrl8(m, P, 1), 1);
+    __m128i hi = _mm_insert_epi64(_mm_cvtsi64_si128((long long)si_ctrl8(m, P, 2)), (long long)si_ctrl8(m, P, 3), 1);
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 
 /* 0x80 in every byte of a lane outside slot s (2 P bytes wide). */
