@@ -91,6 +91,10 @@ extern const uint8_t lb__popcount8[256];
 
 /* Byte i of entry b: the position of the i-th set bit of b (0 past them). */
 extern const uint64_t lb__sparse_bitpos[256];
+/* Entry [i][b], P = 4 >> i: the first P positions of b's set bits, each + 8,
+ * in bytes P .. 2P - 1 (OR it onto entry lb__sparse_bitpos[a]: the 2P
+ * shuffle-control bytes of the 16 inputs of mask bytes a, b). */
+extern const uint64_t lb__sparse_bitpos_hi[3][256];
 
 /* Whether rows of w's format under uniform masks of p set bits per byte and
  * cols inputs have the integer product (k = cols / 8 * p a multiple of 32). */

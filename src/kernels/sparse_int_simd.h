@@ -5,7 +5,8 @@
  * s, exact int32) and SI_NAME.
  *
  * Per weight block (32 kept values) and row: the 32 weights decoded in
- * column order (4-bit: the nibbles interleaved by vpunpcklbw, sign-extended
+ * column order (4-bit: byte i widened to word i, its nibbles split into the
+ * word's two bytes by a shift, OR and mask, then sign-extended
  * through vpshufb), the scale, and the shuffle controls of the row's mask
  * bytes; then per token the 32 kept activation codes are gathered and met
  * as igemm_simd.h does (vpsignb, |w| unsigned). The gather: 16 inputs (2
@@ -27,10 +28,6 @@
 
 enum { SI_F16, SI_BF16, SI_E8M0 };
 
-#ifndef SI_GATHER
-#define SI_GATHER 0
-#endif
-
 /* The decoded scale of a weight block: lb__iw_scale's arithmetic (as
  * igemm_simd.h's ig_wscale). */
 SI_INLINE float si_wscale(int sk, const uint8_t *blk)
@@ -46,46 +43,31 @@ SI_INLINE __m256i si_wcodes(const uint8_t *codes, int bits)
     if (bits == 8) return _mm256_loadu_si256((const __m256i *)codes);
     const __m256i lut = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1,
                                          0, 1, 2, 3, 4, 5, 6, 7, -8, -7, -6, -5, -4, -3, -2, -1);
-    __m128i x = _mm_loadu_si128((const __m128i *)codes);
-    __m256i y = _mm256_set_m128i(_mm_srli_si128(x, 8), x), f = _mm256_set1_epi8(15);
-    __m256i v = _mm256_unpacklo_epi8(_mm256_and_si256(y, f), _mm256_and_si256(_mm256_srli_epi16(y, 4), f));
+    __m256i w = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)codes));   /* byte i in word i */
+    __m256i v = _mm256_and_si256(_mm256_or_si256(w, _mm256_slli_epi16(w, 4)), _mm256_set1_epi8(15));
     return _mm256_shuffle_epi8(lut, v);
 }
 
 /* Bytes 8 i .. 8 i + 7 of C (below): the controls of mask bytes m[8 i / P ..). */
 SI_INLINE uint64_t si_ctrl8(const uint8_t *m, int P, int i)
 {
-    const uint64_t *pos = lb__sparse_bitpos;
-    if (P == 4) return pos[m[2 * i]] | (pos[m[2 * i + 1]] + 0x08080808u) << 32;
+    const uint64_t *pos = lb__sparse_bitpos, *hi = lb__sparse_bitpos_hi[P == 4 ? 0 : P == 2 ? 1 : 2];
+    if (P == 4) return pos[m[2 * i]] | hi[m[2 * i + 1]];
     if (P == 2) {
         const uint8_t *mm = m + 4 * i;
-        uint64_t d0 = (uint32_t)pos[mm[0]] | ((uint32_t)pos[mm[1]] + 0x0808u) << 16;
-        uint64_t d1 = (uint32_t)pos[mm[2]] | ((uint32_t)pos[mm[3]] + 0x0808u) << 16;
-        return d0 | d1 << 32;
+        return (pos[mm[0]] | hi[mm[1]]) | (pos[mm[2]] | hi[mm[3]]) << 32;
     }
     const uint8_t *mm = m + 8 * i;
-    uint64_t q = 0;
-    for (int k = 0; k < 4; k++) q |= (uint64_t)((pos[mm[2 * k]] & 0xff) | ((pos[mm[2 * k + 1]] & 0xff) + 8) << 8) << (16 * k);
-    return q;
+    return (pos[mm[0]] | hi[mm[1]]) | (pos[mm[2]] | hi[mm[3]]) << 16 | (pos[mm[4]] | hi[mm[5]]) << 32 |
+           (pos[mm[6]] | hi[mm[7]]) << 48;
 }
 
 /* C: the controls of the 16 / P mask-byte pairs of m (pair c at byte 2 P c),
- * put together in registers (vmovq / vpinsrq: no store and wide reload). */
+ * put together in registers (vmovq / vpinsrq: no store and wide reload).
+ * Measured slower here (Zen 3): vpgatherdd of the table entries, and for
+ * 2:4 a table-free vpshufb of the nibbles (the vector pipes are the busier). */
 SI_INLINE __m256i si_ctrl(const uint8_t *m, int P)
 {
-    const int *pos = (const int *)lb__sparse_bitpos;   /* the low 4 bytes of entry b at pos + 2 b */
-    if (SI_GATHER && P == 4) {   /* dword c = entry m[c] (+ 8 per byte for odd c): one vpgatherdd of 8 */
-        __m256i idx = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
-        __m256i g = _mm256_i32gather_epi32(pos, idx, 8);
-        return _mm256_add_epi8(g, _mm256_setr_epi32(0, 0x08080808, 0, 0x08080808, 0, 0x08080808, 0, 0x08080808));
-    }
-    if (SI_GATHER && P == 2) {   /* dword c = entry m[2c] | (entry m[2c + 1] + 8 per byte) << 16: two gathers of 8 */
-        __m128i mm = _mm_loadu_si128((const __m128i *)m);
-        mm = _mm_shuffle_epi8(mm, _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15));
-        __m256i ge = _mm256_i32gather_epi32(pos, _mm256_cvtepu8_epi32(mm), 8);
-        __m256i go = _mm256_i32gather_epi32(pos, _mm256_cvtepu8_epi32(_mm_srli_si128(mm, 8)), 8);
-        return _mm256_or_si256(ge, _mm256_slli_epi32(_mm256_add_epi8(go, _mm256_set1_epi16(0x0808)), 16));
-    }
     __m128i lo = _mm_insert_epi64(_mm_cvtsi64_si128((long long)si_ctrl8(m, P, 0)), (long long)si_ctrl8(m, P, 1), 1);
     __m128i hi = _mm_insert_epi64(_mm_cvtsi64_si128((long long)si_ctrl8(m, P, 2)), (long long)si_ctrl8(m, P, 3), 1);
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
@@ -118,7 +100,9 @@ SI_INLINE __m256i si_gather(const int8_t *aq, const __m256i *ct, int P)
 SI_INLINE __m256 si_da(const float *ad, int P)
 {
     if (P == 8) return _mm256_broadcast_ss(ad);
-    if (P == 4) return _mm256_set_m128(_mm_broadcast_ss(ad + 1), _mm_broadcast_ss(ad));
+    if (P == 4)
+        return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_castpd_ps(_mm_load_sd((const double *)ad))),
+                                        _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1));
     if (P == 2)
         return _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(ad)), _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
     return _mm256_loadu_ps(ad);
@@ -139,21 +123,25 @@ SI_INLINE void si_tile(const uint8_t *mask, size_t mb, const uint8_t *data, size
 {
     const int S = P == 8 ? 1 : 8 / P, sb = sk == SI_E8M0 ? 1 : 2;
     const int64_t mpb = LB_IG_BLOCK / P, ipb = 8 * LB_IG_BLOCK / P, apb = 8 / P;   /* mask bytes, inputs, act blocks per block */
-    __m256 acc[2][4];
-#pragma GCC unroll 2
+    __m256 acc[4][4];
+#pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
     const uint8_t *row = data + (size_t)r * rb, *mrow = mask + (size_t)r * mb;
     for (int64_t b = 0; b < nb; b++) {
-        __m256i wv[2], wu[2], ct[2][8];
-        float dw[2];
-#pragma GCC unroll 2
+        __m256i wv[4], wu[4], ct[4][8];
+        float dw[4];
+#pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
             const uint8_t *blk = row + (size_t)i * rb + (size_t)b * bb;
             dw[i] = si_wscale(sk, blk);
             wv[i] = si_wcodes(blk + sb, bits);
             wu[i] = _mm256_abs_epi8(wv[i]);
+            if (T <= 2) {   /* decode: the rows 3 tiles ahead */
+                _mm_prefetch((const char *)(blk + 3 * (size_t)R * rb), _MM_HINT_T0);
+                _mm_prefetch((const char *)(mrow + (size_t)(i + 3 * R) * mb + (size_t)(b * mpb)), _MM_HINT_T0);
+            }
             if (P < 8) {
                 __m256i C = si_ctrl(mrow + (size_t)i * mb + (size_t)(b * mpb), P);
 #pragma GCC unroll 8
@@ -164,7 +152,7 @@ SI_INLINE void si_tile(const uint8_t *mask, size_t mb, const uint8_t *data, size
         for (int t = 0; t < T; t++) {
             const int8_t *aq = a->q + (t0 + t) * a->qs + b * ipb;
             __m256 da = si_da(a->d + (t0 + t) * a->ds + b * apb, P);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
                 __m256i av = si_gather(aq, ct[i], P);
                 __m256i p = SI_DOT32(wu[i], _mm256_sign_epi8(av, wv[i]));
@@ -172,7 +160,7 @@ SI_INLINE void si_tile(const uint8_t *mask, size_t mb, const uint8_t *data, size
             }
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
         for (int t = 0; t < T; t++) y[(t0 + t) * ys + r + i] = si_hsum(acc[i][t]);
