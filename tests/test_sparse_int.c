@@ -13,7 +13,8 @@
  *     the exact integer dot (the int32 lane sums, checked exactly);
  *   - every ISA path the CPU has, bit-identical with the reference: p = 1,
  *     2, 4, 8, rows 1-37, several widths, random masks and codes (INT4's -8,
- *     INT8's -128), 1-3 tokens (decode tiles) and 7 (prefill tiles + tail);
+ *     INT8's -128), 1-3 tokens (decode tiles), 7 (prefill tiles + tail) and
+ *     67 (two chunks of 64 tokens);
  *   - through lb__linear with an activation format (the weights module's
  *     dispatch, codes in column order): equal to the reference fed with
  *     lb__act_codes, every ISA, 1 and 2 threads, 1-3 tokens; a dense int4
@@ -139,9 +140,9 @@ static float spec_dot(const lb_format *f, int p, const uint8_t *mask, const uint
 
 static bool same(float a, float b) { return (isnan(a) && isnan(b)) || !memcmp(&a, &b, 4); }
 
-static void check_case(const lb_format *f, int p, int64_t rows, int64_t cols, bool unit)
+static void check_case(const lb_format *f, int p, int64_t rows, int64_t cols, bool unit, int64_t NT)
 {
-    int64_t k = cols / 8 * p, mb = cols / 8, NT = 7;
+    int64_t k = cols / 8 * p, mb = cols / 8;
     size_t rb = lb_format_row_bytes(f, k);
     uint8_t *mask = malloc((size_t)(rows * mb));
     for (int64_t i = 0; i < rows * mb; i++) mask[i] = rand_byte(p);
@@ -174,7 +175,7 @@ static void check_case(const lb_format *f, int p, int64_t rows, int64_t cols, bo
     CHECK(!bad, "%s: %d results differ from the restated definition", what, bad);
     CHECK(!far, "%s: %d results outside the double-precision bound", what, far);
     for (int isa = LB_ISA_REF; isa <= (int)lb_isa_best(); isa++)
-        for (int64_t nt = 1; nt <= NT; nt += nt == 3 ? 4 : 1) {
+        for (int64_t nt = 1; nt <= NT; nt = nt < 3 ? nt + 1 : nt < 7 ? 7 : NT > nt ? NT : nt + 1) {
             lb__sparse_igemm_fn fn = lb__sparse_igemm_for((lb_isa)isa);
             for (int64_t i = 0; i < NT * rows; i++) got[i] = NAN;
             int64_t r0 = rows > 2 ? 1 : 0;   /* a range not starting at row 0 */
@@ -199,11 +200,11 @@ static void test_kernels(void)
             int64_t span = 256 / ps[j];   /* inputs per weight block */
             for (int rep = 0; rep < 2; rep++) {
                 int64_t rows = 1 + (int64_t)(lb_rng_u64(&rng) % 37), w = span * (1 + (int64_t)(lb_rng_u64(&rng) % 3));
-                check_case(f, ps[j], rows, w, rep == 1);
+                check_case(f, ps[j], rows, w, rep == 1, 7);
             }
         }
-    check_case(lb_format_find("int4_g32"), 4, 37, 192, false);   /* 2:4 at 37 rows: every tile and tail */
-    check_case(lb_format_find("int4_g32"), 2, 13, 384, false);
+    check_case(lb_format_find("int4_g32"), 4, 37, 192, false, 67);   /* 2:4 at 37 rows: every tile and tail, 2 token chunks */
+    check_case(lb_format_find("int4_g32"), 2, 13, 384, false, 7);
 }
 
 static void test_refused(void)
