@@ -11,7 +11,9 @@
  *     int4_g32[_bf16], mxint8: integer elements, block 32): the row's codes
  *     become int8 in the weight's kernel order plus one FP32 scale per
  *     block (lb__iact), and the product is the integer kernel of
- *     kernels/igemm.h, which is the definition of that pair;
+ *     kernels/igemm.h, which is the definition of that pair; packed
+ *     sparse rows in such a format under a uniform mask pair up too, with
+ *     the codes in column order (kernels/sparse.h, lb__sparse_igemm);
  *   - any other pair: quantize-dequantize simulation, x <- dequant(quant(x)),
  *     then the weight's own float product.
  *

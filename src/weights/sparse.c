@@ -16,7 +16,10 @@
  *
  * A product row is the canonical dot (kernels.h) of the kept values with
  * the kept inputs gathered in column order (kernels/sparse.h): the same
- * bits on every ISA, thread count, and in prefill and decode.
+ * bits on every ISA, thread count, and in prefill and decode. With an
+ * activation format that pairs (act.c lb__act_pairs: packed int4/int8
+ * block-32 values, uniform mask), it is the integer product of
+ * kernels/sparse.h (lb__sparse_igemm) with the int8 activation codes.
  *
  * In a file (docs/file-format.md) a weight P.weight is stored as
  *   P.weight_values       F32/F16/BF16 (nnz)
