@@ -7,11 +7,13 @@
  *   activations (W4A8: the integer kernels), 2:4 BF16, 64:2:8 BF16
  *   (V:N:M, 75%), unstructured 50% BF16, and 2:4, 4:8, 64:2:8, 1:4 with
  *   the kept values in int4_g32 (the fused packed kernel; each also timed
- *   against both int4_g32 baselines), and 64:2:8 BF16 with each row
+ *   against both int4_g32 baselines), 64:2:8 BF16 with each row
  *   gathering its own inputs (the kernel before the V:N:M shared gather),
  *   2:4 BF16 through the kernel of any mask with 4 kept per byte (before
  *   the 2:4 nibble kernel); 2:4 and 64:2:8 BF16 are also timed directly
- *   against these.
+ *   against these; and 2:4, 4:8, 64:2:8 int4_g32 with int8_g32 activations
+ *   (`--act int8`: the sparse integer kernel of kernels/sparse.h, also timed
+ *   against both int4_g32 baselines).
  * Each matrix is streamed from DRAM as in generation: COPIES copies (over
  * 100 MB of dense BF16) are cycled. Printed per variant: bytes per weight
  * as stored, ns per weight, speed-up over the baseline (> 1: faster) in
@@ -33,11 +35,12 @@
 #include <string.h>
 #include <time.h>
 
-enum { COPIES = 48, N_VAR = 12 };
+enum { COPIES = 48, N_VAR = 15 };
 static const char *var_name[N_VAR] = {"dense BF16", "dense int4_g32", "2:4 BF16", "64:2:8 BF16 (V:N:M 75%)",
                                       "unstructured 50% BF16", "2:4 int4_g32", "dense int4_g32 x int8 act (W4A8)",
                                       "4:8 int4_g32", "64:2:8 int4_g32", "1:4 int4_g32",
-                                      "64:2:8 BF16 per-row gather", "2:4 BF16 any-4-per-byte kernel"};
+                                      "64:2:8 BF16 per-row gather", "2:4 BF16 any-4-per-byte kernel",
+                                      "2:4 int4_g32 x int8 act", "4:8 int4_g32 x int8 act", "64:2:8 int4_g32 x int8 act"};
 
 typedef struct var { lb_weight w[COPIES]; lb_wstore store; lb_qmatrix q[COPIES]; size_t bytes; } var;
 
@@ -76,9 +79,10 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     float *wp = malloc(sizeof(float) * (size_t)(rows * cols));
     uint8_t *keep = malloc((size_t)(rows * cols));
     static const char *pats[N_VAR] = {NULL, NULL, "2:4", "64:2:8", "unstructured", "2:4", NULL, "4:8", "64:2:8", "1:4",
-                                      "64:2:8", "2:4"};
+                                      "64:2:8", "2:4", "2:4", "4:8", "64:2:8"};
     static const int vnm[N_VAR][3] = {{0, 0, 0}, {0, 0, 0}, {0, 2, 4}, {64, 2, 8}, {0, 0, 0}, {0, 2, 4}, {0, 0, 0},
-                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}, {64, 2, 8}, {0, 2, 4}};
+                                      {0, 4, 8}, {64, 2, 8}, {0, 1, 4}, {64, 2, 8}, {0, 2, 4}, {0, 2, 4}, {0, 4, 8},
+                                      {64, 2, 8}};
     int rc = 0;
     if (pats[v]) {
         memcpy(wp, w, sizeof(float) * (size_t)(rows * cols));
@@ -87,7 +91,7 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
     }
     for (int c = 0; c < COPIES && !rc; c++) {
         if (v == 0) out->w[c] = lb__weight_dense(bf[c], LB_DTYPE_BF16, rows, cols);
-        else if (v == 5 || (v >= 7 && v <= 9)) {   /* prune, then the kept values (k per row) into int4_g32 */
+        else if (v == 5 || (v >= 7 && v <= 9) || v >= 12) {   /* prune, then the kept values (k per row) into int4_g32 */
             int64_t k = cols * vnm[v][1] / (vnm[v][0] ? 8 : vnm[v][2]);
             float *k2 = malloc(sizeof(float) * (size_t)(rows * k));
             for (int64_t i = 0, n = 0; i < rows * cols; i++)
@@ -96,6 +100,7 @@ static int build(int v, const float *w, int64_t rows, int64_t cols, uint16_t **b
             rc = lb_quantize_matrix(lb_quantizer_find("rtn"), lb_format_find("int4_g32"), &o, k2, rows, k, &out->q[c]) != LB_OK;
             if (!rc) rc = lb__weight_sparse_packed(&out->store, keep, rows, cols, out->q[c].fmt, out->q[c].tensor_scale,
                                                    out->q[c].packed, vnm[v][0], vnm[v][1], vnm[v][2], &out->w[c]) != LB_OK;
+            if (v >= 12) out->w[c].act = lb_format_find("int8_g32");   /* the sparse integer kernel (spint) */
             free(k2);
         } else if (v == 1 || v == 6) {
             lb_quantize_opts o = {0};
@@ -271,7 +276,7 @@ int main(int argc, char **argv)
                            1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);
                     free_var(&per_row);
                 }
-                for (int b = 0; b < 2 && (v == 5 || (v >= 7 && v <= 9)); b++) {   /* and against both int4_g32 baselines */
+                for (int b = 0; b < 2 && (v == 5 || (v >= 7 && v <= 9) || v >= 12); b++) {   /* and against both int4_g32 baselines */
                     time_pair(b ? &base48 : &base4, &vv, rows, cols, pool, th, x, y, t);
                     printf("| %s vs %s | | %d | %.4f | %.2fx | %.2fx | |\n", var_name[v], b ? "W4A8" : "dense int4_g32", th,
                            1e9 * t[1] / (double)n, t[0] / t[1], t[2] / t[3]);

@@ -10,7 +10,8 @@ Makes in DIR (once; reused when present), with build/lowbit:
   p24q, vnmq        the same 2:4 / 64:2:8 with --format int4_g32
 then times `lowbit run -p "Once upon a time" -n N --temp 0 --threads T --json`
 per model (the models in turn, R rounds, best round kept), plus dense int4_g32
-with --act int8 (W4A8, the integer kernels). Per run: the generation tokens/s
+with --act int8 (W4A8, the integer kernels) and 2:4 / 64:2:8 int4_g32 with
+--act int8 (the sparse integer kernel of src/kernels/sparse.h). Per run: the generation tokens/s
 that lowbit run prints (wall), and, at one thread, decode tokens per CPU-second:
 (N - 1) / (CPU time of the N-token run - CPU time of a 1-token run), which
 leaves out both the load/prefill cost and the time other jobs held the core.
@@ -77,7 +78,8 @@ def main():
     s110 = make(d)
     models = [("dense BF16", s110, None), ("dense int4_g32", "q4", None), ("dense int4_g32 W4A8 (--act int8)", "q4", "int8"),
               ("2:4 BF16", "p24", None), ("64:2:8 BF16", "vnm", None), ("unstructured 50% BF16", "u50", None),
-              ("2:4 int4_g32", "p24q", None), ("64:2:8 int4_g32", "vnmq", None)]
+              ("2:4 int4_g32", "p24q", None), ("64:2:8 int4_g32", "vnmq", None),
+              ("2:4 int4_g32 --act int8", "p24q", "int8"), ("64:2:8 int4_g32 --act int8", "vnmq", "int8")]
     path = lambda m: m if os.path.isdir(m) else os.path.join(d, m + ".safetensors")
     wall, cpu = {}, {}
     for r in range(rounds):

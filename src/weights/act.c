@@ -11,7 +11,9 @@
  *     int4_g32[_bf16], mxint8: integer elements, block 32): the row's codes
  *     become int8 in the weight's kernel order plus one FP32 scale per
  *     block (lb__iact), and the product is the integer kernel of
- *     kernels/igemm.h, which is the definition of that pair;
+ *     kernels/igemm.h, which is the definition of that pair; packed
+ *     sparse rows in such a format under a uniform mask pair up too, with
+ *     the codes in column order (kernels/sparse.h, lb__sparse_igemm);
  *   - any other pair: quantize-dequantize simulation, x <- dequant(quant(x)),
  *     then the weight's own float product.
  *
@@ -19,6 +21,7 @@
  * fixed scale sd[b] from calibration instead of its own max |x|; values
  * beyond the calibrated range clip to +-qmax. */
 #include "weights/weights.h"
+#include "kernels/sparse.h"
 
 lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name)
 {
@@ -33,7 +36,16 @@ lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name)
 bool lb__act_pairs(const lb_weight *w, lb__iw *iw)
 {
     lb__iw a;
-    return w->act && w->rep == &lb__wrep_block && lb__iw_init(w->act, &a) && lb__iw_init(w->u.block.fmt, iw);
+    *iw = (lb__iw){0};
+    if (!w->act || !lb__iw_init(w->act, &a)) return false;
+    if (w->rep == &lb__wrep_block) return lb__iw_init(w->u.block.fmt, iw);
+    /* spint: packed sparse rows under a uniform mask (kernels/sparse.h's
+     * integer product; linear.c asks for the codes in column order) */
+    const lb_wsparse *sp = &w->u.sparse;
+    if (w->rep != &lb__wrep_sparse || !sp->fmt || !lb__iw_init(sp->fmt, iw)) return false;
+    if (sp->k == w->cols / 8 * sp->p && lb__sparse_igemm_ok(iw, sp->p, w->cols)) return true;   /* not padded */
+    *iw = (lb__iw){0};
+    return false;
 }
 
 size_t lb__act_row_bytes(int64_t cols) { return (size_t)cols * 2 + 64; }

@@ -130,7 +130,7 @@ static void row_task(void *ctx, int64_t b, int64_t e, int thread)
         const lb_wpart *p = &rj->p[i];
         int64_t lo = lb__max64(b, p->row0) - p->row0, hi = lb__min64(e, p->row0 + p->w->rows) - p->row0;
         if (lo >= hi) continue;
-        if (p->iw.f)
+        if (p->iw.f && p->w->rep == &lb__wrep_block)
             lb__igemm()(&p->iw, p->w->data, p->w->u.block.row_bytes, lo, hi, p->w->cols, &p->ia, rj->j.nt, p->y,
                         p->ys);
         else
@@ -238,6 +238,11 @@ static void act_run(lb_wspace *ws, lb_pool *pool, act_job *a, int64_t nt, const 
     lb__stamp_qdq(st, a->act, a->ax, nt, a->cols, ws->sz, ws->sT, &ws->stn, &ws->stkind, a->pk, a->pkb, pool);
 }
 
+/* The kernel order of the activation codes of an integer product: the
+ * weight's bits for block weights, column order (8) for packed sparse rows
+ * (spint: kernels/sparse.h). */
+static int code_bits(const lb_wpart *p) { return p->w->rep == &lb__wrep_sparse ? 8 : p->iw.bits; }
+
 /* The activation step of part i (its input p->x is final for the
  * transforms): integer codes or a simulated copy, shared with an earlier
  * part of the same input, format and kernel order. src[i] keeps p->x
@@ -251,14 +256,14 @@ static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t n
     bool in = !w->stamp.kind && lb__act_pairs(w, &p->iw);   /* STaMP: simulated */
     for (int k = 0; k < i; k++) {
         const lb_wpart *o = &rj->p[k];
-        if (src[k] != p->x || o->w->act != w->act || o->w->act_sd != w->act_sd || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && o->iw.bits != p->iw.bits)) continue;
+        if (src[k] != p->x || o->w->act != w->act || o->w->act_sd != w->act_sd || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && code_bits(o) != code_bits(p))) continue;
         p->ia = o->ia;
         p->x = o->x;
         p->xs = o->xs;
         return;
     }
     int64_t off = *aused;
-    act_job a = {.act = w->act, .sd = w->act_sd, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? p->iw.bits : 0,
+    act_job a = {.act = w->act, .sd = w->act_sd, .x = p->x, .xs = p->xs, .cols = w->cols, .wbits = in ? code_bits(p) : 0,
                  .ax = ws->ax + off, .q = ws->aq + off, .d = ws->ad + off / LB_IG_BLOCK};
     act_run(ws, pool, &a, nt, &w->stamp);
     *aused += nt * w->cols;

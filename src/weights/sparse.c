@@ -22,7 +22,10 @@
  * bits on every ISA, thread count, and in prefill and decode. V:N:M values
  * also get, at load, the inputs each block of V rows gathers and each row's
  * mask relative to them (vnm_derive; not in the file): one gather per
- * block, then a fused 2:4-like dot per row, the same bits.
+ * block, then a fused 2:4-like dot per row, the same bits. With an
+ * activation format that pairs (act.c lb__act_pairs: packed int4/int8
+ * block-32 values, uniform mask), it is the integer product of
+ * kernels/sparse.h (lb__sparse_igemm) with the int8 activation codes.
  *
  * In a file (docs/file-format.md) a weight P.weight is stored as
  *   P.weight_values       F32/F16/BF16 (nnz)
@@ -182,6 +185,11 @@ static void sparse_rows(const lb_wjob *j, const lb_wpart *p, int64_t r0, int64_t
 {
     const lb_weight *w = p->w;
     const lb_wsparse *sp = &w->u.sparse;
+    if (p->iw.f) {   /* spint: packed rows x int8 activation codes (linear.c made them when lb__act_pairs) */
+        lb__sparse_igemm()(&p->iw, sp->p, sp->mask, sp->mask_bytes, w->data, sp->row_bytes, r0, r1, w->cols, &p->ia,
+                           j->nt, p->y, p->ys);
+        return;
+    }
     lb__sparse_gather_fn gather = lb__sparse_gather_for(lb_isa_active());
     lb__sparse_udot_fn udot = sp->p && !sp->fmt ? lb__sparse_udot_for(lb_isa_active()) : NULL;
     /* BF16 values with 2 kept in every mask nibble: the 2:4 kernel (V:2:M: on the relative masks) */
