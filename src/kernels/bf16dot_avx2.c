@@ -16,10 +16,12 @@
  * product a multiple of 2^-126, and by induction every accumulator is (a
  * sum of two multiples of 2^-126 below 2^-102 is exact, above it the
  * rounding grid is 2^-125 or coarser), so a nonzero accumulator is never
- * below 2^-126, i.e. never denormal. So each tile checks its weight rows
- * (and the call its activations, lb__bact.tiny) and takes the plain FMA
- * path when nothing is that small. Tiles: 4 rows x 1 token or 2 x 2
- * (decode), 2 rows x 3 tokens (prefill). */
+ * below 2^-126, i.e. never denormal. So the plain FMA path runs when
+ * nothing is that small: the call's activations are checked when they are
+ * converted (lb__bact.tiny); prefill checks each row pair once before its
+ * tiles, decode checks the weights during the plain pass and redoes the
+ * tile with flushing when one was tiny (rows are read once). Tiles: 4 rows
+ * x 1 token or 2 x 2 (decode), 2 rows x 3 tokens (prefill). */
 #include "kernels/bf16dot.h"
 #include <immintrin.h>
 
@@ -43,9 +45,18 @@ INLINE __m256 ftz8(__m256 s)
 INLINE __m256 odd8(__m256i v) { return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u))); }
 INLINE __m256 even8(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
 
-/* One 32-column step for RB rows (w + r * ws) x TB tokens (x + t * xs). */
+/* Lanes of 16 BF16 values that are tiny (lb__bf16_tiny): |v| - 1 as
+ * unsigned 16-bit is at most (71 << 7) - 2 exactly for those. */
+INLINE __m256i tiny16(__m256i v)
+{
+    __m256i a = _mm256_sub_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7fff)), _mm256_set1_epi16(1));
+    return _mm256_cmpeq_epi16(_mm256_min_epu16(a, _mm256_set1_epi16((71 << 7) - 2)), a);
+}
+
+/* One 32-column step for RB rows (w + r * ws) x TB tokens (x + t * xs);
+ * any (when not NULL) collects the weights' tiny lanes. */
 INLINE void step(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, bool flush,
-                 __m256 *acc)
+                 __m256i *any, __m256 *acc)
 {
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
@@ -54,6 +65,7 @@ INLINE void step(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64
         for (int r = 0; r < RB; r++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(w + r * ws + 16 * h));
             if (flush) v = daz16(v);
+            if (any) *any = _mm256_or_si256(*any, tiny16(v));
             wo[r] = odd8(v);
             we[r] = even8(v);
         }
@@ -82,14 +94,15 @@ INLINE float hsum16(__m256 lo, __m256 hi)
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
 }
 
-INLINE void tile_f(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
-                   bool flush, float *y, int64_t ys)
+/* Returns false (nothing stored) when any was given and a weight turned out tiny. */
+INLINE bool tile_f(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
+                   bool flush, __m256i *any, float *y, int64_t ys)
 {
     __m256 acc[2 * 6];
 #pragma GCC unroll 12
     for (int i = 0; i < 2 * RB * TB; i++) acc[i] = _mm256_setzero_ps();
     int64_t nf = n & ~(int64_t)(LB_BD_STEP - 1), k = 0;
-    for (; k < nf; k += LB_BD_STEP) step(w + k, ws, RB, x + k, xs, TB, flush, acc);
+    for (; k < nf; k += LB_BD_STEP) step(w + k, ws, RB, x + k, xs, TB, flush, any, acc);
     if (k < n) {
         _Alignas(32) uint16_t wpad[4][LB_BD_STEP], xpad[3][LB_BD_STEP];
         size_t m = (size_t)(n - k) * sizeof(uint16_t);
@@ -97,35 +110,40 @@ INLINE void tile_f(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int
         memset(xpad, 0, sizeof xpad);
         for (int r = 0; r < RB; r++) memcpy(wpad[r], w + r * ws + k, m);
         for (int t = 0; t < TB; t++) memcpy(xpad[t], x + t * xs + k, m);
-        step(wpad[0], LB_BD_STEP, RB, xpad[0], LB_BD_STEP, TB, flush, acc);
+        step(wpad[0], LB_BD_STEP, RB, xpad[0], LB_BD_STEP, TB, flush, any, acc);
     }
+    if (any && !_mm256_testz_si256(*any, *any)) return false;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++)
 #pragma GCC unroll 3
         for (int t = 0; t < TB; t++) y[t * ys + r] = hsum16(acc[2 * (r * TB + t)], acc[2 * (r * TB + t) + 1]);
+    return true;
 }
 
 INLINE void tile(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
                  bool flush, float *y, int64_t ys)
 {
-    if (flush) tile_f(w, ws, RB, x, xs, TB, n, true, y, ys);
-    else tile_f(w, ws, RB, x, xs, TB, n, false, y, ys);
+    if (flush) tile_f(w, ws, RB, x, xs, TB, n, true, NULL, y, ys);
+    else tile_f(w, ws, RB, x, xs, TB, n, false, NULL, y, ys);
 }
 
-/* Whether rows [0, nr) of w (stride ws) hold a tiny element (lb__bf16_tiny):
- * |v| - 1 as unsigned 16-bit is below 71 << 7 - 1 exactly for those. */
+/* Decode: the plain path checking the weights on the way, redone with
+ * flushing when one was tiny (x tiny: flushing at once). */
+INLINE void tile_dec(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
+                     bool xtiny, float *y, int64_t ys)
+{
+    __m256i any = _mm256_setzero_si256();
+    if (xtiny || !tile_f(w, ws, RB, x, xs, TB, n, false, &any, y, ys)) tile_f(w, ws, RB, x, xs, TB, n, true, NULL, y, ys);
+}
+
+/* Whether rows [0, nr) of w (stride ws) hold a tiny element. */
 static bool rows_tiny(const uint16_t *w, int64_t ws, int nr, int64_t n)
 {
-    const __m256i mag = _mm256_set1_epi16(0x7fff), one = _mm256_set1_epi16(1),
-                  lim = _mm256_set1_epi16((71 << 7) - 2);
     __m256i any = _mm256_setzero_si256();
     for (int r = 0; r < nr; r++) {
         const uint16_t *row = w + r * ws;
         int64_t c = 0;
-        for (; c + 16 <= n; c += 16) {
-            __m256i a = _mm256_sub_epi16(_mm256_and_si256(_mm256_loadu_si256((const __m256i *)(row + c)), mag), one);
-            any = _mm256_or_si256(any, _mm256_cmpeq_epi16(_mm256_min_epu16(a, lim), a));
-        }
+        for (; c + 16 <= n; c += 16) any = _mm256_or_si256(any, tiny16(_mm256_loadu_si256((const __m256i *)(row + c))));
         for (; c < n; c++)
             if (lb__bf16_tiny(row[c])) return true;
     }
@@ -138,8 +156,13 @@ void lb__bdot_avx2(const lb_mat *w, int64_t r0, int64_t r1, const lb__bact *a, i
     const uint16_t *base = w->data, *x = a->x;
     int64_t n = w->cols, ws = w->cols, xs = a->xs, r = r0;
     if (nt == 1) {
-        for (; r + 4 <= r1; r += 4) tile(base + r * ws, ws, 4, x, xs, 1, n, a->tiny || rows_tiny(base + r * ws, ws, 4, n), y + r, ys);
-        for (; r < r1; r++) tile(base + r * ws, ws, 1, x, xs, 1, n, a->tiny || rows_tiny(base + r * ws, ws, 1, n), y + r, ys);
+        for (; r + 4 <= r1; r += 4) tile_dec(base + r * ws, ws, 4, x, xs, 1, n, a->tiny, y + r, ys);
+        for (; r < r1; r++) tile_dec(base + r * ws, ws, 1, x, xs, 1, n, a->tiny, y + r, ys);
+        return;
+    }
+    if (nt == 2) {
+        for (; r + 2 <= r1; r += 2) tile_dec(base + r * ws, ws, 2, x, xs, 2, n, a->tiny, y + r, ys);
+        for (; r < r1; r++) tile_dec(base + r * ws, ws, 1, x, xs, 2, n, a->tiny, y + r, ys);
         return;
     }
     for (; r < r1; r += 2) {
