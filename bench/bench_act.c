@@ -242,6 +242,18 @@ static float *bench_inputs(const shape *s)
     return x;
 }
 
+/* The better of two rounds' figures, each on its own. */
+static result result_best(result a, result b)
+{
+    for (int k = 0; k < 2; k++) {
+        a.pre[k] = fmax(a.pre[k], b.pre[k]);
+        a.cpre[k] = fmax(a.cpre[k], b.cpre[k]);
+    }
+    a.dec = fmax(a.dec, b.dec);
+    a.cdec = fmax(a.cdec, b.cdec);
+    return a;
+}
+
 static void bench_shape(const shape *s, int nt_threads)
 {
     lb_pool *pool;
@@ -268,13 +280,7 @@ static void bench_shape(const shape *s, int nt_threads)
     for (int round = 0; round < (s->dim > 1000 ? 1 : 2); round++)
         for (int m = 0; m < N_MODES; m++) {
             result q = run_mode(s, Ls[mkind[m]], mact[m] ? lb_format_find("int8_g32") : NULL, pool, nt_threads, x, y);
-            if (!round) { res[m] = q; continue; }
-            for (int k = 0; k < 2; k++) {
-                res[m].pre[k] = fmax(res[m].pre[k], q.pre[k]);
-                res[m].cpre[k] = fmax(res[m].cpre[k], q.cpre[k]);
-            }
-            res[m].dec = fmax(res[m].dec, q.dec);
-            res[m].cdec = fmax(res[m].cdec, q.cdec);
+            res[m] = round ? result_best(res[m], q) : q;
         }
     const result base = res[0];
     for (int m = 0; m < N_MODES; m++) {
@@ -315,13 +321,7 @@ static void bench_bf16(const shape *s, int nt_threads)
     for (int round = 0; round < (s->dim > 1000 ? 1 : 2); round++)
         for (int m = 0; m < 2; m++) {
             result q = run_mode(s, Ls, acts[m], pool, nt_threads, x, y);
-            if (!round) { res[m] = q; continue; }
-            for (int k = 0; k < 2; k++) {
-                res[m].pre[k] = fmax(res[m].pre[k], q.pre[k]);
-                res[m].cpre[k] = fmax(res[m].cpre[k], q.cpre[k]);
-            }
-            res[m].dec = fmax(res[m].dec, q.dec);
-            res[m].cdec = fmax(res[m].cdec, q.cdec);
+            res[m] = round ? result_best(res[m], q) : q;
         }
     printf("\n### BF16 weights, %s shape, %d thread%s (bf16 x bf16 kernel: %s)\n\n", s->name, nt_threads,
            nt_threads > 1 ? "s" : "", lb_isa_active() >= LB_ISA_AVX512 ? "AVX512-BF16 vdpbf16ps" : "AVX2 emulation");
