@@ -14,7 +14,8 @@
  *   - every ISA path the CPU has bit for bit against the reference: rows
  *     1-37, cols 7-172 (multiples of 32 and not), tokens 1-7, 9, 67, row
  *     sub-ranges, random BF16 bytes (denormals, Inf, NaN), tiny values that
- *     cancel into denormals (the AVX2 flushing path);
+ *     cancel into denormals (the AVX2 flushing path), and inputs where only
+ *     DAZ and FTZ make every product vanish (decode and prefill);
  *   - lb__linear with "bf16" activations at 1 and 2 threads on every ISA:
  *     dense BF16 weights give the kernel's bits, an F32 weight sharing the
  *     input gets the BF16-rounded input (simulation);
@@ -239,6 +240,39 @@ static void check_isa_case(int64_t rows, int64_t cols, int64_t nt, int wk, int x
     free(w); free(xr); free(xa); free(want); free(got);
 }
 
+/* Where flushing decides everything: activations 2^100 at even columns and
+ * 2^-50 at odd ones (neither is tiny, so nothing tells the kernel up front),
+ * weights denormal or zero at even columns (DAZ: 0; without it ~2^-30) and
+ * 2^-80 * m or zero at odd ones (products ~2^-130: FTZ gives 0). Every
+ * product vanishes, so every path must give 0 exactly. */
+static void test_flush_needed(void)
+{
+    static const int64_t shapes[][3] = {{1, 32, 1}, {4, 64, 1}, {5, 100, 1}, {9, 96, 2}, {3, 64, 2}, {2, 160, 3}, {7, 33, 5}};
+    for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+        int64_t rows = shapes[k][0], cols = shapes[k][1], nt = shapes[k][2];
+        uint16_t *w = malloc(sizeof(uint16_t) * (size_t)(rows * cols)), *x = malloc(sizeof(uint16_t) * (size_t)(nt * cols));
+        float *y = malloc(sizeof(float) * (size_t)(rows * nt));
+        for (int64_t i = 0; i < rows * cols; i++) {
+            uint16_t sign = (uint16_t)(lb_rng_u64(&rng) & 0x8000u);
+            bool zero = lb_rng_u64(&rng) % 3 == 0;
+            if (i % cols % 2 == 0) w[i] = zero ? 0 : (uint16_t)(sign | (1 + lb_rng_u64(&rng) % 127));
+            else w[i] = zero ? 0 : (uint16_t)(sign | bf(ldexpf(1.0f + (float)lb_rng_uniform(&rng), -80)));
+        }
+        for (int64_t i = 0; i < nt * cols; i++) x[i] = bf(ldexpf(lb_rng_u64(&rng) & 1 ? -1.5f : 1.25f, i % cols % 2 ? -50 : 100));
+        lb_mat m = {.data = w, .dtype = LB_DTYPE_BF16, .rows = rows, .cols = cols};
+        lb__bact a = {.x = x, .xs = cols, .tiny = false};
+        for (int isa = 0; isa < n_isas(); isa++) {
+            for (int64_t i = 0; i < rows * nt; i++) y[i] = -1.0f;
+            lb__bdot_for((lb_isa)isa)(&m, 0, rows, &a, nt, y, rows);
+            int bad = 0;
+            for (int64_t i = 0; i < rows * nt; i++) bad += y[i] != 0.0f;
+            CHECK(!bad, "%s rows %lld cols %lld nt %lld: %d results not 0 (e.g. %a)", lb_isa_name((lb_isa)isa),
+                  (long long)rows, (long long)cols, (long long)nt, bad, y[0]);
+        }
+        free(w); free(x); free(y);
+    }
+}
+
 static void test_isa_paths(void)
 {
     if (n_isas() < 2) printf("  only the reference path on this CPU\n");
@@ -424,6 +458,7 @@ int main(int argc, char **argv)
     RUN(test_spec);
     RUN(test_examples);
     RUN(test_bound);
+    RUN(test_flush_needed);
     RUN(test_isa_paths);
     RUN(test_linear);
     RUN(test_synth_model);

@@ -45,18 +45,24 @@ INLINE __m256 ftz8(__m256 s)
 INLINE __m256 odd8(__m256i v) { return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u))); }
 INLINE __m256 even8(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
 
-/* Lanes of 16 BF16 values that are tiny (lb__bf16_tiny): |v| - 1 as
- * unsigned 16-bit is at most (71 << 7) - 2 exactly for those. */
-INLINE __m256i tiny16(__m256i v)
+/* |v| - 1 of 16 BF16 values as unsigned 16-bit (0 wraps to 0xffff): at
+ * most (71 << 7) - 2 exactly for the tiny ones (lb__bf16_tiny). Checks keep
+ * the running minimum of it (3 operations per 16 values). */
+INLINE __m256i mag1(__m256i v)
 {
-    __m256i a = _mm256_sub_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7fff)), _mm256_set1_epi16(1));
-    return _mm256_cmpeq_epi16(_mm256_min_epu16(a, _mm256_set1_epi16((71 << 7) - 2)), a);
+    return _mm256_sub_epi16(_mm256_and_si256(v, _mm256_set1_epi16(0x7fff)), _mm256_set1_epi16(1));
+}
+
+INLINE bool any_tiny(__m256i m)
+{
+    __m256i t = _mm256_cmpeq_epi16(_mm256_min_epu16(m, _mm256_set1_epi16((71 << 7) - 2)), m);
+    return !_mm256_testz_si256(t, t);
 }
 
 /* One 32-column step for RB rows (w + r * ws) x TB tokens (x + t * xs);
- * any (when not NULL) collects the weights' tiny lanes. */
+ * mn (when not NULL) keeps the minimum of the weights' mag1. */
 INLINE void step(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, bool flush,
-                 __m256i *any, __m256 *acc)
+                 __m256i *mn, __m256 *acc)
 {
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
@@ -65,7 +71,7 @@ INLINE void step(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64
         for (int r = 0; r < RB; r++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(w + r * ws + 16 * h));
             if (flush) v = daz16(v);
-            if (any) *any = _mm256_or_si256(*any, tiny16(v));
+            if (mn) *mn = _mm256_min_epu16(*mn, mag1(v));
             wo[r] = odd8(v);
             we[r] = even8(v);
         }
@@ -94,15 +100,15 @@ INLINE float hsum16(__m256 lo, __m256 hi)
     return _mm_cvtss_f32(_mm_add_ss(c, _mm_shuffle_ps(c, c, 1)));
 }
 
-/* Returns false (nothing stored) when any was given and a weight turned out tiny. */
+/* Returns false (nothing stored) when mn was given and a weight turned out tiny. */
 INLINE bool tile_f(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
-                   bool flush, __m256i *any, float *y, int64_t ys)
+                   bool flush, __m256i *mn, float *y, int64_t ys)
 {
     __m256 acc[2 * 6];
 #pragma GCC unroll 12
     for (int i = 0; i < 2 * RB * TB; i++) acc[i] = _mm256_setzero_ps();
     int64_t nf = n & ~(int64_t)(LB_BD_STEP - 1), k = 0;
-    for (; k < nf; k += LB_BD_STEP) step(w + k, ws, RB, x + k, xs, TB, flush, any, acc);
+    for (; k < nf; k += LB_BD_STEP) step(w + k, ws, RB, x + k, xs, TB, flush, mn, acc);
     if (k < n) {
         _Alignas(32) uint16_t wpad[4][LB_BD_STEP], xpad[3][LB_BD_STEP];
         size_t m = (size_t)(n - k) * sizeof(uint16_t);
@@ -110,9 +116,9 @@ INLINE bool tile_f(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int
         memset(xpad, 0, sizeof xpad);
         for (int r = 0; r < RB; r++) memcpy(wpad[r], w + r * ws + k, m);
         for (int t = 0; t < TB; t++) memcpy(xpad[t], x + t * xs + k, m);
-        step(wpad[0], LB_BD_STEP, RB, xpad[0], LB_BD_STEP, TB, flush, any, acc);
+        step(wpad[0], LB_BD_STEP, RB, xpad[0], LB_BD_STEP, TB, flush, mn, acc);
     }
-    if (any && !_mm256_testz_si256(*any, *any)) return false;
+    if (mn && any_tiny(*mn)) return false;
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++)
 #pragma GCC unroll 3
@@ -132,22 +138,22 @@ INLINE void tile(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64
 INLINE void tile_dec(const uint16_t *w, int64_t ws, int RB, const uint16_t *x, int64_t xs, int TB, int64_t n,
                      bool xtiny, float *y, int64_t ys)
 {
-    __m256i any = _mm256_setzero_si256();
-    if (xtiny || !tile_f(w, ws, RB, x, xs, TB, n, false, &any, y, ys)) tile_f(w, ws, RB, x, xs, TB, n, true, NULL, y, ys);
+    __m256i mn = _mm256_set1_epi16(-1);
+    if (xtiny || !tile_f(w, ws, RB, x, xs, TB, n, false, &mn, y, ys)) tile_f(w, ws, RB, x, xs, TB, n, true, NULL, y, ys);
 }
 
 /* Whether rows [0, nr) of w (stride ws) hold a tiny element. */
 static bool rows_tiny(const uint16_t *w, int64_t ws, int nr, int64_t n)
 {
-    __m256i any = _mm256_setzero_si256();
+    __m256i mn = _mm256_set1_epi16(-1);
     for (int r = 0; r < nr; r++) {
         const uint16_t *row = w + r * ws;
         int64_t c = 0;
-        for (; c + 16 <= n; c += 16) any = _mm256_or_si256(any, tiny16(_mm256_loadu_si256((const __m256i *)(row + c))));
+        for (; c + 16 <= n; c += 16) mn = _mm256_min_epu16(mn, mag1(_mm256_loadu_si256((const __m256i *)(row + c))));
         for (; c < n; c++)
             if (lb__bf16_tiny(row[c])) return true;
     }
-    return !_mm256_testz_si256(any, any);
+    return any_tiny(mn);
 }
 
 void lb__bdot_avx2(const lb_mat *w, int64_t r0, int64_t r1, const lb__bact *a, int64_t nt, float *y, int64_t ys)
