@@ -18,7 +18,14 @@
  * a few outliers. The modes run in turn, twice for 110M (best of the two
  * rounds, so slow phases of a shared machine do not fall on one mode), once
  * for 1B; within a round, best of 2 prompt runs (110M) and of 3 decodes.
- * usage: bench_act [110m|1b|both] [threads: 1, 2 or 0 = both]   (default both, both) */
+ *
+ * BF16 section (third argument bf16 or all): dense BF16 weights with FP32
+ * activations (the engine's BF16 matmul, the baseline) against the same
+ * weights with "bf16" activations (kernels/bf16dot.h: VDPBF16PS arithmetic;
+ * on a CPU without AVX512-BF16 its AVX2 emulation), same shapes, tokens and
+ * threads, CPU-time ratios against the baseline measured in the same run.
+ * usage: bench_act [110m|1b|both] [threads: 1, 2 or 0 = both] [int|bf16|all]
+ *        (default both, both, int) */
 #include "weights/weights.h"
 #include <immintrin.h>
 #include "bench_util.h"
@@ -122,8 +129,8 @@ static double read_bandwidth(lb_pool *pool)
 
 /* ---- one layer's weights in one representation */
 
-enum { W_F32, W_INT8, W_INT4, W_COUNT };
-static const char *wnames[W_COUNT] = {"F32", "int8_g32", "int4_g32"};
+enum { W_F32, W_INT8, W_INT4, W_COUNT, W_BF16 = W_COUNT };   /* W_BF16: the BF16 section only */
+static const char *wnames[W_COUNT + 1] = {"F32", "int8_g32", "int4_g32", "BF16"};
 
 typedef struct layer { lb_weight w[7]; void *buf[7]; } layer;   /* q k v o gate up down */
 
@@ -140,6 +147,13 @@ static void layer_make(const shape *s, int kind, uint64_t seed, layer *L)
         if (kind == W_F32) {
             L->buf[i] = f;
             L->w[i] = lb__weight_dense(f, LB_DTYPE_F32, rc[i][0], rc[i][1]);
+            continue;
+        }
+        if (kind == W_BF16) {
+            L->buf[i] = malloc(sizeof(uint16_t) * (size_t)n);
+            lb_f32_to_bf16_row(f, L->buf[i], n);
+            L->w[i] = lb__weight_dense(L->buf[i], LB_DTYPE_BF16, rc[i][0], rc[i][1]);
+            free(f);
             continue;
         }
         const lb_format *fm = lb_format_find(wnames[kind]);
@@ -184,11 +198,10 @@ static double layer_bytes(const layer *L)
 
 typedef struct result { double pre[2], dec, cpre[2], cdec; } result;   /* tokens/s (c: per CPU-second) */
 
-static result run_mode(const shape *s, layer *Ls, int kind, bool int_act, lb_pool *pool, int nt_threads, float *x,
+static result run_mode(const shape *s, layer *Ls, const lb_format *act, lb_pool *pool, int nt_threads, float *x,
                        float *y)
 {
     result r = {{0, 0}, 0, {0, 0}, 0};
-    const lb_format *act = int_act ? lb_format_find("int8_g32") : NULL;
     for (int l = 0; l < s->layers_decode; l++) layer_act(&Ls[l], act);
     const lb_weight *all[7];
     for (int i = 0; i < 7; i++) all[i] = &Ls[0].w[i];
@@ -219,6 +232,28 @@ static result run_mode(const shape *s, layer *Ls, int kind, bool int_act, lb_poo
     return r;
 }
 
+/* Inputs of one layer's products: N(0, 1) with a few outliers (x: 512 x hidden). */
+static float *bench_inputs(const shape *s)
+{
+    float *x = malloc(sizeof(float) * (size_t)(512 * s->hidden));
+    lb_rng r;
+    lb_rng_seed(&r, 5);
+    for (int64_t i = 0; i < 512 * s->hidden; i++) x[i] = (float)lb_rng_normal(&r) * (i % 97 == 1 ? 20.0f : 1.0f);
+    return x;
+}
+
+/* The better of two rounds' figures, each on its own. */
+static result result_best(result a, result b)
+{
+    for (int k = 0; k < 2; k++) {
+        a.pre[k] = fmax(a.pre[k], b.pre[k]);
+        a.cpre[k] = fmax(a.cpre[k], b.cpre[k]);
+    }
+    a.dec = fmax(a.dec, b.dec);
+    a.cdec = fmax(a.cdec, b.cdec);
+    return a;
+}
+
 static void bench_shape(const shape *s, int nt_threads)
 {
     lb_pool *pool;
@@ -226,10 +261,7 @@ static void bench_shape(const shape *s, int nt_threads)
     double ipeak = peak_macs(pool, nt_threads, true), fpeak = peak_macs(pool, nt_threads, false);
     double rbw = read_bandwidth(pool);
     int64_t maxc = lb__max64(2 * s->hidden, s->qd + 2 * s->kvd);
-    float *x = malloc(sizeof(float) * (size_t)(512 * s->hidden)), *y = malloc(sizeof(float) * (size_t)(512 * maxc));
-    lb_rng r;
-    lb_rng_seed(&r, 5);
-    for (int64_t i = 0; i < 512 * s->hidden; i++) x[i] = (float)lb_rng_normal(&r) * (i % 97 == 1 ? 20.0f : 1.0f);
+    float *x = bench_inputs(s), *y = malloc(sizeof(float) * (size_t)(512 * maxc));
     printf("\n### %s shape, %d thread%s: integer peak %.1f GMAC/s, FP32 peak %.1f GMAC/s, read %.1f GB/s\n\n",
            s->name, nt_threads, nt_threads > 1 ? "s" : "", ipeak * 1e-9, fpeak * 1e-9, rbw * 1e-9);
     printf("| weights | activations | prompt 128 tok/s | prompt 512 tok/s | decode tok/s | decode %% of read bound | "
@@ -247,14 +279,8 @@ static void bench_shape(const shape *s, int nt_threads)
     result res[N_MODES];
     for (int round = 0; round < (s->dim > 1000 ? 1 : 2); round++)
         for (int m = 0; m < N_MODES; m++) {
-            result q = run_mode(s, Ls[mkind[m]], mkind[m], mact[m], pool, nt_threads, x, y);
-            if (!round) { res[m] = q; continue; }
-            for (int k = 0; k < 2; k++) {
-                res[m].pre[k] = fmax(res[m].pre[k], q.pre[k]);
-                res[m].cpre[k] = fmax(res[m].cpre[k], q.cpre[k]);
-            }
-            res[m].dec = fmax(res[m].dec, q.dec);
-            res[m].cdec = fmax(res[m].cdec, q.cdec);
+            result q = run_mode(s, Ls[mkind[m]], mact[m] ? lb_format_find("int8_g32") : NULL, pool, nt_threads, x, y);
+            res[m] = round ? result_best(res[m], q) : q;
         }
     const result base = res[0];
     for (int m = 0; m < N_MODES; m++) {
@@ -281,17 +307,53 @@ static void bench_shape(const shape *s, int nt_threads)
     lb_pool_free(pool);
 }
 
+/* BF16 weights: FP32 activations (baseline) vs "bf16" activations. */
+static void bench_bf16(const shape *s, int nt_threads)
+{
+    lb_pool *pool;
+    if (lb_pool_create(nt_threads, &pool)) return;
+    int64_t maxc = lb__max64(2 * s->hidden, s->qd + 2 * s->kvd);
+    float *x = bench_inputs(s), *y = malloc(sizeof(float) * (size_t)(512 * maxc));
+    layer *Ls = calloc((size_t)s->layers_decode, sizeof *Ls);
+    for (int l = 0; l < s->layers_decode; l++) layer_make(s, W_BF16, 100 + (uint64_t)l, &Ls[l]);
+    const lb_format *acts[2] = {NULL, &lb__act_bf16};
+    result res[2];
+    for (int round = 0; round < (s->dim > 1000 ? 1 : 2); round++)
+        for (int m = 0; m < 2; m++) {
+            result q = run_mode(s, Ls, acts[m], pool, nt_threads, x, y);
+            res[m] = round ? result_best(res[m], q) : q;
+        }
+    printf("\n### BF16 weights, %s shape, %d thread%s (bf16 x bf16 kernel: %s)\n\n", s->name, nt_threads,
+           nt_threads > 1 ? "s" : "", lb_isa_active() >= LB_ISA_AVX512 ? "AVX512-BF16 vdpbf16ps" : "AVX2 emulation");
+    printf("| weights | activations | prompt 128 tok/s | prompt 512 tok/s | decode tok/s | "
+           "CPU-time ratios p128 / p512 / decode vs FP32 activations |\n|---|---|---|---|---|---|\n");
+    for (int m = 0; m < 2; m++)
+        printf("| BF16 | %s | %.1f | %.1f | %.1f | %.2fx / %.2fx / %.2fx |\n", m ? "bf16" : "FP32", res[m].pre[0],
+               res[m].pre[1], res[m].dec, res[m].cpre[0] / res[0].cpre[0], res[m].cpre[1] / res[0].cpre[1],
+               res[m].cdec / res[0].cdec);
+    for (int l = 0; l < s->layers_decode; l++) layer_free(&Ls[l]);
+    free(Ls);
+    free(x);
+    free(y);
+    lb_pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
-    const char *which = argc > 1 ? argv[1] : "both";
+    const char *which = argc > 1 ? argv[1] : "both", *sect = argc > 3 ? argv[3] : "int";
     int th = argc > 2 ? atoi(argv[2]) : 0;
+    bool do_int = !strcmp(sect, "int") || !strcmp(sect, "all"), do_bf16 = !strcmp(sect, "bf16") || !strcmp(sect, "all");
+    if (!do_int && !do_bf16) { printf("bench_act: section '%s' is not int, bf16 or all\n", sect); return 1; }
     if (lb_isa_best() < LB_ISA_AVX2) { printf("bench_act: needs AVX2\n"); return 0; }
     printf("bench_act: products of one layer, isa %s (integer kernels: %s)\n", lb_isa_name(lb_isa_active()),
            lb_isa_active() >= LB_ISA_AVX512 ? "AVX512-VNNI" : "AVX2 vpmaddubsw+vpmaddwd");
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) {
         if (strcmp(which, "both") && strcasecmp(which, shapes[i].name)) continue;
         for (int t = 1; t <= 2; t++)
-            if (!th || th == t) bench_shape(&shapes[i], t);
+            if (!th || th == t) {
+                if (do_int) bench_shape(&shapes[i], t);
+                if (do_bf16) bench_bf16(&shapes[i], t);
+            }
     }
     return 0;
 }

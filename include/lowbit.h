@@ -1010,6 +1010,9 @@ void lb_prune_report_free(lb_prune_report *r);
  * int4_g32[_bf16] or mxint8 with activations in one of those formats are
  * multiplied by the integer kernels (which define that product); every other
  * pair simulates the activation format (quantize, dequantize, float product).
+ * "bf16" (issue 10, bf16dot): inputs rounded to BF16; with dense BF16 weights
+ * the product follows AVX512-BF16 vdpbf16ps exactly (docs/activations.md),
+ * with other weights it is simulated.
  * A linear whose input width the format's block does not divide keeps FP32
  * inputs (counted in *n_kept; may be NULL). Norms, attention, the residual
  * stream, the embedding and lm_head stay FP32. lb_model_save records the

@@ -18,9 +18,9 @@ static lb_status act_resolve(const char *name, const lb_format **out, lb__stamp 
         return lb__err(LB_ERR_ARG, "activation format '%s': static scales need calibration statistics "
                                    "(lb_model_set_act_static; CLI: --act-calib FILE)", name);
     const char *n = !strcmp(name, "int8") ? "int8_g32" : !strcmp(name, "int4") ? "int4_g32" : name;
-    *out = lb_format_find(n);
+    *out = lb__act_find(n);
     if (!*out)
-        return lb__err(LB_ERR_ARG, "activation format '%s' is unknown (a format of `lowbit formats`, int8, int4 or none)",
+        return lb__err(LB_ERR_ARG, "activation format '%s' is unknown (a format of `lowbit formats`, int8, int4, bf16 or none)",
                        name);
     return LB_OK;
 }

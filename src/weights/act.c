@@ -17,6 +17,11 @@
  *   - any other pair: quantize-dequantize simulation, x <- dequant(quant(x)),
  *     then the weight's own float product.
  *
+ * BF16 ("bf16", lb__act_bf16): each value rounded to BF16 (nearest even).
+ * With dense BF16 weights the product is kernels/bf16dot.h's (VDPBF16PS
+ * arithmetic, linear.c's part_act_bf16); with other weights the rounded
+ * row goes to the weight's own float product.
+ *
  * Static scales (symmetric INT formats only): every token's block b uses one
  * fixed scale sd[b] from calibration instead of its own max |x|; values
  * beyond the calibrated range clip to +-qmax. */
@@ -48,10 +53,27 @@ bool lb__act_pairs(const lb_weight *w, lb__iw *iw)
     return false;
 }
 
+const lb_format lb__act_bf16 = {.name = "bf16", .desc = "BF16 activations (round to nearest even)",
+                                .fam = LB__FAM_INT, .elem = LB_ELEM_INT8, .block = 0, .sd = LB__SD_BF16};
+
+const lb_format *lb__act_find(const char *name)
+{
+    return name && !strcmp(name, lb__act_bf16.name) ? &lb__act_bf16 : lb_format_find(name);
+}
+
+bool lb__act_bf16_pairs(const lb_weight *w)
+{
+    return w->act == &lb__act_bf16 && w->rep == &lb__wrep_dense && w->dtype == LB_DTYPE_BF16;
+}
+
 size_t lb__act_row_bytes(int64_t cols) { return (size_t)cols * 2 + 64; }
 
 void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8_t *buf)
 {
+    if (act == &lb__act_bf16) {
+        for (int64_t i = 0; i < nt * cols; i++) x[i] = lb_bf16_to_f32(lb_f32_to_bf16(x[i]));
+        return;
+    }
     for (int64_t t = 0; t < nt; t++) {
         float g = 1.0f;
         lb_status s = lb_format_quantize(act, NULL, x + t * cols, 1, cols, buf, &g);

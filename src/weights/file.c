@@ -115,7 +115,7 @@ static lb_status meta_fields(const lb_json *j, const char *what, lb_wmeta *t)
     if (lb__json_get(j, "act") && !act) return lb__err(LB_ERR_FORMAT, "%s: \"act\" is not a string", what);
     if (act && !strncmp(act, "stamp-", 6)) {   /* STaMP (stamp.c) */
         if (lb__stamp_parse(act, &t->stamp, &t->act)) return lb__err(LB_ERR_FORMAT, "%s: %s", what, lb_errmsg());
-    } else if (act && strcmp(act, "none") && !(t->act = lb_format_find(act)))
+    } else if (act && strcmp(act, "none") && !(t->act = lb__act_find(act)))
         return lb__err(LB_ERR_FORMAT, "%s: unknown activation format '%s'", what, act);
     const lb_json *st = lb__json_get(j, "act_static");
     if (st && st->type != LB_JSON_BOOL) return lb__err(LB_ERR_FORMAT, "%s: \"act_static\" is not a boolean", what);

@@ -18,6 +18,7 @@
  * Every representation sums in the canonical order of kernels.h, so prefill
  * and decode, every thread count and every ISA give the same bits. */
 #include "weights/weights.h"
+#include <stdatomic.h>
 
 #define LINEAR_MAX_N 3
 
@@ -130,7 +131,10 @@ static void row_task(void *ctx, int64_t b, int64_t e, int thread)
         const lb_wpart *p = &rj->p[i];
         int64_t lo = lb__max64(b, p->row0) - p->row0, hi = lb__min64(e, p->row0 + p->w->rows) - p->row0;
         if (lo >= hi) continue;
-        if (p->iw.f && p->w->rep == &lb__wrep_block)
+        if (p->ba.x) {
+            lb_mat m = {.data = p->w->data, .dtype = p->w->dtype, .rows = p->w->rows, .cols = p->w->cols};
+            lb__bdot()(&m, lo, hi, &p->ba, rj->j.nt, p->y, p->ys);
+        } else if (p->iw.f && p->w->rep == &lb__wrep_block)
             lb__igemm()(&p->iw, p->w->data, p->w->u.block.row_bytes, lo, hi, p->w->cols, &p->ia, rj->j.nt, p->y,
                         p->ys);
         else
@@ -243,6 +247,36 @@ static void act_run(lb_wspace *ws, lb_pool *pool, act_job *a, int64_t nt, const 
  * (spint: kernels/sparse.h). */
 static int code_bits(const lb_wpart *p) { return p->w->rep == &lb__wrep_sparse ? 8 : p->iw.bits; }
 
+/* ---- bf16 x bf16 (dense BF16 weights, BF16 activations): the input rows
+ * rounded to BF16 once per call, in parallel over tokens, shared by the
+ * parts of the same input; the rows of each part then go to lb__bdot(). */
+typedef struct bf16_job {
+    const float *x;
+    int64_t xs, cols;
+    uint16_t *out;
+    _Atomic int tiny;
+} bf16_job;
+
+static void bf16_task(void *ctx, int64_t b, int64_t e, int thread)
+{
+    bf16_job *j = ctx;
+    if (lb__bf16_act_rows(j->x, j->xs, j->cols, b, e, j->out, j->cols)) atomic_store(&j->tiny, 1);
+}
+
+static bool part_act_bf16(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t nt, const float **src,
+                          int64_t *aused)
+{
+    lb_wpart *p = &rj->p[i];
+    if (!lb__act_bf16_pairs(p->w)) return false;
+    for (int k = 0; k < i; k++)
+        if (rj->p[k].ba.x && src[k] == p->x && rj->p[k].w->cols == p->w->cols) { p->ba = rj->p[k].ba; return true; }
+    bf16_job j = {.x = p->x, .xs = p->xs, .cols = p->w->cols, .out = (uint16_t *)(ws->ax + *aused)};
+    lb_pool_for(pool, nt, lb__max64(1, 4096 / p->w->cols), bf16_task, &j);
+    *aused += nt * p->w->cols;   /* floats: the BF16 rows take half */
+    p->ba = (lb__bact){.x = j.out, .xs = p->w->cols, .tiny = atomic_load(&j.tiny)};
+    return true;
+}
+
 /* The activation step of part i (its input p->x is final for the
  * transforms): integer codes or a simulated copy, shared with an earlier
  * part of the same input, format and kernel order. src[i] keeps p->x
@@ -252,11 +286,11 @@ static void part_act(lb_wspace *ws, lb_pool *pool, row_job *rj, int i, int64_t n
     lb_wpart *p = &rj->p[i];
     const lb_weight *w = p->w;
     src[i] = p->x;
-    if (!act_on(ws, w)) return;
+    if (!act_on(ws, w) || part_act_bf16(ws, pool, rj, i, nt, src, aused)) return;
     bool in = !w->stamp.kind && lb__act_pairs(w, &p->iw);   /* STaMP: simulated */
     for (int k = 0; k < i; k++) {
         const lb_wpart *o = &rj->p[k];
-        if (src[k] != p->x || o->w->act != w->act || o->w->act_sd != w->act_sd || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && code_bits(o) != code_bits(p))) continue;
+        if (src[k] != p->x || o->ba.x || o->w->act != w->act || o->w->act_sd != w->act_sd || strcmp(o->w->stamp.name, w->stamp.name) || (o->iw.f != NULL) != in || (in && code_bits(o) != code_bits(p))) continue;
         p->ia = o->ia;
         p->x = o->x;
         p->xs = o->xs;

@@ -23,6 +23,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/igemm.h"
+#include "kernels/bf16dot.h"
 #include "transforms/hadamard.h"
 #include "lossless/lossless.h"
 #include "core/safetensors.h"
@@ -139,6 +140,7 @@ typedef struct lb_wpart {
     float nvd[128];          /* block NV formats: ue4m3(code) / tensor_scale */
     lb__iw iw;               /* integer product (iw.f set): weight format, quantized input ia */
     lb__iact ia;
+    lb__bact ba;             /* bf16 x bf16 product (ba.x set): the input in BF16 (act.c) */
 } lb_wpart;
 
 typedef struct lb_wjob {
@@ -264,6 +266,15 @@ lb_status lb__act_check(const lb_format *act, int64_t cols, const char *name);
 bool lb__act_pairs(const lb_weight *w, lb__iw *iw);
 /* Bytes of the packed-row buffer one token's quantization needs. */
 size_t lb__act_row_bytes(int64_t cols);
+/* BF16 activations ("bf16"): not a registry format (its elements are 16-bit
+ * floats, no blocks), an activation format of its own. With dense BF16
+ * weights the product is the "bf16 x bf16" kernel (kernels/bf16dot.h);
+ * with any other weight the input is rounded to BF16 and back (simulated). */
+extern const lb_format lb__act_bf16;
+/* The activation format named name: a registry format or "bf16" (NULL: none). */
+const lb_format *lb__act_find(const char *name);
+/* Whether w's product is the bf16 x bf16 kernel (act bf16, dense BF16). */
+bool lb__act_bf16_pairs(const lb_weight *w);
 /* x (nt rows of cols, contiguous) <- dequant(quant(x)) per row; buf holds
  * lb__act_row_bytes(cols). */
 void lb__act_qdq(const lb_format *act, float *x, int64_t nt, int64_t cols, uint8_t *buf);
