@@ -331,6 +331,8 @@ static void write_json(FILE *f, const void *ctx)
     fprintf(f, "]}\n");
 }
 
+static const char *base_name(const char *path) { return strrchr(path, '/') ? strrchr(path, '/') + 1 : path; }
+
 /* Bars of KL divergence, grouped by cell, one colour per rotation; a log
  * axis when the values spread over more than a decade, else linear from 0. */
 static void write_svg(FILE *f, const void *ctx)
@@ -354,7 +356,7 @@ static void write_svg(FILE *f, const void *ctx)
 #define PY(v) (logy ? bench_svg_logy(&ax, (v)) : ax.ybot - (v) / ylin * (ax.ybot - ax.ytop))
     bench_svg_begin(f, W, H);
     fprintf(f, "<text x=\"%.0f\" y=\"18\" font-size=\"13\">mean KL divergence per weight:activation cell and rotation: "
-               "%s</text>\n", L, strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model);
+               "%s, %s</text>\n", L, base_name(o->model), base_name(o->text));
     if (logy) bench_svg_log_grid(f, &ax);
     else
         for (int k = 0; k <= 4; k++)
