@@ -1,11 +1,16 @@
 #!/bin/sh
-# act_accuracy.sh: KL divergence of activation formats (docs/activations.md):
-# W8A16 vs W8A8 (int8_g32 weights, FP32 vs int8_g32 activations), W4A8,
+# act_accuracy.sh: KL divergence of activation formats (docs/activations.md).
+# SET=bench (default): `lowbit bench act` (the weight x activation x rotation
+# table, the documented way) on both real models and both texts, ctx 256, 60
+# chunks, rotations none, smoothquant, hadamard, stamp, dartquant, quarot,
+# calibrated on the TinyStories text's tail; writes OUTDIR/MODEL-TEXT/act.md,
+# .json, .svg and prints the four tables. The other SETs are the earlier
+# per-cell runs of `lowbit quantize` / `lowbit eval kld`:
+# SET=base: W8A16 vs W8A8 (int8_g32 weights, FP32 vs int8_g32 activations), W4A8,
 # W4A4 INT (int4_g32 x int4_g32) and MXFP4/MXFP4 and NVFP4/NVFP4, each with
 # and without the online Hadamard rotation (weights hadamard+rtn: the
 # activation is rotated by the weight's transform, then quantized), on both
 # real models and both texts. Base: the FP32 model's log-probabilities.
-# SET=base (default): the table of docs/activations.md.
 # SET=sq: SmoothQuant W8A8 (smoothquant int8_g32, calibrated on the
 # TinyStories text's tail with --calib-text) against rtn and hadamard+rtn,
 # activations FP32, INT8 blocks of 32 and INT8 per token (int8_ch).
@@ -21,9 +26,9 @@
 # SET=static: static (calibrated) activation scales (--act FORMAT:static
 # --act-calib: max |x| per block from `lowbit calib` on the tail of the same
 # text, 16384 tokens; eval reads from its start) against per-token scales.
-# usage: [SET=base|sq|stamp|dart|quarot|static] bench/act_accuracy.sh [OUTDIR]   (prints one markdown table)
+# usage: [SET=bench|base|sq|stamp|dart|quarot|static] bench/act_accuracy.sh [OUTDIR]   (prints markdown)
 set -e
-SET=${SET:-base}
+SET=${SET:-bench}
 L=${LOWBIT_CLI:-build/lowbit}
 M=${LOWBIT_MODELS:-../shared/models}
 D=${LOWBIT_DATA:-../shared/data}
@@ -31,6 +36,19 @@ O=${1:-/tmp/lowbit-act-accuracy}
 CTX=${CTX:-256}
 CHUNKS=${CHUNKS:-60}
 mkdir -p "$O"
+if [ $SET = bench ]; then
+    for model in stories260K tinystories-656k; do
+        if [ $model = stories260K ]; then src="$M/stories260K/stories260K.bin"; else src="$M/tinystories-656k"; fi
+        for text in tinystories wikitext2; do
+            if [ $text = tinystories ]; then t="$D/tinystories/tinystories_val.txt"; else t="$D/wikitext2/wiki.test.raw"; fi
+            echo "### $model, $text"; echo
+            "$L" bench act --model "$src" --text "$t" --calib-text "$D/tinystories/tinystories_val.txt" --ctx $CTX \
+                --chunks $CHUNKS --rotations none,smoothquant,hadamard,stamp,dartquant,quarot --out "$O/$model-$text"
+            echo
+        done
+    done
+    exit 0
+fi
 echo "| model | text | weights | activations | rotation | KLD | top-1 % | PPL ratio |"
 echo "|---|---|---|---|---|---:|---:|---:|"
 for model in stories260K tinystories-656k; do

@@ -170,5 +170,50 @@ int tensor_dequantize(const char *cmd, const lb_format *f, const char *in, int64
  * lb_formats_study_run) */
 int cmd_bench(int argc, char **argv);
 int bench_formats(int argc, char **argv);
+/* tools/cmd_bench_act.c: `lowbit bench act`, weight x activation x rotation */
+int bench_act(int argc, char **argv);
+
+/* ---- shared by the model benches (tools/cmd_bench.c; bench quant, bench act) */
+/* "a,b,c" copied into buf and split in place: up to cap pointers into buf. */
+int bench_split_list(const char *s, const char **out, int cap, char *buf, size_t bufcap);
+typedef struct bench_base_opts {
+    const char *model, *text, *dir;   /* model name for the file, the text scored, the output folder */
+    int64_t ctx, chunks;
+    int threads;
+} bench_base_opts;
+typedef struct bench_base {
+    int32_t *tok;               /* (n) the text's tokens with BOS, malloc'd */
+    int64_t n;
+    double ppl;                 /* the unquantized model's perplexity on ctx x chunks */
+    char path[1024];            /* DIR/base.logprobs: its log-probabilities, lb_eval_kld's base (caller removes it) */
+} bench_base;
+/* Tokenize the text, score m and save its log-probabilities (the path and
+ * its temporary registered for removal when interrupted); prints, returns 1. */
+int bench_make_base(const char *cmd, const lb_model *m, const lb_tokenizer *t, const bench_base_opts *o,
+                    bench_base *b);
+typedef struct bench_calib_opts {
+    const char *path;           /* calibration text: tokens from its tail */
+    int64_t tokens, ctx;
+    int threads;
+    bool scored_text;           /* path is also the scored text: refuse when the tail reaches its first `scored` tokens */
+    int64_t scored;
+} bench_calib_opts;
+/* Calibration tokens (ct, printed on stderr) and their statistics (*out),
+ * collected once for every method of a bench; prints and returns 1. */
+int bench_calib(const char *cmd, const lb_model *m, const lb_tokenizer *t, const bench_calib_opts *o,
+                cli_calib_text *ct, lb_calib **out);
+/* DIR/NAME written atomically (cli_write_atomic) with what fn prints. */
+typedef void (*bench_writer)(FILE *f, const void *ctx);
+int bench_write(const char *cmd, const char *dir, const char *name, bench_writer fn, const void *ctx);
+/* s as a JSON string (quoted, escaped). */
+void bench_json_str(FILE *f, const char *s);
+/* SVG plots: the header and white background, a palette, and a log10 y axis
+ * from 10^e0 (at ybot) to 10^e1 (at ytop) with a grid line per decade over [x0, x1]. */
+extern const char *const bench_svg_colors[10];
+void bench_svg_begin(FILE *f, double w, double h);
+typedef struct bench_svg_axis { double x0, x1, ytop, ybot, e0, e1; } bench_svg_axis;
+double bench_svg_logy(const bench_svg_axis *a, double v);
+void bench_svg_log_grid(FILE *f, const bench_svg_axis *a);
+void bench_svg_ylabel(FILE *f, const bench_svg_axis *a, const char *label);
 
 #endif

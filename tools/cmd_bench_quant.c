@@ -73,14 +73,6 @@ static void help(void)
            "Without --text only sizes and speeds are measured.\n");
 }
 
-static int split_list(const char *s, const char **out, int cap, char *buf, size_t bufcap)
-{
-    snprintf(buf, bufcap, "%s", s);
-    int n = 0;
-    for (char *t = strtok(buf, ","); t && n < cap; t = strtok(NULL, ",")) out[n++] = t;
-    return n;
-}
-
 static double file_mb(const char *path)
 {
     struct stat st;
@@ -151,13 +143,6 @@ static double read_bandwidth(int threads)
     return best;
 }
 
-typedef struct base {
-    int32_t *tok;
-    int64_t n;
-    double ppl;
-    char path[1024];
-} base;
-
 static void parse_format(const char *spec, char *name, size_t cap, lb_scale_rule *rule)
 {
     snprintf(name, cap, "%s", spec);
@@ -194,7 +179,7 @@ static bool parse_method(const char *spec, char *name, size_t cap, method_opts *
     return ok;
 }
 
-static void run_one(const bopts *o, const lb_model *m, const base *b, const char *method, const char *fspec, row *r)
+static void run_one(const bopts *o, const lb_model *m, const bench_base *b, const char *method, const char *fspec, row *r)
 {
     memset(r, 0, sizeof *r);
     snprintf(r->method, sizeof r->method, "%s", method);
@@ -261,11 +246,18 @@ static void run_one(const bopts *o, const lb_model *m, const base *b, const char
 
 /* ------------------------------------------------------------- outputs */
 
-static void write_md(FILE *f, const bopts *o, const base *b, const row *rows, int n)
+/* What the report writers print: the options, the base and the rows. */
+typedef struct report { const bopts *o; const bench_base *b; const row *rows; int n; } report;
+
+static void write_md(FILE *f, const void *ctx)
 {
+    const report *rp = ctx;
+    const bopts *o = rp->o;
+    const row *rows = rp->rows;
+    int n = rp->n;
     fprintf(f, "model `%s`", o->model);
     if (o->text) fprintf(f, ", text `%s` (ctx %lld, %lld chunks), unquantized PPL %.4f", o->text, (long long)o->ctx,
-                         (long long)o->chunks, b->ppl);
+                         (long long)o->chunks, rp->b->ppl);
     fprintf(f, "\n\n| method | format | linears q/kept | bits/w (linears) | bits/w (all) | file MB | PPL | dPPL | mean KLD | "
                "top-1 %% | layer err | quant s | gen tok/s |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int i = 0; i < n; i++) {
@@ -280,10 +272,14 @@ static void write_md(FILE *f, const bopts *o, const base *b, const row *rows, in
     }
 }
 
-static void write_json(FILE *f, const bopts *o, const base *b, const row *rows, int n)
+static void write_json(FILE *f, const void *ctx)
 {
+    const report *rp = ctx;
+    const bopts *o = rp->o;
+    const row *rows = rp->rows;
+    int n = rp->n;
     fprintf(f, "{\"model\": \"%s\", \"text\": \"%s\", \"ctx\": %lld, \"chunks\": %lld, \"ppl_base\": %.6g, \"rows\": [",
-            o->model, o->text ? o->text : "", (long long)o->ctx, (long long)o->chunks, b->ppl);
+            o->model, o->text ? o->text : "", (long long)o->ctx, (long long)o->chunks, rp->b->ppl);
     for (int i = 0; i < n; i++) {
         const row *r = &rows[i];
         fprintf(f, "%s\n {\"method\": \"%s\", \"format\": \"%s\", \"failed\": %s, \"bits_linear\": %.6g, "
@@ -305,10 +301,12 @@ static bool drawn(const bopts *o, const row *r)
 }
 
 /* KL divergence (log scale) against bits/weight of the linears, one colour per method. */
-static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
+static void write_svg(FILE *f, const void *ctx)
 {
-    static const char *col[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f",
-                                "#bcbd22", "#17becf"};
+    const report *rp = ctx;
+    const bopts *o = rp->o;
+    const row *rows = rp->rows;
+    int n = rp->n;
     double W = 720, H = 460, L = 70, R = 170, T = 30, B = 50;
     double xmin = 1e9, xmax = 0, ymin = 1e9, ymax = 0;
     for (int i = 0; i < n; i++) {
@@ -321,26 +319,22 @@ static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
     double lx0 = floor(log10(ymin)), lx1 = ceil(log10(ymax));
     if (lx1 <= lx0) lx1 = lx0 + 1;
     xmin = floor(xmin) - 0.5; xmax = ceil(xmax) + 0.5;
+    bench_svg_axis ax = {.x0 = L, .x1 = W - R, .ytop = T, .ybot = H - B, .e0 = lx0, .e1 = lx1};
 #define PX(x) (L + ((x) - xmin) / (xmax - xmin) * (W - L - R))
-#define PY(y) (H - B - (log10(y) - lx0) / (lx1 - lx0) * (H - T - B))
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-               "font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
+#define PY(y) bench_svg_logy(&ax, (y))
+    bench_svg_begin(f, W, H);
     fprintf(f, "<text x=\"%.0f\" y=\"18\" font-size=\"13\">mean KL divergence vs bits/weight: %s</text>\n", L,
             strrchr(o->model, '/') ? strrchr(o->model, '/') + 1 : o->model);
-    for (double e = lx0; e <= lx1; e++) {
-        fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#ddd\"/>", L, W - R, PY(pow(10, e)), PY(pow(10, e)));
-        fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">1e%g</text>\n", L - 4, PY(pow(10, e)) + 4, e);
-    }
+    bench_svg_log_grid(f, &ax);
     for (double x = ceil(xmin); x <= xmax; x++) {
         fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#eee\"/>", PX(x), PX(x), T, H - B);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g</text>\n", PX(x), H - B + 14, x);
     }
     fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">bits per weight (linear layers)</text>\n",
             (L + W - R) / 2, H - 12);
-    fprintf(f, "<text transform=\"translate(16 %.1f) rotate(-90)\" text-anchor=\"middle\">mean KLD (nats)</text>\n",
-            (T + H - B) / 2);
+    bench_svg_ylabel(f, &ax, "mean KLD (nats)");
     for (int mi = 0; mi < o->n_methods; mi++) {
-        const char *c = col[mi % 10];
+        const char *c = bench_svg_colors[mi % 10];
         fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/><text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                 W - R + 16, T + 10 + 16.0 * mi, c, W - R + 26, T + 14 + 16.0 * mi, o->methods[mi]);
         for (int i = 0; i < n; i++) {
@@ -358,45 +352,16 @@ static void write_svg(FILE *f, const bopts *o, const row *rows, int n)
     fprintf(f, "</svg>\n");
 }
 
-static int write_outputs(const bopts *o, const base *b, const row *rows, int n)
+static int write_outputs(const report *rp)
 {
-    const char *ext[3] = {"md", "json", "svg"};
-    for (int k = 0; k < 3; k++) {
-        if (k == 2 && !o->text) continue;
-        char path[1100];
-        snprintf(path, sizeof path, "%s/quant.%s", o->out, ext[k]);
-        FILE *f = fopen(path, "w");
-        if (!f) return cli_fail("bench", "%s: cannot write: %s", path, strerror(errno));
-        if (k == 0) write_md(f, o, b, rows, n);
-        else if (k == 1) write_json(f, o, b, rows, n);
-        else write_svg(f, o, rows, n);
-        if (fclose(f)) return cli_fail("bench", "%s: write error", path);
-    }
-    return 0;
-}
-
-/* Tokenize the text, score the unquantized model and save its log-probabilities. */
-static int make_base(const bopts *o, const lb_model *m, const lb_tokenizer *t, base *b)
-{
-    size_t len;
-    char *text = cli_read_all("bench", o->text, &len);
-    if (!text) return 1;
-    lb_status s = lb_tokenizer_encode(t, text, len, 1, &b->tok, &b->n);
-    free(text);
-    if (s) return cli_fail_status("bench", s);
-    snprintf(b->path, sizeof b->path, "%s/base.logprobs", o->out);
-    lb_ppl_opts po = {.ctx = o->ctx, .max_chunks = o->chunks, .n_threads = o->threads, .bos = lb_tokenizer_bos(t),
-                      .save_path = b->path, .model_name = o->model};
-    lb_ppl_result pr;
-    s = lb_eval_ppl(m, b->tok, b->n, &po, &pr);
-    if (s) return cli_fail_status("bench", s);
-    b->ppl = pr.ppl;
-    return 0;
+    return bench_write("bench", rp->o->out, "quant.md", write_md, rp) ||
+           bench_write("bench", rp->o->out, "quant.json", write_json, rp) ||
+           (rp->o->text && bench_write("bench", rp->o->out, "quant.svg", write_svg, rp));
 }
 
 /* Calibration tokens from the tail of --calib-text (default --text), when a
  * method needs them; refused when they would overlap the scored chunks. */
-static int calib_tokens(bopts *o, const lb_model *m, const lb_tokenizer *t, const base *b)
+static int calib_tokens(bopts *o, const lb_model *m, const lb_tokenizer *t, const bench_base *b)
 {
     bool need = false;
     for (int i = 0; i < o->n_methods; i++) {
@@ -406,20 +371,11 @@ static int calib_tokens(bopts *o, const lb_model *m, const lb_tokenizer *t, cons
         need = need || mo.calib || o->bits_budget > 0;
     }
     if (!need) return 0;
-    const char *path = o->calib_text ? o->calib_text : o->text;
-    if (cli_calib_text_tokens("bench quant", "--calib-text", path, t, o->calib_tokens, o->calib_ctx, -1, &o->ct)) return 1;
-    cli_calib_text_print(stderr, path, &o->ct, o->calib_ctx);
-    lb_calib_opts co = {.ctx = o->calib_ctx, .n_threads = o->threads, .text = path, .text_begin = o->ct.begin,
-                        .text_end = o->ct.end};
-    lb_status s = lb_calib_collect(m, o->ct.tokens, o->ct.n_tokens, &co, &o->calib);
-    if (s) return cli_fail_status("bench quant", s);
-    int64_t scored = o->ctx * o->chunks;
-    if (!o->calib_text && o->ct.tokens_before < scored)
-        return cli_fail("bench quant", "--text %s: the calibration tokens (the last %lld) overlap the %lld scored ones; "
-                        "use fewer --chunks or --calib-tokens, or another --calib-text", path,
-                        (long long)o->ct.n_tokens, (long long)scored);
+    bench_calib_opts co = {.path = o->calib_text ? o->calib_text : o->text, .tokens = o->calib_tokens,
+                           .ctx = o->calib_ctx, .threads = o->threads, .scored_text = !o->calib_text,
+                           .scored = o->ctx * o->chunks};
     (void)b;
-    return 0;
+    return bench_calib("bench quant", m, t, &co, &o->ct, &o->calib);
 }
 
 /* Every method and format must be known before hours of measuring start. */
@@ -470,9 +426,9 @@ static int parse(int argc, char **argv, bopts *o, char *mb, char *fb)
     if (rc < 0) { help(); return -1; }
     if (rc) return rc;
     o->threads = (int)threads;
-    if (methods) o->n_methods = split_list(methods, o->methods, MAXL, mb, 1024);
-    if (formats) o->n_formats = split_list(formats, o->formats, MAXL, fb, 2048);
-    if (bformats) o->n_budget_formats = split_list(bformats, o->budget_formats, MAXL, bb, sizeof bb);
+    if (methods) o->n_methods = bench_split_list(methods, o->methods, MAXL, mb, 1024);
+    if (formats) o->n_formats = bench_split_list(formats, o->formats, MAXL, fb, 2048);
+    if (bformats) o->n_budget_formats = bench_split_list(bformats, o->budget_formats, MAXL, bb, sizeof bb);
     if ((bformats || o->budget_metric) && !(o->bits_budget > 0))
         return cli_fail("bench quant", "--budget-formats and --budget-metric need --bits-budget B");
     if (!o->model) return cli_fail("bench quant", "--model is required (see lowbit bench quant --help)");
@@ -499,15 +455,14 @@ int bench_quant(int argc, char **argv)
     snprintf(tmp, sizeof tmp, "%s/tmp_model.safetensors", o.out);
     cli_temp_register(tmp);
     if (!lb_temp_path(tmp, (long)getpid(), tmp2, sizeof tmp2)) cli_temp_register(tmp2);
-    snprintf(tmp, sizeof tmp, "%s/base.logprobs", o.out);
-    cli_temp_register(tmp);
-    if (!lb_temp_path(tmp, (long)getpid(), tmp2, sizeof tmp2)) cli_temp_register(tmp2);
     lb_model *m = NULL;
     lb_tokenizer *t = NULL;
-    base b = {0};
+    bench_base b = {0};
+    bench_base_opts bo = {.model = o.model, .text = o.text, .dir = o.out, .ctx = o.ctx, .chunks = o.chunks,
+                          .threads = o.threads};
     if (o.text) { if (cli_load_model_tok("bench", o.model, o.tok, &m, &t)) return 1; }
     else { lb_status s = lb_model_load(o.model, &m); if (s) return cli_fail_status("bench", s); }
-    if (o.text && make_base(&o, m, t, &b)) { lb_model_free(m); lb_tokenizer_free(t); return 1; }
+    if (o.text && bench_make_base("bench", m, t, &bo, &b)) { lb_model_free(m); lb_tokenizer_free(t); return 1; }
     if (o.text && calib_tokens(&o, m, t, &b)) { free(b.tok); lb_model_free(m); lb_tokenizer_free(t); return 1; }
     int n = 0;
     row *rows = calloc((size_t)(o.n_methods * o.n_formats + 1), sizeof *rows);
@@ -519,8 +474,9 @@ int bench_quant(int argc, char **argv)
             run_one(&o, m, &b, o.methods[mi], o.formats[fi], &rows[n++]);
         }
     cli_progress_end();
-    rc = rows ? write_outputs(&o, &b, rows, n) : cli_fail("bench", "out of memory");
-    if (!rc) { if (o.json) write_json(stdout, &o, &b, rows, n); else write_md(stdout, &o, &b, rows, n); }
+    report rp = {&o, &b, rows, n};
+    rc = rows ? write_outputs(&rp) : cli_fail("bench", "out of memory");
+    if (!rc) { if (o.json) write_json(stdout, &rp); else write_md(stdout, &rp); }
     if (!rc && bw > 0 && !o.json) {   /* speed mode: ratios to FP32 and the bandwidth bound */
         double f32_gbs = rows[0].size_mb * rows[0].gen_tps / 1e3;
         printf("\nmemory read bandwidth: %.1f GB/s by a %d-thread sum test, %.1f GB/s reached by the FP32 decode; "

@@ -28,7 +28,8 @@ static const cli_command commands[] = {
     {"calib", "collect a model's linear-input statistics (H = mean x x^T, mean x^2, ...) on a text", cmd_calib},
     {"quantize", "quantize a model's linear weights (rtn, sinq, hadamard+*) into a block format", cmd_quantize},
     {"prune", "prune a model's linear weights (magnitude, wanda, sparsegpt; unstructured, N:M, V:N:M), stored sparse", cmd_prune},
-    {"bench", "studies with reports: 'bench formats' (QSNR of every format), 'bench quant' (methods x formats on a model)", cmd_bench},
+    {"bench", "studies with reports: 'bench formats' (QSNR of every format), 'bench quant' (methods x formats on a model), "
+              "'bench act' (weight x activation formats x rotations)", cmd_bench},
 };
 static const int n_commands = (int)(sizeof commands / sizeof *commands);
 
