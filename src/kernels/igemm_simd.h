@@ -12,22 +12,11 @@
 #ifndef LB_IGEMM_SIMD_H
 #define LB_IGEMM_SIMD_H
 
-#include "kernels/igemm.h"
+#include "kernels/igemm_scale.h"
 #include <immintrin.h>
 
 #define IG_INLINE static inline __attribute__((always_inline))
 
-/* How a weight block's scale is stored (a compile-time constant in the
- * kernels, so the loops carry no format branches). */
-enum { SK_F16, SK_BF16, SK_E8M0 };
-
-/* The decoded scale of a weight block: lb__iw_scale's arithmetic. */
-IG_INLINE float ig_wscale(int sk, const uint8_t *blk)
-{
-    if (sk == SK_E8M0) return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127) * 0x1p-6f;
-    uint16_t h = lb__rd16(blk);
-    return sk == SK_BF16 ? lb__bits_f32((uint32_t)h << 16) : _cvtsh_ss(h);
-}
 
 /* The 32 weight values of a block in kernel order, as signed bytes. */
 IG_INLINE __m256i ig_wcodes(const uint8_t *codes, int bits)

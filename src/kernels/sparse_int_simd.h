@@ -22,20 +22,10 @@
 #define LB_SPARSE_INT_SIMD_H
 
 #include "kernels/sparse.h"
+#include "kernels/igemm_scale.h"
 #include <immintrin.h>
 
 #define SI_INLINE static inline __attribute__((always_inline))
-
-enum { SI_F16, SI_BF16, SI_E8M0 };
-
-/* The decoded scale of a weight block: lb__iw_scale's arithmetic (as
- * igemm_simd.h's ig_wscale). */
-SI_INLINE float si_wscale(int sk, const uint8_t *blk)
-{
-    if (sk == SI_E8M0) return blk[0] == 0xff ? NAN : lb__pow2f((int)blk[0] - 127) * 0x1p-6f;
-    uint16_t h = lb__rd16(blk);
-    return sk == SI_BF16 ? lb__bits_f32((uint32_t)h << 16) : _cvtsh_ss(h);
-}
 
 /* The 32 kept weights of a block in column order, as signed bytes. */
 SI_INLINE __m256i si_wcodes(const uint8_t *codes, int bits)
@@ -121,7 +111,7 @@ SI_INLINE void si_tile(const uint8_t *mask, size_t mb, const uint8_t *data, size
                        const lb__iact *a, int64_t t0, float *y, int64_t ys, int64_t r, int R, int T, int P, int bits,
                        int sk)
 {
-    const int S = P == 8 ? 1 : 8 / P, sb = sk == SI_E8M0 ? 1 : 2;
+    const int S = P == 8 ? 1 : 8 / P, sb = sk == SK_E8M0 ? 1 : 2;
     const int64_t mpb = LB_IG_BLOCK / P, ipb = 8 * LB_IG_BLOCK / P, apb = 8 / P;   /* mask bytes, inputs, act blocks per block */
     __m256 acc[4][4];
 #pragma GCC unroll 4
@@ -135,7 +125,7 @@ SI_INLINE void si_tile(const uint8_t *mask, size_t mb, const uint8_t *data, size
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
             const uint8_t *blk = row + (size_t)i * rb + (size_t)b * bb;
-            dw[i] = si_wscale(sk, blk);
+            dw[i] = ig_wscale(sk, blk);
             wv[i] = si_wcodes(blk + sb, bits);
             wu[i] = _mm256_abs_epi8(wv[i]);
             if (T <= 2) {   /* decode: the rows 3 tiles ahead */
@@ -199,15 +189,15 @@ void SI_NAME(const lb__iw *w, int p, const uint8_t *mask, size_t mb, const uint8
              int64_t r1, int64_t cols, const lb__iact *a, int64_t nt, float *y, int64_t ys)
 {
     int64_t nb = cols / 8 * p / LB_IG_BLOCK;
-    int sk = w->mx ? SI_E8M0 : w->f->sd == LB__SD_BF16 ? SI_BF16 : SI_F16;
+    int sk = w->mx ? SK_E8M0 : w->f->sd == LB__SD_BF16 ? SK_BF16 : SK_F16;
     size_t bb = w->bb;
 #define SI_ROWS(P, bits, sk) si_rows(mask, mb, data, rb, bb, r0, r1, nb, a, nt, y, ys, P, bits, sk)
 #define SI_P(P)                                                                                                   \
     do {                                                                                                          \
-        if (w->bits == 4) { if (sk == SI_F16) SI_ROWS(P, 4, SI_F16); else SI_ROWS(P, 4, SI_BF16); }              \
-        else if (sk == SI_F16) SI_ROWS(P, 8, SI_F16);                                                             \
-        else if (sk == SI_BF16) SI_ROWS(P, 8, SI_BF16);                                                           \
-        else SI_ROWS(P, 8, SI_E8M0);                                                                              \
+        if (w->bits == 4) { if (sk == SK_F16) SI_ROWS(P, 4, SK_F16); else SI_ROWS(P, 4, SK_BF16); }              \
+        else if (sk == SK_F16) SI_ROWS(P, 8, SK_F16);                                                             \
+        else if (sk == SK_BF16) SI_ROWS(P, 8, SK_BF16);                                                           \
+        else SI_ROWS(P, 8, SK_E8M0);                                                                              \
     } while (0)
     switch (p) {
     case 1: SI_P(1); break;
