@@ -107,6 +107,19 @@ static inline const char *test_find_python(void)
 }
 
 /* Relative error helper: |a-b| / max(|a|,|b|,floor). */
+/* Logits of one decode step of m after a prefill of tok[0..n) (threads
+ * workers; the decode step feeds tok[0] again), into out (vocab floats). */
+static inline lb_status test_decode_logits(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
+{
+    lb_session *s;
+    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
+    if (st) return st;
+    st = lb_forward(s, tok, n, NULL);
+    if (!st) st = lb_forward(s, tok, 1, out);
+    lb_session_free(s);
+    return st;
+}
+
 static inline double test_rel_err(double a, double b, double floor_)
 {
     double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);

@@ -245,17 +245,6 @@ static bool model_path(char *p, size_t cap, const char *rel)
     return test_file_exists(p);
 }
 
-static lb_status logits_of(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
-{
-    lb_session *s;
-    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
-    if (st) return st;
-    st = lb_forward(s, tok, n, NULL);              /* prefill */
-    if (!st) st = lb_forward(s, tok, 1, out);       /* one decode step */
-    lb_session_free(s);
-    return st;
-}
-
 static void test_model(void)
 {
     char path[1024];
@@ -273,12 +262,12 @@ static void test_model(void)
     lb_model_get_info(q, &info);
     float *a = malloc(sizeof(float) * (size_t)info.vocab_size), *b = malloc(sizeof(float) * (size_t)info.vocab_size);
     float *c = malloc(sizeof(float) * (size_t)info.vocab_size);
-    REQUIRE(!logits_of(q, 1, tok, 12, c), "forward");
+    REQUIRE(!test_decode_logits(q, 1, tok, 12, c), "forward");
     int64_t kept = -1;
     REQUIRE(!lb_model_set_act(q, "int8", &kept), "set: %s", lb_errmsg());
     CHECK(kept == 0 && !strcmp(lb_model_act(q), "int8_g32"), "kept %lld act %s", (long long)kept, lb_model_act(q));
-    REQUIRE(!logits_of(q, 1, tok, 12, a), "forward");
-    REQUIRE(!logits_of(q, 2, tok, 12, b), "forward");
+    REQUIRE(!test_decode_logits(q, 1, tok, 12, a), "forward");
+    REQUIRE(!test_decode_logits(q, 2, tok, 12, b), "forward");
     CHECK(!differ(a, b, info.vocab_size), "1 and 2 threads differ");
     double md = 0;
     for (int64_t i = 0; i < info.vocab_size; i++) md = fmax(md, fabs((double)a[i] - c[i]));
@@ -289,10 +278,10 @@ static void test_model(void)
     REQUIRE(!lb_model_save(q, f), "save: %s", lb_errmsg());
     REQUIRE(!lb_model_load(f, &r), "load: %s", lb_errmsg());
     CHECK(!strcmp(lb_model_act(r), "int8_g32"), "loaded act %s", lb_model_act(r));
-    REQUIRE(!logits_of(r, 2, tok, 12, b), "forward");
+    REQUIRE(!test_decode_logits(r, 2, tok, 12, b), "forward");
     CHECK(!differ(a, b, info.vocab_size), "saved and loaded logits differ");
     REQUIRE(!lb_model_set_act(r, "none", NULL), "none");
-    REQUIRE(!logits_of(r, 1, tok, 12, b), "forward");
+    REQUIRE(!test_decode_logits(r, 1, tok, 12, b), "forward");
     CHECK(!differ(c, b, info.vocab_size), "--act none differs from the model without activation format");
     lb_model_free(r);
     /* a file whose "act" names no format: one clear error */
@@ -332,7 +321,7 @@ static void test_fallback(void)
     CHECK(kept == info.n_layers, "kept %lld of %lld layers' down_proj", (long long)kept, (long long)info.n_layers);
     float *a = malloc(sizeof(float) * (size_t)info.vocab_size);
     int32_t tok[5] = {1, 30, 40, 50, 60};
-    CHECK(!logits_of(m, 2, tok, 5, a), "forward: %s", lb_errmsg());
+    CHECK(!test_decode_logits(m, 2, tok, 5, a), "forward: %s", lb_errmsg());
     free(a);
     lb_model_free(m);
 }
@@ -481,7 +470,7 @@ static void static_file(const lb_model *q, const int32_t *tok, const float *want
     lb_model *r;
     REQUIRE(!lb_model_load(f, &r), "load: %s", lb_errmsg());
     float *got = malloc(sizeof(float) * (size_t)vocab);
-    REQUIRE(!logits_of(r, 1, tok, 12, got), "forward");
+    REQUIRE(!test_decode_logits(r, 1, tok, 12, got), "forward");
     CHECK(!differ(got, want, vocab), "static scales: saved and loaded logits differ");
     for (int64_t l = 0; l < r->cfg.n_layers; l++) {
         const lb_layer_weights *A = &q->layers[l], *B = &r->layers[l];
@@ -556,12 +545,12 @@ static void test_static_model(void)
     size_t vb = sizeof(float) * (size_t)info.vocab_size;
     float *a = malloc(vb), *b = malloc(vb), *dyn = malloc(vb);
     REQUIRE(!lb_model_set_act(q, "int8", NULL), "set");
-    REQUIRE(!logits_of(q, 1, tok + 1, 12, dyn), "forward");
+    REQUIRE(!test_decode_logits(q, 1, tok + 1, 12, dyn), "forward");
     int64_t kept = -1;
     REQUIRE(!lb_model_set_act_static(q, "int8:static", c, &kept), "static: %s", lb_errmsg());
     CHECK(kept == 0 && !strcmp(lb_model_act(q), "int8_g32"), "kept %lld act %s", (long long)kept, lb_model_act(q));
-    REQUIRE(!logits_of(q, 1, tok + 1, 12, a), "forward");
-    REQUIRE(!logits_of(q, 2, tok + 1, 12, b), "forward");
+    REQUIRE(!test_decode_logits(q, 1, tok + 1, 12, a), "forward");
+    REQUIRE(!test_decode_logits(q, 2, tok + 1, 12, b), "forward");
     CHECK(!differ(a, b, info.vocab_size), "static: 1 and 2 threads differ");
     double md = 0;
     for (int64_t i = 0; i < info.vocab_size; i++) md = fmax(md, fabs((double)a[i] - dyn[i]));

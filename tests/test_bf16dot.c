@@ -344,17 +344,6 @@ static void test_linear(void)
 
 /* ---- models */
 
-static lb_status logits_of(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
-{
-    lb_session *s;
-    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
-    if (st) return st;
-    st = lb_forward(s, tok, n, NULL);              /* prefill */
-    if (!st) st = lb_forward(s, tok, 1, out);       /* one decode step */
-    lb_session_free(s);
-    return st;
-}
-
 /* Logits with bf16 activations: the same at 1 and 2 threads and on every
  * ISA; returns max |logit(bf16) - logit(FP32 act)| / max |logit|. */
 static double check_model(lb_model *m, int64_t vocab, const int32_t *tok, int64_t n, float *act)
@@ -362,15 +351,15 @@ static double check_model(lb_model *m, int64_t vocab, const int32_t *tok, int64_
     float *a = malloc(sizeof(float) * (size_t)vocab), *b = malloc(sizeof(float) * (size_t)vocab);
     double md = -1, mx = 0;
     do {
-        if (lb_model_set_act(m, "none", NULL) || logits_of(m, 1, tok, n, a)) { CHECK(0, "fp32: %s", lb_errmsg()); break; }
-        if (lb_model_set_act(m, "bf16", NULL) || logits_of(m, 1, tok, n, act)) { CHECK(0, "bf16: %s", lb_errmsg()); break; }
+        if (lb_model_set_act(m, "none", NULL) || test_decode_logits(m, 1, tok, n, a)) { CHECK(0, "fp32: %s", lb_errmsg()); break; }
+        if (lb_model_set_act(m, "bf16", NULL) || test_decode_logits(m, 1, tok, n, act)) { CHECK(0, "bf16: %s", lb_errmsg()); break; }
         CHECK(!strcmp(lb_model_act(m), "bf16"), "act %s", lb_model_act(m));
         md = 0;
         for (int64_t i = 0; i < vocab; i++) { md = fmax(md, fabs((double)act[i] - a[i])); mx = fmax(mx, fabs((double)a[i])); }
         for (int isa = 0; isa < n_isas(); isa++) {
             lb_isa_set((lb_isa)isa);
             for (int th = 1; th <= 2; th++) {
-                if (logits_of(m, th, tok, n, b)) { CHECK(0, "forward: %s", lb_errmsg()); break; }
+                if (test_decode_logits(m, th, tok, n, b)) { CHECK(0, "forward: %s", lb_errmsg()); break; }
                 int bad = 0;
                 for (int64_t i = 0; i < vocab; i++) bad += !same(b[i], act[i]);
                 CHECK(!bad, "%s, %d threads: %d logits differ", lb_isa_name((lb_isa)isa), th, bad);
@@ -436,7 +425,7 @@ static void test_real_model(void)
     CHECK(!lb_model_save(m, f), "save: %s", lb_errmsg());
     if (!lb_model_load(f, &r)) {
         CHECK(!strcmp(lb_model_act(r), "bf16"), "loaded act %s", lb_model_act(r));
-        CHECK(!logits_of(r, 2, tok, 12, b), "forward");
+        CHECK(!test_decode_logits(r, 2, tok, 12, b), "forward");
         int bad = 0;
         for (int64_t i = 0; i < vocab; i++) bad += !same(b[i], act[i]);
         CHECK(!bad, "saved and loaded: %d logits differ", bad);

@@ -148,17 +148,6 @@ static void test_matrix(void)
     free(x); free(w); free(d);
 }
 
-static lb_status logits_of(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
-{
-    lb_session *s;
-    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
-    if (st) return st;
-    st = lb_forward(s, tok, n, NULL);
-    if (!st) st = lb_forward(s, tok, 1, out);
-    lb_session_free(s);
-    return st;
-}
-
 static void test_model(void)
 {
     tmodel t;
@@ -176,7 +165,7 @@ static void test_model(void)
     CHECK(wq->n_in == 1 && wq->in[0].kind == LB_XFORM_ROTATION && wd->n_in == 1 && wd->in[0].rot != NULL,
           "transforms %d %d", wq->n_in, wd->n_in);
     float a[67], b[67], e[67];
-    REQUIRE(!logits_of(&t.m, 1, tok, 9, a) && !logits_of(f, 1, tok, 9, b), "forward: %s", lb_errmsg());
+    REQUIRE(!test_decode_logits(&t.m, 1, tok, 9, a) && !test_decode_logits(f, 1, tok, 9, b), "forward: %s", lb_errmsg());
     double dmax = 0, amax = 0;
     for (int i = 0; i < c.vocab_size; i++) { dmax = fmax(dmax, fabs(a[i] - b[i])); amax = fmax(amax, fabs(a[i])); }
     printf("fused float model vs original: max |dlogit| %.2e (max |logit| %.2e)\n", dmax, amax);
@@ -194,7 +183,7 @@ static void test_model(void)
     CHECK(!strcmp(lb_model_act(r), "int4_g32"), "act %s", lb_model_act(r));
     CHECK(r->layers[0].w_up.n_in == 1 && !memcmp(r->layers[0].w_up.in[0].rot, q->layers[0].w_up.in[0].rot,
                                                  sizeof(float) * 64 * 64), "rotation read back differs");
-    REQUIRE(!logits_of(q, 1, tok, 9, a) && !logits_of(r, 1, tok, 9, b) && !logits_of(r, 2, tok, 9, e), "forward");
+    REQUIRE(!test_decode_logits(q, 1, tok, 9, a) && !test_decode_logits(r, 1, tok, 9, b) && !test_decode_logits(r, 2, tok, 9, e), "forward");
     CHECK(!memcmp(a, b, sizeof a) && !memcmp(a, e, sizeof a), "logits after save/load or at 2 threads differ");
     /* refused: no calibration, statistics without activation rows */
     lb_model *x = NULL;
@@ -233,7 +222,7 @@ static void test_quarot(void)
         REQUIRE(!s, "quarot: %s", lb_errmsg());
         CHECK(!r->cfg.tied_embeddings && r->final_norm.rep && r->layers[0].attn_norm.rep, "untied, norms set");
         float a[67], b[67], e[67];
-        REQUIRE(!logits_of(&t.m, 1, tok, 9, a) && !logits_of(r, 1, tok, 9, b), "forward: %s", lb_errmsg());
+        REQUIRE(!test_decode_logits(&t.m, 1, tok, 9, a) && !test_decode_logits(r, 1, tok, 9, b), "forward: %s", lb_errmsg());
         double dmax = 0, amax = 0;
         for (int i = 0; i < c.vocab_size; i++) { dmax = fmax(dmax, fabs(a[i] - b[i])); amax = fmax(amax, fabs(a[i])); }
         printf("quarot variant %d: max |dlogit| %.2e (max |logit| %.2e)\n", v, dmax, amax);
@@ -249,7 +238,7 @@ static void test_quarot(void)
         s = lb_model_load(path, &q);
         unlink(path);
         REQUIRE(!s, "load: %s", lb_errmsg());
-        REQUIRE(!logits_of(q, 1, tok, 9, e), "forward");
+        REQUIRE(!test_decode_logits(q, 1, tok, 9, e), "forward");
         CHECK(!memcmp(b, e, sizeof b), "variant %d: logits after save/load differ", v);
         lb_model_quant_opts o = {.format = "int8_g32", .n_threads = 1};
         lb_model_free(q);

@@ -309,17 +309,6 @@ static void test_linear(void)
     }
 }
 
-static lb_status logits_of(const lb_model *m, int threads, const int32_t *tok, int64_t n, float *out)
-{
-    lb_session *s;
-    lb_status st = lb_session_create(m, &(lb_session_opts){.n_threads = threads, .max_ctx = 64, .max_batch = 16}, &s);
-    if (st) return st;
-    st = lb_forward(s, tok, n, NULL);          /* prefill */
-    if (!st) st = lb_forward(s, tok, 1, out);   /* one decode step */
-    lb_session_free(s);
-    return st;
-}
-
 static void test_model(void)
 {
     const char *dir = test_model_path("tinystories-656k");
@@ -334,7 +323,7 @@ static void test_model(void)
     int64_t V = info.vocab_size;
     float *c = malloc(sizeof(float) * (size_t)V), *a = malloc(sizeof(float) * (size_t)V), *b = malloc(sizeof(float) * (size_t)V);
     int32_t tok[12] = {1, 400, 62, 9, 77, 310, 5, 98, 1022, 3, 14, 15};
-    REQUIRE(!logits_of(q, 1, tok, 12, c), "forward: %s", lb_errmsg());
+    REQUIRE(!test_decode_logits(q, 1, tok, 12, c), "forward: %s", lb_errmsg());
     REQUIRE(!lb_model_set_act(q, "int8", NULL), "set: %s", lb_errmsg());
     lb__wname wn[256];
     int64_t n = lb__model_names(q, wn, 256), paired = 0, linears = 0;
@@ -346,8 +335,8 @@ static void test_model(void)
     }
     CHECK(linears == 14 && paired == linears, "%lld of %lld linears take the sparse integer product", (long long)paired,
           (long long)linears);
-    REQUIRE(!logits_of(q, 1, tok, 12, a), "forward: %s", lb_errmsg());
-    REQUIRE(!logits_of(q, 2, tok, 12, b), "forward: %s", lb_errmsg());
+    REQUIRE(!test_decode_logits(q, 1, tok, 12, a), "forward: %s", lb_errmsg());
+    REQUIRE(!test_decode_logits(q, 2, tok, 12, b), "forward: %s", lb_errmsg());
     CHECK(!memcmp(a, b, sizeof(float) * (size_t)V), "1 and 2 threads give different logits");
     double md = 0, range = 0;
     for (int64_t i = 0; i < V; i++) {
