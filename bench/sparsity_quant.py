@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Tables of bench/sparsity_quant.sh: mean KLD of pruned files with F32 /
-int4_g32 / mxfp4 kept values, per model and text. A value marked * had
+"""Tables of bench/sparsity_quant.sh: mean KLD, top-1 agreement and PPL
+ratio of pruned files with F32 / int4_g32 / mxfp4 kept values, per model
+and text. A value marked * had
 some pruned linears keep F32 values (N:M kept count per row not a multiple
 of the format's block; the count packed is given below each table);
 unstructured masks are packed with padding (weights/sparse.c).
@@ -16,9 +17,15 @@ PATS = [("u50", "unstr. 50%"), ("u60", "unstr. 60%"), ("u70", "unstr. 70%"), ("2
 ROWS = [("magnitude", "rtn"), ("wanda", "rtn"), ("sparsegpt", "rtn"), ("sparsegpt", "joint")]
 
 
+METRICS = [("mean KLD", "kld", "%.3f", 1), ("top-1 agreement %", "top1", "%.1f", 100),
+           ("PPL ratio", "ppl_ratio", "%.3f", 1)]
+METRIC = METRICS[0]
+
+
 def kld(base, tx):
+    """The current METRIC of a file on text tx (None when not measured)."""
     f = base + ".%s.kld.json" % tx
-    return json.load(open(f))["kld"] if os.path.exists(f) else None
+    return json.load(open(f))[METRIC[1]] * METRIC[3] if os.path.exists(f) else None
 
 
 def packed(base, fmt):
@@ -27,34 +34,35 @@ def packed(base, fmt):
     return sum(t["stored"].startswith(fmt) for t in pr), len(pr)
 
 
-for mn, mname in MODELS:
-    for tx, tname in TEXTS:
-        print("#### %s on %s: mean KLD, kept values F32 / int4_g32 / mxfp4\n" % (mname, tname))
-        print("| criterion | " + " | ".join(p for _, p in PATS) + " |")
-        print("|---|" + "---:|" * len(PATS))
-        notes = set()
-        for crit, mode in ROWS:
-            cells = []
-            for p, _ in PATS:
-                parts = []
-                f32 = None if mode == "joint" else kld("%s/%s_%s_%s.safetensors" % (D, mn, crit, p), tx)
-                parts.append("-" if f32 is None else "%.3f" % f32)
-                for fmt in ("int4_g32", "mxfp4"):
-                    base = "%s/%s_%s_%s_%s_%s.safetensors" % (D, mn, crit, p, fmt, mode)
-                    v = kld(base, tx) if os.path.exists(base + ".json") else None
-                    if v is None:
-                        parts.append("-")
-                        continue
-                    k, n = packed(base, fmt)
-                    parts.append("%.3f%s" % (v, "" if k == n else "*"))
-                    if k != n:
-                        notes.add("%s%s %s: %d of %d" % (crit, " joint" if mode == "joint" else "",
-                                                         dict(PATS)[p], k, n))
-                cells.append(" / ".join(parts))
-            print("| %s%s | %s |" % (crit, " joint" if mode == "joint" else "", " | ".join(cells)))
-        if notes:
-            print("\n\\* linears with packed values (both formats): " + "; ".join(sorted(notes)))
-        print()
+for METRIC in METRICS:
+    for mn, mname in MODELS:
+        for tx, tname in TEXTS:
+            print("#### %s on %s: %s, kept values F32 / int4_g32 / mxfp4\n" % (mname, tname, METRIC[0]))
+            print("| criterion | " + " | ".join(p for _, p in PATS) + " |")
+            print("|---|" + "---:|" * len(PATS))
+            notes = set()
+            for crit, mode in ROWS:
+                cells = []
+                for p, _ in PATS:
+                    parts = []
+                    f32 = None if mode == "joint" else kld("%s/%s_%s_%s.safetensors" % (D, mn, crit, p), tx)
+                    parts.append("-" if f32 is None else METRIC[2] % f32)
+                    for fmt in ("int4_g32", "mxfp4"):
+                        base = "%s/%s_%s_%s_%s_%s.safetensors" % (D, mn, crit, p, fmt, mode)
+                        v = kld(base, tx) if os.path.exists(base + ".json") else None
+                        if v is None:
+                            parts.append("-")
+                            continue
+                        k, n = packed(base, fmt)
+                        parts.append(METRIC[2] % v + ("" if k == n else "*"))
+                        if k != n:
+                            notes.add("%s%s %s: %d of %d" % (crit, " joint" if mode == "joint" else "",
+                                                             dict(PATS)[p], k, n))
+                    cells.append(" / ".join(parts))
+                print("| %s%s | %s |" % (crit, " joint" if mode == "joint" else "", " | ".join(cells)))
+            if notes:
+                print("\n\\* linears with packed values (both formats): " + "; ".join(sorted(notes)))
+            print()
 
 # ---- file sizes of the unstructured files with packed (padded) values
 import math
