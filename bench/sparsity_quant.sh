@@ -6,9 +6,11 @@
 # padded storage; sparsegpt's N:M and V:N:M also --joint). Same calibration
 # and scoring as bench/sparsity_measure.sh, whose dense logits it needs (made
 # here when DIR lacks them, as are the F32 unstructured files). PATS picks
-# the patterns (default all: "u50 u60 u70 2:4 4:8 8:2:8").
+# the patterns (default all: "u50 u60 u70 2:4 4:8 8:2:8"), CRITS the
+# criteria (default "magnitude wanda sparsegpt"). sparsegpt with --format
+# and an unstructured pattern uses prune's default per-row groups.
 # Usage (repository root, after make):
-#   [PATS="u50 u60 u70"] bench/sparsity_quant.sh [DIR]; bench/sparsity_quant.py [DIR]
+#   [PATS="u50 u60 u70"] [CRITS=sparsegpt] bench/sparsity_quant.sh [DIR]; bench/sparsity_quant.py [DIR]
 set -e
 L=./build/lowbit
 M260=../shared/models/stories260K/stories260K.bin
@@ -26,7 +28,7 @@ for mn in s260 t656; do
   for fmt in int4_g32 mxfp4; do   # the dense file of each format, for the file sizes
     [ -f $D/${mn}_dense_$fmt.safetensors ] || $L quantize --model $M --out $D/${mn}_dense_$fmt.safetensors --format $fmt --force > /dev/null
   done
-  for crit in magnitude wanda sparsegpt; do
+  for crit in ${CRITS:-magnitude wanda sparsegpt}; do
     for pat in ${PATS:-u50 u60 u70 2:4 4:8 8:2:8}; do
       case $pat in u*) P="--pattern unstructured --ratio 0.${pat#u}";; *) P="--pattern $pat";; esac
       C=""; [ $crit != magnitude ] && C="--calib-text $D/calib.txt"

@@ -931,6 +931,11 @@ typedef struct lb_prune_opts {
     const lb_calib_stats *calib;/* this matrix's input statistics (wanda, sparsegpt) */
     double damp;                /* sparsegpt: damping, fraction of mean(diag H) (0 = 0.01) */
     int64_t block;              /* sparsegpt: columns per mask block (0 = 128; rounded down to a multiple of M) */
+    int row_groups;             /* sparsegpt, unstructured: 1 = each row of a block prunes its own floor(width *
+                                   ratio) lowest scores (every row keeps the same count, so packed values need
+                                   no padding); 0 = one threshold over all rows of the block (the reference);
+                                   lb_model_prune turns 0 into 1 when the kept values are packed (a format),
+                                   -1 keeps the reference there too (ragged rows, padded) */
 } lb_prune_opts;
 /* w (rows x cols) is pruned in place (sparsegpt also updates the kept
  * weights); keep (rows x cols bytes, may be NULL) gets 1 for kept weights. */

@@ -33,10 +33,18 @@ if [ -f "$M/stories260K/stories260K.bin" ] && [ -f "$D/tinystories/tinystories_v
     check p-joint-down grep -q "down_proj.weight .*F32 2:4 bitmask" "$T/out"
     expect_ok p-joint-run $CLI run --model "$T/j.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
     # unstructured with --format: the exact ratio (64 - floor(64 x 0.6) = 26 kept), padded storage;
-    # SparseGPT's rows of different counts packed too
+    # SparseGPT with packed values: per-row groups by default (every row the same count, the file smaller
+    # than with the reference's block-wide threshold, --groups block, whose rows differ and pad)
+    expect_ok p-sgpt-row $CLI prune --model "$S" --out "$T/g1.safetensors" --criterion sparsegpt --ratio 0.5 --format int4_g32 --calib "$T/s260.stats"
+    expect_ok p-sgpt-block $CLI prune --model "$S" --out "$T/g2.safetensors" --criterion sparsegpt --ratio 0.5 --format int4_g32 --calib "$T/s260.stats" --groups block
+    check p-sgpt-row-smaller test "$(wc -c < "$T/g1.safetensors")" -lt "$(wc -c < "$T/g2.safetensors")"
+    expect_fail p-groups-magnitude "--groups applies to --criterion sparsegpt" $CLI prune --model "$S" --out "$T/c.safetensors" --ratio 0.5 --groups row
+    expect_fail p-groups-bad "--groups" $CLI prune --model "$S" --out "$T/c.safetensors" --criterion sparsegpt --calib "$T/s260.stats" --groups col
+    check p-groups-nothing test ! -e "$T/c.safetensors"
+    # SparseGPT's rows of different counts packed too (the reference's rule)
     expect_ok p-pad $CLI prune --model "$S" --out "$T/u.safetensors" --ratio 0.6 --format int4_g32
     check p-pad-exact grep -q "q_proj.weight .*int4_g32 unstructured bitmask *0.5938" "$T/out"
-    expect_ok p-pad-sgpt $CLI prune --model "$S" --out "$T/u.safetensors" --criterion sparsegpt --ratio 0.6 --format int4_g32 --calib "$T/s260.stats" --force
+    expect_ok p-pad-sgpt $CLI prune --model "$S" --out "$T/u.safetensors" --criterion sparsegpt --ratio 0.6 --format int4_g32 --calib "$T/s260.stats" --groups block --force
     check p-pad-sgpt-down grep -q "down_proj.weight .*int4_g32 unstructured bitmask" "$T/out"
     expect_ok p-pad-run $CLI run --model "$T/u.safetensors" --tokenizer "$M/stories260K/tok512.bin" --temp 0 -n 8
     # truncated values: down_proj's codes tensor one block (16 bytes) short per row, the file otherwise consistent

@@ -187,10 +187,11 @@ static int64_t row_kept(const lb_weight *w, int64_t r)
 
 /* Every linear of q packed in int4_g32 with k = its longest row rounded up
  * to 32, at the derived bytes; magnitude and wanda: every row keeps exactly
- * cols - floor(cols R); sparsegpt: each mask block (the whole row here,
- * cols <= 128) prunes floor(rows cols R) over all rows. Returns the number
+ * cols - floor(cols R), and so does sparsegpt with per-row groups (its mask
+ * block is the whole row here, cols <= 128); block_wide (the reference's
+ * rule): each block prunes floor(rows cols R) over all rows. Returns the number
  * of linears whose rows keep different counts. */
-static int64_t check_model(const lb_model *q, const char *crit, double R)
+static int64_t check_model(const lb_model *q, const char *crit, double R, bool block_wide)
 {
     lb__wname wn[64];
     int64_t n = lb__model_names((lb_model *)q, wn, 64), ragged = 0, lin = 0;
@@ -210,12 +211,12 @@ static int64_t check_model(const lb_model *q, const char *crit, double R)
         kmax = 0;
         for (int64_t r = 0; r < w->rows; r++) {
             int64_t k = row_kept(w, r);
-            off += strcmp(crit, "sparsegpt") && k != want;
+            off += !block_wide && k != want;
             kmax = k > kmax ? k : kmax;
             total += k;
             ragged += r && k != row_kept(w, 0);
         }
-        if (!strcmp(crit, "sparsegpt"))
+        if (block_wide)
             CHECK(total == w->rows * w->cols - (int64_t)floor((double)(w->rows * w->cols) * R), "%s: %lld kept in all",
                   wn[i].name, (long long)total);
         CHECK(off == 0, "%s %s R %g: %lld rows do not keep %lld", crit, wn[i].name, R, (long long)off, (long long)want);
@@ -260,18 +261,24 @@ static void test_models(void)
     build(&t, cfg, dt);
     int32_t tok[96];
     for (int i = 0; i < 96; i++) tok[i] = (int32_t)(lb_rng_u64(&rng) % 67);
-    static const struct { const char *crit; double R; } cases[] = {{"magnitude", 0.6}, {"wanda", 0.7}, {"sparsegpt", 0.5}};
+    /* sparsegpt with packed values: per-row groups by default (every row keeps
+     * cols - floor(cols R) in each block), row_groups -1: the reference's one
+     * threshold over the block's rows (ragged rows, padded) */
+    static const struct { const char *crit; double R; int rg; } cases[] = {
+        {"magnitude", 0.6, 0}, {"wanda", 0.7, 0}, {"sparsegpt", 0.5, 0}, {"sparsegpt", 0.5, -1}};
     lb_model *q = NULL;
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < 4; c++) {
         bool cal = strcmp(cases[c].crit, "magnitude") != 0;
-        lb_model_prune_opts o = {.p = {.criterion = cases[c].crit, .pattern = "unstructured", .ratio = cases[c].R},
+        lb_model_prune_opts o = {.p = {.criterion = cases[c].crit, .pattern = "unstructured", .ratio = cases[c].R,
+                                       .row_groups = cases[c].rg},
                                  .format = "int4_g32", .n_threads = 2, .tokens = cal ? tok : NULL,
                                  .n_tokens = cal ? 96 : 0, .ctx = 32};
         lb_model_free(q);
         q = NULL;
         REQUIRE(lb_model_prune(&t.m, &o, &q, NULL) == LB_OK, "%s: %s", cases[c].crit, lb_errmsg());
-        int64_t ragged = check_model(q, cases[c].crit, cases[c].R);
-        CHECK(cal && c == 2 ? ragged > 0 : ragged == 0, "%s: %lld ragged linears", cases[c].crit, (long long)ragged);
+        int64_t ragged = check_model(q, cases[c].crit, cases[c].R, cases[c].rg < 0);
+        CHECK(cases[c].rg < 0 ? ragged > 0 : ragged == 0, "%s row_groups %d: %lld ragged linears", cases[c].crit,
+              cases[c].rg, (long long)ragged);
     }
     /* q: sparsegpt, ragged rows. Save / load bit-exact, same logits. */
     lb_model *back = NULL;

@@ -167,7 +167,9 @@ static void vs_numpy_fmt(const char *py, const char *crit, const char *pat, doub
     unlink(out);
     CHECK(ok, "%s failed", cmd);
     memcpy(w, w0, n * sizeof(float));
-    lb_prune_opts o = {.criterion = crit, .pattern = pat, .ratio = ratio, .calib = st, .block = block};
+    bool rows_g = !strcmp(crit, "sparsegpt:rows");   /* row_groups: each row of a block prunes its own lowest */
+    lb_prune_opts o = {.criterion = rows_g ? "sparsegpt" : crit, .pattern = pat, .ratio = ratio, .calib = st,
+                       .block = block, .row_groups = rows_g};
     lb_qmatrix q = {0};
     if (fmt) {
         CHECK(lb_prune_quantize_matrix(&o, lb_format_find(fmt), w, rows, cols, kc, &q) == LB_OK, "%s", lb_errmsg());
@@ -209,6 +211,11 @@ static void test_numpy(void)
     int64_t rows = 20, cols = 72;   /* sparsegpt blocks of 32: 32, 32, 8 */
     rstats st;
     rand_stats(&st, cols, 4 * cols);
+    for (int k = 0; k < 2; k++) {   /* SparseGPT with per-row groups in each block, as packed values get */
+        float *w0 = rand_w(rows, cols);
+        vs_numpy(py, "sparsegpt:rows", "unstructured", k ? 0.6 : 0.5, w0, rows, cols, &st.s, 32);
+        free(w0);
+    }
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < 4; i++) {
             float *w0 = rand_w(rows, cols);

@@ -13,7 +13,7 @@ static void help(void)
 {
     printf("usage: lowbit prune --model IN --out OUT.safetensors [--criterion C] [--pattern P] [--ratio R]\n"
            "                     [--calib STATS | --calib-text FILE [--calib-tokens N] [--sequential]] [--ctx N] [--dtype f32|f16|bf16] [--format F]\n"
-           "                     [--joint] [--damp D] [--block B] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
+           "                     [--joint] [--damp D] [--block B] [--groups block|row] [--keep GLOB ...] [--threads K] [--force] [--json]\n"
            "Prunes the linear weights (q, k, v, o, gate, up, down) of a model and stores them sparse: the kept\n"
            "values plus a bitmask (or an index list when that is smaller); see docs/sparsity.md.\n"
            "  --criterion C     magnitude (default), wanda (|W| x ||X_j||), sparsegpt (OBS with error feedback);\n"
@@ -37,6 +37,10 @@ static void help(void)
            "                    rounding error fed forward too (instead of pruning, then RTN)\n"
            "  --damp D          sparsegpt damping, fraction of mean(diag H) (default 0.01)\n"
            "  --block B         sparsegpt columns per mask block (default 128)\n"
+           "  --groups G        sparsegpt, unstructured: 'block' = one threshold over all rows of a mask block\n"
+           "                    (the reference; rows keep different counts), 'row' = each row of a block\n"
+           "                    prunes its own lowest scores (default: row with --format, so packed rows need\n"
+           "                    no padding; block without)\n"
            "  --keep GLOB       leave linears whose Hugging Face name matches dense (repeatable)\n"
            "  --threads K       worker threads (0 = all cores, the default); the output does not depend on it\n"
            "  --force           replace an existing OUT (never the model's own files)\n"
@@ -147,7 +151,7 @@ int cmd_prune(int argc, char **argv)
     const char *keep[MAX_KEEP];
     lb_model_prune_opts o = {.p = {.criterion = "magnitude", .pattern = "unstructured", .ratio = 0.5}};
     bool json = false, force = false, joint = false, seq = false;
-    int n_keep = 0;
+    int n_keep = 0, groups = 0, n_groups = 0;
     int64_t threads = 0, n_calib = 4096, ctx = 128, block = 0;
     const cli_optdef defs[] = {
         CLI_O_PATH("--model", &in), CLI_O_PATH("--out", &out), CLI_O_STR("--criterion", &o.p.criterion),
@@ -155,11 +159,15 @@ int cmd_prune(int argc, char **argv)
         CLI_O_PATH("--calib", &stats), CLI_O_PATH("--calib-text", &text), CLI_O_INT("--calib-tokens", &n_calib, 2, INT64_MAX),
         CLI_O_INT("--ctx", &ctx, 2, 1 << 20), CLI_O_STR("--dtype", &o.dtype), CLI_O_STR("--format", &o.format), CLI_O_FLOAT("--damp", &o.p.damp, 0, 1e6),
         CLI_O_INT("--block", &block, 1, 1 << 20), CLI_O_MULTI("--keep", keep, MAX_KEEP, &n_keep), CLI_THREADS(&threads),
-        CLI_O_FLAG("--joint", &joint), CLI_O_FLAG("--sequential", &seq), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json), {0}};
+        CLI_O_FLAG("--joint", &joint), CLI_O_FLAG("--sequential", &seq), CLI_O_FLAG("--force", &force), CLI_O_FLAG("--json", &json),
+        {.name = "--groups", .kind = CLI_CHOICE, .dst = &groups, .choices = "block|row", .seen = &n_groups}, {0}};
     int rc = cli_parse("prune", argc, argv, defs, NULL, 0, NULL);
     if (rc < 0) { help(); return 0; }
     if (rc) return rc;
     if (!in || !out) return cli_fail("prune", "--model and --out are required (see lowbit prune --help)");
+    if (n_groups && (strcmp(o.p.criterion, "sparsegpt") || strcmp(o.p.pattern, "unstructured")))
+        return cli_fail("prune", "--groups applies to --criterion sparsegpt with --pattern unstructured");
+    if (n_groups) o.p.row_groups = groups ? 1 : -1;
     if (!(o.p.ratio >= 0 && o.p.ratio < 1)) return cli_fail("prune", "--ratio %g: must lie in [0, 1)", o.p.ratio);
     bool calib = !strcmp(o.p.criterion, "wanda") || !strcmp(o.p.criterion, "sparsegpt");
     if (stats && text) return cli_fail("prune", "--calib and --calib-text exclude each other");

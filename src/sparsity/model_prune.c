@@ -132,6 +132,7 @@ static void prune_task(void *ctx, int64_t b, int64_t e, int thread)
         lb_status s = orig && j->w && j->keep ? lb__weight_f32(j->src, orig) : LB_ERR_NOMEM;
         lb_prune_opts po = r->o->p;
         po.calib = r->crit->calib ? &j->st : NULL;
+        if (r->fmt && !po.row_groups) po.row_groups = 1;   /* packed values: SparseGPT keeps one count per row */
         bool joint = r->joint && !lb__sparsegpt_joint_fits(&r->pat, r->fmt, j->src->cols);
         if (!s) {
             memcpy(j->w, orig, (size_t)n * sizeof *orig);

@@ -7,7 +7,9 @@
  * the current (already updated) weights with the score w^2 / U_jj^2:
  *   - unstructured: per block of `block` columns (128), one threshold over
  *     all rows of the block: the floor(rows * width * ratio) lowest scores
- *     are pruned (the reference's `<=` threshold prunes one more);
+ *     are pruned (the reference's `<=` threshold prunes one more); with
+ *     row_groups each row of the block prunes its own floor(width * ratio)
+ *     lowest (the unstructured pattern's rule on the block's scores);
  *   - N:M and V:N:M: at the first column of every group of M, the pattern's
  *     own selection on the M columns (the block is a multiple of M).
  * All in double; the kept weights are rounded to float at the end. The
@@ -48,11 +50,12 @@ static void sgpt_damp(double *H, double *W, int64_t rows, int64_t n, double damp
     for (int64_t j = 0; j < n; j++) H[j * n + j] += damp * mean;
 }
 
-/* Unstructured mask of columns [i1, i2): one threshold over the block. */
-static lb_status block_mask(const lb__pattern *p, const double *W, const double *U, int64_t rows, int64_t n,
-                            int64_t i1, int64_t i2, uint8_t *keep)
+/* Unstructured mask of columns [i1, i2): one threshold over the block, or
+ * (row_groups) the unstructured pattern's per-row rule on its scores. */
+static lb_status block_mask(const lb__pattern *p, bool row_groups, const double *W, const double *U, int64_t rows,
+                            int64_t n, int64_t i1, int64_t i2, uint8_t *keep)
 {
-    int64_t g = i2 - i1, numel = rows * g, k = (int64_t)floor((double)numel * p->ratio);
+    int64_t g = i2 - i1, numel = rows * g, k = row_groups ? 0 : (int64_t)floor((double)numel * p->ratio);
     double *s = lb__alloc((size_t)numel * sizeof *s);
     int64_t *idx = lb__alloc((size_t)numel * sizeof *idx);
     if (!s || !idx) { LB_FREE(s); LB_FREE(idx); return lb__err(LB_ERR_NOMEM, "out of memory"); }
@@ -61,10 +64,14 @@ static lb_status block_mask(const lb__pattern *p, const double *W, const double 
             double w = W[r * n + i1 + j], d = U[(i1 + j) * n + i1 + j];
             s[r * g + j] = w * w / (d * d);
         }
-    lb__order_asc(s, 1, numel, idx);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t j = 0; j < g; j++) keep[r * n + i1 + j] = 1;
-    for (int64_t i = 0; i < k; i++) keep[idx[i] / g * n + i1 + idx[i] % g] = 0;
+    if (row_groups)
+        lb__pat_unstructured.select(p, s, rows, g, g, keep + i1, n);
+    else {
+        lb__order_asc(s, 1, numel, idx);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = 0; j < g; j++) keep[r * n + i1 + j] = 1;
+        for (int64_t i = 0; i < k; i++) keep[idx[i] / g * n + i1 + idx[i] % g] = 0;
+    }
     LB_FREE(s);
     LB_FREE(idx);
     return LB_OK;
@@ -112,7 +119,7 @@ static lb_status sgpt_run(const lb_prune_opts *o, const lb__pattern *p, double *
     if (!gs) return lb__err(LB_ERR_NOMEM, "out of memory");
     for (int64_t i1 = 0; i1 < n && !s; i1 += B) {
         int64_t i2 = lb__min64(n, i1 + B);
-        if (p->kind == LB__PAT_UNSTRUCTURED) s = block_mask(p, W, H, rows, n, i1, i2, keep);
+        if (p->kind == LB__PAT_UNSTRUCTURED) s = block_mask(p, o->row_groups > 0, W, H, rows, n, i1, i2, keep);
         for (int64_t i = i1; i < i2 && !s; i++) {
             if (p->kind != LB__PAT_UNSTRUCTURED && (i - i1) % m == 0)
                 group_mask(p, W, H, rows, n, i, lb__min64(m, i2 - i), gs, keep);

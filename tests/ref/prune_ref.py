@@ -63,7 +63,7 @@ def select(kind, v, n, m, ratio, S):
     return keep
 
 
-def sparsegpt(W, H, kind, v, n, m, ratio, damp, block):
+def sparsegpt(W, H, kind, v, n, m, ratio, damp, block, rows_groups=False):
     W = W.astype(np.float64).copy()
     H = H.copy()
     rows, cols = W.shape
@@ -81,7 +81,9 @@ def sparsegpt(W, H, kind, v, n, m, ratio, damp, block):
         Hinv1 = Hinv[i1:i2, i1:i2]
         Err1 = np.zeros_like(W1)
         d = np.diag(Hinv1)
-        if kind == "un":
+        if kind == "un" and rows_groups:   # each row of the block prunes its own lowest
+            mask1 = select("un", 0, 0, 0, ratio, W1 ** 2 / d.reshape(1, -1) ** 2)
+        elif kind == "un":
             tmp = W1 ** 2 / d.reshape(1, -1) ** 2
             k = int(np.floor(tmp.size * ratio))
             flat = np.ones(tmp.size, dtype=bool)
@@ -174,8 +176,8 @@ def main():
     kind, v, n, m = parse(pattern)
     if crit == "sparsegpt+int4_g32":
         keep, Wp = sparsegpt_joint(W, H, kind, v, n, m, damp)
-    elif crit == "sparsegpt":
-        keep, Wp = sparsegpt(W, H, kind, v, n, m, ratio, damp, block)
+    elif crit in ("sparsegpt", "sparsegpt:rows"):
+        keep, Wp = sparsegpt(W, H, kind, v, n, m, ratio, damp, block, crit == "sparsegpt:rows")
     else:
         S = np.abs(W.astype(np.float64))
         if crit == "wanda":
