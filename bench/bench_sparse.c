@@ -186,23 +186,33 @@ static void cache_vs_stream(var *v, lb_wspace *ws, int64_t rows, int64_t cols, l
     }
 }
 
+/* Seeded Gaussian weights (rows x cols) and input, an output row, and
+ * COPIES BF16 copies of the weights (the matrices the variants are built from). */
+static void shape_data(int64_t rows, int64_t cols, float **w, float **x, float **y, uint16_t **bf)
+{
+    int64_t n = rows * cols;
+    *w = malloc(sizeof(float) * (size_t)n);
+    *x = malloc(sizeof(float) * (size_t)cols);
+    *y = malloc(sizeof(float) * (size_t)rows);
+    lb_rng r;
+    lb_rng_seed(&r, 1);
+    for (int64_t i = 0; i < n; i++) (*w)[i] = (float)lb_rng_normal(&r) * 0.05f;
+    for (int64_t i = 0; i < cols; i++) (*x)[i] = (float)lb_rng_normal(&r);
+    for (int c = 0; c < COPIES; c++) {
+        bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
+        lb_f32_to_bf16_row(*w, bf[c], n);
+    }
+}
+
 static int profile(const char *only)
 {
     const int64_t shapes[3][2] = {{768, 768}, {2048, 768}, {768, 2048}};
     printf("| shape | variant | threads | in cache ns/weight | streamed ns/weight | streamed / in cache |\n|---|---|---:|---:|---:|---:|\n");
     for (int s = 0; s < 3; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
-        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
-        float *y = malloc(sizeof(float) * (size_t)rows);
+        float *w, *x, *y;
         uint16_t *bf[COPIES];
-        lb_rng r;
-        lb_rng_seed(&r, 1);
-        for (int64_t i = 0; i < n; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
-        for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
-        for (int c = 0; c < COPIES; c++) {
-            bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
-            lb_f32_to_bf16_row(w, bf[c], n);
-        }
+        shape_data(rows, cols, &w, &x, &y, bf);
         for (int v = 0; v < N_VAR; v++) {
             if ((only && !strstr(var_name[v], only)) || !strstr(var_name[v], "BF16")) continue;
             var vv;
@@ -240,17 +250,9 @@ int main(int argc, char **argv)
     printf("plain read bandwidth: %.2f GB/s (1 thread), %.2f GB/s (2 threads)\n", bw[1] / 1e9, bw[2] / 1e9);
     for (int s = 0; s < 3; s++) {
         int64_t rows = shapes[s][0], cols = shapes[s][1], n = rows * cols;
-        float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)cols);
-        float *y = malloc(sizeof(float) * (size_t)rows);
+        float *w, *x, *y;
         uint16_t *bf[COPIES];
-        lb_rng r;
-        lb_rng_seed(&r, 1);
-        for (int64_t i = 0; i < n; i++) w[i] = (float)lb_rng_normal(&r) * 0.05f;
-        for (int64_t i = 0; i < cols; i++) x[i] = (float)lb_rng_normal(&r);
-        for (int c = 0; c < COPIES; c++) {
-            bf[c] = malloc(sizeof(uint16_t) * (size_t)n);
-            lb_f32_to_bf16_row(w, bf[c], n);
-        }
+        shape_data(rows, cols, &w, &x, &y, bf);
         printf("\n%lld x %lld\n| variant | bytes/weight | threads | ns/weight | speed-up (wall) | speed-up (CPU time) | fraction of read bandwidth |\n"
                "|---|---:|---:|---:|---:|---:|---:|\n", (long long)rows, (long long)cols);
         var base, base4, base48;
