@@ -115,10 +115,12 @@ static void test_vacc(void)
                                 double d = o0[j * hd + c], mag = fabs(d);
                                 for (int64_t t = 0; t < n; t++) {
                                     int64_t g = (c >> gsh) * SST + t;
-                                    double x = code_of(codes, t * hd + c, bits) * (double)lb_f16_to_f32(s16[g]) +
-                                               lb_f16_to_f32(m16[g]);
-                                    d += w[j * WS + t] * x;
-                                    mag += fabs(w[j * WS + t] * x);
+                                    double cs = code_of(codes, t * hd + c, bits) * (double)lb_f16_to_f32(s16[g]),
+                                           m = lb_f16_to_f32(m16[g]);
+                                    d += w[j * WS + t] * (cs + m);
+                                    /* x = code s + m is rounded before the cancellation of its two terms:
+                                       the error scale is |w| (|code s| + |m|), not |w x| */
+                                    mag += fabs(w[j * WS + t]) * (fabs(cs) + fabs(m));
                                 }
                                 err = fmax(err, fabs(want[j * hd + c] - d) / (mag + 1e-30));
                             }
